@@ -1,0 +1,73 @@
+//! Configuration and start-up pieces both binaries share (included with `#[path]`, not a crate: it is
+//! glue, and the binaries stay thin).
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "MIGRATE_HUB_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info,migrate_hub_storage=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+}
+
+/// Installs the global `tracing` subscriber. Logs go to stderr so stdout stays for command output.
+pub fn init_tracing(args: &LogArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&args.log_filter).context("invalid log filter")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match args.log_format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// URL of the tool database (postgres://user:password@host:port/database). Never logged.
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    pub url: SecretString,
+    /// Most connections this process opens to the tool database.
+    #[arg(long, env = "MIGRATE_HUB_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+impl DatabaseArgs {
+    /// Parses the URL. The error names what is wrong without repeating the URL, which may hold a password.
+    pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
+        PgConnectOptions::from_str(self.url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid postgres:// URL"))
+    }
+
+    pub fn pool_settings(&self, application_name: &str) -> storage::pool::PoolSettings {
+        storage::pool::PoolSettings {
+            max_connections: self.db_max_connections,
+            application_name: application_name.to_owned(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Refuses to go on unless the tool database is reachable and its schema is exactly this binary's.
+pub async fn require_current_schema(pool: &storage::PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
+    let status = storage::schema::status(&mut conn).await.context("cannot read the tool database schema")?;
+    anyhow::ensure!(status.is_current(), "{}", status.describe());
+    Ok(())
+}

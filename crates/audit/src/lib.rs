@@ -1,0 +1,13 @@
+//! The audit log: the closed set of things that get recorded, and the hash chain that makes tampering
+//! detectable.
+//!
+//! Every row stores the hash of the row before it, and its own hash covers its content and that previous
+//! hash, so changing or deleting any row breaks every hash after it ([`verify`] finds the first). Events are
+//! written in the caller's transaction: a state change and its audit row commit together or not at all.
+//!
+//! This crate must never receive a secret: details are built from ids and names, and it knows nothing about
+//! HTTP or SQL (rows go through `storage::audit`).
+
+mod chain;
+
+pub use chain::{AuditError, Event, Verification, record, verify};

@@ -1,0 +1,400 @@
+//! The records of the tool database as the rest of the hub sees them.
+//!
+//! These are plain data: every field that has rules is one of the validated types of [`crate::values`] or
+//! a closed enum, so a `Target` in memory always satisfies what the database CHECKs say. Storage converts
+//! its private row types into these; nothing above storage ever sees a raw row.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::checksum::Checksum;
+use crate::enums::{
+    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, LogLevel, Role, TlsMode, TokenScope,
+    TransactionMode, WorkerStatus,
+};
+use crate::ids::{
+    ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, TokenId, UserId, VersionId,
+    WorkerId,
+};
+use crate::policy::{EnvironmentPolicy, PinnedChecksums};
+use crate::run::{RunItemStatus, RunStatus};
+use crate::values::{DisplayName, Email, Identifier, MigrationName, Name, VersionKey};
+
+/// A user is identified by the OIDC issuer and subject once they have logged in; before that an admin
+/// may have pre-provisioned them by email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcIdentity {
+    pub issuer: String,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub display_name: DisplayName,
+    pub role: Role,
+    pub disabled: bool,
+    pub oidc_identity: Option<OidcIdentity>,
+    pub has_password: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Email,
+    pub display_name: DisplayName,
+    pub role: Role,
+    pub oidc_identity: Option<OidcIdentity>,
+    /// An argon2 PHC string, never a password.
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: TokenId,
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub scope: TokenScope,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    /// Whether the token may authenticate a request at `now`.
+    pub fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|expiry| now < expiry)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    /// The keyed hash of the token; the token itself is shown once and never stored.
+    pub hash: [u8; 32],
+    pub scope: TokenScope,
+    pub created_by: UserId,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub id: EnvironmentId,
+    pub name: Name,
+    pub description: String,
+    pub policy: EnvironmentPolicy,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEnvironment {
+    pub name: Name,
+    pub description: String,
+    pub policy: EnvironmentPolicy,
+}
+
+/// Where a target's password comes from. The sealed bytes themselves are not part of this record:
+/// they are read only by the code that connects (see `storage::targets::sealed_secret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// No password (e.g. trust or certificate authentication).
+    None,
+    /// Encrypted at rest under the master key `key_id`.
+    Sealed { key_id: String },
+    /// Resolved by the worker from its own environment (`env:NAME`) or a file (`file:/path`).
+    Reference { reference: String },
+}
+
+/// A password sealed with AES-256-GCM, as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub key_id: String,
+    pub nonce: [u8; 12],
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Ciphertext is not a secret, but nobody needs it in a log line either.
+        f.debug_struct("SealedSecret").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub id: TargetId,
+    pub environment_id: EnvironmentId,
+    pub name: Name,
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub schema: Option<Identifier>,
+    pub username: String,
+    pub secret: SecretSource,
+    pub tls_mode: TlsMode,
+    pub labels: BTreeMap<String, String>,
+    pub variables: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Connection settings of a target, as created or replaced by an admin (the secret is set separately).
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub name: Name,
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub schema: Option<Identifier>,
+    pub username: String,
+    pub tls_mode: TlsMode,
+    pub labels: BTreeMap<String, String>,
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSet {
+    pub id: DbSetId,
+    pub environment_id: EnvironmentId,
+    pub name: Name,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: Name,
+    pub description: String,
+    pub history_table: Identifier,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub id: MigrationId,
+    pub project_id: ProjectId,
+    pub version_key: VersionKey,
+    pub name: MigrationName,
+    pub source_path: Option<String>,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A statement of a migration's SQL, as the byte range `[start, end)` of the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(u32, u32)", into = "(u32, u32)")]
+pub struct StatementRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl From<(u32, u32)> for StatementRange {
+    fn from((start, end): (u32, u32)) -> Self {
+        Self { start, end }
+    }
+}
+
+impl From<StatementRange> for (u32, u32) {
+    fn from(range: StatementRange) -> Self {
+        (range.start, range.end)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+/// A lint or validation message about a migration version, kept with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationMessage {
+    pub severity: Severity,
+    /// A stable code, e.g. a squawk rule name or `transaction-mode`.
+    pub code: String,
+    pub message: String,
+    pub direction: Direction,
+    pub statement_index: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationVersion {
+    pub id: VersionId,
+    pub migration_id: MigrationId,
+    pub version_no: u32,
+    pub up_sql: String,
+    pub down_sql: Option<String>,
+    pub checksums: PinnedChecksums,
+    pub transaction_mode: TransactionMode,
+    pub up_statements: Vec<StatementRange>,
+    pub down_statements: Vec<StatementRange>,
+    pub lint_results: Vec<ValidationMessage>,
+    pub source_hash: Option<[u8; 32]>,
+    pub author_id: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMigrationVersion {
+    pub migration_id: MigrationId,
+    pub up_sql: String,
+    pub down_sql: Option<String>,
+    pub transaction_mode: TransactionMode,
+    pub up_statements: Vec<StatementRange>,
+    pub down_statements: Vec<StatementRange>,
+    pub lint_results: Vec<ValidationMessage>,
+    pub source_hash: Option<[u8; 32]>,
+    pub author_id: UserId,
+}
+
+impl NewMigrationVersion {
+    /// The checksums this version will be stored with, computed from its text.
+    pub fn checksums(&self) -> PinnedChecksums {
+        PinnedChecksums { up: Checksum::of(&self.up_sql), down: self.down_sql.as_deref().map(Checksum::of) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: RunId,
+    pub version_id: VersionId,
+    pub direction: Direction,
+    pub environment_id: EnvironmentId,
+    pub db_set_id: DbSetId,
+    pub status: RunStatus,
+    pub failure_policy: FailurePolicy,
+    pub concurrency_limit: u32,
+    pub comment: String,
+    pub requested_by: UserId,
+    pub idempotency_key: Option<String>,
+    pub executed_by: Option<UserId>,
+    pub cancelled_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub version_id: VersionId,
+    pub direction: Direction,
+    pub environment_id: EnvironmentId,
+    pub db_set_id: DbSetId,
+    pub status: RunStatus,
+    pub failure_policy: FailurePolicy,
+    pub concurrency_limit: u32,
+    pub comment: String,
+    pub requested_by: UserId,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunItem {
+    pub id: RunItemId,
+    pub run_id: RunId,
+    pub target_id: TargetId,
+    pub ordinal: u32,
+    pub status: RunItemStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub not_before: Option<DateTime<Utc>>,
+    pub lease_owner: Option<WorkerId>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub fencing_token: i64,
+    pub statements_done: u32,
+    pub statements_total: Option<u32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<u64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub id: ApprovalId,
+    pub run_id: RunId,
+    pub version_id: VersionId,
+    pub direction: Direction,
+    pub environment_id: EnvironmentId,
+    pub approver: UserId,
+    pub decision: ApprovalDecision,
+    pub comment: String,
+    pub pinned: PinnedChecksums,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApproval {
+    pub run_id: RunId,
+    pub approver: UserId,
+    pub decision: ApprovalDecision,
+    pub comment: String,
+    pub pinned: PinnedChecksums,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunItemLog {
+    pub id: i64,
+    pub run_item_id: RunItemId,
+    pub seq: u32,
+    pub level: LogLevel,
+    pub message: String,
+    pub statement_index: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub rows_affected: Option<u64>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLogLine {
+    pub level: LogLevel,
+    pub message: String,
+    pub statement_index: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub rows_affected: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worker {
+    pub id: WorkerId,
+    pub hostname: String,
+    pub pid: u32,
+    pub version: String,
+    pub status: WorkerStatus,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// Who did something, as recorded in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditActor {
+    pub kind: ActorKind,
+    pub user_id: Option<UserId>,
+    /// A human-readable label: the user's email, `system`, or a worker's host.
+    pub label: String,
+}

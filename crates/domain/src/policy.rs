@@ -1,0 +1,1180 @@
+//! Who may do what: the approval and role rules as pure functions.
+//!
+//! The use cases (request, approve, deny, execute, cancel) load the facts they need, call one of
+//! these functions inside their transaction, and act only on `Ok`. Keeping the rules here, away
+//! from HTTP and SQL, means the REST API, the web UI and the workers cannot disagree, and every
+//! rule can be tested without a database.
+//!
+//! The rules, briefly:
+//! - anyone may request a run;
+//! - managers and admins may approve or deny, but never a run they requested themselves, and only
+//!   once per run;
+//! - an approval counts only for the direction and the exact content (checksums) it was given
+//!   for, so editing a migration after approval voids the approval;
+//! - one deny stops the run for good;
+//! - executing needs a role the environment allows and enough valid approvals;
+//! - the requester, managers and admins may cancel an unfinished run.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::checksum::Checksum;
+use crate::enums::{ApprovalDecision, Direction, Role};
+use crate::ids::{RunId, UserId};
+use crate::run::RunStatus;
+
+/// A set of roles, e.g. the roles allowed to execute runs in an environment.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Vec<Role>", into = "Vec<Role>")]
+pub struct RoleSet {
+    /// One bit per role, at the role's position in `Role::ALL`.
+    bits: u8,
+}
+
+impl RoleSet {
+    const fn bit(role: Role) -> u8 {
+        match role {
+            Role::User => 1,
+            Role::Manager => 1 << 1,
+            Role::Admin => 1 << 2,
+        }
+    }
+
+    /// No role.
+    pub const fn empty() -> Self {
+        RoleSet { bits: 0 }
+    }
+
+    /// Every role.
+    pub const fn all() -> Self {
+        RoleSet::empty().with(Role::User).with(Role::Manager).with(Role::Admin)
+    }
+
+    /// This set plus `role`.
+    pub const fn with(self, role: Role) -> Self {
+        RoleSet { bits: self.bits | Self::bit(role) }
+    }
+
+    /// The set of the given roles; duplicates are ignored.
+    pub fn from_roles(roles: &[Role]) -> Self {
+        roles.iter().copied().collect()
+    }
+
+    /// Whether `role` is in the set.
+    pub const fn contains(&self, role: Role) -> bool {
+        self.bits & Self::bit(role) != 0
+    }
+
+    /// Adds `role`.
+    pub fn insert(&mut self, role: Role) {
+        self.bits |= Self::bit(role);
+    }
+
+    /// Removes `role`.
+    pub fn remove(&mut self, role: Role) {
+        self.bits &= !Self::bit(role);
+    }
+
+    /// Whether the set has no role.
+    pub const fn is_empty(&self) -> bool {
+        self.bits == 0
+    }
+
+    /// How many roles the set has.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// The roles in the set, from least to most privileged.
+    pub fn iter(&self) -> impl Iterator<Item = Role> + use<> {
+        let set = *self;
+        Role::ALL.iter().copied().filter(move |&role| set.contains(role))
+    }
+
+    /// The roles in the set, from least to most privileged.
+    pub fn to_vec(&self) -> Vec<Role> {
+        self.iter().collect()
+    }
+}
+
+impl fmt::Debug for RoleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<Role> for RoleSet {
+    fn from_iter<I: IntoIterator<Item = Role>>(roles: I) -> Self {
+        let mut set = RoleSet::empty();
+        for role in roles {
+            set.insert(role);
+        }
+        set
+    }
+}
+
+impl From<Vec<Role>> for RoleSet {
+    fn from(roles: Vec<Role>) -> Self {
+        roles.into_iter().collect()
+    }
+}
+
+impl From<&[Role]> for RoleSet {
+    fn from(roles: &[Role]) -> Self {
+        RoleSet::from_roles(roles)
+    }
+}
+
+impl From<RoleSet> for Vec<Role> {
+    fn from(set: RoleSet) -> Self {
+        set.to_vec()
+    }
+}
+
+/// An environment setting that is out of range. Shown to the admin editing the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Approval is required but the count is 0 or above the maximum.
+    #[error(
+        "when approval is required, the number of approvals must be between 1 and {max}, not {got}",
+        max = EnvironmentPolicy::MAX_APPROVALS
+    )]
+    ApprovalsOutOfRange {
+        /// The number given.
+        got: u8,
+    },
+    /// Approval is not required but a count was given.
+    #[error("when approval is not required, the number of approvals must be 0, not {got}")]
+    ApprovalsWithoutApproval {
+        /// The number given.
+        got: u8,
+    },
+    /// Nobody could execute runs.
+    #[error("at least one role must be allowed to execute runs")]
+    NoExecuteRoles,
+    /// A timeout is below its minimum.
+    #[error("the {setting} must be at least 1 millisecond")]
+    TooShort {
+        /// Which setting, in words.
+        setting: &'static str,
+    },
+    /// A timeout is above its maximum.
+    #[error("the {setting} must be at most {max}")]
+    TooLong {
+        /// Which setting, in words.
+        setting: &'static str,
+        /// The maximum, in words.
+        max: &'static str,
+    },
+}
+
+impl PolicyError {
+    /// A stable code for API clients and bug reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PolicyError::ApprovalsOutOfRange { .. } => "approvals_out_of_range",
+            PolicyError::ApprovalsWithoutApproval { .. } => "approvals_without_approval",
+            PolicyError::NoExecuteRoles => "no_execute_roles",
+            PolicyError::TooShort { .. } => "timeout_too_short",
+            PolicyError::TooLong { .. } => "timeout_too_long",
+        }
+    }
+}
+
+/// The rules of one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvironmentPolicy {
+    /// Whether runs need approval before they may execute.
+    pub approval_required: bool,
+    /// How many distinct approvers are needed: 1..=10 when approval is required, else 0.
+    pub approvals_required: u8,
+    /// Roles allowed to execute approved runs.
+    pub execute_roles: RoleSet,
+    /// How long a migration statement waits for a table lock before giving up, so a migration
+    /// queued behind a long transaction does not block every other query on that table.
+    pub lock_timeout: Duration,
+    /// How long one statement may run; `None` for no limit.
+    pub statement_timeout: Option<Duration>,
+    /// How long a worker waits for another worker's lock on the same target.
+    pub target_lock_wait: Duration,
+    /// Whether a migration older than the newest applied one may still be applied.
+    pub allow_out_of_order: bool,
+}
+
+impl EnvironmentPolicy {
+    /// The most approvals an environment may require; more would make runs impossible to approve
+    /// in most teams.
+    pub const MAX_APPROVALS: u8 = 10;
+    const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+    const HOUR: Duration = Duration::from_secs(60 * 60);
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// A validated policy.
+    pub fn new(
+        approval_required: bool,
+        approvals_required: u8,
+        execute_roles: RoleSet,
+        lock_timeout: Duration,
+        statement_timeout: Option<Duration>,
+        target_lock_wait: Duration,
+        allow_out_of_order: bool,
+    ) -> Result<Self, PolicyError> {
+        let policy = EnvironmentPolicy {
+            approval_required,
+            approvals_required,
+            execute_roles,
+            lock_timeout,
+            statement_timeout,
+            target_lock_wait,
+            allow_out_of_order,
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Checks the ranges; the fields are public, so a policy built by hand or loaded from storage
+    /// can be checked too.
+    ///
+    /// Zero timeouts are refused because Postgres and MySQL read 0 as "no limit", the opposite of
+    /// what a zero usually means; `statement_timeout: None` is the way to say "no limit".
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.approval_required {
+            if !(1..=Self::MAX_APPROVALS).contains(&self.approvals_required) {
+                return Err(PolicyError::ApprovalsOutOfRange { got: self.approvals_required });
+            }
+        } else if self.approvals_required != 0 {
+            return Err(PolicyError::ApprovalsWithoutApproval { got: self.approvals_required });
+        }
+        if self.execute_roles.is_empty() {
+            return Err(PolicyError::NoExecuteRoles);
+        }
+        let lock = "lock timeout";
+        if self.lock_timeout < Self::MIN_TIMEOUT {
+            return Err(PolicyError::TooShort { setting: lock });
+        }
+        if self.lock_timeout > Self::HOUR {
+            return Err(PolicyError::TooLong { setting: lock, max: "1 hour" });
+        }
+        if let Some(statement_timeout) = self.statement_timeout {
+            let statement = "statement timeout";
+            if statement_timeout < Self::MIN_TIMEOUT {
+                return Err(PolicyError::TooShort { setting: statement });
+            }
+            if statement_timeout > Self::DAY {
+                return Err(PolicyError::TooLong { setting: statement, max: "24 hours" });
+            }
+        }
+        if self.target_lock_wait > Self::HOUR {
+            return Err(PolicyError::TooLong { setting: "target lock wait", max: "1 hour" });
+        }
+        Ok(())
+    }
+
+    /// A safe default for production-like environments: one approval, executed by managers or
+    /// admins.
+    pub fn production_default() -> Self {
+        EnvironmentPolicy {
+            approval_required: true,
+            approvals_required: 1,
+            execute_roles: RoleSet::empty().with(Role::Manager).with(Role::Admin),
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            target_lock_wait: Duration::from_secs(60),
+            allow_out_of_order: false,
+        }
+    }
+
+    /// A default for development environments: no approval, anyone may execute. Only who may do
+    /// what is relaxed; the timeouts and ordering stay as in production.
+    pub fn permissive_default() -> Self {
+        EnvironmentPolicy {
+            approval_required: false,
+            approvals_required: 0,
+            execute_roles: RoleSet::all(),
+            ..EnvironmentPolicy::production_default()
+        }
+    }
+}
+
+/// The person asking to do something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// Who.
+    pub user_id: UserId,
+    /// Their role.
+    pub role: Role,
+}
+
+/// The checksums of the content a run would apply, or that an approval was given for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PinnedChecksums {
+    /// The checksum of the up script (or of all up scripts of the run, as the caller defines).
+    pub up: Checksum,
+    /// The checksum of the down script, when there is one.
+    pub down: Option<Checksum>,
+}
+
+/// What the rules need to know about a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunFacts {
+    /// The run.
+    pub id: RunId,
+    /// Who requested it.
+    pub requested_by: UserId,
+    /// Its current status.
+    pub status: RunStatus,
+    /// Whether it applies or reverts.
+    pub direction: Direction,
+}
+
+/// What the rules need to know about one approve or deny decision on a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalFacts {
+    /// Who decided.
+    pub approver: UserId,
+    /// What they decided.
+    pub decision: ApprovalDecision,
+    /// The direction they decided on.
+    pub direction: Direction,
+    /// The content they decided on.
+    pub pinned: PinnedChecksums,
+}
+
+/// Why an action is refused. Every message is meant to be shown to the user as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// The actor's role is below what the action needs.
+    #[error("this action requires the {needed} role or higher")]
+    RoleTooLow {
+        /// The lowest role that may act.
+        needed: &'static str,
+    },
+    /// The actor requested the run they are trying to approve or deny.
+    #[error("the requester of a run cannot approve it or deny it")]
+    SelfApproval,
+    /// The actor has already approved or denied this run.
+    #[error("you have already approved or denied this run")]
+    AlreadyDecided,
+    /// The run's status does not allow the action.
+    #[error("cannot {action} this run: its status is \"{status}\"")]
+    WrongStatus {
+        /// The action, as a verb: `"approve"`, `"execute"`…
+        action: &'static str,
+        /// The run's current status.
+        status: RunStatus,
+    },
+    /// Not enough valid approvals yet.
+    #[error("the run has {have} of the {need} approvals it needs")]
+    NotApproved {
+        /// Valid approvals so far.
+        have: u8,
+        /// Approvals the environment requires.
+        need: u8,
+    },
+    /// Approvals exist but were given for content that has changed since.
+    #[error(
+        "the approval was given for different content; the migration changed after approval and \
+         needs a new approval"
+    )]
+    ChecksumMismatch,
+    /// A reviewer denied the run.
+    #[error("the run was denied")]
+    Denied,
+    /// The environment does not let this role execute runs.
+    #[error("the {role} role may not execute runs in this environment")]
+    RoleCannotExecute {
+        /// The actor's role.
+        role: Role,
+    },
+    /// Only admins may do this.
+    #[error("this action requires the admin role")]
+    NotAdmin,
+}
+
+impl Denial {
+    /// A stable code for API clients and bug reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::RoleTooLow { .. } => "role_too_low",
+            Denial::SelfApproval => "self_approval",
+            Denial::AlreadyDecided => "already_decided",
+            Denial::WrongStatus { .. } => "wrong_status",
+            Denial::NotApproved { .. } => "not_approved",
+            Denial::ChecksumMismatch => "checksum_mismatch",
+            Denial::Denied => "denied",
+            Denial::RoleCannotExecute { .. } => "role_cannot_execute",
+            Denial::NotAdmin => "not_admin",
+        }
+    }
+}
+
+/// Where a run stands with respect to approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalState {
+    /// The environment needs no approval.
+    NotRequired,
+    /// Some valid approvals are still missing.
+    Pending {
+        /// Valid approvals so far.
+        have: u8,
+        /// Approvals the environment requires.
+        need: u8,
+    },
+    /// Enough valid approvals.
+    Approved,
+    /// A reviewer denied the run.
+    Denied,
+}
+
+/// Whether `actor` may request a run. Everyone may: approval, not requesting, is the gate.
+pub fn may_request_run(_actor: &Actor) -> Result<(), Denial> {
+    Ok(())
+}
+
+/// Whether `actor` may approve `run`, given the decisions already recorded on it.
+///
+/// The requester may never approve their own run, whatever their role: the point of approval is
+/// a second pair of eyes, and admins are not exempt.
+pub fn may_approve(actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> Result<(), Denial> {
+    may_decide("approve", actor, run, decisions)
+}
+
+/// Whether `actor` may deny `run`: the same rules as [`may_approve`]. A requester who no longer
+/// wants their run cancels it instead.
+pub fn may_deny(actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> Result<(), Denial> {
+    may_decide("deny", actor, run, decisions)
+}
+
+fn may_decide(action: &'static str, actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> Result<(), Denial> {
+    if actor.role < Role::Manager {
+        return Err(Denial::RoleTooLow { needed: "manager" });
+    }
+    if actor.user_id == run.requested_by {
+        return Err(Denial::SelfApproval);
+    }
+    if run.status != RunStatus::AwaitingApproval {
+        return Err(Denial::WrongStatus { action, status: run.status });
+    }
+    if decisions.iter().any(|d| d.approver == actor.user_id) {
+        return Err(Denial::AlreadyDecided);
+    }
+    Ok(())
+}
+
+/// Approvals that count: approve decisions for the run's direction, by someone other than the
+/// requester (stored data is not trusted to have been checked), for exactly the current content.
+fn valid_approvers(run: &RunFacts, decisions: &[ApprovalFacts], current: &PinnedChecksums) -> Vec<UserId> {
+    let mut approvers: Vec<UserId> = decisions
+        .iter()
+        .filter(|d| {
+            d.decision == ApprovalDecision::Approve
+                && d.direction == run.direction
+                && d.approver != run.requested_by
+                && d.pinned == *current
+        })
+        .map(|d| d.approver)
+        .collect();
+    // One person counts once, however many rows they have.
+    approvers.sort_unstable();
+    approvers.dedup();
+    approvers
+}
+
+/// Where `run` stands with respect to approval, under `policy`, for the `current` content.
+///
+/// A deny for the run's direction outweighs any number of approvals.
+pub fn approval_state(
+    policy: &EnvironmentPolicy,
+    run: &RunFacts,
+    decisions: &[ApprovalFacts],
+    current: &PinnedChecksums,
+) -> ApprovalState {
+    if !policy.approval_required {
+        return ApprovalState::NotRequired;
+    }
+    if decisions.iter().any(|d| d.decision == ApprovalDecision::Deny && d.direction == run.direction) {
+        return ApprovalState::Denied;
+    }
+    // More than 255 approvers cannot happen in practice; saturating keeps the comparison right.
+    let have = u8::try_from(valid_approvers(run, decisions, current).len()).unwrap_or(u8::MAX);
+    let need = policy.approvals_required;
+    if have >= need { ApprovalState::Approved } else { ApprovalState::Pending { have, need } }
+}
+
+/// Whether `actor` may execute `run` now, with `current` being the checksums of the content that
+/// would be applied.
+///
+/// A run whose status is `approved` is still checked against its approvals: the content may have
+/// changed since it was approved, and an approval is only for what the approver saw. The policy is
+/// the environment's current one, so tightening a policy applies to runs not yet executed.
+pub fn may_execute(
+    actor: &Actor,
+    run: &RunFacts,
+    policy: &EnvironmentPolicy,
+    decisions: &[ApprovalFacts],
+    current: &PinnedChecksums,
+) -> Result<(), Denial> {
+    if !policy.execute_roles.contains(actor.role) {
+        return Err(Denial::RoleCannotExecute { role: actor.role });
+    }
+    if run.status != RunStatus::Approved {
+        return Err(Denial::WrongStatus { action: "execute", status: run.status });
+    }
+    match approval_state(policy, run, decisions, current) {
+        ApprovalState::NotRequired | ApprovalState::Approved => Ok(()),
+        // A deny is final, so it is reported even when approvals are also stale: a new approval
+        // would not help.
+        ApprovalState::Denied => Err(Denial::Denied),
+        ApprovalState::Pending { have, need } => {
+            let valid = valid_approvers(run, decisions, current);
+            let stale = decisions.iter().any(|d| {
+                d.decision == ApprovalDecision::Approve
+                    && d.direction == run.direction
+                    && d.approver != run.requested_by
+                    && d.pinned != *current
+                    && !valid.contains(&d.approver)
+            });
+            if stale { Err(Denial::ChecksumMismatch) } else { Err(Denial::NotApproved { have, need }) }
+        }
+    }
+}
+
+/// Whether `actor` may cancel `run`: its requester, or any manager or admin, while it is not
+/// finished.
+pub fn may_cancel(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
+    if actor.user_id != run.requested_by && actor.role < Role::Manager {
+        return Err(Denial::RoleTooLow { needed: "manager" });
+    }
+    match run.status {
+        RunStatus::AwaitingApproval | RunStatus::Approved | RunStatus::Queued | RunStatus::Running => Ok(()),
+        RunStatus::Denied | RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => {
+            Err(Denial::WrongStatus { action: "cancel", status: run.status })
+        }
+    }
+}
+
+/// Whether `actor` may change environments, targets, users and tokens.
+pub fn may_administer(actor: &Actor) -> Result<(), Denial> {
+    if actor.role == Role::Admin { Ok(()) } else { Err(Denial::NotAdmin) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::test_support::{from_str, to_json};
+
+    // --- fixtures ---
+
+    fn actor(role: Role) -> Actor {
+        Actor { user_id: UserId::new(), role }
+    }
+
+    fn content(text: &str) -> PinnedChecksums {
+        PinnedChecksums { up: Checksum::of(text), down: Some(Checksum::of(&format!("-- revert\n{text}"))) }
+    }
+
+    fn run_by(requester: &Actor, status: RunStatus) -> RunFacts {
+        RunFacts { id: RunId::new(), requested_by: requester.user_id, status, direction: Direction::Up }
+    }
+
+    fn decision(by: &Actor, decision: ApprovalDecision, pinned: PinnedChecksums) -> ApprovalFacts {
+        ApprovalFacts { approver: by.user_id, decision, direction: Direction::Up, pinned }
+    }
+
+    fn approve(by: &Actor, pinned: PinnedChecksums) -> ApprovalFacts {
+        decision(by, ApprovalDecision::Approve, pinned)
+    }
+
+    fn deny(by: &Actor, pinned: PinnedChecksums) -> ApprovalFacts {
+        decision(by, ApprovalDecision::Deny, pinned)
+    }
+
+    fn needing(approvals: u8) -> EnvironmentPolicy {
+        EnvironmentPolicy {
+            approvals_required: approvals,
+            execute_roles: RoleSet::all(),
+            ..EnvironmentPolicy::production_default()
+        }
+    }
+
+    // --- RoleSet ---
+
+    #[test]
+    fn role_set_basics() {
+        let mut set = RoleSet::from_roles(&[Role::Admin, Role::User, Role::Admin]);
+        assert!(set.contains(Role::User));
+        assert!(!set.contains(Role::Manager));
+        assert!(set.contains(Role::Admin));
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.to_vec(), [Role::User, Role::Admin]);
+        assert_eq!(format!("{set:?}"), "{User, Admin}");
+        set.insert(Role::Manager);
+        assert_eq!(set, RoleSet::all());
+        set.remove(Role::User);
+        set.remove(Role::User);
+        assert_eq!(set.iter().collect::<Vec<_>>(), [Role::Manager, Role::Admin]);
+        assert!(RoleSet::empty().is_empty());
+        assert!(RoleSet::default().is_empty());
+        assert!(!set.is_empty());
+        assert_eq!(RoleSet::all().len(), 3);
+    }
+
+    #[test]
+    fn role_set_vec_conversions() {
+        for roles in
+            [vec![], vec![Role::User], vec![Role::Manager, Role::Admin], vec![Role::User, Role::Manager, Role::Admin]]
+        {
+            let set = RoleSet::from(roles.clone());
+            assert_eq!(Vec::<Role>::from(set), roles);
+            assert_eq!(RoleSet::from(roles.as_slice()), set);
+        }
+        // Order and duplicates do not matter going in; out comes privilege order.
+        let set = RoleSet::from(vec![Role::Admin, Role::User, Role::User]);
+        assert_eq!(Vec::<Role>::from(set), [Role::User, Role::Admin]);
+    }
+
+    #[test]
+    fn role_set_serializes_as_a_list() {
+        let set = RoleSet::from_roles(&[Role::Admin, Role::Manager]);
+        assert_eq!(to_json(&set), r#"["manager","admin"]"#);
+        assert_eq!(to_json(&RoleSet::empty()), "[]");
+    }
+
+    // --- EnvironmentPolicy ---
+
+    #[test]
+    fn defaults_are_valid_and_as_documented() {
+        let prod = EnvironmentPolicy::production_default();
+        prod.validate().unwrap();
+        assert!(prod.approval_required);
+        assert_eq!(prod.approvals_required, 1);
+        assert_eq!(prod.execute_roles.to_vec(), [Role::Manager, Role::Admin]);
+        assert_eq!(prod.lock_timeout, Duration::from_secs(5));
+        assert_eq!(prod.statement_timeout, None);
+        assert_eq!(prod.target_lock_wait, Duration::from_secs(60));
+        assert!(!prod.allow_out_of_order);
+
+        let dev = EnvironmentPolicy::permissive_default();
+        dev.validate().unwrap();
+        assert!(!dev.approval_required);
+        assert_eq!(dev.approvals_required, 0);
+        assert_eq!(dev.execute_roles, RoleSet::all());
+    }
+
+    fn build(
+        approval_required: bool,
+        approvals_required: u8,
+        execute_roles: RoleSet,
+        lock_timeout: Duration,
+        statement_timeout: Option<Duration>,
+        target_lock_wait: Duration,
+    ) -> Result<EnvironmentPolicy, PolicyError> {
+        EnvironmentPolicy::new(
+            approval_required,
+            approvals_required,
+            execute_roles,
+            lock_timeout,
+            statement_timeout,
+            target_lock_wait,
+            false,
+        )
+    }
+
+    const SEC: Duration = Duration::from_secs(1);
+    const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(86400);
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn policy_accepts_boundaries() {
+        let all = RoleSet::all();
+        build(true, 1, all, SEC, None, SEC).unwrap();
+        build(true, 10, all, SEC, None, SEC).unwrap();
+        build(false, 0, all, SEC, None, SEC).unwrap();
+        build(true, 1, all, HOUR, Some(DAY), HOUR).unwrap();
+        build(true, 1, all, MS, Some(MS), Duration::ZERO).unwrap();
+        let policy =
+            EnvironmentPolicy::new(true, 2, RoleSet::from_roles(&[Role::Admin]), SEC, Some(SEC), SEC, true).unwrap();
+        assert_eq!(policy.approvals_required, 2);
+        assert!(policy.allow_out_of_order);
+    }
+
+    #[test]
+    fn policy_rejects_out_of_range_settings() {
+        let all = RoleSet::all();
+        let over = |d: Duration| d + Duration::from_nanos(1);
+        let cases = [
+            (
+                build(true, 0, all, SEC, None, SEC),
+                PolicyError::ApprovalsOutOfRange { got: 0 },
+                "approvals_out_of_range",
+                "when approval is required, the number of approvals must be between 1 and 10, not 0",
+            ),
+            (
+                build(true, 11, all, SEC, None, SEC),
+                PolicyError::ApprovalsOutOfRange { got: 11 },
+                "approvals_out_of_range",
+                "when approval is required, the number of approvals must be between 1 and 10, not 11",
+            ),
+            (
+                build(false, 1, all, SEC, None, SEC),
+                PolicyError::ApprovalsWithoutApproval { got: 1 },
+                "approvals_without_approval",
+                "when approval is not required, the number of approvals must be 0, not 1",
+            ),
+            (
+                build(true, 1, RoleSet::empty(), SEC, None, SEC),
+                PolicyError::NoExecuteRoles,
+                "no_execute_roles",
+                "at least one role must be allowed to execute runs",
+            ),
+            (
+                build(true, 1, all, Duration::ZERO, None, SEC),
+                PolicyError::TooShort { setting: "lock timeout" },
+                "timeout_too_short",
+                "the lock timeout must be at least 1 millisecond",
+            ),
+            (
+                build(true, 1, all, over(HOUR), None, SEC),
+                PolicyError::TooLong { setting: "lock timeout", max: "1 hour" },
+                "timeout_too_long",
+                "the lock timeout must be at most 1 hour",
+            ),
+            (
+                build(true, 1, all, SEC, Some(Duration::from_micros(999)), SEC),
+                PolicyError::TooShort { setting: "statement timeout" },
+                "timeout_too_short",
+                "the statement timeout must be at least 1 millisecond",
+            ),
+            (
+                build(true, 1, all, SEC, Some(over(DAY)), SEC),
+                PolicyError::TooLong { setting: "statement timeout", max: "24 hours" },
+                "timeout_too_long",
+                "the statement timeout must be at most 24 hours",
+            ),
+            (
+                build(true, 1, all, SEC, None, over(HOUR)),
+                PolicyError::TooLong { setting: "target lock wait", max: "1 hour" },
+                "timeout_too_long",
+                "the target lock wait must be at most 1 hour",
+            ),
+        ];
+        for (result, error, code, message) in cases {
+            let err = result.unwrap_err();
+            assert_eq!(err, error);
+            assert_eq!(err.code(), code);
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn validate_catches_hand_built_policies() {
+        let policy = EnvironmentPolicy { execute_roles: RoleSet::empty(), ..EnvironmentPolicy::production_default() };
+        assert_eq!(policy.validate(), Err(PolicyError::NoExecuteRoles));
+    }
+
+    // --- may_request_run / may_administer ---
+
+    #[test]
+    fn everyone_may_request_a_run() {
+        for &role in Role::ALL {
+            assert_eq!(may_request_run(&actor(role)), Ok(()));
+        }
+    }
+
+    #[test]
+    fn only_admins_may_administer() {
+        assert_eq!(may_administer(&actor(Role::Admin)), Ok(()));
+        assert_eq!(may_administer(&actor(Role::Manager)), Err(Denial::NotAdmin));
+        assert_eq!(may_administer(&actor(Role::User)), Err(Denial::NotAdmin));
+    }
+
+    // --- may_approve / may_deny ---
+
+    #[test]
+    fn managers_and_admins_may_approve_and_deny_others_runs() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        for role in [Role::Manager, Role::Admin] {
+            assert_eq!(may_approve(&actor(role), &run, &[]), Ok(()));
+            assert_eq!(may_deny(&actor(role), &run, &[]), Ok(()));
+        }
+    }
+
+    #[test]
+    fn users_may_not_approve() {
+        let run = run_by(&actor(Role::User), RunStatus::AwaitingApproval);
+        let denial = may_approve(&actor(Role::User), &run, &[]).unwrap_err();
+        assert_eq!(denial, Denial::RoleTooLow { needed: "manager" });
+        assert_eq!(denial.code(), "role_too_low");
+        assert_eq!(denial.to_string(), "this action requires the manager role or higher");
+        assert_eq!(may_deny(&actor(Role::User), &run, &[]), Err(denial));
+    }
+
+    #[test]
+    fn an_admin_requester_still_cannot_approve_their_own_run() {
+        let admin = actor(Role::Admin);
+        let run = run_by(&admin, RunStatus::AwaitingApproval);
+        let denial = may_approve(&admin, &run, &[]).unwrap_err();
+        assert_eq!(denial, Denial::SelfApproval);
+        assert_eq!(denial.code(), "self_approval");
+        assert!(denial.to_string().starts_with("the requester of a run cannot approve it"));
+        assert_eq!(may_deny(&admin, &run, &[]), Err(Denial::SelfApproval));
+        let manager = actor(Role::Manager);
+        let run = run_by(&manager, RunStatus::AwaitingApproval);
+        assert_eq!(may_approve(&manager, &run, &[]), Err(Denial::SelfApproval));
+    }
+
+    #[test]
+    fn approving_needs_awaiting_approval() {
+        let requester = actor(Role::User);
+        let manager = actor(Role::Manager);
+        for &status in RunStatus::ALL {
+            let run = run_by(&requester, status);
+            let result = may_approve(&manager, &run, &[]);
+            if status == RunStatus::AwaitingApproval {
+                assert_eq!(result, Ok(()));
+            } else {
+                assert_eq!(result, Err(Denial::WrongStatus { action: "approve", status }));
+                assert_eq!(may_deny(&manager, &run, &[]), Err(Denial::WrongStatus { action: "deny", status }));
+            }
+        }
+        let denial = may_approve(&manager, &run_by(&requester, RunStatus::Approved), &[]).unwrap_err();
+        assert_eq!(denial.code(), "wrong_status");
+        assert_eq!(denial.to_string(), r#"cannot approve this run: its status is "approved""#);
+    }
+
+    #[test]
+    fn one_decision_per_approver() {
+        let requester = actor(Role::User);
+        let manager = actor(Role::Manager);
+        let other = actor(Role::Admin);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let pinned = content("SELECT 1;");
+        for previous in [approve(&manager, pinned), deny(&manager, pinned)] {
+            let denial = may_approve(&manager, &run, &[previous]).unwrap_err();
+            assert_eq!(denial, Denial::AlreadyDecided);
+            assert_eq!(denial.code(), "already_decided");
+            assert_eq!(denial.to_string(), "you have already approved or denied this run");
+            assert_eq!(may_deny(&manager, &run, &[previous]), Err(Denial::AlreadyDecided));
+            // Someone else's decision does not block this approver.
+            assert_eq!(may_approve(&other, &run, &[previous]), Ok(()));
+        }
+    }
+
+    // --- approval_state ---
+
+    #[test]
+    fn no_approval_needed() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::Approved);
+        let pinned = content("SELECT 1;");
+        let policy = EnvironmentPolicy::permissive_default();
+        assert_eq!(approval_state(&policy, &run, &[], &pinned), ApprovalState::NotRequired);
+        // Even a deny is irrelevant when the environment needs no approval.
+        let decisions = [deny(&actor(Role::Admin), pinned)];
+        assert_eq!(approval_state(&policy, &run, &decisions, &pinned), ApprovalState::NotRequired);
+    }
+
+    #[test]
+    fn approvals_are_counted_up_to_the_requirement() {
+        let requester = actor(Role::User);
+        let (a, b) = (actor(Role::Manager), actor(Role::Admin));
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let pinned = content("SELECT 1;");
+        let policy = needing(2);
+        assert_eq!(approval_state(&policy, &run, &[], &pinned), ApprovalState::Pending { have: 0, need: 2 });
+        assert_eq!(
+            approval_state(&policy, &run, &[approve(&a, pinned)], &pinned),
+            ApprovalState::Pending { have: 1, need: 2 }
+        );
+        assert_eq!(
+            approval_state(&policy, &run, &[approve(&a, pinned), approve(&b, pinned)], &pinned),
+            ApprovalState::Approved
+        );
+    }
+
+    #[test]
+    fn the_same_approver_counts_once() {
+        let requester = actor(Role::User);
+        let a = actor(Role::Manager);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let pinned = content("SELECT 1;");
+        let decisions = [approve(&a, pinned), approve(&a, pinned)];
+        assert_eq!(approval_state(&needing(2), &run, &decisions, &pinned), ApprovalState::Pending { have: 1, need: 2 });
+    }
+
+    #[test]
+    fn an_approval_pinned_to_old_content_does_not_count() {
+        let requester = actor(Role::User);
+        let a = actor(Role::Manager);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let old = content("SELECT 1;");
+        let new = content("SELECT 2;");
+        assert_eq!(
+            approval_state(&needing(1), &run, &[approve(&a, old)], &new),
+            ApprovalState::Pending { have: 0, need: 1 }
+        );
+        // A change to the down script alone also voids the approval.
+        let new_down = PinnedChecksums { down: Some(Checksum::of("DROP TABLE t;")), ..old };
+        assert_eq!(
+            approval_state(&needing(1), &run, &[approve(&a, old)], &new_down),
+            ApprovalState::Pending { have: 0, need: 1 }
+        );
+        let no_down = PinnedChecksums { down: None, ..old };
+        assert_eq!(
+            approval_state(&needing(1), &run, &[approve(&a, old)], &no_down),
+            ApprovalState::Pending { have: 0, need: 1 }
+        );
+    }
+
+    #[test]
+    fn a_down_approval_does_not_count_for_an_up_run() {
+        let requester = actor(Role::User);
+        let a = actor(Role::Manager);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let pinned = content("SELECT 1;");
+        let down = ApprovalFacts { direction: Direction::Down, ..approve(&a, pinned) };
+        assert_eq!(approval_state(&needing(1), &run, &[down], &pinned), ApprovalState::Pending { have: 0, need: 1 });
+        // And the other way round.
+        let down_run = RunFacts { direction: Direction::Down, ..run };
+        assert_eq!(approval_state(&needing(1), &down_run, &[down], &pinned), ApprovalState::Approved);
+        assert_eq!(
+            approval_state(&needing(1), &down_run, &[approve(&a, pinned)], &pinned),
+            ApprovalState::Pending { have: 0, need: 1 }
+        );
+    }
+
+    #[test]
+    fn the_requesters_own_approval_never_counts() {
+        // may_approve refuses it, but stored data is not trusted to have gone through it.
+        let requester = actor(Role::Admin);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let pinned = content("SELECT 1;");
+        assert_eq!(
+            approval_state(&needing(1), &run, &[approve(&requester, pinned)], &pinned),
+            ApprovalState::Pending { have: 0, need: 1 }
+        );
+    }
+
+    #[test]
+    fn deny_beats_approvals() {
+        let requester = actor(Role::User);
+        let (a, b, c) = (actor(Role::Manager), actor(Role::Admin), actor(Role::Manager));
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let pinned = content("SELECT 1;");
+        let decisions = [approve(&a, pinned), deny(&c, pinned), approve(&b, pinned)];
+        assert_eq!(approval_state(&needing(2), &run, &decisions, &pinned), ApprovalState::Denied);
+        // Even a deny given for older content.
+        let old = content("SELECT 0;");
+        let decisions = [approve(&a, pinned), deny(&c, old)];
+        assert_eq!(approval_state(&needing(1), &run, &decisions, &pinned), ApprovalState::Denied);
+    }
+
+    #[test]
+    fn a_deny_for_the_other_direction_does_not_deny() {
+        let requester = actor(Role::User);
+        let (a, c) = (actor(Role::Manager), actor(Role::Admin));
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let pinned = content("SELECT 1;");
+        let down_deny = ApprovalFacts { direction: Direction::Down, ..deny(&c, pinned) };
+        assert_eq!(
+            approval_state(&needing(1), &run, &[approve(&a, pinned), down_deny], &pinned),
+            ApprovalState::Approved
+        );
+    }
+
+    // --- may_execute ---
+
+    #[test]
+    fn executing_an_approved_run() {
+        let requester = actor(Role::User);
+        let (approver, executor) = (actor(Role::Admin), actor(Role::Manager));
+        let run = run_by(&requester, RunStatus::Approved);
+        let pinned = content("SELECT 1;");
+        let policy = EnvironmentPolicy::production_default();
+        assert_eq!(may_execute(&executor, &run, &policy, &[approve(&approver, pinned)], &pinned), Ok(()));
+    }
+
+    #[test]
+    fn executing_without_approval_needed() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::Approved);
+        let pinned = content("SELECT 1;");
+        let policy = EnvironmentPolicy::permissive_default();
+        assert_eq!(may_execute(&requester, &run, &policy, &[], &pinned), Ok(()));
+    }
+
+    #[test]
+    fn execution_needs_an_allowed_role() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::Approved);
+        let pinned = content("SELECT 1;");
+        let decisions = [approve(&actor(Role::Admin), pinned)];
+        let policy = EnvironmentPolicy::production_default();
+        let denial = may_execute(&requester, &run, &policy, &decisions, &pinned).unwrap_err();
+        assert_eq!(denial, Denial::RoleCannotExecute { role: Role::User });
+        assert_eq!(denial.code(), "role_cannot_execute");
+        assert_eq!(denial.to_string(), "the user role may not execute runs in this environment");
+        // Roles are a set, not a threshold: an admin is refused where only managers execute.
+        let managers_only = EnvironmentPolicy { execute_roles: RoleSet::from_roles(&[Role::Manager]), ..policy };
+        assert_eq!(
+            may_execute(&actor(Role::Admin), &run, &managers_only, &decisions, &pinned),
+            Err(Denial::RoleCannotExecute { role: Role::Admin })
+        );
+    }
+
+    #[test]
+    fn execution_needs_status_approved() {
+        let requester = actor(Role::User);
+        let executor = actor(Role::Admin);
+        let pinned = content("SELECT 1;");
+        let decisions = [approve(&actor(Role::Manager), pinned)];
+        let policy = EnvironmentPolicy::production_default();
+        for &status in RunStatus::ALL {
+            let run = run_by(&requester, status);
+            let result = may_execute(&executor, &run, &policy, &decisions, &pinned);
+            if status == RunStatus::Approved {
+                assert_eq!(result, Ok(()));
+            } else {
+                assert_eq!(result, Err(Denial::WrongStatus { action: "execute", status }), "{status}");
+            }
+        }
+    }
+
+    #[test]
+    fn execution_with_changed_content_needs_a_new_approval() {
+        let requester = actor(Role::User);
+        let executor = actor(Role::Admin);
+        let run = run_by(&requester, RunStatus::Approved);
+        let old = content("SELECT 1;");
+        let new = content("SELECT 2;");
+        let decisions = [approve(&actor(Role::Manager), old)];
+        let policy = EnvironmentPolicy::production_default();
+        let denial = may_execute(&executor, &run, &policy, &decisions, &new).unwrap_err();
+        assert_eq!(denial, Denial::ChecksumMismatch);
+        assert_eq!(denial.code(), "checksum_mismatch");
+        assert_eq!(
+            denial.to_string(),
+            "the approval was given for different content; the migration changed after \
+             approval and needs a new approval"
+        );
+    }
+
+    #[test]
+    fn execution_with_some_stale_approvals_reports_the_mismatch() {
+        let requester = actor(Role::User);
+        let executor = actor(Role::Admin);
+        let (a, b) = (actor(Role::Manager), actor(Role::Admin));
+        let run = run_by(&requester, RunStatus::Approved);
+        let old = content("SELECT 1;");
+        let new = content("SELECT 2;");
+        let decisions = [approve(&a, new), approve(&b, old)];
+        assert_eq!(may_execute(&executor, &run, &needing(2), &decisions, &new), Err(Denial::ChecksumMismatch));
+    }
+
+    #[test]
+    fn execution_without_enough_approvals() {
+        let requester = actor(Role::User);
+        let executor = actor(Role::Admin);
+        let a = actor(Role::Manager);
+        let run = run_by(&requester, RunStatus::Approved);
+        let pinned = content("SELECT 1;");
+        let denial = may_execute(&executor, &run, &needing(2), &[approve(&a, pinned)], &pinned).unwrap_err();
+        assert_eq!(denial, Denial::NotApproved { have: 1, need: 2 });
+        assert_eq!(denial.code(), "not_approved");
+        assert_eq!(denial.to_string(), "the run has 1 of the 2 approvals it needs");
+        // Approvals for the other direction are not stale content: it is simply not approved.
+        let down = ApprovalFacts { direction: Direction::Down, ..approve(&a, content("SELECT 0;")) };
+        assert_eq!(
+            may_execute(&executor, &run, &needing(1), &[down], &pinned),
+            Err(Denial::NotApproved { have: 0, need: 1 })
+        );
+        // Nor is the requester's own approval.
+        assert_eq!(
+            may_execute(&executor, &run, &needing(1), &[approve(&requester, content("x"))], &pinned),
+            Err(Denial::NotApproved { have: 0, need: 1 })
+        );
+    }
+
+    #[test]
+    fn execution_of_a_denied_run() {
+        let requester = actor(Role::User);
+        let executor = actor(Role::Admin);
+        let (a, b) = (actor(Role::Manager), actor(Role::Manager));
+        let run = run_by(&requester, RunStatus::Approved);
+        let pinned = content("SELECT 1;");
+        let decisions = [approve(&a, pinned), deny(&b, pinned)];
+        let denial = may_execute(&executor, &run, &needing(1), &decisions, &pinned).unwrap_err();
+        assert_eq!(denial, Denial::Denied);
+        assert_eq!(denial.code(), "denied");
+        assert_eq!(denial.to_string(), "the run was denied");
+        // A deny is reported even when the approvals are stale too.
+        let decisions = [approve(&a, content("SELECT 0;")), deny(&b, pinned)];
+        assert_eq!(may_execute(&executor, &run, &needing(1), &decisions, &pinned), Err(Denial::Denied));
+    }
+
+    // --- may_cancel ---
+
+    #[test]
+    fn who_may_cancel() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::Queued);
+        assert_eq!(may_cancel(&requester, &run), Ok(()));
+        assert_eq!(may_cancel(&actor(Role::Manager), &run), Ok(()));
+        assert_eq!(may_cancel(&actor(Role::Admin), &run), Ok(()));
+        assert_eq!(may_cancel(&actor(Role::User), &run), Err(Denial::RoleTooLow { needed: "manager" }));
+    }
+
+    #[test]
+    fn cancelling_needs_an_unfinished_run() {
+        let requester = actor(Role::User);
+        let cancellable = [RunStatus::AwaitingApproval, RunStatus::Approved, RunStatus::Queued, RunStatus::Running];
+        for &status in RunStatus::ALL {
+            let run = run_by(&requester, status);
+            let result = may_cancel(&requester, &run);
+            if cancellable.contains(&status) {
+                assert_eq!(result, Ok(()), "{status}");
+            } else {
+                assert_eq!(result, Err(Denial::WrongStatus { action: "cancel", status }), "{status}");
+            }
+            // The rule agrees with the state machine.
+            assert_eq!(result.is_ok(), status.can_transition_to(RunStatus::Cancelled));
+        }
+    }
+
+    // --- Denial ---
+
+    #[test]
+    fn denial_codes_are_distinct() {
+        let all = [
+            Denial::RoleTooLow { needed: "manager" },
+            Denial::SelfApproval,
+            Denial::AlreadyDecided,
+            Denial::WrongStatus { action: "approve", status: RunStatus::Denied },
+            Denial::NotApproved { have: 0, need: 1 },
+            Denial::ChecksumMismatch,
+            Denial::Denied,
+            Denial::RoleCannotExecute { role: Role::User },
+            Denial::NotAdmin,
+        ];
+        let mut codes: Vec<&str> = all.iter().map(Denial::code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert_eq!(Denial::NotAdmin.to_string(), "this action requires the admin role");
+        assert_eq!(Denial::NotAdmin.code(), "not_admin");
+    }
+
+    #[test]
+    fn pinned_checksums_serde() {
+        let pinned = PinnedChecksums { up: Checksum::of(""), down: None };
+        let json = to_json(&pinned);
+        assert!(json.starts_with(r#"{"up":{"algorithm":"sha256-lf-nobom","hex":"e3b0"#), "{json}");
+        assert!(json.ends_with(r#","down":null}"#), "{json}");
+        // Strings are not role sets.
+        assert!(from_str::<RoleSet>("admin").is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Applying migrations to target databases, and the worker daemon around it.
+//!
+//! This crate owns target connections (Postgres and MySQL), per-target locks, history tables and the
+//! apply loop, and the worker's life in the tool database (registration, heartbeats, claiming). It reaches
+//! the tool database only through `storage`, and must never know about HTTP, sessions or HTML.
+
+pub mod worker;

@@ -1,0 +1,167 @@
+//! Audit rows as stored. The `audit` crate owns what an event means and how the chain hash is computed;
+//! this module only reads and appends rows, and serializes appends so the chain stays linear.
+
+use chrono::{DateTime, Utc};
+use domain::enums::ActorKind;
+use domain::ids::UserId;
+use uuid::Uuid;
+
+use crate::convert::{digest32, parse};
+use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
+
+/// An audit row as stored, hashes included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_kind: ActorKind,
+    pub actor_user_id: Option<UserId>,
+    pub actor_label: String,
+    pub action: String,
+    pub object_type: String,
+    pub object_id: Option<String>,
+    pub details: serde_json::Value,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub prev_hash: Option<[u8; 32]>,
+    pub hash: [u8; 32],
+}
+
+/// An audit row to append; `prev_hash` and `hash` are computed by the `audit` crate.
+#[derive(Debug, Clone)]
+pub struct NewAuditRecord {
+    pub occurred_at: DateTime<Utc>,
+    pub actor_kind: ActorKind,
+    pub actor_user_id: Option<UserId>,
+    pub actor_label: String,
+    pub action: String,
+    pub object_type: String,
+    pub object_id: Option<String>,
+    pub details: serde_json::Value,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub prev_hash: Option<[u8; 32]>,
+    pub hash: [u8; 32],
+}
+
+struct Row {
+    id: i64,
+    occurred_at: DateTime<Utc>,
+    actor_kind: String,
+    actor_user_id: Option<Uuid>,
+    actor_label: String,
+    action: String,
+    object_type: String,
+    object_id: Option<String>,
+    details: serde_json::Value,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    prev_hash: Option<Vec<u8>>,
+    hash: Vec<u8>,
+}
+
+impl TryFrom<Row> for AuditRecord {
+    type Error = StorageError;
+
+    fn try_from(row: Row) -> Result<Self, Self::Error> {
+        Ok(AuditRecord {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            actor_kind: parse("audit_events.actor_kind", &row.actor_kind)?,
+            actor_user_id: row.actor_user_id.map(UserId::from_uuid),
+            actor_label: row.actor_label,
+            action: row.action,
+            object_type: row.object_type,
+            object_id: row.object_id,
+            details: row.details,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            prev_hash: digest32("audit_events.prev_hash", row.prev_hash)?,
+            hash: digest32("audit_events.hash", Some(row.hash))?
+                .ok_or_else(|| StorageError::Corrupt("audit_events.hash: missing".into()))?,
+        })
+    }
+}
+
+/// Takes the chain lock for the rest of the transaction and returns the hash of the last row (`None` for
+/// an empty log). Appends by concurrent transactions wait here, so each sees the row the other wrote.
+#[tracing::instrument(skip_all)]
+pub async fn lock_chain_head(tx: &mut PgTransaction<'_>) -> StorageResult<Option<[u8; 32]>> {
+    sqlx::query_file!("../../sql/audit/lock_chain.sql").execute(&mut **tx).await?;
+    let last = sqlx::query_file!("../../sql/audit/last.sql").fetch_optional(&mut **tx).await?;
+    last.map(|row| digest32("audit_events.hash", Some(row.hash))).transpose().map(Option::flatten)
+}
+
+/// Appends a row; call [`lock_chain_head`] first in the same transaction.
+#[tracing::instrument(skip_all, fields(action = %new.action))]
+pub async fn append(tx: &mut PgTransaction<'_>, new: &NewAuditRecord) -> StorageResult<AuditRecord> {
+    sqlx::query_file_as!(
+        Row,
+        "../../sql/audit/append.sql",
+        new.occurred_at,
+        new.actor_kind.as_str(),
+        new.actor_user_id.map(|u| u.as_uuid()),
+        new.actor_label,
+        new.action,
+        new.object_type,
+        new.object_id.as_deref(),
+        new.details,
+        new.ip.as_deref(),
+        new.user_agent.as_deref(),
+        new.prev_hash.as_ref().map(|h| &h[..]),
+        &new.hash[..],
+    )
+    .fetch_one(&mut **tx)
+    .await?
+    .try_into()
+}
+
+/// Filters on the audit list; every field narrows it. `action` matches the action or its sub-actions
+/// (`run` matches `run.approve`).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<UserId>,
+    pub action: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+}
+
+/// Audit rows newest first.
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &AuditFilter,
+    page: &PageRequest<i64>,
+) -> StorageResult<Page<AuditRecord, i64>> {
+    let limit = page.sql_limit();
+    let rows = sqlx::query_file_as!(
+        Row,
+        "../../sql/audit/list.sql",
+        page.after,
+        filter.actor.map(|u| u.as_uuid()),
+        filter.action.as_deref(),
+        filter.object_type.as_deref(),
+        filter.object_id.as_deref(),
+        filter.from,
+        filter.before,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    let items = rows.into_iter().map(AuditRecord::try_from).collect::<StorageResult<Vec<_>>>()?;
+    Ok(Page::from_items(items, limit, |r| r.id))
+}
+
+/// Rows in chain order after `after_id` (0 for the start), for verification.
+#[tracing::instrument(skip_all)]
+pub async fn scan(conn: &mut PgConnection, after_id: i64, limit: u32) -> StorageResult<Vec<AuditRecord>> {
+    let limit = PageRequest::<()>::first(limit).sql_limit();
+    sqlx::query_file_as!(Row, "../../sql/audit/scan.sql", after_id, limit)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(AuditRecord::try_from)
+        .collect()
+}

@@ -1,0 +1,39 @@
+//! Connecting to the tool database.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::StorageResult;
+
+/// Pool settings; the URL itself is parsed by the caller so it never needs to be logged here.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub application_name: String,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5), application_name: "migrate-hub".into() }
+    }
+}
+
+/// Opens a pool on the tool database. Connections are made lazily, so this succeeds while the database is
+/// down; readiness is judged by [`crate::schema::status`].
+pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
+    let options = options.application_name(&settings.application_name);
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(options)
+}
+
+/// Opens a pool and checks that the database answers.
+pub async fn connect(options: PgConnectOptions, settings: &PoolSettings) -> StorageResult<PgPool> {
+    let pool = connect_lazy(options, settings);
+    pool.acquire().await?;
+    Ok(pool)
+}

@@ -1,0 +1,201 @@
+//! Runs: a migration version applied in one direction to an environment's db set.
+
+use chrono::{DateTime, Utc};
+use domain::ids::{DbSetId, EnvironmentId, RunId, UserId, VersionId};
+use domain::model::{NewRun, Run};
+use domain::run::RunStatus;
+use uuid::Uuid;
+
+use crate::convert::{parse, unsigned};
+use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
+
+pub(crate) struct Row {
+    pub(crate) id: Uuid,
+    pub(crate) migration_version_id: Uuid,
+    pub(crate) direction: String,
+    pub(crate) environment_id: Uuid,
+    pub(crate) db_set_id: Uuid,
+    pub(crate) status: String,
+    pub(crate) failure_policy: String,
+    pub(crate) concurrency_limit: i32,
+    pub(crate) comment: String,
+    pub(crate) requested_by: Uuid,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) executed_by: Option<Uuid>,
+    pub(crate) cancelled_by: Option<Uuid>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) queued_at: Option<DateTime<Utc>>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<Row> for Run {
+    type Error = StorageError;
+
+    fn try_from(row: Row) -> Result<Self, Self::Error> {
+        Ok(Run {
+            id: RunId::from_uuid(row.id),
+            version_id: VersionId::from_uuid(row.migration_version_id),
+            direction: parse("runs.direction", &row.direction)?,
+            environment_id: EnvironmentId::from_uuid(row.environment_id),
+            db_set_id: DbSetId::from_uuid(row.db_set_id),
+            status: parse("runs.status", &row.status)?,
+            failure_policy: parse("runs.failure_policy", &row.failure_policy)?,
+            concurrency_limit: unsigned("runs.concurrency_limit", row.concurrency_limit)?,
+            comment: row.comment,
+            requested_by: UserId::from_uuid(row.requested_by),
+            idempotency_key: row.idempotency_key,
+            executed_by: row.executed_by.map(UserId::from_uuid),
+            cancelled_by: row.cancelled_by.map(UserId::from_uuid),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            queued_at: row.queued_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// Creates a run and one pending item per member of its db set, atomically. Returns the run and the
+/// number of items. A repeated idempotency key of the same requester is a
+/// [`StorageError::Conflict`] on `runs_idempotency_key`; look the first run up with
+/// [`find_by_idempotency_key`].
+#[tracing::instrument(skip_all, fields(version.id = %new.version_id, direction = %new.direction))]
+pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(Run, u64)> {
+    let run: Run = sqlx::query_file_as!(
+        Row,
+        "../../sql/runs/create.sql",
+        RunId::new().as_uuid(),
+        new.version_id.as_uuid(),
+        new.direction.as_str(),
+        new.environment_id.as_uuid(),
+        new.db_set_id.as_uuid(),
+        new.status.as_str(),
+        new.failure_policy.as_str(),
+        crate::convert::to_i32(new.concurrency_limit),
+        new.comment,
+        new.requested_by.as_uuid(),
+        new.idempotency_key.as_deref(),
+    )
+    .fetch_one(&mut **tx)
+    .await?
+    .try_into()?;
+    let items = sqlx::query_file!("../../sql/runs/create_items.sql", run.id.as_uuid()).execute(&mut **tx).await?;
+    Ok((run, items.rows_affected()))
+}
+
+#[tracing::instrument(skip_all, fields(run.id = %id))]
+pub async fn get(conn: &mut PgConnection, id: RunId) -> StorageResult<Run> {
+    sqlx::query_file_as!(Row, "../../sql/runs/get.sql", id.as_uuid())
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StorageError::NotFound("run"))?
+        .try_into()
+}
+
+/// Reads the run and locks it until the transaction ends, so a decision about it (approve, execute,
+/// cancel) is made on the state it will change.
+#[tracing::instrument(skip_all, fields(run.id = %id))]
+pub async fn lock(tx: &mut PgTransaction<'_>, id: RunId) -> StorageResult<Run> {
+    sqlx::query_file_as!(Row, "../../sql/runs/lock.sql", id.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StorageError::NotFound("run"))?
+        .try_into()
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_by_idempotency_key(
+    conn: &mut PgConnection,
+    requested_by: UserId,
+    key: &str,
+) -> StorageResult<Option<Run>> {
+    sqlx::query_file_as!(Row, "../../sql/runs/find_by_idempotency_key.sql", requested_by.as_uuid(), key)
+        .fetch_optional(conn)
+        .await?
+        .map(Run::try_from)
+        .transpose()
+}
+
+/// Filters on the run list; every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub environment: Option<EnvironmentId>,
+    pub requested_by: Option<UserId>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Runs, newest first.
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &RunFilter,
+    page: &PageRequest<RunId>,
+) -> StorageResult<Page<Run, RunId>> {
+    let limit = page.sql_limit();
+    let rows = sqlx::query_file_as!(
+        Row,
+        "../../sql/runs/list.sql",
+        page.after.map(|r| r.as_uuid()),
+        filter.status.map(|s| s.as_str()),
+        filter.environment.map(|e| e.as_uuid()),
+        filter.requested_by.map(|u| u.as_uuid()),
+        filter.created_from,
+        filter.created_before,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    let items = rows.into_iter().map(Run::try_from).collect::<StorageResult<Vec<_>>>()?;
+    Ok(Page::from_items(items, limit, |r| r.id))
+}
+
+/// Moves a run from `from` to `to` if it is still in `from` (compare-and-set). The transition must be
+/// legal in the domain state machine; `actor` is recorded as executor (→ queued) or canceller
+/// (→ cancelled). A run no longer in `from` is a [`StorageError::Conflict`] on `runs_status`.
+#[tracing::instrument(skip_all, fields(run.id = %id, from = %from, to = %to))]
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: RunId,
+    from: RunStatus,
+    to: RunStatus,
+    actor: Option<UserId>,
+) -> StorageResult<Run> {
+    from.transition_to(to).map_err(|e| StorageError::Invalid { constraint: e.to_string() })?;
+    let row = sqlx::query_file_as!(
+        Row,
+        "../../sql/runs/set_status.sql",
+        id.as_uuid(),
+        from.as_str(),
+        to.as_str(),
+        actor.map(|a| a.as_uuid())
+    )
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(row) => row.try_into(),
+        None => Err(StorageError::Conflict { constraint: "runs_status".into() }),
+    }
+}
+
+/// How many runs are in each status (for metrics and the dashboard).
+#[tracing::instrument(skip_all)]
+pub async fn count_by_status(conn: &mut PgConnection) -> StorageResult<Vec<(RunStatus, u64)>> {
+    let rows = sqlx::query_file!("../../sql/runs/count_by_status.sql").fetch_all(conn).await?;
+    rows.into_iter().map(|r| Ok((parse::<RunStatus>("runs.status", &r.status)?, unsigned("count", r.count)?))).collect()
+}
+
+/// Runs awaiting approval that `approver` may still decide (not their own, not decided yet), newest first.
+#[tracing::instrument(skip_all, fields(user.id = %approver))]
+pub async fn awaiting_decision_by(conn: &mut PgConnection, approver: UserId, limit: u32) -> StorageResult<Vec<Run>> {
+    let limit = PageRequest::<()>::first(limit).sql_limit();
+    sqlx::query_file_as!(Row, "../../sql/runs/pending_approval_for.sql", approver.as_uuid(), limit)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(Run::try_from)
+        .collect()
+}

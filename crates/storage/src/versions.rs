@@ -1,0 +1,116 @@
+//! Migration versions: immutable content (up/down SQL, checksums, statement split, lint results).
+
+use chrono::{DateTime, Utc};
+use domain::ids::{MigrationId, UserId, VersionId};
+use domain::model::{MigrationVersion, NewMigrationVersion};
+use uuid::Uuid;
+
+use crate::convert::{digest32, json, parse, pinned, to_json, unsigned};
+use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
+
+struct Row {
+    id: Uuid,
+    migration_id: Uuid,
+    version_no: i32,
+    up_sql: String,
+    down_sql: Option<String>,
+    checksum_algorithm: String,
+    up_checksum: Vec<u8>,
+    down_checksum: Option<Vec<u8>>,
+    transaction_mode: String,
+    up_statements: serde_json::Value,
+    down_statements: serde_json::Value,
+    lint_results: serde_json::Value,
+    source_hash: Option<Vec<u8>>,
+    author_id: Uuid,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for MigrationVersion {
+    type Error = StorageError;
+
+    fn try_from(row: Row) -> Result<Self, Self::Error> {
+        Ok(MigrationVersion {
+            id: VersionId::from_uuid(row.id),
+            migration_id: MigrationId::from_uuid(row.migration_id),
+            version_no: unsigned("migration_versions.version_no", row.version_no)?,
+            checksums: pinned(&row.checksum_algorithm, &row.up_checksum, row.down_checksum.as_deref())?,
+            up_sql: row.up_sql,
+            down_sql: row.down_sql,
+            transaction_mode: parse("migration_versions.transaction_mode", &row.transaction_mode)?,
+            up_statements: json("migration_versions.up_statements", row.up_statements)?,
+            down_statements: json("migration_versions.down_statements", row.down_statements)?,
+            lint_results: json("migration_versions.lint_results", row.lint_results)?,
+            source_hash: digest32("migration_versions.source_hash", row.source_hash)?,
+            author_id: UserId::from_uuid(row.author_id),
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// Creates the next version of a migration (numbered after the last one). Checksums are computed here
+/// from the text, so a stored checksum can never disagree with the stored SQL.
+#[tracing::instrument(skip_all, fields(migration.id = %new.migration_id))]
+pub async fn create(tx: &mut PgTransaction<'_>, new: &NewMigrationVersion) -> StorageResult<MigrationVersion> {
+    // Lock the migration so concurrent editors get consecutive numbers rather than a conflict.
+    sqlx::query_file!("../../sql/migrations/lock.sql", new.migration_id.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StorageError::NotFound("migration"))?;
+    let checksums = new.checksums();
+    sqlx::query_file_as!(
+        Row,
+        "../../sql/versions/create.sql",
+        VersionId::new().as_uuid(),
+        new.migration_id.as_uuid(),
+        new.up_sql,
+        new.down_sql.as_deref(),
+        checksums.up.algorithm().as_str(),
+        &checksums.up.digest()[..],
+        checksums.down.as_ref().map(|d| &d.digest()[..]),
+        new.transaction_mode.as_str(),
+        to_json(&new.up_statements)?,
+        to_json(&new.down_statements)?,
+        to_json(&new.lint_results)?,
+        new.source_hash.as_ref().map(|h| &h[..]),
+        new.author_id.as_uuid(),
+    )
+    .fetch_one(&mut **tx)
+    .await?
+    .try_into()
+}
+
+#[tracing::instrument(skip_all, fields(version.id = %id))]
+pub async fn get(conn: &mut PgConnection, id: VersionId) -> StorageResult<MigrationVersion> {
+    sqlx::query_file_as!(Row, "../../sql/versions/get.sql", id.as_uuid())
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StorageError::NotFound("migration version"))?
+        .try_into()
+}
+
+/// The newest version of a migration, if it has any.
+#[tracing::instrument(skip_all, fields(migration.id = %migration))]
+pub async fn latest(conn: &mut PgConnection, migration: MigrationId) -> StorageResult<Option<MigrationVersion>> {
+    sqlx::query_file_as!(Row, "../../sql/versions/latest.sql", migration.as_uuid())
+        .fetch_optional(conn)
+        .await?
+        .map(MigrationVersion::try_from)
+        .transpose()
+}
+
+/// Versions of a migration, newest first; the page key is the version number.
+#[tracing::instrument(skip_all, fields(migration.id = %migration))]
+pub async fn list(
+    conn: &mut PgConnection,
+    migration: MigrationId,
+    page: &PageRequest<u32>,
+) -> StorageResult<Page<MigrationVersion, u32>> {
+    let limit = page.sql_limit();
+    let before = page.after.map(crate::convert::to_i32);
+    let rows = sqlx::query_file_as!(Row, "../../sql/versions/list.sql", migration.as_uuid(), before, limit)
+        .fetch_all(conn)
+        .await?;
+    let items = rows.into_iter().map(MigrationVersion::try_from).collect::<StorageResult<Vec<_>>>()?;
+    Ok(Page::from_items(items, limit, |v| v.version_no))
+}

@@ -1,0 +1,1 @@
+SELECT id, environment_id, name, description, created_at, updated_at FROM db_sets WHERE id = $1

@@ -1,0 +1,1 @@
+SELECT id, project_id, version_key, name, source_path, created_by, created_at FROM migrations WHERE id = $1

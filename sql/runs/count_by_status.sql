@@ -1,0 +1,1 @@
+SELECT status, count(*) AS "count!" FROM runs GROUP BY status

@@ -1,0 +1,11 @@
+-- Runs, newest first (ids are time-ordered v7 uuids), with optional filters; $1 is the last id of the
+-- previous page.
+SELECT id, migration_version_id, direction, environment_id, db_set_id, status, failure_policy, concurrency_limit, comment, requested_by, idempotency_key, executed_by, cancelled_by, created_at, updated_at, queued_at, started_at, finished_at FROM runs
+WHERE ($1::uuid IS NULL OR id < $1)
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::uuid IS NULL OR environment_id = $3)
+  AND ($4::uuid IS NULL OR requested_by = $4)
+  AND ($5::timestamptz IS NULL OR created_at >= $5)
+  AND ($6::timestamptz IS NULL OR created_at < $6)
+ORDER BY id DESC
+LIMIT $7

@@ -1,0 +1,1 @@
+DELETE FROM db_targets WHERE id = $1

@@ -1,0 +1,1 @@
+SELECT id, environment_id, name, engine, host, port, database_name, schema_name, username, secret_key_id, secret_ref, tls_mode, labels, variables, created_at, updated_at FROM db_targets WHERE environment_id = $1 AND name = $2

@@ -1,0 +1,1 @@
+SELECT count(*) AS "count!" FROM users WHERE role = 'admin' AND NOT disabled

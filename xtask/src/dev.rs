@@ -1,0 +1,157 @@
+//! `cargo xtask dev` and `cargo xtask db`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sqlx::migrate::MigrateDatabase;
+
+use crate::postgres::{self, Server};
+use crate::{cargo, run_checked, target_dir};
+
+const DEV_DATABASE: &str = "migrate_hub_dev";
+
+/// The development tool-database URL and the server behind it.
+async fn dev_database() -> anyhow::Result<(String, Option<Server>)> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        eprintln!("xtask: tool database from DATABASE_URL");
+        return Ok((url, None));
+    }
+    let server = postgres::find_or_start().await?;
+    eprintln!("xtask: tool database `{DEV_DATABASE}` on {}", server.origin);
+    Ok((server.database_url(DEV_DATABASE), Some(server)))
+}
+
+fn build_binaries() -> anyhow::Result<()> {
+    run_checked(cargo().args(["build", "--quiet", "-p", "migrate-hub-server", "-p", "migrate-hub-worker"]))
+}
+
+fn binary(name: &str) -> std::path::PathBuf {
+    target_dir().join("debug").join(name)
+}
+
+fn migrate(url: &str) -> anyhow::Result<()> {
+    run_checked(
+        Command::new(binary("migrate-hub-server")).args(["migrate", "--create-database"]).env("DATABASE_URL", url),
+    )
+}
+
+/// `db up` (create + migrate) and `db reset` (drop, then the same).
+pub async fn db_up(reset: bool) -> anyhow::Result<()> {
+    let (url, server) = dev_database().await?;
+    let result = async {
+        build_binaries()?;
+        if reset && sqlx::Postgres::database_exists(&url).await.unwrap_or(false) {
+            sqlx::Postgres::force_drop_database(&url).await.context("cannot drop the development database")?;
+            eprintln!("xtask: dropped the development database");
+        }
+        migrate(&url)
+    }
+    .await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    result
+}
+
+/// `cargo xtask dev`.
+pub async fn run(bind: &str) -> anyhow::Result<()> {
+    let (url, server) = dev_database().await?;
+    let result = serve(&url, bind).await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    result
+}
+
+async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
+    build_binaries()?;
+    migrate(url)?;
+    let mut children = Children(Vec::new());
+    children.0.push(
+        Command::new(binary("migrate-hub-server"))
+            .args(["serve", "--bind", bind])
+            .env("DATABASE_URL", url)
+            .spawn()
+            .context("cannot start the server")?,
+    );
+    wait_ready(bind, Duration::from_secs(30), &mut children)?;
+    children.0.push(
+        Command::new(binary("migrate-hub-worker"))
+            .env("DATABASE_URL", url)
+            .spawn()
+            .context("cannot start the worker")?,
+    );
+    eprintln!("\nmigrate-hub is running at http://{bind}  (Ctrl-C stops the server, the worker and the database)\n");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some(name) = children.exited() {
+                    children.stop();
+                    bail!("the {name} exited; see its log above");
+                }
+            }
+        }
+    }
+    children.stop();
+    Ok(())
+}
+
+/// Child processes, stopped with SIGTERM (then killed) when we are done.
+struct Children(Vec<Child>);
+
+impl Children {
+    fn exited(&mut self) -> Option<&'static str> {
+        self.0.iter_mut().enumerate().find_map(|(i, child)| {
+            matches!(child.try_wait(), Ok(Some(_))).then_some(if i == 0 { "server" } else { "worker" })
+        })
+    }
+
+    fn stop(&mut self) {
+        for child in &mut self.0 {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for child in &mut self.0 {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `/readyz` until it answers 200.
+fn wait_ready(bind: &str, timeout: Duration, children: &mut Children) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if children.exited().is_some() {
+            bail!("the server exited during start-up; see its log above");
+        }
+        if http_status(bind, "/readyz").is_ok_and(|status| status == 200) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("the server did not become ready within {timeout:?}")
+}
+
+/// The status code of a plain HTTP/1.1 GET (no client library needed for one probe).
+pub fn http_status(address: &str, path: &str) -> anyhow::Result<u16> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).context("not an HTTP response")
+}

@@ -1,0 +1,113 @@
+//! `cargo xtask …`: the project's development tasks, in Rust so they run the same on every machine.
+//!
+//! - `dev`: run the hub locally (tool database found or started, schema applied, server and worker up).
+//! - `test`: the whole test suite (what README and CI run).
+//! - `db up|reset`: create and migrate, or drop and recreate, the local development database.
+//! - `sqlx-prepare [--check]`: refresh (or check) the committed `.sqlx/` query data.
+//! - `tidy`: the project's own rules (module docs, no ignored tests, crate dependency rules).
+
+mod dev;
+mod postgres;
+mod sqlx_prepare;
+mod test;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "migrate-hub development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run the hub locally: tool database, schema, server and worker; Ctrl-C stops everything.
+    Dev {
+        /// Address the server listens on.
+        #[arg(long, env = "MIGRATE_HUB_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
+    /// Run the whole test suite against real Postgres and MariaDB servers.
+    Test {
+        /// Extra arguments for the test runner (cargo nextest run / cargo test), after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Manage the local development database.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+    /// Regenerate `.sqlx/` (compile-time query data) from a scratch database; `--check` only compares.
+    SqlxPrepare {
+        #[arg(long)]
+        check: bool,
+    },
+    /// Check the project's own rules.
+    Tidy,
+}
+
+#[derive(Debug, Subcommand)]
+enum DbAction {
+    /// Create the development database if needed and apply the tool schema.
+    Up,
+    /// Drop the development database, recreate it and apply the tool schema.
+    Reset,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.task {
+        Task::Dev { bind } => runtime.block_on(dev::run(&bind)),
+        Task::Test { args } => runtime.block_on(test::run(&args)),
+        Task::Db { action: DbAction::Up } => runtime.block_on(dev::db_up(false)),
+        Task::Db { action: DbAction::Reset } => runtime.block_on(dev::db_up(true)),
+        Task::SqlxPrepare { check } => runtime.block_on(sqlx_prepare::run(check)),
+        Task::Tidy => {
+            let problems = tidy::check(&workspace_root())?;
+            if problems.is_empty() {
+                eprintln!("tidy: ok");
+                Ok(())
+            } else {
+                for problem in &problems {
+                    eprintln!("tidy: {problem}");
+                }
+                bail!("tidy found {} problem(s)", problems.len())
+            }
+        }
+    }
+}
+
+/// The workspace root (this crate lives in `<root>/xtask`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Cargo's target directory for this workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The `cargo` that runs us, so nested builds use the same toolchain.
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+/// Runs a command to completion, failing loudly with what was run.
+pub fn run_checked(command: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{command:?}");
+    let status = command.status().with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
