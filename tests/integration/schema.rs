@@ -1,0 +1,1 @@
+//! The tool schema: every constraint refuses what it must.
