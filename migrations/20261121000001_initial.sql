@@ -87,7 +87,8 @@ CREATE TABLE db_targets (
     secret_nonce        bytea CHECK (octet_length(secret_nonce) = 12),
     secret_key_id       text CHECK (char_length(secret_key_id) BETWEEN 1 AND 64),
     -- Or a reference the worker resolves itself (`env:NAME` or `file:/path`); the hub never sees the value.
-    secret_ref          text CHECK (secret_ref ~ '^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\s]{1,1000})$'),
+    secret_ref          text CHECK (char_length(secret_ref) <= 1000
+                                    AND secret_ref ~ '^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/\S+)$'),
     tls_mode            text NOT NULL DEFAULT 'prefer'
         CHECK (tls_mode IN ('disable', 'prefer', 'require', 'verify-ca', 'verify-full')),
     labels              jsonb NOT NULL DEFAULT '{}'::jsonb
