@@ -392,7 +392,7 @@ async fn runs_items_approvals_and_logs() {
             approver: manager.id,
             decision: ApprovalDecision::Approve,
             comment: "looks good".into(),
-            pinned: v2.checksums.clone(),
+            pinned: v2.checksums,
         },
     )
     .await

@@ -6,6 +6,10 @@
 //! database, dropped when the handle is dropped (set `TEST_KEEP_DB=1` to keep it for inspection).
 //! Logs are silent unless `TEST_LOG=1`.
 
+// Test support fails the test that called it, loudly, when a server or database cannot be had: that is
+// what a panic in a test helper is for.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
 mod servers;
 
 use std::path::PathBuf;

@@ -197,17 +197,17 @@ mod tests {
     fn every_field_changes_the_hash() {
         let base = sample();
         let h = hash_of(&Fields::from(&base));
-        let variants: Vec<Box<dyn Fn(&mut NewAuditRecord)>> = vec![
-            Box::new(|r| r.occurred_at += chrono::Duration::microseconds(1)),
-            Box::new(|r| r.actor_kind = ActorKind::User),
-            Box::new(|r| r.actor_label = "other".into()),
-            Box::new(|r| r.action = "environment.update".into()),
-            Box::new(|r| r.object_type = "target".into()),
-            Box::new(|r| r.object_id = None),
-            Box::new(|r| r.details = serde_json::json!({"b": 2, "a": "x"})),
-            Box::new(|r| r.ip = Some("127.0.0.1".into())),
-            Box::new(|r| r.user_agent = Some("curl".into())),
-            Box::new(|r| r.prev_hash = Some([7; 32])),
+        let variants: [fn(&mut NewAuditRecord); 10] = [
+            (|r| r.occurred_at += chrono::Duration::microseconds(1)),
+            (|r| r.actor_kind = ActorKind::User),
+            (|r| r.actor_label = "other".into()),
+            (|r| r.action = "environment.update".into()),
+            (|r| r.object_type = "target".into()),
+            (|r| r.object_id = None),
+            (|r| r.details = serde_json::json!({"b": 2, "a": "x"})),
+            (|r| r.ip = Some("127.0.0.1".into())),
+            (|r| r.user_agent = Some("curl".into())),
+            (|r| r.prev_hash = Some([7; 32])),
         ];
         for change in variants {
             let mut changed = sample();
