@@ -112,7 +112,12 @@ impl Children {
 
     fn stop(&mut self) {
         for child in &mut self.0 {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
         let deadline = Instant::now() + Duration::from_secs(15);
         for child in &mut self.0 {
