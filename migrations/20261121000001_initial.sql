@@ -126,8 +126,10 @@ CREATE TABLE db_set_members (
     environment_id  uuid NOT NULL,
     added_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (db_set_id, db_target_id),
-    FOREIGN KEY (db_set_id, environment_id) REFERENCES db_sets (id, environment_id) ON DELETE CASCADE,
-    FOREIGN KEY (db_target_id, environment_id) REFERENCES db_targets (id, environment_id) ON DELETE CASCADE
+    CONSTRAINT db_set_members_set_fkey FOREIGN KEY (db_set_id, environment_id)
+        REFERENCES db_sets (id, environment_id) ON DELETE CASCADE,
+    CONSTRAINT db_set_members_target_fkey FOREIGN KEY (db_target_id, environment_id)
+        REFERENCES db_targets (id, environment_id) ON DELETE CASCADE
 );
 CREATE INDEX db_set_members_target_idx ON db_set_members (db_target_id);
 
@@ -180,13 +182,14 @@ CREATE TABLE migration_versions (
 );
 
 -- Versions are immutable: an approval pins their checksums, so changing one in place would defeat it.
+-- Deleting one would erase what runs and approvals refer to, so that is refused too.
 CREATE FUNCTION migration_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'migration versions are immutable; create a new version instead'
+    RAISE EXCEPTION 'migration versions are immutable (% refused); create a new version instead', TG_OP
         USING ERRCODE = 'restrict_violation';
 END;
 $$;
-CREATE TRIGGER migration_versions_no_update BEFORE UPDATE ON migration_versions
+CREATE TRIGGER migration_versions_no_update_delete BEFORE UPDATE OR DELETE ON migration_versions
     FOR EACH ROW EXECUTE FUNCTION migration_versions_immutable();
 
 CREATE TABLE runs (
@@ -210,15 +213,19 @@ CREATE TABLE runs (
     queued_at           timestamptz,
     started_at          timestamptz,
     finished_at         timestamptz,
-    FOREIGN KEY (db_set_id, environment_id) REFERENCES db_sets (id, environment_id) ON DELETE RESTRICT,
+    CONSTRAINT runs_db_set_fkey FOREIGN KEY (db_set_id, environment_id)
+        REFERENCES db_sets (id, environment_id) ON DELETE RESTRICT,
     CONSTRAINT runs_idempotency_key UNIQUE (requested_by, idempotency_key),
+    -- Lets run items prove that their target belongs to the run's environment.
+    CONSTRAINT runs_id_env_key UNIQUE (id, environment_id),
     -- Approvals point at (run, version, direction, environment) and must agree with the run.
     CONSTRAINT runs_approval_target_key UNIQUE (id, migration_version_id, direction, environment_id),
     CONSTRAINT runs_executed_when_queued CHECK (
         status IN ('awaiting_approval', 'approved', 'denied')
         OR executed_by IS NOT NULL OR status = 'cancelled'),
     CONSTRAINT runs_finished_when_terminal CHECK (
-        (status IN ('denied', 'succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL))
+        (status IN ('denied', 'succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
+    CONSTRAINT runs_cancelled_by_when_cancelled CHECK (cancelled_by IS NULL OR status = 'cancelled')
 );
 CREATE INDEX runs_status_idx ON runs (status, created_at DESC);
 CREATE INDEX runs_env_idx ON runs (environment_id, created_at DESC);
@@ -239,9 +246,11 @@ CREATE TABLE approvals (
     up_checksum         bytea NOT NULL CHECK (octet_length(up_checksum) = 32),
     down_checksum       bytea CHECK (octet_length(down_checksum) = 32),
     created_at          timestamptz NOT NULL DEFAULT now(),
-    FOREIGN KEY (run_id, migration_version_id, direction, environment_id)
+    CONSTRAINT approvals_run_fkey FOREIGN KEY (run_id, migration_version_id, direction, environment_id)
         REFERENCES runs (id, migration_version_id, direction, environment_id) ON DELETE CASCADE,
-    CONSTRAINT approvals_one_decision_per_approver UNIQUE (run_id, approver_id)
+    CONSTRAINT approvals_one_decision_per_approver UNIQUE (run_id, approver_id),
+    -- Approving a rollback means approving the rollback's SQL.
+    CONSTRAINT approvals_down_pins_down CHECK (direction = 'up' OR down_checksum IS NOT NULL)
 );
 CREATE INDEX approvals_version_idx ON approvals (migration_version_id, direction, environment_id);
 
@@ -260,8 +269,10 @@ CREATE INDEX workers_alive_idx ON workers (last_heartbeat_at DESC) WHERE status 
 
 CREATE TABLE run_items (
     id                  uuid PRIMARY KEY,
-    run_id              uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    db_target_id        uuid NOT NULL REFERENCES db_targets (id) ON DELETE RESTRICT,
+    run_id              uuid NOT NULL,
+    db_target_id        uuid NOT NULL,
+    -- The run's environment, so the foreign keys can prove the target belongs to it.
+    environment_id      uuid NOT NULL,
     -- Position of the item in the rollout, so targets are applied in a stable order.
     ordinal             integer NOT NULL CHECK (ordinal >= 0),
     status              text NOT NULL DEFAULT 'pending' CHECK (status IN (
@@ -284,10 +295,16 @@ CREATE TABLE run_items (
     error_message       text CHECK (char_length(error_message) <= 8000),
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT run_items_run_fkey FOREIGN KEY (run_id, environment_id)
+        REFERENCES runs (id, environment_id) ON DELETE CASCADE,
+    CONSTRAINT run_items_target_fkey FOREIGN KEY (db_target_id, environment_id)
+        REFERENCES db_targets (id, environment_id) ON DELETE RESTRICT,
     CONSTRAINT run_items_run_target_key UNIQUE (run_id, db_target_id),
     CONSTRAINT run_items_run_ordinal_key UNIQUE (run_id, ordinal),
+    -- A lease is an owner and an expiry together, and exactly running items hold one.
     CONSTRAINT run_items_lease_when_running CHECK (
-        (status = 'running') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL)),
+        (status = 'running') = (lease_owner IS NOT NULL)
+        AND (lease_owner IS NULL) = (lease_expires_at IS NULL)),
     CONSTRAINT run_items_progress CHECK (statements_total IS NULL OR statements_done <= statements_total),
     CONSTRAINT run_items_finished_when_terminal CHECK (
         (status IN ('succeeded', 'failed', 'skipped', 'cancelled')) = (finished_at IS NOT NULL))
@@ -331,13 +348,15 @@ CREATE TABLE audit_events (
     prev_hash           bytea CHECK (octet_length(prev_hash) = 32),
     hash                bytea NOT NULL CHECK (octet_length(hash) = 32),
     CONSTRAINT audit_events_hash_key UNIQUE (hash),
+    -- The chain is a line: every row links to an existing row, and no row has two successors (the one row
+    -- with no predecessor, the first, included: NULLS NOT DISTINCT).
+    CONSTRAINT audit_events_prev_fkey FOREIGN KEY (prev_hash) REFERENCES audit_events (hash),
+    CONSTRAINT audit_events_one_successor UNIQUE NULLS NOT DISTINCT (prev_hash),
     CONSTRAINT audit_events_user_actor CHECK (actor_kind NOT IN ('user', 'token') OR actor_user_id IS NOT NULL)
 );
 CREATE INDEX audit_events_time_idx ON audit_events (occurred_at DESC);
 CREATE INDEX audit_events_actor_idx ON audit_events (actor_user_id, id DESC);
 CREATE INDEX audit_events_object_idx ON audit_events (object_type, object_id, id DESC);
--- Only one row may ever start the chain.
-CREATE UNIQUE INDEX audit_events_single_genesis ON audit_events ((prev_hash IS NULL)) WHERE prev_hash IS NULL;
 
 -- Append-only: the application never updates or deletes audit rows, and the database refuses it.
 CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
