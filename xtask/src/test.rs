@@ -15,6 +15,8 @@ pub async fn run(extra: &[String]) -> anyhow::Result<()> {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|out| out.status.success());
+    // The integration suite runs the real binaries as an operator would; test builds do not produce them.
+    run_checked(cargo().args(["build", "--quiet", "-p", "migrate-hub-server", "-p", "migrate-hub-worker"]))?;
     let mut command = cargo();
     if nextest {
         command.args(["nextest", "run", "--workspace", "--all-targets", "--no-fail-fast"]);
