@@ -540,7 +540,7 @@ async fn audit_chain_verifies_and_detects_tampering() {
     .await
     .unwrap();
     assert_eq!(listed.items.len(), 2);
-    assert_eq!(listed.items[0].object_id.as_deref(), Some("env-2"));
+    assert_eq!(listed.items[0].entry.object_id.as_deref(), Some("env-2"));
 
     // Tampering needs the trigger out of the way; the chain then shows the first broken row.
     sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete")

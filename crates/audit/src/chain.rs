@@ -2,10 +2,10 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use domain::model::AuditActor;
 use ring::digest;
-use storage::audit::{AuditRecord, NewAuditRecord};
+use storage::audit::{AuditEntry, AuditRecord, NewAuditRecord};
 use storage::{PgConnection, PgTransaction, StorageError};
 
 /// Version tag of the hash input layout; a new layout gets a new tag so old rows still verify.
@@ -38,7 +38,7 @@ pub async fn record(tx: &mut PgTransaction<'_>, event: &Event) -> Result<AuditRe
     // The database keeps microseconds; hash exactly what will be stored.
     let occurred_at = Utc::now().trunc_subsecs(6);
     let user_agent = event.user_agent.as_ref().map(|ua| ua.chars().take(500).collect::<String>());
-    let mut new = NewAuditRecord {
+    let entry = AuditEntry {
         occurred_at,
         actor_kind: event.actor.kind,
         actor_user_id: event.actor.user_id,
@@ -49,10 +49,9 @@ pub async fn record(tx: &mut PgTransaction<'_>, event: &Event) -> Result<AuditRe
         details: event.details.clone(),
         ip: event.ip.map(|ip| ip.to_string()),
         user_agent,
-        prev_hash,
-        hash: [0; 32],
     };
-    new.hash = hash_of(&Fields::from(&new));
+    let hash = hash_of(&entry, prev_hash.as_ref());
+    let new = NewAuditRecord { entry, prev_hash, hash };
     Ok(storage::audit::append(tx, &new).await?)
 }
 
@@ -80,7 +79,7 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Verification, AuditError>
             if record.prev_hash != prev {
                 return Ok(Verification::Broken { row_id: record.id, reason: "does not link to the previous row" });
             }
-            if hash_of(&Fields::from(record)) != record.hash {
+            if hash_of(&record.entry, record.prev_hash.as_ref()) != record.hash {
                 return Ok(Verification::Broken { row_id: record.id, reason: "content does not match its hash" });
             }
             prev = Some(record.hash);
@@ -90,61 +89,10 @@ pub async fn verify(conn: &mut PgConnection) -> Result<Verification, AuditError>
     Ok(Verification::Intact { rows })
 }
 
-/// The hashed fields, borrowed from either a new or a stored row.
-struct Fields<'a> {
-    occurred_at: DateTime<Utc>,
-    actor_kind: &'a str,
-    actor_user_id: Option<String>,
-    actor_label: &'a str,
-    action: &'a str,
-    object_type: &'a str,
-    object_id: Option<&'a str>,
-    details: &'a serde_json::Value,
-    ip: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    prev_hash: Option<[u8; 32]>,
-}
-
-impl<'a> From<&'a NewAuditRecord> for Fields<'a> {
-    fn from(r: &'a NewAuditRecord) -> Self {
-        Fields {
-            occurred_at: r.occurred_at,
-            actor_kind: r.actor_kind.as_str(),
-            actor_user_id: r.actor_user_id.map(|u| u.to_string()),
-            actor_label: &r.actor_label,
-            action: &r.action,
-            object_type: &r.object_type,
-            object_id: r.object_id.as_deref(),
-            details: &r.details,
-            ip: r.ip.as_deref(),
-            user_agent: r.user_agent.as_deref(),
-            prev_hash: r.prev_hash,
-        }
-    }
-}
-
-impl<'a> From<&'a AuditRecord> for Fields<'a> {
-    fn from(r: &'a AuditRecord) -> Self {
-        Fields {
-            occurred_at: r.occurred_at,
-            actor_kind: r.actor_kind.as_str(),
-            actor_user_id: r.actor_user_id.map(|u| u.to_string()),
-            actor_label: &r.actor_label,
-            action: &r.action,
-            object_type: &r.object_type,
-            object_id: r.object_id.as_deref(),
-            details: &r.details,
-            ip: r.ip.as_deref(),
-            user_agent: r.user_agent.as_deref(),
-            prev_hash: r.prev_hash,
-        }
-    }
-}
-
 /// SHA-256 over the layout tag and each field, length-prefixed so no two field lists share an encoding.
 /// `details` is hashed as serde_json prints it: object keys sorted, so the key order jsonb chose on
 /// storage does not matter.
-fn hash_of(f: &Fields<'_>) -> [u8; 32] {
+fn hash_of(f: &AuditEntry, prev_hash: Option<&[u8; 32]>) -> [u8; 32] {
     let mut ctx = digest::Context::new(&digest::SHA256);
     let mut field = |value: Option<&[u8]>| match value {
         None => ctx.update(&[0]),
@@ -156,16 +104,16 @@ fn hash_of(f: &Fields<'_>) -> [u8; 32] {
     };
     field(Some(LAYOUT));
     field(Some(f.occurred_at.timestamp_micros().to_be_bytes().as_slice()));
-    field(Some(f.actor_kind.as_bytes()));
-    field(f.actor_user_id.as_deref().map(str::as_bytes));
+    field(Some(f.actor_kind.as_str().as_bytes()));
+    field(f.actor_user_id.map(|u| u.to_string()).as_deref().map(str::as_bytes));
     field(Some(f.actor_label.as_bytes()));
     field(Some(f.action.as_bytes()));
     field(Some(f.object_type.as_bytes()));
-    field(f.object_id.map(str::as_bytes));
+    field(f.object_id.as_deref().map(str::as_bytes));
     field(Some(f.details.to_string().as_bytes()));
-    field(f.ip.map(str::as_bytes));
-    field(f.user_agent.map(str::as_bytes));
-    field(f.prev_hash.as_ref().map(|h| h.as_slice()));
+    field(f.ip.as_deref().map(str::as_bytes));
+    field(f.user_agent.as_deref().map(str::as_bytes));
+    field(prev_hash.map(|h| h.as_slice()));
     let mut out = [0; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
@@ -174,10 +122,11 @@ fn hash_of(f: &Fields<'_>) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use domain::enums::ActorKind;
 
-    fn sample() -> NewAuditRecord {
-        NewAuditRecord {
+    fn sample() -> AuditEntry {
+        AuditEntry {
             occurred_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap_or_default(),
             actor_kind: ActorKind::System,
             actor_user_id: None,
@@ -188,32 +137,29 @@ mod tests {
             details: serde_json::json!({"b": 1, "a": "x"}),
             ip: None,
             user_agent: None,
-            prev_hash: None,
-            hash: [0; 32],
         }
     }
 
     #[test]
     fn every_field_changes_the_hash() {
-        let base = sample();
-        let h = hash_of(&Fields::from(&base));
-        let variants: [fn(&mut NewAuditRecord); 10] = [
-            (|r| r.occurred_at += chrono::Duration::microseconds(1)),
-            (|r| r.actor_kind = ActorKind::User),
-            (|r| r.actor_label = "other".into()),
-            (|r| r.action = "environment.update".into()),
-            (|r| r.object_type = "target".into()),
-            (|r| r.object_id = None),
-            (|r| r.details = serde_json::json!({"b": 2, "a": "x"})),
-            (|r| r.ip = Some("127.0.0.1".into())),
-            (|r| r.user_agent = Some("curl".into())),
-            (|r| r.prev_hash = Some([7; 32])),
+        let h = hash_of(&sample(), None);
+        let variants: [fn(&mut AuditEntry); 9] = [
+            |r| r.occurred_at += chrono::Duration::microseconds(1),
+            |r| r.actor_kind = ActorKind::User,
+            |r| r.actor_label = "other".into(),
+            |r| r.action = "environment.update".into(),
+            |r| r.object_type = "target".into(),
+            |r| r.object_id = None,
+            |r| r.details = serde_json::json!({"b": 2, "a": "x"}),
+            |r| r.ip = Some("127.0.0.1".into()),
+            |r| r.user_agent = Some("curl".into()),
         ];
         for change in variants {
             let mut changed = sample();
             change(&mut changed);
-            assert_ne!(hash_of(&Fields::from(&changed)), h);
+            assert_ne!(hash_of(&changed, None), h);
         }
+        assert_ne!(hash_of(&sample(), Some(&[7; 32])), h, "the link to the previous row is hashed too");
     }
 
     #[test]
@@ -222,7 +168,7 @@ mod tests {
         a.object_id = None;
         let mut b = sample();
         b.object_id = Some(String::new());
-        assert_ne!(hash_of(&Fields::from(&a)), hash_of(&Fields::from(&b)));
+        assert_ne!(hash_of(&a, None), hash_of(&b, None));
     }
 
     #[test]
@@ -231,6 +177,6 @@ mod tests {
         a.details = serde_json::from_str(r#"{"a":"x","b":1}"#).unwrap_or_default();
         let mut b = sample();
         b.details = serde_json::from_str(r#"{"b":1,"a":"x"}"#).unwrap_or_default();
-        assert_eq!(hash_of(&Fields::from(&a)), hash_of(&Fields::from(&b)));
+        assert_eq!(hash_of(&a, None), hash_of(&b, None));
     }
 }

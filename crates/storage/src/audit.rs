@@ -9,10 +9,9 @@ use uuid::Uuid;
 use crate::convert::{digest32, parse};
 use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
 
-/// An audit row as stored, hashes included.
+/// What an audit row says: everything its hash covers besides the link to the previous row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditRecord {
-    pub id: i64,
+pub struct AuditEntry {
     pub occurred_at: DateTime<Utc>,
     pub actor_kind: ActorKind,
     pub actor_user_id: Option<UserId>,
@@ -23,6 +22,13 @@ pub struct AuditRecord {
     pub details: serde_json::Value,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// An audit row as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub entry: AuditEntry,
     pub prev_hash: Option<[u8; 32]>,
     pub hash: [u8; 32],
 }
@@ -30,16 +36,7 @@ pub struct AuditRecord {
 /// An audit row to append; `prev_hash` and `hash` are computed by the `audit` crate.
 #[derive(Debug, Clone)]
 pub struct NewAuditRecord {
-    pub occurred_at: DateTime<Utc>,
-    pub actor_kind: ActorKind,
-    pub actor_user_id: Option<UserId>,
-    pub actor_label: String,
-    pub action: String,
-    pub object_type: String,
-    pub object_id: Option<String>,
-    pub details: serde_json::Value,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
+    pub entry: AuditEntry,
     pub prev_hash: Option<[u8; 32]>,
     pub hash: [u8; 32],
 }
@@ -66,16 +63,18 @@ impl TryFrom<Row> for AuditRecord {
     fn try_from(row: Row) -> Result<Self, Self::Error> {
         Ok(AuditRecord {
             id: row.id,
-            occurred_at: row.occurred_at,
-            actor_kind: parse("audit_events.actor_kind", &row.actor_kind)?,
-            actor_user_id: row.actor_user_id.map(UserId::from_uuid),
-            actor_label: row.actor_label,
-            action: row.action,
-            object_type: row.object_type,
-            object_id: row.object_id,
-            details: row.details,
-            ip: row.ip,
-            user_agent: row.user_agent,
+            entry: AuditEntry {
+                occurred_at: row.occurred_at,
+                actor_kind: parse("audit_events.actor_kind", &row.actor_kind)?,
+                actor_user_id: row.actor_user_id.map(UserId::from_uuid),
+                actor_label: row.actor_label,
+                action: row.action,
+                object_type: row.object_type,
+                object_id: row.object_id,
+                details: row.details,
+                ip: row.ip,
+                user_agent: row.user_agent,
+            },
             prev_hash: digest32("audit_events.prev_hash", row.prev_hash)?,
             hash: digest32("audit_events.hash", Some(row.hash))?
                 .ok_or_else(|| StorageError::Corrupt("audit_events.hash: missing".into()))?,
@@ -93,21 +92,22 @@ pub async fn lock_chain_head(tx: &mut PgTransaction<'_>) -> StorageResult<Option
 }
 
 /// Appends a row; call [`lock_chain_head`] first in the same transaction.
-#[tracing::instrument(skip_all, fields(action = %new.action))]
+#[tracing::instrument(skip_all, fields(action = %new.entry.action))]
 pub async fn append(tx: &mut PgTransaction<'_>, new: &NewAuditRecord) -> StorageResult<AuditRecord> {
+    let entry = &new.entry;
     sqlx::query_file_as!(
         Row,
         "../../sql/audit/append.sql",
-        new.occurred_at,
-        new.actor_kind.as_str(),
-        new.actor_user_id.map(|u| u.as_uuid()),
-        new.actor_label,
-        new.action,
-        new.object_type,
-        new.object_id.as_deref(),
-        new.details,
-        new.ip.as_deref(),
-        new.user_agent.as_deref(),
+        entry.occurred_at,
+        entry.actor_kind.as_str(),
+        entry.actor_user_id.map(|u| u.as_uuid()),
+        entry.actor_label,
+        entry.action,
+        entry.object_type,
+        entry.object_id.as_deref(),
+        entry.details,
+        entry.ip.as_deref(),
+        entry.user_agent.as_deref(),
         new.prev_hash.as_ref().map(|h| &h[..]),
         &new.hash[..],
     )
