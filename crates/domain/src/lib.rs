@@ -22,6 +22,7 @@ pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod run;
+pub mod source;
 pub mod values;
 
 #[cfg(test)]
