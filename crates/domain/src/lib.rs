@@ -20,6 +20,7 @@ pub mod checksum;
 pub mod enums;
 pub mod ids;
 pub mod model;
+pub mod placeholder;
 pub mod policy;
 pub mod run;
 pub mod source;
