@@ -4,4 +4,6 @@
 //! apply loop, and the worker's life in the tool database (registration, heartbeats, claiming). It reaches
 //! the tool database only through `storage`, and must never know about HTTP, sessions or HTML.
 
+pub mod history;
+pub mod target;
 pub mod worker;

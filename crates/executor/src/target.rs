@@ -1,0 +1,311 @@
+//! Connections to target databases (Postgres and MySQL/MariaDB), as a migration runner needs them.
+//!
+//! Every piece of SQL a target runs goes through [`TargetConnection::execute`]; it is the one place that
+//! wraps dynamic SQL in `AssertSqlSafe`, because running user-authored SQL is this crate's purpose.
+//!
+//! MySQL sessions are left as the server configures them: sqlx by default adds `PIPES_AS_CONCAT` to
+//! `sql_mode` and sets `time_zone='+00:00'`, which would make `||` and `NOW()` behave differently than in the
+//! `mysql` client and get stored with every routine and trigger a migration creates.
+
+use std::time::Duration;
+
+use domain::enums::{Engine, TlsMode};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlConnection, PgConnection};
+
+/// Everything needed to open a session on a target.
+#[derive(Clone)]
+pub struct ConnectSettings {
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub username: String,
+    pub password: Option<SecretString>,
+    pub tls_mode: TlsMode,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectSettings {
+    // Written by hand so the password can never reach a log line, even redacted-by-accident.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectSettings")
+            .field("engine", &self.engine)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("tls_mode", &self.tls_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Session limits from the environment's policy.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// How long a statement waits for a table lock.
+    pub lock_timeout: Duration,
+    /// How long one statement may run; `None` for no limit.
+    pub statement_timeout: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("cannot connect to the target within {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("cannot connect to the target: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// An error the database returned for a statement.
+    #[error("{message}")]
+    Statement {
+        /// SQLSTATE (Postgres) or error number and state (MySQL), when the server gave one.
+        code: Option<String>,
+        message: String,
+        /// A lock or statement timeout: worth retrying later, unlike a SQL error.
+        timeout: bool,
+    },
+    /// The connection broke or another transport error: worth retrying.
+    #[error("connection to the target failed: {0}")]
+    Connection(#[source] sqlx::Error),
+}
+
+impl TargetError {
+    /// Whether trying again later may succeed (connection trouble, lock timeouts), as opposed to a SQL
+    /// error that will fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TargetError::ConnectTimeout(_) | TargetError::Connect(_) | TargetError::Connection(_) => true,
+            TargetError::Statement { timeout, .. } => *timeout,
+        }
+    }
+
+    fn from_sqlx(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned());
+                // 55P03 lock_not_available (lock_timeout), 57014 query_canceled (statement_timeout);
+                // MySQL 1205 lock wait timeout, 3024 / MariaDB 1969 max execution/statement time exceeded.
+                let timeout = matches!(code.as_deref(), Some("55P03" | "57014" | "HY000" | "70100"))
+                    && is_timeout_message(db.message());
+                TargetError::Statement { code, message: db.message().to_owned(), timeout }
+            }
+            _ => TargetError::Connection(error),
+        }
+    }
+}
+
+fn is_timeout_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("lock timeout")
+        || m.contains("statement timeout")
+        || m.contains("lock wait timeout")
+        || m.contains("maximum statement execution time")
+        || m.contains("max_statement_time")
+        || m.contains("canceling statement")
+}
+
+/// An open session on a target database.
+#[derive(Debug)]
+pub enum TargetConnection {
+    Postgres(PgConnection),
+    Mysql { conn: MySqlConnection, mariadb: bool },
+}
+
+impl TargetConnection {
+    /// Opens a session; nothing about the password reaches the error.
+    #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
+    pub async fn connect(settings: &ConnectSettings) -> Result<Self, TargetError> {
+        let connect = async {
+            match settings.engine {
+                Engine::Postgres => {
+                    let mut options = PgConnectOptions::new()
+                        .host(&settings.host)
+                        .port(settings.port)
+                        .database(&settings.database)
+                        .username(&settings.username)
+                        .ssl_mode(pg_ssl(settings.tls_mode))
+                        .application_name("migrate-hub")
+                        // Server-side keepalives, so a vanished worker's session (and its advisory lock)
+                        // is noticed and released within a minute or two.
+                        .options([
+                            ("tcp_keepalives_idle", "30"),
+                            ("tcp_keepalives_interval", "10"),
+                            ("tcp_keepalives_count", "3"),
+                        ])
+                        .statement_cache_capacity(0)
+                        .disable_statement_logging();
+                    if let Some(password) = &settings.password {
+                        options = options.password(password.expose_secret());
+                    }
+                    Ok(TargetConnection::Postgres(options.connect().await?))
+                }
+                Engine::Mysql => {
+                    let mut options = MySqlConnectOptions::new()
+                        .host(&settings.host)
+                        .port(settings.port)
+                        .database(&settings.database)
+                        .username(&settings.username)
+                        .ssl_mode(mysql_ssl(settings.tls_mode))
+                        .pipes_as_concat(false)
+                        .no_engine_substitution(false)
+                        .timezone(None)
+                        .statement_cache_capacity(0)
+                        .disable_statement_logging();
+                    if let Some(password) = &settings.password {
+                        options = options.password(password.expose_secret());
+                    }
+                    let mut conn = options.connect().await?;
+                    let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(&mut conn).await?;
+                    Ok(TargetConnection::Mysql { conn, mariadb: version.contains("MariaDB") })
+                }
+            }
+        };
+        match tokio::time::timeout(settings.connect_timeout, connect).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(TargetError::Connect(e)),
+            Err(_) => Err(TargetError::ConnectTimeout(settings.connect_timeout)),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            TargetConnection::Postgres(_) => Engine::Postgres,
+            TargetConnection::Mysql { .. } => Engine::Mysql,
+        }
+    }
+
+    /// Applies the policy's lock and statement timeouts to this session.
+    pub async fn set_limits(&mut self, limits: SessionLimits) -> Result<(), TargetError> {
+        let lock_ms = limits.lock_timeout.as_millis().max(1);
+        let statement_ms = limits.statement_timeout.map_or(0, |d| d.as_millis().max(1));
+        let sql = match self {
+            TargetConnection::Postgres(_) => {
+                format!("SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms}")
+            }
+            // lock_wait_timeout is in whole seconds (at least 1).
+            TargetConnection::Mysql { mariadb: true, .. } => format!(
+                "SET SESSION lock_wait_timeout = {}; SET SESSION max_statement_time = {}",
+                lock_ms.div_ceil(1000),
+                statement_ms as f64 / 1000.0
+            ),
+            TargetConnection::Mysql { mariadb: false, .. } => format!(
+                "SET SESSION lock_wait_timeout = {}; SET SESSION max_execution_time = {statement_ms}",
+                lock_ms.div_ceil(1000)
+            ),
+        };
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    /// Runs SQL as the server receives it from a client (simple protocol, no preparation); returns the
+    /// number of rows affected.
+    pub async fn execute(&mut self, sql: &str) -> Result<u64, TargetError> {
+        let result = match self {
+            TargetConnection::Postgres(conn) => {
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|r| r.rows_affected())
+            }
+            TargetConnection::Mysql { conn, .. } => {
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|r| r.rows_affected())
+            }
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
+    /// Tries to take the session-level lock `name` once; `true` if this session now holds it.
+    ///
+    /// Session-level, never transaction-level: a transaction-level lock would be held by an open
+    /// transaction that `CREATE INDEX CONCURRENTLY` then waits on forever (Flyway's deadlock). The lock goes
+    /// away with the session if the worker dies.
+    pub async fn try_lock(&mut self, name: &str) -> Result<bool, TargetError> {
+        let result = match self {
+            TargetConnection::Postgres(conn) => {
+                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                    .bind(pg_lock_key(name))
+                    .fetch_one(conn)
+                    .await
+            }
+            TargetConnection::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, 0)")
+                .bind(mysql_lock_name(name))
+                .fetch_one(conn)
+                .await
+                .map(|got| got == Some(1)),
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
+    /// Takes the lock, retrying until `wait` has passed; `false` if another session still holds it.
+    pub async fn lock(&mut self, name: &str, wait: Duration) -> Result<bool, TargetError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if self.try_lock(name).await? {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Releases the lock taken with [`lock`](Self::lock).
+    pub async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
+        let result = match self {
+            TargetConnection::Postgres(conn) => sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+                .bind(pg_lock_key(name))
+                .fetch_one(conn)
+                .await
+                .map(|_| ()),
+            TargetConnection::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT RELEASE_LOCK(?)")
+                .bind(mysql_lock_name(name))
+                .fetch_one(conn)
+                .await
+                .map(|_| ()),
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
+    pub async fn close(self) {
+        let _ = match self {
+            TargetConnection::Postgres(conn) => conn.close().await,
+            TargetConnection::Mysql { conn, .. } => conn.close().await,
+        };
+    }
+}
+
+/// A 64-bit advisory lock key in migrate-hub's own namespace, so it cannot collide with the keys of the
+/// application or of other tools by accident.
+pub fn pg_lock_key(name: &str) -> i64 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("migrate-hub:lock:{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_ref()[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// MySQL lock names are limited to 64 characters.
+pub fn mysql_lock_name(name: &str) -> String {
+    format!("migrate-hub:{name}").chars().take(64).collect()
+}
+
+fn pg_ssl(mode: TlsMode) -> PgSslMode {
+    match mode {
+        TlsMode::Disable => PgSslMode::Disable,
+        TlsMode::Prefer => PgSslMode::Prefer,
+        TlsMode::Require => PgSslMode::Require,
+        TlsMode::VerifyCa => PgSslMode::VerifyCa,
+        TlsMode::VerifyFull => PgSslMode::VerifyFull,
+    }
+}
+
+fn mysql_ssl(mode: TlsMode) -> MySqlSslMode {
+    match mode {
+        TlsMode::Disable => MySqlSslMode::Disabled,
+        TlsMode::Prefer => MySqlSslMode::Preferred,
+        TlsMode::Require => MySqlSslMode::Required,
+        TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+        TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+    }
+}
