@@ -4,6 +4,7 @@
 //! apply loop, and the worker's life in the tool database (registration, heartbeats, claiming). It reaches
 //! the tool database only through `storage`, and must never know about HTTP, sessions or HTML.
 
+pub mod apply;
 pub mod history;
 pub mod target;
 pub mod worker;

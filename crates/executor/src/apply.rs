@@ -1,0 +1,336 @@
+//! Applying one migration to one target, by the rules of SPEC §5.
+//!
+//! 1. Take the session-level lock for the target (retried until the policy's wait runs out).
+//! 2. Make sure the project's history table exists, and read it.
+//! 3. Decide: already applied with the same checksum → skipped; with another checksum → drift; a `running`
+//!    or `failed` row → the target needs recovery; an earlier version missing (or a later one applied) →
+//!    out of order, unless the environment allows it.
+//! 4. Apply. In `transaction` mode on Postgres, the statements and the history row commit together or not at
+//!    all. Otherwise (and always on MySQL, whose DDL commits implicitly) a `running` row is written first,
+//!    progress after every statement, and the row ends `applied` or `failed` with the statement index and
+//!    the error: nothing is ever silently half-applied.
+//! 5. Down: run the down statements, then delete the history row, by the same rules.
+//!
+//! Before each statement the [`Observer`] may stop the work (a cancelled run, a lost lease); after each it
+//! hears how long the statement took, for the item's log.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use domain::checksum::Checksum;
+use domain::enums::{Direction, Engine, TransactionMode};
+use domain::values::VersionKey;
+
+use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable, NewHistoryRow};
+use crate::target::{SessionLimits, TargetConnection, TargetError};
+
+/// The migration to apply, with its statements already split and substituted.
+#[derive(Debug, Clone)]
+pub struct Migration<'a> {
+    pub version: &'a VersionKey,
+    pub name: &'a str,
+    /// Checksum of the version's up SQL (as stored in the history row, and compared on later runs).
+    pub up_checksum: Checksum,
+    pub direction: Direction,
+    /// The statements of the direction being applied, in order.
+    pub statements: Vec<String>,
+    pub transaction_mode: TransactionMode,
+}
+
+/// How to apply: the project's history table and the environment's policy.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub history: HistoryTable,
+    /// Name of the per-target lock (e.g. the target id).
+    pub lock_name: String,
+    pub lock_wait: Duration,
+    pub limits: SessionLimits,
+    pub allow_out_of_order: bool,
+    /// The project's versions before this one; each must be applied on the target first.
+    pub earlier_versions: Vec<VersionKey>,
+    /// Recorded in the history row.
+    pub run_id: Option<String>,
+    pub worker: String,
+}
+
+/// Told about each statement; may stop the apply between statements.
+pub trait Observer {
+    /// Called before statement `index` runs. An error stops the apply there (the history row, if any, stays
+    /// `failed` with this reason, so the target is marked as needing a look).
+    fn before_statement(&mut self, index: usize) -> impl Future<Output = Result<(), String>> + Send;
+    /// Called after statement `index` succeeded.
+    fn after_statement(
+        &mut self,
+        index: usize,
+        statement: &str,
+        elapsed: Duration,
+        rows: u64,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// An observer that lets everything run and hears nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Observer for Silent {
+    async fn before_statement(&mut self, _index: usize) -> Result<(), String> {
+        Ok(())
+    }
+    async fn after_statement(&mut self, _index: usize, _statement: &str, _elapsed: Duration, _rows: u64) {}
+}
+
+/// What happened, when nothing went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied {
+        statements: usize,
+    },
+    /// Nothing to do: up already applied with the same checksum, or down of a version never applied.
+    Skipped {
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("another session holds the migration lock on this target (waited {0:?})")]
+    LockTimeout(Duration),
+    #[error("version {version} was applied with different content (checksum {applied}, now {expected}): drift")]
+    Drift { version: String, applied: String, expected: String },
+    #[error(
+        "version {version} is {status} at statement {done} of {total}{}: the target needs recovery before anything else runs",
+        error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+    )]
+    NeedsRecovery { version: String, status: &'static str, done: u32, total: u32, error: Option<String> },
+    #[error("out of order: {0}")]
+    OutOfOrder(String),
+    #[error("statement {index} failed: {source}")]
+    Statement {
+        index: usize,
+        #[source]
+        source: TargetError,
+    },
+    #[error("stopped before statement {index}: {reason}")]
+    Stopped { index: usize, reason: String },
+    #[error(transparent)]
+    Target(#[from] TargetError),
+}
+
+impl ApplyError {
+    /// Whether the same apply may succeed if tried again later (lock busy, connection trouble, timeouts).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::LockTimeout(_) => true,
+            ApplyError::Target(e) | ApplyError::Statement { source: e, .. } => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Applies `migration` on `conn` (see the module doc). The lock is released whatever happens.
+#[tracing::instrument(skip_all, fields(version = %migration.version, direction = %migration.direction))]
+pub async fn apply(
+    conn: &mut TargetConnection,
+    migration: &Migration<'_>,
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+) -> Result<Outcome, ApplyError> {
+    conn.set_limits(options.limits).await?;
+    if !conn.lock(&options.lock_name, options.lock_wait).await? {
+        return Err(ApplyError::LockTimeout(options.lock_wait));
+    }
+    let result = locked(conn, migration, options, observer).await;
+    let unlocked = conn.unlock(&options.lock_name).await;
+    let outcome = result?;
+    unlocked?;
+    Ok(outcome)
+}
+
+async fn locked(
+    conn: &mut TargetConnection,
+    migration: &Migration<'_>,
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+) -> Result<Outcome, ApplyError> {
+    history::ensure(conn, &options.history).await?;
+    let rows = history::all(conn, &options.history).await?;
+    let version = migration.version.as_str();
+    let existing = rows.iter().find(|r| r.version == version);
+    if let Some(row) = existing {
+        check_clean(row)?;
+        if row.checksum != migration.up_checksum.digest() {
+            return Err(ApplyError::Drift {
+                version: version.to_owned(),
+                applied: hex(&row.checksum),
+                expected: migration.up_checksum.to_hex(),
+            });
+        }
+    }
+    match (migration.direction, existing) {
+        (Direction::Up, Some(_)) => return Ok(Outcome::Skipped { reason: "already applied with the same checksum" }),
+        (Direction::Down, None) => return Ok(Outcome::Skipped { reason: "not applied on this target" }),
+        (Direction::Up, None) => check_order(migration.version, &rows, options)?,
+        (Direction::Down, Some(_)) => {}
+    }
+    let atomic = conn.engine() == Engine::Postgres && migration.transaction_mode == TransactionMode::Transaction;
+    if atomic {
+        atomically(conn, migration, options, observer).await
+    } else {
+        stepwise(conn, migration, options, observer).await
+    }
+}
+
+fn check_clean(row: &HistoryRow) -> Result<(), ApplyError> {
+    if row.status == HistoryStatus::Applied {
+        return Ok(());
+    }
+    Err(ApplyError::NeedsRecovery {
+        version: row.version.clone(),
+        status: row.status.as_str(),
+        done: row.statements_done,
+        total: row.statements_total,
+        error: row.error.clone(),
+    })
+}
+
+fn check_order(version: &VersionKey, rows: &[HistoryRow], options: &ApplyOptions) -> Result<(), ApplyError> {
+    if options.allow_out_of_order {
+        return Ok(());
+    }
+    // Any dirty row blocks the whole project on this target, not just its own version.
+    for row in rows {
+        check_clean(row)?;
+    }
+    let missing: Vec<&str> = options
+        .earlier_versions
+        .iter()
+        .filter(|v| *v < version && !rows.iter().any(|r| r.version == v.as_str()))
+        .map(VersionKey::as_str)
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(ApplyError::OutOfOrder(format!(
+            "{} earlier version(s) not applied on this target, first {first}",
+            missing.len()
+        )));
+    }
+    let later = rows
+        .iter()
+        .filter_map(|r| VersionKey::parse(r.version.as_str()).ok())
+        .filter(|applied| applied > version)
+        .min();
+    if let Some(later) = later {
+        return Err(ApplyError::OutOfOrder(format!("a later version ({later}) is already applied on this target")));
+    }
+    Ok(())
+}
+
+fn total(migration: &Migration<'_>) -> u32 {
+    u32::try_from(migration.statements.len()).unwrap_or(u32::MAX)
+}
+
+fn new_row<'a>(
+    migration: &'a Migration<'_>,
+    options: &'a ApplyOptions,
+    status: HistoryStatus,
+    checksum: &'a [u8],
+) -> NewHistoryRow<'a> {
+    NewHistoryRow {
+        version: migration.version.as_str(),
+        name: migration.name,
+        checksum,
+        checksum_algorithm: migration.up_checksum.algorithm().as_str(),
+        status,
+        statements_done: if status == HistoryStatus::Applied { total(migration) } else { 0 },
+        statements_total: total(migration),
+        run_id: options.run_id.clone(),
+        worker: &options.worker,
+    }
+}
+
+async fn run_statement(
+    conn: &mut TargetConnection,
+    index: usize,
+    statement: &str,
+    observer: &mut impl Observer,
+) -> Result<(), ApplyError> {
+    observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
+    let started = Instant::now();
+    let rows = conn.execute(statement).await.map_err(|source| ApplyError::Statement { index, source })?;
+    observer.after_statement(index, statement, started.elapsed(), rows).await;
+    Ok(())
+}
+
+/// Postgres, transaction mode: statements and history change in one transaction.
+async fn atomically(
+    conn: &mut TargetConnection,
+    migration: &Migration<'_>,
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+) -> Result<Outcome, ApplyError> {
+    conn.execute("BEGIN").await?;
+    let work = async {
+        for (index, statement) in migration.statements.iter().enumerate() {
+            run_statement(conn, index, statement, observer).await?;
+        }
+        let checksum = migration.up_checksum.digest();
+        match migration.direction {
+            Direction::Up => {
+                history::insert(conn, &options.history, &new_row(migration, options, HistoryStatus::Applied, checksum))
+                    .await?;
+            }
+            Direction::Down => history::delete(conn, &options.history, migration.version.as_str()).await?,
+        }
+        Ok::<(), ApplyError>(())
+    }
+    .await;
+    match work {
+        Ok(()) => {
+            conn.execute("COMMIT").await?;
+            Ok(Outcome::Applied { statements: migration.statements.len() })
+        }
+        Err(e) => {
+            // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
+            let _ = conn.execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Statement by statement, with progress recorded after each.
+async fn stepwise(
+    conn: &mut TargetConnection,
+    migration: &Migration<'_>,
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+) -> Result<Outcome, ApplyError> {
+    let version = migration.version.as_str();
+    let checksum = migration.up_checksum.digest();
+    match migration.direction {
+        Direction::Up => {
+            history::insert(conn, &options.history, &new_row(migration, options, HistoryStatus::Running, checksum))
+                .await?;
+        }
+        Direction::Down => history::update(conn, &options.history, version, HistoryStatus::Running, 0, None).await?,
+    }
+    for (index, statement) in migration.statements.iter().enumerate() {
+        let done = u32::try_from(index).unwrap_or(u32::MAX);
+        if let Err(e) = run_statement(conn, index, statement, observer).await {
+            let message = format!("{} failed at statement {index}: {e}", migration.direction);
+            // Best effort: if the connection is gone the row stays `running`, which is just as dirty.
+            let _ = history::update(conn, &options.history, version, HistoryStatus::Failed, done, Some(&message)).await;
+            return Err(e);
+        }
+        history::update(conn, &options.history, version, HistoryStatus::Running, done + 1, None).await?;
+    }
+    match migration.direction {
+        Direction::Up => {
+            history::update(conn, &options.history, version, HistoryStatus::Applied, total(migration), None).await?;
+        }
+        Direction::Down => history::delete(conn, &options.history, version).await?,
+    }
+    Ok(Outcome::Applied { statements: migration.statements.len() })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

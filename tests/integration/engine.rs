@@ -1,0 +1,333 @@
+//! The execution engine against real Postgres and MariaDB targets: SPEC §5's rules one by one.
+
+use std::time::Duration;
+
+use domain::checksum::Checksum;
+use domain::enums::{Direction, Engine, TlsMode, TransactionMode};
+use domain::values::{Identifier, VersionKey};
+use executor::apply::{ApplyError, ApplyOptions, Migration, Observer, Outcome, Silent, apply};
+use executor::history::{self, HistoryStatus, HistoryTable};
+use executor::target::{ConnectSettings, SessionLimits, TargetConnection};
+use migrate_hub_tests::{MySqlDatabase, PgDatabase};
+use secrecy::SecretString;
+
+/// Connection settings from a test database URL (`scheme://user[:password]@host:port/database`).
+fn settings(engine: Engine, url: &str) -> ConnectSettings {
+    let rest = url.split_once("://").unwrap().1;
+    let (credentials, location) = rest.rsplit_once('@').unwrap();
+    let (username, password) = match credentials.split_once(':') {
+        Some((user, password)) => (user.to_owned(), Some(SecretString::from(password.to_owned()))),
+        None => (credentials.to_owned(), None),
+    };
+    let (address, database) = location.split_once('/').unwrap();
+    let (host, port) = address.rsplit_once(':').unwrap();
+    ConnectSettings {
+        engine,
+        host: host.to_owned(),
+        port: port.parse().unwrap(),
+        database: database.to_owned(),
+        username,
+        password,
+        tls_mode: TlsMode::Prefer,
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn pg(db: &PgDatabase) -> TargetConnection {
+    TargetConnection::connect(&settings(Engine::Postgres, &db.url)).await.unwrap()
+}
+
+async fn my(db: &MySqlDatabase) -> TargetConnection {
+    TargetConnection::connect(&settings(Engine::Mysql, &db.url)).await.unwrap()
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions {
+        history: HistoryTable { schema: None, table: Identifier::parse("migrate_hub_history").unwrap() },
+        lock_name: "target-1".into(),
+        lock_wait: Duration::from_secs(2),
+        limits: SessionLimits {
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(60)),
+        },
+        allow_out_of_order: false,
+        earlier_versions: Vec::new(),
+        run_id: Some("run-1".into()),
+        worker: "test-worker".into(),
+    }
+}
+
+fn key(k: &str) -> VersionKey {
+    VersionKey::parse(k).unwrap()
+}
+
+fn migration<'a>(version: &'a VersionKey, up_sql: &str, statements: &[&str], mode: TransactionMode) -> Migration<'a> {
+    Migration {
+        version,
+        name: "test",
+        up_checksum: Checksum::of(up_sql),
+        direction: Direction::Up,
+        statements: statements.iter().map(|s| (*s).to_owned()).collect(),
+        transaction_mode: mode,
+    }
+}
+
+async fn rows(conn: &mut TargetConnection) -> Vec<history::HistoryRow> {
+    history::all(conn, &options().history).await.unwrap()
+}
+
+async fn pg_table_exists(db: &PgDatabase, table: &str) -> bool {
+    sqlx::query_scalar::<_, Option<String>>("SELECT to_regclass($1)::text")
+        .bind(table)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn my_table_exists(db: &MySqlDatabase, table: &str) -> bool {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+    )
+    .bind(table)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+        == 1
+}
+
+#[tokio::test]
+async fn postgres_transaction_mode_applies_atomically_and_then_skips() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    let m = migration(
+        &v1,
+        "create a and b",
+        &["CREATE TABLE a (id int)", "CREATE TABLE b (id int)"],
+        TransactionMode::Transaction,
+    );
+    assert_eq!(apply(&mut conn, &m, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 2 });
+    assert!(pg_table_exists(&db, "a").await && pg_table_exists(&db, "b").await);
+    let history = rows(&mut conn).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].status, history[0].statements_done, history[0].statements_total),
+        (HistoryStatus::Applied, 2, 2)
+    );
+    assert_eq!(history[0].checksum, Checksum::of("create a and b").digest());
+
+    assert!(matches!(apply(&mut conn, &m, &options(), &mut Silent).await.unwrap(), Outcome::Skipped { .. }));
+
+    let edited = migration(&v1, "create a and b, edited", &["CREATE TABLE a (id int)"], TransactionMode::Transaction);
+    let drift = apply(&mut conn, &edited, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(drift, ApplyError::Drift { .. }), "{drift}");
+}
+
+#[tokio::test]
+async fn postgres_transaction_mode_failure_leaves_nothing_behind() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    let m = migration(
+        &v1,
+        "x",
+        &["CREATE TABLE a (id int)", "SELECT 1/0", "CREATE TABLE c (id int)"],
+        TransactionMode::Transaction,
+    );
+    let err = apply(&mut conn, &m, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err}");
+    assert!(err.to_string().contains("division by zero"), "{err}");
+    assert!(!err.is_transient());
+    assert!(!pg_table_exists(&db, "a").await, "statement 0 must be rolled back");
+    assert!(rows(&mut conn).await.is_empty());
+    // Fixed content applies cleanly afterwards: the target was never dirty.
+    let fixed = migration(&v1, "y", &["CREATE TABLE a (id int)"], TransactionMode::Transaction);
+    assert_eq!(apply(&mut conn, &fixed, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 1 });
+}
+
+#[tokio::test]
+async fn postgres_no_transaction_mode_records_progress_and_needs_recovery() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    sqlx::query("CREATE TABLE t (c int)").execute(&db.pool).await.unwrap();
+    let v1 = key("0001");
+    // CONCURRENTLY cannot run in a transaction; the session-level lock must not get in its way either.
+    let m = migration(
+        &v1,
+        "idx",
+        &["CREATE INDEX CONCURRENTLY t_c ON t (c)", "ALTER TABLE missing ADD COLUMN x int", "SELECT 1"],
+        TransactionMode::None,
+    );
+    let err = apply(&mut conn, &m, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err}");
+    assert!(pg_table_exists(&db, "t_c").await, "statement 0 stays applied");
+    let history = rows(&mut conn).await;
+    assert_eq!((history[0].status, history[0].statements_done), (HistoryStatus::Failed, 1));
+    assert!(history[0].error.as_deref().unwrap().contains("statement 1"));
+
+    let again = apply(&mut conn, &m, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(again, ApplyError::NeedsRecovery { done: 1, total: 3, .. }), "{again}");
+    assert!(again.to_string().contains("needs recovery"));
+    // The dirty row blocks the next version too.
+    let v2 = key("0002");
+    let next = migration(&v2, "next", &["SELECT 1"], TransactionMode::Transaction);
+    let blocked =
+        apply(&mut conn, &next, &ApplyOptions { earlier_versions: vec![key("0001")], ..options() }, &mut Silent)
+            .await
+            .unwrap_err();
+    assert!(matches!(blocked, ApplyError::NeedsRecovery { .. }), "{blocked}");
+}
+
+#[tokio::test]
+async fn out_of_order_is_refused_unless_allowed() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let (v1, v2) = (key("1"), key("2"));
+    let with_earlier = ApplyOptions { earlier_versions: vec![v1.clone()], ..options() };
+    let second = migration(&v2, "two", &["CREATE TABLE two (id int)"], TransactionMode::Transaction);
+    let err = apply(&mut conn, &second, &with_earlier, &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::OutOfOrder(_)), "{err}");
+    assert!(err.to_string().contains("first 1"), "{err}");
+    let allowed = ApplyOptions { allow_out_of_order: true, ..with_earlier.clone() };
+    assert!(matches!(apply(&mut conn, &second, &allowed, &mut Silent).await.unwrap(), Outcome::Applied { .. }));
+    // Now 1 comes after 2 was applied: a later version is there.
+    let first = migration(&v1, "one", &["CREATE TABLE one (id int)"], TransactionMode::Transaction);
+    let late = apply(&mut conn, &first, &options(), &mut Silent).await.unwrap_err();
+    assert!(late.to_string().contains("later version (2)"), "{late}");
+}
+
+#[tokio::test]
+async fn down_runs_the_down_statements_and_forgets_the_version() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    let up = migration(&v1, "up", &["CREATE TABLE a (id int)"], TransactionMode::Transaction);
+    apply(&mut conn, &up, &options(), &mut Silent).await.unwrap();
+    let down = Migration { direction: Direction::Down, statements: vec!["DROP TABLE a".into()], ..up.clone() };
+    assert_eq!(apply(&mut conn, &down, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 1 });
+    assert!(!pg_table_exists(&db, "a").await);
+    assert!(rows(&mut conn).await.is_empty());
+    assert!(matches!(apply(&mut conn, &down, &options(), &mut Silent).await.unwrap(), Outcome::Skipped { .. }));
+}
+
+#[tokio::test]
+async fn a_held_lock_makes_the_second_session_wait_then_give_up() {
+    let db = PgDatabase::fresh().await;
+    let mut holder = pg(&db).await;
+    assert!(holder.lock("target-1", Duration::ZERO).await.unwrap());
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    let m = migration(&v1, "x", &["SELECT 1"], TransactionMode::Transaction);
+    let quick = ApplyOptions { lock_wait: Duration::from_millis(300), ..options() };
+    let err = apply(&mut conn, &m, &quick, &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::LockTimeout(_)) && err.is_transient(), "{err}");
+    // The lock dies with its session.
+    holder.close().await;
+    assert!(matches!(apply(&mut conn, &m, &quick, &mut Silent).await.unwrap(), Outcome::Applied { .. }));
+}
+
+/// Stops before statement `stop_at`, and remembers what ran.
+#[derive(Debug, Default)]
+struct StopAt {
+    stop_at: usize,
+    ran: Vec<usize>,
+}
+
+impl Observer for StopAt {
+    async fn before_statement(&mut self, index: usize) -> Result<(), String> {
+        if index == self.stop_at { Err("run cancelled".into()) } else { Ok(()) }
+    }
+    async fn after_statement(&mut self, index: usize, _statement: &str, _elapsed: Duration, _rows: u64) {
+        self.ran.push(index);
+    }
+}
+
+#[tokio::test]
+async fn an_observer_stops_at_a_statement_boundary() {
+    let db = MySqlDatabase::fresh().await;
+    let mut conn = my(&db).await;
+    let v1 = key("0001");
+    let m = migration(&v1, "x", &["CREATE TABLE a (id int)", "CREATE TABLE b (id int)"], TransactionMode::Transaction);
+    let mut observer = StopAt { stop_at: 1, ran: Vec::new() };
+    let err = apply(&mut conn, &m, &options(), &mut observer).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Stopped { index: 1, .. }), "{err}");
+    assert_eq!(observer.ran, vec![0]);
+    assert!(my_table_exists(&db, "a").await && !my_table_exists(&db, "b").await);
+    assert_eq!(rows(&mut conn).await[0].status, HistoryStatus::Failed);
+}
+
+#[tokio::test]
+async fn mysql_applies_statement_by_statement_and_marks_failures() {
+    let db = MySqlDatabase::fresh().await;
+    let mut conn = my(&db).await;
+    let v1 = key("0001");
+    let ok = migration(
+        &v1,
+        "procedure",
+        &[
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "CREATE PROCEDURE fill() BEGIN INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); END",
+            "CALL fill()",
+        ],
+        TransactionMode::Transaction,
+    );
+    assert_eq!(apply(&mut conn, &ok, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 3 });
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(count, 2);
+    assert!(matches!(apply(&mut conn, &ok, &options(), &mut Silent).await.unwrap(), Outcome::Skipped { .. }));
+
+    let v2 = key("0002");
+    let bad =
+        migration(&v2, "bad", &["CREATE TABLE u (id int)", "INSERT INTO t VALUES (1)"], TransactionMode::Transaction);
+    let opts = ApplyOptions { earlier_versions: vec![v1.clone()], ..options() };
+    let err = apply(&mut conn, &bad, &opts, &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err}");
+    assert!(my_table_exists(&db, "u").await, "MySQL DDL commits as it goes");
+    let history = rows(&mut conn).await;
+    let failed = history.iter().find(|r| r.version == "0002").unwrap();
+    assert_eq!((failed.status, failed.statements_done), (HistoryStatus::Failed, 1));
+    assert!(matches!(apply(&mut conn, &bad, &opts, &mut Silent).await.unwrap_err(), ApplyError::NeedsRecovery { .. }));
+}
+
+#[tokio::test]
+async fn mysql_sessions_keep_the_server_defaults() {
+    let db = MySqlDatabase::fresh().await;
+    let mut conn = my(&db).await;
+    let TargetConnection::Mysql { conn: raw, mariadb } = &mut conn else { panic!("not a MySQL connection") };
+    assert!(*mariadb);
+    let (sql_mode, time_zone): (String, String) =
+        sqlx::query_as("SELECT @@SESSION.sql_mode, @@SESSION.time_zone").fetch_one(&mut *raw).await.unwrap();
+    assert!(!sql_mode.contains("PIPES_AS_CONCAT"), "{sql_mode}");
+    assert_eq!(time_zone, "SYSTEM");
+    conn.set_limits(SessionLimits {
+        lock_timeout: Duration::from_millis(1500),
+        statement_timeout: Some(Duration::from_secs(2)),
+    })
+    .await
+    .unwrap();
+    let TargetConnection::Mysql { conn: raw, .. } = &mut conn else { panic!("not a MySQL connection") };
+    let (lock_wait, statement_time): (u64, f64) =
+        sqlx::query_as("SELECT @@SESSION.lock_wait_timeout, @@SESSION.max_statement_time")
+            .fetch_one(&mut *raw)
+            .await
+            .unwrap();
+    assert_eq!((lock_wait, statement_time), (2, 2.0));
+}
+
+#[tokio::test]
+async fn postgres_statement_timeout_is_a_transient_error() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    let slow = migration(&v1, "slow", &["SELECT pg_sleep(2)"], TransactionMode::None);
+    let short = ApplyOptions {
+        limits: SessionLimits {
+            lock_timeout: Duration::from_secs(1),
+            statement_timeout: Some(Duration::from_millis(100)),
+        },
+        ..options()
+    };
+    let err = apply(&mut conn, &slow, &short, &mut Silent).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+}
