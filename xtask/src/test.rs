@@ -16,7 +16,16 @@ pub async fn run(extra: &[String]) -> anyhow::Result<()> {
         .output()
         .is_ok_and(|out| out.status.success());
     // The integration suite runs the real binaries as an operator would; test builds do not produce them.
-    run_checked(cargo().args(["build", "--quiet", "-p", "migrate-hub-server", "-p", "migrate-hub-worker"]))?;
+    run_checked(cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        "migrate-hub-server",
+        "-p",
+        "migrate-hub-worker",
+        "-p",
+        "migrate-hub-cli",
+    ]))?;
     let mut command = cargo();
     if nextest {
         command.args(["nextest", "run", "--workspace", "--all-targets", "--no-fail-fast"]);

@@ -69,6 +69,7 @@ const RULES: &[Rule] = &[
 const LEAVES: &[(&str, Option<&str>)] = &[
     ("migrate-hub-server", None),
     ("migrate-hub-worker", None),
+    ("migrate-hub-cli", None),
     ("migrate-hub-http", Some("migrate-hub-server")),
     ("xtask", None),
     ("migrate-hub-tests", None),

@@ -24,6 +24,7 @@ pub mod placeholder;
 pub mod policy;
 pub mod run;
 pub mod source;
+pub mod split;
 pub mod values;
 
 #[cfg(test)]

@@ -153,6 +153,27 @@ where
     })
 }
 
+/// Whether the table exists (without creating it), for read-only commands.
+pub async fn exists(conn: &mut TargetConnection, table: &HistoryTable) -> Result<bool, TargetError> {
+    let result = match conn {
+        TargetConnection::Postgres(c) => {
+            let qualified = match &table.schema {
+                Some(schema) => format!("{schema}.{}", table.table),
+                None => table.table.to_string(),
+            };
+            sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(qualified).fetch_one(c).await
+        }
+        TargetConnection::Mysql { conn: c, .. } => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+        )
+        .bind(table.table.as_str())
+        .fetch_one(c)
+        .await
+        .map(|n| n > 0),
+    };
+    result.map_err(TargetError::Connection)
+}
+
 const COLUMNS: &str = "version, name, checksum, checksum_algorithm, status, statements_done, statements_total, error";
 
 /// Every row, in no particular order.

@@ -6,5 +6,6 @@
 
 pub mod apply;
 pub mod history;
+pub mod local;
 pub mod target;
 pub mod worker;

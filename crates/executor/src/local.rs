@@ -1,0 +1,331 @@
+//! Local mode: one directory of migration files against one database, as the `migrate-hub` command line
+//! tool runs it (`apply`, `status`, `plan`). The same rules as the fleet path: the same reader, splitter,
+//! placeholders, lock and history table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use domain::checksum::Checksum;
+use domain::enums::{Direction, Engine, TlsMode, TransactionMode};
+use domain::placeholder::{self, Syntax};
+use domain::source::{self, Layout, Source, SourceFile, SourceMigration};
+use domain::split::{self, Dialect};
+use domain::values::VersionKey;
+use secrecy::SecretString;
+
+use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome};
+use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable};
+use crate::target::{ConnectSettings, TargetConnection, TargetError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error("{path}: {source}")]
+    Split {
+        path: String,
+        #[source]
+        source: split::SplitError,
+    },
+    #[error("{path}: {source}")]
+    Placeholder {
+        path: String,
+        #[source]
+        source: placeholder::PlaceholderError,
+    },
+    #[error("invalid database URL: {0}")]
+    Url(String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("version {version} ({name}): {source}")]
+    Apply {
+        version: String,
+        name: String,
+        #[source]
+        source: Box<ApplyError>,
+    },
+}
+
+/// Reads the `.sql` files of `dir` (not its subdirectories) in `layout`, or the detected one.
+pub fn load_dir(dir: &Path, layout: Option<Layout>, engine: Engine) -> Result<Source, LocalError> {
+    let read_error = |source| LocalError::Read { path: dir.display().to_string(), source };
+    let mut contents = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let path = entry.map_err(read_error)?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = if name.ends_with(".sql") {
+            std::fs::read_to_string(&path)
+                .map_err(|source| LocalError::Read { path: path.display().to_string(), source })?
+        } else {
+            String::new()
+        };
+        contents.push((name, text));
+    }
+    contents.sort();
+    let files: Vec<SourceFile<'_>> = contents.iter().map(|(path, content)| SourceFile { path, content }).collect();
+    Ok(source::read(&files, layout, engine)?)
+}
+
+/// A migration ready to run: split, with placeholders substituted.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub version: VersionKey,
+    pub name: String,
+    pub path: String,
+    pub up_checksum: Checksum,
+    pub statements: Vec<String>,
+    pub transaction_mode: TransactionMode,
+}
+
+/// Splits every migration's up SQL and substitutes `variables`.
+pub fn prepare(
+    source: &Source,
+    engine: Engine,
+    variables: &BTreeMap<String, String>,
+    syntaxes: &[Syntax],
+) -> Result<Vec<Prepared>, LocalError> {
+    source.migrations.iter().map(|m| prepare_one(m, engine, variables, syntaxes)).collect()
+}
+
+fn prepare_one(
+    m: &SourceMigration,
+    engine: Engine,
+    variables: &BTreeMap<String, String>,
+    syntaxes: &[Syntax],
+) -> Result<Prepared, LocalError> {
+    let statements = split::split(&m.up, Dialect::from(engine))
+        .map_err(|source| LocalError::Split { path: m.up_path.clone(), source })?
+        .iter()
+        .map(|s| {
+            placeholder::substitute(s.text(&m.up), variables, syntaxes)
+                .map(|text| text.into_owned())
+                .map_err(|source| LocalError::Placeholder { path: m.up_path.clone(), source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Prepared {
+        version: m.version.clone(),
+        name: m.name.clone(),
+        path: m.up_path.clone(),
+        // Over the text as written, before substitution: one checksum whatever the target's variables.
+        up_checksum: Checksum::of(&m.up),
+        statements,
+        transaction_mode: m.transaction_mode,
+    })
+}
+
+/// Where one version stands on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Applied,
+    /// Applied with other content.
+    Drift,
+    /// A `running` or `failed` row: needs recovery.
+    Dirty {
+        status: &'static str,
+        done: u32,
+        total: u32,
+    },
+}
+
+/// Compares the files with the target's history without changing anything.
+pub async fn inspect<'p>(
+    conn: &mut TargetConnection,
+    prepared: &'p [Prepared],
+    table: &HistoryTable,
+) -> Result<(Vec<(State, &'p Prepared)>, Vec<HistoryRow>), LocalError> {
+    let rows = if history::exists(conn, table).await? { history::all(conn, table).await? } else { Vec::new() };
+    let states = prepared
+        .iter()
+        .map(|p| {
+            let state = match rows.iter().find(|r| r.version == p.version.as_str()) {
+                None => State::Pending,
+                Some(r) if r.status != HistoryStatus::Applied => {
+                    State::Dirty { status: r.status.as_str(), done: r.statements_done, total: r.statements_total }
+                }
+                Some(r) if r.checksum != p.up_checksum.digest() => State::Drift,
+                Some(_) => State::Applied,
+            };
+            (state, p)
+        })
+        .collect();
+    // History rows of versions no longer in the directory.
+    let unknown = rows.into_iter().filter(|r| !prepared.iter().any(|p| p.version.as_str() == r.version)).collect();
+    Ok((states, unknown))
+}
+
+/// Settings of a local apply.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub history: HistoryTable,
+    pub lock_wait: Duration,
+    pub limits: crate::target::SessionLimits,
+    pub allow_out_of_order: bool,
+    pub worker: String,
+}
+
+/// Applies every migration in order; stops at the first failure. Returns each version's outcome.
+pub async fn apply_all(
+    conn: &mut TargetConnection,
+    prepared: &[Prepared],
+    options: &LocalOptions,
+    observer: &mut impl Observer,
+) -> Result<Vec<(VersionKey, Outcome)>, LocalError> {
+    let mut outcomes = Vec::with_capacity(prepared.len());
+    for index in 0..prepared.len() {
+        let outcome = apply_one(conn, prepared, index, options, observer).await?;
+        outcomes.push((prepared[index].version.clone(), outcome));
+    }
+    Ok(outcomes)
+}
+
+/// Applies `prepared[index]`; the versions before it are the ones that must already be there.
+pub async fn apply_one(
+    conn: &mut TargetConnection,
+    prepared: &[Prepared],
+    index: usize,
+    options: &LocalOptions,
+    observer: &mut impl Observer,
+) -> Result<Outcome, LocalError> {
+    let p = &prepared[index];
+    let migration = Migration {
+        version: &p.version,
+        name: &p.name,
+        up_checksum: p.up_checksum,
+        direction: Direction::Up,
+        statements: p.statements.clone(),
+        transaction_mode: p.transaction_mode,
+    };
+    let apply_options = ApplyOptions {
+        history: options.history.clone(),
+        lock_name: "local".into(),
+        lock_wait: options.lock_wait,
+        limits: options.limits,
+        allow_out_of_order: options.allow_out_of_order,
+        earlier_versions: prepared[..index].iter().map(|e| e.version.clone()).collect(),
+        run_id: None,
+        worker: options.worker.clone(),
+    };
+    apply::apply(conn, &migration, &apply_options, observer).await.map_err(|source| LocalError::Apply {
+        version: p.version.to_string(),
+        name: p.name.clone(),
+        source: Box::new(source),
+    })
+}
+
+/// Parses `postgres://user:password@host:port/database?sslmode=…` or `mysql://…` (also `postgresql://`,
+/// `mariadb://`). The error never repeats the URL, which may hold a password.
+pub fn settings_from_url(url: &str) -> Result<ConnectSettings, LocalError> {
+    let bad = |what: &str| LocalError::Url(what.to_owned());
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected scheme://…"))?;
+    let (engine, default_port) = match scheme {
+        "postgres" | "postgresql" => (Engine::Postgres, 5432),
+        "mysql" | "mariadb" => (Engine::Mysql, 3306),
+        _ => return Err(bad("the scheme must be postgres:// or mysql://")),
+    };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, database) = rest.split_once('/').ok_or_else(|| bad("no database name in the URL"))?;
+    if database.is_empty() {
+        return Err(bad("no database name in the URL"));
+    }
+    let (credentials, address) = match authority.rsplit_once('@') {
+        Some((credentials, address)) => (Some(credentials), address),
+        None => (None, authority),
+    };
+    let (username, password) = match credentials {
+        Some(c) => match c.split_once(':') {
+            Some((user, password)) => (decode(user)?, Some(SecretString::from(decode(password)?))),
+            None => (decode(c)?, None),
+        },
+        None => (String::from(if engine == Engine::Postgres { "postgres" } else { "root" }), None),
+    };
+    let (host, port) = match address.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().map_err(|_| bad("the port is not a number"))?),
+        None => (address, default_port),
+    };
+    let mut tls_mode = TlsMode::Prefer;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if matches!(key, "sslmode" | "ssl-mode" | "ssl_mode") {
+            tls_mode = match value.to_ascii_lowercase().replace('_', "-").as_str() {
+                "disable" | "disabled" => TlsMode::Disable,
+                "prefer" | "preferred" | "allow" => TlsMode::Prefer,
+                "require" | "required" => TlsMode::Require,
+                "verify-ca" => TlsMode::VerifyCa,
+                "verify-full" | "verify-identity" => TlsMode::VerifyFull,
+                _ => return Err(bad("unknown sslmode")),
+            };
+        }
+    }
+    Ok(ConnectSettings {
+        engine,
+        host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        port,
+        database: decode(database)?,
+        username,
+        password,
+        tls_mode,
+        connect_timeout: Duration::from_secs(10),
+    })
+}
+
+/// Percent-decoding of URL parts.
+fn decode(part: &str) -> Result<String, LocalError> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = part.get(i + 1..i + 3).ok_or_else(|| LocalError::Url("bad percent-encoding".into()))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| LocalError::Url("bad percent-encoding".into()))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| LocalError::Url("percent-encoding is not UTF-8".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_defaults_and_decoding() {
+        let s = settings_from_url("postgres://app:p%40ss@db.internal:6432/orders?sslmode=verify-full").unwrap();
+        assert_eq!(
+            (s.engine, s.host.as_str(), s.port, s.database.as_str()),
+            (Engine::Postgres, "db.internal", 6432, "orders")
+        );
+        assert_eq!((s.username.as_str(), s.password.as_ref().map(|p| p.expose_secret())), ("app", Some("p@ss")));
+        assert_eq!(s.tls_mode, TlsMode::VerifyFull);
+        let m = settings_from_url("mysql://root@127.0.0.1/test").unwrap();
+        assert_eq!((m.engine, m.port, m.password.is_none()), (Engine::Mysql, 3306, true));
+    }
+
+    #[test]
+    fn bad_urls_never_echo_the_password() {
+        for url in [
+            "postgres://u:secret@h:x/db",
+            "ftp://u:secret@h/db",
+            "postgres://u:secret@h:5432",
+            "postgres://u:secret@h/db?sslmode=sometimes",
+        ] {
+            let err = settings_from_url(url).unwrap_err().to_string();
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+}

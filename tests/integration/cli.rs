@@ -1,0 +1,96 @@
+//! The `migrate-hub` command line tool in local mode, on real migration sets from `../shared/workloads`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use migrate_hub_tests::{MySqlDatabase, PgDatabase, binary};
+
+fn workload(path: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/workloads").join(path);
+    assert!(dir.exists(), "workload {} missing", dir.display());
+    dir
+}
+
+fn cli(args: &[&str], dir: &Path, url: &str) -> Output {
+    Command::new(binary("migrate-hub"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .env("MIGRATE_HUB_DATABASE_URL", url)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn river_applies_once_then_reports_nothing_to_do_and_refuses_an_edited_file() {
+    let db = PgDatabase::fresh().await;
+    let river = workload("river/riverdriver/riverpgxv5/migration/main");
+    let first = cli(&["apply", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
+    assert!(first.status.success(), "{}{}", stdout(&first), stderr(&first));
+    assert!(stdout(&first).ends_with("7 applied, 0 already applied\n"), "{}", stdout(&first));
+    let jobs: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('public.river_job')::text").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(jobs.as_deref(), Some("river_job"));
+
+    let second = cli(&["apply", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
+    assert!(stdout(&second).ends_with("0 applied, 7 already applied\n"), "{}", stdout(&second));
+    let status = cli(&["status", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
+    assert!(stdout(&status).ends_with("0 pending, 7 applied\n"), "{}", stdout(&status));
+
+    // An applied file edited afterwards: status and apply both refuse.
+    let copy = std::env::temp_dir().join(format!("river-{}", db.name));
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&river).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let edited = copy.join("003_river_job_tags_non_null.up.sql");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    std::fs::write(&edited, format!("{text}\n-- edited after it was applied\n")).unwrap();
+    let drift = cli(&["status", "--placeholders", "river", "--var", "schema=public"], &copy, &db.url);
+    assert!(!drift.status.success());
+    assert!(stdout(&drift).contains("DRIFT    003"), "{}", stdout(&drift));
+    let refused = cli(&["apply", "--placeholders", "river", "--var", "schema=public"], &copy, &db.url);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("drift"), "{}", stderr(&refused));
+    std::fs::remove_dir_all(&copy).unwrap();
+}
+
+#[tokio::test]
+async fn ranger_mysql_baseline_with_delimiters_applies_and_patches_plan() {
+    let db = MySqlDatabase::fresh().await;
+    let patches = workload("apache-ranger/security-admin/db/mysql/patches");
+    let plan = cli(&["plan"], &patches, &db.url);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let files = std::fs::read_dir(&patches).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count();
+    let pending = stdout(&plan).lines().filter(|l| l.starts_with("pending")).count();
+    assert_eq!(pending, files, "{}", stdout(&plan));
+
+    // The baseline schema (DELIMITER $$ procedures, commit; lines) under a versioned name.
+    let baseline = workload("apache-ranger/security-admin/db/mysql/optimized/current/ranger_core_db_mysql.sql");
+    let dir = std::env::temp_dir().join(format!("ranger-{}", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&baseline, dir.join("000-baseline.sql")).unwrap();
+    let applied = cli(&["apply"], &dir, &db.url);
+    assert!(applied.status.success(), "{}{}", stdout(&applied), stderr(&applied));
+    assert!(stdout(&applied).ends_with("1 applied, 0 already applied\n"), "{}", stdout(&applied));
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'x\\_%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(tables > 50, "ranger tables: {tables}");
+    let again = cli(&["apply"], &dir, &db.url);
+    assert!(stdout(&again).ends_with("0 applied, 1 already applied\n"), "{}", stdout(&again));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
