@@ -36,15 +36,25 @@ async fn river_applies_once_then_reports_nothing_to_do_and_refuses_an_edited_fil
     let river = workload("river/riverdriver/riverpgxv5/migration/main");
     let first = cli(&["apply", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
     assert!(first.status.success(), "{}{}", stdout(&first), stderr(&first));
-    assert!(stdout(&first).ends_with("7 applied, 0 already applied\n"), "{}", stdout(&first));
+    assert!(stdout(&first).ends_with("applied=7 skipped=0 failed=0\n"), "{}", stdout(&first));
     let jobs: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('public.river_job')::text").fetch_one(&db.pool).await.unwrap();
     assert_eq!(jobs.as_deref(), Some("river_job"));
 
     let second = cli(&["apply", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
-    assert!(stdout(&second).ends_with("0 applied, 7 already applied\n"), "{}", stdout(&second));
+    assert!(stdout(&second).ends_with("applied=0 skipped=7 failed=0\n"), "{}", stdout(&second));
     let status = cli(&["status", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
-    assert!(stdout(&status).ends_with("0 pending, 7 applied\n"), "{}", stdout(&status));
+    assert!(stdout(&status).ends_with("pending=0 applied=7\n"), "{}", stdout(&status));
+
+    // Down two versions, then apply brings them back.
+    let down = cli(&["down", "--steps", "2", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
+    assert!(down.status.success(), "{}{}", stdout(&down), stderr(&down));
+    assert!(stdout(&down).contains("reverted 007") && stdout(&down).contains("reverted 006"), "{}", stdout(&down));
+    let outbox: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('public.river_notification')::text").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(outbox, None, "007's table is gone");
+    let again = cli(&["apply", "--placeholders", "river", "--var", "schema=public"], &river, &db.url);
+    assert!(stdout(&again).ends_with("applied=2 skipped=5 failed=0\n"), "{}", stdout(&again));
 
     // An applied file edited afterwards: status and apply both refuse.
     let copy = std::env::temp_dir().join(format!("river-{}", db.name));
@@ -58,21 +68,28 @@ async fn river_applies_once_then_reports_nothing_to_do_and_refuses_an_edited_fil
     std::fs::write(&edited, format!("{text}\n-- edited after it was applied\n")).unwrap();
     let drift = cli(&["status", "--placeholders", "river", "--var", "schema=public"], &copy, &db.url);
     assert!(!drift.status.success());
-    assert!(stdout(&drift).contains("DRIFT    003"), "{}", stdout(&drift));
+    assert!(stdout(&drift).contains("drifted  003"), "{}", stdout(&drift));
     let refused = cli(&["apply", "--placeholders", "river", "--var", "schema=public"], &copy, &db.url);
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("drift"), "{}", stderr(&refused));
+    assert!(stdout(&refused).ends_with("applied=0 skipped=2 failed=1\n"), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "003_river_job_tags_non_null.up.sql: version 003: version 003 was applied with different content"
+        ),
+        "{}",
+        stderr(&refused)
+    );
     std::fs::remove_dir_all(&copy).unwrap();
 }
 
 #[tokio::test]
-async fn ranger_mysql_baseline_with_delimiters_applies_and_patches_plan() {
+async fn ranger_mysql_baseline_with_delimiters_applies_and_patches_are_read() {
     let db = MySqlDatabase::fresh().await;
     let patches = workload("apache-ranger/security-admin/db/mysql/patches");
-    let plan = cli(&["plan"], &patches, &db.url);
+    let plan = cli(&["status"], &patches, &db.url);
     assert!(plan.status.success(), "{}", stderr(&plan));
     let files = std::fs::read_dir(&patches).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count();
-    let pending = stdout(&plan).lines().filter(|l| l.starts_with("pending")).count();
+    let pending = stdout(&plan).lines().filter(|l| l.starts_with("pending ")).count();
     assert_eq!(pending, files, "{}", stdout(&plan));
 
     // The baseline schema (DELIMITER $$ procedures, commit; lines) under a versioned name.
@@ -82,7 +99,7 @@ async fn ranger_mysql_baseline_with_delimiters_applies_and_patches_plan() {
     std::fs::copy(&baseline, dir.join("000-baseline.sql")).unwrap();
     let applied = cli(&["apply"], &dir, &db.url);
     assert!(applied.status.success(), "{}{}", stdout(&applied), stderr(&applied));
-    assert!(stdout(&applied).ends_with("1 applied, 0 already applied\n"), "{}", stdout(&applied));
+    assert!(stdout(&applied).ends_with("applied=1 skipped=0 failed=0\n"), "{}", stdout(&applied));
     let tables: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'x\\_%'",
     )
@@ -91,6 +108,6 @@ async fn ranger_mysql_baseline_with_delimiters_applies_and_patches_plan() {
     .unwrap();
     assert!(tables > 50, "ranger tables: {tables}");
     let again = cli(&["apply"], &dir, &db.url);
-    assert!(stdout(&again).ends_with("0 applied, 1 already applied\n"), "{}", stdout(&again));
+    assert!(stdout(&again).ends_with("applied=0 skipped=1 failed=0\n"), "{}", stdout(&again));
     std::fs::remove_dir_all(&dir).unwrap();
 }

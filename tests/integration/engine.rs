@@ -180,6 +180,25 @@ async fn postgres_no_transaction_mode_records_progress_and_needs_recovery() {
 }
 
 #[tokio::test]
+async fn concurrently_in_transaction_mode_is_refused_before_anything_runs() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    sqlx::query("CREATE TABLE t (c int)").execute(&db.pool).await.unwrap();
+    let v1 = key("0001");
+    let m = migration(
+        &v1,
+        "idx",
+        &["CREATE TABLE first (id int)", "CREATE INDEX CONCURRENTLY t_c ON t (c)"],
+        TransactionMode::Transaction,
+    );
+    let err = apply(&mut conn, &m, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::NeedsNoTransaction { index: 1, what: "CREATE INDEX CONCURRENTLY" }), "{err}");
+    assert!(err.to_string().contains("no-transaction"), "{err}");
+    assert!(!pg_table_exists(&db, "first").await, "nothing ran");
+    assert!(!history::exists(&mut conn, &options().history).await.unwrap(), "not even the history table");
+}
+
+#[tokio::test]
 async fn out_of_order_is_refused_unless_allowed() {
     let db = PgDatabase::fresh().await;
     let mut conn = pg(&db).await;

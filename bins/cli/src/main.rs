@@ -1,20 +1,20 @@
 //! `migrate-hub`: the command line tool. Local mode applies one directory of migrations to one database
-//! (`apply`, `status`, `plan`) with the hub's engine: session lock, history table, checksums, drift and
+//! (`apply`, `status`, `down`) with the hub's engine: session lock, history table, checksums, drift and
 //! dirty-target detection, statement-level progress.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::placeholder::Syntax;
 use domain::source::Layout;
-use domain::values::Identifier;
+use domain::values::{Identifier, VersionKey};
 use executor::apply::{Observer, Outcome};
 use executor::history::HistoryTable;
-use executor::local::{self, LocalOptions, State};
+use executor::local::{self, DownTo, LocalError, LocalOptions, Prepared, State};
 use executor::target::{SessionLimits, TargetConnection};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -27,12 +27,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Apply every pending migration of a directory, in order.
-    Apply(Target),
-    /// Show each migration's state on the database (changes nothing).
+    /// Apply every pending migration of a directory, in order (`--dry-run`: only show what would run).
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show each migration's state on the database: pending, applied, drifted or dirty. Changes nothing.
     Status(Target),
-    /// Show what `apply` would do (changes nothing).
-    Plan(Target),
+    /// Roll back applied migrations, newest first.
+    Down {
+        #[command(flatten)]
+        target: Target,
+        /// How many of the newest applied versions to roll back.
+        #[arg(long, conflicts_with = "to", required_unless_present = "to")]
+        steps: Option<usize>,
+        /// Roll back every applied version newer than this one.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -45,27 +59,27 @@ enum PlaceholderSyntax {
 
 #[derive(Debug, Args)]
 struct Target {
+    /// Database URL (postgres://… or mysql://…). Never printed.
+    #[arg(long, env = "MIGRATE_HUB_DATABASE_URL", hide_env_values = true)]
+    database_url: SecretString,
     /// Directory of migration files.
     #[arg(long, short)]
     dir: PathBuf,
-    /// Database URL (postgres://… or mysql://…). Never printed.
-    #[arg(long, env = "MIGRATE_HUB_DATABASE_URL", hide_env_values = true)]
-    url: SecretString,
-    /// Layout of the directory (detected when absent): plain, up-down, goose, flyway, dbmate.
-    #[arg(long)]
-    layout: Option<String>,
-    /// History table on the database.
-    #[arg(long, default_value = "migrate_hub_history")]
-    history_table: String,
-    /// Postgres schema of the history table (default: the search path's first).
-    #[arg(long)]
-    history_schema: Option<String>,
+    /// Layout of the directory: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate (also up-down, pop).
+    #[arg(long, default_value = "auto")]
+    format: String,
     /// A placeholder value, `name=value` (repeatable).
     #[arg(long = "var", value_parser = parse_var)]
     vars: Vec<(String, String)>,
-    /// Placeholder syntaxes to substitute (repeatable).
+    /// Placeholder syntaxes to substitute (repeatable; default: `dollar` when any --var is given).
     #[arg(long = "placeholders", value_enum)]
     placeholders: Vec<PlaceholderSyntax>,
+    /// History table on the database.
+    #[arg(long, default_value = "migrate_hub_history")]
+    history_table: String,
+    /// Postgres schema of the history table (default: the first schema of the search path).
+    #[arg(long)]
+    history_schema: Option<String>,
     /// Apply a version even when an earlier one is missing or a later one is applied.
     #[arg(long)]
     allow_out_of_order: bool,
@@ -85,34 +99,59 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .try_init();
-    match cli.command {
-        Command::Apply(target) => apply(&target).await,
-        Command::Status(target) => inspect(&target, false).await,
-        Command::Plan(target) => inspect(&target, true).await,
+    let result = match cli.command {
+        Command::Apply { target, dry_run } => apply(&target, dry_run).await,
+        Command::Status(target) => status(&target).await,
+        Command::Down { target, steps, to } => down(&target, steps, to).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Counts for the final line.
+#[derive(Debug, Default)]
+struct Tally {
+    applied: usize,
+    skipped: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn finish(&self, out: &mut impl Write) -> std::io::Result<ExitCode> {
+        writeln!(out, "applied={} skipped={} failed={}", self.applied, self.skipped, self.failed)?;
+        Ok(if self.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }
 
 struct Loaded {
     conn: TargetConnection,
-    prepared: Vec<local::Prepared>,
-    table: HistoryTable,
+    prepared: Vec<Prepared>,
+    options: LocalOptions,
 }
 
-async fn load(target: &Target) -> anyhow::Result<Loaded> {
-    let settings = local::settings_from_url(target.url.expose_secret())?;
-    let layout = target.layout.as_deref().map(str::parse::<Layout>).transpose()?;
+async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
+    let settings = local::settings_from_url(target.database_url.expose_secret())?;
+    let layout = match target.format.as_str() {
+        "auto" => None,
+        other => Some(other.parse::<Layout>()?),
+    };
     let source = local::load_dir(&target.dir, layout, settings.engine)?;
     for skipped in &source.skipped {
         eprintln!("skipping {}: {}", skipped.path, skipped.reason);
     }
     let vars: BTreeMap<String, String> = target.vars.iter().cloned().collect();
-    let syntaxes: Vec<Syntax> = target
+    let mut syntaxes: Vec<Syntax> = target
         .placeholders
         .iter()
         .map(|p| match p {
@@ -120,13 +159,26 @@ async fn load(target: &Target) -> anyhow::Result<Loaded> {
             PlaceholderSyntax::River => Syntax::RiverTemplate,
         })
         .collect();
+    if syntaxes.is_empty() && !vars.is_empty() {
+        syntaxes.push(Syntax::DollarBraces);
+    }
     let prepared = local::prepare(&source, settings.engine, &vars, &syntaxes)?;
-    let table = HistoryTable {
-        schema: target.history_schema.as_deref().map(Identifier::parse).transpose()?,
-        table: Identifier::parse(target.history_table.as_str())?,
+    let options = LocalOptions {
+        history: HistoryTable {
+            schema: target.history_schema.as_deref().map(Identifier::parse).transpose()?,
+            table: Identifier::parse(target.history_table.as_str())?,
+        },
+        lock_wait: Duration::from_secs(target.lock_wait_secs),
+        limits: SessionLimits {
+            lock_timeout: Duration::from_millis(target.lock_timeout_ms.max(1)),
+            statement_timeout: (target.statement_timeout_ms > 0)
+                .then(|| Duration::from_millis(target.statement_timeout_ms)),
+        },
+        allow_out_of_order: target.allow_out_of_order,
+        worker: format!("migrate-hub-cli/{}", env!("CARGO_PKG_VERSION")),
     };
-    let conn = TargetConnection::connect(&settings).await.context("cannot connect to the database")?;
-    Ok(Loaded { conn, prepared, table })
+    let conn = TargetConnection::connect(&settings).await?;
+    Ok(Loaded { conn, prepared, options })
 }
 
 /// Prints each statement's progress on stderr.
@@ -146,76 +198,130 @@ impl Observer for Progress<'_> {
     }
 }
 
-async fn apply(target: &Target) -> anyhow::Result<()> {
-    let Loaded { mut conn, prepared, table } = load(target).await?;
-    let options = LocalOptions {
-        history: table,
-        lock_wait: Duration::from_secs(target.lock_wait_secs),
-        limits: SessionLimits {
-            lock_timeout: Duration::from_millis(target.lock_timeout_ms.max(1)),
-            statement_timeout: (target.statement_timeout_ms > 0)
-                .then(|| Duration::from_millis(target.statement_timeout_ms)),
-        },
-        allow_out_of_order: target.allow_out_of_order,
-        worker: format!("migrate-hub-cli/{}", env!("CARGO_PKG_VERSION")),
-    };
-    let mut applied = 0;
-    let mut skipped = 0;
-    let mut out = std::io::stdout().lock();
-    // One version at a time, so progress shows as it happens.
-    for i in 0..prepared.len() {
-        let version = prepared[i].version.to_string();
-        let mut progress = Progress { version: &version };
-        let outcome = match local::apply_one(&mut conn, &prepared, i, &options, &mut progress).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                writeln!(out, "{applied} applied, {skipped} already applied; failed at {version}")?;
-                conn.close().await;
-                return Err(e.into());
-            }
-        };
-        match outcome {
-            Outcome::Applied { statements } => {
-                applied += 1;
-                writeln!(out, "applied {version} {} ({statements} statements)", prepared[i].name)?;
-            }
-            _ => skipped += 1,
-        }
-    }
-    conn.close().await;
-    writeln!(out, "{applied} applied, {skipped} already applied")?;
+fn report_failure(out: &mut impl Write, verb: &str, p: &Prepared, e: &LocalError) -> std::io::Result<()> {
+    writeln!(out, "failed  {} {} ({verb})", p.version, p.name)?;
+    eprintln!("error: {e}");
     Ok(())
 }
 
-async fn inspect(target: &Target, plan: bool) -> anyhow::Result<()> {
-    let Loaded { mut conn, prepared, table } = load(target).await?;
-    let (states, unknown) = local::inspect(&mut conn, &prepared, &table).await?;
+async fn apply(target: &Target, dry_run: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let Loaded { mut conn, prepared, options } = load(target).await?;
+    let mut out = std::io::stdout().lock();
+    let mut tally = Tally::default();
+    if dry_run {
+        let (states, _) = local::inspect(&mut conn, &prepared, &options.history).await?;
+        conn.close().await;
+        for (state, p) in states {
+            match state {
+                State::Pending => {
+                    tally.applied += 1;
+                    writeln!(
+                        out,
+                        "would apply {} {} ({} statements, {})",
+                        p.version,
+                        p.name,
+                        p.statements.len(),
+                        p.transaction_mode
+                    )?;
+                }
+                State::Applied => tally.skipped += 1,
+                State::Drift | State::Dirty { .. } => {
+                    tally.failed += 1;
+                    writeln!(out, "would fail {} {}: {}", p.version, p.name, describe(&state))?;
+                }
+            }
+        }
+        return Ok(tally.finish(&mut out)?);
+    }
+    for index in 0..prepared.len() {
+        let p = &prepared[index];
+        let version = p.version.to_string();
+        let started = Instant::now();
+        match local::apply_one(&mut conn, &prepared, index, &options, &mut Progress { version: &version }).await {
+            Ok(Outcome::Applied { statements }) => {
+                tally.applied += 1;
+                let ms = started.elapsed().as_millis();
+                writeln!(out, "applied {version} {} ({statements} statements, {ms} ms)", p.name)?;
+            }
+            Ok(Outcome::Skipped { .. }) => tally.skipped += 1,
+            Err(e) => {
+                tally.failed += 1;
+                report_failure(&mut out, "up", p, &e)?;
+                break;
+            }
+        }
+    }
+    conn.close().await;
+    Ok(tally.finish(&mut out)?)
+}
+
+fn describe(state: &State) -> String {
+    match state {
+        State::Pending => "pending".into(),
+        State::Applied => "applied".into(),
+        State::Drift => "drifted: applied with different content".into(),
+        State::Dirty { status, done, total } => {
+            format!("dirty: {status} at statement {done} of {total}; needs recovery")
+        }
+    }
+}
+
+async fn status(target: &Target) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let Loaded { mut conn, prepared, options } = load(target).await?;
+    let (states, unknown) = local::inspect(&mut conn, &prepared, &options.history).await?;
     conn.close().await;
     let mut out = std::io::stdout().lock();
-    let mut blocked = false;
+    let mut healthy = true;
     for (state, p) in &states {
-        let line = match state {
-            State::Applied if plan => continue,
-            State::Applied => format!("applied  {} {}", p.version, p.name),
-            State::Pending => {
-                format!("pending  {} {} ({} statements, {})", p.version, p.name, p.statements.len(), p.transaction_mode)
-            }
-            State::Drift => {
-                blocked = true;
-                format!("DRIFT    {} {}: applied with different content", p.version, p.name)
-            }
-            State::Dirty { status, done, total } => {
-                blocked = true;
-                format!("DIRTY    {} {}: {status} at statement {done} of {total}; needs recovery", p.version, p.name)
-            }
+        healthy &= matches!(state, State::Pending | State::Applied);
+        let word = match state {
+            State::Pending => "pending",
+            State::Applied => "applied",
+            State::Drift => "drifted",
+            State::Dirty { .. } => "dirty",
         };
-        writeln!(out, "{line}")?;
+        match state {
+            State::Pending | State::Applied => writeln!(out, "{word:<8} {} {}", p.version, p.name)?,
+            _ => writeln!(out, "{word:<8} {} {}: {}", p.version, p.name, describe(state))?,
+        }
     }
     for row in &unknown {
         writeln!(out, "unknown  {} {}: in the history, not in the directory", row.version, row.name)?;
     }
-    let pending = states.iter().filter(|(s, _)| *s == State::Pending).count();
-    writeln!(out, "{pending} pending, {} applied", states.iter().filter(|(s, _)| *s == State::Applied).count())?;
-    anyhow::ensure!(!blocked, "the database has drifted or dirty versions; apply would refuse");
-    Ok(())
+    let count = |wanted: &State| states.iter().filter(|(s, _)| s == wanted).count();
+    writeln!(out, "pending={} applied={}", count(&State::Pending), count(&State::Applied))?;
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn down(
+    target: &Target,
+    steps: Option<usize>,
+    to: Option<String>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let Loaded { mut conn, prepared, options } = load(target).await?;
+    let to = match (steps, to) {
+        (Some(n), _) => DownTo::Steps(n),
+        (None, Some(v)) => DownTo::Version(VersionKey::parse(v)?),
+        (None, None) => DownTo::Steps(1),
+    };
+    let plan = local::down_plan(&mut conn, &prepared, &options.history, &to).await?;
+    let mut out = std::io::stdout().lock();
+    let mut tally = Tally::default();
+    for p in plan {
+        let version = p.version.to_string();
+        match local::down_one(&mut conn, p, &options, &mut Progress { version: &version }).await {
+            Ok(Outcome::Applied { statements }) => {
+                tally.applied += 1;
+                writeln!(out, "reverted {version} {} ({statements} statements)", p.name)?;
+            }
+            Ok(Outcome::Skipped { .. }) => tally.skipped += 1,
+            Err(e) => {
+                tally.failed += 1;
+                report_failure(&mut out, "down", p, &e)?;
+                break;
+            }
+        }
+    }
+    conn.close().await;
+    Ok(tally.finish(&mut out)?)
 }

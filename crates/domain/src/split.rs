@@ -173,6 +173,68 @@ struct Lexer<'a> {
 }
 
 /// Whitespace as both servers define it (space, tab, LF, VT, FF, CR).
+/// Postgres statements that refuse to run inside a transaction block, by their leading words.
+const NON_TRANSACTIONAL: &[(&[&str], &str)] = &[
+    (&["create", "index", "concurrently"], "CREATE INDEX CONCURRENTLY"),
+    (&["create", "unique", "index", "concurrently"], "CREATE INDEX CONCURRENTLY"),
+    (&["drop", "index", "concurrently"], "DROP INDEX CONCURRENTLY"),
+    (&["reindex", "*", "concurrently"], "REINDEX CONCURRENTLY"),
+    (&["reindex", "(", "*", ")", "*", "concurrently"], "REINDEX CONCURRENTLY"),
+    (&["alter", "index", "*", "attach"], ""),
+    (&["vacuum"], "VACUUM"),
+    (&["alter", "system"], "ALTER SYSTEM"),
+    (&["create", "database"], "CREATE DATABASE"),
+    (&["drop", "database"], "DROP DATABASE"),
+    (&["create", "tablespace"], "CREATE TABLESPACE"),
+    (&["drop", "tablespace"], "DROP TABLESPACE"),
+    (&["alter", "table", "*", "detach", "partition", "*", "concurrently"], "DETACH PARTITION CONCURRENTLY"),
+];
+
+/// If this Postgres statement cannot run inside a transaction block (SQLSTATE 25001), what it is: such a
+/// migration must be marked no-transaction, and is refused in `transaction` mode before anything runs.
+pub fn non_transactional(statement: &str) -> Option<&'static str> {
+    let words = leading_words(statement, 8);
+    NON_TRANSACTIONAL.iter().find_map(|(pattern, what)| {
+        let matches =
+            pattern.len() <= words.len() && pattern.iter().zip(&words).all(|(p, w)| *p == "*" || *p == w.as_str());
+        (matches && !what.is_empty()).then_some(*what)
+    })
+}
+
+/// The first `n` words of a statement, lower-cased, skipping comments; `(` and `)` count as words.
+fn leading_words(sql: &str, n: usize) -> Vec<String> {
+    let bytes = sql.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() && words.len() < n {
+        let b = bytes[i];
+        if is_space(b) {
+            i += 1;
+        } else if sql[i..].starts_with("--") {
+            i = sql[i..].find('\n').map_or(bytes.len(), |e| i + e + 1);
+        } else if sql[i..].starts_with("/*") {
+            i = sql[i + 2..].find("*/").map_or(bytes.len(), |e| i + 2 + e + 2);
+        } else if b == b'(' || b == b')' {
+            words.push(char::from(b).to_string());
+            i += 1;
+        } else if b.is_ascii_alphanumeric() || b == b'_' || b == b'"' {
+            let start = i;
+            if b == b'"' {
+                i = sql[i + 1..].find('"').map_or(bytes.len(), |e| i + 1 + e + 1);
+            } else {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.') {
+                    i += 1;
+                }
+            }
+            words.push(sql[start..i].to_ascii_lowercase());
+        } else {
+            // Any other punctuation ends the leading words.
+            break;
+        }
+    }
+    words
+}
+
 fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use domain::checksum::Checksum;
 use domain::enums::{Direction, Engine, TransactionMode};
+use domain::split;
 use domain::values::VersionKey;
 
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable, NewHistoryRow};
@@ -104,6 +105,11 @@ pub enum ApplyError {
     NeedsRecovery { version: String, status: &'static str, done: u32, total: u32, error: Option<String> },
     #[error("out of order: {0}")]
     OutOfOrder(String),
+    #[error(
+        "statement {index} ({what}) cannot run inside a transaction: mark the migration no-transaction \
+         (nothing was run)"
+    )]
+    NeedsNoTransaction { index: usize, what: &'static str },
     #[error("statement {index} failed: {source}")]
     Statement {
         index: usize,
@@ -135,6 +141,14 @@ pub async fn apply(
     options: &ApplyOptions,
     observer: &mut impl Observer,
 ) -> Result<Outcome, ApplyError> {
+    if conn.engine() == Engine::Postgres && migration.transaction_mode == TransactionMode::Transaction {
+        // Refused before anything runs: inside BEGIN these fail with 25001 half-way through the file.
+        if let Some((index, what)) =
+            migration.statements.iter().enumerate().find_map(|(i, s)| split::non_transactional(s).map(|w| (i, w)))
+        {
+            return Err(ApplyError::NeedsNoTransaction { index, what });
+        }
+    }
     conn.set_limits(options.limits).await?;
     if !conn.lock(&options.lock_name, options.lock_wait).await? {
         return Err(ApplyError::LockTimeout(options.lock_wait));

@@ -40,14 +40,16 @@ pub enum LocalError {
         #[source]
         source: placeholder::PlaceholderError,
     },
+    #[error("version {version} ({path}) has no down migration")]
+    NoDown { version: String, path: String },
     #[error("invalid database URL: {0}")]
     Url(String),
     #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("version {version} ({name}): {source}")]
+    #[error("{path}: version {version}: {source}")]
     Apply {
         version: String,
-        name: String,
+        path: String,
         #[source]
         source: Box<ApplyError>,
     },
@@ -84,6 +86,8 @@ pub struct Prepared {
     pub path: String,
     pub up_checksum: Checksum,
     pub statements: Vec<String>,
+    /// The down statements, when the migration has a down part.
+    pub down_statements: Option<Vec<String>>,
     pub transaction_mode: TransactionMode,
 }
 
@@ -103,15 +107,12 @@ fn prepare_one(
     variables: &BTreeMap<String, String>,
     syntaxes: &[Syntax],
 ) -> Result<Prepared, LocalError> {
-    let statements = split::split(&m.up, Dialect::from(engine))
-        .map_err(|source| LocalError::Split { path: m.up_path.clone(), source })?
-        .iter()
-        .map(|s| {
-            placeholder::substitute(s.text(&m.up), variables, syntaxes)
-                .map(|text| text.into_owned())
-                .map_err(|source| LocalError::Placeholder { path: m.up_path.clone(), source })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let statements = split_and_substitute(&m.up, &m.up_path, engine, variables, syntaxes)?;
+    let down_statements = match (&m.down, &m.down_path) {
+        (Some(down), Some(path)) => Some(split_and_substitute(down, path, engine, variables, syntaxes)?),
+        (Some(down), None) => Some(split_and_substitute(down, &m.up_path, engine, variables, syntaxes)?),
+        _ => None,
+    };
     Ok(Prepared {
         version: m.version.clone(),
         name: m.name.clone(),
@@ -119,8 +120,27 @@ fn prepare_one(
         // Over the text as written, before substitution: one checksum whatever the target's variables.
         up_checksum: Checksum::of(&m.up),
         statements,
+        down_statements,
         transaction_mode: m.transaction_mode,
     })
+}
+
+fn split_and_substitute(
+    sql: &str,
+    path: &str,
+    engine: Engine,
+    variables: &BTreeMap<String, String>,
+    syntaxes: &[Syntax],
+) -> Result<Vec<String>, LocalError> {
+    split::split(sql, Dialect::from(engine))
+        .map_err(|source| LocalError::Split { path: path.to_owned(), source })?
+        .iter()
+        .map(|s| {
+            placeholder::substitute(s.text(sql), variables, syntaxes)
+                .map(|text| text.into_owned())
+                .map_err(|source| LocalError::Placeholder { path: path.to_owned(), source })
+        })
+        .collect()
 }
 
 /// Where one version stands on the target.
@@ -218,7 +238,68 @@ pub async fn apply_one(
     };
     apply::apply(conn, &migration, &apply_options, observer).await.map_err(|source| LocalError::Apply {
         version: p.version.to_string(),
-        name: p.name.clone(),
+        path: p.path.clone(),
+        source: Box::new(source),
+    })
+}
+
+/// Which applied versions to roll back.
+#[derive(Debug, Clone)]
+pub enum DownTo {
+    /// The newest `n` applied versions.
+    Steps(usize),
+    /// Every applied version newer than this one.
+    Version(VersionKey),
+}
+
+/// The versions a down would roll back, newest first, from the target's history.
+pub async fn down_plan<'p>(
+    conn: &mut TargetConnection,
+    prepared: &'p [Prepared],
+    table: &HistoryTable,
+    to: &DownTo,
+) -> Result<Vec<&'p Prepared>, LocalError> {
+    let (states, _) = inspect(conn, prepared, table).await?;
+    let mut applied: Vec<&Prepared> =
+        states.into_iter().filter(|(s, _)| *s == State::Applied).map(|(_, p)| p).collect();
+    applied.sort_by(|a, b| b.version.cmp(&a.version));
+    Ok(match to {
+        DownTo::Steps(n) => applied.into_iter().take(*n).collect(),
+        DownTo::Version(v) => applied.into_iter().filter(|p| p.version > *v).collect(),
+    })
+}
+
+/// Rolls one version back with its down statements.
+pub async fn down_one(
+    conn: &mut TargetConnection,
+    p: &Prepared,
+    options: &LocalOptions,
+    observer: &mut impl Observer,
+) -> Result<Outcome, LocalError> {
+    let Some(statements) = &p.down_statements else {
+        return Err(LocalError::NoDown { version: p.version.to_string(), path: p.path.clone() });
+    };
+    let migration = Migration {
+        version: &p.version,
+        name: &p.name,
+        up_checksum: p.up_checksum,
+        direction: Direction::Down,
+        statements: statements.clone(),
+        transaction_mode: p.transaction_mode,
+    };
+    let apply_options = ApplyOptions {
+        history: options.history.clone(),
+        lock_name: "local".into(),
+        lock_wait: options.lock_wait,
+        limits: options.limits,
+        allow_out_of_order: true,
+        earlier_versions: Vec::new(),
+        run_id: None,
+        worker: options.worker.clone(),
+    };
+    apply::apply(conn, &migration, &apply_options, observer).await.map_err(|source| LocalError::Apply {
+        version: p.version.to_string(),
+        path: p.path.clone(),
         source: Box::new(source),
     })
 }

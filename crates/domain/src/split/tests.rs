@@ -910,3 +910,25 @@ mod generated {
             })
     }
 }
+
+#[test]
+fn statements_that_cannot_run_in_a_transaction_are_recognised() {
+    for (sql, what) in [
+        ("CREATE INDEX CONCURRENTLY i ON t (c)", Some("CREATE INDEX CONCURRENTLY")),
+        ("create unique index concurrently if not exists i on t (c)", Some("CREATE INDEX CONCURRENTLY")),
+        ("-- note\n/* c */ DROP INDEX CONCURRENTLY i", Some("DROP INDEX CONCURRENTLY")),
+        ("REINDEX INDEX CONCURRENTLY i", Some("REINDEX CONCURRENTLY")),
+        ("REINDEX (VERBOSE) TABLE CONCURRENTLY t", Some("REINDEX CONCURRENTLY")),
+        ("REINDEX TABLE t", None),
+        ("VACUUM ANALYZE t", Some("VACUUM")),
+        ("ALTER SYSTEM SET work_mem = '64MB'", Some("ALTER SYSTEM")),
+        ("CREATE DATABASE x", Some("CREATE DATABASE")),
+        ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", Some("DETACH PARTITION CONCURRENTLY")),
+        ("CREATE INDEX i ON t (c)", None),
+        ("CREATE TABLE concurrently (id int)", None),
+        ("SELECT 'CREATE INDEX CONCURRENTLY'", None),
+        ("ALTER TABLE t ADD COLUMN database text", None),
+    ] {
+        assert_eq!(non_transactional(sql), what, "{sql}");
+    }
+}
