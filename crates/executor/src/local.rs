@@ -218,12 +218,28 @@ pub async fn apply_one(
     observer: &mut impl Observer,
 ) -> Result<Outcome, LocalError> {
     let p = &prepared[index];
+    let earlier = prepared[..index].iter().map(|e| e.version.clone()).collect();
+    run(conn, p, Direction::Up, &p.statements, earlier, options.allow_out_of_order, options, observer).await
+}
+
+/// One direction of one migration through [`apply::apply`].
+#[allow(clippy::too_many_arguments)] // Internal: the two callers differ in exactly these.
+async fn run(
+    conn: &mut TargetConnection,
+    p: &Prepared,
+    direction: Direction,
+    statements: &[String],
+    earlier_versions: Vec<VersionKey>,
+    allow_out_of_order: bool,
+    options: &LocalOptions,
+    observer: &mut impl Observer,
+) -> Result<Outcome, LocalError> {
     let migration = Migration {
         version: &p.version,
         name: &p.name,
         up_checksum: p.up_checksum,
-        direction: Direction::Up,
-        statements: p.statements.clone(),
+        direction,
+        statements: statements.to_vec(),
         transaction_mode: p.transaction_mode,
     };
     let apply_options = ApplyOptions {
@@ -231,8 +247,8 @@ pub async fn apply_one(
         lock_name: "local".into(),
         lock_wait: options.lock_wait,
         limits: options.limits,
-        allow_out_of_order: options.allow_out_of_order,
-        earlier_versions: prepared[..index].iter().map(|e| e.version.clone()).collect(),
+        allow_out_of_order,
+        earlier_versions,
         run_id: None,
         worker: options.worker.clone(),
     };
@@ -279,29 +295,8 @@ pub async fn down_one(
     let Some(statements) = &p.down_statements else {
         return Err(LocalError::NoDown { version: p.version.to_string(), path: p.path.clone() });
     };
-    let migration = Migration {
-        version: &p.version,
-        name: &p.name,
-        up_checksum: p.up_checksum,
-        direction: Direction::Down,
-        statements: statements.clone(),
-        transaction_mode: p.transaction_mode,
-    };
-    let apply_options = ApplyOptions {
-        history: options.history.clone(),
-        lock_name: "local".into(),
-        lock_wait: options.lock_wait,
-        limits: options.limits,
-        allow_out_of_order: true,
-        earlier_versions: Vec::new(),
-        run_id: None,
-        worker: options.worker.clone(),
-    };
-    apply::apply(conn, &migration, &apply_options, observer).await.map_err(|source| LocalError::Apply {
-        version: p.version.to_string(),
-        path: p.path.clone(),
-        source: Box::new(source),
-    })
+    // Order does not constrain a rollback: the plan already picked the newest applied versions.
+    run(conn, p, Direction::Down, statements, Vec::new(), true, options, observer).await
 }
 
 /// Parses `postgres://user:password@host:port/database?sslmode=…` or `mysql://…` (also `postgresql://`,
