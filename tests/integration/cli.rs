@@ -111,3 +111,97 @@ async fn ranger_mysql_baseline_with_delimiters_applies_and_patches_are_read() {
     assert!(stdout(&again).ends_with("applied=0 skipped=1 failed=0\n"), "{}", stdout(&again));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A directory holding one four-statement migration, as a no-transaction migration when `no_transaction`.
+fn four_statements(name: &str, no_transaction: bool) -> PathBuf {
+    let dir = std::env::temp_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = if no_transaction { "-- no-transaction\n" } else { "" };
+    let body: String = (1..=4).map(|i| format!("CREATE TABLE crash_{i} (id int);\n")).collect();
+    std::fs::write(dir.join("0001_four_tables.sql"), format!("{header}{body}")).unwrap();
+    dir
+}
+
+fn crash_before(dir: &Path, url: &str, statement: usize) -> Output {
+    Command::new(binary("migrate-hub"))
+        .args(["apply", "--dir"])
+        .arg(dir)
+        .env("MIGRATE_HUB_DATABASE_URL", url)
+        .env("MIGRATE_HUB_FAILPOINT_ABORT_BEFORE_STATEMENT", statement.to_string())
+        .output()
+        .unwrap()
+}
+
+async fn pg_tables(db: &PgDatabase) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'crash\\_%'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn pg_history(db: &PgDatabase) -> Vec<(String, i32)> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('migrate_hub_history') IS NOT NULL").fetch_one(&db.pool).await.unwrap();
+    if !exists {
+        return Vec::new();
+    }
+    sqlx::query_as("SELECT status, statements_done FROM migrate_hub_history").fetch_all(&db.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_crash_in_a_postgres_transaction_leaves_all_or_nothing() {
+    let dir = four_statements(&format!("crash-tx-{}", uuid::Uuid::new_v4()), false);
+    for i in 0..4 {
+        let db = PgDatabase::fresh().await;
+        let crashed = crash_before(&dir, &db.url, i);
+        assert!(!crashed.status.success(), "the failpoint must abort");
+        assert!(stderr(&crashed).contains(&format!("aborting before statement {i}")), "{}", stderr(&crashed));
+        assert_eq!(pg_tables(&db).await, 0, "crash before statement {i}: nothing may remain");
+        assert_eq!(pg_history(&db).await, vec![], "crash before statement {i}: no history row");
+        let retried = cli(&["apply"], &dir, &db.url);
+        assert!(retried.status.success(), "{}", stderr(&retried));
+        assert_eq!(pg_tables(&db).await, 4);
+        assert_eq!(pg_history(&db).await, vec![("applied".to_owned(), 4)]);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_crash_without_a_transaction_is_recorded_and_needs_recovery() {
+    let dir = four_statements(&format!("crash-none-{}", uuid::Uuid::new_v4()), true);
+    for i in 1..4 {
+        let db = PgDatabase::fresh().await;
+        assert!(!crash_before(&dir, &db.url, i).status.success());
+        assert_eq!(pg_tables(&db).await, i64::try_from(i).unwrap());
+        assert_eq!(pg_history(&db).await, vec![("running".to_owned(), i32::try_from(i).unwrap())]);
+        let refused = cli(&["apply"], &dir, &db.url);
+        assert!(!refused.status.success());
+        assert!(stderr(&refused).contains("needs recovery"), "{}", stderr(&refused));
+        assert!(stdout(&refused).ends_with("applied=0 skipped=0 failed=1\n"), "{}", stdout(&refused));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_crash_on_mysql_is_recorded_and_needs_recovery() {
+    let dir = four_statements(&format!("crash-my-{}", uuid::Uuid::new_v4()), false);
+    for i in 1..4 {
+        let db = MySqlDatabase::fresh().await;
+        assert!(!crash_before(&dir, &db.url, i).status.success());
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'crash\\_%'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(tables, i64::try_from(i).unwrap());
+        let history: Vec<(String, i32)> = sqlx::query_as("SELECT status, statements_done FROM migrate_hub_history")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(history, vec![("running".to_owned(), i32::try_from(i).unwrap())]);
+        let refused = cli(&["apply"], &dir, &db.url);
+        assert!(stderr(&refused).contains("needs recovery"), "{}", stderr(&refused));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

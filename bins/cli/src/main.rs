@@ -186,8 +186,20 @@ struct Progress<'a> {
     version: &'a str,
 }
 
+/// Crash testing: `MIGRATE_HUB_FAILPOINT_ABORT_BEFORE_STATEMENT=i` aborts the process (no clean-up, the
+/// connection just drops) right before statement `i` of a migration, after the previous ones and their
+/// progress were recorded. The crash tests use it to prove what a killed process leaves behind.
+fn abort_before(index: usize) {
+    let wanted = std::env::var("MIGRATE_HUB_FAILPOINT_ABORT_BEFORE_STATEMENT").ok().and_then(|v| v.parse().ok());
+    if wanted == Some(index) {
+        eprintln!("failpoint: aborting before statement {index}");
+        std::process::abort();
+    }
+}
+
 impl Observer for Progress<'_> {
-    async fn before_statement(&mut self, _index: usize) -> Result<(), String> {
+    async fn before_statement(&mut self, index: usize) -> Result<(), String> {
+        abort_before(index);
         Ok(())
     }
 
