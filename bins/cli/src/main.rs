@@ -128,6 +128,32 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts and prints one migration's result; `false` when the run must stop.
+    fn record(
+        &mut self,
+        out: &mut impl Write,
+        verb: &str,
+        p: &Prepared,
+        started: Instant,
+        result: Result<Outcome, LocalError>,
+    ) -> std::io::Result<bool> {
+        match result {
+            Ok(Outcome::Applied { statements }) => {
+                self.applied += 1;
+                let ms = started.elapsed().as_millis();
+                writeln!(out, "{verb} {} {} ({statements} statements, {ms} ms)", p.version, p.name)?;
+            }
+            Ok(Outcome::Skipped { .. }) => self.skipped += 1,
+            Err(e) => {
+                self.failed += 1;
+                writeln!(out, "failed  {} {}", p.version, p.name)?;
+                eprintln!("error: {e}");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn finish(&self, out: &mut impl Write) -> std::io::Result<ExitCode> {
         writeln!(out, "applied={} skipped={} failed={}", self.applied, self.skipped, self.failed)?;
         Ok(if self.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -210,12 +236,6 @@ impl Observer for Progress<'_> {
     }
 }
 
-fn report_failure(out: &mut impl Write, verb: &str, p: &Prepared, e: &LocalError) -> std::io::Result<()> {
-    writeln!(out, "failed  {} {} ({verb})", p.version, p.name)?;
-    eprintln!("error: {e}");
-    Ok(())
-}
-
 async fn apply(target: &Target, dry_run: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let Loaded { mut conn, prepared, options } = load(target).await?;
     let mut out = std::io::stdout().lock();
@@ -249,18 +269,9 @@ async fn apply(target: &Target, dry_run: bool) -> Result<ExitCode, Box<dyn std::
         let p = &prepared[index];
         let version = p.version.to_string();
         let started = Instant::now();
-        match local::apply_one(&mut conn, &prepared, index, &options, &mut Progress { version: &version }).await {
-            Ok(Outcome::Applied { statements }) => {
-                tally.applied += 1;
-                let ms = started.elapsed().as_millis();
-                writeln!(out, "applied {version} {} ({statements} statements, {ms} ms)", p.name)?;
-            }
-            Ok(Outcome::Skipped { .. }) => tally.skipped += 1,
-            Err(e) => {
-                tally.failed += 1;
-                report_failure(&mut out, "up", p, &e)?;
-                break;
-            }
+        let result = local::apply_one(&mut conn, &prepared, index, &options, &mut Progress { version: &version }).await;
+        if !tally.record(&mut out, "applied", p, started, result)? {
+            break;
         }
     }
     conn.close().await;
@@ -321,17 +332,10 @@ async fn down(
     let mut tally = Tally::default();
     for p in plan {
         let version = p.version.to_string();
-        match local::down_one(&mut conn, p, &options, &mut Progress { version: &version }).await {
-            Ok(Outcome::Applied { statements }) => {
-                tally.applied += 1;
-                writeln!(out, "reverted {version} {} ({statements} statements)", p.name)?;
-            }
-            Ok(Outcome::Skipped { .. }) => tally.skipped += 1,
-            Err(e) => {
-                tally.failed += 1;
-                report_failure(&mut out, "down", p, &e)?;
-                break;
-            }
+        let started = Instant::now();
+        let result = local::down_one(&mut conn, p, &options, &mut Progress { version: &version }).await;
+        if !tally.record(&mut out, "reverted", p, started, result)? {
+            break;
         }
     }
     conn.close().await;
