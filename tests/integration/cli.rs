@@ -205,3 +205,28 @@ async fn a_crash_on_mysql_is_recorded_and_needs_recovery() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn commit_lines_are_refused_in_a_transaction_and_run_with_no_transaction() {
+    let db = PgDatabase::fresh().await;
+    let dir = std::env::temp_dir().join(format!("commit-lines-{}", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("001-with-commits.sql"), "CREATE TABLE a (id int);\ncommit;\nCREATE TABLE b (id int);\n")
+        .unwrap();
+    let refused = cli(&["apply"], &dir, &db.url);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(
+            "statement 1 (COMMIT) cannot run inside a transaction: mark the migration no-transaction (nothing was run)"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    let a: Option<String> = sqlx::query_scalar("SELECT to_regclass('a')::text").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(a, None);
+    let applied = cli(&["apply", "--no-transaction"], &dir, &db.url);
+    assert!(stdout(&applied).ends_with("applied=1 skipped=0 failed=0\n"), "{}{}", stdout(&applied), stderr(&applied));
+    let b: Option<String> = sqlx::query_scalar("SELECT to_regclass('b')::text").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(b.as_deref(), Some("b"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -30,6 +30,7 @@ fn settings(engine: Engine, url: &str) -> ConnectSettings {
         password,
         tls_mode: TlsMode::Prefer,
         connect_timeout: Duration::from_secs(5),
+        mysql_sql_mode: None,
     }
 }
 
@@ -332,6 +333,21 @@ async fn mysql_sessions_keep_the_server_defaults() {
             .await
             .unwrap();
     assert_eq!((lock_wait, statement_time), (2, 2.0));
+}
+
+#[tokio::test]
+async fn a_mysql_target_may_name_its_session_sql_mode() {
+    let db = MySqlDatabase::fresh().await;
+    let settings = ConnectSettings {
+        mysql_sql_mode: Some("ANSI_QUOTES,NO_ENGINE_SUBSTITUTION".into()),
+        ..settings(Engine::Mysql, &db.url)
+    };
+    let mut conn = TargetConnection::connect(&settings).await.unwrap();
+    // ANSI_QUOTES makes double quotes delimit identifiers, as the migration author asked.
+    conn.execute(r#"CREATE TABLE "quoted" (id int)"#).await.unwrap();
+    let TargetConnection::Mysql { conn: raw, .. } = &mut conn else { panic!("not a MySQL connection") };
+    let sql_mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode").fetch_one(&mut *raw).await.unwrap();
+    assert_eq!(sql_mode, "ANSI_QUOTES,NO_ENGINE_SUBSTITUTION");
 }
 
 #[tokio::test]

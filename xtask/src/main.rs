@@ -5,7 +5,9 @@
 //! - `db up|reset`: create and migrate, or drop and recreate, the local development database.
 //! - `sqlx-prepare [--check]`: refresh (or check) the committed `.sqlx/` query data.
 //! - `tidy`: the project's own rules (module docs, no ignored tests, crate dependency rules).
+//! - `corpus [DIR…]`: the engine against the shared workload sets of real projects.
 
+mod corpus;
 mod dev;
 mod postgres;
 mod sqlx_prepare;
@@ -51,6 +53,12 @@ enum Task {
     },
     /// Check the project's own rules.
     Tidy,
+    /// Apply real projects' migration sets (default: all of ../shared/workloads) to fresh databases:
+    /// apply, apply again, down, up, compare schema dumps; prints a table.
+    Corpus {
+        /// Workload set directories (river, hatchet, ory-kratos, apache-ranger).
+        dirs: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         Task::Db { action: DbAction::Up } => runtime.block_on(dev::db_up(false)),
         Task::Db { action: DbAction::Reset } => runtime.block_on(dev::db_up(true)),
         Task::SqlxPrepare { check } => runtime.block_on(sqlx_prepare::run(check)),
+        Task::Corpus { dirs } => runtime.block_on(corpus::run(&dirs)),
         Task::Tidy => {
             let problems = tidy::check(&workspace_root())?;
             if problems.is_empty() {
@@ -84,6 +93,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+/// Default servers of this project's machines; the test helpers read the same variables.
+pub const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const DEFAULT_MYSQL: &str = "mysql://root@127.0.0.1:3306/mysql";
 
 /// The workspace root (this crate lives in `<root>/xtask`).
 pub fn workspace_root() -> PathBuf {

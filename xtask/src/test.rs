@@ -2,11 +2,7 @@
 
 use std::process::Command;
 
-use crate::{cargo, run_checked};
-
-/// Default servers of this project's machines; the test helpers read the same variables.
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const DEFAULT_MYSQL: &str = "mysql://root@127.0.0.1:3306/mysql";
+use crate::{DEFAULT_MYSQL, DEFAULT_PG, cargo, run_checked};
 
 pub async fn run(extra: &[String]) -> anyhow::Result<()> {
     let pg = std::env::var("TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG.into());

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use domain::enums::TransactionMode;
 use domain::placeholder::Syntax;
 use domain::source::Layout;
 use domain::values::{Identifier, VersionKey};
@@ -59,7 +60,8 @@ enum PlaceholderSyntax {
 
 #[derive(Debug, Args)]
 struct Target {
-    /// Database URL (postgres://… or mysql://…). Never printed.
+    /// Database URL (postgres://… or mysql://…; `?sslmode=disable|prefer|require|verify-ca|verify-full`, and for
+    /// MySQL `?sql_mode=MODE,…` to replace the server's default session sql_mode). Never printed.
     #[arg(long, env = "MIGRATE_HUB_DATABASE_URL", hide_env_values = true)]
     database_url: SecretString,
     /// Directory of migration files.
@@ -83,6 +85,10 @@ struct Target {
     /// Apply a version even when an earlier one is missing or a later one is applied.
     #[arg(long)]
     allow_out_of_order: bool,
+    /// Run every migration without a wrapping transaction, each statement committing on its own as in
+    /// `psql` (for sets written that way, e.g. with `COMMIT;` lines). Progress is journaled per statement.
+    #[arg(long)]
+    no_transaction: bool,
     /// Seconds to wait for another run's lock on the database.
     #[arg(long, default_value_t = 60)]
     lock_wait_secs: u64,
@@ -188,7 +194,12 @@ async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
     if syntaxes.is_empty() && !vars.is_empty() {
         syntaxes.push(Syntax::DollarBraces);
     }
-    let prepared = local::prepare(&source, settings.engine, &vars, &syntaxes)?;
+    let mut prepared = local::prepare(&source, settings.engine, &vars, &syntaxes)?;
+    if target.no_transaction {
+        for migration in &mut prepared {
+            migration.transaction_mode = TransactionMode::None;
+        }
+    }
     let options = LocalOptions {
         history: HistoryTable {
             schema: target.history_schema.as_deref().map(Identifier::parse).transpose()?,

@@ -188,10 +188,19 @@ const NON_TRANSACTIONAL: &[(&[&str], &str)] = &[
     (&["create", "tablespace"], "CREATE TABLESPACE"),
     (&["drop", "tablespace"], "DROP TABLESPACE"),
     (&["alter", "table", "*", "detach", "partition", "*", "concurrently"], "DETACH PARTITION CONCURRENTLY"),
+    // Transaction control would end the runner's own transaction half-way (Ranger's `commit;` lines), so the
+    // rest of the file and the history row would no longer be atomic.
+    (&["commit"], "COMMIT"),
+    (&["end"], "END"),
+    (&["rollback"], "ROLLBACK"),
+    (&["abort"], "ABORT"),
+    (&["begin"], "BEGIN"),
+    (&["start", "transaction"], "START TRANSACTION"),
 ];
 
-/// If this Postgres statement cannot run inside a transaction block (SQLSTATE 25001), what it is: such a
-/// migration must be marked no-transaction, and is refused in `transaction` mode before anything runs.
+/// If this Postgres statement cannot run inside a transaction block (SQLSTATE 25001) or controls the
+/// transaction itself (`COMMIT`, `BEGIN`, …), what it is: such a migration must be marked no-transaction, and
+/// is refused in `transaction` mode before anything runs.
 pub fn non_transactional(statement: &str) -> Option<&'static str> {
     let words = leading_words(statement, 8);
     NON_TRANSACTIONAL.iter().find_map(|(pattern, what)| {

@@ -330,6 +330,7 @@ pub fn settings_from_url(url: &str) -> Result<ConnectSettings, LocalError> {
         None => (address, default_port),
     };
     let mut tls_mode = TlsMode::Prefer;
+    let mut mysql_sql_mode = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if matches!(key, "sslmode" | "ssl-mode" | "ssl_mode") {
@@ -341,6 +342,15 @@ pub fn settings_from_url(url: &str) -> Result<ConnectSettings, LocalError> {
                 "verify-full" | "verify-identity" => TlsMode::VerifyFull,
                 _ => return Err(bad("unknown sslmode")),
             };
+        } else if key == "sql_mode" {
+            if engine != Engine::Mysql {
+                return Err(bad("sql_mode applies to mysql:// URLs only"));
+            }
+            let mode = decode(value)?;
+            if !mode.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ',') {
+                return Err(bad("sql_mode may hold only letters, digits, '_' and ','"));
+            }
+            mysql_sql_mode = Some(mode);
         }
     }
     Ok(ConnectSettings {
@@ -352,6 +362,7 @@ pub fn settings_from_url(url: &str) -> Result<ConnectSettings, LocalError> {
         password,
         tls_mode,
         connect_timeout: Duration::from_secs(10),
+        mysql_sql_mode,
     })
 }
 
@@ -389,7 +400,11 @@ mod tests {
         assert_eq!((s.username.as_str(), s.password.as_ref().map(|p| p.expose_secret())), ("app", Some("p@ss")));
         assert_eq!(s.tls_mode, TlsMode::VerifyFull);
         let m = settings_from_url("mysql://root@127.0.0.1/test").unwrap();
-        assert_eq!((m.engine, m.port, m.password.is_none()), (Engine::Mysql, 3306, true));
+        assert_eq!((m.engine, m.port, m.password.is_none(), m.mysql_sql_mode), (Engine::Mysql, 3306, true, None));
+        let m = settings_from_url("mysql://root@127.0.0.1/test?sql_mode=NO_ENGINE_SUBSTITUTION%2CANSI_QUOTES").unwrap();
+        assert_eq!(m.mysql_sql_mode.as_deref(), Some("NO_ENGINE_SUBSTITUTION,ANSI_QUOTES"));
+        assert!(settings_from_url("mysql://root@h/test?sql_mode=x';DROP").is_err());
+        assert!(settings_from_url("postgres://u@h/test?sql_mode=ANSI").is_err());
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct ConnectSettings {
     pub password: Option<SecretString>,
     pub tls_mode: TlsMode,
     pub connect_timeout: Duration,
+    /// MySQL/MariaDB only: the session `sql_mode` to use instead of the server's default (some
+    /// projects' migrations are written for another server's defaults). Letters, digits, `_` and `,`.
+    pub mysql_sql_mode: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectSettings {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for ConnectSettings {
             .field("database", &self.database)
             .field("username", &self.username)
             .field("tls_mode", &self.tls_mode)
+            .field("mysql_sql_mode", &self.mysql_sql_mode)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +161,9 @@ impl TargetConnection {
                         options = options.password(password.expose_secret());
                     }
                     let mut conn = options.connect().await?;
+                    if let Some(mode) = &settings.mysql_sql_mode {
+                        sqlx::query("SET SESSION sql_mode = ?").bind(mode).execute(&mut conn).await?;
+                    }
                     let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(&mut conn).await?;
                     Ok(TargetConnection::Mysql { conn, mariadb: version.contains("MariaDB") })
                 }

@@ -928,6 +928,16 @@ fn statements_that_cannot_run_in_a_transaction_are_recognised() {
         ("CREATE TABLE concurrently (id int)", None),
         ("SELECT 'CREATE INDEX CONCURRENTLY'", None),
         ("ALTER TABLE t ADD COLUMN database text", None),
+        ("commit", Some("COMMIT")),
+        ("-- Ranger\nCOMMIT WORK", Some("COMMIT")),
+        ("END TRANSACTION", Some("END")),
+        ("rollback", Some("ROLLBACK")),
+        ("BEGIN", Some("BEGIN")),
+        ("start transaction read write", Some("START TRANSACTION")),
+        ("SAVEPOINT s", None),
+        ("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END", None),
+        ("DO $$ BEGIN PERFORM 1; END $$", None),
+        ("UPDATE t SET begin = 1", None),
     ] {
         assert_eq!(non_transactional(sql), what, "{sql}");
     }
