@@ -366,3 +366,50 @@ async fn postgres_statement_timeout_is_a_transient_error() {
     let err = apply(&mut conn, &slow, &short, &mut Silent).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
 }
+
+#[tokio::test]
+async fn postgres_tls_modes_do_what_they_say() {
+    let db = PgDatabase::fresh().await;
+    let server_ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&db.pool).await.unwrap();
+    let with = |tls_mode| ConnectSettings { tls_mode, ..settings(Engine::Postgres, &db.url) };
+    async fn encrypted(conn: &mut TargetConnection) -> bool {
+        let TargetConnection::Postgres(raw) = conn else { panic!("not a Postgres connection") };
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(raw).await.unwrap()
+    }
+    let mut plain = TargetConnection::connect(&with(TlsMode::Disable)).await.unwrap();
+    assert!(!encrypted(&mut plain).await, "disable must not encrypt");
+    let required = TargetConnection::connect(&with(TlsMode::Require)).await;
+    if server_ssl == "on" {
+        assert!(encrypted(&mut required.unwrap()).await, "require must encrypt");
+        // The local server's certificate is self-signed (Debian's snakeoil): nothing vouches for it.
+        match TargetConnection::connect(&with(TlsMode::VerifyFull)).await {
+            Err(e) => assert!(e.is_transient() && e.to_string().contains("cannot connect"), "{e}"),
+            Ok(mut conn) => assert!(encrypted(&mut conn).await, "verify-full connected without TLS"),
+        }
+    } else {
+        assert!(required.is_err(), "require connected to a server without TLS");
+    }
+}
+
+#[tokio::test]
+async fn mysql_tls_modes_do_what_they_say() {
+    let db = MySqlDatabase::fresh().await;
+    let (_, have_ssl): (String, String) =
+        sqlx::query_as("SHOW VARIABLES LIKE 'have_ssl'").fetch_one(&db.pool).await.unwrap();
+    let with = |tls_mode| ConnectSettings { tls_mode, ..settings(Engine::Mysql, &db.url) };
+    async fn cipher(conn: &mut TargetConnection) -> String {
+        let TargetConnection::Mysql { conn: raw, .. } = conn else { panic!("not a MySQL connection") };
+        let (_, value): (String, String) =
+            sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'").fetch_one(raw).await.unwrap();
+        value
+    }
+    let mut plain = TargetConnection::connect(&with(TlsMode::Disable)).await.unwrap();
+    assert_eq!(cipher(&mut plain).await, "", "disabled must not encrypt");
+    let required = TargetConnection::connect(&with(TlsMode::Require)).await;
+    if have_ssl == "YES" {
+        assert_ne!(cipher(&mut required.unwrap()).await, "", "required must encrypt");
+    } else {
+        let e = required.unwrap_err();
+        assert!(e.to_string().contains("cannot connect"), "{e}");
+    }
+}
