@@ -203,6 +203,9 @@ CREATE TABLE runs (
     failure_policy      text NOT NULL DEFAULT 'stop_on_first_failure'
         CHECK (failure_policy IN ('stop_on_first_failure', 'continue')),
     concurrency_limit   integer NOT NULL DEFAULT 1 CHECK (concurrency_limit BETWEEN 1 AND 1000),
+    -- Items of the run a worker holds now. Claims and item endings change it under the run's row lock, so
+    -- the concurrency limit holds across workers (a count over run_items would read a stale snapshot).
+    running_items       integer NOT NULL DEFAULT 0,
     comment             text NOT NULL DEFAULT '' CHECK (char_length(comment) <= 2000),
     requested_by        uuid NOT NULL REFERENCES users (id),
     idempotency_key     text CHECK (char_length(idempotency_key) BETWEEN 1 AND 200),
@@ -225,7 +228,8 @@ CREATE TABLE runs (
         OR executed_by IS NOT NULL OR status = 'cancelled'),
     CONSTRAINT runs_finished_when_terminal CHECK (
         (status IN ('denied', 'succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
-    CONSTRAINT runs_cancelled_by_when_cancelled CHECK (cancelled_by IS NULL OR status = 'cancelled')
+    CONSTRAINT runs_cancelled_by_when_cancelled CHECK (cancelled_by IS NULL OR status = 'cancelled'),
+    CONSTRAINT runs_running_items CHECK (running_items >= 0)
 );
 CREATE INDEX runs_status_idx ON runs (status, created_at DESC);
 CREATE INDEX runs_env_idx ON runs (environment_id, created_at DESC);

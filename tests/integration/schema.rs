@@ -424,6 +424,7 @@ const CASES: &[Case] = &[
     check("runs_finished_when_terminal", "UPDATE runs SET status = 'succeeded'"),
     fk("runs_executed_by_fkey", "UPDATE runs SET executed_by = '00000000-0000-0000-ffff-000000000000'"),
     check("runs_cancelled_by_when_cancelled", "UPDATE runs SET cancelled_by = '00000000-0000-0000-0001-000000000001'"),
+    check("runs_running_items", "UPDATE runs SET running_items = -1"),
     fk(
         "runs_cancelled_by_fkey",
         "UPDATE runs SET status = 'cancelled', finished_at = now(), cancelled_by = '00000000-0000-0000-ffff-000000000000'",

@@ -329,6 +329,25 @@ async fn stepwise(
     for (index, statement) in migration.statements.iter().enumerate() {
         let done = u32::try_from(index).unwrap_or(u32::MAX);
         if let Err(e) = run_statement(conn, index, statement, observer).await {
+            if let ApplyError::Stopped { index: 0, .. } = e {
+                // Stopped before anything ran (cancelled, lease lost, worker stopping): the target is as it
+                // was, so take the marker back rather than leave it needing recovery.
+                match migration.direction {
+                    Direction::Up => history::delete(conn, &options.history, version).await?,
+                    Direction::Down => {
+                        history::update(
+                            conn,
+                            &options.history,
+                            version,
+                            HistoryStatus::Applied,
+                            total(migration),
+                            None,
+                        )
+                        .await?;
+                    }
+                }
+                return Err(e);
+            }
             let message = format!("{} failed at statement {index}: {e}", migration.direction);
             // Best effort: if the connection is gone the row stays `running`, which is just as dirty.
             let _ = history::update(conn, &options.history, version, HistoryStatus::Failed, done, Some(&message)).await;

@@ -7,5 +7,6 @@
 pub mod apply;
 pub mod history;
 pub mod local;
+pub mod queue;
 pub mod target;
 pub mod worker;

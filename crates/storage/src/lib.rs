@@ -21,6 +21,7 @@ pub mod migrations;
 mod page;
 pub mod pool;
 pub mod projects;
+pub mod queue;
 pub mod run_items;
 pub mod runs;
 pub mod schema;

@@ -1,5 +1,5 @@
-//! Run items: one per target of a run. The claiming and lease writes of workers come with the worker loop;
-//! what is here serves reading and cancelling.
+//! Run items: one per target of a run. What is here serves reading and cancelling; claiming and the
+//! fenced writes of workers are in [`crate::queue`].
 
 use chrono::{DateTime, Utc};
 use domain::ids::{RunId, RunItemId, TargetId, WorkerId};

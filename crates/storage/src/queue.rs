@@ -1,0 +1,228 @@
+//! The run queue as workers see it: claiming items with a lease and a fencing token, renewing leases,
+//! checking them before each statement, and every later write of an item fenced by its token, so a worker
+//! whose lease was taken over can change nothing.
+//!
+//! Claims lock the run's row and keep `runs.running_items` current, so a run's concurrency limit holds
+//! across any number of workers; items themselves are taken with `FOR UPDATE SKIP LOCKED`. Ending an item
+//! and, when it was the last, ending its run happen in one transaction that holds the run's row lock, so
+//! exactly one worker ends each run.
+
+use std::time::Duration;
+
+use domain::enums::FailurePolicy;
+use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
+use domain::model::NewLogLine;
+use domain::run::{RunItemStatus, RunStatus};
+use uuid::Uuid;
+
+use crate::convert::{parse, to_i32, to_i64, unsigned};
+use crate::logs::MAX_MESSAGE_CHARS;
+use crate::{PgConnection, PgTransaction, StorageError, StorageResult};
+
+/// The channel idle workers `LISTEN` on.
+pub const CHANNEL: &str = "migrate_hub_queue";
+
+/// A claimed item: the worker holds it until its lease expires, and proves it with the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub item: RunItemId,
+    pub run: RunId,
+    pub target: TargetId,
+    pub ordinal: u32,
+    /// This claim's attempt number (1 for the first).
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub token: i64,
+    /// Statements an earlier owner recorded as done (a takeover after a crash).
+    pub statements_done: u32,
+    /// The run's status when claimed (`queued` until a worker marks it running).
+    pub run_status: RunStatus,
+}
+
+/// How an item ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending<'a> {
+    pub status: RunItemStatus,
+    pub duration: Duration,
+    pub error_code: Option<&'a str>,
+    pub error_message: Option<&'a str>,
+}
+
+/// What ending an item did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The lease had been taken over (or the item had already ended): nothing changed.
+    Fenced,
+    /// The item ended; `run_finished` is the run's final status when this was its last item.
+    Done { run: RunId, run_finished: Option<RunStatus>, cancelled_pending: u64 },
+}
+
+fn cut(message: &str) -> String {
+    message.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
+/// Claims up to `max` items of one run for `worker`, each with a lease of `lease` and a new fencing
+/// token, in one statement. Expired leases are taken back first. Empty when nothing is claimable.
+#[tracing::instrument(skip_all, fields(worker.id = %worker, max))]
+pub async fn claim(conn: &mut PgConnection, worker: WorkerId, lease: Duration, max: u32) -> StorageResult<Vec<Claim>> {
+    let rows =
+        sqlx::query_file!("../../sql/queue/claim.sql", worker.as_uuid(), lease.as_secs_f64(), i64::from(max.max(1)))
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Claim {
+                item: RunItemId::from_uuid(r.id),
+                run: RunId::from_uuid(r.run_id),
+                target: TargetId::from_uuid(r.db_target_id),
+                ordinal: unsigned("run_items.ordinal", r.ordinal)?,
+                attempt: unsigned("run_items.attempts", r.attempts)?,
+                max_attempts: unsigned("run_items.max_attempts", r.max_attempts)?,
+                token: r.fencing_token,
+                statements_done: unsigned("run_items.statements_done", r.statements_done)?,
+                run_status: parse("runs.status", &r.run_status)?,
+            })
+        })
+        .collect()
+}
+
+/// Extends the leases `worker` holds on `held` (item, token); returns the items renewed. Any other item
+/// of `held` was taken over or has ended.
+#[tracing::instrument(skip_all, fields(worker.id = %worker, held = held.len()))]
+pub async fn renew(
+    conn: &mut PgConnection,
+    worker: WorkerId,
+    held: &[(RunItemId, i64)],
+    lease: Duration,
+) -> StorageResult<Vec<RunItemId>> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = held.iter().map(|(id, _)| id.as_uuid()).collect();
+    let tokens: Vec<i64> = held.iter().map(|(_, token)| *token).collect();
+    let rows = sqlx::query_file!("../../sql/queue/renew.sql", worker.as_uuid(), &ids, &tokens, lease.as_secs_f64())
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| RunItemId::from_uuid(r.id)).collect())
+}
+
+/// Whether the lease on `item` with `token` is still held and unexpired; if so, the run's status.
+#[tracing::instrument(skip_all, fields(item.id = %item))]
+pub async fn check(conn: &mut PgConnection, item: RunItemId, token: i64) -> StorageResult<Option<RunStatus>> {
+    let row = sqlx::query_file!("../../sql/queue/check.sql", item.as_uuid(), token).fetch_optional(conn).await?;
+    row.map(|r| parse("runs.status", &r.run_status)).transpose()
+}
+
+/// Appends a log line to `item` and records its progress (`done` / `total`, when given), only while the
+/// lease is held; `false` when it is not (nothing written).
+#[tracing::instrument(skip_all, fields(item.id = %item))]
+pub async fn log(
+    conn: &mut PgConnection,
+    item: RunItemId,
+    token: i64,
+    done: Option<u32>,
+    total: Option<u32>,
+    line: &NewLogLine,
+) -> StorageResult<bool> {
+    let row = sqlx::query_file!(
+        "../../sql/queue/log.sql",
+        item.as_uuid(),
+        token,
+        done.map(to_i32),
+        total.map(to_i32),
+        line.level.as_str(),
+        cut(&line.message),
+        line.statement_index.map(to_i32),
+        line.duration_ms.map(to_i64),
+        line.rows_affected.map(to_i64),
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Ends `item` (a terminal status), gives its slot back, applies the run's failure policy (a failure
+/// under `stop_on_first_failure` cancels the pending items) and ends the run when this was its last item,
+/// all in `tx`. [`Ended::Fenced`] when the lease was no longer held.
+#[tracing::instrument(skip_all, fields(item.id = %item, status = %ending.status))]
+pub async fn finish(
+    tx: &mut PgTransaction<'_>,
+    item: RunItemId,
+    token: i64,
+    ending: &Ending<'_>,
+) -> StorageResult<Ended> {
+    if !ending.status.is_terminal() {
+        return Err(StorageError::Invalid { constraint: format!("{} is not a final item status", ending.status) });
+    }
+    let row = sqlx::query_file!(
+        "../../sql/queue/finish.sql",
+        item.as_uuid(),
+        token,
+        ending.status.as_str(),
+        i64::try_from(ending.duration.as_millis()).unwrap_or(i64::MAX),
+        ending.error_code,
+        ending.error_message.map(cut),
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(Ended::Fenced) };
+    let run = RunId::from_uuid(row.id);
+    let policy: FailurePolicy = parse("runs.failure_policy", &row.failure_policy)?;
+    let cancelled_pending = if ending.status == RunItemStatus::Failed && policy == FailurePolicy::StopOnFirstFailure {
+        crate::run_items::cancel_pending(tx, run).await?
+    } else {
+        0
+    };
+    let run_finished = finish_run(tx, run).await?;
+    Ok(Ended::Done { run, run_finished, cancelled_pending })
+}
+
+/// Hands `item` back to the queue, claimable after `after` (a retry's backoff), only while the lease is
+/// held. `give_back_attempt` when the worker is stopping rather than retrying. If the run was cancelled or
+/// is stopping after a failure the item is cancelled instead, and the run ends if this was its last item.
+/// Returns the item's new status (`None`: fenced, nothing changed) and the run's final status if it ended.
+#[tracing::instrument(skip_all, fields(item.id = %item))]
+pub async fn release(
+    tx: &mut PgTransaction<'_>,
+    item: RunItemId,
+    token: i64,
+    after: Duration,
+    give_back_attempt: bool,
+    error: Option<(&str, &str)>,
+) -> StorageResult<Option<(RunItemStatus, Option<RunStatus>)>> {
+    let row = sqlx::query_file!(
+        "../../sql/queue/release.sql",
+        item.as_uuid(),
+        token,
+        after.as_secs_f64(),
+        i32::from(give_back_attempt),
+        error.map(|(code, _)| code),
+        error.map(|(_, message)| cut(message)),
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status: RunItemStatus = parse("run_items.status", &row.item_status)?;
+    let run_finished = finish_run(tx, RunId::from_uuid(row.id)).await?;
+    Ok(Some((status, run_finished)))
+}
+
+async fn finish_run(tx: &mut PgTransaction<'_>, run: RunId) -> StorageResult<Option<RunStatus>> {
+    let row = sqlx::query_file!("../../sql/queue/finish_run.sql", run.as_uuid()).fetch_optional(&mut **tx).await?;
+    row.map(|r| parse("runs.status", &r.status)).transpose()
+}
+
+/// Wakes idle workers for `run` (delivered when the caller's transaction commits; Postgres sends one per
+/// transaction however often it is called).
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn notify(conn: &mut PgConnection, run: RunId) -> StorageResult<()> {
+    sqlx::query_file!("../../sql/queue/notify.sql", run.as_uuid().to_string()).execute(conn).await?;
+    Ok(())
+}
+
+/// Items waiting to be claimed, over all queued and running runs.
+#[tracing::instrument(skip_all)]
+pub async fn depth(conn: &mut PgConnection) -> StorageResult<u64> {
+    let row = sqlx::query_file!("../../sql/queue/depth.sql").fetch_one(conn).await?;
+    unsigned("depth", row.depth)
+}

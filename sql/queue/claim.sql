@@ -1,0 +1,62 @@
+-- Claims up to $3 items of one run for worker $1 with a lease of $2 seconds, in one statement.
+--
+-- The run's row is locked first (FOR UPDATE re-reads its newest version after any wait), so its
+-- running_items counter is current and the concurrency limit holds across workers; its items are then
+-- taken with SKIP LOCKED. Items whose lease expired (their worker died or stalled) are taken back first,
+-- even from a cancelled run: the new owner finds out from the target's lock and history what happened.
+WITH run AS (
+    SELECT r.id, r.status, r.concurrency_limit - r.running_items AS free
+    FROM runs r
+    WHERE (r.status IN ('queued', 'running')
+           AND r.running_items < r.concurrency_limit
+           AND EXISTS (SELECT 1 FROM run_items p
+                       WHERE p.run_id = r.id AND p.status = 'pending'
+                         AND (p.not_before IS NULL OR p.not_before <= now())))
+       OR (r.status IN ('queued', 'running', 'cancelled')
+           AND EXISTS (SELECT 1 FROM run_items e
+                       WHERE e.run_id = r.id AND e.status = 'running' AND e.lease_expires_at <= now()))
+    ORDER BY r.queued_at NULLS LAST, r.id
+    LIMIT 1
+    FOR UPDATE OF r
+),
+expired AS (
+    SELECT i.id
+    FROM run_items i JOIN run ON i.run_id = run.id
+    WHERE i.status = 'running' AND i.lease_expires_at <= now()
+    ORDER BY i.ordinal
+    LIMIT $3
+    FOR UPDATE OF i SKIP LOCKED
+),
+pending AS (
+    SELECT i.id
+    FROM run_items i JOIN run ON i.run_id = run.id
+    WHERE run.status IN ('queued', 'running') AND i.status = 'pending'
+      AND (i.not_before IS NULL OR i.not_before <= now())
+    ORDER BY i.ordinal
+    LIMIT (SELECT GREATEST(LEAST(run.free, $3 - (SELECT count(*) FROM expired)), 0) FROM run)
+    FOR UPDATE OF i SKIP LOCKED
+),
+counted AS (
+    UPDATE runs r
+    SET running_items = r.running_items + (SELECT count(*) FROM pending)::integer, updated_at = now()
+    FROM run
+    WHERE r.id = run.id AND EXISTS (SELECT 1 FROM pending)
+    RETURNING r.id
+),
+claimed AS (
+    UPDATE run_items i
+    SET status = 'running',
+        lease_owner = $1,
+        lease_expires_at = now() + make_interval(secs => $2),
+        fencing_token = i.fencing_token + 1,
+        attempts = i.attempts + 1,
+        not_before = NULL,
+        started_at = COALESCE(i.started_at, now()),
+        updated_at = now()
+    WHERE i.id IN (SELECT id FROM expired UNION ALL SELECT id FROM pending)
+    RETURNING i.id, i.run_id, i.db_target_id, i.ordinal, i.attempts, i.max_attempts, i.fencing_token, i.statements_done
+)
+SELECT c.id, c.run_id, c.db_target_id, c.ordinal, c.attempts, c.max_attempts, c.fencing_token,
+       c.statements_done, run.status AS run_status
+FROM claimed c CROSS JOIN run
+ORDER BY c.ordinal
