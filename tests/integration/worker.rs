@@ -1,0 +1,478 @@
+//! Workers against a real tool database and real targets: claiming, leases and fencing, the concurrency
+//! limit, failure policies, cancellation, retries, checksum re-verification, draining on SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::enums::{Direction, Engine, FailurePolicy, TransactionMode};
+use domain::ids::{RunId, WorkerId};
+use domain::model::RunItem;
+use domain::policy::{EnvironmentPolicy, PinnedChecksums};
+use domain::run::{RunItemStatus, RunStatus};
+use executor::queue::{NoMasterKey, QueueWorker, Settings};
+use migrate_hub_tests::fleet::Fleet;
+use migrate_hub_tests::{MySqlDatabase, PgDatabase};
+use storage::PageRequest;
+use storage::queue::{Ended, Ending};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+fn fast() -> Settings {
+    Settings {
+        lease: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(200),
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(200),
+        connect_timeout: Duration::from_secs(2),
+        heartbeat: Duration::from_secs(1),
+        ..Settings::default()
+    }
+}
+
+/// A registered worker running in this process until the sender is dropped or fired.
+async fn start_worker(pool: &sqlx::PgPool, settings: Settings) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let id = WorkerId::new();
+    let mut conn = pool.acquire().await.unwrap();
+    storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
+    drop(conn);
+    let worker = QueueWorker::new(pool.clone(), id, format!("test/{id}"), settings, Arc::new(NoMasterKey));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        worker
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (stop, handle)
+}
+
+async fn wait_for_end(pool: &sqlx::PgPool, run: RunId, within: Duration) -> RunStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut conn = pool.acquire().await.unwrap();
+        let status = storage::runs::get(&mut conn, run).await.unwrap().status;
+        if status.is_terminal() {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run still {status} after {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn items(pool: &sqlx::PgPool, run: RunId) -> Vec<RunItem> {
+    let mut conn = pool.acquire().await.unwrap();
+    storage::run_items::list_for_run(&mut conn, run, None, &PageRequest::first(100)).await.unwrap().items
+}
+
+fn statuses(items: &[RunItem]) -> Vec<RunItemStatus> {
+    items.iter().map(|i| i.status).collect()
+}
+
+async fn pg_table_exists(db: &PgDatabase, table: &str) -> bool {
+    sqlx::query_scalar::<_, Option<String>>("SELECT to_regclass($1)::text")
+        .bind(table)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once() {
+    let tool = PgDatabase::migrated().await;
+    let (pg1, pg2, my) = (PgDatabase::fresh().await, PgDatabase::fresh().await, MySqlDatabase::fresh().await);
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    fleet.add_target("pg-1", &pg1.url, None).await;
+    fleet.add_target("pg-2", &pg2.url, None).await;
+    fleet.add_target("my-1", &my.url, None).await;
+    let version = fleet
+        .migration(
+            "0001",
+            "CREATE TABLE widgets (id int);\nINSERT INTO widgets VALUES (1);\n",
+            Some("DROP TABLE widgets;"),
+            TransactionMode::Transaction,
+            Engine::Postgres,
+        )
+        .await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 2).await;
+    let (stop, handle) = start_worker(&tool.pool, fast()).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Succeeded);
+    let done = items(&tool.pool, run.id).await;
+    assert_eq!(statuses(&done), [RunItemStatus::Succeeded; 3]);
+    assert!(done.iter().all(|i| i.statements_done == 2 && i.statements_total == Some(2) && i.lease_owner.is_none()));
+    assert!(pg_table_exists(&pg1, "widgets").await && pg_table_exists(&pg2, "widgets").await);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM widgets").fetch_one(&my.pool).await.unwrap();
+    assert_eq!(rows, 1);
+    let (status, run_id): (String, Option<String>) =
+        sqlx::query_as("SELECT status, run_id FROM migrate_hub_history WHERE version = '0001'")
+            .fetch_one(&pg1.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), run_id), ("applied", Some(run.id.to_string())));
+
+    // Every statement's log line is kept, in order.
+    let mut conn = tool.pool.acquire().await.unwrap();
+    let logs = storage::logs::list(&mut conn, done[0].id, &PageRequest::first(100)).await.unwrap().items;
+    let messages: Vec<&str> = logs.iter().map(|l| l.message.as_str()).collect();
+    assert!(messages[0].starts_with("attempt 1 of 3 by test/"), "{messages:?}");
+    assert_eq!(
+        &messages[1..],
+        ["statement 0: CREATE TABLE widgets (id int)", "statement 1: INSERT INTO widgets VALUES (1)", "succeeded"]
+    );
+    assert_eq!(logs[2].rows_affected, Some(1));
+
+    // The run's two state changes by the worker are in the audit chain, once each, and it verifies.
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events WHERE object_id = $1 ORDER BY id")
+        .bind(run.id.to_string())
+        .fetch_all(&tool.pool)
+        .await
+        .unwrap();
+    assert_eq!(actions, ["run.running", "run.succeeded"]);
+    let verified = audit::verify(&mut conn).await.unwrap();
+    assert!(matches!(verified, audit::Verification::Intact { rows: 2 }), "{verified:?}");
+
+    // A down run reverts it everywhere.
+    let down = fleet.queue_run(&version, Direction::Down, FailurePolicy::Continue, 3).await;
+    assert_eq!(wait_for_end(&tool.pool, down.id, Duration::from_secs(30)).await, RunStatus::Succeeded);
+    assert!(!pg_table_exists(&pg1, "widgets").await);
+    drop(stop);
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn claims_hold_the_concurrency_limit_across_concurrent_workers() {
+    let tool = PgDatabase::migrated().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    for i in 0..6 {
+        fleet.add_target(&format!("t-{i}"), "postgres://nobody@127.0.0.1:1/none", None).await;
+    }
+    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 2).await;
+    // Twelve workers claim at the same instant, each asking for everything.
+    let mut claims = Vec::new();
+    for _ in 0..12 {
+        let pool = tool.pool.clone();
+        claims.push(tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            storage::workers::register(&mut conn, WorkerId::new(), "h", 1, "t").await.map(|w| w.id).unwrap()
+        }));
+    }
+    let mut workers = Vec::new();
+    for c in claims {
+        workers.push(c.await.unwrap());
+    }
+    let mut racing = Vec::new();
+    for worker in workers.clone() {
+        let pool = tool.pool.clone();
+        racing.push(tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            storage::queue::claim(&mut conn, worker, Duration::from_secs(30), 10).await.unwrap()
+        }));
+    }
+    let mut got = Vec::new();
+    for r in racing {
+        got.extend(r.await.unwrap());
+    }
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|c| c.run == run.id && c.run_status == RunStatus::Queued && c.attempt == 1));
+    // Nothing more while both are held; one ending frees exactly one slot.
+    let mut conn = tool.pool.acquire().await.unwrap();
+    assert!(storage::queue::claim(&mut conn, workers[0], Duration::from_secs(30), 10).await.unwrap().is_empty());
+    let mut tx = tool.pool.begin().await.unwrap();
+    let ending = Ending {
+        status: RunItemStatus::Succeeded,
+        duration: Duration::from_millis(5),
+        error_code: None,
+        error_message: None,
+    };
+    let ended = storage::queue::finish(&mut tx, got[0].item, got[0].token, &ending).await.unwrap();
+    assert!(matches!(ended, Ended::Done { run_finished: None, .. }), "{ended:?}");
+    tx.commit().await.unwrap();
+    let next = storage::queue::claim(&mut conn, workers[1], Duration::from_secs(30), 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    let running: i32 = sqlx::query_scalar("SELECT running_items FROM runs WHERE id = $1")
+        .bind(run.id.as_uuid())
+        .fetch_one(&tool.pool)
+        .await
+        .unwrap();
+    assert_eq!(running, 2);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
+    let tool = PgDatabase::migrated().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    fleet.add_target("t-1", "postgres://nobody@127.0.0.1:1/none", None).await;
+    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1).await;
+    let mut conn = tool.pool.acquire().await.unwrap();
+    let (a, b) = (WorkerId::new(), WorkerId::new());
+    storage::workers::register(&mut conn, a, "a", 1, "t").await.unwrap();
+    storage::workers::register(&mut conn, b, "b", 2, "t").await.unwrap();
+    let old = storage::queue::claim(&mut conn, a, Duration::from_millis(300), 1).await.unwrap().remove(0);
+    assert!(
+        storage::queue::claim(&mut conn, b, Duration::from_secs(30), 1).await.unwrap().is_empty(),
+        "lease still held"
+    );
+    assert_eq!(storage::queue::check(&mut conn, old.item, old.token).await.unwrap(), Some(RunStatus::Queued));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The lease has expired: the check fails for the old owner and another worker takes the item.
+    assert_eq!(storage::queue::check(&mut conn, old.item, old.token).await.unwrap(), None);
+    let new = storage::queue::claim(&mut conn, b, Duration::from_secs(30), 1).await.unwrap().remove(0);
+    assert_eq!((new.item, new.token, new.attempt), (old.item, old.token + 1, 2));
+    // Whatever the old owner still tries is refused.
+    assert!(
+        storage::queue::renew(&mut conn, a, &[(old.item, old.token)], Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let line = domain::model::NewLogLine {
+        level: domain::enums::LogLevel::Info,
+        message: "stale".into(),
+        statement_index: None,
+        duration_ms: None,
+        rows_affected: None,
+    };
+    assert!(!storage::queue::log(&mut conn, old.item, old.token, Some(1), None, &line).await.unwrap());
+    let mut tx = tool.pool.begin().await.unwrap();
+    let ending =
+        Ending { status: RunItemStatus::Failed, duration: Duration::ZERO, error_code: Some("x"), error_message: None };
+    assert_eq!(storage::queue::finish(&mut tx, old.item, old.token, &ending).await.unwrap(), Ended::Fenced);
+    assert_eq!(storage::queue::release(&mut tx, old.item, old.token, Duration::ZERO, true, None).await.unwrap(), None);
+    tx.commit().await.unwrap();
+    // The new owner's writes count, and its ending ends the run.
+    assert!(storage::queue::log(&mut conn, new.item, new.token, Some(1), Some(1), &line).await.unwrap());
+    assert_eq!(
+        storage::queue::renew(&mut conn, b, &[(new.item, new.token)], Duration::from_secs(30)).await.unwrap(),
+        [new.item]
+    );
+    storage::runs::set_status(&mut conn, run.id, RunStatus::Queued, RunStatus::Running, None).await.unwrap();
+    let mut tx = tool.pool.begin().await.unwrap();
+    let ok = Ending { status: RunItemStatus::Succeeded, ..ending };
+    let ended = storage::queue::finish(&mut tx, new.item, new.token, &ok).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(matches!(ended, Ended::Done { run_finished: Some(RunStatus::Succeeded), .. }), "{ended:?}");
+    let logs = storage::logs::list(&mut conn, new.item, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(logs.len(), 1, "only the owner's line was kept");
+}
+
+/// Three targets (in name order); the middle one already has the table, so creating it fails there.
+async fn fleet_failing_on_the_second(
+    tool: &PgDatabase,
+    dbs: &[PgDatabase],
+) -> (Fleet, domain::model::MigrationVersion) {
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    for (i, db) in dbs.iter().enumerate() {
+        fleet.add_target(&format!("t-{i}"), &db.url, None).await;
+    }
+    sqlx::query("CREATE TABLE gadgets (id int)").execute(&dbs[1].pool).await.unwrap();
+    let version = fleet
+        .migration("0001", "CREATE TABLE gadgets (id int);", None, TransactionMode::Transaction, Engine::Postgres)
+        .await;
+    (fleet, version)
+}
+
+#[tokio::test]
+async fn stop_on_first_failure_cancels_what_has_not_started_and_continue_goes_on() {
+    let tool = PgDatabase::migrated().await;
+    let dbs = [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
+    let (fleet, version) = fleet_failing_on_the_second(&tool, &dbs).await;
+    let (stop, handle) = start_worker(&tool.pool, Settings { slots: 1, batch: 1, ..fast() }).await;
+
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Failed);
+    let done = items(&tool.pool, run.id).await;
+    assert_eq!(statuses(&done), [RunItemStatus::Succeeded, RunItemStatus::Failed, RunItemStatus::Cancelled]);
+    assert_eq!(done[1].error_code.as_deref(), Some("sql_error"));
+    assert!(done[1].error_message.as_deref().unwrap().contains("already exists"), "{:?}", done[1].error_message);
+    assert_eq!(done[1].attempts, 1, "SQL errors are never retried");
+    assert!(!pg_table_exists(&dbs[2], "gadgets").await);
+
+    // The same content with `continue`: the first target skips (already applied), the third applies.
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Failed);
+    let done = items(&tool.pool, run.id).await;
+    assert_eq!(statuses(&done), [RunItemStatus::Skipped, RunItemStatus::Failed, RunItemStatus::Succeeded]);
+    assert!(pg_table_exists(&dbs[2], "gadgets").await);
+    drop(stop);
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_run_stops_its_running_item_at_the_next_statement() {
+    let tool = PgDatabase::migrated().await;
+    let target = PgDatabase::fresh().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    fleet.add_target("t-1", &target.url, None).await;
+    let version = fleet
+        .migration(
+            "0001",
+            "CREATE TABLE before_sleep (id int);\nSELECT pg_sleep(1.5);\nCREATE TABLE after_sleep (id int);\n",
+            None,
+            TransactionMode::None,
+            Engine::Postgres,
+        )
+        .await;
+    let (stop, handle) = start_worker(&tool.pool, fast()).await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1).await;
+    // Wait until the sleep is running, then cancel as the API will: the run, then its pending items.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while items(&tool.pool, run.id).await[0].statements_done < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the item never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut tx = tool.pool.begin().await.unwrap();
+    storage::runs::set_status(&mut tx, run.id, RunStatus::Running, RunStatus::Cancelled, Some(fleet.manager.id))
+        .await
+        .unwrap();
+    storage::run_items::cancel_pending(&mut tx, run.id).await.unwrap();
+    tx.commit().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let item = loop {
+        let item = items(&tool.pool, run.id).await.remove(0);
+        if item.status.is_terminal() {
+            break item;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the item did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(item.status, RunItemStatus::Cancelled);
+    assert_eq!(item.statements_done, 2, "stopped at the boundary after the sleep");
+    assert!(
+        item.error_message.as_deref().unwrap().contains("run cancelled before statement 2"),
+        "{:?}",
+        item.error_message
+    );
+    assert!(pg_table_exists(&target, "before_sleep").await && !pg_table_exists(&target, "after_sleep").await);
+    // The target says so too: the half-applied migration needs recovery.
+    let status: String = sqlx::query_scalar("SELECT status FROM migrate_hub_history WHERE version = '0001'")
+        .fetch_one(&target.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed");
+    drop(stop);
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn connection_errors_are_retried_with_backoff_then_fail() {
+    let tool = PgDatabase::migrated().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    fleet.add_target("unreachable", "postgres://app@127.0.0.1:1/app", None).await;
+    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let (stop, handle) = start_worker(&tool.pool, fast()).await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Failed);
+    let item = items(&tool.pool, run.id).await.remove(0);
+    assert_eq!((item.status, item.attempts), (RunItemStatus::Failed, 3));
+    assert_eq!(item.error_code.as_deref(), Some("connect"));
+    assert!(item.error_message.as_deref().unwrap().ends_with("(gave up after 3 attempts)"), "{:?}", item.error_message);
+    let mut conn = tool.pool.acquire().await.unwrap();
+    let logs = storage::logs::list(&mut conn, item.id, &PageRequest::first(20)).await.unwrap().items;
+    let retries = logs.iter().filter(|l| l.message.contains("retrying in")).count();
+    assert_eq!(retries, 2, "{logs:?}");
+    drop(stop);
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn tampered_sql_and_approvals_for_other_content_are_refused_by_the_worker() {
+    let tool = PgDatabase::migrated().await;
+    let target = PgDatabase::fresh().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    fleet.add_target("t-1", &target.url, None).await;
+    let version = fleet
+        .migration("0001", "CREATE TABLE approved (id int);", None, TransactionMode::Transaction, Engine::Postgres)
+        .await;
+    let (stop, handle) = start_worker(&tool.pool, fast()).await;
+
+    // An approval pinned to other content does not let anything run.
+    let other = PinnedChecksums { up: domain::checksum::Checksum::of("DROP TABLE everything;"), down: None };
+    let run = fleet.queue_run_pinned(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1, Some(other)).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Failed);
+    let item = items(&tool.pool, run.id).await.remove(0);
+    assert_eq!(item.error_code.as_deref(), Some("checksum_mismatch"));
+    assert!(item.error_message.as_deref().unwrap().contains("0 of 1 approvals"), "{:?}", item.error_message);
+
+    // The stored SQL changed behind the hub's back (the immutability trigger bypassed by a superuser).
+    sqlx::raw_sql(
+        "ALTER TABLE migration_versions DISABLE TRIGGER USER; \
+         UPDATE migration_versions SET up_sql = 'CREATE TABLE sneaky (id int);'; \
+         ALTER TABLE migration_versions ENABLE TRIGGER USER;",
+    )
+    .execute(&tool.pool)
+    .await
+    .unwrap();
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Failed);
+    let item = items(&tool.pool, run.id).await.remove(0);
+    assert_eq!(item.error_code.as_deref(), Some("checksum_mismatch"));
+    assert!(
+        item.error_message.as_deref().unwrap().contains("no longer matches its checksums"),
+        "{:?}",
+        item.error_message
+    );
+    assert!(!pg_table_exists(&target, "sneaky").await && !pg_table_exists(&target, "approved").await);
+    drop(stop);
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn notify_wakes_an_idle_worker_long_before_its_next_poll() {
+    let tool = PgDatabase::migrated().await;
+    let target = PgDatabase::fresh().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    fleet.add_target("t-1", &target.url, None).await;
+    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let (stop, handle) =
+        start_worker(&tool.pool, Settings { poll_interval: Duration::from_secs(3600), ..fast() }).await;
+    // Let the worker's first (empty) claim pass, so only a notification can wake it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(20)).await, RunStatus::Succeeded);
+    drop(stop);
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_running_item_finish_then_the_worker_exits() {
+    let tool = PgDatabase::migrated().await;
+    let target = PgDatabase::fresh().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    fleet.add_target("t-1", &target.url, None).await;
+    let version = fleet
+        .migration(
+            "0001",
+            "SELECT pg_sleep(1);\nCREATE TABLE drained (id int);",
+            None,
+            TransactionMode::None,
+            Engine::Postgres,
+        )
+        .await;
+    let mut worker = std::process::Command::new(migrate_hub_tests::binary("migrate-hub-worker"))
+        .env("DATABASE_URL", &tool.url)
+        .env("MIGRATE_HUB_POLL_MS", "100")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while items(&tool.pool, run.id).await[0].statements_done < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the item never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = i32::try_from(worker.id()).unwrap();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || worker.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(items(&tool.pool, run.id).await[0].status, RunItemStatus::Succeeded);
+    assert!(pg_table_exists(&target, "drained").await);
+    let stopped: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE status = 'stopped'")
+        .fetch_one(&tool.pool)
+        .await
+        .unwrap();
+    assert_eq!(stopped, 1);
+}
