@@ -1,0 +1,433 @@
+//! `cargo xtask bench fleet|queue`: performance figures, printed, measured against a peer in the same run.
+//!
+//! - `fleet --targets N --workers W [--engine postgres|mysql]`: N fresh databases get a migration set
+//!   through the whole hub path (runs queued in the tool database, W `migrate-hub-worker` processes
+//!   claiming, locking, journaling and logging), then N other fresh databases get the same set from a
+//!   sequential loop of sqlx's own `Migrator`, which is what `sqlx migrate run` does per database.
+//!   Postgres uses River's migrations (`../shared/workloads`); MariaDB a small set written here.
+//! - `queue [--items N]`: the queue alone, with no-op items: claim + complete throughput with batched
+//!   claims, and pickup latency (enqueue commit → claim) of an idle worker process with NOTIFY and with
+//!   polling only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use domain::enums::{Direction, Engine, FailurePolicy, TransactionMode};
+use domain::ids::WorkerId;
+use domain::model::MigrationVersion;
+use domain::policy::EnvironmentPolicy;
+use domain::run::{RunItemStatus, RunStatus};
+use migrate_hub_tests::fleet::Fleet;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::{Connection, PgPool};
+use storage::queue::Ending;
+
+use crate::{DEFAULT_MYSQL, DEFAULT_PG, cargo, run_checked, target_dir, workspace_root};
+
+/// A throwaway tool database with the hub's schema.
+struct ToolDb {
+    url: String,
+    pool: PgPool,
+}
+
+impl ToolDb {
+    async fn create(name: &str) -> anyhow::Result<Self> {
+        let url = with_database(&pg_server(), name);
+        let _ = sqlx::Postgres::force_drop_database(&url).await;
+        sqlx::Postgres::create_database(&url).await.with_context(|| format!("cannot create {name}"))?;
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(&url).await?;
+        Migrator::new(workspace_root().join("migrations")).await?.run(&pool).await?;
+        Ok(ToolDb { url, pool })
+    }
+
+    async fn drop(self) {
+        self.pool.close().await;
+        if let Err(e) = sqlx::Postgres::force_drop_database(&self.url).await {
+            eprintln!("bench: could not drop the tool database: {e}");
+        }
+    }
+}
+
+fn pg_server() -> String {
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG.into())
+}
+
+fn mysql_server() -> String {
+    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL.into())
+}
+
+/// `scheme://credentials@host:port/<database>` with another database.
+fn with_database(server: &str, database: &str) -> String {
+    crate::corpus::with_database(server, database)
+}
+
+/// Worker processes of the real binary, stopped with SIGTERM when dropped.
+struct Workers(Vec<Child>);
+
+impl Workers {
+    fn start(tool_url: &str, count: usize, extra: &[(&str, String)]) -> anyhow::Result<Self> {
+        let binary = target_dir().join("release/migrate-hub-worker");
+        let mut children = Vec::new();
+        for i in 0..count {
+            let mut command = Command::new(&binary);
+            command.env("DATABASE_URL", tool_url).env("RUST_LOG", "warn").env("MIGRATE_HUB_LOG_FORMAT", "json");
+            for (key, value) in extra {
+                command.env(key, value.replace("{i}", &i.to_string()));
+            }
+            children.push(command.spawn().with_context(|| format!("cannot start {}", binary.display()))?);
+        }
+        Ok(Workers(children))
+    }
+
+    fn stop(&mut self) {
+        for child in &self.0 {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn build_release() -> anyhow::Result<()> {
+    // Figures are for the optimized binaries, as deployed.
+    run_checked(cargo().args(["build", "--quiet", "--release", "-p", "migrate-hub-worker"]))
+}
+
+async fn wait_for_end(pool: &PgPool, run: domain::ids::RunId, within: Duration) -> anyhow::Result<RunStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut conn = pool.acquire().await?;
+        let status = storage::runs::get(&mut conn, run).await?.status;
+        if status.is_terminal() {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            bail!("run {run} still {status} after {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A migration set as (key, name, up, down, transaction mode), with placeholders already as the hub
+/// stores them (substituted per target by the worker).
+struct Set {
+    migrations: Vec<(String, String, String, Option<String>, TransactionMode)>,
+}
+
+fn river_set() -> anyhow::Result<Set> {
+    let dir = std::env::var_os("MIGRATE_HUB_WORKLOADS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/workloads"))
+        .join("river/riverdriver/riverpgxv5/migration/main");
+    let source = executor::local::load_dir(&dir, None, Engine::Postgres)
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    Ok(Set {
+        migrations: source
+            .migrations
+            .into_iter()
+            .map(|m| (m.version.to_string(), m.name, m.up, m.down, m.transaction_mode))
+            .collect(),
+    })
+}
+
+/// Our own small MariaDB set: tables, an index, a column change, a view, a trigger.
+fn mysql_set() -> Set {
+    let m = |key: &str, name: &str, up: &str, down: &str| {
+        (key.to_owned(), name.to_owned(), up.to_owned(), Some(down.to_owned()), TransactionMode::Transaction)
+    };
+    Set {
+        migrations: vec![
+            m("001", "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY AUTO_INCREMENT, email varchar(255) NOT NULL, created_at datetime NOT NULL DEFAULT CURRENT_TIMESTAMP);", "DROP TABLE accounts;"),
+            m("002", "accounts_email", "CREATE UNIQUE INDEX accounts_email ON accounts (email);", "DROP INDEX accounts_email ON accounts;"),
+            m("003", "orders", "CREATE TABLE orders (id bigint PRIMARY KEY AUTO_INCREMENT, account_id bigint NOT NULL, total decimal(12,2) NOT NULL, CONSTRAINT orders_account FOREIGN KEY (account_id) REFERENCES accounts (id));", "DROP TABLE orders;"),
+            m("004", "orders_status", "ALTER TABLE orders ADD COLUMN status varchar(16) NOT NULL DEFAULT 'new';", "ALTER TABLE orders DROP COLUMN status;"),
+            m("005", "order_totals", "CREATE VIEW order_totals AS SELECT account_id, SUM(total) AS total FROM orders GROUP BY account_id;", "DROP VIEW order_totals;"),
+            m("006", "audit", "CREATE TABLE order_audit (id bigint PRIMARY KEY AUTO_INCREMENT, order_id bigint NOT NULL, at datetime NOT NULL DEFAULT CURRENT_TIMESTAMP);\nCREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW BEGIN INSERT INTO order_audit (order_id) VALUES (NEW.id); END;", "DROP TRIGGER orders_audit;\nDROP TABLE order_audit;"),
+            m("007", "accounts_name", "ALTER TABLE accounts ADD COLUMN display_name varchar(100) NULL;", "ALTER TABLE accounts DROP COLUMN display_name;"),
+        ],
+    }
+}
+
+/// The set as files sqlx's `Migrator` reads (`N_name.up.sql` / `.down.sql`), River's schema
+/// placeholder replaced as sqlx-cli users have to do by hand.
+fn write_sqlx_dir(set: &Set, dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let vars = BTreeMap::from([("schema".to_owned(), "public".to_owned())]);
+    let syntaxes = [domain::placeholder::Syntax::RiverTemplate];
+    for (key, name, up, down, mode) in &set.migrations {
+        let up = domain::placeholder::substitute(up, &vars, &syntaxes)?;
+        let header = if *mode == TransactionMode::None { "-- no-transaction\n" } else { "" };
+        std::fs::write(dir.join(format!("{key}_{name}.up.sql")), format!("{header}{up}"))?;
+        let down = domain::placeholder::substitute(down.as_deref().unwrap_or(""), &vars, &syntaxes)?;
+        std::fs::write(dir.join(format!("{key}_{name}.down.sql")), down.as_ref())?;
+    }
+    Ok(())
+}
+
+async fn create_databases(engine: Engine, prefix: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    let server = match engine {
+        Engine::Postgres => pg_server(),
+        Engine::Mysql => mysql_server(),
+    };
+    let mut urls = Vec::with_capacity(count);
+    for i in 0..count {
+        let url = with_database(&server, &format!("{prefix}_{i:04}"));
+        match engine {
+            Engine::Postgres => {
+                let _ = sqlx::Postgres::force_drop_database(&url).await;
+                sqlx::Postgres::create_database(&url).await?;
+            }
+            Engine::Mysql => {
+                let _ = sqlx::MySql::drop_database(&url).await;
+                sqlx::MySql::create_database(&url).await?;
+            }
+        }
+        urls.push(url);
+    }
+    Ok(urls)
+}
+
+async fn drop_databases(engine: Engine, urls: &[String]) {
+    for url in urls {
+        let dropped = match engine {
+            Engine::Postgres => sqlx::Postgres::force_drop_database(url).await,
+            Engine::Mysql => sqlx::MySql::drop_database(url).await,
+        };
+        if let Err(e) = dropped {
+            eprintln!("bench: could not drop {url}: {e}");
+        }
+    }
+}
+
+pub async fn fleet(targets: usize, workers: usize, engine: Engine) -> anyhow::Result<()> {
+    build_release()?;
+    let set = match engine {
+        Engine::Postgres => river_set()?,
+        Engine::Mysql => mysql_set(),
+    };
+    let pid = std::process::id();
+    let slots = 4;
+    eprintln!("bench fleet: {targets} {engine} databases for the hub and {targets} for the baseline");
+    let hub_dbs = create_databases(engine, &format!("bench_hub_{pid}"), targets).await?;
+    let base_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;
+    let tool = ToolDb::create(&format!("bench_tool_{pid}")).await?;
+    let result = async {
+        let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+        let vars = BTreeMap::from([("schema".to_owned(), "public".to_owned())]);
+        for (i, url) in hub_dbs.iter().enumerate() {
+            fleet.add_target_with(&format!("t-{i:04}"), url, None, vars.clone()).await;
+        }
+        let mut versions: Vec<MigrationVersion> = Vec::new();
+        for (key, _name, up, down, mode) in &set.migrations {
+            versions.push(fleet.migration(key, up, down.as_deref(), *mode, engine).await);
+        }
+        let mut procs = Workers::start(
+            &tool.url,
+            workers,
+            &[("MIGRATE_HUB_WORKER_SLOTS", slots.to_string()), ("MIGRATE_HUB_POLL_MS", "200".into())],
+        )?;
+        tokio::time::sleep(Duration::from_millis(500)).await; // let them connect and LISTEN
+        let started = Instant::now();
+        for version in &versions {
+            let limit = u32::try_from(workers * slots).unwrap_or(1000).min(1000);
+            let run = fleet.queue_run(version, Direction::Up, FailurePolicy::StopOnFirstFailure, limit).await;
+            let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
+            if status != RunStatus::Succeeded {
+                bail!("run of {} ended {status}", version.id);
+            }
+        }
+        let hub = started.elapsed();
+        procs.stop();
+        let overhead = overhead_p50(&tool.pool).await?;
+
+        let dir = target_dir().join(format!("bench/sqlx-{engine}"));
+        write_sqlx_dir(&set, &dir)?;
+        let migrator = Migrator::new(dir.as_path()).await?;
+        let started = Instant::now();
+        for url in &base_dbs {
+            match engine {
+                Engine::Postgres => {
+                    let mut conn = sqlx::PgConnection::connect(url).await?;
+                    migrator.run(&mut conn).await?;
+                    conn.close().await?;
+                }
+                Engine::Mysql => {
+                    let mut conn = sqlx::MySqlConnection::connect(url).await?;
+                    migrator.run(&mut conn).await?;
+                    conn.close().await?;
+                }
+            }
+        }
+        let baseline = started.elapsed();
+        Ok::<_, anyhow::Error>((hub, baseline, overhead))
+    }
+    .await;
+    tool.drop().await;
+    drop_databases(engine, &hub_dbs).await;
+    drop_databases(engine, &base_dbs).await;
+    let (hub, baseline, overhead) = result?;
+    println!("fleet: engine={engine} migrations={} worker_slots={slots}", set.migrations.len());
+    println!("fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2}");
+    println!(
+        "fleet: targets={targets} workers={workers} hub_s={:.2} baseline_s={:.2} ratio={:.2}",
+        hub.as_secs_f64(),
+        baseline.as_secs_f64(),
+        baseline.as_secs_f64() / hub.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The median, over all items, of the time a worker spent on an item outside its SQL statements, from
+/// the item's own timings (claim → end) and its statement log lines.
+async fn overhead_p50(pool: &PgPool) -> anyhow::Result<f64> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT i.duration_ms, COALESCE(SUM(l.duration_ms), 0)::bigint \
+         FROM run_items i LEFT JOIN run_item_logs l ON l.run_item_id = i.id AND l.statement_index IS NOT NULL \
+         WHERE i.duration_ms IS NOT NULL GROUP BY i.id, i.duration_ms",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut overheads: Vec<f64> = rows.iter().map(|(total, sql)| (total - sql).max(0) as f64).collect();
+    Ok(percentile(&mut overheads, 0.5))
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values[rank.min(values.len() - 1)]
+}
+
+pub async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
+    build_release()?;
+    let pid = std::process::id();
+
+    // 1. Throughput: `workers` claimers taking batches of 32 no-op items and completing each.
+    let tool = ToolDb::create(&format!("bench_queue_{pid}")).await?;
+    let throughput = async {
+        let fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+        sqlx::query(
+            "WITH t AS ( \
+               INSERT INTO db_targets (id, environment_id, name, engine, host, port, database_name, username) \
+               SELECT gen_random_uuid(), $1, 'q-' || g, 'postgres', '127.0.0.1', 1, 'none', 'none' \
+               FROM generate_series(1, $3) g RETURNING id) \
+             INSERT INTO db_set_members (db_set_id, db_target_id, environment_id) SELECT $2, id, $1 FROM t",
+        )
+        .bind(fleet.environment.id.as_uuid())
+        .bind(fleet.set.id.as_uuid())
+        .bind(i32::try_from(items)?)
+        .execute(&tool.pool)
+        .await?;
+        let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+        let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1000).await;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let pool = tool.pool.clone();
+            tasks.push(tokio::spawn(async move {
+                let worker = WorkerId::new();
+                let mut conn = pool.acquire().await?;
+                storage::workers::register(&mut conn, worker, "bench", 1, "bench").await?;
+                let mut done = 0usize;
+                loop {
+                    let claims = storage::queue::claim(&mut conn, worker, Duration::from_secs(60), 32).await?;
+                    if claims.is_empty() {
+                        break;
+                    }
+                    for claim in claims {
+                        let mut tx = pool.begin().await?;
+                        let ending = Ending {
+                            status: RunItemStatus::Succeeded,
+                            duration: Duration::ZERO,
+                            error_code: None,
+                            error_message: None,
+                        };
+                        storage::queue::finish(&mut tx, claim.item, claim.token, &ending).await?;
+                        tx.commit().await?;
+                        done += 1;
+                    }
+                }
+                Ok::<usize, anyhow::Error>(done)
+            }));
+        }
+        let mut done = 0;
+        for task in tasks {
+            done += task.await??;
+        }
+        let elapsed = started.elapsed();
+        if done != items {
+            bail!("completed {done} of {items} items");
+        }
+        let _ = run;
+        Ok::<f64, anyhow::Error>(items as f64 / elapsed.as_secs_f64())
+    }
+    .await;
+    tool.drop().await;
+    let items_per_s = throughput?;
+    println!("queue: throughput: {items} no-op items, {workers} claimers, claim batches of 32: items_per_s={items_per_s:.0}");
+
+    // 2. Pickup latency of an idle worker process, with NOTIFY and with polling only.
+    let target = create_databases(Engine::Postgres, &format!("bench_pickup_{pid}"), 1).await?;
+    let with_notify = pickup(&target[0], true, 200).await;
+    let polling = pickup(&target[0], false, 100).await;
+    drop_databases(Engine::Postgres, &target).await;
+    let (p50, p99) = with_notify?;
+    let (poll50, poll99) = polling?;
+    println!("queue: pickup without NOTIFY (polling every 100 ms): pickup_p50_ms={poll50:.2} pickup_p99_ms={poll99:.2}");
+    println!("queue: items_per_s={items_per_s:.0} pickup_p50_ms={p50:.2} pickup_p99_ms={p99:.2}");
+    Ok(())
+}
+
+/// Enqueues `samples` one-item runs one after another and measures, for each, from the enqueue
+/// transaction's commit to the item's claim by an idle worker process (both on this machine's clock).
+async fn pickup(target_url: &str, notify: bool, samples: usize) -> anyhow::Result<(f64, f64)> {
+    let pid = std::process::id();
+    let tool = ToolDb::create(&format!("bench_pickup_tool_{pid}")).await?;
+    let result = async {
+        let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+        fleet.add_target("pickup", target_url, None).await;
+        let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+        let mut extra = vec![("MIGRATE_HUB_POLL_MS", "100".to_owned())];
+        if !notify {
+            extra.push(("MIGRATE_HUB_NO_LISTEN", "true".to_owned()));
+        }
+        let mut procs = Workers::start(&tool.url, 1, &extra)?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut latencies = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1).await;
+            let committed: DateTime<Utc> = SystemTime::now().into();
+            wait_for_end(&tool.pool, run.id, Duration::from_secs(60)).await?;
+            let claimed: DateTime<Utc> = sqlx::query_scalar("SELECT started_at FROM run_items WHERE run_id = $1")
+                .bind(run.id.as_uuid())
+                .fetch_one(&tool.pool)
+                .await?;
+            let ms = (claimed - committed).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+            latencies.push(ms.max(0.0));
+            // Let the worker go idle again, as between real enqueues.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        procs.stop();
+        Ok::<_, anyhow::Error>((percentile(&mut latencies, 0.5), percentile(&mut latencies, 0.99)))
+    }
+    .await;
+    tool.drop().await;
+    result
+}
