@@ -1,5 +1,6 @@
 -- Ends item $1 (token $2) with status $3, only while its lease is held, and gives its slot back to the run.
--- Returns the run's id and failure policy; no row: the lease was taken over and nothing changed.
+-- Returns the run's id, failure policy and how many of its items are still held; no row: the lease was
+-- taken over and nothing changed.
 WITH item AS (
     UPDATE run_items
     SET status = $3,
@@ -17,4 +18,4 @@ UPDATE runs r
 SET running_items = r.running_items - 1, updated_at = now()
 FROM item
 WHERE r.id = item.run_id
-RETURNING r.id, r.failure_policy
+RETURNING r.id, r.failure_policy, r.running_items

@@ -226,7 +226,7 @@ struct Servers {
 }
 
 /// `scheme://credentials@host:port/<database>?query` with another database.
-pub(crate) fn with_database(server: &str, database: &str) -> String {
+fn with_database(server: &str, database: &str) -> String {
     let (rest, query) = server.split_once('?').map_or((server, None), |(r, q)| (r, Some(q)));
     let scheme_end = rest.find("://").map_or(0, |i| i + 3);
     let base = match rest[scheme_end..].find('/') {

@@ -8,7 +8,6 @@
 //! - `corpus [DIR…]`: the engine against the shared workload sets of real projects.
 //! - `bench fleet|queue`: performance figures against a peer, printed.
 
-mod bench;
 mod corpus;
 mod dev;
 mod postgres;
@@ -61,33 +60,11 @@ enum Task {
         /// Workload set directories (river, hatchet, ory-kratos, apache-ranger).
         dirs: Vec<PathBuf>,
     },
-    /// Performance figures, printed (never asserted in tests).
+    /// Performance figures, printed (never asserted in tests): `fleet [--targets N --workers W --engine E]`
+    /// or `queue [--items N --workers W]` (see `bench/src/main.rs`).
     Bench {
-        #[command(subcommand)]
-        which: Bench,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum Bench {
-    /// A migration set applied to N fresh databases through the hub (W worker processes) and by a
-    /// sequential loop of sqlx's Migrator.
-    Fleet {
-        #[arg(long, default_value_t = 200)]
-        targets: usize,
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
-        /// postgres (River's migrations) or mysql (MariaDB, a set of our own).
-        #[arg(long, default_value = "postgres")]
-        engine: String,
-    },
-    /// Queue throughput with no-op items, and pickup latency with and without NOTIFY.
-    Queue {
-        #[arg(long, default_value_t = 20_000)]
-        items: usize,
-        /// Concurrent claimers for the throughput figure.
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -109,11 +86,11 @@ fn main() -> anyhow::Result<()> {
         Task::Db { action: DbAction::Reset } => runtime.block_on(dev::db_up(true)),
         Task::SqlxPrepare { check } => runtime.block_on(sqlx_prepare::run(check)),
         Task::Corpus { dirs } => runtime.block_on(corpus::run(&dirs)),
-        Task::Bench { which: Bench::Fleet { targets, workers, engine } } => {
-            let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
-            runtime.block_on(bench::fleet(targets, workers, engine))
+        Task::Bench { args } => {
+            // Figures are for optimized binaries, as deployed: the worker the bench starts, and the bench.
+            run_checked(cargo().args(["build", "--quiet", "--release", "-p", "migrate-hub-worker"]))?;
+            run_checked(cargo().args(["run", "--quiet", "--release", "-p", "migrate-hub-bench", "--"]).args(&args))
         }
-        Task::Bench { which: Bench::Queue { items, workers } } => runtime.block_on(bench::queue(items, workers)),
         Task::Tidy => {
             let problems = tidy::check(&workspace_root())?;
             if problems.is_empty() {

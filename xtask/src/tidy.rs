@@ -73,7 +73,8 @@ const LEAVES: &[(&str, Option<&str>)] = &[
     ("migrate-hub-http", Some("migrate-hub-server")),
     ("xtask", None),
     // The benches build their tool databases with the same fixtures as the tests.
-    ("migrate-hub-tests", Some("xtask")),
+    ("migrate-hub-tests", Some("migrate-hub-bench")),
+    ("migrate-hub-bench", None),
 ];
 
 /// Returns every broken rule as a sentence (empty when all is well).

@@ -173,7 +173,8 @@ pub async fn finish(
     } else {
         0
     };
-    let run_finished = finish_run(tx, run).await?;
+    // While another item is held the run cannot end here: that item's ending will check.
+    let run_finished = if row.running_items == 0 { finish_run(tx, run).await? } else { None };
     Ok(Ended::Done { run, run_finished, cancelled_pending })
 }
 

@@ -1,4 +1,5 @@
-//! `cargo xtask bench fleet|queue`: performance figures, printed, measured against a peer in the same run.
+//! `migrate-hub-bench` (run by `cargo xtask bench fleet|queue`, which builds the release worker first):
+//! performance figures, printed, measured against a peer in the same run.
 //!
 //! - `fleet --targets N --workers W [--engine postgres|mysql]`: N fresh databases get a migration set
 //!   through the whole hub path (runs queued in the tool database, W `migrate-hub-worker` processes
@@ -8,6 +9,10 @@
 //! - `queue [--items N]`: the queue alone, with no-op items: claim + complete throughput with batched
 //!   claims, and pickup latency (enqueue commit → claim) of an idle worker process with NOTIFY and with
 //!   polling only.
+
+
+// Printing the figures on stdout is what this program is for.
+#![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +31,61 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::{Connection, PgPool};
 use storage::queue::Ending;
 
-use crate::{DEFAULT_MYSQL, DEFAULT_PG, cargo, run_checked, target_dir, workspace_root};
+use clap::{Parser, Subcommand};
+
+/// Default servers of this project's machines, as for the tests.
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const DEFAULT_MYSQL: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+#[derive(Debug, Parser)]
+#[command(name = "migrate-hub-bench", about = "migrate-hub performance figures")]
+struct Cli {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Debug, Subcommand)]
+enum Which {
+    /// A migration set applied to N fresh databases through the hub (W worker processes) and by a
+    /// sequential loop of sqlx's Migrator.
+    Fleet {
+        #[arg(long, default_value_t = 200)]
+        targets: usize,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// postgres (River's migrations) or mysql (MariaDB, a set of our own).
+        #[arg(long, default_value = "postgres")]
+        engine: String,
+    },
+    /// Queue throughput with no-op items, and pickup latency with and without NOTIFY.
+    Queue {
+        #[arg(long, default_value_t = 20_000)]
+        items: usize,
+        /// Concurrent claimers for the throughput figure.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.which {
+        Which::Fleet { targets, workers, engine } => {
+            let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
+            runtime.block_on(fleet(targets, workers, engine))
+        }
+        Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
 
 /// A throwaway tool database with the hub's schema.
 struct ToolDb {
@@ -60,9 +119,18 @@ fn mysql_server() -> String {
     std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL.into())
 }
 
-/// `scheme://credentials@host:port/<database>` with another database.
+/// `scheme://credentials@host:port/<database>?query` with another database.
 fn with_database(server: &str, database: &str) -> String {
-    crate::corpus::with_database(server, database)
+    let (rest, query) = server.split_once('?').map_or((server, None), |(r, q)| (r, Some(q)));
+    let scheme_end = rest.find("://").map_or(0, |i| i + 3);
+    let base = match rest[scheme_end..].find('/') {
+        Some(slash) => &rest[..scheme_end + slash],
+        None => rest,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
 }
 
 /// Worker processes of the real binary, stopped with SIGTERM when dropped.
@@ -98,11 +166,6 @@ impl Drop for Workers {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn build_release() -> anyhow::Result<()> {
-    // Figures are for the optimized binaries, as deployed.
-    run_checked(cargo().args(["build", "--quiet", "--release", "-p", "migrate-hub-worker"]))
 }
 
 async fn wait_for_end(pool: &PgPool, run: domain::ids::RunId, within: Duration) -> anyhow::Result<RunStatus> {
@@ -149,13 +212,48 @@ fn mysql_set() -> Set {
     };
     Set {
         migrations: vec![
-            m("001", "accounts", "CREATE TABLE accounts (id bigint PRIMARY KEY AUTO_INCREMENT, email varchar(255) NOT NULL, created_at datetime NOT NULL DEFAULT CURRENT_TIMESTAMP);", "DROP TABLE accounts;"),
-            m("002", "accounts_email", "CREATE UNIQUE INDEX accounts_email ON accounts (email);", "DROP INDEX accounts_email ON accounts;"),
-            m("003", "orders", "CREATE TABLE orders (id bigint PRIMARY KEY AUTO_INCREMENT, account_id bigint NOT NULL, total decimal(12,2) NOT NULL, CONSTRAINT orders_account FOREIGN KEY (account_id) REFERENCES accounts (id));", "DROP TABLE orders;"),
-            m("004", "orders_status", "ALTER TABLE orders ADD COLUMN status varchar(16) NOT NULL DEFAULT 'new';", "ALTER TABLE orders DROP COLUMN status;"),
-            m("005", "order_totals", "CREATE VIEW order_totals AS SELECT account_id, SUM(total) AS total FROM orders GROUP BY account_id;", "DROP VIEW order_totals;"),
-            m("006", "audit", "CREATE TABLE order_audit (id bigint PRIMARY KEY AUTO_INCREMENT, order_id bigint NOT NULL, at datetime NOT NULL DEFAULT CURRENT_TIMESTAMP);\nCREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW BEGIN INSERT INTO order_audit (order_id) VALUES (NEW.id); END;", "DROP TRIGGER orders_audit;\nDROP TABLE order_audit;"),
-            m("007", "accounts_name", "ALTER TABLE accounts ADD COLUMN display_name varchar(100) NULL;", "ALTER TABLE accounts DROP COLUMN display_name;"),
+            m(
+                "001",
+                "accounts",
+                "CREATE TABLE accounts (id bigint PRIMARY KEY AUTO_INCREMENT, email varchar(255) NOT NULL, created_at datetime NOT NULL DEFAULT CURRENT_TIMESTAMP);",
+                "DROP TABLE accounts;",
+            ),
+            m(
+                "002",
+                "accounts_email",
+                "CREATE UNIQUE INDEX accounts_email ON accounts (email);",
+                "DROP INDEX accounts_email ON accounts;",
+            ),
+            m(
+                "003",
+                "orders",
+                "CREATE TABLE orders (id bigint PRIMARY KEY AUTO_INCREMENT, account_id bigint NOT NULL, total decimal(12,2) NOT NULL, CONSTRAINT orders_account FOREIGN KEY (account_id) REFERENCES accounts (id));",
+                "DROP TABLE orders;",
+            ),
+            m(
+                "004",
+                "orders_status",
+                "ALTER TABLE orders ADD COLUMN status varchar(16) NOT NULL DEFAULT 'new';",
+                "ALTER TABLE orders DROP COLUMN status;",
+            ),
+            m(
+                "005",
+                "order_totals",
+                "CREATE VIEW order_totals AS SELECT account_id, SUM(total) AS total FROM orders GROUP BY account_id;",
+                "DROP VIEW order_totals;",
+            ),
+            m(
+                "006",
+                "audit",
+                "CREATE TABLE order_audit (id bigint PRIMARY KEY AUTO_INCREMENT, order_id bigint NOT NULL, at datetime NOT NULL DEFAULT CURRENT_TIMESTAMP);\nCREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW BEGIN INSERT INTO order_audit (order_id) VALUES (NEW.id); END;",
+                "DROP TRIGGER orders_audit;\nDROP TABLE order_audit;",
+            ),
+            m(
+                "007",
+                "accounts_name",
+                "ALTER TABLE accounts ADD COLUMN display_name varchar(100) NULL;",
+                "ALTER TABLE accounts DROP COLUMN display_name;",
+            ),
         ],
     }
 }
@@ -214,8 +312,7 @@ async fn drop_databases(engine: Engine, urls: &[String]) {
     }
 }
 
-pub async fn fleet(targets: usize, workers: usize, engine: Engine) -> anyhow::Result<()> {
-    build_release()?;
+async fn fleet(targets: usize, workers: usize, engine: Engine) -> anyhow::Result<()> {
     let set = match engine {
         Engine::Postgres => river_set()?,
         Engine::Mysql => mysql_set(),
@@ -282,7 +379,9 @@ pub async fn fleet(targets: usize, workers: usize, engine: Engine) -> anyhow::Re
     drop_databases(engine, &base_dbs).await;
     let (hub, baseline, overhead) = result?;
     println!("fleet: engine={engine} migrations={} worker_slots={slots}", set.migrations.len());
-    println!("fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2}");
+    println!(
+        "fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2}"
+    );
     println!(
         "fleet: targets={targets} workers={workers} hub_s={:.2} baseline_s={:.2} ratio={:.2}",
         hub.as_secs_f64(),
@@ -315,8 +414,7 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[rank.min(values.len() - 1)]
 }
 
-pub async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
-    build_release()?;
+async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
     let pid = std::process::id();
 
     // 1. Throughput: `workers` claimers taking batches of 32 no-op items and completing each.
@@ -381,7 +479,9 @@ pub async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
     .await;
     tool.drop().await;
     let items_per_s = throughput?;
-    println!("queue: throughput: {items} no-op items, {workers} claimers, claim batches of 32: items_per_s={items_per_s:.0}");
+    println!(
+        "queue: throughput: {items} no-op items, {workers} claimers, claim batches of 32: items_per_s={items_per_s:.0}"
+    );
 
     // 2. Pickup latency of an idle worker process, with NOTIFY and with polling only.
     let target = create_databases(Engine::Postgres, &format!("bench_pickup_{pid}"), 1).await?;
@@ -390,7 +490,9 @@ pub async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
     drop_databases(Engine::Postgres, &target).await;
     let (p50, p99) = with_notify?;
     let (poll50, poll99) = polling?;
-    println!("queue: pickup without NOTIFY (polling every 100 ms): pickup_p50_ms={poll50:.2} pickup_p99_ms={poll99:.2}");
+    println!(
+        "queue: pickup without NOTIFY (polling every 100 ms): pickup_p50_ms={poll50:.2} pickup_p99_ms={poll99:.2}"
+    );
     println!("queue: items_per_s={items_per_s:.0} pickup_p50_ms={p50:.2} pickup_p99_ms={p99:.2}");
     Ok(())
 }
