@@ -10,7 +10,6 @@
 //!   claims, and pickup latency (enqueue commit → claim) of an idle worker process with NOTIFY and with
 //!   polling only.
 
-
 // Printing the figures on stdout is what this program is for.
 #![allow(clippy::print_stdout)]
 
