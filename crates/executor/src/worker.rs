@@ -1,8 +1,6 @@
 //! A worker process's presence in the tool database: it registers (id, host, pid, version), heartbeats
-//! while it runs, and marks itself stopped when it shuts down, so operators see which workers are alive.
-
-use std::future::Future;
-use std::time::Duration;
+//! while it runs (from the queue loop, `crate::queue`), and marks itself stopped when it shuts down, so
+//! operators see which workers are alive.
 
 use domain::ids::WorkerId;
 use domain::model::Worker;
@@ -66,33 +64,6 @@ impl Registration {
 
     pub fn worker(&self) -> &Worker {
         &self.worker
-    }
-
-    /// Heartbeats every `interval` until `shutdown` resolves, then marks the worker stopped. A failed
-    /// heartbeat (tool database briefly down) is logged and retried at the next tick rather than ending
-    /// the worker.
-    pub async fn run_until(self, interval: Duration, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await; // The first tick is immediate; registration just happened.
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = ticker.tick() => {
-                    if let Err(e) = self.heartbeat().await {
-                        tracing::warn!(error = %e, "heartbeat failed; retrying at the next tick");
-                    }
-                }
-            }
-        }
-        self.stop().await
-    }
-
-    async fn heartbeat(&self) -> Result<(), StorageError> {
-        let mut conn = self.pool.acquire().await?;
-        storage::workers::heartbeat(&mut conn, self.worker.id).await?;
-        Ok(())
     }
 
     /// Marks the worker stopped.
