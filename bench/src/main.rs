@@ -32,10 +32,6 @@ use storage::queue::Ending;
 
 use clap::{Parser, Subcommand};
 
-/// Default servers of this project's machines, as for the tests.
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const DEFAULT_MYSQL: &str = "mysql://root@127.0.0.1:3306/mysql";
-
 #[derive(Debug, Parser)]
 #[command(name = "migrate-hub-bench", about = "migrate-hub performance figures")]
 struct Cli {
@@ -94,7 +90,8 @@ struct ToolDb {
 
 impl ToolDb {
     async fn create(name: &str) -> anyhow::Result<Self> {
-        let url = with_database(&pg_server(), name);
+        // The servers the tests use (TEST_PG_URL, the local default, or a container).
+        let url = format!("{}/{name}", migrate_hub_tests::pg_server_url().await);
         let _ = sqlx::Postgres::force_drop_database(&url).await;
         sqlx::Postgres::create_database(&url).await.with_context(|| format!("cannot create {name}"))?;
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(&url).await?;
@@ -107,28 +104,6 @@ impl ToolDb {
         if let Err(e) = sqlx::Postgres::force_drop_database(&self.url).await {
             eprintln!("bench: could not drop the tool database: {e}");
         }
-    }
-}
-
-fn pg_server() -> String {
-    std::env::var("TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG.into())
-}
-
-fn mysql_server() -> String {
-    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL.into())
-}
-
-/// `scheme://credentials@host:port/<database>?query` with another database.
-fn with_database(server: &str, database: &str) -> String {
-    let (rest, query) = server.split_once('?').map_or((server, None), |(r, q)| (r, Some(q)));
-    let scheme_end = rest.find("://").map_or(0, |i| i + 3);
-    let base = match rest[scheme_end..].find('/') {
-        Some(slash) => &rest[..scheme_end + slash],
-        None => rest,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
     }
 }
 
@@ -278,12 +253,12 @@ fn write_sqlx_dir(set: &Set, dir: &Path) -> anyhow::Result<()> {
 
 async fn create_databases(engine: Engine, prefix: &str, count: usize) -> anyhow::Result<Vec<String>> {
     let server = match engine {
-        Engine::Postgres => pg_server(),
-        Engine::Mysql => mysql_server(),
+        Engine::Postgres => migrate_hub_tests::pg_server_url().await,
+        Engine::Mysql => migrate_hub_tests::mysql_server_url().await,
     };
     let mut urls = Vec::with_capacity(count);
     for i in 0..count {
-        let url = with_database(&server, &format!("{prefix}_{i:04}"));
+        let url = format!("{server}/{prefix}_{i:04}");
         match engine {
             Engine::Postgres => {
                 let _ = sqlx::Postgres::force_drop_database(&url).await;

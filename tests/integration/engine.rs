@@ -77,15 +77,6 @@ async fn rows(conn: &mut TargetConnection) -> Vec<history::HistoryRow> {
     history::all(conn, &options().history).await.unwrap()
 }
 
-async fn pg_table_exists(db: &PgDatabase, table: &str) -> bool {
-    sqlx::query_scalar::<_, Option<String>>("SELECT to_regclass($1)::text")
-        .bind(table)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
-        .is_some()
-}
-
 async fn my_table_exists(db: &MySqlDatabase, table: &str) -> bool {
     sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
@@ -109,7 +100,7 @@ async fn postgres_transaction_mode_applies_atomically_and_then_skips() {
         TransactionMode::Transaction,
     );
     assert_eq!(apply(&mut conn, &m, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 2 });
-    assert!(pg_table_exists(&db, "a").await && pg_table_exists(&db, "b").await);
+    assert!(db.has_table("a").await && db.has_table("b").await);
     let history = rows(&mut conn).await;
     assert_eq!(history.len(), 1);
     assert_eq!(
@@ -140,7 +131,7 @@ async fn postgres_transaction_mode_failure_leaves_nothing_behind() {
     assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err}");
     assert!(err.to_string().contains("division by zero"), "{err}");
     assert!(!err.is_transient());
-    assert!(!pg_table_exists(&db, "a").await, "statement 0 must be rolled back");
+    assert!(!db.has_table("a").await, "statement 0 must be rolled back");
     assert!(rows(&mut conn).await.is_empty());
     // Fixed content applies cleanly afterwards: the target was never dirty.
     let fixed = migration(&v1, "y", &["CREATE TABLE a (id int)"], TransactionMode::Transaction);
@@ -162,7 +153,7 @@ async fn postgres_no_transaction_mode_records_progress_and_needs_recovery() {
     );
     let err = apply(&mut conn, &m, &options(), &mut Silent).await.unwrap_err();
     assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err}");
-    assert!(pg_table_exists(&db, "t_c").await, "statement 0 stays applied");
+    assert!(db.has_table("t_c").await, "statement 0 stays applied");
     let history = rows(&mut conn).await;
     assert_eq!((history[0].status, history[0].statements_done), (HistoryStatus::Failed, 1));
     assert!(history[0].error.as_deref().unwrap().contains("statement 1"));
@@ -195,7 +186,7 @@ async fn concurrently_in_transaction_mode_is_refused_before_anything_runs() {
     let err = apply(&mut conn, &m, &options(), &mut Silent).await.unwrap_err();
     assert!(matches!(err, ApplyError::NeedsNoTransaction { index: 1, what: "CREATE INDEX CONCURRENTLY" }), "{err}");
     assert!(err.to_string().contains("no-transaction"), "{err}");
-    assert!(!pg_table_exists(&db, "first").await, "nothing ran");
+    assert!(!db.has_table("first").await, "nothing ran");
     assert!(!history::exists(&mut conn, &options().history).await.unwrap(), "not even the history table");
 }
 
@@ -226,7 +217,7 @@ async fn down_runs_the_down_statements_and_forgets_the_version() {
     apply(&mut conn, &up, &options(), &mut Silent).await.unwrap();
     let down = Migration { direction: Direction::Down, statements: vec!["DROP TABLE a".into()], ..up.clone() };
     assert_eq!(apply(&mut conn, &down, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 1 });
-    assert!(!pg_table_exists(&db, "a").await);
+    assert!(!db.has_table("a").await);
     assert!(rows(&mut conn).await.is_empty());
     assert!(matches!(apply(&mut conn, &down, &options(), &mut Silent).await.unwrap(), Outcome::Skipped { .. }));
 }

@@ -70,15 +70,6 @@ fn statuses(items: &[RunItem]) -> Vec<RunItemStatus> {
     items.iter().map(|i| i.status).collect()
 }
 
-async fn pg_table_exists(db: &PgDatabase, table: &str) -> bool {
-    sqlx::query_scalar::<_, Option<String>>("SELECT to_regclass($1)::text")
-        .bind(table)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
-        .is_some()
-}
-
 #[tokio::test]
 async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once() {
     let tool = PgDatabase::migrated().await;
@@ -102,7 +93,7 @@ async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once
     let done = items(&tool.pool, run.id).await;
     assert_eq!(statuses(&done), [RunItemStatus::Succeeded; 3]);
     assert!(done.iter().all(|i| i.statements_done == 2 && i.statements_total == Some(2) && i.lease_owner.is_none()));
-    assert!(pg_table_exists(&pg1, "widgets").await && pg_table_exists(&pg2, "widgets").await);
+    assert!(pg1.has_table("widgets").await && pg2.has_table("widgets").await);
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM widgets").fetch_one(&my.pool).await.unwrap();
     assert_eq!(rows, 1);
     let (status, run_id): (String, Option<String>) =
@@ -136,7 +127,7 @@ async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once
     // A down run reverts it everywhere.
     let down = fleet.queue_run(&version, Direction::Down, FailurePolicy::Continue, 3).await;
     assert_eq!(wait_for_end(&tool.pool, down.id, Duration::from_secs(30)).await, RunStatus::Succeeded);
-    assert!(!pg_table_exists(&pg1, "widgets").await);
+    assert!(!pg1.has_table("widgets").await);
     drop(stop);
     handle.await.unwrap();
 }
@@ -289,14 +280,14 @@ async fn stop_on_first_failure_cancels_what_has_not_started_and_continue_goes_on
     assert_eq!(done[1].error_code.as_deref(), Some("sql_error"));
     assert!(done[1].error_message.as_deref().unwrap().contains("already exists"), "{:?}", done[1].error_message);
     assert_eq!(done[1].attempts, 1, "SQL errors are never retried");
-    assert!(!pg_table_exists(&dbs[2], "gadgets").await);
+    assert!(!dbs[2].has_table("gadgets").await);
 
     // The same content with `continue`: the first target skips (already applied), the third applies.
     let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1).await;
     assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Failed);
     let done = items(&tool.pool, run.id).await;
     assert_eq!(statuses(&done), [RunItemStatus::Skipped, RunItemStatus::Failed, RunItemStatus::Succeeded]);
-    assert!(pg_table_exists(&dbs[2], "gadgets").await);
+    assert!(dbs[2].has_table("gadgets").await);
     drop(stop);
     handle.await.unwrap();
 }
@@ -346,7 +337,7 @@ async fn cancelling_a_run_stops_its_running_item_at_the_next_statement() {
         "{:?}",
         item.error_message
     );
-    assert!(pg_table_exists(&target, "before_sleep").await && !pg_table_exists(&target, "after_sleep").await);
+    assert!(target.has_table("before_sleep").await && !target.has_table("after_sleep").await);
     // The target says so too: the half-applied migration needs recovery.
     let status: String = sqlx::query_scalar("SELECT status FROM migrate_hub_history WHERE version = '0001'")
         .fetch_one(&target.pool)
@@ -415,7 +406,7 @@ async fn tampered_sql_and_approvals_for_other_content_are_refused_by_the_worker(
         "{:?}",
         item.error_message
     );
-    assert!(!pg_table_exists(&target, "sneaky").await && !pg_table_exists(&target, "approved").await);
+    assert!(!target.has_table("sneaky").await && !target.has_table("approved").await);
     drop(stop);
     handle.await.unwrap();
 }
@@ -469,7 +460,7 @@ async fn sigterm_lets_the_running_item_finish_then_the_worker_exits() {
     let status = tokio::task::spawn_blocking(move || worker.wait().unwrap()).await.unwrap();
     assert!(status.success(), "{status}");
     assert_eq!(items(&tool.pool, run.id).await[0].status, RunItemStatus::Succeeded);
-    assert!(pg_table_exists(&target, "drained").await);
+    assert!(target.has_table("drained").await);
     let stopped: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE status = 'stopped'")
         .fetch_one(&tool.pool)
         .await

@@ -53,6 +53,16 @@ impl PgDatabase {
         Self { name, url, pool, server_url }
     }
 
+    /// Whether `table` (optionally schema-qualified) exists.
+    pub async fn has_table(&self, table: &str) -> bool {
+        sqlx::query_scalar::<_, Option<String>>("SELECT to_regclass($1)::text")
+            .bind(table)
+            .fetch_one(&self.pool)
+            .await
+            .expect("look up a table")
+            .is_some()
+    }
+
     /// A database with the tool schema applied.
     pub async fn migrated() -> Self {
         let db = Self::fresh().await;
