@@ -48,6 +48,9 @@ enum Which {
         targets: usize,
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Items each worker process runs at once.
+        #[arg(long, default_value_t = 4)]
+        slots: usize,
         /// postgres (River's migrations) or mysql (MariaDB, a set of our own).
         #[arg(long, default_value = "postgres")]
         engine: String,
@@ -66,9 +69,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.which {
-        Which::Fleet { targets, workers, engine } => {
+        Which::Fleet { targets, workers, slots, engine } => {
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
-            runtime.block_on(fleet(targets, workers, engine))
+            runtime.block_on(fleet(targets, workers, slots, engine))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
     }
@@ -116,7 +119,9 @@ impl Workers {
         let mut children = Vec::new();
         for i in 0..count {
             let mut command = Command::new(&binary);
-            command.env("DATABASE_URL", tool_url).env("RUST_LOG", "warn").env("MIGRATE_HUB_LOG_FORMAT", "json");
+            // MIGRATE_HUB_BENCH_WORKER_LOG: the workers' RUST_LOG, to see where time goes.
+            let log = std::env::var("MIGRATE_HUB_BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into());
+            command.env("DATABASE_URL", tool_url).env("RUST_LOG", log).env("MIGRATE_HUB_LOG_FORMAT", "json");
             for (key, value) in extra {
                 command.env(key, value.replace("{i}", &i.to_string()));
             }
@@ -286,13 +291,12 @@ async fn drop_databases(engine: Engine, urls: &[String]) {
     }
 }
 
-async fn fleet(targets: usize, workers: usize, engine: Engine) -> anyhow::Result<()> {
+async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> anyhow::Result<()> {
     let set = match engine {
         Engine::Postgres => river_set()?,
         Engine::Mysql => mysql_set(),
     };
     let pid = std::process::id();
-    let slots = 4;
     eprintln!("bench fleet: {targets} {engine} databases for the hub and {targets} for the baseline");
     let hub_dbs = create_databases(engine, &format!("bench_hub_{pid}"), targets).await?;
     let base_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;

@@ -227,7 +227,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
         duration_ms: None,
         rows_affected: None,
     };
-    assert!(!storage::queue::log(&mut conn, old.item, old.token, Some(1), None, &line).await.unwrap());
+    assert_eq!(storage::queue::log(&mut conn, old.item, old.token, Some(1), None, &line).await.unwrap(), None);
     let mut tx = tool.pool.begin().await.unwrap();
     let ending =
         Ending { status: RunItemStatus::Failed, duration: Duration::ZERO, error_code: Some("x"), error_message: None };
@@ -235,7 +235,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
     assert_eq!(storage::queue::release(&mut tx, old.item, old.token, Duration::ZERO, true, None).await.unwrap(), None);
     tx.commit().await.unwrap();
     // The new owner's writes count, and its ending ends the run.
-    assert!(storage::queue::log(&mut conn, new.item, new.token, Some(1), Some(1), &line).await.unwrap());
+    assert!(storage::queue::log(&mut conn, new.item, new.token, Some(1), Some(1), &line).await.unwrap().is_some());
     assert_eq!(
         storage::queue::renew(&mut conn, b, &[(new.item, new.token)], Duration::from_secs(30)).await.unwrap(),
         [new.item]

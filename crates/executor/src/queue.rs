@@ -412,7 +412,7 @@ async fn execute(shared: &Shared, claim: &Claim, lost: &Arc<AtomicBool>, timings
         target.name,
         total
     );
-    if !log_line(shared, claim, None, Some(total), LogLevel::Info, note, None).await {
+    if log_line(shared, claim, None, Some(total), LogLevel::Info, note, None).await == Logged::Lost {
         return Verdict::Lost;
     }
     let password = match password(shared, &target).await {
@@ -455,7 +455,8 @@ async fn execute(shared: &Shared, claim: &Claim, lost: &Arc<AtomicBool>, timings
         transaction_mode: context.version.transaction_mode,
     };
     timings.apply_started = Some(Instant::now());
-    let mut observer = ItemObserver { shared, claim, lost: lost.clone(), timings, done: claim.statements_done };
+    let mut observer =
+        ItemObserver { shared, claim, lost: lost.clone(), timings, done: claim.statements_done, confirmed: None };
     let result = apply::apply(&mut conn, &migration, &options, &mut observer).await;
     conn.close().await;
     if lost.load(Ordering::SeqCst) {
@@ -767,7 +768,18 @@ async fn password(shared: &Shared, target: &Target) -> Result<Option<SecretStrin
     }
 }
 
-/// Appends a line to the item's log (fenced); `false` when the lease is gone.
+/// What writing a log line told about the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logged {
+    /// Written while the lease was held; the run's status at that moment.
+    Held(RunStatus),
+    /// The lease is gone: nothing was written.
+    Lost,
+    /// The tool database did not answer; the line is lost, the lease unknown.
+    Unknown,
+}
+
+/// Appends a line to the item's log, fenced by the claim's token.
 async fn log_line(
     shared: &Shared,
     claim: &Claim,
@@ -776,7 +788,7 @@ async fn log_line(
     level: LogLevel,
     message: String,
     statement: Option<(usize, Duration, u64)>,
-) -> bool {
+) -> Logged {
     let line = NewLogLine {
         level,
         message,
@@ -790,22 +802,30 @@ async fn log_line(
     }
     .await;
     match result {
-        Ok(written) => written,
+        Ok(Some(status)) => Logged::Held(status),
+        Ok(None) => Logged::Lost,
         Err(e) => {
             // A log line is not worth failing a migration over; the lease check decides about going on.
             tracing::warn!(error = %e, "cannot write a log line");
-            true
+            Logged::Unknown
         }
     }
 }
 
 /// Checks the lease and the run before each statement, and logs each statement after it ran.
+///
+/// The log line written right after statement `i` is fenced by the lease (token and expiry) and returns
+/// the run's status, so it is the check before statement `i + 1`: one tool-database round trip per
+/// statement instead of two. The first statement (after the target lock, which may take long) and any
+/// statement whose preceding line could not be written get an explicit check.
 struct ItemObserver<'a> {
     shared: &'a Shared,
     claim: &'a Claim,
     lost: Arc<AtomicBool>,
     timings: &'a mut Timings,
     done: u32,
+    /// The run's status as confirmed by the lease-fenced log line of the previous statement.
+    confirmed: Option<RunStatus>,
 }
 
 impl Observer for ItemObserver<'_> {
@@ -818,6 +838,11 @@ impl Observer for ItemObserver<'_> {
         }
         if index == 0 && self.shared.draining.load(Ordering::SeqCst) {
             return Err(STOPPING.into());
+        }
+        if index > 0
+            && let Some(status) = self.confirmed.take()
+        {
+            return if status == RunStatus::Cancelled { Err(CANCELLED.into()) } else { Ok(()) };
         }
         let checked = async {
             let mut conn = self.shared.pool.acquire().await?;
@@ -842,18 +867,14 @@ impl Observer for ItemObserver<'_> {
         let first = statement.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
         let first: String = first.chars().take(200).collect();
         let message = format!("statement {index}: {first}");
-        if !log_line(
-            self.shared,
-            self.claim,
-            Some(self.done),
-            None,
-            LogLevel::Info,
-            message,
-            Some((index, elapsed, rows)),
-        )
-        .await
-        {
-            self.lost.store(true, Ordering::SeqCst);
+        let logged =
+            log_line(self.shared, self.claim, Some(self.done), None, LogLevel::Info, message, Some((index, elapsed, rows)))
+                .await;
+        self.confirmed = None;
+        match logged {
+            Logged::Held(status) => self.confirmed = Some(status),
+            Logged::Lost => self.lost.store(true, Ordering::SeqCst),
+            Logged::Unknown => {}
         }
     }
 }

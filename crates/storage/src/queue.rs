@@ -114,7 +114,8 @@ pub async fn check(conn: &mut PgConnection, item: RunItemId, token: i64) -> Stor
 }
 
 /// Appends a log line to `item` and records its progress (`done` / `total`, when given), only while the
-/// lease is held; `false` when it is not (nothing written).
+/// lease is held and unexpired. Returns the run's status, so a line written right after a statement is
+/// also the lease check before the next; `None` when the lease is gone (nothing written).
 #[tracing::instrument(skip_all, fields(item.id = %item))]
 pub async fn log(
     conn: &mut PgConnection,
@@ -123,7 +124,7 @@ pub async fn log(
     done: Option<u32>,
     total: Option<u32>,
     line: &NewLogLine,
-) -> StorageResult<bool> {
+) -> StorageResult<Option<RunStatus>> {
     let row = sqlx::query_file!(
         "../../sql/queue/log.sql",
         item.as_uuid(),
@@ -138,7 +139,7 @@ pub async fn log(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.is_some())
+    row.map(|r| parse("runs.status", &r.run_status)).transpose()
 }
 
 /// Ends `item` (a terminal status), gives its slot back, applies the run's failure policy (a failure
