@@ -428,15 +428,16 @@ async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
                         break;
                     }
                     for claim in claims {
-                        let mut tx = pool.begin().await?;
                         let ending = Ending {
                             status: RunItemStatus::Succeeded,
                             duration: Duration::ZERO,
                             error_code: None,
                             error_message: None,
                         };
-                        storage::queue::finish(&mut tx, claim.item, claim.token, &ending).await?;
-                        tx.commit().await?;
+                        let ended = storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await?;
+                        if matches!(ended, storage::queue::Ended::Done { still_held: 0, .. }) {
+                            storage::queue::end_run(&mut conn, claim.run).await?;
+                        }
                         done += 1;
                     }
                 }

@@ -1,6 +1,8 @@
 -- Ends run $1 when nothing of it is pending or running any more: `failed` if an item failed, else
--- `succeeded`. Called in the transaction that ended an item, which holds the run's row lock, so exactly one
--- caller sees the last item end. No row: the run goes on (or had already ended, e.g. cancelled).
+-- `succeeded`. Called after an item's ending committed (when it left no item held), in a statement of its
+-- own whose snapshot sees every other item's ending; of several callers the row lock lets exactly one
+-- change the row (the others re-check `status = 'running'` and match nothing). No row: the run goes on
+-- (or had already ended, e.g. cancelled).
 UPDATE runs r
 SET status = CASE WHEN EXISTS (SELECT 1 FROM run_items f WHERE f.run_id = r.id AND f.status = 'failed')
                   THEN 'failed' ELSE 'succeeded' END,

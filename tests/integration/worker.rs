@@ -171,16 +171,14 @@ async fn claims_hold_the_concurrency_limit_across_concurrent_workers() {
     // Nothing more while both are held; one ending frees exactly one slot.
     let mut conn = tool.pool.acquire().await.unwrap();
     assert!(storage::queue::claim(&mut conn, workers[0], Duration::from_secs(30), 10).await.unwrap().is_empty());
-    let mut tx = tool.pool.begin().await.unwrap();
     let ending = Ending {
         status: RunItemStatus::Succeeded,
         duration: Duration::from_millis(5),
         error_code: None,
         error_message: None,
     };
-    let ended = storage::queue::finish(&mut tx, got[0].item, got[0].token, &ending).await.unwrap();
-    assert!(matches!(ended, Ended::Done { run_finished: None, .. }), "{ended:?}");
-    tx.commit().await.unwrap();
+    let ended = storage::queue::finish(&mut conn, got[0].item, got[0].token, &ending).await.unwrap();
+    assert!(matches!(ended, Ended::Done { still_held: 1, cancelled_pending: 0, .. }), "{ended:?}");
     let next = storage::queue::claim(&mut conn, workers[1], Duration::from_secs(30), 10).await.unwrap();
     assert_eq!(next.len(), 1);
     let running: i32 = sqlx::query_scalar("SELECT running_items FROM runs WHERE id = $1")
@@ -189,6 +187,64 @@ async fn claims_hold_the_concurrency_limit_across_concurrent_workers() {
         .await
         .unwrap();
     assert_eq!(running, 2);
+}
+
+#[tokio::test]
+async fn concurrent_endings_end_the_run_once_and_an_abandoned_run_is_swept() {
+    let tool = PgDatabase::migrated().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    for i in 0..8 {
+        fleet.add_target(&format!("t-{i}"), "postgres://nobody@127.0.0.1:1/none", None).await;
+    }
+    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let mut conn = tool.pool.acquire().await.unwrap();
+    let worker = storage::workers::register(&mut conn, WorkerId::new(), "h", 1, "t").await.unwrap().id;
+    let ending =
+        Ending { status: RunItemStatus::Succeeded, duration: Duration::ZERO, error_code: None, error_message: None };
+
+    // Eight items end at the same instant and each then tries to end the run: exactly one does, and only
+    // one ending saw nothing else held.
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 8).await;
+    let claims = storage::queue::claim(&mut conn, worker, Duration::from_secs(30), 8).await.unwrap();
+    assert_eq!(claims.len(), 8);
+    storage::runs::set_status(&mut conn, run.id, RunStatus::Queued, RunStatus::Running, None).await.unwrap();
+    let mut racing = Vec::new();
+    for claim in claims {
+        let (pool, ending) = (tool.pool.clone(), ending.clone());
+        racing.push(tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let ending = Ending { error_code: None, error_message: None, ..ending };
+            let ended = storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await.unwrap();
+            let last = matches!(ended, Ended::Done { still_held: 0, .. });
+            (last, storage::queue::end_run(&mut conn, claim.run).await.unwrap())
+        }));
+    }
+    let mut results = Vec::new();
+    for r in racing {
+        results.push(r.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|(last, _)| *last).count(), 1, "{results:?}");
+    assert_eq!(results.iter().filter_map(|(_, ended)| *ended).collect::<Vec<_>>(), [RunStatus::Succeeded]);
+
+    // The worker that ended the last item dies before ending the run: the sweeper ends it, once, and
+    // leaves a run with an item still held alone.
+    let abandoned = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 8).await;
+    let claims = storage::queue::claim(&mut conn, worker, Duration::from_secs(30), 8).await.unwrap();
+    storage::runs::set_status(&mut conn, abandoned.id, RunStatus::Queued, RunStatus::Running, None).await.unwrap();
+    for claim in &claims[1..] {
+        storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await.unwrap();
+    }
+    assert!(storage::queue::sweep_runs(&mut conn, Duration::ZERO).await.unwrap().is_empty(), "an item is held");
+    storage::queue::finish(&mut conn, claims[0].item, claims[0].token, &ending).await.unwrap();
+    assert!(
+        storage::queue::sweep_runs(&mut conn, Duration::from_secs(3600)).await.unwrap().is_empty(),
+        "not idle long enough"
+    );
+    assert_eq!(
+        storage::queue::sweep_runs(&mut conn, Duration::ZERO).await.unwrap(),
+        [(abandoned.id, RunStatus::Succeeded)]
+    );
+    assert!(storage::queue::sweep_runs(&mut conn, Duration::ZERO).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -241,11 +297,12 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
         [new.item]
     );
     storage::runs::set_status(&mut conn, run.id, RunStatus::Queued, RunStatus::Running, None).await.unwrap();
-    let mut tx = tool.pool.begin().await.unwrap();
     let ok = Ending { status: RunItemStatus::Succeeded, ..ending };
-    let ended = storage::queue::finish(&mut tx, new.item, new.token, &ok).await.unwrap();
-    tx.commit().await.unwrap();
-    assert!(matches!(ended, Ended::Done { run_finished: Some(RunStatus::Succeeded), .. }), "{ended:?}");
+    let ended = storage::queue::finish(&mut conn, new.item, new.token, &ok).await.unwrap();
+    assert!(matches!(ended, Ended::Done { still_held: 0, .. }), "{ended:?}");
+    // The worker whose ending left nothing held ends the run, exactly once.
+    assert_eq!(storage::queue::end_run(&mut conn, run.id).await.unwrap(), Some(RunStatus::Succeeded));
+    assert_eq!(storage::queue::end_run(&mut conn, run.id).await.unwrap(), None);
     let logs = storage::logs::list(&mut conn, new.item, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(logs.len(), 1, "only the owner's line was kept");
 }

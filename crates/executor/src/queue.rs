@@ -300,13 +300,27 @@ async fn beat(shared: &Shared) {
     let result = async {
         let mut conn = shared.pool.acquire().await?;
         storage::workers::heartbeat(&mut conn, shared.worker).await?;
-        storage::queue::depth(&mut conn).await
+        let depth = storage::queue::depth(&mut conn).await?;
+        metrics::gauge!("migrate_hub_queue_depth").set(depth as f64);
+        sweep(shared).await
     }
     .await;
-    match result {
-        Ok(depth) => metrics::gauge!("migrate_hub_queue_depth").set(depth as f64),
-        Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying at the next tick"),
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "heartbeat failed; retrying at the next tick");
     }
+}
+
+/// Ends runs left `running` with every item ended, because the worker that ended the last item died
+/// before ending the run. Waits a heartbeat's length first, so the normal path always comes first.
+async fn sweep(shared: &Shared) -> Result<(), StorageError> {
+    let mut tx = shared.pool.begin().await?;
+    let swept = storage::queue::sweep_runs(&mut tx, shared.settings.heartbeat.max(Duration::from_secs(1))).await?;
+    for (run, status) in &swept {
+        tracing::warn!(run.id = %run, status = %status, "ended a run its last worker left running");
+        audit_run(shared, &mut tx, *run, *status).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What applying an item came to, before it is recorded.
@@ -565,26 +579,37 @@ fn backoff(settings: &Settings, attempt: u32) -> Duration {
 }
 
 async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>) -> Result<(), StorageError> {
-    let mut tx = shared.pool.begin().await?;
-    match storage::queue::finish(&mut tx, claim.item, claim.token, ending).await? {
+    let mut conn = shared.pool.acquire().await?;
+    match storage::queue::finish(&mut conn, claim.item, claim.token, ending).await? {
         Ended::Fenced => {
             tracing::warn!("the lease was taken over before the result could be recorded; discarded");
-            tx.rollback().await?;
-            return Ok(());
         }
-        Ended::Done { run, run_finished, cancelled_pending } => {
+        Ended::Done { run, still_held, cancelled_pending } => {
             if cancelled_pending > 0 {
                 tracing::info!(
                     cancelled = cancelled_pending,
                     "run stops on its first failure: pending items cancelled"
                 );
             }
-            if let Some(status) = run_finished {
-                audit_run(shared, &mut tx, run, status).await?;
+            // While another item is held the run cannot end here: that item's ending will try.
+            if still_held == 0 {
+                end_run(shared, run).await?;
             }
         }
     }
-    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends `run` if nothing of it is left, with its audit event; a no-op when another worker did.
+async fn end_run(shared: &Shared, run: RunId) -> Result<(), StorageError> {
+    let mut tx = shared.pool.begin().await?;
+    match storage::queue::end_run(&mut tx, run).await? {
+        Some(status) => {
+            audit_run(shared, &mut tx, run, status).await?;
+            tx.commit().await?;
+        }
+        None => tx.rollback().await?,
+    }
     Ok(())
 }
 

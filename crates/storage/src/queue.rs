@@ -4,12 +4,12 @@
 //!
 //! Claims lock the run's row and keep `runs.running_items` current, so a run's concurrency limit holds
 //! across any number of workers; items themselves are taken with `FOR UPDATE SKIP LOCKED`. Ending an item
-//! and, when it was the last, ending its run happen in one transaction that holds the run's row lock, so
-//! exactly one worker ends each run.
+//! is one statement that commits on its own; the worker whose ending left no item held then tries to end
+//! the run ([`end_run`]), which exactly one caller manages. A run whose last worker died in between is
+//! ended by [`sweep_runs`], which every worker's heartbeat calls.
 
 use std::time::Duration;
 
-use domain::enums::FailurePolicy;
 use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
 use domain::model::NewLogLine;
 use domain::run::{RunItemStatus, RunStatus};
@@ -53,8 +53,9 @@ pub struct Ending<'a> {
 pub enum Ended {
     /// The lease had been taken over (or the item had already ended): nothing changed.
     Fenced,
-    /// The item ended; `run_finished` is the run's final status when this was its last item.
-    Done { run: RunId, run_finished: Option<RunStatus>, cancelled_pending: u64 },
+    /// The item ended. `still_held`: the run's items other workers still hold (at 0 the caller tries
+    /// [`end_run`]); `cancelled_pending`: pending items cancelled because this failure stops the run.
+    Done { run: RunId, still_held: u32, cancelled_pending: u64 },
 }
 
 fn cut(message: &str) -> String {
@@ -142,12 +143,12 @@ pub async fn log(
     row.map(|r| parse("runs.status", &r.run_status)).transpose()
 }
 
-/// Ends `item` (a terminal status), gives its slot back, applies the run's failure policy (a failure
-/// under `stop_on_first_failure` cancels the pending items) and ends the run when this was its last item,
-/// all in `tx`. [`Ended::Fenced`] when the lease was no longer held.
+/// Ends `item` (a terminal status), gives its slot back and applies the run's failure policy (a failure
+/// under `stop_on_first_failure` cancels the pending items), in one statement that commits on its own.
+/// [`Ended::Fenced`] when the lease was no longer held. The run itself is ended by [`end_run`].
 #[tracing::instrument(skip_all, fields(item.id = %item, status = %ending.status))]
 pub async fn finish(
-    tx: &mut PgTransaction<'_>,
+    conn: &mut PgConnection,
     item: RunItemId,
     token: i64,
     ending: &Ending<'_>,
@@ -164,19 +165,31 @@ pub async fn finish(
         ending.error_code,
         ending.error_message.map(cut),
     )
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?;
     let Some(row) = row else { return Ok(Ended::Fenced) };
-    let run = RunId::from_uuid(row.id);
-    let policy: FailurePolicy = parse("runs.failure_policy", &row.failure_policy)?;
-    let cancelled_pending = if ending.status == RunItemStatus::Failed && policy == FailurePolicy::StopOnFirstFailure {
-        crate::run_items::cancel_pending(tx, run).await?
-    } else {
-        0
-    };
-    // While another item is held the run cannot end here: that item's ending will check.
-    let run_finished = if row.running_items == 0 { finish_run(tx, run).await? } else { None };
-    Ok(Ended::Done { run, run_finished, cancelled_pending })
+    Ok(Ended::Done {
+        run: RunId::from_uuid(row.id),
+        still_held: unsigned("runs.running_items", row.running_items)?,
+        cancelled_pending: unsigned("cancelled", row.cancelled)?,
+    })
+}
+
+/// Ends `run` if none of its items is pending or running any more (`failed` if one failed, else
+/// `succeeded`); its final status when this call ended it. Call it in a new statement after an item's
+/// ending committed; of concurrent callers exactly one gets `Some`.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn end_run(conn: &mut PgConnection, run: RunId) -> StorageResult<Option<RunStatus>> {
+    let row = sqlx::query_file!("../../sql/queue/finish_run.sql", run.as_uuid()).fetch_optional(conn).await?;
+    row.map(|r| parse("runs.status", &r.status)).transpose()
+}
+
+/// Ends runs whose items have all ended but that stayed `running` for `idle` (their last worker died
+/// before ending them); returns them with their final status.
+#[tracing::instrument(skip_all)]
+pub async fn sweep_runs(conn: &mut PgConnection, idle: Duration) -> StorageResult<Vec<(RunId, RunStatus)>> {
+    let rows = sqlx::query_file!("../../sql/queue/sweep_runs.sql", idle.as_secs_f64()).fetch_all(conn).await?;
+    rows.into_iter().map(|r| Ok((RunId::from_uuid(r.id), parse("runs.status", &r.status)?))).collect()
 }
 
 /// Hands `item` back to the queue, claimable after `after` (a retry's backoff), only while the lease is
@@ -205,13 +218,8 @@ pub async fn release(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let status: RunItemStatus = parse("run_items.status", &row.item_status)?;
-    let run_finished = finish_run(tx, RunId::from_uuid(row.id)).await?;
+    let run_finished = end_run(&mut *tx, RunId::from_uuid(row.id)).await?;
     Ok(Some((status, run_finished)))
-}
-
-async fn finish_run(tx: &mut PgTransaction<'_>, run: RunId) -> StorageResult<Option<RunStatus>> {
-    let row = sqlx::query_file!("../../sql/queue/finish_run.sql", run.as_uuid()).fetch_optional(&mut **tx).await?;
-    row.map(|r| parse("runs.status", &r.status)).transpose()
 }
 
 /// Wakes idle workers for `run` (delivered when the caller's transaction commits; Postgres sends one per
