@@ -1,11 +1,14 @@
-//! `migrate-hub-bench` (run by `cargo xtask bench fleet|queue`, which builds the release worker first):
-//! performance figures, printed, measured against a peer in the same run.
+//! `migrate-hub-bench` (run by `cargo xtask bench fleet|queue` and `cargo xtask chaos`, which build the
+//! release worker first): performance figures, printed, measured against a peer in the same run; and
+//! chaos trials.
 //!
 //! - `fleet --targets N --workers W [--engine postgres|mysql]`: N fresh databases get a migration set
 //!   through the whole hub path (runs queued in the tool database, W `migrate-hub-worker` processes
 //!   claiming, locking, journaling and logging), then N other fresh databases get the same set from a
 //!   sequential loop of sqlx's own `Migrator`, which is what `sqlx migrate run` does per database.
 //!   Postgres uses River's migrations (`../shared/workloads`); MariaDB a small set written here.
+//! - `chaos [--trials N --stops S --restarts R --seed X]`: fault injection against real worker processes
+//!   (`migrate_hub_tests::chaos`); exits non-zero on any violation.
 //! - `queue [--items N]`: the queue alone, with no-op items: claim + complete throughput with batched
 //!   claims, and pickup latency (enqueue commit → claim) of an idle worker process with NOTIFY and with
 //!   polling only.
@@ -55,6 +58,19 @@ enum Which {
         #[arg(long, default_value = "postgres")]
         engine: String,
     },
+    /// Fault injection (see `migrate_hub_tests::chaos`): `trials` SIGKILL trials per engine (Postgres
+    /// and MariaDB), `stops` SIGSTOP-past-the-lease trials, `restarts` tool-database crash restarts.
+    Chaos {
+        #[arg(long, default_value_t = 100)]
+        trials: u64,
+        #[arg(long, default_value_t = 5)]
+        stops: u64,
+        #[arg(long, default_value_t = 3)]
+        restarts: u64,
+        /// Seed for the kill moments and victims (default: from the clock; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Queue throughput with no-op items, and pickup latency with and without NOTIFY.
     Queue {
         #[arg(long, default_value_t = 20_000)]
@@ -74,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(fleet(targets, workers, slots, engine))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
+        Which::Chaos { trials, stops, restarts, seed } => runtime.block_on(chaos(trials, stops, restarts, seed)),
     }
 }
 
@@ -145,6 +162,59 @@ impl Drop for Workers {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+async fn chaos(trials: u64, stops: u64, restarts: u64, seed: Option<u64>) -> anyhow::Result<()> {
+    use migrate_hub_tests::chaos::{self, Report, Rng, WorkerSetup};
+    let seed = seed
+        .unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64));
+    println!("chaos: seed={seed} (rerun with --seed {seed})");
+    let setup = WorkerSetup::quick(target_dir().join("release/migrate-hub-worker"));
+    let mut rng = Rng::new(seed);
+    let print = |what: &str, r: &Report| {
+        println!(
+            "chaos: {what}: trials={} kills={} kills_in_flight={} items={} succeeded={} skipped={} \
+             needs_recovery={} longest_settle_s={:.1} violations={}",
+            r.trials,
+            r.kills,
+            r.kills_in_flight,
+            r.items,
+            r.succeeded,
+            r.skipped,
+            r.needs_recovery,
+            r.longest_settle.as_secs_f64(),
+            r.violations.len()
+        );
+        for v in &r.violations {
+            println!("chaos: VIOLATION ({what}): {v}");
+        }
+    };
+    let mut total = Report::default();
+    for engine in [Engine::Postgres, Engine::Mysql] {
+        let report = chaos::kill_trials(&setup, engine, trials, &mut rng).await;
+        print(&format!("sigkill {engine}"), &report);
+        total.merge(report);
+    }
+    let mut stopped = Report::default();
+    for _ in 0..stops {
+        stopped.merge(chaos::stop_trial(&setup).await);
+    }
+    print("sigstop past the lease", &stopped);
+    total.merge(stopped);
+    let mut restarted = Report::default();
+    let dir = target_dir().join("chaos-postgres");
+    for i in 0..restarts {
+        // Alternately `pg_ctl restart -m immediate`, and a crash with the server down past the lease.
+        let downtime = if i % 2 == 0 { Duration::ZERO } else { setup.lease + Duration::from_secs(1) };
+        restarted.merge(chaos::restart_trial(&setup, &dir, 55433, downtime).await?);
+    }
+    print("tool database crash restart", &restarted);
+    total.merge(restarted);
+    print("all", &total);
+    if !total.violations.is_empty() {
+        bail!("{} violation(s)", total.violations.len());
+    }
+    Ok(())
 }
 
 async fn wait_for_end(pool: &PgPool, run: domain::ids::RunId, within: Duration) -> anyhow::Result<RunStatus> {

@@ -10,6 +10,7 @@
 // what a panic in a test helper is for.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
+pub mod chaos;
 pub mod fleet;
 mod servers;
 

@@ -66,6 +66,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Fault injection against real worker processes: SIGKILL, SIGSTOP past the lease, tool-database crash
+    /// restart; prints trial counts and violations, fails on any (`[--trials N --seed S]`, see
+    /// `bench/src/main.rs`).
+    Chaos {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,11 +93,8 @@ fn main() -> anyhow::Result<()> {
         Task::Db { action: DbAction::Reset } => runtime.block_on(dev::db_up(true)),
         Task::SqlxPrepare { check } => runtime.block_on(sqlx_prepare::run(check)),
         Task::Corpus { dirs } => runtime.block_on(corpus::run(&dirs)),
-        Task::Bench { args } => {
-            // Figures are for optimized binaries, as deployed: the worker the bench starts, and the bench.
-            run_checked(cargo().args(["build", "--quiet", "--release", "-p", "migrate-hub-worker"]))?;
-            run_checked(cargo().args(["run", "--quiet", "--release", "-p", "migrate-hub-bench", "--"]).args(&args))
-        }
+        Task::Bench { args } => bench(&[], &args),
+        Task::Chaos { args } => bench(&["chaos"], &args),
         Task::Tidy => {
             let problems = tidy::check(&workspace_root())?;
             if problems.is_empty() {
@@ -104,6 +108,13 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Runs the bench program (figures and chaos trials) with optimized binaries, as deployed: the worker it
+/// starts, and itself.
+fn bench(first: &[&str], args: &[String]) -> anyhow::Result<()> {
+    run_checked(cargo().args(["build", "--quiet", "--release", "-p", "migrate-hub-worker"]))?;
+    run_checked(cargo().args(["run", "--quiet", "--release", "-p", "migrate-hub-bench", "--"]).args(first).args(args))
 }
 
 /// Default servers of this project's machines; the test helpers read the same variables.

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::checksum::Checksum;
-use domain::enums::{ActorKind, Direction, LogLevel, TransactionMode};
+use domain::enums::{ActorKind, Direction, Engine, LogLevel, TransactionMode};
 use domain::ids::{RunId, RunItemId, WorkerId};
 use domain::model::{
     AuditActor, Environment, Migration as MigrationRecord, MigrationVersion, NewLogLine, Project, Run, SealedSecret,
@@ -476,10 +476,12 @@ async fn execute(shared: &Shared, claim: &Claim, lost: &Arc<AtomicBool>, timings
     if lost.load(Ordering::SeqCst) {
         return Verdict::Lost;
     }
-    verdict(result, context.version.transaction_mode)
+    verdict(result, context.version.transaction_mode, target.engine)
 }
 
-fn verdict(result: Result<Outcome, ApplyError>, mode: TransactionMode) -> Verdict {
+fn verdict(result: Result<Outcome, ApplyError>, mode: TransactionMode, engine: Engine) -> Verdict {
+    // Only a Postgres transaction is rolled back as a whole when the apply stops partway.
+    let atomic = mode == TransactionMode::Transaction && engine == Engine::Postgres;
     match result {
         Ok(Outcome::Applied { .. }) => Verdict::Ended { status: RunItemStatus::Succeeded, code: None, message: None },
         Ok(Outcome::Skipped { reason }) => {
@@ -493,8 +495,10 @@ fn verdict(result: Result<Outcome, ApplyError>, mode: TransactionMode) -> Verdic
                 code: Some("cancelled"),
                 message: Some(stopped_message(&reason, index, mode)),
             },
-            // The tool database could not confirm the lease: nothing ran yet, so try again later.
-            _ if index == 0 => Verdict::Retry { code: "tool_db", message: reason },
+            // The tool database could not confirm the lease. Nothing of it stayed on the target (nothing ran
+            // yet, or the transaction was rolled back), so try again later; otherwise the target's history
+            // holds a partial apply, which needs recovery rather than a retry.
+            _ if index == 0 || atomic => Verdict::Retry { code: "tool_db", message: reason },
             _ => Verdict::failed("stopped", stopped_message(&reason, index, mode)),
         },
         Err(e) if e.is_transient() => Verdict::Retry { code: error_code(&e), message: e.to_string() },
@@ -892,9 +896,16 @@ impl Observer for ItemObserver<'_> {
         let first = statement.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
         let first: String = first.chars().take(200).collect();
         let message = format!("statement {index}: {first}");
-        let logged =
-            log_line(self.shared, self.claim, Some(self.done), None, LogLevel::Info, message, Some((index, elapsed, rows)))
-                .await;
+        let logged = log_line(
+            self.shared,
+            self.claim,
+            Some(self.done),
+            None,
+            LogLevel::Info,
+            message,
+            Some((index, elapsed, rows)),
+        )
+        .await;
         self.confirmed = None;
         match logged {
             Logged::Held(status) => self.confirmed = Some(status),

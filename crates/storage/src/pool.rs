@@ -22,9 +22,13 @@ impl Default for PoolSettings {
 }
 
 /// Opens a pool on the tool database. Connections are made lazily, so this succeeds while the database is
-/// down; readiness is judged by [`crate::schema::status`].
+/// down; readiness is judged by [`crate::schema::status`]. An `application_name` given in the URL wins
+/// over the settings' (operators tell their workers apart in `pg_stat_activity` that way).
 pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
-    let options = options.application_name(&settings.application_name);
+    let options = match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name(&settings.application_name),
+    };
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)

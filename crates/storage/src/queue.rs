@@ -147,12 +147,7 @@ pub async fn log(
 /// under `stop_on_first_failure` cancels the pending items), in one statement that commits on its own.
 /// [`Ended::Fenced`] when the lease was no longer held. The run itself is ended by [`end_run`].
 #[tracing::instrument(skip_all, fields(item.id = %item, status = %ending.status))]
-pub async fn finish(
-    conn: &mut PgConnection,
-    item: RunItemId,
-    token: i64,
-    ending: &Ending<'_>,
-) -> StorageResult<Ended> {
+pub async fn finish(conn: &mut PgConnection, item: RunItemId, token: i64, ending: &Ending<'_>) -> StorageResult<Ended> {
     if !ending.status.is_terminal() {
         return Err(StorageError::Invalid { constraint: format!("{} is not a final item status", ending.status) });
     }
