@@ -64,6 +64,36 @@ impl DatabaseArgs {
     }
 }
 
+/// The master keys that seal target passwords (see `auth::secrets`). Never printed: `--help` hides the
+/// environment values and `Debug` shows nothing of them.
+#[derive(Debug, Args)]
+pub struct MasterKeyArgs {
+    /// Master keys as `id:hex` (64 hex digits each), comma-separated; the last one seals, all open.
+    #[arg(
+        long = "master-keys",
+        env = "MIGRATE_HUB_MASTER_KEYS",
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    pub master_keys: Option<SecretString>,
+    /// A file with one `id:hex` master key per line (the last one seals), instead of the variable.
+    #[arg(long = "master-key-file", env = "MIGRATE_HUB_MASTER_KEY_FILE")]
+    pub master_key_file: Option<std::path::PathBuf>,
+}
+
+impl MasterKeyArgs {
+    /// The key ring, `None` when no key is configured.
+    pub fn key_ring(&self) -> anyhow::Result<Option<auth::secrets::KeyRing>> {
+        let ring = match (&self.master_keys, &self.master_key_file) {
+            (Some(keys), _) => auth::secrets::KeyRing::parse(keys).context("MIGRATE_HUB_MASTER_KEYS")?,
+            (None, Some(path)) => auth::secrets::KeyRing::from_file(path)
+                .with_context(|| format!("master key file {}", path.display()))?,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(ring))
+    }
+}
+
 /// Refuses to go on unless the tool database is reachable and its schema is exactly this binary's.
 pub async fn require_current_schema(pool: &storage::PgPool) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await.context("cannot reach the tool database")?;

@@ -44,6 +44,14 @@ enum Command {
         #[arg(long, env = "MIGRATE_HUB_HTTP_WORKERS", default_value_t = 0)]
         http_workers: usize,
     },
+    /// Reseal every target password under the current (last) master key. Keep the old keys configured
+    /// until this has run: each secret opens under some configured key at every moment.
+    RotateKey {
+        #[command(flatten)]
+        db: cli::DatabaseArgs,
+        #[command(flatten)]
+        keys: cli::MasterKeyArgs,
+    },
 }
 
 #[tokio::main]
@@ -59,7 +67,40 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { db, bind, http_workers } => serve(&db, &bind, http_workers).await,
+        Command::RotateKey { db, keys } => rotate_key(&db, &keys).await,
     }
+}
+
+async fn rotate_key(db: &cli::DatabaseArgs, keys: &cli::MasterKeyArgs) -> anyhow::Result<()> {
+    let ring =
+        keys.key_ring()?.context("no master keys: set MIGRATE_HUB_MASTER_KEYS or MIGRATE_HUB_MASTER_KEY_FILE")?;
+    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
+    cli::require_current_schema(&pool).await?;
+    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
+    let rotation = auth::secrets::rotate(&mut conn, &ring).await?;
+    let mut tx = pool.begin().await?;
+    let event = audit::Event {
+        actor: domain::model::AuditActor {
+            kind: domain::enums::ActorKind::System,
+            user_id: None,
+            label: "migrate-hub-server rotate-key".into(),
+        },
+        action: "secrets.rotated".into(),
+        object_type: "master_key".into(),
+        object_id: Some(ring.current_id().to_owned()),
+        details: serde_json::json!({ "resealed": rotation.resealed, "changed_meanwhile": rotation.raced }),
+        ip: None,
+        user_agent: None,
+    };
+    audit::record(&mut tx, &event).await?;
+    tx.commit().await?;
+    tracing::info!(
+        key.id = ring.current_id(),
+        resealed = rotation.resealed,
+        changed_meanwhile = rotation.raced,
+        "every target secret is sealed under the current key"
+    );
+    Ok(())
 }
 
 async fn migrate(db: &cli::DatabaseArgs, create_database: bool) -> anyhow::Result<()> {

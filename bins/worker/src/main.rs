@@ -17,6 +17,8 @@ struct Cli {
     log: cli::LogArgs,
     #[command(flatten)]
     db: cli::DatabaseArgs,
+    #[command(flatten)]
+    keys: cli::MasterKeyArgs,
     /// Seconds between heartbeats.
     #[arg(long, env = "MIGRATE_HUB_HEARTBEAT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     heartbeat_secs: u64,
@@ -47,6 +49,14 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli::init_tracing(&cli.log)?;
+    // Without keys, targets with sealed passwords fail with a clear message; env:/file: references work.
+    let opener: std::sync::Arc<dyn executor::queue::SecretOpener> = match cli.keys.key_ring()? {
+        Some(ring) => {
+            tracing::info!(current_key = ring.current_id(), "master keys loaded");
+            std::sync::Arc::new(ring)
+        }
+        None => std::sync::Arc::new(executor::queue::NoMasterKey),
+    };
     let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &cli.db.pool_settings("migrate-hub-worker"));
     cli::require_current_schema(&pool).await?;
 
@@ -73,13 +83,7 @@ async fn main() -> anyhow::Result<()> {
         heartbeat: Duration::from_secs(cli.heartbeat_secs),
         ..executor::queue::Settings::default()
     };
-    let queue = executor::queue::QueueWorker::new(
-        pool,
-        registration.worker().id,
-        label,
-        settings,
-        std::sync::Arc::new(executor::queue::NoMasterKey),
-    );
+    let queue = executor::queue::QueueWorker::new(pool, registration.worker().id, label, settings, opener);
     let worked = queue.run(shutdown_signal()).await;
     registration.stop().await?;
     worked?;

@@ -4,3 +4,5 @@
 //! The rules themselves (roles, separation of duties) are pure functions in `domain::policy`; this crate
 //! applies them to authenticated identities. It reaches the tool database only through `storage`, keeps
 //! actix types out of its public API where it can, and never logs or returns a secret.
+
+pub mod secrets;

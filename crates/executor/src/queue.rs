@@ -93,6 +93,13 @@ impl SecretOpener for NoMasterKey {
     }
 }
 
+/// A worker with the master keys opens what they sealed, for the target it was sealed for.
+impl SecretOpener for auth::secrets::KeyRing {
+    fn open(&self, target: &Target, sealed: &SealedSecret) -> Result<SecretString, String> {
+        auth::secrets::KeyRing::open(self, target.id, sealed).map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("tool database error while {action}")]
