@@ -49,6 +49,33 @@ CREATE TABLE api_tokens (
 );
 CREATE INDEX api_tokens_user_idx ON api_tokens (user_id, created_at DESC);
 
+-- Browser sessions (server-side, so logout and disabling a user end them at once). The cookie holds a
+-- random key; only its SHA-256 is stored, so reading this table gives no live session. Idle and absolute
+-- expiry are enforced by the query that loads a session.
+CREATE TABLE sessions (
+    key_hash        bytea PRIMARY KEY CHECK (octet_length(key_hash) = 32),
+    user_id         uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    state           jsonb NOT NULL CHECK (jsonb_typeof(state) = 'object' AND octet_length(state::text) <= 8192),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    last_seen_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
+    CONSTRAINT sessions_expiry_after_creation CHECK (expires_at > created_at)
+);
+CREATE INDEX sessions_user_idx ON sessions (user_id);
+CREATE INDEX sessions_expiry_idx ON sessions (expires_at);
+
+-- OIDC logins in flight: created when the browser is sent to the provider, taken (deleted) exactly once by
+-- the callback. The browser holds `state` in a short-lived cookie; only its SHA-256 is stored here.
+CREATE TABLE oidc_logins (
+    state_hash      bytea PRIMARY KEY CHECK (octet_length(state_hash) = 32),
+    nonce           text NOT NULL CHECK (char_length(nonce) BETWEEN 16 AND 200),
+    pkce_verifier   text NOT NULL CHECK (char_length(pkce_verifier) BETWEEN 43 AND 128),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
+    CONSTRAINT oidc_logins_short_lived CHECK (expires_at > created_at AND expires_at <= created_at + interval '10 minutes')
+);
+CREATE INDEX oidc_logins_expiry_idx ON oidc_logins (expires_at);
+
 CREATE TABLE environments (
     id                    uuid PRIMARY KEY,
     name                  text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),

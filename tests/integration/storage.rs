@@ -146,7 +146,7 @@ async fn tokens_are_found_by_hash_and_revoked() {
         expires_at: None,
     };
     let token = storage::tokens::create(&mut conn, &new).await.unwrap();
-    assert_eq!(storage::tokens::find_by_hash(&mut conn, &[9; 32]).await.unwrap(), Some(token.clone()));
+    assert_eq!(storage::tokens::find_by_hash(&mut conn, &[9; 32]).await.unwrap(), Some((token.clone(), vec![9; 32])));
     assert_eq!(storage::tokens::find_by_hash(&mut conn, &[8; 32]).await.unwrap(), None);
     assert!(storage::tokens::create(&mut conn, &new).await.unwrap_err().is_conflict_on("api_tokens_hash_key"));
 

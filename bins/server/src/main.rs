@@ -7,7 +7,10 @@ use std::net::TcpListener;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use secrecy::SecretString;
 use sqlx::migrate::MigrateDatabase;
+
+mod admin;
 
 #[derive(Debug, Parser)]
 #[command(name = "migrate-hub-server", version, about = "migrate-hub: API and web UI server")]
@@ -43,6 +46,35 @@ enum Command {
         /// HTTP worker threads (0: one per core).
         #[arg(long, env = "MIGRATE_HUB_HTTP_WORKERS", default_value_t = 0)]
         http_workers: usize,
+        #[command(flatten)]
+        auth: AuthArgs,
+        #[command(flatten)]
+        secret: ServerSecretArgs,
+    },
+    /// Create an admin (or make an existing user admin, enabled) and print a new API token for them as the
+    /// last line of output. The token is shown once; store it now.
+    CreateAdmin {
+        #[command(flatten)]
+        db: cli::DatabaseArgs,
+        #[command(flatten)]
+        secret: ServerSecretArgs,
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+        /// Days until the printed token expires.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        token_days: u32,
+    },
+    /// Set (or with --clear, remove) a user's password for password login, read from standard input.
+    SetPassword {
+        #[command(flatten)]
+        db: cli::DatabaseArgs,
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// Remove the password instead.
+        #[arg(long)]
+        clear: bool,
     },
     /// Reseal every target password under the current (last) master key. Keep the old keys configured
     /// until this has run: each secret opens under some configured key at every moment.
@@ -66,7 +98,11 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("the tool database schema is current");
             Ok(())
         }
-        Command::Serve { db, bind, http_workers } => serve(&db, &bind, http_workers).await,
+        Command::Serve { db, bind, http_workers, auth, secret } => serve(&db, &bind, http_workers, auth, &secret).await,
+        Command::CreateAdmin { db, secret, email, token_days } => {
+            admin::create_admin(&db, &secret, &email, token_days).await
+        }
+        Command::SetPassword { db, email, clear } => admin::set_password(&db, &email, clear).await,
         Command::RotateKey { db, keys } => rotate_key(&db, &keys).await,
     }
 }
@@ -121,13 +157,135 @@ async fn migrate(db: &cli::DatabaseArgs, create_database: bool) -> anyhow::Resul
     Ok(())
 }
 
-async fn serve(db: &cli::DatabaseArgs, bind: &str, http_workers: usize) -> anyhow::Result<()> {
-    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
-    cli::require_current_schema(&pool).await?;
+async fn serve(
+    db: &cli::DatabaseArgs,
+    bind: &str,
+    http_workers: usize,
+    auth: AuthArgs,
+    secret: &ServerSecretArgs,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
-    let server =
-        http::Server::build(listener, http::AppState { pool }, &http::ServerSettings { workers: http_workers })?;
+    let settings = auth.settings(secret.load()?, &address)?;
+    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
+    cli::require_current_schema(&pool).await?;
+    let state = http::AppState::new(pool, settings).context("invalid authentication settings")?;
+    let server = http::Server::build(listener, state, &http::ServerSettings { workers: http_workers })?;
     tracing::info!(%address, "migrate-hub server listening on http://{address}");
     server.run().await.context("server failed")
+}
+
+/// The secret every server-side key derives from (session cookies, API token hashes).
+#[derive(Debug, clap::Args)]
+struct ServerSecretArgs {
+    /// At least 32 random bytes as hex (`openssl rand -hex 32`); the same on every replica.
+    #[arg(
+        long = "server-secret",
+        env = "MIGRATE_HUB_SERVER_SECRET",
+        hide_env_values = true,
+        conflicts_with = "server_secret_file"
+    )]
+    server_secret: Option<SecretString>,
+    /// A file holding the server secret, instead of the variable.
+    #[arg(long = "server-secret-file", env = "MIGRATE_HUB_SERVER_SECRET_FILE")]
+    server_secret_file: Option<std::path::PathBuf>,
+}
+
+impl ServerSecretArgs {
+    fn load(&self) -> anyhow::Result<auth::keys::ServerSecret> {
+        let text = match (&self.server_secret, &self.server_secret_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => SecretString::from(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the server secret file {}", path.display()))?,
+            ),
+            (None, None) => anyhow::bail!(
+                "no server secret: set MIGRATE_HUB_SERVER_SECRET (e.g. `openssl rand -hex 32`) or MIGRATE_HUB_SERVER_SECRET_FILE"
+            ),
+        };
+        auth::keys::ServerSecret::parse(&text).context("MIGRATE_HUB_SERVER_SECRET")
+    }
+}
+
+/// How people sign in.
+#[derive(Debug, clap::Args)]
+struct AuthArgs {
+    /// The URL people reach the hub at (scheme://host[:port]); default: http:// and the bound address.
+    #[arg(long, env = "MIGRATE_HUB_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// OIDC issuer URL.
+    #[arg(long, env = "MIGRATE_HUB_OIDC_ISSUER", default_value = "https://accounts.google.com")]
+    oidc_issuer: String,
+    /// OIDC client id; without it OIDC login is off.
+    #[arg(long, env = "MIGRATE_HUB_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// OIDC client secret.
+    #[arg(long, env = "MIGRATE_HUB_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<SecretString>,
+    /// OIDC redirect URL; default: the public URL + /auth/callback.
+    #[arg(long, env = "MIGRATE_HUB_OIDC_REDIRECT_URL")]
+    oidc_redirect_url: Option<String>,
+    /// Comma-separated email domains allowed to sign in with OIDC (default: any verified email).
+    #[arg(long, env = "MIGRATE_HUB_ALLOWED_EMAIL_DOMAINS", value_delimiter = ',')]
+    allowed_email_domains: Vec<String>,
+    /// Allow email + password login (argon2); off by default.
+    #[arg(long, env = "MIGRATE_HUB_PASSWORD_LOGIN")]
+    password_login: bool,
+    /// Send cookies without `Secure` (plain-http development on a non-loopback host only).
+    #[arg(long, env = "MIGRATE_HUB_INSECURE_COOKIES")]
+    insecure_cookies: bool,
+    /// A session unused for this many seconds ends.
+    #[arg(long, env = "MIGRATE_HUB_SESSION_IDLE_SECS", default_value_t = 1800)]
+    session_idle_secs: u64,
+    /// A session ends this many seconds after sign-in, however it is used.
+    #[arg(long, env = "MIGRATE_HUB_SESSION_ABSOLUTE_SECS", default_value_t = 43200)]
+    session_absolute_secs: u64,
+}
+
+impl AuthArgs {
+    fn settings(
+        self,
+        secret: auth::keys::ServerSecret,
+        bound: &std::net::SocketAddr,
+    ) -> anyhow::Result<http::AuthSettings> {
+        let public_url = self.public_url.unwrap_or_else(|| format!("http://{bound}"));
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let allowed_domains: Vec<String> = self
+            .allowed_email_domains
+            .iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        let oidc = self.oidc_client_id.map(|client_id| auth::oidc::OidcConfig {
+            issuer: self.oidc_issuer,
+            client_id,
+            client_secret: self.oidc_client_secret,
+            redirect_url: self.oidc_redirect_url.unwrap_or_else(|| format!("{public_url}/auth/callback")),
+            allowed_domains: allowed_domains.clone(),
+        });
+        match &oidc {
+            Some(config) if config.allowed_domains.is_empty() => {
+                tracing::warn!(issuer = %config.issuer, "OIDC login is open to every verified email; set MIGRATE_HUB_ALLOWED_EMAIL_DOMAINS to restrict it");
+            }
+            Some(_) => {}
+            None if !self.password_login => {
+                tracing::warn!("no sign-in method configured (OIDC client id or password login): only API tokens work");
+            }
+            None => {}
+        }
+        anyhow::ensure!(self.session_idle_secs >= 1, "the session idle timeout must be at least one second");
+        anyhow::ensure!(
+            self.session_absolute_secs >= self.session_idle_secs,
+            "the absolute session timeout must not be shorter than the idle one"
+        );
+        Ok(http::AuthSettings {
+            oidc,
+            password_login: self.password_login,
+            server_secret: secret,
+            public_url,
+            secure_cookies: !self.insecure_cookies,
+            session_idle: std::time::Duration::from_secs(self.session_idle_secs),
+            session_absolute: std::time::Duration::from_secs(self.session_absolute_secs),
+        })
+    }
 }

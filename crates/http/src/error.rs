@@ -1,16 +1,41 @@
 //! Every error response of the server is made here.
 //!
-//! The body is always JSON `{"error": {"code", "message", "request_id"}}`. A 4xx message says what was
+//! The body is always JSON `{"error": {"code", "message", "request_id"?}}`. A 4xx message says what was
 //! wrong with the request; a 5xx message is a fixed sentence and the request id, which is also in the log
 //! line that carries the full cause chain, so an operator can find it and a client learns nothing inside.
+//! 5xx responses made elsewhere (a middleware's own error) are rewritten into the same shape by
+//! [`rewrite_server_errors`].
 
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use serde::Serialize;
+use tracing_actix_web::RequestId;
 
 /// An error as a response.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request is malformed or a value in it is invalid; the message says which.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// No valid credentials: not signed in, or a bad, expired or revoked token.
+    #[error("{message}")]
+    Unauthenticated { message: String },
+    /// Signed in, but not allowed to do this; the message says why.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// No such thing (or one the caller may not know exists).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// The request conflicts with the current state (e.g. a name in use).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Too many attempts; try again later.
+    #[error("too many attempts; try again in a minute")]
+    TooManyRequests,
     /// The tool database or another dependency is not available right now.
     #[error("service unavailable")]
     Unavailable { request_id: String },
@@ -28,18 +53,40 @@ struct Body<'a> {
 struct Detail<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     request_id: &'a str,
 }
 
+const UNAVAILABLE: &str = "the service is temporarily unavailable; try again later";
+const INTERNAL: &str = "an internal error occurred; quote the request id when reporting it";
+
 impl ApiError {
-    fn parts(&self) -> (&'static str, &'static str, &str) {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Forbidden { code, message: message.into() }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        ApiError::Unauthenticated { message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict { code, message: message.into() }
+    }
+
+    fn code(&self) -> &str {
         match self {
-            ApiError::Unavailable { request_id } => {
-                ("unavailable", "the service is temporarily unavailable; try again later", request_id)
+            ApiError::BadRequest { code, .. } | ApiError::Forbidden { code, .. } | ApiError::Conflict { code, .. } => {
+                code
             }
-            ApiError::Internal { request_id } => {
-                ("internal", "an internal error occurred; quote the request id when reporting it", request_id)
-            }
+            ApiError::Unauthenticated { .. } => "unauthenticated",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::TooManyRequests => "too_many_requests",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal { .. } => "internal",
         }
     }
 }
@@ -47,14 +94,29 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (code, message, request_id) = self.parts();
-        HttpResponse::build(self.status_code()).json(Body { error: Detail { code, message, request_id } })
+        let message = self.to_string();
+        let (message, request_id) = match self {
+            ApiError::Unavailable { request_id } => (UNAVAILABLE, request_id.as_str()),
+            ApiError::Internal { request_id } => (INTERNAL, request_id.as_str()),
+            _ => (message.as_str(), ""),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthenticated { .. }) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(Body { error: Detail { code: self.code(), message, request_id } })
     }
 }
 
@@ -75,4 +137,29 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     out
+}
+
+/// Gives every 5xx response that is not already ours (a middleware's, e.g. the session store's, or
+/// actix's own) the JSON body with a request id, dropping whatever text it had.
+pub fn rewrite_server_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let ours =
+        res.response().headers().get(CONTENT_TYPE).is_some_and(|v| v == HeaderValue::from_static("application/json"));
+    if ours {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let request_id = res.request().extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
+    if let Some(error) = res.response().error() {
+        tracing::error!(request_id, status = status.as_u16(), error = %error, "request failed");
+    }
+    let error = if status == StatusCode::SERVICE_UNAVAILABLE {
+        ApiError::Unavailable { request_id }
+    } else {
+        ApiError::Internal { request_id }
+    };
+    let (req, _) = res.into_parts();
+    let mut response = error.error_response();
+    *response.status_mut() = status;
+    let res: ServiceResponse<EitherBody<B, BoxBody>> = ServiceResponse::new(req, response).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use tracing_actix_web::RequestId;
 
@@ -15,7 +15,6 @@ struct Status<'a> {
     status: &'a str,
 }
 
-#[get("/healthz")]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
@@ -30,7 +29,6 @@ struct Readiness<'a> {
 /// How long readiness may wait for the database before saying no.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[get("/readyz")]
 pub(crate) async fn readyz(state: web::Data<AppState>, request_id: RequestId) -> Result<HttpResponse, ApiError> {
     let request_id = request_id.to_string();
     let check = async {

@@ -3,10 +3,19 @@
 //! Handlers parse a request, call one use case below this layer, and render its result. This crate never
 //! writes SQL (that is `storage`'s job) and never decides a rule of the product itself (that is
 //! `domain`'s); it maps errors to responses in one place ([`error`]), where 5xx bodies carry a request id
-//! and never the text of an internal error.
+//! and never the text of an internal error. Every route is declared once in [`routes`] with the policy
+//! its guard ([`guard`]) enforces.
 
+mod api;
 pub mod error;
+pub mod guard;
 mod health;
+mod login;
+mod pages;
+pub mod routes;
+mod session;
+pub mod settings;
 pub mod startup;
 
+pub use settings::AuthSettings;
 pub use startup::{AppState, Server, ServerSettings};

@@ -1,16 +1,39 @@
 //! Building the actix-web server: shared state, middleware and routes.
+//!
+//! Middleware, outermost first: request id and root span (path only: query strings such as an OIDC
+//! callback's code never reach a log), security headers, the 5xx rewrite (every 5xx body is ours, with a
+//! request id), then sessions. Each route then passes its own guard (`guard`, registered by `routes`).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
-use actix_web::dev::Server as ActixServer;
-use actix_web::{App, HttpServer, web};
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, TtlExtensionPolicy};
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::{Server as ActixServer, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
+use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
 use storage::PgPool;
-use tracing_actix_web::TracingLogger;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, TracingLogger};
+
+use crate::error::{ApiError, rewrite_server_errors};
+use crate::session::PgSessionStore;
+use crate::settings::{Auth, AuthSettings, SettingsError};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub(crate) auth: Arc<Auth>,
+}
+
+impl AppState {
+    /// Checks the settings and builds the state.
+    pub fn new(pool: PgPool, auth: AuthSettings) -> Result<Self, SettingsError> {
+        Ok(Self { pool, auth: Auth::new(auth)? })
+    }
 }
 
 /// Server settings that come from configuration.
@@ -32,14 +55,95 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// Largest JSON or form body accepted (SPEC §7: migration SQL is limited to 1 MiB; bodies carry a little
+/// more than the SQL).
+const BODY_LIMIT: usize = 2 << 20;
+
+/// Root spans that carry the method, path and request id, and never the query string.
+struct PathOnlySpans;
+
+impl RootSpanBuilder for PathOnlySpans {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.path(),
+            request_id = %request_id,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+fn security_headers(hsts: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Cache-Control", "no-store"));
+    if hsts { headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains")) } else { headers }
+}
+
+fn bad_input(code: &'static str, error: &dyn std::fmt::Display) -> actix_web::Error {
+    ApiError::bad_request(code, error.to_string()).into()
+}
+
 impl Server {
     /// Binds the listener and builds the app; run it with [`Server::run`].
     pub fn build(listener: TcpListener, state: AppState, settings: &ServerSettings) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
+        let auth = state.auth.clone();
+        let store =
+            PgSessionStore { pool: state.pool.clone(), idle: auth.session_idle, absolute: auth.session_absolute };
+        let cookie_key = Key::try_from(&auth.cookie_key[..]).map_err(std::io::Error::other)?;
         let data = web::Data::new(state);
-        let mut http =
-            HttpServer::new(move || App::new().wrap(TracingLogger::default()).app_data(data.clone()).configure(routes))
-                .shutdown_timeout(10);
+        let mut http = HttpServer::new(move || {
+            let absolute = actix_web::cookie::time::Duration::seconds(
+                i64::try_from(auth.session_absolute.as_secs()).unwrap_or(i64::MAX),
+            );
+            let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
+                // `__Host-` pins the cookie to this host, path `/` and https.
+                .cookie_name(if auth.secure_cookies { "__Host-mh_session" } else { "mh_session" }.to_owned())
+                .cookie_secure(auth.secure_cookies)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .session_lifecycle(
+                    BrowserSession::default()
+                        .state_ttl(absolute)
+                        .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                )
+                .build();
+            App::new()
+                .wrap(sessions)
+                .wrap(ErrorHandlers::new().default_handler_server(rewrite_server_errors))
+                .wrap(security_headers(auth.hsts()))
+                .wrap(TracingLogger::<PathOnlySpans>::new())
+                .app_data(data.clone())
+                .app_data(
+                    web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|e, _| bad_input("invalid_json", &e)),
+                )
+                .app_data(
+                    web::FormConfig::default().limit(BODY_LIMIT).error_handler(|e, _| bad_input("invalid_form", &e)),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input("invalid_query", &e)))
+                .app_data(web::PathConfig::default().error_handler(|e, _| bad_input("invalid_path", &e)))
+                .configure(crate::routes::configure)
+                .default_service(web::to(|| async { ApiError::NotFound { what: "route" }.error_response() }))
+        })
+        .shutdown_timeout(10);
         if settings.workers > 0 {
             http = http.workers(settings.workers);
         }
@@ -51,8 +155,4 @@ impl Server {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::health::healthz).service(crate::health::readyz);
 }

@@ -18,6 +18,7 @@ pub mod environments;
 mod error;
 pub mod logs;
 pub mod migrations;
+pub mod oidc_logins;
 mod page;
 pub mod pool;
 pub mod projects;
@@ -25,6 +26,7 @@ pub mod queue;
 pub mod run_items;
 pub mod runs;
 pub mod schema;
+pub mod sessions;
 pub mod targets;
 pub mod tokens;
 pub mod users;
@@ -32,7 +34,7 @@ pub mod versions;
 pub mod workers;
 
 pub use error::{StorageError, StorageResult};
-pub use page::{Page, PageRequest};
+pub use page::{MAX_PAGE, Page, PageRequest};
 pub use sqlx::postgres::{PgConnection, PgPool};
 
 /// A transaction on the tool database.

@@ -68,14 +68,27 @@ pub async fn get(conn: &mut PgConnection, id: TokenId) -> StorageResult<ApiToken
         .try_into()
 }
 
-/// The token with this keyed hash, usable or not: the caller checks expiry and revocation.
+/// The token with this keyed hash, usable or not (the caller checks expiry and revocation), and the
+/// stored hash, which the caller compares again in constant time.
 #[tracing::instrument(skip_all)]
-pub async fn find_by_hash(conn: &mut PgConnection, hash: &[u8; 32]) -> StorageResult<Option<ApiToken>> {
-    sqlx::query_file_as!(Row, "../../sql/api_tokens/find_by_hash.sql", &hash[..])
-        .fetch_optional(conn)
-        .await?
-        .map(ApiToken::try_from)
-        .transpose()
+pub async fn find_by_hash(conn: &mut PgConnection, hash: &[u8; 32]) -> StorageResult<Option<(ApiToken, Vec<u8>)>> {
+    let Some(r) = sqlx::query_file!("../../sql/api_tokens/find_by_hash.sql", &hash[..]).fetch_optional(conn).await?
+    else {
+        return Ok(None);
+    };
+    let row = Row {
+        id: r.id,
+        user_id: r.user_id,
+        name: r.name,
+        token_prefix: r.token_prefix,
+        scope: r.scope,
+        created_by: r.created_by,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        last_used_at: r.last_used_at,
+        revoked_at: r.revoked_at,
+    };
+    Ok(Some((row.try_into()?, r.token_hash)))
 }
 
 /// A user's tokens, newest first.

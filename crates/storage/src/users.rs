@@ -169,3 +169,10 @@ pub async fn count_active_admins(conn: &mut PgConnection) -> StorageResult<u64> 
     let count = sqlx::query_file_scalar!("../../sql/users/count_admins.sql").fetch_one(conn).await?;
     crate::convert::unsigned("count", count)
 }
+
+/// Locks the enabled admins (in a transaction) before a change that could leave none.
+#[tracing::instrument(skip_all)]
+pub async fn lock_admins(tx: &mut crate::PgTransaction<'_>) -> StorageResult<()> {
+    sqlx::query_file!("../../sql/users/lock_admins.sql").fetch_all(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The one guard every route passes: who is asking ([`Principal`]), whether the route's declared
+//! [`Policy`] lets them, and, for browser requests that change state, the CSRF checks.
+//!
+//! - Credentials: `Authorization: Bearer <API token>` or the session cookie. A request that presents a
+//!   token is judged by the token alone (a bad token is a 401 even with a valid session).
+//! - The user is loaded on every request, so a disabled user or a changed role counts at once; a disabled
+//!   user's session is ended.
+//! - A read-scoped token may only use safe methods.
+//! - A state-changing request authenticated by the session must carry the session's CSRF token (header
+//!   `X-CSRF-Token` or form field `csrf_token`, compared in constant time) and come from the hub's own
+//!   origin (`Origin`, else `Referer`). Token-authenticated calls are exempt: browsers never attach them.
+//! - Rules about particular objects (may this user approve this run?) are decided by `domain::policy` in
+//!   the handlers; this guard decides who may reach the route at all.
+
+use std::future::{Ready, ready};
+
+use actix_session::SessionExt;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN, REFERER};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use domain::enums::{ActorKind, Role, TokenScope};
+use domain::ids::TokenId;
+use domain::model::{AuditActor, User};
+use domain::policy::Actor;
+use secrecy::SecretString;
+use tracing_actix_web::RequestId;
+
+use crate::error::{ApiError, internal};
+use crate::startup::AppState;
+
+/// Who may reach a route. Every route declares one (see `routes`); there is no default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Anyone, signed in or not (health, login pages). State-changing public routes still need the
+    /// hub's own `Origin`.
+    Public,
+    /// Any signed-in, enabled user.
+    SignedIn,
+    /// A user with at least this role.
+    AtLeast(Role),
+}
+
+impl Policy {
+    /// The least role that passes, `None` for public routes.
+    pub fn least_role(self) -> Option<Role> {
+        match self {
+            Policy::Public => None,
+            Policy::SignedIn => Some(Role::User),
+            Policy::AtLeast(role) => Some(role),
+        }
+    }
+}
+
+/// How the principal authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Session,
+    Token { id: TokenId, scope: TokenScope },
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub via: Via,
+    /// The session's CSRF token, for pages that render forms.
+    pub(crate) csrf: Option<String>,
+}
+
+impl Principal {
+    /// The caller as the domain rules see them.
+    pub fn actor(&self) -> Actor {
+        Actor { user_id: self.user.id, role: self.user.role }
+    }
+
+    /// The caller as the audit log records them.
+    pub fn audit_actor(&self) -> AuditActor {
+        let kind = match self.via {
+            Via::Session => ActorKind::User,
+            Via::Token { .. } => ActorKind::Token,
+        };
+        AuditActor { kind, user_id: Some(self.user.id), label: self.user.email.as_str().to_owned() }
+    }
+}
+
+/// The caller of a route whose policy needs one: handlers take this extractor.
+#[derive(Debug, Clone)]
+pub struct Authed(pub Principal);
+
+impl FromRequest for Authed {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(req.extensions().get::<Principal>().cloned().map(Authed).ok_or_else(|| {
+            // Only reachable if a route needing a caller was declared public: a bug, not the caller's fault.
+            let request_id = req.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
+            tracing::error!(request_id, path = req.path(), "a handler needs a caller but its route is public");
+            ApiError::Internal { request_id }
+        }))
+    }
+}
+
+/// The caller if there is one (public routes that behave differently when signed in).
+#[derive(Debug, Clone)]
+pub struct MaybeAuthed(pub Option<Principal>);
+
+impl FromRequest for MaybeAuthed {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(MaybeAuthed(req.extensions().get::<Principal>().cloned())))
+    }
+}
+
+pub(crate) fn request_id(req: &HttpRequest) -> String {
+    req.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default()
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The middleware wrapped around every route, with that route's policy.
+pub(crate) async fn enforce(
+    policy: Policy,
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal { request_id: request_id(req.request()) })?;
+    let principal = authenticate(&state, req.request()).await?;
+    let safe = is_safe(req.method());
+    match (policy.least_role(), &principal) {
+        (None, _) => {}
+        (Some(_), None) => return Err(ApiError::unauthenticated("sign in or present an API token").into()),
+        (Some(least), Some(p)) if p.user.role < least => {
+            return Err(ApiError::forbidden(
+                "role_too_low",
+                format!("this needs the {least} role; you have {}", p.user.role),
+            )
+            .into());
+        }
+        (Some(_), Some(_)) => {}
+    }
+    if !safe {
+        match principal.as_ref().map(|p| (p.via, p.csrf.as_deref())) {
+            Some((Via::Token { scope: TokenScope::Read, .. }, _)) => {
+                return Err(ApiError::forbidden("read_only_token", "this API token may only read").into());
+            }
+            Some((Via::Token { .. }, _)) => {}
+            Some((Via::Session, csrf)) => {
+                check_origin(&state, req.request())?;
+                check_csrf_token(&mut req, csrf).await?;
+            }
+            None => check_origin(&state, req.request())?,
+        }
+    }
+    if let Some(principal) = principal {
+        req.extensions_mut().insert(principal);
+    }
+    next.call(req).await
+}
+
+/// The caller, from a bearer token or the session; `None` when neither is presented.
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Principal>, ApiError> {
+    if let Some(header) = req.headers().get(AUTHORIZATION) {
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be `Bearer <API token>`"))?;
+        let token = SecretString::from(token.trim().to_owned());
+        let mut conn = state.pool.acquire().await.map_err(|e| unavailable(req, &e))?;
+        return match auth::tokens::authenticate(&mut conn, &state.auth.token_key, &token, chrono::Utc::now()).await {
+            Ok((token, user)) => {
+                Ok(Some(Principal { user, via: Via::Token { id: token.id, scope: token.scope }, csrf: None }))
+            }
+            Err(auth::tokens::TokenError::Storage(e)) => Err(internal(&request_id(req), &e)),
+            Err(e) => {
+                tracing::info!(reason = %e, "API token refused");
+                Err(ApiError::unauthenticated(e.to_string()))
+            }
+        };
+    }
+    let session = req.get_session();
+    let Some(signed_in) = crate::session::signed_in(&session) else { return Ok(None) };
+    let mut conn = state.pool.acquire().await.map_err(|e| unavailable(req, &e))?;
+    let user = match storage::users::get(&mut conn, signed_in.user).await {
+        Ok(user) => user,
+        Err(storage::StorageError::NotFound(_)) => {
+            session.purge();
+            return Ok(None);
+        }
+        Err(e) => return Err(internal(&request_id(req), &e)),
+    };
+    if user.disabled {
+        session.purge();
+        return Err(ApiError::unauthenticated("this account is disabled"));
+    }
+    Ok(Some(Principal { user, via: Via::Session, csrf: Some(signed_in.csrf) }))
+}
+
+fn unavailable(req: &HttpRequest, error: &(dyn std::error::Error + 'static)) -> ApiError {
+    let request_id = request_id(req);
+    tracing::warn!(request_id, error = %crate::error::chain(error), "tool database unavailable");
+    ApiError::Unavailable { request_id }
+}
+
+/// A state-changing browser request must come from the hub's own origin.
+pub(crate) fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let expected = state.auth.origin.as_str();
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let same = match (header(ORIGIN), header(REFERER)) {
+        (Some(origin), _) => origin.eq_ignore_ascii_case(expected),
+        (None, Some(referer)) => {
+            referer.len() > expected.len()
+                && referer[..expected.len()].eq_ignore_ascii_case(expected)
+                && referer.as_bytes()[expected.len()] == b'/'
+        }
+        (None, None) => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("bad_origin", "state-changing requests must come from the hub's own pages"))
+    }
+}
+
+/// Most bytes of a form body read to find its CSRF token.
+const FORM_LIMIT: usize = 1 << 20;
+
+async fn check_csrf_token(req: &mut ServiceRequest, expected: Option<&str>) -> Result<(), ApiError> {
+    let refuse = || ApiError::forbidden("csrf", "missing or wrong CSRF token; reload the page and try again");
+    let expected = expected.ok_or_else(refuse)?;
+    if let Some(given) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+        return if constant_time_eq(given.as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(refuse()) };
+    }
+    let is_form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(refuse());
+    }
+    // Read the form, find the token, and put the body back for the handler.
+    let (http_req, payload) = req.parts_mut();
+    let body = web::Bytes::from_request(http_req, payload)
+        .await
+        .map_err(|_| ApiError::bad_request("body_too_large", "the form is too large"))?;
+    if body.len() > FORM_LIMIT {
+        return Err(ApiError::bad_request("body_too_large", "the form is too large"));
+    }
+    let given = url::form_urlencoded::parse(&body).find(|(k, _)| k == "csrf_token").map(|(_, v)| v.into_owned());
+    req.set_payload(bytes_payload(body));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(refuse()),
+    }
+}
+
+fn bytes_payload(body: web::Bytes) -> Payload {
+    let (_, mut payload) = actix_http::h1::Payload::create(true);
+    payload.unread_data(body);
+    Payload::from(payload)
+}
+
+/// Equality whose time depends only on the lengths.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
