@@ -7,7 +7,17 @@ use migrate_hub_tests::PgDatabase;
 /// Starts the server on a free port with `pool` and returns its base URL.
 fn spawn_app(pool: sqlx::PgPool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server = http::Server::build(listener, http::AppState { pool }, &http::ServerSettings { workers: 1 }).unwrap();
+    let settings = http::AuthSettings {
+        oidc: None,
+        password_login: false,
+        server_secret: auth::keys::ServerSecret::random().unwrap().0,
+        public_url: "http://127.0.0.1:8080".into(),
+        secure_cookies: true,
+        session_idle: std::time::Duration::from_secs(1800),
+        session_absolute: std::time::Duration::from_secs(43_200),
+    };
+    let state = http::AppState::new(pool, settings).unwrap();
+    let server = http::Server::build(listener, state, &http::ServerSettings { workers: 1 }).unwrap();
     let address = format!("http://127.0.0.1:{}", server.port);
     tokio::spawn(server.run());
     address

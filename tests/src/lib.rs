@@ -12,6 +12,7 @@
 
 pub mod chaos;
 pub mod fleet;
+pub mod oidc;
 mod servers;
 
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::{DEFAULT_MYSQL, DEFAULT_PG, cargo, run_checked};
+use crate::{DEFAULT_MYSQL, DEFAULT_PG, cargo, run_checked, workspace_root};
 
 pub async fn run(extra: &[String]) -> anyhow::Result<()> {
     let pg = std::env::var("TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG.into());
@@ -11,6 +11,7 @@ pub async fn run(extra: &[String]) -> anyhow::Result<()> {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|out| out.status.success());
+    install_oidc_provider()?;
     // The integration suite runs the real binaries as an operator would; test builds do not produce them.
     run_checked(cargo().args([
         "build",
@@ -36,4 +37,19 @@ pub async fn run(extra: &[String]) -> anyhow::Result<()> {
         run_checked(cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
     }
     Ok(())
+}
+
+/// The login tests run a real OIDC provider (npm `oauth2-mock-server`, pinned by `tests/oidc/package-lock.json`);
+/// installs it once.
+pub fn install_oidc_provider() -> anyhow::Result<()> {
+    let dir = workspace_root().join("tests/oidc");
+    if dir.join("node_modules/oauth2-mock-server/package.json").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the test OIDC provider (npm ci in tests/oidc)");
+    let mut npm = Command::new("npm");
+    npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir);
+    run_checked(&mut npm).map_err(|e| {
+        anyhow::anyhow!("{e}: the login tests need Node.js 20+ and npm (apt install nodejs npm) to install tests/oidc")
+    })
 }

@@ -138,7 +138,8 @@ impl std::fmt::Debug for Callback {
 /// A refused login: logged with its reason, shown as a sentence, pre-login cookie dropped.
 fn refuse(state: &AppState, status: StatusCode, reason: &str, message: &str) -> HttpResponse {
     tracing::warn!(reason, "login refused");
-    let mut response = login_page(state, status, Some(message));
+    // The reason names the failed check (never a value): it helps the user report and the operator debug.
+    let mut response = login_page(state, status, Some(&format!("{message} (reason: {reason})")));
     let mut gone = Cookie::build(LOGIN_COOKIE, "").path("/auth").finish();
     gone.make_removal();
     let _ = response.add_cookie(&gone);
