@@ -193,8 +193,11 @@ impl Browser {
     /// A state-changing request as the hub's own pages send it (same origin, CSRF header).
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Response {
         let csrf = self.csrf().await;
-        let mut request =
-            self.client.request(method, format!("{}{path}", self.hub)).header(ORIGIN, &self.hub).header("x-csrf-token", csrf);
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.hub))
+            .header(ORIGIN, &self.hub)
+            .header("x-csrf-token", csrf);
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -105,7 +105,9 @@ async fn forged_expired_and_mismatched_id_tokens_are_refused_each_for_its_reason
     ];
     let mut seen = Vec::new();
     for (tamper, _) in cases {
-        provider.next(json!({ "sub": format!("sub-{tamper}"), "email": "mallory@example.com", "tamper": tamper })).await;
+        provider
+            .next(json!({ "sub": format!("sub-{tamper}"), "email": "mallory@example.com", "tamper": tamper }))
+            .await;
         let browser = hub.browser();
         let (status, reason) = refusal(browser.oidc_login().await).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{tamper}");
@@ -190,7 +192,10 @@ async fn wrong_missing_and_replayed_state_and_a_pkce_mismatch_are_refused() {
     assert_eq!(a.me().await.unwrap_err(), StatusCode::UNAUTHORIZED);
     let requests = provider.token_requests().await;
     let last = requests.last().unwrap();
-    assert_eq!((last["outcome"].as_str(), last["code_verifier_present"].as_bool()), (Some("invalid_grant"), Some(true)));
+    assert_eq!(
+        (last["outcome"].as_str(), last["code_verifier_present"].as_bool()),
+        (Some("invalid_grant"), Some(true))
+    );
 
     // A provider error (the user cancelled) ends the login without a session.
     let browser = hub.browser();

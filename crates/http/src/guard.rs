@@ -15,7 +15,7 @@
 use std::future::{Ready, ready};
 
 use actix_session::SessionExt;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN, REFERER};
@@ -125,12 +125,21 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The middleware wrapped around every route, with that route's policy.
+/// The middleware wrapped around every route, with that route's policy. A refusal is answered here as a
+/// response (so the outer middleware, e.g. the security headers, still applies to it).
 pub(crate) async fn enforce(
     policy: Policy,
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match admit(policy, &mut req).await {
+        Ok(()) => next.call(req).await.map(ServiceResponse::map_into_left_body),
+        Err(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
+    }
+}
+
+/// Decides whether the request may reach its handler; on success the caller, if any, is in its extensions.
+async fn admit(policy: Policy, req: &mut ServiceRequest) -> Result<(), ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -139,25 +148,24 @@ pub(crate) async fn enforce(
     let safe = is_safe(req.method());
     match (policy.least_role(), &principal) {
         (None, _) => {}
-        (Some(_), None) => return Err(ApiError::unauthenticated("sign in or present an API token").into()),
+        (Some(_), None) => return Err(ApiError::unauthenticated("sign in or present an API token")),
         (Some(least), Some(p)) if p.user.role < least => {
             return Err(ApiError::forbidden(
                 "role_too_low",
                 format!("this needs the {least} role; you have {}", p.user.role),
-            )
-            .into());
+            ));
         }
         (Some(_), Some(_)) => {}
     }
     if !safe {
         match principal.as_ref().map(|p| (p.via, p.csrf.as_deref())) {
             Some((Via::Token { scope: TokenScope::Read, .. }, _)) => {
-                return Err(ApiError::forbidden("read_only_token", "this API token may only read").into());
+                return Err(ApiError::forbidden("read_only_token", "this API token may only read"));
             }
             Some((Via::Token { .. }, _)) => {}
             Some((Via::Session, csrf)) => {
                 check_origin(&state, req.request())?;
-                check_csrf_token(&mut req, csrf).await?;
+                check_csrf_token(req, csrf).await?;
             }
             None => check_origin(&state, req.request())?,
         }
@@ -165,7 +173,7 @@ pub(crate) async fn enforce(
     if let Some(principal) = principal {
         req.extensions_mut().insert(principal);
     }
-    next.call(req).await
+    Ok(())
 }
 
 /// The caller, from a bearer token or the session; `None` when neither is presented.

@@ -12,7 +12,7 @@ use actix_session::config::{BrowserSession, TtlExtensionPolicy};
 use actix_web::body::MessageBody;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server as ActixServer, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
 use storage::PgPool;
 use tracing::Span;
@@ -97,6 +97,23 @@ fn security_headers(hsts: bool) -> DefaultHeaders {
     if hsts { headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains")) } else { headers }
 }
 
+/// Gives a middleware's error (e.g. the session store's) our body: the cause is logged with the request
+/// id, the client gets the id only.
+async fn errors_as_responses(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
+    next.call(req).await.map_err(|error| {
+        if error.as_response_error().status_code().is_server_error() {
+            tracing::error!(request_id, error = %error, "request failed in a middleware");
+            ApiError::Internal { request_id }.into()
+        } else {
+            error
+        }
+    })
+}
+
 fn bad_input(code: &'static str, error: &dyn std::fmt::Display) -> actix_web::Error {
     ApiError::bad_request(code, error.to_string()).into()
 }
@@ -128,6 +145,7 @@ impl Server {
                 .build();
             App::new()
                 .wrap(sessions)
+                .wrap(from_fn(errors_as_responses))
                 .wrap(ErrorHandlers::new().default_handler_server(rewrite_server_errors))
                 .wrap(security_headers(auth.hsts()))
                 .wrap(TracingLogger::<PathOnlySpans>::new())
