@@ -66,25 +66,90 @@ pub async fn run(bind: &str) -> anyhow::Result<()> {
     result
 }
 
+/// The development server secret, made once and kept under `target/dev/` so sessions and tokens survive
+/// restarts of `cargo xtask dev`.
+fn dev_secret() -> anyhow::Result<std::path::PathBuf> {
+    let dir = target_dir().join("dev");
+    let path = dir.join("server-secret");
+    if !path.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, hex)?;
+    }
+    Ok(path)
+}
+
+/// Starts the test OIDC provider (`tests/oidc`) so that "Sign in" works locally; `None` without Node.js.
+fn start_oidc_provider(children: &mut Children) -> anyhow::Result<Option<String>> {
+    use std::io::BufRead;
+    if Command::new("node").arg("--version").output().is_err() {
+        eprintln!("xtask: Node.js not found: no local OIDC provider, use the admin API token below");
+        return Ok(None);
+    }
+    crate::test::install_oidc_provider()?;
+    let mut child = Command::new("node")
+        .arg(crate::workspace_root().join("tests/oidc/provider.mjs"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start the OIDC provider")?;
+    let stdout = child.stdout.take().context("provider stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    children.0.push(("OIDC provider", child));
+    let issuer = line.trim().strip_prefix("listening ").context("the OIDC provider did not start")?.to_owned();
+    Ok(Some(issuer))
+}
+
 async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
     build_binaries()?;
     migrate(url)?;
+    let secret = dev_secret()?;
     let mut children = Children(Vec::new());
-    children.0.push(
-        Command::new(binary("migrate-hub-server"))
-            .args(["serve", "--bind", bind])
-            .env("DATABASE_URL", url)
-            .spawn()
-            .context("cannot start the server")?,
-    );
+    let issuer = start_oidc_provider(&mut children)?;
+    // The provider signs in as user@example.com unless told otherwise: make that the admin.
+    let admin = Command::new(binary("migrate-hub-server"))
+        .args(["create-admin", "--email", "user@example.com"])
+        .env("DATABASE_URL", url)
+        .env("MIGRATE_HUB_SERVER_SECRET_FILE", &secret)
+        .output()
+        .context("cannot run create-admin")?;
+    if !admin.status.success() {
+        bail!("create-admin failed: {}", String::from_utf8_lossy(&admin.stderr));
+    }
+    let token = String::from_utf8_lossy(&admin.stdout).lines().last().unwrap_or_default().to_owned();
+    let mut server = Command::new(binary("migrate-hub-server"));
+    server
+        .args(["serve", "--bind", bind])
+        .env("DATABASE_URL", url)
+        .env("MIGRATE_HUB_SERVER_SECRET_FILE", &secret)
+        .env("MIGRATE_HUB_PUBLIC_URL", format!("http://{bind}"))
+        // Plain http on a possibly non-loopback address: the explicit development flag.
+        .env("MIGRATE_HUB_INSECURE_COOKIES", "true");
+    if let Some(issuer) = &issuer {
+        server
+            .env("MIGRATE_HUB_OIDC_ISSUER", issuer)
+            .env("MIGRATE_HUB_OIDC_CLIENT_ID", "migrate-hub-dev")
+            .env("MIGRATE_HUB_OIDC_CLIENT_SECRET", "migrate-hub-dev-secret");
+    }
+    children.0.push(("server", server.spawn().context("cannot start the server")?));
     wait_ready(bind, Duration::from_secs(30), &mut children)?;
-    children.0.push(
+    children.0.push((
+        "worker",
         Command::new(binary("migrate-hub-worker"))
             .env("DATABASE_URL", url)
             .spawn()
             .context("cannot start the worker")?,
-    );
-    eprintln!("\nmigrate-hub is running at http://{bind}  (Ctrl-C stops the server, the worker and the database)\n");
+    ));
+    eprintln!("\nmigrate-hub is running at http://{bind}  (Ctrl-C stops the server, the worker and the database)");
+    if issuer.is_some() {
+        eprintln!(
+            "Sign in at http://{bind}/login (the local test OIDC provider signs you in as user@example.com, admin)."
+        );
+    }
+    eprintln!("Admin API token (curl -H 'Authorization: Bearer …' http://{bind}/api/v1/me):\n{token}\n");
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -100,18 +165,16 @@ async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Child processes, stopped with SIGTERM (then killed) when we are done.
-struct Children(Vec<Child>);
+/// Child processes by name, stopped with SIGTERM (then killed) when we are done.
+struct Children(Vec<(&'static str, Child)>);
 
 impl Children {
     fn exited(&mut self) -> Option<&'static str> {
-        self.0.iter_mut().enumerate().find_map(|(i, child)| {
-            matches!(child.try_wait(), Ok(Some(_))).then_some(if i == 0 { "server" } else { "worker" })
-        })
+        self.0.iter_mut().find_map(|(name, child)| matches!(child.try_wait(), Ok(Some(_))).then_some(*name))
     }
 
     fn stop(&mut self) {
-        for child in &mut self.0 {
+        for (_, child) in &mut self.0 {
             if matches!(child.try_wait(), Ok(None)) {
                 let _ = Command::new("kill")
                     .args(["-TERM", &child.id().to_string()])
@@ -120,7 +183,7 @@ impl Children {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(15);
-        for child in &mut self.0 {
+        for (_, child) in &mut self.0 {
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(100));
             }
