@@ -11,7 +11,10 @@ use migrate_hub_tests::{PgDatabase, binary};
 
 fn server() -> Command {
     let mut command = Command::new(binary("migrate-hub-server"));
-    command.env_remove("RUST_LOG").env("MIGRATE_HUB_LOG_FORMAT", "json");
+    command
+        .env_remove("RUST_LOG")
+        .env("MIGRATE_HUB_LOG_FORMAT", "json")
+        .env("MIGRATE_HUB_SERVER_SECRET", "5e".repeat(32));
     command
 }
 
@@ -112,6 +115,21 @@ async fn serve_and_worker_refuse_an_out_of_date_schema() {
 
     let checked = run(server().arg("check-schema").env("DATABASE_URL", &db.url));
     assert!(!checked.status.success());
+
+    // Without a server secret (or with a weak one) serve says what to set, and never echoes it.
+    let bind = format!("127.0.0.1:{port}");
+    let unkeyed = run(server()
+        .args(["serve", "--bind", &bind])
+        .env("DATABASE_URL", &db.url)
+        .env_remove("MIGRATE_HUB_SERVER_SECRET"));
+    assert!(!unkeyed.status.success());
+    assert!(stderr(&unkeyed).contains("MIGRATE_HUB_SERVER_SECRET"), "{}", stderr(&unkeyed));
+    let weak = run(server()
+        .args(["serve", "--bind", &bind])
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATE_HUB_SERVER_SECRET", "abcdef12"));
+    assert!(!weak.status.success());
+    assert!(stderr(&weak).contains("too short") && !stderr(&weak).contains("abcdef12"), "{}", stderr(&weak));
 }
 
 #[tokio::test]

@@ -153,13 +153,14 @@ fn check_sources(root: &Path, files: &[PathBuf], problems: &mut Vec<String>) -> 
             if line.contains(should_panic) {
                 problems.push(format!("{name}:{}: should_panic test (assert on a returned error instead)", n + 1));
             }
-            if name.starts_with("crates/http/src/") && name != "crates/http/src/routes.rs" {
-                if let Some(found) = ROUTE_REGISTRATION.iter().find(|p| line.contains(*p)) {
-                    problems.push(format!(
-                        "{name}:{}: `{found}` registers a route outside crates/http/src/routes.rs, where every route declares its policy",
-                        n + 1
-                    ));
-                }
+            if name.starts_with("crates/http/src/")
+                && name != "crates/http/src/routes.rs"
+                && let Some(found) = ROUTE_REGISTRATION.iter().find(|p| line.contains(*p))
+            {
+                problems.push(format!(
+                    "{name}:{}: `{found}` registers a route outside crates/http/src/routes.rs, where every route declares its policy",
+                    n + 1
+                ));
             }
         }
     }

@@ -553,6 +553,12 @@ pub fn may_cancel(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
     }
 }
 
+/// Whether `actor` has at least `least` role: the gate of every route (what the route then does is
+/// decided by the functions above).
+pub fn has_role(actor: &Actor, least: Role) -> Result<(), Denial> {
+    if actor.role >= least { Ok(()) } else { Err(Denial::RoleTooLow { needed: least.as_str() }) }
+}
+
 /// Whether `actor` may change environments, targets, users and tokens.
 pub fn may_administer(actor: &Actor) -> Result<(), Denial> {
     if actor.role == Role::Admin { Ok(()) } else { Err(Denial::NotAdmin) }
@@ -788,6 +794,9 @@ mod tests {
     fn only_admins_may_administer() {
         assert_eq!(may_administer(&actor(Role::Admin)), Ok(()));
         assert_eq!(may_administer(&actor(Role::Manager)), Err(Denial::NotAdmin));
+        assert_eq!(has_role(&actor(Role::User), Role::Manager), Err(Denial::RoleTooLow { needed: "manager" }));
+        assert_eq!(has_role(&actor(Role::Manager), Role::Manager), Ok(()));
+        assert_eq!(has_role(&actor(Role::Admin), Role::User), Ok(()));
         assert_eq!(may_administer(&actor(Role::User)), Err(Denial::NotAdmin));
     }
 

@@ -149,13 +149,9 @@ async fn admit(policy: Policy, req: &mut ServiceRequest) -> Result<(), ApiError>
     match (policy.least_role(), &principal) {
         (None, _) => {}
         (Some(_), None) => return Err(ApiError::unauthenticated("sign in or present an API token")),
-        (Some(least), Some(p)) if p.user.role < least => {
-            return Err(ApiError::forbidden(
-                "role_too_low",
-                format!("this needs the {least} role; you have {}", p.user.role),
-            ));
+        (Some(least), Some(p)) => {
+            domain::policy::has_role(&p.actor(), least).map_err(|d| ApiError::forbidden(d.code(), d.to_string()))?;
         }
-        (Some(_), Some(_)) => {}
     }
     if !safe {
         match principal.as_ref().map(|p| (p.via, p.csrf.as_deref())) {

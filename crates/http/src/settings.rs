@@ -136,4 +136,26 @@ mod tests {
         }
         assert!(is_loopback("http://localhost:8080") && !is_loopback("http://hub.internal"));
     }
+
+    fn settings(public_url: &str, secure_cookies: bool) -> AuthSettings {
+        AuthSettings {
+            oidc: None,
+            password_login: false,
+            server_secret: ServerSecret::random().unwrap().0,
+            public_url: public_url.into(),
+            secure_cookies,
+            session_idle: Duration::from_secs(60),
+            session_absolute: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn hsts_only_over_https_with_secure_cookies_and_secure_cookies_need_https_or_loopback() {
+        assert!(Auth::new(settings("https://hub.example.com", true)).unwrap().hsts());
+        assert!(!Auth::new(settings("https://hub.example.com", false)).unwrap().hsts());
+        assert!(!Auth::new(settings("http://127.0.0.1:8080", true)).unwrap().hsts());
+        let err = Auth::new(settings("http://hub.internal", true)).unwrap_err();
+        assert!(err.to_string().contains("insecure-cookies"), "{err}");
+        assert!(Auth::new(settings("http://hub.internal", false)).is_ok());
+    }
 }
