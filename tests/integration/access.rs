@@ -434,3 +434,43 @@ async fn a_server_error_body_is_a_request_id_and_nothing_inside() {
     assert!(!body["error"]["request_id"].as_str().unwrap_or_default().is_empty(), "{body}");
     assert!(!body.to_string().contains("sessions"), "{body}");
 }
+
+#[tokio::test]
+async fn signing_in_issues_a_new_session_key_and_the_previous_one_dies() {
+    let hub = Hub::start(HubOptions { password_login: true, ..HubOptions::default() }).await;
+    for email in ["first@example.com", "second@example.com"] {
+        let user = hub.user(email, Role::User).await;
+        let hash = auth::password::hash(SecretString::from(PASSWORD)).await.unwrap();
+        let mut conn = hub.db.pool.acquire().await.unwrap();
+        storage::users::set_password_hash(&mut conn, user.id, Some(&hash)).await.unwrap();
+    }
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = |email: &'static str, session: Option<(String, String)>| {
+        let mut request = plain
+            .post(format!("{}/login/password", hub.url))
+            .header(ORIGIN, &hub.url)
+            .form(&[("email", email), ("password", PASSWORD)]);
+        if let Some((cookie, csrf)) = session {
+            // Signed in already, the request is a session request: it needs the CSRF token too.
+            request = request.header("cookie", cookie).header("x-csrf-token", csrf);
+        }
+        request.send()
+    };
+    let cookie_of = |response: &reqwest::Response| {
+        response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned()
+    };
+    let first = login("first@example.com", None).await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let first = cookie_of(&first);
+    // The same browser signs in again (e.g. as someone else): a new key, and the old one is gone.
+    let me = |cookie: String| plain.get(format!("{}/api/v1/me", hub.url)).header("cookie", cookie).send();
+    let body: Value = me(first.clone()).await.unwrap().json().await.unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    let second = login("second@example.com", Some((first.clone(), csrf))).await.unwrap();
+    assert_eq!(second.status(), StatusCode::SEE_OTHER);
+    let second = cookie_of(&second);
+    assert_ne!(first, second);
+    assert_eq!(me(first).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let body: Value = me(second).await.unwrap().json().await.unwrap();
+    assert_eq!(body["user"]["email"], "second@example.com");
+}

@@ -45,6 +45,11 @@ const FIXTURE: &[&str] = &[
      VALUES ('00000000-0000-0000-0002-000000000001', '00000000-0000-0000-0001-000000000001', 'ci', 'mhk_ab12', \
              sha256('token'), 'write', '00000000-0000-0000-0001-000000000001', \
              '2026-01-01T00:00:00Z', '2027-01-01T00:00:00Z')",
+    "INSERT INTO sessions (key_hash, user_id, state, expires_at) \
+     VALUES (sha256('session key'), '00000000-0000-0000-0001-000000000001', '{\"uid\": \"x\"}', \
+             now() + interval '12 hours')",
+    "INSERT INTO oidc_logins (state_hash, nonce, pkce_verifier, expires_at) \
+     VALUES (sha256('state'), repeat('n', 22), repeat('v', 43), now() + interval '10 minutes')",
     "INSERT INTO environments (id, name, description, approval_required, approvals_required, execute_roles, \
                                lock_timeout_ms, statement_timeout_ms, target_lock_wait_ms, allow_out_of_order) \
      VALUES ('00000000-0000-0000-0003-000000000001', 'prod', 'Production', true, 1, ARRAY['manager', 'admin'], \
@@ -168,6 +173,16 @@ const CASES: &[Case] = &[
          VALUES ('00000000-0000-0000-0002-000000000002', '00000000-0000-0000-0001-000000000001', 'copy', \
                  'mhk_ab12', sha256('token'), '00000000-0000-0000-0001-000000000001')",
     ),
+    // sessions
+    check("sessions_key_hash_check", "UPDATE sessions SET key_hash = decode('00', 'hex')"),
+    check("sessions_state_check", "UPDATE sessions SET state = '[]'"),
+    check("sessions_expiry_after_creation", "UPDATE sessions SET expires_at = created_at"),
+    fk("sessions_user_id_fkey", "UPDATE sessions SET user_id = '00000000-0000-0000-ffff-000000000000'"),
+    // oidc_logins
+    check("oidc_logins_state_hash_check", "UPDATE oidc_logins SET state_hash = decode('00', 'hex')"),
+    check("oidc_logins_nonce_check", "UPDATE oidc_logins SET nonce = 'short'"),
+    check("oidc_logins_pkce_verifier_check", "UPDATE oidc_logins SET pkce_verifier = 'short'"),
+    check("oidc_logins_short_lived", "UPDATE oidc_logins SET expires_at = created_at + interval '11 minutes'"),
     // environments
     check("environments_name_check", "UPDATE environments SET name = 'Prod' WHERE name = 'prod'"),
     check("environments_name_check", "UPDATE environments SET name = '-prod' WHERE name = 'prod'"),
