@@ -12,8 +12,8 @@ pub mod password;
 pub mod secrets;
 pub mod tokens;
 
-/// `error: cause: cause…` on one line.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// `error: cause: cause…` on one line (the HTTP layer logs causes with it too).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -248,7 +248,7 @@ impl Oidc {
         }
         let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
             .await
-            .map_err(|e| OidcError::Discovery(crate::chain(&e)))?;
+            .map_err(|e| OidcError::Discovery(crate::error_chain(&e)))?;
         let client = Client::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
@@ -290,7 +290,7 @@ impl Oidc {
             .map_err(|e| match e {
                 RequestTokenError::ServerResponse(r) => OidcError::CodeRejected(r.error().to_string()),
                 RequestTokenError::Parse(e, _) => OidcError::TokenResponse(e.to_string()),
-                other => OidcError::Discovery(crate::chain(&other)),
+                other => OidcError::Discovery(crate::error_chain(&other)),
             })?;
         match self.check(&client, &tokens, pending) {
             Err(OidcError::Signature(SignatureVerificationError::NoMatchingKey)) => {

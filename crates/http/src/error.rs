@@ -127,17 +127,7 @@ pub fn internal(request_id: &str, error: &(dyn std::error::Error + 'static)) -> 
     ApiError::Internal { request_id: request_id.to_owned() }
 }
 
-/// `error: cause: cause…` on one line.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
+pub use auth::error_chain as chain;
 
 /// Gives every 5xx response that is not already ours (a middleware's, e.g. the session store's, or
 /// actix's own) the JSON body with a request id, dropping whatever text it had.
