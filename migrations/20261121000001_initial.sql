@@ -248,8 +248,8 @@ CREATE TABLE runs (
     CONSTRAINT runs_idempotency_key UNIQUE (requested_by, idempotency_key),
     -- Lets run items prove that their target belongs to the run's environment.
     CONSTRAINT runs_id_env_key UNIQUE (id, environment_id),
-    -- Approvals point at (run, version, direction, environment) and must agree with the run.
-    CONSTRAINT runs_approval_target_key UNIQUE (id, migration_version_id, direction, environment_id),
+    -- Approvals point at (run, direction, environment) and must agree with the run.
+    CONSTRAINT runs_approval_target_key UNIQUE (id, direction, environment_id),
     CONSTRAINT runs_executed_when_queued CHECK (
         status IN ('awaiting_approval', 'approved', 'denied')
         OR executed_by IS NOT NULL OR status = 'cancelled'),
@@ -266,7 +266,9 @@ CREATE INDEX runs_version_idx ON runs (migration_version_id);
 CREATE TABLE approvals (
     id                  uuid PRIMARY KEY,
     run_id              uuid NOT NULL,
-    migration_version_id uuid NOT NULL,
+    -- The version the approver saw. A run waiting to execute follows its migration's newest version, so
+    -- an approval may name an older version than its run does; only approvals of the run's version count.
+    migration_version_id uuid NOT NULL REFERENCES migration_versions (id) ON DELETE RESTRICT,
     direction           text NOT NULL CHECK (direction IN ('up', 'down')),
     environment_id      uuid NOT NULL,
     approver_id         uuid NOT NULL REFERENCES users (id),
@@ -277,9 +279,10 @@ CREATE TABLE approvals (
     up_checksum         bytea NOT NULL CHECK (octet_length(up_checksum) = 32),
     down_checksum       bytea CHECK (octet_length(down_checksum) = 32),
     created_at          timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT approvals_run_fkey FOREIGN KEY (run_id, migration_version_id, direction, environment_id)
-        REFERENCES runs (id, migration_version_id, direction, environment_id) ON DELETE CASCADE,
-    CONSTRAINT approvals_one_decision_per_approver UNIQUE (run_id, approver_id),
+    CONSTRAINT approvals_run_fkey FOREIGN KEY (run_id, direction, environment_id)
+        REFERENCES runs (id, direction, environment_id) ON DELETE CASCADE,
+    -- One decision per approver per version of a run: a new version needs (and allows) a new decision.
+    CONSTRAINT approvals_one_decision_per_approver UNIQUE (run_id, migration_version_id, approver_id),
     -- Approving a rollback means approving the rollback's SQL.
     CONSTRAINT approvals_down_pins_down CHECK (direction = 'up' OR down_checksum IS NOT NULL)
 );

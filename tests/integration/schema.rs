@@ -492,7 +492,11 @@ const CASES: &[Case] = &[
     check("approvals_down_checksum_check", "UPDATE approvals SET down_checksum = decode('00', 'hex')"),
     check("approvals_down_pins_down", "UPDATE approvals SET direction = 'down', down_checksum = NULL"),
     fk("approvals_approver_id_fkey", "UPDATE approvals SET approver_id = '00000000-0000-0000-ffff-000000000000'"),
-    // The approval must agree with its run on version, direction and environment.
+    fk(
+        "approvals_migration_version_id_fkey",
+        "UPDATE approvals SET migration_version_id = '00000000-0000-0000-ffff-000000000000'",
+    ),
+    // The approval must agree with its run on direction and environment.
     fk("approvals_run_fkey", "UPDATE approvals SET direction = 'down'"),
     fk("approvals_run_fkey", "UPDATE approvals SET environment_id = '00000000-0000-0000-0003-000000000002'"),
     fk("approvals_run_fkey", "UPDATE approvals SET run_id = '00000000-0000-0000-ffff-000000000000'"),
@@ -963,8 +967,8 @@ async fn an_approval_must_agree_with_its_run() {
     .execute(&db.pool)
     .await
     .unwrap();
-    // The run applies version 1 `up` in prod: an approval of `down`, of staging or of another version points
-    // at no run.
+    // The run applies version 1 `up` in prod: an approval of `down` or of staging points at no run, and one of
+    // a version that does not exist at no version.
     for sql in [
         "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
                                 checksum_algorithm, up_checksum, down_checksum) \
@@ -981,8 +985,11 @@ async fn an_approval_must_agree_with_its_run() {
          VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', \
                  '00000000-0000-0000-ffff-000000000000', 'up', '00000000-0000-0000-0003-000000000001', \
                  '00000000-0000-0000-0001-000000000002', 'approve', 'sha256-lf-nobom', sha256('x'))",
-    ] {
-        expect_refusal(&db.pool, sql, "approvals_run_fkey", FOREIGN_KEY).await;
+    ]
+    .into_iter()
+    .zip(["approvals_run_fkey", "approvals_run_fkey", "approvals_migration_version_id_fkey"])
+    {
+        expect_refusal(&db.pool, sql.0, sql.1, FOREIGN_KEY).await;
     }
     // The same approval of what the run does is accepted.
     sqlx::query(

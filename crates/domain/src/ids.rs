@@ -58,6 +58,16 @@ macro_rules! id_type {
                 }
             }
 
+            #[cfg(feature = "openapi")]
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                    crate::openapi::uuid()
+                }
+            }
+
+            #[cfg(feature = "openapi")]
+            impl utoipa::ToSchema for $name {}
+
             impl From<$name> for Uuid {
                 fn from(id: $name) -> Uuid {
                     id.0

@@ -26,6 +26,8 @@ pub mod run;
 pub mod source;
 pub mod split;
 pub mod values;
+#[cfg(feature = "openapi")]
+mod openapi;
 
 #[cfg(test)]
 mod test_support;

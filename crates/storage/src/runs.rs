@@ -199,3 +199,17 @@ pub async fn awaiting_decision_by(conn: &mut PgConnection, approver: UserId, lim
         .map(Run::try_from)
         .collect()
 }
+
+/// Moves a run that has not started (awaiting approval or approved) onto `version`, a newer version of its
+/// migration, with status `status`. A run that has moved on is a [`StorageError::Conflict`] on
+/// `runs_status`.
+#[tracing::instrument(skip_all, fields(run.id = %id, version.id = %version))]
+pub async fn repin(tx: &mut PgTransaction<'_>, id: RunId, version: VersionId, status: RunStatus) -> StorageResult<Run> {
+    let row = sqlx::query_file_as!(Row, "../../sql/runs/repin.sql", id.as_uuid(), version.as_uuid(), status.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(row) => row.try_into(),
+        None => Err(StorageError::Conflict { constraint: "runs_status".into() }),
+    }
+}

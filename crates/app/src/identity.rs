@@ -1,0 +1,1 @@
+//! Users and API tokens (moved here from the HTTP layer).

@@ -1,0 +1,757 @@
+//! Environments and their policies, targets and their secrets, db sets and their members. Changing any of
+//! them is for admins; reading them is for everyone signed in (requesting a run means choosing them).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use domain::enums::{Engine, Role, TlsMode};
+use domain::ids::{DbSetId, EnvironmentId, TargetId};
+use domain::model::{DbSet, Environment, NewEnvironment, SecretSource, Target, TargetSpec};
+use domain::policy::{EnvironmentPolicy, RoleSet, may_administer};
+use domain::values::{Identifier, Name};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use storage::{Page, PageRequest, PgPool};
+
+use crate::error::db;
+use crate::{AppError, AppResult, Caller, record};
+
+/// Most targets one membership change may name.
+pub const MAX_MEMBERS_PER_CHANGE: usize = 5000;
+const MAX_DESCRIPTION: usize = 2000;
+const MAX_MAP_BYTES: usize = 16 * 1024;
+
+/// A password sent to the hub: held as a `SecretString` from the moment it is parsed, never printed.
+#[derive(Clone)]
+pub struct Password(pub SecretString);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Password(SecretString::from(s)))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Password {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Password)))
+            .min_length(Some(1))
+            .max_length(Some(1024))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Password {}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn explicit_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn description(text: Option<String>) -> AppResult<String> {
+    let text = text.unwrap_or_default();
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(AppError::invalid(
+            "description",
+            "too_long",
+            format!("the description must be at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    Ok(text)
+}
+
+// --- environments ---
+
+/// A new environment. Settings left out get the defaults of a production-like environment when approval
+/// is required (the default), or of a development one when it is not.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewEnvironmentInput {
+    /// Lower-case slug, e.g. `prod`.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub approval_required: Option<bool>,
+    /// 1 to 10 when approval is required, else 0.
+    #[serde(default)]
+    pub approvals_required: Option<u8>,
+    #[serde(default)]
+    pub execute_roles: Option<Vec<Role>>,
+    #[serde(default)]
+    pub lock_timeout_ms: Option<u32>,
+    /// `null` or absent: no statement timeout.
+    #[serde(default)]
+    pub statement_timeout_ms: Option<u32>,
+    #[serde(default)]
+    pub target_lock_wait_ms: Option<u32>,
+    #[serde(default)]
+    pub allow_out_of_order: Option<bool>,
+}
+
+/// Changes to an environment; absent fields keep their value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnvironmentPatch {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub approval_required: Option<bool>,
+    #[serde(default)]
+    pub approvals_required: Option<u8>,
+    #[serde(default)]
+    pub execute_roles: Option<Vec<Role>>,
+    #[serde(default)]
+    pub lock_timeout_ms: Option<u32>,
+    /// `null` removes the statement timeout.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub statement_timeout_ms: Option<Option<u32>>,
+    #[serde(default)]
+    pub target_lock_wait_ms: Option<u32>,
+    #[serde(default)]
+    pub allow_out_of_order: Option<bool>,
+}
+
+fn ms(value: u32) -> Duration {
+    Duration::from_millis(u64::from(value))
+}
+
+fn apply_patch(base: EnvironmentPolicy, p: &EnvironmentPatch) -> AppResult<EnvironmentPolicy> {
+    let mut policy = base;
+    if let Some(required) = p.approval_required {
+        if required != policy.approval_required {
+            // Switching approval on or off moves the count to its natural value unless one is given.
+            policy.approvals_required = u8::from(required);
+        }
+        policy.approval_required = required;
+    }
+    if let Some(n) = p.approvals_required {
+        policy.approvals_required = n;
+    }
+    if let Some(roles) = &p.execute_roles {
+        policy.execute_roles = RoleSet::from_roles(roles);
+    }
+    if let Some(v) = p.lock_timeout_ms {
+        policy.lock_timeout = ms(v);
+    }
+    if let Some(v) = p.statement_timeout_ms {
+        policy.statement_timeout = v.map(ms);
+    }
+    if let Some(v) = p.target_lock_wait_ms {
+        policy.target_lock_wait = ms(v);
+    }
+    if let Some(v) = p.allow_out_of_order {
+        policy.allow_out_of_order = v;
+    }
+    policy.validate().map_err(AppError::policy)?;
+    Ok(policy)
+}
+
+fn policy_details(p: &EnvironmentPolicy) -> serde_json::Value {
+    json!({
+        "approval_required": p.approval_required,
+        "approvals_required": p.approvals_required,
+        "execute_roles": p.execute_roles.iter().map(Role::as_str).collect::<Vec<_>>(),
+        "lock_timeout_ms": p.lock_timeout.as_millis() as u64,
+        "statement_timeout_ms": p.statement_timeout.map(|d| d.as_millis() as u64),
+        "target_lock_wait_ms": p.target_lock_wait.as_millis() as u64,
+        "allow_out_of_order": p.allow_out_of_order,
+    })
+}
+
+pub async fn create_environment(pool: &PgPool, caller: &Caller, input: NewEnvironmentInput) -> AppResult<Environment> {
+    may_administer(&caller.actor)?;
+    let name = Name::parse(input.name).map_err(AppError::value("name"))?;
+    let description = description(input.description)?;
+    let required = input.approval_required.unwrap_or(true);
+    let base =
+        if required { EnvironmentPolicy::production_default() } else { EnvironmentPolicy::permissive_default() };
+    let patch = EnvironmentPatch {
+        description: None,
+        approval_required: None,
+        approvals_required: input.approvals_required,
+        execute_roles: input.execute_roles,
+        lock_timeout_ms: input.lock_timeout_ms,
+        statement_timeout_ms: input.statement_timeout_ms.map(Some),
+        target_lock_wait_ms: input.target_lock_wait_ms,
+        allow_out_of_order: input.allow_out_of_order,
+    };
+    let policy = apply_patch(base, &patch)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let env = storage::environments::create(&mut tx, &NewEnvironment { name, description, policy }).await?;
+    record(&mut tx, caller, "environment.create", "environment", env.id, json!({"name": env.name.as_str(), "policy": policy_details(&env.policy)})).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(env)
+}
+
+pub async fn update_environment(
+    pool: &PgPool,
+    caller: &Caller,
+    id: EnvironmentId,
+    patch: EnvironmentPatch,
+) -> AppResult<Environment> {
+    may_administer(&caller.actor)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let current = storage::environments::get(&mut tx, id).await?;
+    let description = match patch.description.clone() {
+        Some(text) => description(Some(text))?,
+        None => current.description.clone(),
+    };
+    let policy = apply_patch(current.policy, &patch)?;
+    let env = storage::environments::update(&mut tx, id, &description, &policy).await?;
+    record(
+        &mut tx,
+        caller,
+        "environment.update",
+        "environment",
+        env.id,
+        json!({"name": env.name.as_str(), "before": policy_details(&current.policy), "after": policy_details(&env.policy)}),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(env)
+}
+
+pub async fn get_environment(pool: &PgPool, id: EnvironmentId) -> AppResult<Environment> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(storage::environments::get(&mut conn, id).await?)
+}
+
+pub async fn list_environments(pool: &PgPool, page: &PageRequest<Name>) -> AppResult<Page<Environment, Name>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(storage::environments::list(&mut conn, page).await?)
+}
+
+// --- targets ---
+
+/// A new target database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewTargetInput {
+    pub environment_id: EnvironmentId,
+    pub name: String,
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    #[serde(default)]
+    pub schema: Option<String>,
+    pub username: String,
+    #[serde(default)]
+    pub tls_mode: Option<TlsMode>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Per-target values for `${name}` placeholders in migrations.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// The password, sealed at rest and never returned.
+    #[serde(default)]
+    pub password: Option<Password>,
+    /// Or where the worker finds it: `env:NAME` or `file:/path`.
+    #[serde(default)]
+    pub secret_ref: Option<String>,
+}
+
+/// Changes to a target's connection settings; absent fields keep their value. The secret has its own
+/// use case ([`set_target_secret`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TargetPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub database: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub schema: Option<Option<String>>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub tls_mode: Option<TlsMode>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub variables: Option<BTreeMap<String, String>>,
+}
+
+/// A new secret for a target: exactly one of the two.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SecretInput {
+    #[serde(default)]
+    pub password: Option<Password>,
+    #[serde(default)]
+    pub secret_ref: Option<String>,
+}
+
+fn text(field: &'static str, value: String, max: usize) -> AppResult<String> {
+    let value = value.trim().to_owned();
+    if value.is_empty() || value.chars().count() > max || value.chars().any(|c| c.is_control()) {
+        return Err(AppError::invalid(
+            field,
+            "invalid_value",
+            format!("{field} must be 1 to {max} characters, without control characters"),
+        ));
+    }
+    Ok(value)
+}
+
+fn host(value: String) -> AppResult<String> {
+    let value = text("host", value, 253)?;
+    if value.chars().any(char::is_whitespace) {
+        return Err(AppError::invalid("host", "invalid_value", "host must not contain spaces"));
+    }
+    Ok(value)
+}
+
+fn port(value: u16) -> AppResult<u16> {
+    if value == 0 {
+        return Err(AppError::invalid("port", "invalid_value", "port must be between 1 and 65535"));
+    }
+    Ok(value)
+}
+
+fn string_map(field: &'static str, map: BTreeMap<String, String>) -> AppResult<BTreeMap<String, String>> {
+    let size: usize = map.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    if size > MAX_MAP_BYTES {
+        return Err(AppError::invalid(field, "too_long", format!("{field} must be at most {MAX_MAP_BYTES} bytes")));
+    }
+    if map.keys().any(|k| k.is_empty() || k.len() > 128) {
+        return Err(AppError::invalid(field, "invalid_value", format!("{field} keys must be 1 to 128 bytes")));
+    }
+    Ok(map)
+}
+
+fn secret_ref(value: String) -> AppResult<String> {
+    let valid_env = value.strip_prefix("env:").is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= 128
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    let valid_file = value
+        .strip_prefix("file:/")
+        .is_some_and(|rest| !rest.is_empty() && !value.chars().any(char::is_whitespace) && value.len() <= 1000);
+    if !(valid_env || valid_file) {
+        return Err(AppError::invalid(
+            "secret_ref",
+            "invalid_value",
+            "secret_ref must be env:NAME (letters, digits, underscores) or file:/absolute/path",
+        ));
+    }
+    Ok(value)
+}
+
+fn password(value: &Password) -> AppResult<()> {
+    let len = value.0.expose_secret().len();
+    if len == 0 || len > 1024 {
+        return Err(AppError::invalid("password", "invalid_value", "password must be 1 to 1024 bytes"));
+    }
+    Ok(())
+}
+
+enum NewSecret {
+    Password(Password),
+    Reference(String),
+}
+
+fn one_secret(password_in: Option<Password>, reference: Option<String>) -> AppResult<Option<NewSecret>> {
+    match (password_in, reference) {
+        (Some(_), Some(_)) => Err(AppError::invalid(
+            "secret_ref",
+            "two_secrets",
+            "give a password or a secret_ref, not both",
+        )),
+        (Some(p), None) => {
+            password(&p)?;
+            Ok(Some(NewSecret::Password(p)))
+        }
+        (None, Some(r)) => Ok(Some(NewSecret::Reference(secret_ref(r)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn secret_kind(source: &SecretSource) -> &'static str {
+    match source {
+        SecretSource::None => "none",
+        SecretSource::Sealed { .. } => "sealed",
+        SecretSource::Reference { .. } => "reference",
+    }
+}
+
+fn no_keys() -> AppError {
+    AppError::conflict(
+        "no_master_keys",
+        "this hub has no master keys to seal passwords with (set MIGRATE_HUB_MASTER_KEYS); use a secret_ref instead",
+    )
+}
+
+pub async fn create_target(
+    pool: &PgPool,
+    keys: Option<&auth::secrets::KeyRing>,
+    caller: &Caller,
+    input: NewTargetInput,
+) -> AppResult<Target> {
+    may_administer(&caller.actor)?;
+    let spec = TargetSpec {
+        name: Name::parse(input.name).map_err(AppError::value("name"))?,
+        engine: input.engine,
+        host: host(input.host)?,
+        port: port(input.port)?,
+        database: text("database", input.database, 128)?,
+        schema: input.schema.map(Identifier::parse).transpose().map_err(AppError::value("schema"))?,
+        username: text("username", input.username, 128)?,
+        tls_mode: input.tls_mode.unwrap_or(TlsMode::Prefer),
+        labels: string_map("labels", input.labels)?,
+        variables: string_map("variables", input.variables)?,
+    };
+    let secret = one_secret(input.password, input.secret_ref)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    storage::environments::get(&mut tx, input.environment_id).await?;
+    let id = TargetId::new();
+    let reference = match &secret {
+        Some(NewSecret::Reference(r)) => Some(r.as_str()),
+        _ => None,
+    };
+    let mut target = storage::targets::create(&mut tx, id, input.environment_id, &spec, reference).await?;
+    if let Some(NewSecret::Password(p)) = &secret {
+        let keys = keys.ok_or_else(no_keys)?;
+        let sealed = keys.seal(id, &p.0)?;
+        target = storage::targets::set_sealed_secret(&mut tx, id, &sealed).await?;
+    }
+    record(
+        &mut tx,
+        caller,
+        "target.create",
+        "target",
+        target.id,
+        json!({
+            "name": target.name.as_str(), "environment_id": target.environment_id, "engine": target.engine.as_str(),
+            "host": target.host, "port": target.port, "database": target.database, "secret": secret_kind(&target.secret),
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(target)
+}
+
+pub async fn update_target(pool: &PgPool, caller: &Caller, id: TargetId, patch: TargetPatch) -> AppResult<Target> {
+    may_administer(&caller.actor)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let current = storage::targets::get(&mut tx, id).await?;
+    let spec = TargetSpec {
+        name: match patch.name {
+            Some(n) => Name::parse(n).map_err(AppError::value("name"))?,
+            None => current.name.clone(),
+        },
+        engine: current.engine,
+        host: match patch.host {
+            Some(h) => host(h)?,
+            None => current.host.clone(),
+        },
+        port: match patch.port {
+            Some(p) => port(p)?,
+            None => current.port,
+        },
+        database: match patch.database {
+            Some(d) => text("database", d, 128)?,
+            None => current.database.clone(),
+        },
+        schema: match patch.schema {
+            Some(s) => s.map(Identifier::parse).transpose().map_err(AppError::value("schema"))?,
+            None => current.schema.clone(),
+        },
+        username: match patch.username {
+            Some(u) => text("username", u, 128)?,
+            None => current.username.clone(),
+        },
+        tls_mode: patch.tls_mode.unwrap_or(current.tls_mode),
+        labels: match patch.labels {
+            Some(l) => string_map("labels", l)?,
+            None => current.labels.clone(),
+        },
+        variables: match patch.variables {
+            Some(v) => string_map("variables", v)?,
+            None => current.variables.clone(),
+        },
+    };
+    let target = storage::targets::update(&mut tx, id, &spec).await?;
+    record(
+        &mut tx,
+        caller,
+        "target.update",
+        "target",
+        target.id,
+        json!({"name": target.name.as_str(), "host": target.host, "port": target.port, "database": target.database}),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(target)
+}
+
+/// Sets or replaces a target's secret. The audit event says which kind of secret it now has, never the value.
+pub async fn set_target_secret(
+    pool: &PgPool,
+    keys: Option<&auth::secrets::KeyRing>,
+    caller: &Caller,
+    id: TargetId,
+    input: SecretInput,
+) -> AppResult<Target> {
+    may_administer(&caller.actor)?;
+    let secret = one_secret(input.password, input.secret_ref)?
+        .ok_or_else(|| AppError::invalid("password", "missing", "give a password or a secret_ref"))?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let before = storage::targets::get(&mut tx, id).await?;
+    let target = match secret {
+        NewSecret::Password(p) => {
+            let keys = keys.ok_or_else(no_keys)?;
+            let sealed = keys.seal(id, &p.0)?;
+            storage::targets::set_secret_ref(&mut tx, id, None).await?;
+            storage::targets::set_sealed_secret(&mut tx, id, &sealed).await?
+        }
+        NewSecret::Reference(r) => storage::targets::set_secret_ref(&mut tx, id, Some(&r)).await?,
+    };
+    record(
+        &mut tx,
+        caller,
+        "target.secret_set",
+        "target",
+        id,
+        json!({"name": target.name.as_str(), "before": secret_kind(&before.secret), "after": secret_kind(&target.secret)}),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(target)
+}
+
+/// Removes a target's secret (it then connects without a password).
+pub async fn clear_target_secret(pool: &PgPool, caller: &Caller, id: TargetId) -> AppResult<Target> {
+    may_administer(&caller.actor)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let before = storage::targets::get(&mut tx, id).await?;
+    let target = storage::targets::set_secret_ref(&mut tx, id, None).await?;
+    record(
+        &mut tx,
+        caller,
+        "target.secret_clear",
+        "target",
+        id,
+        json!({"name": target.name.as_str(), "before": secret_kind(&before.secret)}),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(target)
+}
+
+pub async fn delete_target(pool: &PgPool, caller: &Caller, id: TargetId) -> AppResult<()> {
+    may_administer(&caller.actor)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let target = storage::targets::get(&mut tx, id).await?;
+    storage::targets::delete(&mut tx, id).await?;
+    record(&mut tx, caller, "target.delete", "target", id, json!({"name": target.name.as_str()})).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(())
+}
+
+pub async fn get_target(pool: &PgPool, id: TargetId) -> AppResult<Target> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(storage::targets::get(&mut conn, id).await?)
+}
+
+pub async fn list_targets(
+    pool: &PgPool,
+    environment: EnvironmentId,
+    search: Option<&str>,
+    page: &PageRequest<Name>,
+) -> AppResult<Page<Target, Name>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    storage::environments::get(&mut conn, environment).await?;
+    Ok(storage::targets::list(&mut conn, environment, search, page).await?)
+}
+
+// --- db sets ---
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewDbSetInput {
+    pub environment_id: EnvironmentId,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Initial members (targets of the same environment).
+    #[serde(default)]
+    pub target_ids: Vec<TargetId>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DbSetPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Targets to add to and remove from a set, in one change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MembershipChange {
+    #[serde(default)]
+    pub add: Vec<TargetId>,
+    #[serde(default)]
+    pub remove: Vec<TargetId>,
+}
+
+/// The result of a membership change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipResult {
+    pub added: u64,
+    pub removed: u64,
+    pub members: u64,
+}
+
+fn member_count(ids: &[TargetId], field: &'static str) -> AppResult<()> {
+    if ids.len() > MAX_MEMBERS_PER_CHANGE {
+        return Err(AppError::invalid(
+            field,
+            "too_many",
+            format!("at most {MAX_MEMBERS_PER_CHANGE} targets per change"),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create_db_set(pool: &PgPool, caller: &Caller, input: NewDbSetInput) -> AppResult<DbSet> {
+    may_administer(&caller.actor)?;
+    let name = Name::parse(input.name).map_err(AppError::value("name"))?;
+    let description = description(input.description)?;
+    member_count(&input.target_ids, "target_ids")?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    storage::environments::get(&mut tx, input.environment_id).await?;
+    let set = storage::db_sets::create(&mut tx, input.environment_id, &name, &description).await?;
+    let added = storage::db_sets::add_members(&mut tx, set.id, &input.target_ids).await.map_err(member_error)?;
+    record(
+        &mut tx,
+        caller,
+        "db_set.create",
+        "db_set",
+        set.id,
+        json!({"name": set.name.as_str(), "environment_id": set.environment_id, "members": added}),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(set)
+}
+
+/// A member that does not exist or belongs to another environment is the caller's mistake, not a conflict.
+fn member_error(e: storage::StorageError) -> AppError {
+    match &e {
+        storage::StorageError::Reference { constraint } if constraint == "db_set_members_target_fkey" => {
+            AppError::invalid("target_ids", "unknown_target", "every target must exist and belong to the db set's environment")
+        }
+        _ => e.into(),
+    }
+}
+
+pub async fn update_db_set(pool: &PgPool, caller: &Caller, id: DbSetId, patch: DbSetPatch) -> AppResult<DbSet> {
+    may_administer(&caller.actor)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let current = storage::db_sets::get(&mut tx, id).await?;
+    let name = match patch.name {
+        Some(n) => Name::parse(n).map_err(AppError::value("name"))?,
+        None => current.name.clone(),
+    };
+    let description = match patch.description {
+        Some(d) => description(Some(d))?,
+        None => current.description.clone(),
+    };
+    let set = storage::db_sets::update(&mut tx, id, &name, &description).await?;
+    record(&mut tx, caller, "db_set.update", "db_set", id, json!({"name": set.name.as_str(), "before": current.name.as_str()})).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(set)
+}
+
+pub async fn change_members(
+    pool: &PgPool,
+    caller: &Caller,
+    id: DbSetId,
+    change: MembershipChange,
+) -> AppResult<MembershipResult> {
+    may_administer(&caller.actor)?;
+    member_count(&change.add, "add")?;
+    member_count(&change.remove, "remove")?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let set = storage::db_sets::get(&mut tx, id).await?;
+    let mut add = change.add.clone();
+    add.sort_unstable();
+    add.dedup();
+    let added = storage::db_sets::add_members(&mut tx, id, &add).await.map_err(member_error)?;
+    let removed = storage::db_sets::remove_members(&mut tx, id, &change.remove).await?;
+    let members = storage::db_sets::count_members(&mut tx, id).await?;
+    record(
+        &mut tx,
+        caller,
+        "db_set.members",
+        "db_set",
+        id,
+        json!({"name": set.name.as_str(), "added": added, "removed": removed, "members": members}),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(MembershipResult { added, removed, members })
+}
+
+pub async fn get_db_set(pool: &PgPool, id: DbSetId) -> AppResult<(DbSet, u64)> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let set = storage::db_sets::get(&mut conn, id).await?;
+    let members = storage::db_sets::count_members(&mut conn, id).await?;
+    Ok((set, members))
+}
+
+pub async fn list_db_sets(
+    pool: &PgPool,
+    environment: Option<EnvironmentId>,
+    page: &PageRequest<Name>,
+) -> AppResult<Page<DbSet, Name>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(storage::db_sets::list(&mut conn, environment, page).await?)
+}
+
+pub async fn list_members(
+    pool: &PgPool,
+    id: DbSetId,
+    search: Option<&str>,
+    page: &PageRequest<Name>,
+) -> AppResult<Page<Target, Name>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    storage::db_sets::get(&mut conn, id).await?;
+    Ok(storage::db_sets::list_members(&mut conn, id, search, page).await?)
+}

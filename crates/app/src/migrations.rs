@@ -1,0 +1,478 @@
+//! Migrations and their immutable versions: authoring, editing (a new version), and importing a directory.
+//!
+//! Every version is checked when it is made: its size, that it splits into statements (as Postgres and as
+//! MySQL; it must split as one of them), and that a `transaction`-mode version has no statement Postgres
+//! refuses inside a transaction. What is worth knowing but not fatal is kept with the version as
+//! validation messages.
+
+use domain::enums::{Direction, Engine, TransactionMode};
+use domain::ids::{MigrationId, ProjectId};
+use domain::model::{Migration, MigrationVersion, NewMigrationVersion, Severity, StatementRange, ValidationMessage};
+use domain::source::{Layout, SourceFile};
+use domain::split::{self, Dialect};
+use domain::values::{MigrationName, VersionKey};
+use ring::digest;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use storage::{Page, PageRequest, PgPool};
+
+use crate::error::db;
+use crate::{AppError, AppResult, Caller, record};
+
+/// Size limits on migration SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest up or down script, in bytes (SPEC §7: 1 MiB by default).
+    pub max_sql_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_sql_bytes: 1 << 20 }
+    }
+}
+
+/// Most files one import may carry.
+pub const MAX_IMPORT_FILES: usize = 10_000;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewMigrationInput {
+    pub project_id: ProjectId,
+    /// Sortable version key, e.g. `20250121_0001`.
+    pub version_key: String,
+    pub name: String,
+    pub up_sql: String,
+    #[serde(default)]
+    pub down_sql: Option<String>,
+    #[serde(default)]
+    pub transaction_mode: Option<TransactionMode>,
+}
+
+/// The content of a new version of a migration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VersionInput {
+    pub up_sql: String,
+    #[serde(default)]
+    pub down_sql: Option<String>,
+    #[serde(default)]
+    pub transaction_mode: Option<TransactionMode>,
+}
+
+/// One file of a directory import.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportFile {
+    /// Relative to the migrations directory, e.g. `0001_init.up.sql`.
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportInput {
+    pub files: Vec<ImportFile>,
+    /// `plain`, `up-down`, `goose`, `flyway` or `dbmate`; detected when absent.
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// Whose dialect the files are written in (goose and dbmate statement annotations); default postgres.
+    #[serde(default)]
+    pub engine: Option<Engine>,
+}
+
+/// What an import did, per migration (by version key).
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportReport {
+    pub layout: String,
+    /// New migrations (version 1).
+    pub created: Vec<String>,
+    /// Existing migrations whose files changed: a new version each.
+    pub updated: Vec<String>,
+    /// Existing migrations whose files did not change.
+    pub unchanged: Vec<String>,
+    /// Files that were not read as migrations, with why.
+    pub skipped: Vec<SkippedFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SkippedFile {
+    pub path: String,
+    pub reason: String,
+}
+
+/// A checked version, ready to store.
+struct Checked {
+    up_statements: Vec<StatementRange>,
+    down_statements: Vec<StatementRange>,
+    messages: Vec<ValidationMessage>,
+}
+
+fn size(what: &'static str, sql: &str, limits: Limits) -> AppResult<()> {
+    if sql.len() > limits.max_sql_bytes {
+        return Err(AppError::TooLarge { what, size: sql.len(), limit: limits.max_sql_bytes });
+    }
+    Ok(())
+}
+
+fn message(severity: Severity, code: &str, message: String, direction: Direction, index: Option<usize>) -> ValidationMessage {
+    ValidationMessage {
+        severity,
+        code: code.to_owned(),
+        message,
+        direction,
+        statement_index: index.and_then(|i| u32::try_from(i).ok()),
+    }
+}
+
+/// Splits one script as both dialects. Returns the stored split (Postgres's when it splits as Postgres).
+fn split_both(
+    field: &'static str,
+    sql: &str,
+    direction: Direction,
+    messages: &mut Vec<ValidationMessage>,
+) -> AppResult<Vec<split::Statement>> {
+    let pg = split::split(sql, Dialect::Postgres);
+    let my = split::split(sql, Dialect::Mysql);
+    let statements = match (pg, my) {
+        (Ok(pg), my) => {
+            if let Err(e) = my {
+                messages.push(message(
+                    Severity::Warning,
+                    "mysql_split",
+                    format!("does not split as MySQL (line {}, column {}: {}); it can run on Postgres targets only", e.line, e.column, e.message),
+                    direction,
+                    None,
+                ));
+            }
+            pg
+        }
+        (Err(e), Ok(my)) => {
+            messages.push(message(
+                Severity::Warning,
+                "postgres_split",
+                format!("does not split as Postgres (line {}, column {}: {}); it can run on MySQL targets only", e.line, e.column, e.message),
+                direction,
+                None,
+            ));
+            my
+        }
+        (Err(e), Err(_)) => {
+            return Err(AppError::invalid(
+                field,
+                "unsplittable",
+                format!("{field} does not split into statements: line {}, column {}: {}", e.line, e.column, e.message),
+            ));
+        }
+    };
+    Ok(statements)
+}
+
+fn check(up: &str, down: Option<&str>, mode: TransactionMode, limits: Limits) -> AppResult<Checked> {
+    size("up_sql", up, limits)?;
+    if let Some(down) = down {
+        size("down_sql", down, limits)?;
+    }
+    let mut messages = Vec::new();
+    let up_split = split_both("up_sql", up, Direction::Up, &mut messages)?;
+    if up_split.is_empty() {
+        return Err(AppError::invalid("up_sql", "empty", "up_sql has no statements (only whitespace or comments)"));
+    }
+    let down_split = match down {
+        Some(down) => {
+            let statements = split_both("down_sql", down, Direction::Down, &mut messages)?;
+            if statements.is_empty() {
+                return Err(AppError::invalid(
+                    "down_sql",
+                    "empty",
+                    "down_sql has no statements; leave it out if there is no rollback",
+                ));
+            }
+            statements
+        }
+        None => {
+            messages.push(message(
+                Severity::Info,
+                "no_down",
+                "no down migration: this version cannot be rolled back by the hub".to_owned(),
+                Direction::Down,
+                None,
+            ));
+            Vec::new()
+        }
+    };
+    for (direction, sql, statements, field) in
+        [(Direction::Up, up, &up_split, "up_sql"), (Direction::Down, down.unwrap_or(""), &down_split, "down_sql")]
+    {
+        for (i, statement) in statements.iter().enumerate() {
+            if let Some(what) = split::non_transactional(statement.text(sql)) {
+                if mode == TransactionMode::Transaction {
+                    return Err(AppError::invalid(
+                        "transaction_mode",
+                        "needs_no_transaction",
+                        format!(
+                            "{field} statement {} ({what}) cannot run inside a transaction on Postgres; set transaction_mode to \"none\"",
+                            i + 1
+                        ),
+                    ));
+                }
+                messages.push(message(
+                    Severity::Info,
+                    "non_transactional",
+                    format!("{what} runs outside a transaction; a failure after it leaves the target needing recovery"),
+                    direction,
+                    Some(i),
+                ));
+            }
+        }
+    }
+    if mode == TransactionMode::None && up_split.len() > 1 {
+        messages.push(message(
+            Severity::Warning,
+            "not_atomic",
+            format!(
+                "transaction_mode \"none\" with {} statements: a failure part-way leaves the target needing recovery",
+                up_split.len()
+            ),
+            Direction::Up,
+            None,
+        ));
+    }
+    messages.sort_by_key(|m| std::cmp::Reverse(m.severity));
+    Ok(Checked { up_statements: split::ranges(&up_split), down_statements: split::ranges(&down_split), messages })
+}
+
+fn new_version(
+    migration: MigrationId,
+    up: String,
+    down: Option<String>,
+    mode: TransactionMode,
+    checked: Checked,
+    source_hash: Option<[u8; 32]>,
+    author: &Caller,
+) -> NewMigrationVersion {
+    NewMigrationVersion {
+        migration_id: migration,
+        up_sql: up,
+        down_sql: down,
+        transaction_mode: mode,
+        up_statements: checked.up_statements,
+        down_statements: checked.down_statements,
+        lint_results: checked.messages,
+        source_hash,
+        author_id: author.actor.user_id,
+    }
+}
+
+fn version_details(m: &Migration, v: &MigrationVersion) -> serde_json::Value {
+    json!({
+        "project_id": m.project_id,
+        "version_key": m.version_key.as_str(),
+        "version": v.version_no,
+        "up_checksum": v.checksums.up.to_hex(),
+        "down_checksum": v.checksums.down.map(|c| c.to_hex()),
+        "transaction_mode": v.transaction_mode.as_str(),
+    })
+}
+
+/// A new migration and its version 1. Anyone signed in may author one; running it is what needs approval.
+pub async fn create_migration(
+    pool: &PgPool,
+    caller: &Caller,
+    limits: Limits,
+    input: NewMigrationInput,
+) -> AppResult<(Migration, MigrationVersion)> {
+    let key = VersionKey::parse(input.version_key).map_err(AppError::value("version_key"))?;
+    let name = MigrationName::parse(input.name).map_err(AppError::value("name"))?;
+    let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
+    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    storage::projects::get(&mut tx, input.project_id).await?;
+    let migration =
+        storage::migrations::create(&mut tx, input.project_id, &key, &name, None, caller.actor.user_id).await?;
+    let new = new_version(migration.id, input.up_sql, input.down_sql, mode, checked, None, caller);
+    let version = storage::versions::create(&mut tx, &new).await?;
+    record(&mut tx, caller, "migration.create", "migration", migration.id, version_details(&migration, &version)).await?;
+    tx.commit().await.map_err(db)?;
+    Ok((migration, version))
+}
+
+/// An edit: a new version of the migration. Content equal to the newest version's (same checksums and
+/// mode) makes nothing and returns that version with `false`.
+pub async fn create_version(
+    pool: &PgPool,
+    caller: &Caller,
+    limits: Limits,
+    migration: MigrationId,
+    input: VersionInput,
+) -> AppResult<(MigrationVersion, bool)> {
+    let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
+    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits)?;
+    let mut tx = pool.begin().await.map_err(db)?;
+    let m = storage::migrations::get(&mut tx, migration).await?;
+    let new = new_version(migration, input.up_sql, input.down_sql, mode, checked, None, caller);
+    if let Some(latest) = storage::versions::latest(&mut tx, migration).await? {
+        if latest.checksums == new.checksums() && latest.transaction_mode == mode {
+            return Ok((latest, false));
+        }
+    }
+    let version = storage::versions::create(&mut tx, &new).await?;
+    record(&mut tx, caller, "migration.version", "migration", m.id, version_details(&m, &version)).await?;
+    tx.commit().await.map_err(db)?;
+    Ok((version, true))
+}
+
+fn source_hash(up_path: &str, up: &str, down_path: Option<&str>, down: Option<&str>, mode: TransactionMode) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in [Some(up_path), Some(up), down_path, down, Some(mode.as_str())] {
+        match part {
+            None => ctx.update(&[0]),
+            Some(text) => {
+                ctx.update(&[1]);
+                ctx.update(&(text.len() as u64).to_be_bytes());
+                ctx.update(text.as_bytes());
+            }
+        }
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Imports a directory of migration files into a project, in one transaction: files not seen before make
+/// migrations, changed files make new versions, unchanged files (same paths and content) do nothing.
+pub async fn import(
+    pool: &PgPool,
+    caller: &Caller,
+    limits: Limits,
+    project: ProjectId,
+    input: ImportInput,
+) -> AppResult<ImportReport> {
+    if input.files.is_empty() {
+        return Err(AppError::invalid("files", "empty", "an import needs at least one file"));
+    }
+    if input.files.len() > MAX_IMPORT_FILES {
+        return Err(AppError::invalid("files", "too_many", format!("at most {MAX_IMPORT_FILES} files per import")));
+    }
+    let layout = input
+        .layout
+        .as_deref()
+        .map(str::parse::<Layout>)
+        .transpose()
+        .map_err(|e| AppError::invalid("layout", "unknown_layout", e.to_string()))?;
+    let files: Vec<SourceFile<'_>> =
+        input.files.iter().map(|f| SourceFile { path: f.path.as_str(), content: f.content.as_str() }).collect();
+    let source = domain::source::read(&files, layout, input.engine.unwrap_or(Engine::Postgres))
+        .map_err(|e| AppError::invalid("files", "unreadable", e.to_string()))?;
+    let mut report = ImportReport {
+        layout: source.layout.as_str().to_owned(),
+        skipped: source.skipped.iter().map(|s| SkippedFile { path: s.path.clone(), reason: s.reason.clone() }).collect(),
+        ..ImportReport::default()
+    };
+    // Check everything before writing anything, so a bad file fails the import with its name.
+    let mut checked = Vec::with_capacity(source.migrations.len());
+    for m in &source.migrations {
+        let c = check(&m.up, m.down.as_deref(), m.transaction_mode, limits).map_err(|e| match e {
+            AppError::Invalid { code, message, .. } => {
+                AppError::Invalid { field: Some("files"), code, message: format!("{}: {message}", m.up_path) }
+            }
+            other => other,
+        })?;
+        let name = MigrationName::parse(if m.name.is_empty() { m.version.as_str().to_owned() } else { m.name.replace('_', " ") })
+            .map_err(|e| AppError::invalid("files", "invalid_value", format!("{}: {e}", m.up_path)))?;
+        checked.push((m, c, name));
+    }
+    let mut tx = pool.begin().await.map_err(db)?;
+    storage::projects::get(&mut tx, project).await?;
+    for (m, c, name) in checked {
+        let hash = source_hash(&m.up_path, &m.up, m.down_path.as_deref(), m.down.as_deref(), m.transaction_mode);
+        let key = m.version.as_str().to_owned();
+        match storage::migrations::find_by_key(&mut tx, project, &m.version).await? {
+            None => {
+                let migration = storage::migrations::create(
+                    &mut tx,
+                    project,
+                    &m.version,
+                    &name,
+                    Some(m.up_path.as_str()),
+                    caller.actor.user_id,
+                )
+                .await?;
+                let new = new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
+                storage::versions::create(&mut tx, &new).await?;
+                report.created.push(key);
+            }
+            Some(migration) => {
+                let new = new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
+                let latest = storage::versions::latest(&mut tx, migration.id).await?;
+                let same = latest.as_ref().is_some_and(|l| {
+                    l.source_hash == Some(hash)
+                        || (l.checksums == new.checksums() && l.transaction_mode == new.transaction_mode)
+                });
+                if same {
+                    report.unchanged.push(key);
+                } else {
+                    storage::versions::create(&mut tx, &new).await?;
+                    report.updated.push(key);
+                }
+            }
+        }
+    }
+    const LISTED: usize = 200;
+    record(
+        &mut tx,
+        caller,
+        "migration.import",
+        "project",
+        project,
+        json!({
+            "layout": report.layout,
+            "created": report.created.iter().take(LISTED).collect::<Vec<_>>(),
+            "updated": report.updated.iter().take(LISTED).collect::<Vec<_>>(),
+            "created_count": report.created.len(),
+            "updated_count": report.updated.len(),
+            "unchanged_count": report.unchanged.len(),
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(report)
+}
+
+pub async fn get_migration(pool: &PgPool, id: MigrationId) -> AppResult<(Migration, Option<MigrationVersion>)> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let m = storage::migrations::get(&mut conn, id).await?;
+    let latest = storage::versions::latest(&mut conn, id).await?;
+    Ok((m, latest))
+}
+
+pub async fn list_migrations(
+    pool: &PgPool,
+    project: ProjectId,
+    page: &PageRequest<VersionKey>,
+) -> AppResult<Page<Migration, VersionKey>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    storage::projects::get(&mut conn, project).await?;
+    Ok(storage::migrations::list(&mut conn, project, page).await?)
+}
+
+pub async fn list_versions(
+    pool: &PgPool,
+    migration: MigrationId,
+    page: &PageRequest<u32>,
+) -> AppResult<Page<MigrationVersion, u32>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    storage::migrations::get(&mut conn, migration).await?;
+    Ok(storage::versions::list(&mut conn, migration, page).await?)
+}
+
+pub async fn get_version(pool: &PgPool, migration: MigrationId, number: u32) -> AppResult<MigrationVersion> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(storage::versions::get_by_number(&mut conn, migration, number).await?)
+}
