@@ -53,6 +53,17 @@ const RULES: &[Rule] = &[
         forbidden: &["actix-web", "actix-session", "maud", "tracing-actix-web", "openidconnect"],
     },
     Rule {
+        package: "migrate-hub-app",
+        allowed_internal: &[
+            "migrate-hub-domain",
+            "migrate-hub-storage",
+            "migrate-hub-auth",
+            "migrate-hub-audit",
+            "migrate-hub-executor",
+        ],
+        forbidden: &["sqlx", "actix-web", "actix-session", "maud", "tracing-actix-web", "openidconnect", "reqwest"],
+    },
+    Rule {
         package: "migrate-hub-http",
         allowed_internal: &[
             "migrate-hub-domain",
@@ -60,6 +71,7 @@ const RULES: &[Rule] = &[
             "migrate-hub-auth",
             "migrate-hub-audit",
             "migrate-hub-executor",
+            "migrate-hub-app",
         ],
         forbidden: &["sqlx"],
     },

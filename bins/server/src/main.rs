@@ -22,6 +22,16 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain from the first row; exits non-zero and names the first broken row if any
+    /// row was changed, removed or inserted out of line.
+    Verify {
+        #[command(flatten)]
+        db: cli::DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Apply the tool database schema (idempotent: a current database is left as it is).
     Migrate {
@@ -50,6 +60,17 @@ enum Command {
         auth: AuthArgs,
         #[command(flatten)]
         secret: ServerSecretArgs,
+        /// Master keys to seal target passwords with; without them only secret references can be set.
+        #[command(flatten)]
+        keys: cli::MasterKeyArgs,
+        /// Largest up or down script of a migration, in bytes.
+        #[arg(long, env = "MIGRATE_HUB_MAX_SQL_BYTES", default_value_t = 1 << 20)]
+        max_sql_bytes: usize,
+    },
+    /// Audit log commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Create an admin (or make an existing user admin, enabled) and print a new API token for them as the
     /// last line of output. The token is shown once; store it now.
@@ -98,7 +119,11 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("the tool database schema is current");
             Ok(())
         }
-        Command::Serve { db, bind, http_workers, auth, secret } => serve(&db, &bind, http_workers, auth, &secret).await,
+        Command::Serve { db, bind, http_workers, auth, secret, keys, max_sql_bytes } => {
+            let limits = app::migrations::Limits { max_sql_bytes };
+            serve(&db, &bind, http_workers, auth, &secret, &keys, limits).await
+        }
+        Command::Audit { command: AuditCommand::Verify { db } } => verify_audit(&db).await,
         Command::CreateAdmin { db, secret, email, token_days } => {
             admin::create_admin(&db, &secret, &email, token_days).await
         }
@@ -157,19 +182,43 @@ async fn migrate(db: &cli::DatabaseArgs, create_database: bool) -> anyhow::Resul
     Ok(())
 }
 
+async fn verify_audit(db: &cli::DatabaseArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server audit"));
+    cli::require_current_schema(&pool).await?;
+    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
+    let verdict = audit::verify(&mut conn).await.context("cannot read the audit log")?;
+    let mut stdout = std::io::stdout().lock();
+    match verdict {
+        audit::Verification::Intact { rows } => {
+            writeln!(stdout, "audit log intact: {rows} rows, every hash and link checks out")?;
+            Ok(())
+        }
+        audit::Verification::Broken { row_id, reason } => {
+            writeln!(stdout, "audit log BROKEN at row {row_id}: {reason}")?;
+            anyhow::bail!("the audit log chain is broken at row {row_id}: {reason}")
+        }
+    }
+}
+
 async fn serve(
     db: &cli::DatabaseArgs,
     bind: &str,
     http_workers: usize,
     auth: AuthArgs,
     secret: &ServerSecretArgs,
+    keys: &cli::MasterKeyArgs,
+    limits: app::migrations::Limits,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     let settings = auth.settings(secret.load()?, &address)?;
     let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
     cli::require_current_schema(&pool).await?;
-    let state = http::AppState::new(pool, settings).context("invalid authentication settings")?;
+    let state = http::AppState::new(pool, settings)
+        .context("invalid authentication settings")?
+        .with_keys(keys.key_ring()?)
+        .with_limits(limits);
     let server = http::Server::build(listener, state, &http::ServerSettings { workers: http_workers })?;
     tracing::info!(%address, "migrate-hub server listening on http://{address}");
     server.run().await.context("server failed")

@@ -11,7 +11,6 @@
 
 pub mod audit_log;
 mod error;
-pub mod identity;
 pub mod inventory;
 pub mod migrations;
 pub mod projects;

@@ -4,6 +4,9 @@
 //! last admin) are checked here with `domain::policy`. Every change is audited in its own transaction.
 //! No response carries a secret except the one that creates a token, which shows it once.
 
+// `#[utoipa::path(params(...))]` expands to paths the lint calls redundant.
+#![allow(unused_qualifications)]
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use domain::enums::{Role, TokenScope};
@@ -15,16 +18,19 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use storage::{PageRequest, StorageError};
 
+use crate::dto::List;
 use crate::error::{ApiError, internal};
+use crate::openapi::Errors;
+use utoipa::{IntoParams, ToSchema};
 use crate::guard::{Authed, Principal, Via, request_id};
 use crate::login::client_ip;
 use crate::startup::AppState;
 
-#[derive(Debug, Serialize)]
-struct UserDto<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserDto {
     id: UserId,
-    email: &'a str,
-    display_name: &'a str,
+    email: String,
+    display_name: String,
     role: Role,
     disabled: bool,
     oidc_linked: bool,
@@ -33,12 +39,12 @@ struct UserDto<'a> {
     last_login_at: Option<DateTime<Utc>>,
 }
 
-impl<'a> From<&'a User> for UserDto<'a> {
-    fn from(u: &'a User) -> Self {
+impl From<&User> for UserDto {
+    fn from(u: &User) -> Self {
         UserDto {
             id: u.id,
-            email: u.email.as_str(),
-            display_name: u.display_name.as_str(),
+            email: u.email.as_str().to_owned(),
+            display_name: u.display_name.as_str().to_owned(),
             role: u.role,
             disabled: u.disabled,
             oidc_linked: u.oidc_identity.is_some(),
@@ -49,12 +55,12 @@ impl<'a> From<&'a User> for UserDto<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct TokenDto<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenDto {
     id: TokenId,
     user_id: UserId,
-    name: &'a str,
-    prefix: &'a str,
+    name: String,
+    prefix: String,
     scope: TokenScope,
     created_by: UserId,
     created_at: DateTime<Utc>,
@@ -63,13 +69,13 @@ struct TokenDto<'a> {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl<'a> From<&'a ApiToken> for TokenDto<'a> {
-    fn from(t: &'a ApiToken) -> Self {
+impl From<&ApiToken> for TokenDto {
+    fn from(t: &ApiToken) -> Self {
         TokenDto {
             id: t.id,
             user_id: t.user_id,
-            name: &t.name,
-            prefix: &t.prefix,
+            name: t.name.clone(),
+            prefix: t.prefix.clone(),
             scope: t.scope,
             created_by: t.created_by,
             created_at: t.created_at,
@@ -80,11 +86,6 @@ impl<'a> From<&'a ApiToken> for TokenDto<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct List<T, K> {
-    items: Vec<T>,
-    next: Option<K>,
-}
 
 /// Pagination parameters shared by list routes.
 #[derive(Debug, Deserialize)]
@@ -127,29 +128,34 @@ async fn audit(
     audit::record(tx, &event).await.map(|_| ()).map_err(|e| internal(&request_id(req), &e))
 }
 
-#[derive(Debug, Serialize)]
-struct Me<'a> {
-    user: UserDto<'a>,
-    auth: &'static str,
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Me {
+    user: UserDto,
+    /// `session` or `token`.
+    auth: String,
     /// The CSRF token to send as `X-CSRF-Token` with state-changing session requests.
     #[serde(skip_serializing_if = "Option::is_none")]
-    csrf_token: Option<&'a str>,
+    csrf_token: Option<String>,
 }
 
 /// `GET /api/v1/me`.
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity", responses((status = 200, body = Me), Errors))]
 pub(crate) async fn me(caller: Authed) -> HttpResponse {
     let p = &caller.0;
     let auth = match p.via {
         Via::Session => "session",
         Via::Token { .. } => "token",
     };
-    HttpResponse::Ok().json(Me { user: (&p.user).into(), auth, csrf_token: p.csrf.as_deref() })
+    HttpResponse::Ok().json(Me { user: (&p.user).into(), auth: auth.to_owned(), csrf_token: p.csrf.clone() })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TokenListQuery {
+    /// Whose tokens (admins only); default the caller's.
     user_id: Option<UserId>,
     after: Option<TokenId>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -166,6 +172,8 @@ fn token_owner(p: &Principal, wanted: Option<UserId>) -> Result<UserId, ApiError
 }
 
 /// `GET /api/v1/tokens[?user_id=]`.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "identity", params(TokenListQuery),
+    responses((status = 200, body = List<TokenDto>), Errors))]
 pub(crate) async fn list_tokens(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -177,10 +185,10 @@ pub(crate) async fn list_tokens(
     let page = PageQuery { after: query.after, limit: query.limit }.request();
     let mut conn = state.pool.acquire().await.map_err(|e| internal(&request_id(&req), &e))?;
     let page = storage::tokens::list_for_user(&mut conn, owner, &page).await.map_err(|e| storage_error(&req, e))?;
-    Ok(HttpResponse::Ok().json(List { items: page.items.iter().map(TokenDto::from).collect(), next: page.next }))
+    Ok(HttpResponse::Ok().json(List::of(&page, TokenDto::from)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
     name: String,
@@ -194,10 +202,10 @@ pub(crate) struct NewToken {
     user_id: Option<UserId>,
 }
 
-#[derive(Debug, Serialize)]
-struct Created<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Created<'a> {
     #[serde(flatten)]
-    token: TokenDto<'a>,
+    token: TokenDto,
     /// The token itself: shown in this response only.
     token_value: &'a str,
 }
@@ -206,6 +214,8 @@ struct Created<'a> {
 const DEFAULT_TOKEN_DAYS: u32 = 90;
 
 /// `POST /api/v1/tokens`.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "identity", request_body = NewToken,
+    responses((status = 201, body = Created), Errors))]
 pub(crate) async fn create_token(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -243,6 +253,8 @@ pub(crate) async fn create_token(
 }
 
 /// `DELETE /api/v1/tokens/{id}`: revokes (the owner or an admin).
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "identity", params(("id" = TokenId, Path)),
+    responses((status = 200, body = TokenDto), Errors))]
 pub(crate) async fn revoke_token(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -272,10 +284,12 @@ pub(crate) async fn revoke_token(
 }
 
 /// `GET /api/v1/users` (admins).
+#[utoipa::path(get, path = "/api/v1/users", tag = "identity", params(crate::rest::PageParams),
+    responses((status = 200, body = List<UserDto>), Errors))]
 pub(crate) async fn list_users(
     state: web::Data<AppState>,
     req: HttpRequest,
-    query: web::Query<PageQuery<String>>,
+    query: web::Query<crate::rest::PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let after = query
@@ -290,7 +304,7 @@ pub(crate) async fn list_users(
     Ok(HttpResponse::Ok().json(List { items: page.items.iter().map(UserDto::from).collect(), next }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUserBody {
     email: String,
@@ -302,6 +316,8 @@ pub(crate) struct NewUserBody {
 
 /// `POST /api/v1/users` (admins): pre-provisions an account; its first OIDC login with that email binds
 /// to it.
+#[utoipa::path(post, path = "/api/v1/users", tag = "identity", request_body = NewUserBody,
+    responses((status = 201, body = UserDto), Errors))]
 pub(crate) async fn create_user(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -330,7 +346,7 @@ pub(crate) async fn create_user(
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserPatch {
     #[serde(default)]
@@ -341,6 +357,8 @@ pub(crate) struct UserPatch {
 
 /// `PATCH /api/v1/users/{id}` (admins): role and disabled flag. Disabling ends the user's sessions; the
 /// last enabled admin can be neither demoted nor disabled.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "identity", params(("id" = UserId, Path)),
+    request_body = UserPatch, responses((status = 200, body = UserDto), Errors))]
 pub(crate) async fn update_user(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -33,6 +33,12 @@ pub enum ApiError {
     /// The request conflicts with the current state (e.g. a name in use).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A value in the request is well-formed but invalid; `field` names it when there is one.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String, field: Option<&'static str> },
+    /// The body, or a text in it, is over its size limit.
+    #[error("{message}")]
+    TooLarge { message: String },
     /// Too many attempts; try again later.
     #[error("too many attempts; try again in a minute")]
     TooManyRequests,
@@ -53,6 +59,8 @@ struct Body<'a> {
 struct Detail<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
     #[serde(skip_serializing_if = "str::is_empty")]
     request_id: &'a str,
 }
@@ -79,9 +87,11 @@ impl ApiError {
 
     fn code(&self) -> &str {
         match self {
-            ApiError::BadRequest { code, .. } | ApiError::Forbidden { code, .. } | ApiError::Conflict { code, .. } => {
-                code
-            }
+            ApiError::BadRequest { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
+            ApiError::TooLarge { .. } => "too_large",
             ApiError::Unauthenticated { .. } => "unauthenticated",
             ApiError::NotFound { .. } => "not_found",
             ApiError::TooManyRequests => "too_many_requests",
@@ -99,6 +109,8 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,7 +128,11 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthenticated { .. }) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response.json(Body { error: Detail { code: self.code(), message, request_id } })
+        let field = match self {
+            ApiError::Unprocessable { field, .. } => *field,
+            _ => None,
+        };
+        response.json(Body { error: Detail { code: self.code(), message, field, request_id } })
     }
 }
 
@@ -128,6 +144,22 @@ pub fn internal(request_id: &str, error: &(dyn std::error::Error + 'static)) -> 
 }
 
 pub use auth::error_chain as chain;
+
+/// A use case's refusal or failure as a response.
+pub fn app_error(request_id: &str, error: app::AppError) -> ApiError {
+    use app::AppError as E;
+    let code = error.code();
+    let forbidden = error.is_forbidden();
+    match error {
+        E::Invalid { field, code, message } => ApiError::Unprocessable { code, message, field },
+        E::NotFound { what } => ApiError::NotFound { what },
+        E::Conflict { code, message } => ApiError::Conflict { code, message },
+        E::Denied(denial) if forbidden => ApiError::Forbidden { code, message: denial.to_string() },
+        E::Denied(denial) => ApiError::Conflict { code, message: denial.to_string() },
+        E::TooLarge { .. } => ApiError::TooLarge { message: error.to_string() },
+        E::Internal(cause) => internal(request_id, cause.as_ref()),
+    }
+}
 
 /// Gives every 5xx response that is not already ours (a middleware's, e.g. the session store's, or
 /// actix's own) the JSON body with a request id, dropping whatever text it had.

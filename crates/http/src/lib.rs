@@ -7,11 +7,15 @@
 //! its guard ([`guard`]) enforces.
 
 mod api;
+mod dto;
 pub mod error;
 pub mod guard;
 mod health;
 mod login;
+mod metrics;
+pub mod openapi;
 mod pages;
+mod rest;
 pub mod routes;
 mod session;
 pub mod settings;

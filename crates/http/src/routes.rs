@@ -11,7 +11,7 @@ use actix_web::{FromRequest, Handler, Responder, web};
 use domain::enums::Role;
 
 use crate::guard::{self, Policy};
-use crate::{api, health, login};
+use crate::{api, health, login, metrics, openapi, rest};
 
 /// One registered route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,56 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/api/v1/users", AtLeast(Role::Admin), api::list_users);
     r.add(M::POST, "/api/v1/users", AtLeast(Role::Admin), api::create_user);
     r.add(M::PATCH, "/api/v1/users/{id}", AtLeast(Role::Admin), api::update_user);
+
+    r.add(M::GET, "/metrics", Public, metrics::serve);
+    r.add(M::GET, "/api/v1/openapi.json", Public, openapi::serve);
+
+    // Inventory: everyone signed in reads it (requesting a run means choosing from it), admins change it.
+    let admin = AtLeast(Role::Admin);
+    r.add(M::GET, "/api/v1/environments", SignedIn, rest::list_environments);
+    r.add(M::POST, "/api/v1/environments", admin, rest::create_environment);
+    r.add(M::GET, "/api/v1/environments/{id}", SignedIn, rest::get_environment);
+    r.add(M::PATCH, "/api/v1/environments/{id}", admin, rest::update_environment);
+    r.add(M::GET, "/api/v1/targets", SignedIn, rest::list_targets);
+    r.add(M::POST, "/api/v1/targets", admin, rest::create_target);
+    r.add(M::GET, "/api/v1/targets/{id}", SignedIn, rest::get_target);
+    r.add(M::PATCH, "/api/v1/targets/{id}", admin, rest::update_target);
+    r.add(M::DELETE, "/api/v1/targets/{id}", admin, rest::delete_target);
+    r.add(M::PUT, "/api/v1/targets/{id}/secret", admin, rest::set_target_secret);
+    r.add(M::DELETE, "/api/v1/targets/{id}/secret", admin, rest::clear_target_secret);
+    r.add(M::GET, "/api/v1/db-sets", SignedIn, rest::list_db_sets);
+    r.add(M::POST, "/api/v1/db-sets", admin, rest::create_db_set);
+    r.add(M::GET, "/api/v1/db-sets/{id}", SignedIn, rest::get_db_set);
+    r.add(M::PATCH, "/api/v1/db-sets/{id}", admin, rest::update_db_set);
+    r.add(M::GET, "/api/v1/db-sets/{id}/members", SignedIn, rest::list_members);
+    r.add(M::POST, "/api/v1/db-sets/{id}/members", admin, rest::change_members);
+
+    // Projects are created by managers; migrations are authored by anyone.
+    r.add(M::GET, "/api/v1/projects", SignedIn, rest::list_projects);
+    r.add(M::POST, "/api/v1/projects", AtLeast(Role::Manager), rest::create_project);
+    r.add(M::GET, "/api/v1/projects/{id}", SignedIn, rest::get_project);
+    r.add(M::PATCH, "/api/v1/projects/{id}", AtLeast(Role::Manager), rest::update_project);
+    r.add(M::POST, "/api/v1/projects/{id}/import", SignedIn, rest::import);
+    r.add(M::GET, "/api/v1/migrations", SignedIn, rest::list_migrations);
+    r.add(M::POST, "/api/v1/migrations", SignedIn, rest::create_migration);
+    r.add(M::GET, "/api/v1/migrations/{id}", SignedIn, rest::get_migration);
+    r.add(M::GET, "/api/v1/migrations/{id}/versions", SignedIn, rest::list_versions);
+    r.add(M::POST, "/api/v1/migrations/{id}/versions", SignedIn, rest::create_version);
+    r.add(M::GET, "/api/v1/migrations/{id}/versions/{version}", SignedIn, rest::get_version);
+
+    // Runs: who may approve, execute or cancel which run is `domain::policy`'s decision, made on the run.
+    r.add(M::GET, "/api/v1/runs", SignedIn, rest::list_runs);
+    r.add(M::POST, "/api/v1/runs", SignedIn, rest::request_run);
+    r.add(M::GET, "/api/v1/runs/{id}", SignedIn, rest::get_run);
+    r.add(M::POST, "/api/v1/runs/{id}/approve", SignedIn, rest::approve);
+    r.add(M::POST, "/api/v1/runs/{id}/deny", SignedIn, rest::deny);
+    r.add(M::POST, "/api/v1/runs/{id}/execute", SignedIn, rest::execute);
+    r.add(M::POST, "/api/v1/runs/{id}/cancel", SignedIn, rest::cancel);
+    r.add(M::GET, "/api/v1/runs/{id}/items", SignedIn, rest::list_items);
+    r.add(M::GET, "/api/v1/runs/{id}/items/{item_id}/logs", SignedIn, rest::item_logs);
+
+    r.add(M::GET, "/api/v1/audit", admin, rest::list_audit);
+    r.add(M::GET, "/api/v1/audit/verify", admin, rest::verify_audit);
 }
 
 /// Every route with its policy, in declaration order.

@@ -27,12 +27,27 @@ use crate::settings::{Auth, AuthSettings, SettingsError};
 pub struct AppState {
     pub pool: PgPool,
     pub(crate) auth: Arc<Auth>,
+    /// The master keys that seal target passwords; without them only secret references can be set.
+    pub(crate) keys: Option<Arc<auth::secrets::KeyRing>>,
+    pub(crate) limits: app::migrations::Limits,
 }
 
 impl AppState {
     /// Checks the settings and builds the state.
     pub fn new(pool: PgPool, auth: AuthSettings) -> Result<Self, SettingsError> {
-        Ok(Self { pool, auth: Auth::new(auth)? })
+        Ok(Self { pool, auth: Auth::new(auth)?, keys: None, limits: app::migrations::Limits::default() })
+    }
+
+    /// Lets the hub seal target passwords with `keys`.
+    pub fn with_keys(mut self, keys: Option<auth::secrets::KeyRing>) -> Self {
+        self.keys = keys.map(Arc::new);
+        self
+    }
+
+    /// Size limits on migration SQL.
+    pub fn with_limits(mut self, limits: app::migrations::Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -57,7 +72,7 @@ impl std::fmt::Debug for Server {
 
 /// Largest JSON or form body accepted (SPEC §7: migration SQL is limited to 1 MiB; bodies carry a little
 /// more than the SQL).
-const BODY_LIMIT: usize = 2 << 20;
+const BODY_LIMIT: usize = 4 << 20;
 
 /// Root spans that carry the method, path and request id, and never the query string.
 struct PathOnlySpans;
@@ -118,6 +133,19 @@ fn bad_input(code: &'static str, error: &dyn std::fmt::Display) -> actix_web::Er
     ApiError::bad_request(code, error.to_string()).into()
 }
 
+/// A body that is too big is 413; one that does not parse, or has a field the route does not know, is 400
+/// with serde's description (which names the field, line and column, never echoes the body).
+fn json_error(error: &actix_web::error::JsonPayloadError) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match error {
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
+            ApiError::TooLarge { message: format!("the request body is larger than {limit} bytes") }.into()
+        }
+        E::ContentType => ApiError::bad_request("unsupported_content_type", "send the body as application/json").into(),
+        other => bad_input("invalid_json", other),
+    }
+}
+
 impl Server {
     /// Binds the listener and builds the app; run it with [`Server::run`].
     pub fn build(listener: TcpListener, state: AppState, settings: &ServerSettings) -> std::io::Result<Self> {
@@ -127,6 +155,7 @@ impl Server {
             PgSessionStore { pool: state.pool.clone(), idle: auth.session_idle, absolute: auth.session_absolute };
         let cookie_key = Key::try_from(&auth.cookie_key[..]).map_err(std::io::Error::other)?;
         let data = web::Data::new(state);
+        crate::metrics::handle();
         let mut http = HttpServer::new(move || {
             let absolute = actix_web::cookie::time::Duration::seconds(
                 i64::try_from(auth.session_absolute.as_secs()).unwrap_or(i64::MAX),
@@ -148,11 +177,10 @@ impl Server {
                 .wrap(from_fn(errors_as_responses))
                 .wrap(ErrorHandlers::new().default_handler_server(rewrite_server_errors))
                 .wrap(security_headers(auth.hsts()))
+                .wrap(from_fn(crate::metrics::observe))
                 .wrap(TracingLogger::<PathOnlySpans>::new())
                 .app_data(data.clone())
-                .app_data(
-                    web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|e, _| bad_input("invalid_json", &e)),
-                )
+                .app_data(web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|e, _| json_error(&e)))
                 .app_data(
                     web::FormConfig::default().limit(BODY_LIMIT).error_handler(|e, _| bad_input("invalid_form", &e)),
                 )

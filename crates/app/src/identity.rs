@@ -1,1 +1,0 @@
-//! Users and API tokens (moved here from the HTTP layer).

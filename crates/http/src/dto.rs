@@ -1,0 +1,617 @@
+//! The JSON the REST API answers with: one response type per resource, built from the domain records.
+//!
+//! Each type derives its OpenAPI schema (`utoipa::ToSchema`), so the document and the bytes on the wire come
+//! from the same definition. Nothing here carries a secret: a target says which kind of secret it has, never
+//! the value; a token's value is shown only by the response that creates it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use domain::enums::{
+    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, LogLevel, Role, TlsMode, TransactionMode,
+};
+use domain::ids::{ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId};
+use domain::model::{
+    Approval, DbSet, Environment, Migration, MigrationVersion, Project, Run, RunItem, RunItemLog, SecretSource, Severity,
+    Target, ValidationMessage,
+};
+use domain::policy::ApprovalState;
+use domain::run::{RunItemStatus, RunStatus};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A page of a list, and the cursor of the next page (`null` on the last one): pass it back as `after`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct List<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T: ToSchema> List<T> {
+    pub fn of<'a, R, K: ToString>(page: &'a storage::Page<R, K>, f: impl Fn(&'a R) -> T) -> Self {
+        List { items: page.items.iter().map(f).collect(), next: page.next.as_ref().map(ToString::to_string) }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EnvironmentDto {
+    pub id: EnvironmentId,
+    pub name: String,
+    pub description: String,
+    pub approval_required: bool,
+    pub approvals_required: u8,
+    pub execute_roles: Vec<Role>,
+    pub lock_timeout_ms: u64,
+    pub statement_timeout_ms: Option<u64>,
+    pub target_lock_wait_ms: u64,
+    pub allow_out_of_order: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&Environment> for EnvironmentDto {
+    fn from(e: &Environment) -> Self {
+        EnvironmentDto {
+            id: e.id,
+            name: e.name.as_str().to_owned(),
+            description: e.description.clone(),
+            approval_required: e.policy.approval_required,
+            approvals_required: e.policy.approvals_required,
+            execute_roles: e.policy.execute_roles.to_vec(),
+            lock_timeout_ms: ms(e.policy.lock_timeout),
+            statement_timeout_ms: e.policy.statement_timeout.map(ms),
+            target_lock_wait_ms: ms(e.policy.target_lock_wait),
+            allow_out_of_order: e.policy.allow_out_of_order,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// Which kind of secret a target has; the value is never shown.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SecretKind {
+    None,
+    Sealed,
+    Reference,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TargetDto {
+    pub id: TargetId,
+    pub environment_id: EnvironmentId,
+    pub name: String,
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub schema: Option<String>,
+    pub username: String,
+    pub tls_mode: TlsMode,
+    pub secret: SecretKind,
+    /// The reference (`env:NAME`, `file:/path`) when the secret is one: it names a place, not a value.
+    pub secret_ref: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub variables: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Target> for TargetDto {
+    fn from(t: &Target) -> Self {
+        let (secret, secret_ref) = match &t.secret {
+            SecretSource::None => (SecretKind::None, None),
+            SecretSource::Sealed { .. } => (SecretKind::Sealed, None),
+            SecretSource::Reference { reference } => (SecretKind::Reference, Some(reference.clone())),
+        };
+        TargetDto {
+            id: t.id,
+            environment_id: t.environment_id,
+            name: t.name.as_str().to_owned(),
+            engine: t.engine,
+            host: t.host.clone(),
+            port: t.port,
+            database: t.database.clone(),
+            schema: t.schema.as_ref().map(|s| s.as_str().to_owned()),
+            username: t.username.clone(),
+            tls_mode: t.tls_mode,
+            secret,
+            secret_ref,
+            labels: t.labels.clone(),
+            variables: t.variables.clone(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DbSetDto {
+    pub id: DbSetId,
+    pub environment_id: EnvironmentId,
+    pub name: String,
+    pub description: String,
+    /// Present on single-set responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<u64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DbSetDto {
+    pub fn new(s: &DbSet, members: Option<u64>) -> Self {
+        DbSetDto {
+            id: s.id,
+            environment_id: s.environment_id,
+            name: s.name.as_str().to_owned(),
+            description: s.description.clone(),
+            members,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MembershipDto {
+    pub added: u64,
+    pub removed: u64,
+    pub members: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProjectDto {
+    pub id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub history_table: String,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Project> for ProjectDto {
+    fn from(p: &Project) -> Self {
+        ProjectDto {
+            id: p.id,
+            name: p.name.as_str().to_owned(),
+            description: p.description.clone(),
+            history_table: p.history_table.as_str().to_owned(),
+            created_by: p.created_by,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MigrationDto {
+    pub id: MigrationId,
+    pub project_id: ProjectId,
+    pub version_key: String,
+    pub name: String,
+    pub source_path: Option<String>,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    /// The newest version, on single-migration responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest: Option<VersionSummaryDto>,
+}
+
+impl MigrationDto {
+    pub fn new(m: &Migration, latest: Option<&MigrationVersion>) -> Self {
+        MigrationDto {
+            id: m.id,
+            project_id: m.project_id,
+            version_key: m.version_key.as_str().to_owned(),
+            name: m.name.as_str().to_owned(),
+            source_path: m.source_path.clone(),
+            created_by: m.created_by,
+            created_at: m.created_at,
+            latest: latest.map(VersionSummaryDto::from),
+        }
+    }
+}
+
+/// A version without its SQL.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionSummaryDto {
+    pub id: VersionId,
+    pub migration_id: MigrationId,
+    pub version: u32,
+    pub transaction_mode: TransactionMode,
+    pub checksum_algorithm: String,
+    pub up_checksum: String,
+    pub down_checksum: Option<String>,
+    pub has_down: bool,
+    pub up_statement_count: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub author_id: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&MigrationVersion> for VersionSummaryDto {
+    fn from(v: &MigrationVersion) -> Self {
+        let count = |s: Severity| v.lint_results.iter().filter(|m| m.severity == s).count();
+        VersionSummaryDto {
+            id: v.id,
+            migration_id: v.migration_id,
+            version: v.version_no,
+            transaction_mode: v.transaction_mode,
+            checksum_algorithm: v.checksums.up.algorithm().as_str().to_owned(),
+            up_checksum: v.checksums.up.to_hex(),
+            down_checksum: v.checksums.down.map(|c| c.to_hex()),
+            has_down: v.down_sql.is_some(),
+            up_statement_count: v.up_statements.len(),
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            author_id: v.author_id,
+            created_at: v.created_at,
+        }
+    }
+}
+
+/// One statement of a version's split.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatementDto {
+    /// 1-based.
+    pub number: usize,
+    pub start: u32,
+    pub end: u32,
+    pub sql: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MessageDto {
+    pub severity: SeverityDto,
+    pub code: String,
+    pub message: String,
+    pub direction: Direction,
+    pub statement: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SeverityDto {
+    Info,
+    Warning,
+    Error,
+}
+
+impl From<&ValidationMessage> for MessageDto {
+    fn from(m: &ValidationMessage) -> Self {
+        MessageDto {
+            severity: match m.severity {
+                Severity::Info => SeverityDto::Info,
+                Severity::Warning => SeverityDto::Warning,
+                Severity::Error => SeverityDto::Error,
+            },
+            code: m.code.clone(),
+            message: m.message.clone(),
+            direction: m.direction,
+            statement: m.statement_index.map(|i| i + 1),
+        }
+    }
+}
+
+/// A version with its SQL, statement split and validation messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionDto {
+    #[serde(flatten)]
+    pub summary: VersionSummaryDto,
+    pub up_sql: String,
+    pub down_sql: Option<String>,
+    pub up_statements: Vec<StatementDto>,
+    pub down_statements: Vec<StatementDto>,
+    pub messages: Vec<MessageDto>,
+}
+
+fn statements(sql: &str, ranges: &[domain::model::StatementRange]) -> Vec<StatementDto> {
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| StatementDto {
+            number: i + 1,
+            start: r.start,
+            end: r.end,
+            sql: sql.get(r.start as usize..r.end as usize).unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
+
+impl From<&MigrationVersion> for VersionDto {
+    fn from(v: &MigrationVersion) -> Self {
+        VersionDto {
+            summary: v.into(),
+            up_sql: v.up_sql.clone(),
+            down_sql: v.down_sql.clone(),
+            up_statements: statements(&v.up_sql, &v.up_statements),
+            down_statements: statements(v.down_sql.as_deref().unwrap_or_default(), &v.down_statements),
+            messages: v.lint_results.iter().map(MessageDto::from).collect(),
+        }
+    }
+}
+
+/// A version as created by an edit: `created` is false when the content equals the newest version's.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionCreatedDto {
+    pub created: bool,
+    pub version: VersionDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MigrationCreatedDto {
+    pub migration: MigrationDto,
+    pub version: VersionDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunDto {
+    pub id: RunId,
+    pub version_id: VersionId,
+    pub direction: Direction,
+    pub environment_id: EnvironmentId,
+    pub db_set_id: DbSetId,
+    pub status: RunStatus,
+    pub failure_policy: FailurePolicy,
+    pub concurrency_limit: u32,
+    pub comment: String,
+    pub requested_by: UserId,
+    pub executed_by: Option<UserId>,
+    pub cancelled_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Run> for RunDto {
+    fn from(r: &Run) -> Self {
+        RunDto {
+            id: r.id,
+            version_id: r.version_id,
+            direction: r.direction,
+            environment_id: r.environment_id,
+            db_set_id: r.db_set_id,
+            status: r.status,
+            failure_policy: r.failure_policy,
+            concurrency_limit: r.concurrency_limit,
+            comment: r.comment.clone(),
+            requested_by: r.requested_by,
+            executed_by: r.executed_by,
+            cancelled_by: r.cancelled_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ApprovalDto {
+    pub id: ApprovalId,
+    pub version_id: VersionId,
+    pub direction: Direction,
+    pub approver: UserId,
+    pub decision: ApprovalDecision,
+    pub comment: String,
+    pub up_checksum: String,
+    pub down_checksum: Option<String>,
+    /// Whether it counts for the content the run applies now.
+    pub current: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApprovalStateDto {
+    NotRequired,
+    Pending,
+    Approved,
+    Denied,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ApprovalStatusDto {
+    pub state: ApprovalStateDto,
+    pub have: u8,
+    pub need: u8,
+    /// An approval exists for content the migration no longer has.
+    pub stale: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ItemCountDto {
+    pub status: RunItemStatus,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunDetailDto {
+    #[serde(flatten)]
+    pub run: RunDto,
+    pub migration_id: MigrationId,
+    pub project_id: ProjectId,
+    pub version_key: String,
+    pub migration_name: String,
+    pub version: u32,
+    pub latest_version: u32,
+    pub up_checksum: String,
+    pub down_checksum: Option<String>,
+    pub environment: String,
+    pub approval: ApprovalStatusDto,
+    pub approvals: Vec<ApprovalDto>,
+    pub items: Vec<ItemCountDto>,
+}
+
+impl From<&app::runs::RunDetail> for RunDetailDto {
+    fn from(d: &app::runs::RunDetail) -> Self {
+        let policy = &d.environment.policy;
+        let (state, have, need) = match d.approval.state {
+            ApprovalState::NotRequired => (ApprovalStateDto::NotRequired, 0, 0),
+            ApprovalState::Pending { have, need } => (ApprovalStateDto::Pending, have, need),
+            ApprovalState::Approved => {
+                (ApprovalStateDto::Approved, policy.approvals_required, policy.approvals_required)
+            }
+            ApprovalState::Denied => (ApprovalStateDto::Denied, 0, policy.approvals_required),
+        };
+        RunDetailDto {
+            run: (&d.run).into(),
+            migration_id: d.migration.id,
+            project_id: d.migration.project_id,
+            version_key: d.migration.version_key.as_str().to_owned(),
+            migration_name: d.migration.name.as_str().to_owned(),
+            version: d.version.version_no,
+            latest_version: d.latest_version_no,
+            up_checksum: d.version.checksums.up.to_hex(),
+            down_checksum: d.version.checksums.down.map(|c| c.to_hex()),
+            environment: d.environment.name.as_str().to_owned(),
+            approval: ApprovalStatusDto { state, have, need, stale: d.approval.stale },
+            approvals: d
+                .approvals
+                .iter()
+                .map(|a: &Approval| ApprovalDto {
+                    id: a.id,
+                    version_id: a.version_id,
+                    direction: a.direction,
+                    approver: a.approver,
+                    decision: a.decision,
+                    comment: a.comment.clone(),
+                    up_checksum: a.pinned.up.to_hex(),
+                    down_checksum: a.pinned.down.map(|c| c.to_hex()),
+                    current: a.version_id == d.run.version_id,
+                    created_at: a.created_at,
+                })
+                .collect(),
+            items: d.items.iter().map(|(status, count)| ItemCountDto { status: *status, count: *count }).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunItemDto {
+    pub id: RunItemId,
+    pub run_id: RunId,
+    pub target_id: TargetId,
+    pub ordinal: u32,
+    pub status: RunItemStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub statements_done: u32,
+    pub statements_total: Option<u32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<u64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl From<&RunItem> for RunItemDto {
+    fn from(i: &RunItem) -> Self {
+        RunItemDto {
+            id: i.id,
+            run_id: i.run_id,
+            target_id: i.target_id,
+            ordinal: i.ordinal,
+            status: i.status,
+            attempts: i.attempts,
+            max_attempts: i.max_attempts,
+            statements_done: i.statements_done,
+            statements_total: i.statements_total,
+            started_at: i.started_at,
+            finished_at: i.finished_at,
+            duration_ms: i.duration_ms,
+            error_code: i.error_code.clone(),
+            error_message: i.error_message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogLineDto {
+    pub seq: u32,
+    pub level: LogLevel,
+    pub message: String,
+    pub statement_index: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub rows_affected: Option<u64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&RunItemLog> for LogLineDto {
+    fn from(l: &RunItemLog) -> Self {
+        LogLineDto {
+            seq: l.seq,
+            level: l.level,
+            message: l.message.clone(),
+            statement_index: l.statement_index,
+            duration_ms: l.duration_ms,
+            rows_affected: l.rows_affected,
+            created_at: l.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ItemLogsDto {
+    pub item: RunItemDto,
+    pub lines: List<LogLineDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditEventDto {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_kind: ActorKind,
+    pub actor_user_id: Option<UserId>,
+    pub actor_label: String,
+    pub action: String,
+    pub object_type: String,
+    pub object_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub prev_hash: Option<String>,
+    pub hash: String,
+}
+
+impl From<&storage::audit::AuditRecord> for AuditEventDto {
+    fn from(r: &storage::audit::AuditRecord) -> Self {
+        let e = &r.entry;
+        AuditEventDto {
+            id: r.id,
+            occurred_at: e.occurred_at,
+            actor_kind: e.actor_kind,
+            actor_user_id: e.actor_user_id,
+            actor_label: e.actor_label.clone(),
+            action: e.action.clone(),
+            object_type: e.object_type.clone(),
+            object_id: e.object_id.clone(),
+            details: e.details.clone(),
+            ip: e.ip.clone(),
+            user_agent: e.user_agent.clone(),
+            prev_hash: r.prev_hash.map(hex::encode),
+            hash: hex::encode(r.hash),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerificationDto {
+    pub intact: bool,
+    /// Rows checked (when intact).
+    pub rows: Option<u64>,
+    /// The first row that does not check out, and why.
+    pub broken_row: Option<i64>,
+    pub reason: Option<String>,
+}

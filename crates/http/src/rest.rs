@@ -1,0 +1,646 @@
+//! `/api/v1` resources of the workflow: inventory, projects, migrations and their versions, runs, audit.
+//!
+//! Each handler parses the request, calls one use case of the `app` crate and renders its answer; the rules
+//! (who may, in which state) live below. Lists are keyset-paginated: `limit` (1 to 500, default 50) and
+//! `after`, the opaque `next` cursor of the previous page.
+
+// `#[utoipa::path(params(...))]` expands to paths the lint calls redundant.
+#![allow(unused_qualifications)]
+
+use actix_web::http::header::USER_AGENT;
+use actix_web::{HttpRequest, HttpResponse, web};
+use app::AppError;
+use chrono::{DateTime, Utc};
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId};
+use domain::run::{RunItemStatus, RunStatus};
+use domain::values::{Name, VersionKey};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::dto::*;
+use crate::error::{ApiError, app_error};
+use crate::guard::{Authed, Principal, request_id};
+use crate::login::client_ip;
+use crate::openapi::Errors;
+use crate::startup::AppState;
+
+type Reply = Result<HttpResponse, ApiError>;
+
+fn caller(req: &HttpRequest, p: &Principal) -> app::Caller {
+    app::Caller {
+        actor: p.actor(),
+        audit: p.audit_actor(),
+        ip: client_ip(req),
+        user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+    }
+}
+
+fn fail(req: &HttpRequest) -> impl FnOnce(AppError) -> ApiError + '_ {
+    move |e| app_error(&request_id(req), e)
+}
+
+/// Parses a page cursor.
+fn cursor<K: std::str::FromStr>(after: Option<&str>) -> Result<Option<K>, ApiError> {
+    after
+        .map(|a| a.parse::<K>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_cursor", "`after` is not a cursor this list gave out"))
+}
+
+/// `limit` and `after` of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageParams {
+    /// The `next` cursor of the previous page.
+    pub(crate) after: Option<String>,
+    /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub(crate) limit: Option<u32>,
+}
+
+impl PageParams {
+    fn page<K: std::str::FromStr>(&self) -> Result<storage::PageRequest<K>, ApiError> {
+        Ok(app::page(cursor(self.after.as_deref())?, self.limit))
+    }
+}
+
+fn created(body: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Created().json(body)
+}
+
+// --- environments ---
+
+#[utoipa::path(get, path = "/api/v1/environments", tag = "inventory", params(PageParams),
+    responses((status = 200, body = List<EnvironmentDto>), Errors))]
+pub(crate) async fn list_environments(state: web::Data<AppState>, req: HttpRequest, q: web::Query<PageParams>) -> Reply {
+    let page = app::inventory::list_environments(&state.pool, &q.page::<Name>()?).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, EnvironmentDto::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/environments", tag = "inventory",
+    request_body = app::inventory::NewEnvironmentInput, responses((status = 201, body = EnvironmentDto), Errors))]
+pub(crate) async fn create_environment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    body: web::Json<app::inventory::NewEnvironmentInput>,
+) -> Reply {
+    let env = app::inventory::create_environment(&state.pool, &caller(&req, &who.0), body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(created(EnvironmentDto::from(&env)))
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{id}", tag = "inventory", params(("id" = EnvironmentId, Path)),
+    responses((status = 200, body = EnvironmentDto), Errors))]
+pub(crate) async fn get_environment(state: web::Data<AppState>, req: HttpRequest, id: web::Path<EnvironmentId>) -> Reply {
+    let env = app::inventory::get_environment(&state.pool, *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(EnvironmentDto::from(&env)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/environments/{id}", tag = "inventory", params(("id" = EnvironmentId, Path)),
+    request_body = app::inventory::EnvironmentPatch, responses((status = 200, body = EnvironmentDto), Errors))]
+pub(crate) async fn update_environment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<EnvironmentId>,
+    body: web::Json<app::inventory::EnvironmentPatch>,
+) -> Reply {
+    let env = app::inventory::update_environment(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(EnvironmentDto::from(&env)))
+}
+
+// --- targets ---
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TargetQuery {
+    environment_id: EnvironmentId,
+    /// Only targets whose name contains this text.
+    search: Option<String>,
+    after: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/targets", tag = "inventory", params(TargetQuery),
+    responses((status = 200, body = List<TargetDto>), Errors))]
+pub(crate) async fn list_targets(state: web::Data<AppState>, req: HttpRequest, q: web::Query<TargetQuery>) -> Reply {
+    let page = app::page(cursor::<Name>(q.after.as_deref())?, q.limit);
+    let page = app::inventory::list_targets(&state.pool, q.environment_id, q.search.as_deref(), &page)
+        .await
+        .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, TargetDto::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/targets", tag = "inventory", request_body = app::inventory::NewTargetInput,
+    responses((status = 201, body = TargetDto), Errors))]
+pub(crate) async fn create_target(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    body: web::Json<app::inventory::NewTargetInput>,
+) -> Reply {
+    let target =
+        app::inventory::create_target(&state.pool, state.keys.as_deref(), &caller(&req, &who.0), body.into_inner())
+            .await
+            .map_err(fail(&req))?;
+    Ok(created(TargetDto::from(&target)))
+}
+
+#[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "inventory", params(("id" = TargetId, Path)),
+    responses((status = 200, body = TargetDto), Errors))]
+pub(crate) async fn get_target(state: web::Data<AppState>, req: HttpRequest, id: web::Path<TargetId>) -> Reply {
+    let target = app::inventory::get_target(&state.pool, *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/targets/{id}", tag = "inventory", params(("id" = TargetId, Path)),
+    request_body = app::inventory::TargetPatch, responses((status = 200, body = TargetDto), Errors))]
+pub(crate) async fn update_target(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<TargetId>,
+    body: web::Json<app::inventory::TargetPatch>,
+) -> Reply {
+    let target = app::inventory::update_target(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/targets/{id}", tag = "inventory", params(("id" = TargetId, Path)),
+    responses((status = 204), Errors))]
+pub(crate) async fn delete_target(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<TargetId>) -> Reply {
+    app::inventory::delete_target(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(put, path = "/api/v1/targets/{id}/secret", tag = "inventory", params(("id" = TargetId, Path)),
+    request_body = app::inventory::SecretInput, responses((status = 200, body = TargetDto), Errors))]
+pub(crate) async fn set_target_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<TargetId>,
+    body: web::Json<app::inventory::SecretInput>,
+) -> Reply {
+    let target = app::inventory::set_target_secret(
+        &state.pool,
+        state.keys.as_deref(),
+        &caller(&req, &who.0),
+        *id,
+        body.into_inner(),
+    )
+    .await
+    .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/targets/{id}/secret", tag = "inventory", params(("id" = TargetId, Path)),
+    responses((status = 200, body = TargetDto), Errors))]
+pub(crate) async fn clear_target_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<TargetId>,
+) -> Reply {
+    let target =
+        app::inventory::clear_target_secret(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
+}
+
+// --- db sets ---
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DbSetQuery {
+    environment_id: Option<EnvironmentId>,
+    after: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/db-sets", tag = "inventory", params(DbSetQuery),
+    responses((status = 200, body = List<DbSetDto>), Errors))]
+pub(crate) async fn list_db_sets(state: web::Data<AppState>, req: HttpRequest, q: web::Query<DbSetQuery>) -> Reply {
+    let page = app::page(cursor::<Name>(q.after.as_deref())?, q.limit);
+    let page = app::inventory::list_db_sets(&state.pool, q.environment_id, &page).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, |s| DbSetDto::new(s, None))))
+}
+
+#[utoipa::path(post, path = "/api/v1/db-sets", tag = "inventory", request_body = app::inventory::NewDbSetInput,
+    responses((status = 201, body = DbSetDto), Errors))]
+pub(crate) async fn create_db_set(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    body: web::Json<app::inventory::NewDbSetInput>,
+) -> Reply {
+    let set = app::inventory::create_db_set(&state.pool, &caller(&req, &who.0), body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    let (set, members) = app::inventory::get_db_set(&state.pool, set.id).await.map_err(fail(&req))?;
+    Ok(created(DbSetDto::new(&set, Some(members))))
+}
+
+#[utoipa::path(get, path = "/api/v1/db-sets/{id}", tag = "inventory", params(("id" = DbSetId, Path)),
+    responses((status = 200, body = DbSetDto), Errors))]
+pub(crate) async fn get_db_set(state: web::Data<AppState>, req: HttpRequest, id: web::Path<DbSetId>) -> Reply {
+    let (set, members) = app::inventory::get_db_set(&state.pool, *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(DbSetDto::new(&set, Some(members))))
+}
+
+#[utoipa::path(patch, path = "/api/v1/db-sets/{id}", tag = "inventory", params(("id" = DbSetId, Path)),
+    request_body = app::inventory::DbSetPatch, responses((status = 200, body = DbSetDto), Errors))]
+pub(crate) async fn update_db_set(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<DbSetId>,
+    body: web::Json<app::inventory::DbSetPatch>,
+) -> Reply {
+    let set = app::inventory::update_db_set(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(DbSetDto::new(&set, None)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MemberQuery {
+    search: Option<String>,
+    after: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/db-sets/{id}/members", tag = "inventory",
+    params(("id" = DbSetId, Path), MemberQuery), responses((status = 200, body = List<TargetDto>), Errors))]
+pub(crate) async fn list_members(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<DbSetId>,
+    q: web::Query<MemberQuery>,
+) -> Reply {
+    let page = app::page(cursor::<Name>(q.after.as_deref())?, q.limit);
+    let page = app::inventory::list_members(&state.pool, *id, q.search.as_deref(), &page).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, TargetDto::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/db-sets/{id}/members", tag = "inventory", params(("id" = DbSetId, Path)),
+    request_body = app::inventory::MembershipChange, responses((status = 200, body = MembershipDto), Errors))]
+pub(crate) async fn change_members(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<DbSetId>,
+    body: web::Json<app::inventory::MembershipChange>,
+) -> Reply {
+    let r = app::inventory::change_members(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(MembershipDto { added: r.added, removed: r.removed, members: r.members }))
+}
+
+// --- projects ---
+
+#[utoipa::path(get, path = "/api/v1/projects", tag = "migrations", params(PageParams),
+    responses((status = 200, body = List<ProjectDto>), Errors))]
+pub(crate) async fn list_projects(state: web::Data<AppState>, req: HttpRequest, q: web::Query<PageParams>) -> Reply {
+    let page = app::projects::list_projects(&state.pool, &q.page::<Name>()?).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, ProjectDto::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects", tag = "migrations", request_body = app::projects::NewProjectInput,
+    responses((status = 201, body = ProjectDto), Errors))]
+pub(crate) async fn create_project(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    body: web::Json<app::projects::NewProjectInput>,
+) -> Reply {
+    let p = app::projects::create_project(&state.pool, &caller(&req, &who.0), body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(created(ProjectDto::from(&p)))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "migrations", params(("id" = ProjectId, Path)),
+    responses((status = 200, body = ProjectDto), Errors))]
+pub(crate) async fn get_project(state: web::Data<AppState>, req: HttpRequest, id: web::Path<ProjectId>) -> Reply {
+    let p = app::projects::get_project(&state.pool, *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(ProjectDto::from(&p)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "migrations", params(("id" = ProjectId, Path)),
+    request_body = app::projects::ProjectPatch, responses((status = 200, body = ProjectDto), Errors))]
+pub(crate) async fn update_project(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<ProjectId>,
+    body: web::Json<app::projects::ProjectPatch>,
+) -> Reply {
+    let p = app::projects::update_project(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(ProjectDto::from(&p)))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{id}/import", tag = "migrations", params(("id" = ProjectId, Path)),
+    request_body = app::migrations::ImportInput, responses((status = 200, body = app::migrations::ImportReport), Errors))]
+pub(crate) async fn import(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<ProjectId>,
+    body: web::Json<app::migrations::ImportInput>,
+) -> Reply {
+    let report = app::migrations::import(&state.pool, &caller(&req, &who.0), state.limits, *id, body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+// --- migrations ---
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MigrationQuery {
+    project_id: ProjectId,
+    after: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/migrations", tag = "migrations", params(MigrationQuery),
+    responses((status = 200, body = List<MigrationDto>), Errors))]
+pub(crate) async fn list_migrations(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MigrationQuery>) -> Reply {
+    let page = app::page(cursor::<VersionKey>(q.after.as_deref())?, q.limit);
+    let page = app::migrations::list_migrations(&state.pool, q.project_id, &page).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, |m| MigrationDto::new(m, None))))
+}
+
+#[utoipa::path(post, path = "/api/v1/migrations", tag = "migrations", request_body = app::migrations::NewMigrationInput,
+    responses((status = 201, body = MigrationCreatedDto), Errors))]
+pub(crate) async fn create_migration(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    body: web::Json<app::migrations::NewMigrationInput>,
+) -> Reply {
+    let (m, v) = app::migrations::create_migration(&state.pool, &caller(&req, &who.0), state.limits, body.into_inner())
+        .await
+        .map_err(fail(&req))?;
+    Ok(created(MigrationCreatedDto { migration: MigrationDto::new(&m, Some(&v)), version: VersionDto::from(&v) }))
+}
+
+#[utoipa::path(get, path = "/api/v1/migrations/{id}", tag = "migrations", params(("id" = MigrationId, Path)),
+    responses((status = 200, body = MigrationDto), Errors))]
+pub(crate) async fn get_migration(state: web::Data<AppState>, req: HttpRequest, id: web::Path<MigrationId>) -> Reply {
+    let (m, latest) = app::migrations::get_migration(&state.pool, *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(MigrationDto::new(&m, latest.as_ref())))
+}
+
+#[utoipa::path(get, path = "/api/v1/migrations/{id}/versions", tag = "migrations",
+    params(("id" = MigrationId, Path), PageParams), responses((status = 200, body = List<VersionSummaryDto>), Errors))]
+pub(crate) async fn list_versions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<MigrationId>,
+    q: web::Query<PageParams>,
+) -> Reply {
+    let page = app::migrations::list_versions(&state.pool, *id, &q.page::<u32>()?).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, VersionSummaryDto::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/migrations/{id}/versions", tag = "migrations", params(("id" = MigrationId, Path)),
+    request_body = app::migrations::VersionInput,
+    responses((status = 201, body = VersionCreatedDto), (status = 200, body = VersionCreatedDto), Errors))]
+pub(crate) async fn create_version(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<MigrationId>,
+    body: web::Json<app::migrations::VersionInput>,
+) -> Reply {
+    let (v, made) =
+        app::migrations::create_version(&state.pool, &caller(&req, &who.0), state.limits, *id, body.into_inner())
+            .await
+            .map_err(fail(&req))?;
+    let body = VersionCreatedDto { created: made, version: VersionDto::from(&v) };
+    Ok(if made { created(body) } else { HttpResponse::Ok().json(body) })
+}
+
+#[utoipa::path(get, path = "/api/v1/migrations/{id}/versions/{version}", tag = "migrations",
+    params(("id" = MigrationId, Path), ("version" = u32, Path, minimum = 1)),
+    responses((status = 200, body = VersionDto), Errors))]
+pub(crate) async fn get_version(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(MigrationId, u32)>,
+) -> Reply {
+    let (id, number) = path.into_inner();
+    let v = app::migrations::get_version(&state.pool, id, number).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(VersionDto::from(&v)))
+}
+
+// --- runs ---
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RunQuery {
+    status: Option<RunStatus>,
+    environment_id: Option<EnvironmentId>,
+    requested_by: Option<UserId>,
+    /// Created at or after this instant (RFC 3339).
+    created_from: Option<DateTime<Utc>>,
+    /// Created before this instant (RFC 3339).
+    created_before: Option<DateTime<Utc>>,
+    after: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunQuery),
+    responses((status = 200, body = List<RunDto>), Errors))]
+pub(crate) async fn list_runs(state: web::Data<AppState>, req: HttpRequest, q: web::Query<RunQuery>) -> Reply {
+    let q = q.into_inner();
+    let page = app::page(cursor::<RunId>(q.after.as_deref())?, q.limit);
+    let filter = storage::runs::RunFilter {
+        status: q.status,
+        environment: q.environment_id,
+        requested_by: q.requested_by,
+        created_from: q.created_from,
+        created_before: q.created_before,
+    };
+    let page = app::runs::list_runs(&state.pool, &filter, &page).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, RunDto::from)))
+}
+
+/// Requests a run. Send an `Idempotency-Key` header to make retries safe: the same key and request answer
+/// with the first run (200 instead of 201).
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs", request_body = app::runs::RunRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters")),
+    responses((status = 201, body = RunDetailDto), (status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn request_run(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    body: web::Json<app::runs::RunRequest>,
+) -> Reply {
+    let key = match req.headers().get("Idempotency-Key") {
+        None => None,
+        Some(v) => Some(v.to_str().map(str::to_owned).map_err(|_| {
+            ApiError::bad_request("invalid_idempotency_key", "the Idempotency-Key must be printable ASCII")
+        })?),
+    };
+    let r = app::runs::request_run(&state.pool, &caller(&req, &who.0), body.into_inner(), key)
+        .await
+        .map_err(fail(&req))?;
+    let detail = app::runs::get_run(&state.pool, r.run.id).await.map_err(fail(&req))?;
+    let body = RunDetailDto::from(&detail);
+    Ok(if r.created { created(body) } else { HttpResponse::Ok().json(body) })
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = RunId, Path)),
+    responses((status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn get_run(state: web::Data<AppState>, req: HttpRequest, id: web::Path<RunId>) -> Reply {
+    let detail = app::runs::get_run(&state.pool, *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(RunDetailDto::from(&detail)))
+}
+
+async fn run_reply(state: &AppState, req: &HttpRequest, id: RunId) -> Reply {
+    let detail = app::runs::get_run(&state.pool, id).await.map_err(fail(req))?;
+    Ok(HttpResponse::Ok().json(RunDetailDto::from(&detail)))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/approve", tag = "runs", params(("id" = RunId, Path)),
+    request_body = app::runs::DecisionInput, responses((status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn approve(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<RunId>,
+    body: web::Json<app::runs::DecisionInput>,
+) -> Reply {
+    app::runs::approve(&state.pool, &caller(&req, &who.0), *id, body.into_inner()).await.map_err(fail(&req))?;
+    run_reply(&state, &req, *id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/deny", tag = "runs", params(("id" = RunId, Path)),
+    request_body = app::runs::DecisionInput, responses((status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn deny(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<RunId>,
+    body: web::Json<app::runs::DecisionInput>,
+) -> Reply {
+    app::runs::deny(&state.pool, &caller(&req, &who.0), *id, body.into_inner()).await.map_err(fail(&req))?;
+    run_reply(&state, &req, *id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/execute", tag = "runs", params(("id" = RunId, Path)),
+    responses((status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn execute(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
+    app::runs::execute(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    run_reply(&state, &req, *id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = RunId, Path)),
+    responses((status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn cancel(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
+    app::runs::cancel(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    run_reply(&state, &req, *id).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ItemQuery {
+    status: Option<RunItemStatus>,
+    after: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/items", tag = "runs", params(("id" = RunId, Path), ItemQuery),
+    responses((status = 200, body = List<RunItemDto>), Errors))]
+pub(crate) async fn list_items(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<RunId>,
+    q: web::Query<ItemQuery>,
+) -> Reply {
+    let page = app::page(cursor::<u32>(q.after.as_deref())?, q.limit);
+    let page = app::runs::list_items(&state.pool, *id, q.status, &page).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, RunItemDto::from)))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/items/{item_id}/logs", tag = "runs",
+    params(("id" = RunId, Path), ("item_id" = RunItemId, Path), PageParams),
+    responses((status = 200, body = ItemLogsDto), Errors))]
+pub(crate) async fn item_logs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(RunId, RunItemId)>,
+    q: web::Query<PageParams>,
+) -> Reply {
+    let (run, item) = path.into_inner();
+    let (item, lines) =
+        app::runs::item_logs(&state.pool, run, item, &q.page::<u32>()?).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(ItemLogsDto { item: RunItemDto::from(&item), lines: List::of(&lines, LogLineDto::from) }))
+}
+
+// --- audit ---
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQuery {
+    actor: Option<UserId>,
+    /// An action or its prefix: `run` matches `run.approve`.
+    action: Option<String>,
+    object_type: Option<String>,
+    object_id: Option<String>,
+    from: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+    after: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = List<AuditEventDto>), Errors))]
+pub(crate) async fn list_audit(state: web::Data<AppState>, req: HttpRequest, who: Authed, q: web::Query<AuditQuery>) -> Reply {
+    let q = q.into_inner();
+    let page = app::page(cursor::<i64>(q.after.as_deref())?, q.limit);
+    let filter = storage::audit::AuditFilter {
+        actor: q.actor,
+        action: q.action,
+        object_type: q.object_type,
+        object_id: q.object_id,
+        from: q.from,
+        before: q.before,
+    };
+    let page = app::audit_log::list(&state.pool, &caller(&req, &who.0), &filter, &page).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(List::of(&page, AuditEventDto::from)))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = VerificationDto), Errors))]
+pub(crate) async fn verify_audit(state: web::Data<AppState>, req: HttpRequest, who: Authed) -> Reply {
+    let v = app::audit_log::verify(&state.pool, &caller(&req, &who.0)).await.map_err(fail(&req))?;
+    let dto = match v {
+        app::audit_log::Verification::Intact { rows } => {
+            VerificationDto { intact: true, rows: Some(rows), broken_row: None, reason: None }
+        }
+        app::audit_log::Verification::Broken { row_id, reason } => {
+            VerificationDto { intact: false, rows: None, broken_row: Some(row_id), reason: Some(reason.to_owned()) }
+        }
+    };
+    Ok(HttpResponse::Ok().json(dto))
+}
