@@ -24,6 +24,8 @@ pub struct HubOptions {
     pub idle: Duration,
     pub absolute: Duration,
     pub secure_cookies: bool,
+    /// `MIGRATE_HUB_MASTER_KEYS` for sealing target passwords.
+    pub master_keys: Option<String>,
 }
 
 impl Default for HubOptions {
@@ -35,6 +37,7 @@ impl Default for HubOptions {
             idle: Duration::from_secs(1800),
             absolute: Duration::from_secs(43_200),
             secure_cookies: false,
+            master_keys: None,
         }
     }
 }
@@ -76,7 +79,8 @@ impl Hub {
             session_idle: options.idle,
             session_absolute: options.absolute,
         };
-        let state = http::AppState::new(db.pool.clone(), settings).unwrap();
+        let keys = options.master_keys.map(|k| auth::secrets::KeyRing::parse(&SecretString::from(k)).unwrap());
+        let state = http::AppState::new(db.pool.clone(), settings).unwrap().with_keys(keys);
         let server = http::Server::build(listener, state, &http::ServerSettings { workers: 1 }).unwrap();
         tokio::spawn(server.run());
         Self { url, db, secret }

@@ -181,8 +181,7 @@ pub async fn create_environment(pool: &PgPool, caller: &Caller, input: NewEnviro
     let name = Name::parse(input.name).map_err(AppError::value("name"))?;
     let description = description(input.description)?;
     let required = input.approval_required.unwrap_or(true);
-    let base =
-        if required { EnvironmentPolicy::production_default() } else { EnvironmentPolicy::permissive_default() };
+    let base = if required { EnvironmentPolicy::production_default() } else { EnvironmentPolicy::permissive_default() };
     let patch = EnvironmentPatch {
         description: None,
         approval_required: None,
@@ -196,7 +195,15 @@ pub async fn create_environment(pool: &PgPool, caller: &Caller, input: NewEnviro
     let policy = apply_patch(base, &patch)?;
     let mut tx = pool.begin().await.map_err(db)?;
     let env = storage::environments::create(&mut tx, &NewEnvironment { name, description, policy }).await?;
-    record(&mut tx, caller, "environment.create", "environment", env.id, json!({"name": env.name.as_str(), "policy": policy_details(&env.policy)})).await?;
+    record(
+        &mut tx,
+        caller,
+        "environment.create",
+        "environment",
+        env.id,
+        json!({"name": env.name.as_str(), "policy": policy_details(&env.policy)}),
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok(env)
 }
@@ -382,11 +389,9 @@ enum NewSecret {
 
 fn one_secret(password_in: Option<Password>, reference: Option<String>) -> AppResult<Option<NewSecret>> {
     match (password_in, reference) {
-        (Some(_), Some(_)) => Err(AppError::invalid(
-            "secret_ref",
-            "two_secrets",
-            "give a password or a secret_ref, not both",
-        )),
+        (Some(_), Some(_)) => {
+            Err(AppError::invalid("secret_ref", "two_secrets", "give a password or a secret_ref, not both"))
+        }
         (Some(p), None) => {
             password(&p)?;
             Ok(Some(NewSecret::Password(p)))
@@ -675,7 +680,11 @@ pub async fn create_db_set(pool: &PgPool, caller: &Caller, input: NewDbSetInput)
 fn member_error(e: storage::StorageError) -> AppError {
     match &e {
         storage::StorageError::Reference { constraint } if constraint == "db_set_members_target_fkey" => {
-            AppError::invalid("target_ids", "unknown_target", "every target must exist and belong to the db set's environment")
+            AppError::invalid(
+                "target_ids",
+                "unknown_target",
+                "every target must exist and belong to the db set's environment",
+            )
         }
         _ => e.into(),
     }
@@ -694,7 +703,15 @@ pub async fn update_db_set(pool: &PgPool, caller: &Caller, id: DbSetId, patch: D
         None => current.description.clone(),
     };
     let set = storage::db_sets::update(&mut tx, id, &name, &description).await?;
-    record(&mut tx, caller, "db_set.update", "db_set", id, json!({"name": set.name.as_str(), "before": current.name.as_str()})).await?;
+    record(
+        &mut tx,
+        caller,
+        "db_set.update",
+        "db_set",
+        id,
+        json!({"name": set.name.as_str(), "before": current.name.as_str()}),
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok(set)
 }

@@ -121,7 +121,13 @@ fn size(what: &'static str, sql: &str, limits: Limits) -> AppResult<()> {
     Ok(())
 }
 
-fn message(severity: Severity, code: &str, message: String, direction: Direction, index: Option<usize>) -> ValidationMessage {
+fn message(
+    severity: Severity,
+    code: &str,
+    message: String,
+    direction: Direction,
+    index: Option<usize>,
+) -> ValidationMessage {
     ValidationMessage {
         severity,
         code: code.to_owned(),
@@ -146,7 +152,10 @@ fn split_both(
                 messages.push(message(
                     Severity::Warning,
                     "mysql_split",
-                    format!("does not split as MySQL (line {}, column {}: {}); it can run on Postgres targets only", e.line, e.column, e.message),
+                    format!(
+                        "does not split as MySQL (line {}, column {}: {}); it can run on Postgres targets only",
+                        e.line, e.column, e.message
+                    ),
                     direction,
                     None,
                 ));
@@ -157,7 +166,10 @@ fn split_both(
             messages.push(message(
                 Severity::Warning,
                 "postgres_split",
-                format!("does not split as Postgres (line {}, column {}: {}); it can run on MySQL targets only", e.line, e.column, e.message),
+                format!(
+                    "does not split as Postgres (line {}, column {}: {}); it can run on MySQL targets only",
+                    e.line, e.column, e.message
+                ),
                 direction,
                 None,
             ));
@@ -298,7 +310,8 @@ pub async fn create_migration(
         storage::migrations::create(&mut tx, input.project_id, &key, &name, None, caller.actor.user_id).await?;
     let new = new_version(migration.id, input.up_sql, input.down_sql, mode, checked, None, caller);
     let version = storage::versions::create(&mut tx, &new).await?;
-    record(&mut tx, caller, "migration.create", "migration", migration.id, version_details(&migration, &version)).await?;
+    record(&mut tx, caller, "migration.create", "migration", migration.id, version_details(&migration, &version))
+        .await?;
     tx.commit().await.map_err(db)?;
     Ok((migration, version))
 }
@@ -328,7 +341,13 @@ pub async fn create_version(
     Ok((version, true))
 }
 
-fn source_hash(up_path: &str, up: &str, down_path: Option<&str>, down: Option<&str>, mode: TransactionMode) -> [u8; 32] {
+fn source_hash(
+    up_path: &str,
+    up: &str,
+    down_path: Option<&str>,
+    down: Option<&str>,
+    mode: TransactionMode,
+) -> [u8; 32] {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for part in [Some(up_path), Some(up), down_path, down, Some(mode.as_str())] {
         match part {
@@ -372,7 +391,11 @@ pub async fn import(
         .map_err(|e| AppError::invalid("files", "unreadable", e.to_string()))?;
     let mut report = ImportReport {
         layout: source.layout.as_str().to_owned(),
-        skipped: source.skipped.iter().map(|s| SkippedFile { path: s.path.clone(), reason: s.reason.clone() }).collect(),
+        skipped: source
+            .skipped
+            .iter()
+            .map(|s| SkippedFile { path: s.path.clone(), reason: s.reason.clone() })
+            .collect(),
         ..ImportReport::default()
     };
     // Check everything before writing anything, so a bad file fails the import with its name.
@@ -384,8 +407,12 @@ pub async fn import(
             }
             other => other,
         })?;
-        let name = MigrationName::parse(if m.name.is_empty() { m.version.as_str().to_owned() } else { m.name.replace('_', " ") })
-            .map_err(|e| AppError::invalid("files", "invalid_value", format!("{}: {e}", m.up_path)))?;
+        let name = MigrationName::parse(if m.name.is_empty() {
+            m.version.as_str().to_owned()
+        } else {
+            m.name.replace('_', " ")
+        })
+        .map_err(|e| AppError::invalid("files", "invalid_value", format!("{}: {e}", m.up_path)))?;
         checked.push((m, c, name));
     }
     let mut tx = pool.begin().await.map_err(db)?;
@@ -404,12 +431,14 @@ pub async fn import(
                     caller.actor.user_id,
                 )
                 .await?;
-                let new = new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
+                let new =
+                    new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
                 storage::versions::create(&mut tx, &new).await?;
                 report.created.push(key);
             }
             Some(migration) => {
-                let new = new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
+                let new =
+                    new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
                 let latest = storage::versions::latest(&mut tx, migration.id).await?;
                 let same = latest.as_ref().is_some_and(|l| {
                     l.source_hash == Some(hash)

@@ -12,7 +12,9 @@
 use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, RunId, RunItemId};
-use domain::model::{Approval, Environment, Migration, MigrationVersion, NewApproval, NewRun, Run, RunItem, RunItemLog};
+use domain::model::{
+    Approval, Environment, Migration, MigrationVersion, NewApproval, NewRun, Run, RunItem, RunItemLog,
+};
 use domain::policy::{
     ApprovalFacts, ApprovalState, Denial, PinnedChecksums, RunFacts, approval_state, may_approve, may_cancel, may_deny,
     may_execute, may_request_run,
@@ -155,12 +157,15 @@ pub async fn request_run(
     if let Some(key) = &key {
         let mut conn = pool.acquire().await.map_err(db)?;
         if let Some(existing) = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key).await? {
-            return same_request(&mut conn, existing, &input, direction, failure_policy, concurrency_limit, &comment).await;
+            return same_request(&mut conn, existing, &input, direction, failure_policy, concurrency_limit, &comment)
+                .await;
         }
     }
     let mut tx = pool.begin().await.map_err(db)?;
     let migration = storage::migrations::get(&mut tx, input.migration_id).await?;
-    let version = storage::versions::latest(&mut tx, migration.id).await?.ok_or(AppError::NotFound { what: "migration version" })?;
+    let version = storage::versions::latest(&mut tx, migration.id)
+        .await?
+        .ok_or(AppError::NotFound { what: "migration version" })?;
     if let Some(wanted) = input.version {
         if wanted != version.version_no {
             return Err(AppError::conflict(
@@ -205,8 +210,16 @@ pub async fn request_run(
             let existing = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key)
                 .await?
                 .ok_or(AppError::NotFound { what: "run" })?;
-            return same_request(&mut conn, existing, &input, direction, failure_policy, concurrency_limit, &new.comment)
-                .await;
+            return same_request(
+                &mut conn,
+                existing,
+                &input,
+                direction,
+                failure_policy,
+                concurrency_limit,
+                &new.comment,
+            )
+            .await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -272,7 +285,10 @@ async fn follow_newest(
     if run.direction == Direction::Down && latest.down_sql.is_none() {
         return Err(AppError::conflict(
             "no_down",
-            format!("the migration's newest version ({}) has no down script; this rollback cannot proceed", latest.version_no),
+            format!(
+                "the migration's newest version ({}) has no down script; this rollback cannot proceed",
+                latest.version_no
+            ),
         ));
     }
     let status = RunStatus::initial(environment.policy.approval_required);
@@ -300,7 +316,8 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, action: &str, run: RunId
     }
     let result = async {
         let mut tx = pool.begin().await.map_err(db)?;
-        record(&mut tx, caller, action, "run", run, json!({"reason": error.code(), "message": error.to_string()})).await?;
+        record(&mut tx, caller, action, "run", run, json!({"reason": error.code(), "message": error.to_string()}))
+            .await?;
         tx.commit().await.map_err(db)
     }
     .await;
@@ -420,8 +437,9 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     let mut run = storage::runs::lock(&mut tx, id).await?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let pinned_version = storage::versions::get(&mut tx, run.version_id).await?;
-    let latest =
-        storage::versions::latest(&mut tx, pinned_version.migration_id).await?.unwrap_or_else(|| pinned_version.clone());
+    let latest = storage::versions::latest(&mut tx, pinned_version.migration_id)
+        .await?
+        .unwrap_or_else(|| pinned_version.clone());
     // Without approval there is nothing to invalidate: the run simply follows the newest version. With
     // approval, the approvals must be for the newest content, which they are not if it changed.
     let version = if environment.policy.approval_required {
@@ -493,9 +511,9 @@ pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
     let current = latest.as_ref().map_or_else(|| content(&version), content);
     let decisions = decision_facts(&approvals);
     let state = approval_state(&environment.policy, &facts(&run), &decisions, &current);
-    let stale = approvals.iter().any(|a| {
-        a.decision == ApprovalDecision::Approve && a.direction == run.direction && a.pinned != current
-    });
+    let stale = approvals
+        .iter()
+        .any(|a| a.decision == ApprovalDecision::Approve && a.direction == run.direction && a.pinned != current);
     let items = storage::run_items::count_by_status(&mut conn, id).await?;
     Ok(RunDetail {
         run,

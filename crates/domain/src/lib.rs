@@ -20,14 +20,14 @@ pub mod checksum;
 pub mod enums;
 pub mod ids;
 pub mod model;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod placeholder;
 pub mod policy;
 pub mod run;
 pub mod source;
 pub mod split;
 pub mod values;
-#[cfg(feature = "openapi")]
-mod openapi;
 
 #[cfg(test)]
 mod test_support;

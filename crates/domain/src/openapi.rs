@@ -2,7 +2,7 @@
 //!
 //! Only descriptions of the wire format live here: the same strings the serde impls read and write.
 
-use utoipa::openapi::schema::{Schema, SchemaFormat, KnownFormat, Type};
+use utoipa::openapi::schema::{KnownFormat, Schema, SchemaFormat, Type};
 use utoipa::openapi::{ObjectBuilder, RefOr};
 
 /// A UUID string.

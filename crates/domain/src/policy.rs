@@ -446,11 +446,12 @@ pub fn may_deny(actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> R
 }
 
 fn may_decide(action: &'static str, actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> Result<(), Denial> {
-    if actor.role < Role::Manager {
-        return Err(Denial::RoleTooLow { needed: "manager" });
-    }
+    // Separation of duties first: the requester hears why they cannot decide, whatever their role.
     if actor.user_id == run.requested_by {
         return Err(Denial::SelfApproval);
+    }
+    if actor.role < Role::Manager {
+        return Err(Denial::RoleTooLow { needed: "manager" });
     }
     if run.status != RunStatus::AwaitingApproval {
         return Err(Denial::WrongStatus { action, status: run.status });

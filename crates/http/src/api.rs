@@ -20,11 +20,11 @@ use storage::{PageRequest, StorageError};
 
 use crate::dto::List;
 use crate::error::{ApiError, internal};
-use crate::openapi::Errors;
-use utoipa::{IntoParams, ToSchema};
 use crate::guard::{Authed, Principal, Via, request_id};
 use crate::login::client_ip;
+use crate::openapi::Errors;
 use crate::startup::AppState;
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserDto {
@@ -85,7 +85,6 @@ impl From<&ApiToken> for TokenDto {
         }
     }
 }
-
 
 /// Pagination parameters shared by list routes.
 #[derive(Debug, Deserialize)]

@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use domain::enums::{
     ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, LogLevel, Role, TlsMode, TransactionMode,
 };
-use domain::ids::{ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId};
+use domain::ids::{
+    ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId,
+};
 use domain::model::{
-    Approval, DbSet, Environment, Migration, MigrationVersion, Project, Run, RunItem, RunItemLog, SecretSource, Severity,
-    Target, ValidationMessage,
+    Approval, DbSet, Environment, Migration, MigrationVersion, Project, Run, RunItem, RunItemLog, SecretSource,
+    Severity, Target, ValidationMessage,
 };
 use domain::policy::ApprovalState;
 use domain::run::{RunItemStatus, RunStatus};

@@ -72,7 +72,11 @@ fn created(body: impl serde::Serialize) -> HttpResponse {
 
 #[utoipa::path(get, path = "/api/v1/environments", tag = "inventory", params(PageParams),
     responses((status = 200, body = List<EnvironmentDto>), Errors))]
-pub(crate) async fn list_environments(state: web::Data<AppState>, req: HttpRequest, q: web::Query<PageParams>) -> Reply {
+pub(crate) async fn list_environments(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<PageParams>,
+) -> Reply {
     let page = app::inventory::list_environments(&state.pool, &q.page::<Name>()?).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, EnvironmentDto::from)))
 }
@@ -93,7 +97,11 @@ pub(crate) async fn create_environment(
 
 #[utoipa::path(get, path = "/api/v1/environments/{id}", tag = "inventory", params(("id" = EnvironmentId, Path)),
     responses((status = 200, body = EnvironmentDto), Errors))]
-pub(crate) async fn get_environment(state: web::Data<AppState>, req: HttpRequest, id: web::Path<EnvironmentId>) -> Reply {
+pub(crate) async fn get_environment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<EnvironmentId>,
+) -> Reply {
     let env = app::inventory::get_environment(&state.pool, *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(EnvironmentDto::from(&env)))
 }
@@ -175,7 +183,12 @@ pub(crate) async fn update_target(
 
 #[utoipa::path(delete, path = "/api/v1/targets/{id}", tag = "inventory", params(("id" = TargetId, Path)),
     responses((status = 204), Errors))]
-pub(crate) async fn delete_target(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<TargetId>) -> Reply {
+pub(crate) async fn delete_target(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<TargetId>,
+) -> Reply {
     app::inventory::delete_target(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -380,7 +393,11 @@ pub(crate) struct MigrationQuery {
 
 #[utoipa::path(get, path = "/api/v1/migrations", tag = "migrations", params(MigrationQuery),
     responses((status = 200, body = List<MigrationDto>), Errors))]
-pub(crate) async fn list_migrations(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MigrationQuery>) -> Reply {
+pub(crate) async fn list_migrations(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<MigrationQuery>,
+) -> Reply {
     let page = app::page(cursor::<VersionKey>(q.after.as_deref())?, q.limit);
     let page = app::migrations::list_migrations(&state.pool, q.project_id, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, |m| MigrationDto::new(m, None))))
@@ -500,9 +517,8 @@ pub(crate) async fn request_run(
             ApiError::bad_request("invalid_idempotency_key", "the Idempotency-Key must be printable ASCII")
         })?),
     };
-    let r = app::runs::request_run(&state.pool, &caller(&req, &who.0), body.into_inner(), key)
-        .await
-        .map_err(fail(&req))?;
+    let r =
+        app::runs::request_run(&state.pool, &caller(&req, &who.0), body.into_inner(), key).await.map_err(fail(&req))?;
     let detail = app::runs::get_run(&state.pool, r.run.id).await.map_err(fail(&req))?;
     let body = RunDetailDto::from(&detail);
     Ok(if r.created { created(body) } else { HttpResponse::Ok().json(body) })
@@ -592,9 +608,9 @@ pub(crate) async fn item_logs(
     q: web::Query<PageParams>,
 ) -> Reply {
     let (run, item) = path.into_inner();
-    let (item, lines) =
-        app::runs::item_logs(&state.pool, run, item, &q.page::<u32>()?).await.map_err(fail(&req))?;
-    Ok(HttpResponse::Ok().json(ItemLogsDto { item: RunItemDto::from(&item), lines: List::of(&lines, LogLineDto::from) }))
+    let (item, lines) = app::runs::item_logs(&state.pool, run, item, &q.page::<u32>()?).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok()
+        .json(ItemLogsDto { item: RunItemDto::from(&item), lines: List::of(&lines, LogLineDto::from) }))
 }
 
 // --- audit ---
@@ -616,7 +632,12 @@ pub(crate) struct AuditQuery {
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = List<AuditEventDto>), Errors))]
-pub(crate) async fn list_audit(state: web::Data<AppState>, req: HttpRequest, who: Authed, q: web::Query<AuditQuery>) -> Reply {
+pub(crate) async fn list_audit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    q: web::Query<AuditQuery>,
+) -> Reply {
     let q = q.into_inner();
     let page = app::page(cursor::<i64>(q.after.as_deref())?, q.limit);
     let filter = storage::audit::AuditFilter {

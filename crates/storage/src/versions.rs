@@ -91,12 +91,21 @@ pub async fn get(conn: &mut PgConnection, id: VersionId) -> StorageResult<Migrat
 
 /// Version number `number` of a migration.
 #[tracing::instrument(skip_all, fields(migration.id = %migration, version.no = number))]
-pub async fn get_by_number(conn: &mut PgConnection, migration: MigrationId, number: u32) -> StorageResult<MigrationVersion> {
-    sqlx::query_file_as!(Row, "../../sql/versions/get_by_number.sql", migration.as_uuid(), crate::convert::to_i32(number))
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StorageError::NotFound("migration version"))?
-        .try_into()
+pub async fn get_by_number(
+    conn: &mut PgConnection,
+    migration: MigrationId,
+    number: u32,
+) -> StorageResult<MigrationVersion> {
+    sqlx::query_file_as!(
+        Row,
+        "../../sql/versions/get_by_number.sql",
+        migration.as_uuid(),
+        crate::convert::to_i32(number)
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StorageError::NotFound("migration version"))?
+    .try_into()
 }
 
 /// The newest version of a migration, if it has any.
