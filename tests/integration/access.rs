@@ -166,9 +166,9 @@ async fn every_state_changing_route_needs_the_csrf_token_and_the_hubs_origin_wit
         assert_ne!(response.status(), StatusCode::FORBIDDEN, "{spec:?}");
     }
     // Nothing was done by the refused requests: the only changes are those of the accepted requests that
-    // had a valid body (a token named "x", and the logout, last).
+    // had a valid body (`{"name": "x"}` makes a token, an environment and a project), and the logout, last.
     let audit_after = hub.audit_actions().await;
-    assert_eq!(&audit_after[audit_before..], ["token.created", "auth.logout"]);
+    assert_eq!(&audit_after[audit_before..], ["token.created", "environment.create", "project.create", "auth.logout"]);
 
     // A form post carries the token as a field, as the pages send it.
     let browser = signed_in(&hub, "user@example.com", Role::User).await;

@@ -24,15 +24,15 @@ async fn dev_database() -> anyhow::Result<(String, Option<Server>)> {
     Ok((server.database_url(DEV_DATABASE), Some(server)))
 }
 
-fn build_binaries() -> anyhow::Result<()> {
+pub(crate) fn build_binaries() -> anyhow::Result<()> {
     run_checked(cargo().args(["build", "--quiet", "-p", "migrate-hub-server", "-p", "migrate-hub-worker"]))
 }
 
-fn binary(name: &str) -> std::path::PathBuf {
+pub(crate) fn binary(name: &str) -> std::path::PathBuf {
     target_dir().join("debug").join(name)
 }
 
-fn migrate(url: &str) -> anyhow::Result<()> {
+pub(crate) fn migrate(url: &str) -> anyhow::Result<()> {
     run_checked(
         Command::new(binary("migrate-hub-server")).args(["migrate", "--create-database"]).env("DATABASE_URL", url),
     )
@@ -68,17 +68,40 @@ pub async fn run(bind: &str) -> anyhow::Result<()> {
 
 /// The development server secret, made once and kept under `target/dev/` so sessions and tokens survive
 /// restarts of `cargo xtask dev`.
-fn dev_secret() -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn dev_secret() -> anyhow::Result<std::path::PathBuf> {
     let dir = target_dir().join("dev");
     let path = dir.join("server-secret");
     if !path.exists() {
         std::fs::create_dir_all(&dir)?;
-        let mut bytes = [0u8; 32];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(&path, hex)?;
+        std::fs::write(&path, random_hex()?)?;
     }
     Ok(path)
+}
+
+/// 32 random bytes as 64 hex digits: the form of the server secret and of a master key.
+pub(crate) fn random_hex() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Runs `create-admin` (which also re-enables and re-promotes an existing user) and returns the new API
+/// token, the last line it prints.
+pub(crate) fn create_admin(url: &str, secret: &std::path::Path, email: &str) -> anyhow::Result<String> {
+    let admin = Command::new(binary("migrate-hub-server"))
+        .args(["create-admin", "--email", email])
+        .env("DATABASE_URL", url)
+        .env("MIGRATE_HUB_SERVER_SECRET_FILE", secret)
+        .output()
+        .context("cannot run create-admin")?;
+    if !admin.status.success() {
+        bail!("create-admin failed: {}", String::from_utf8_lossy(&admin.stderr));
+    }
+    let token = String::from_utf8_lossy(&admin.stdout).lines().last().unwrap_or_default().trim().to_owned();
+    if token.is_empty() {
+        bail!("create-admin printed no token");
+    }
+    Ok(token)
 }
 
 /// Starts the test OIDC provider (`tests/oidc`) so that "Sign in" works locally; `None` without Node.js.
@@ -110,16 +133,7 @@ async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
     let mut children = Children(Vec::new());
     let issuer = start_oidc_provider(&mut children)?;
     // The provider signs in as user@example.com unless told otherwise: make that the admin.
-    let admin = Command::new(binary("migrate-hub-server"))
-        .args(["create-admin", "--email", "user@example.com"])
-        .env("DATABASE_URL", url)
-        .env("MIGRATE_HUB_SERVER_SECRET_FILE", &secret)
-        .output()
-        .context("cannot run create-admin")?;
-    if !admin.status.success() {
-        bail!("create-admin failed: {}", String::from_utf8_lossy(&admin.stderr));
-    }
-    let token = String::from_utf8_lossy(&admin.stdout).lines().last().unwrap_or_default().to_owned();
+    let token = create_admin(url, &secret, "user@example.com")?;
     let mut server = Command::new(binary("migrate-hub-server"));
     server
         .args(["serve", "--bind", bind])
@@ -166,14 +180,14 @@ async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
 }
 
 /// Child processes by name, stopped with SIGTERM (then killed) when we are done.
-struct Children(Vec<(&'static str, Child)>);
+pub(crate) struct Children(pub(crate) Vec<(&'static str, Child)>);
 
 impl Children {
-    fn exited(&mut self) -> Option<&'static str> {
+    pub(crate) fn exited(&mut self) -> Option<&'static str> {
         self.0.iter_mut().find_map(|(name, child)| matches!(child.try_wait(), Ok(Some(_))).then_some(*name))
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         for (_, child) in &mut self.0 {
             if matches!(child.try_wait(), Ok(None)) {
                 let _ = Command::new("kill")
@@ -200,7 +214,7 @@ impl Drop for Children {
 }
 
 /// Polls `/readyz` until it answers 200.
-fn wait_ready(bind: &str, timeout: Duration, children: &mut Children) -> anyhow::Result<()> {
+pub(crate) fn wait_ready(bind: &str, timeout: Duration, children: &mut Children) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if children.exited().is_some() {
@@ -216,9 +230,15 @@ fn wait_ready(bind: &str, timeout: Duration, children: &mut Children) -> anyhow:
 
 /// The status code of a plain HTTP/1.1 GET (no client library needed for one probe).
 pub fn http_status(address: &str, path: &str) -> anyhow::Result<u16> {
+    http_status_as(address, path, None)
+}
+
+/// [`http_status`] with `Authorization: Bearer <token>` when a token is given.
+pub fn http_status_as(address: &str, path: &str, token: Option<&str>) -> anyhow::Result<u16> {
     let mut stream = TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    let auth = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).context("not an HTTP response")

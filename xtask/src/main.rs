@@ -7,7 +7,9 @@
 //! - `tidy`: the project's own rules (module docs, no ignored tests, crate dependency rules).
 //! - `corpus [DIR…]`: the engine against the shared workload sets of real projects.
 //! - `bench fleet|queue`: performance figures against a peer, printed.
+//! - `api-fuzz`: schemathesis against the server's OpenAPI document.
 
+mod api_fuzz;
 mod corpus;
 mod dev;
 mod postgres;
@@ -73,6 +75,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Schemathesis (installed into ~/.cache/migrate-hub-venv on first use) against the server's OpenAPI
+    /// document on a throwaway database (`TEST_PG_URL`'s server); fails on any 5xx or response that breaks
+    /// the document.
+    ApiFuzz {
+        /// Extra arguments for `st run` (e.g. `--seed N`, `--max-examples N`), after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Task::Corpus { dirs } => runtime.block_on(corpus::run(&dirs)),
         Task::Bench { args } => bench(&[], &args),
         Task::Chaos { args } => bench(&["chaos"], &args),
+        Task::ApiFuzz { args } => runtime.block_on(api_fuzz::run(&args)),
         Task::Tidy => {
             let problems = tidy::check(&workspace_root())?;
             if problems.is_empty() {

@@ -31,6 +31,8 @@ enum AuditCommand {
     },
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply the tool database schema (idempotent: a current database is left as it is).

@@ -316,7 +316,7 @@ pub struct SecretInput {
     pub secret_ref: Option<String>,
 }
 
-fn text(field: &'static str, value: String, max: usize) -> AppResult<String> {
+fn text(field: &'static str, value: &str, max: usize) -> AppResult<String> {
     let value = value.trim().to_owned();
     if value.is_empty() || value.chars().count() > max || value.chars().any(|c| c.is_control()) {
         return Err(AppError::invalid(
@@ -328,7 +328,7 @@ fn text(field: &'static str, value: String, max: usize) -> AppResult<String> {
     Ok(value)
 }
 
-fn host(value: String) -> AppResult<String> {
+fn host(value: &str) -> AppResult<String> {
     let value = text("host", value, 253)?;
     if value.chars().any(char::is_whitespace) {
         return Err(AppError::invalid("host", "invalid_value", "host must not contain spaces"));
@@ -426,11 +426,11 @@ pub async fn create_target(
     let spec = TargetSpec {
         name: Name::parse(input.name).map_err(AppError::value("name"))?,
         engine: input.engine,
-        host: host(input.host)?,
+        host: host(&input.host)?,
         port: port(input.port)?,
-        database: text("database", input.database, 128)?,
+        database: text("database", &input.database, 128)?,
         schema: input.schema.map(Identifier::parse).transpose().map_err(AppError::value("schema"))?,
-        username: text("username", input.username, 128)?,
+        username: text("username", &input.username, 128)?,
         tls_mode: input.tls_mode.unwrap_or(TlsMode::Prefer),
         labels: string_map("labels", input.labels)?,
         variables: string_map("variables", input.variables)?,
@@ -476,7 +476,7 @@ pub async fn update_target(pool: &PgPool, caller: &Caller, id: TargetId, patch: 
         },
         engine: current.engine,
         host: match patch.host {
-            Some(h) => host(h)?,
+            Some(h) => host(&h)?,
             None => current.host.clone(),
         },
         port: match patch.port {
@@ -484,7 +484,7 @@ pub async fn update_target(pool: &PgPool, caller: &Caller, id: TargetId, patch: 
             None => current.port,
         },
         database: match patch.database {
-            Some(d) => text("database", d, 128)?,
+            Some(d) => text("database", &d, 128)?,
             None => current.database.clone(),
         },
         schema: match patch.schema {
@@ -492,7 +492,7 @@ pub async fn update_target(pool: &PgPool, caller: &Caller, id: TargetId, patch: 
             None => current.schema.clone(),
         },
         username: match patch.username {
-            Some(u) => text("username", u, 128)?,
+            Some(u) => text("username", &u, 128)?,
             None => current.username.clone(),
         },
         tls_mode: patch.tls_mode.unwrap_or(current.tls_mode),

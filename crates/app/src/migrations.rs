@@ -330,10 +330,11 @@ pub async fn create_version(
     let mut tx = pool.begin().await.map_err(db)?;
     let m = storage::migrations::get(&mut tx, migration).await?;
     let new = new_version(migration, input.up_sql, input.down_sql, mode, checked, None, caller);
-    if let Some(latest) = storage::versions::latest(&mut tx, migration).await? {
-        if latest.checksums == new.checksums() && latest.transaction_mode == mode {
-            return Ok((latest, false));
-        }
+    if let Some(latest) = storage::versions::latest(&mut tx, migration).await?
+        && latest.checksums == new.checksums()
+        && latest.transaction_mode == mode
+    {
+        return Ok((latest, false));
     }
     let version = storage::versions::create(&mut tx, &new).await?;
     record(&mut tx, caller, "migration.version", "migration", m.id, version_details(&m, &version)).await?;

@@ -166,16 +166,16 @@ pub async fn request_run(
     let version = storage::versions::latest(&mut tx, migration.id)
         .await?
         .ok_or(AppError::NotFound { what: "migration version" })?;
-    if let Some(wanted) = input.version {
-        if wanted != version.version_no {
-            return Err(AppError::conflict(
-                "version_superseded",
-                format!(
-                    "version {wanted} is not the newest version of this migration (version {} is); review it and request again",
-                    version.version_no
-                ),
-            ));
-        }
+    if let Some(wanted) = input.version
+        && wanted != version.version_no
+    {
+        return Err(AppError::conflict(
+            "version_superseded",
+            format!(
+                "version {wanted} is not the newest version of this migration (version {} is); review it and request again",
+                version.version_no
+            ),
+        ));
     }
     if direction == Direction::Down && version.down_sql.is_none() {
         return Err(AppError::invalid("direction", "no_down", "this migration has no down script to run"));
@@ -369,16 +369,16 @@ async fn decide(
         return Err(denial.into());
     }
     let version = follow_newest(&mut tx, caller, &mut run, &environment).await?;
-    if let Some(reviewed) = input.version {
-        if reviewed != version.version_no {
-            return Err(AppError::conflict(
-                "content_changed",
-                format!(
-                    "you reviewed version {reviewed}, but the run now applies version {}; review it and decide again",
-                    version.version_no
-                ),
-            ));
-        }
+    if let Some(reviewed) = input.version
+        && reviewed != version.version_no
+    {
+        return Err(AppError::conflict(
+            "content_changed",
+            format!(
+                "you reviewed version {reviewed}, but the run now applies version {}; review it and decide again",
+                version.version_no
+            ),
+        ));
     }
     check(&run, &all)?;
     let pinned = content(&version);
