@@ -505,6 +505,15 @@ async fn bodies_over_the_limits_malformed_json_and_unknown_fields_are_refused_cl
         (StatusCode::UNPROCESSABLE_ENTITY, Some("transaction_mode")),
         "{body}"
     );
+    // Text Postgres cannot store (a NUL) is the caller's mistake, not a 500.
+    let (status, body) = admin
+        .call(Method::PATCH, &format!("/api/v1/projects/{}", id(&project)), Some(json!({"description": "a\u{0}b"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_text")),
+        "{body}"
+    );
     // Nothing was created by the refused requests.
     let list = admin.get(&format!("/api/v1/migrations?project_id={}", id(&project))).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);

@@ -96,6 +96,11 @@ impl From<StorageError> for AppError {
     fn from(e: StorageError) -> Self {
         match &e {
             StorageError::NotFound(what) => AppError::NotFound { what },
+            StorageError::Invalid { constraint } if constraint == storage::TEXT_ENCODING => AppError::Invalid {
+                field: None,
+                code: "invalid_text",
+                message: "text must not contain NUL (\\u0000) characters".into(),
+            },
             StorageError::Conflict { constraint } | StorageError::Reference { constraint } => {
                 match CONSTRAINTS.iter().find(|(name, _, _)| name == constraint) {
                     Some((_, code, message)) => AppError::conflict(code, *message),

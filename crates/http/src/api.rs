@@ -102,6 +102,11 @@ impl<K> PageQuery<K> {
 fn storage_error(req: &HttpRequest, e: StorageError) -> ApiError {
     match e {
         StorageError::NotFound(what) => ApiError::NotFound { what },
+        StorageError::Invalid { constraint } if constraint == storage::TEXT_ENCODING => ApiError::Unprocessable {
+            code: "invalid_text",
+            message: "text must not contain NUL (\\u0000) characters".into(),
+            field: None,
+        },
         other => internal(&request_id(req), &other),
     }
 }

@@ -31,6 +31,9 @@ pub enum StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// The `constraint` of [`StorageError::Invalid`] for text Postgres cannot store (a NUL character).
+pub const TEXT_ENCODING: &str = "text_encoding";
+
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> Self {
         let sqlx::Error::Database(db) = &error else {
@@ -44,6 +47,8 @@ impl From<sqlx::Error> for StorageError {
             ErrorKind::UniqueViolation => StorageError::Conflict { constraint },
             ErrorKind::ForeignKeyViolation => StorageError::Reference { constraint },
             ErrorKind::CheckViolation | ErrorKind::NotNullViolation => StorageError::Invalid { constraint },
+            // 22021: text Postgres cannot store (a NUL character): bad input, not a failure of the database.
+            _ if db.code().as_deref() == Some("22021") => StorageError::Invalid { constraint: TEXT_ENCODING.into() },
             // 23001 restrict_violation is what our triggers raise; their message is ours, not user data.
             _ if db.code().as_deref() == Some("23001") => StorageError::Refused(db.message().to_owned()),
             _ => StorageError::Database(error),

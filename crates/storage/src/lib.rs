@@ -33,7 +33,7 @@ pub mod users;
 pub mod versions;
 pub mod workers;
 
-pub use error::{StorageError, StorageResult};
+pub use error::{StorageError, StorageResult, TEXT_ENCODING};
 pub use page::{MAX_PAGE, Page, PageRequest};
 pub use sqlx::postgres::{PgConnection, PgPool};
 
