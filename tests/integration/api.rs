@@ -514,6 +514,15 @@ async fn bodies_over_the_limits_malformed_json_and_unknown_fields_are_refused_cl
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_text")),
         "{body}"
     );
+    let env = admin.ok(Method::POST, "/api/v1/environments", json!({"name": "e"}), StatusCode::CREATED).await;
+    let mut target = target_body(&id(&env), "t", "postgres", "postgres://u@localhost:5432/d", None);
+    target["variables"] = json!({"k\u{0}": "v"});
+    let (status, body) = admin.call(Method::POST, "/api/v1/targets", Some(target)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_text")),
+        "{body}"
+    );
     // Nothing was created by the refused requests.
     let list = admin.get(&format!("/api/v1/migrations?project_id={}", id(&project))).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);

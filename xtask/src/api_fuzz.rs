@@ -1,6 +1,7 @@
 //! `cargo xtask api-fuzz`: schemathesis (property-based API testing) against the server's OpenAPI document,
-//! on a throwaway tool database. Fails on any 5xx, undocumented status code or content type, response that
-//! does not match its schema, or a document schemathesis cannot fully resolve.
+//! on a throwaway tool database with one object of each kind made beforehand. Fails on any 5xx, undocumented
+//! status code or content type, response that does not match its schema, or a document schemathesis cannot
+//! fully resolve.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -9,15 +10,17 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use serde_json::{Value, json};
 use sqlx::migrate::MigrateDatabase;
 
 use crate::dev::{
-    Children, binary, build_binaries, create_admin, dev_secret, http_status_as, migrate, random_hex, wait_ready,
+    Children, binary, build_binaries, create_admin, dev_secret, http_request, migrate, random_hex, wait_ready,
 };
 use crate::{DEFAULT_PG, run_checked, target_dir};
 
-/// The schemathesis release line the run is written for (`st run` flags and configuration keys).
-const SCHEMATHESIS: &str = "schemathesis>=4,<5";
+/// The schemathesis releases the run is written for (`st run` flags, configuration keys, dictionaries).
+const SCHEMATHESIS: &str = "schemathesis>=4.32,<5";
+const MINIMUM_MINOR: u32 = 32;
 
 /// What a response is checked for.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
@@ -27,12 +30,13 @@ const MAX_EXAMPLES: &str = "50";
 
 /// Warnings that fail the run: every operation answering 401/403 means the run tested nothing (the token
 /// stopped working), and an unresolvable `$ref` means parts of the document are silently never checked.
-const CONFIG: &str = "[warnings]\nfail-on = [\"missing_auth\", \"unresolvable_reference\"]\n";
+const WARNINGS: &str = "[warnings]\nfail-on = [\"missing_auth\", \"unresolvable_reference\"]\n";
 
-/// Operations that can take the fuzzer's own credentials away (revoke its token; demote or disable its
-/// admin once another admin exists). They are left out of the main run and each gets a run of its own
-/// afterwards, with a fresh token.
-const SELF_DESTRUCTIVE: [&str; 2] = ["DELETE /api/v1/tokens/{id}", "PATCH /api/v1/users/{id}"];
+/// Operations that destroy what the others need: the fuzzer's own credentials (revoking its token; demoting
+/// or disabling its admin once another admin exists) or the seeded target. They are left out of the main
+/// run and each gets a run of its own afterwards, with a fresh token.
+const DESTRUCTIVE: [&str; 3] =
+    ["DELETE /api/v1/targets/{id}", "DELETE /api/v1/tokens/{id}", "PATCH /api/v1/users/{id}"];
 
 const ADMIN_EMAIL: &str = "admin@example.com";
 
@@ -66,26 +70,39 @@ fn database_url(base: &str, name: &str) -> String {
     }
 }
 
-/// The `st` program of the project's virtual environment, made and filled on first use.
+/// The `st` program of the project's virtual environment, made and filled (or upgraded) when needed.
 fn schemathesis() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set")?;
     let venv = Path::new(&home).join(".cache/migrate-hub-venv");
     let st = venv.join("bin/st");
-    if st.is_file() {
+    if recent_enough(&st) {
         return Ok(st);
     }
-    eprintln!("xtask: installing schemathesis into {}", venv.display());
-    run_checked(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-        .map_err(|e| anyhow::anyhow!("{e}: api-fuzz needs Python 3 with venv (apt install python3 python3-venv)"))?;
+    eprintln!("xtask: installing {SCHEMATHESIS} into {}", venv.display());
+    if !venv.join("bin/pip").is_file() {
+        run_checked(Command::new("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+            anyhow::anyhow!("{e}: api-fuzz needs Python 3 with venv (apt install python3 python3-venv)")
+        })?;
+    }
     run_checked(
         Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", SCHEMATHESIS])
+            .args(["install", "--quiet", "--disable-pip-version-check", "--upgrade", SCHEMATHESIS])
             .stdout(Stdio::null()),
     )?;
-    if !st.is_file() {
-        bail!("pip installed schemathesis but {} is missing", st.display());
+    if !recent_enough(&st) {
+        bail!("pip installed {SCHEMATHESIS} but {} does not report such a version", st.display());
     }
     Ok(st)
+}
+
+/// Whether `st --version` (`st, version 4.32.5`) is a 4.x release this run works with.
+fn recent_enough(st: &Path) -> bool {
+    let Ok(output) = Command::new(st).arg("--version").output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut numbers = text.split_whitespace().last().unwrap_or_default().split('.').map(str::parse::<u32>);
+    matches!((numbers.next(), numbers.next()), (Some(Ok(4)), Some(Ok(minor))) if minor >= MINIMUM_MINOR)
 }
 
 /// A port that was free a moment ago.
@@ -96,8 +113,6 @@ fn free_port() -> anyhow::Result<u16> {
 fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<()> {
     migrate(url)?;
     let secret = dev_secret()?;
-    let config = work.join("schemathesis.toml");
-    std::fs::write(&config, CONFIG)?;
     let log_path = work.join("server.log");
     let log = std::fs::File::create(&log_path)?;
     let bind = format!("127.0.0.1:{}", free_port()?);
@@ -118,6 +133,9 @@ fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<(
     children.0.push(("server", server));
     let result = (|| {
         wait_ready(&bind, Duration::from_secs(30), &mut children)?;
+        let token = create_admin(url, &secret, ADMIN_EMAIL)?;
+        let config = work.join("schemathesis.toml");
+        std::fs::write(&config, format!("{WARNINGS}{}", seed(&bind, &token)?))?;
         let st_run = |token: &str| {
             let mut command = Command::new(st);
             command
@@ -131,21 +149,17 @@ fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<(
             command
         };
         let mut failed = Vec::new();
-        let token = create_admin(url, &secret, ADMIN_EMAIL)?;
         let mut main = st_run(&token);
-        for name in SELF_DESTRUCTIVE {
+        for name in DESTRUCTIVE {
             main.args(["--exclude-name", name]);
         }
-        run_st(main.args(extra), "every operation but the self-destructive ones", &mut failed)?;
-        if http_status_as(&bind, "/api/v1/me", Some(&token))? != 200 {
+        run_st(main.args(extra), "every operation but the destructive ones", &mut failed)?;
+        if http_request(&bind, "GET", "/api/v1/me", Some(&token), None)?.0 != 200 {
             failed.push("the API token stopped working during the main run: its results are void".to_owned());
         }
-        for name in SELF_DESTRUCTIVE {
-            run_st(
-                st_run(&create_admin(url, &secret, ADMIN_EMAIL)?).args(["--include-name", name]).args(extra),
-                name,
-                &mut failed,
-            )?;
+        for name in DESTRUCTIVE {
+            let token = create_admin(url, &secret, ADMIN_EMAIL)?;
+            run_st(st_run(&token).args(["--include-name", name]).args(extra), name, &mut failed)?;
         }
         if children.exited().is_some() {
             failed.push("the server exited during the run".to_owned());
@@ -160,6 +174,123 @@ fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<(
         print_log_tail(&log_path, 80)?;
     }
     result
+}
+
+/// Makes one object of each kind through the API (the fuzzer's own names and ids rarely pass validation,
+/// so most operations on existing objects would only ever see 404) and returns the schemathesis
+/// configuration that offers their ids: dictionaries, bound to path, query and body parameters.
+fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
+    let call = |method: &str, path: &str, body: Option<Value>| -> anyhow::Result<Value> {
+        let body = body.map(|body| body.to_string());
+        let (status, text) = http_request(bind, method, path, Some(token), body.as_deref())?;
+        if !(200..300).contains(&status) {
+            bail!("seeding: {method} {path} answered {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("seeding: {method} {path} answered {text}"))
+    };
+    let post = |path: &str, body: Value| call("POST", path, Some(body));
+    let id = |value: &Value, pointer: &str| -> anyhow::Result<String> {
+        value
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("no {pointer} in {value}"))
+    };
+    let admin = id(&call("GET", "/api/v1/me", None)?, "/user/id")?;
+    let user = id(&post("/api/v1/users", json!({"email": "fuzz-user@example.com", "role": "user"}))?, "/id")?;
+    let user_token = id(&post("/api/v1/tokens", json!({"name": "fuzz", "user_id": user}))?, "/id")?;
+    let project = id(&post("/api/v1/projects", json!({"name": "fuzz"}))?, "/id")?;
+    let migration = id(
+        &post(
+            "/api/v1/migrations",
+            json!({"project_id": project, "version_key": "0001", "name": "init",
+                   "up_sql": "CREATE TABLE fuzz (id int);", "down_sql": "DROP TABLE fuzz;"}),
+        )?,
+        "/migration/id",
+    )?;
+    let (mut environments, mut targets, mut db_sets, mut runs, mut items) = (vec![], vec![], vec![], vec![], vec![]);
+    // `dev` runs are approved at once; `prod` ones wait for a second person.
+    for (name, approval) in [("dev", false), ("prod", true)] {
+        let environment =
+            id(&post("/api/v1/environments", json!({"name": name, "approval_required": approval}))?, "/id")?;
+        let target = id(
+            &post(
+                "/api/v1/targets",
+                json!({"environment_id": environment, "name": format!("{name}-db"), "engine": "postgres",
+                       "host": "127.0.0.1", "port": 5432, "database": "fuzz", "username": "fuzz", "password": "fuzz"}),
+            )?,
+            "/id",
+        )?;
+        let db_set = id(
+            &post("/api/v1/db-sets", json!({"environment_id": environment, "name": name, "target_ids": [target]}))?,
+            "/id",
+        )?;
+        let run = id(
+            &post(
+                "/api/v1/runs",
+                json!({"migration_id": migration, "environment_id": environment, "db_set_id": db_set}),
+            )?,
+            "/id",
+        )?;
+        items.push(id(&call("GET", &format!("/api/v1/runs/{run}/items"), None)?, "/items/0/id")?);
+        environments.push(environment);
+        targets.push(target);
+        db_sets.push(db_set);
+        runs.push(run);
+    }
+    let dictionaries = [
+        ("environment", environments),
+        ("project", vec![project]),
+        ("target", targets),
+        ("db_set", db_sets),
+        ("migration", vec![migration]),
+        ("run", runs),
+        ("run_item", items),
+        ("user", vec![user, admin]),
+        ("token", vec![user_token]),
+    ];
+    let mut config = String::from("\n[dictionaries]\n");
+    for (name, ids) in &dictionaries {
+        let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+        config += &format!("{name} = {{ values = [{}] }}\n", quoted.join(", "));
+    }
+    let bind_to =
+        |key: &str, dictionary: &str| format!("\"{key}\" = {{ dictionary = \"{dictionary}\", probability = 0.8 }}");
+    config += "\n[parameters]\n";
+    for (key, dictionary) in [
+        ("body.environment_id", "environment"),
+        ("body.project_id", "project"),
+        ("body.migration_id", "migration"),
+        ("body.db_set_id", "db_set"),
+        ("body.user_id", "user"),
+        ("query.environment_id", "environment"),
+        ("query.project_id", "project"),
+        ("query.user_id", "user"),
+        ("query.requested_by", "user"),
+        ("query.actor", "user"),
+    ] {
+        config += &bind_to(key, dictionary);
+        config += "\n";
+    }
+    for (collection, dictionary) in [
+        ("environments", "environment"),
+        ("projects", "project"),
+        ("targets", "target"),
+        ("db-sets", "db_set"),
+        ("migrations", "migration"),
+        ("runs", "run"),
+        ("users", "user"),
+        ("tokens", "token"),
+    ] {
+        let mut parameters = bind_to("path.id", dictionary);
+        if collection == "runs" {
+            parameters += &format!(", {}", bind_to("path.item_id", "run_item"));
+        }
+        config += &format!(
+            "\n[[operations]]\ninclude-path-regex = \"^/api/v1/{collection}/\"\nparameters = {{ {parameters} }}\n"
+        );
+    }
+    Ok(config)
 }
 
 /// Runs one `st run`, recording it in `failed` if it fails.

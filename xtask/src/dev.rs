@@ -228,18 +228,34 @@ pub(crate) fn wait_ready(bind: &str, timeout: Duration, children: &mut Children)
     bail!("the server did not become ready within {timeout:?}")
 }
 
-/// The status code of a plain HTTP/1.1 GET (no client library needed for one probe).
+/// The status code of a plain HTTP/1.1 GET.
 pub fn http_status(address: &str, path: &str) -> anyhow::Result<u16> {
-    http_status_as(address, path, None)
+    Ok(http_request(address, "GET", path, None, None)?.0)
 }
 
-/// [`http_status`] with `Authorization: Bearer <token>` when a token is given.
-pub fn http_status_as(address: &str, path: &str, token: Option<&str>) -> anyhow::Result<u16> {
+/// A plain HTTP/1.1 request (no client library needed for a few calls), with `Authorization: Bearer` when
+/// a token is given and a JSON body when one is: the status code and the response body.
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let auth = token.map(|token| format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n")?;
+    let body = json.unwrap_or_default();
+    let content = json
+        .map(|body| format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()))
+        .unwrap_or_default();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{auth}{content}Connection: close\r\n\r\n{body}")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).context("not an HTTP response")
+    let (head, body) = response.split_once("\r\n\r\n").context("not an HTTP response")?;
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        bail!("{method} {path}: chunked response (not supported by this little client)");
+    }
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).context("not an HTTP response")?;
+    Ok((status, body.to_owned()))
 }

@@ -48,7 +48,10 @@ impl From<sqlx::Error> for StorageError {
             ErrorKind::ForeignKeyViolation => StorageError::Reference { constraint },
             ErrorKind::CheckViolation | ErrorKind::NotNullViolation => StorageError::Invalid { constraint },
             // 22021: text Postgres cannot store (a NUL character): bad input, not a failure of the database.
-            _ if db.code().as_deref() == Some("22021") => StorageError::Invalid { constraint: TEXT_ENCODING.into() },
+            // 22P05: the same inside jsonb (a NUL escape in a key or value).
+            _ if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                StorageError::Invalid { constraint: TEXT_ENCODING.into() }
+            }
             // 23001 restrict_violation is what our triggers raise; their message is ours, not user data.
             _ if db.code().as_deref() == Some("23001") => StorageError::Refused(db.message().to_owned()),
             _ => StorageError::Database(error),
