@@ -19,7 +19,6 @@ use crate::{AppError, AppResult, Caller, record};
 
 /// Most targets one membership change may name.
 pub const MAX_MEMBERS_PER_CHANGE: usize = 5000;
-const MAX_DESCRIPTION: usize = 2000;
 const MAX_MAP_BYTES: usize = 16 * 1024;
 
 /// A password sent to the hub: held as a `SecretString` from the moment it is parsed, never printed.
@@ -63,15 +62,7 @@ where
 }
 
 fn description(text: Option<String>) -> AppResult<String> {
-    let text = text.unwrap_or_default();
-    if text.chars().count() > MAX_DESCRIPTION {
-        return Err(AppError::invalid(
-            "description",
-            "too_long",
-            format!("the description must be at most {MAX_DESCRIPTION} characters"),
-        ));
-    }
-    Ok(text)
+    crate::free_text("description", text)
 }
 
 // --- environments ---

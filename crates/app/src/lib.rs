@@ -59,6 +59,16 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// Free text of at most 2000 characters (descriptions, comments), empty when absent.
+pub(crate) fn free_text(field: &'static str, text: Option<String>) -> AppResult<String> {
+    const MAX: usize = 2000;
+    let text = text.unwrap_or_default();
+    if text.chars().count() > MAX {
+        return Err(AppError::invalid(field, "too_long", format!("the {field} must be at most {MAX} characters")));
+    }
+    Ok(text)
+}
+
 /// A list request: the rows after `after`, at most `limit` (default 50, at most `storage::MAX_PAGE`).
 pub fn page<K>(after: Option<K>, limit: Option<u32>) -> storage::PageRequest<K> {
     storage::PageRequest { after, limit: limit.unwrap_or(50).clamp(1, storage::MAX_PAGE) }

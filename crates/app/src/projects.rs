@@ -33,11 +33,7 @@ pub struct ProjectPatch {
 }
 
 fn description(text: Option<String>) -> AppResult<String> {
-    let text = text.unwrap_or_default();
-    if text.chars().count() > 2000 {
-        return Err(AppError::invalid("description", "too_long", "the description must be at most 2000 characters"));
-    }
-    Ok(text)
+    crate::free_text("description", text)
 }
 
 /// Creating a project decides where history lives on every target, so it takes a manager or an admin.

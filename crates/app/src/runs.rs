@@ -98,11 +98,7 @@ pub struct RunDetail {
 }
 
 fn comment(text: Option<String>) -> AppResult<String> {
-    let text = text.unwrap_or_default();
-    if text.chars().count() > 2000 {
-        return Err(AppError::invalid("comment", "too_long", "the comment must be at most 2000 characters"));
-    }
-    Ok(text)
+    crate::free_text("comment", text)
 }
 
 fn idempotency_key(key: Option<String>) -> AppResult<Option<String>> {
