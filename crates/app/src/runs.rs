@@ -16,8 +16,8 @@ use domain::model::{
     Approval, Environment, Migration, MigrationVersion, NewApproval, NewRun, Run, RunItem, RunItemLog,
 };
 use domain::policy::{
-    ApprovalFacts, ApprovalState, Denial, PinnedChecksums, RunFacts, approval_state, may_approve, may_cancel, may_deny,
-    may_execute, may_request_run,
+    ApprovalFacts, ApprovalState, Denial, RunFacts, approval_state, may_approve, may_cancel, may_deny, may_execute,
+    may_request_run,
 };
 use domain::run::{RunItemStatus, RunStatus};
 use serde::Deserialize;
@@ -122,11 +122,6 @@ fn decision_facts(approvals: &[Approval]) -> Vec<ApprovalFacts> {
         .iter()
         .map(|a| ApprovalFacts { approver: a.approver, decision: a.decision, direction: a.direction, pinned: a.pinned })
         .collect()
-}
-
-/// What a run applies, as pinned by approvals: a down run's approval covers both scripts.
-fn content(version: &MigrationVersion) -> PinnedChecksums {
-    version.checksums
 }
 
 /// Requests a run. With an idempotency key, repeating the same request returns the first run (`created:
@@ -377,7 +372,7 @@ async fn decide(
         ));
     }
     check(&run, &all)?;
-    let pinned = content(&version);
+    let pinned = version.checksums;
     let approval = storage::approvals::create(
         &mut tx,
         &NewApproval { run_id: id, approver: caller.actor.user_id, decision, comment, pinned },
@@ -444,7 +439,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
         follow_newest(&mut tx, caller, &mut run, &environment).await?
     };
     let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
-    may_execute(&caller.actor, &facts(&run), &environment.policy, &decision_facts(&approvals), &content(&version))?;
+    may_execute(&caller.actor, &facts(&run), &environment.policy, &decision_facts(&approvals), &version.checksums)?;
     // The stored text must still hash to the stored checksums (the workers check again before applying).
     let intact = Checksum::of(&version.up_sql) == version.checksums.up
         && version.down_sql.as_deref().map(Checksum::of) == version.checksums.down;
@@ -504,7 +499,7 @@ pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
     let latest_version_no = latest.as_ref().map_or(version.version_no, |l| l.version_no);
     let environment = storage::environments::get(&mut conn, run.environment_id).await?;
     let approvals = storage::approvals::list_for_run(&mut conn, id).await?;
-    let current = latest.as_ref().map_or_else(|| content(&version), content);
+    let current = latest.as_ref().map_or(version.checksums, |l| l.checksums);
     let decisions = decision_facts(&approvals);
     let state = approval_state(&environment.policy, &facts(&run), &decisions, &current);
     let stale = approvals
