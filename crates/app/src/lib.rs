@@ -12,6 +12,7 @@
 pub mod audit_log;
 mod error;
 pub mod inventory;
+pub mod lookup;
 pub mod migrations;
 pub mod projects;
 pub mod runs;

@@ -506,3 +506,12 @@ pub async fn get_version(pool: &PgPool, migration: MigrationId, number: u32) -> 
     let mut conn = pool.acquire().await.map_err(db)?;
     Ok(storage::versions::get_by_number(&mut conn, migration, number).await?)
 }
+
+/// Where each of `migrations` stands per environment: its newest run there.
+pub async fn latest_runs(pool: &PgPool, migrations: &[MigrationId]) -> AppResult<Vec<storage::runs::LatestRun>> {
+    if migrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(storage::runs::latest_per_environment(&mut conn, migrations).await?)
+}

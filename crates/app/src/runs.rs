@@ -16,8 +16,8 @@ use domain::model::{
     Approval, Environment, Migration, MigrationVersion, NewApproval, NewRun, Run, RunItem, RunItemLog,
 };
 use domain::policy::{
-    ApprovalFacts, ApprovalState, Denial, RunFacts, approval_state, may_approve, may_cancel, may_deny, may_execute,
-    may_request_run,
+    Actor, ApprovalFacts, ApprovalState, Denial, PinnedChecksums, RunFacts, approval_state, may_approve, may_cancel,
+    may_deny, may_execute, may_request_run,
 };
 use domain::run::{RunItemStatus, RunStatus};
 use serde::Deserialize;
@@ -95,6 +95,32 @@ pub struct RunDetail {
     pub approvals: Vec<Approval>,
     pub approval: ApprovalStatus,
     pub items: Vec<(RunItemStatus, u64)>,
+    /// The checksums of the content the run would apply now (the newest version's).
+    pub current: PinnedChecksums,
+}
+
+/// What one person may do with a run right now, and if not, why: the same `domain::policy` decisions the
+/// actions themselves take, for pages that show a disabled button with its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowed {
+    pub approve: Result<(), Denial>,
+    pub deny: Result<(), Denial>,
+    pub execute: Result<(), Denial>,
+    pub cancel: Result<(), Denial>,
+}
+
+impl RunDetail {
+    /// What `actor` may do with this run.
+    pub fn allowed(&self, actor: &Actor) -> Allowed {
+        let run = facts(&self.run);
+        let decisions = decision_facts(&self.approvals);
+        Allowed {
+            approve: may_approve(actor, &run, &decisions),
+            deny: may_deny(actor, &run, &decisions),
+            execute: may_execute(actor, &run, &self.environment.policy, &decisions, &self.current),
+            cancel: may_cancel(actor, &run),
+        }
+    }
 }
 
 fn comment(text: Option<String>) -> AppResult<String> {
@@ -515,6 +541,7 @@ pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
         approvals,
         approval: ApprovalStatus { state, stale },
         items,
+        current,
     })
 }
 

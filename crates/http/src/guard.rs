@@ -134,6 +134,10 @@ pub(crate) async fn enforce(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     match admit(policy, &mut req).await {
         Ok(()) => next.call(req).await.map(ServiceResponse::map_into_left_body),
+        Err(refusal) if crate::web::wants_html(req.request()) => {
+            let page = crate::web::error_page(&refusal, Some(&request_id(req.request())));
+            Ok(req.into_response(page).map_into_right_body())
+        }
         Err(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
     }
 }

@@ -14,12 +14,12 @@ mod health;
 mod login;
 mod metrics;
 pub mod openapi;
-mod pages;
 mod rest;
 pub mod routes;
 mod session;
 pub mod settings;
 pub mod startup;
+mod web;
 
 pub use settings::AuthSettings;
 pub use startup::{AppState, Server, ServerSettings};

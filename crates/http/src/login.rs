@@ -19,9 +19,9 @@ use serde::Deserialize;
 
 use crate::error::{ApiError, internal};
 use crate::guard::{Authed, MaybeAuthed, Via, constant_time_eq, request_id};
-use crate::pages;
 use crate::session::{self, Method};
 use crate::startup::AppState;
+use crate::web as pages;
 
 /// The pre-login cookie holding `state`.
 const LOGIN_COOKIE: &str = "mh_login";
@@ -53,14 +53,6 @@ fn origin(req: &HttpRequest) -> auth::login::Origin {
     }
 }
 
-/// `/`: the signed-in landing page, or the way to sign in.
-pub(crate) async fn home(caller: MaybeAuthed) -> HttpResponse {
-    match caller.0 {
-        Some(principal) if principal.via == Via::Session => pages::html(StatusCode::OK, pages::home(&principal)),
-        _ => see_other("/login"),
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub(crate) struct PageQuery {
     error: Option<String>,
@@ -85,7 +77,7 @@ pub(crate) async fn page(
 
 fn login_page(state: &AppState, status: StatusCode, message: Option<&str>) -> HttpResponse {
     let oidc = state.auth.oidc.as_ref().map(|o| o.issuer());
-    pages::html(status, pages::login(oidc, state.auth.password_login, message))
+    pages::respond(status, pages::login(oidc, state.auth.password_login, message))
 }
 
 /// `/login/oidc`: sends the browser to the provider.

@@ -11,7 +11,7 @@ use actix_web::{FromRequest, Handler, Responder, web};
 use domain::enums::Role;
 
 use crate::guard::{self, Policy};
-use crate::{api, health, login, metrics, openapi, rest};
+use crate::{api, health, login, metrics, openapi, rest, web as pages};
 
 /// One registered route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,6 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/healthz", Public, health::healthz);
     r.add(M::GET, "/readyz", Public, health::readyz);
 
-    r.add(M::GET, "/", Public, login::home);
     r.add(M::GET, "/login", Public, login::page);
     r.add(M::GET, "/login/oidc", Public, login::start_oidc);
     r.add(M::GET, "/auth/callback", Public, login::callback);
@@ -102,6 +101,27 @@ pub(crate) fn declare(r: &mut impl Register) {
 
     r.add(M::GET, "/api/v1/audit", admin, rest::list_audit);
     r.add(M::GET, "/api/v1/audit/verify", admin, rest::verify_audit);
+
+    // The web UI: pages over the same use cases. The static files are public (the login page uses them).
+    r.add(M::GET, "/static/app.css", Public, pages::stylesheet);
+    r.add(M::GET, "/static/live.js", Public, pages::script);
+    r.add(M::GET, "/", SignedIn, pages::dashboard);
+    r.add(M::GET, "/migrations", SignedIn, pages::migrations);
+    r.add(M::GET, "/migrations/new", SignedIn, pages::new_migration);
+    r.add(M::POST, "/migrations/new", SignedIn, pages::create_migration);
+    r.add(M::GET, "/migrations/{id}", SignedIn, pages::migration);
+    r.add(M::GET, "/migrations/{id}/versions/new", SignedIn, pages::new_version);
+    r.add(M::POST, "/migrations/{id}/versions/new", SignedIn, pages::create_version);
+    r.add(M::GET, "/runs", SignedIn, pages::runs);
+    r.add(M::GET, "/runs/new", SignedIn, pages::new_run);
+    r.add(M::POST, "/runs/new", SignedIn, pages::create_run);
+    r.add(M::GET, "/runs/{id}", SignedIn, pages::run);
+    r.add(M::GET, "/runs/{id}/live", SignedIn, pages::run_live);
+    r.add(M::POST, "/runs/{id}/approve", SignedIn, pages::approve);
+    r.add(M::POST, "/runs/{id}/deny", SignedIn, pages::deny);
+    r.add(M::POST, "/runs/{id}/execute", SignedIn, pages::execute);
+    r.add(M::POST, "/runs/{id}/cancel", SignedIn, pages::cancel);
+    r.add(M::GET, "/runs/{id}/items/{item_id}", SignedIn, pages::item_logs);
 }
 
 /// Every route with its policy, in declaration order.

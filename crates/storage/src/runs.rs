@@ -1,7 +1,8 @@
 //! Runs: a migration version applied in one direction to an environment's db set.
 
 use chrono::{DateTime, Utc};
-use domain::ids::{DbSetId, EnvironmentId, RunId, UserId, VersionId};
+use domain::enums::Direction;
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, RunId, UserId, VersionId};
 use domain::model::{NewRun, Run};
 use domain::run::RunStatus;
 use uuid::Uuid;
@@ -212,4 +213,66 @@ pub async fn repin(tx: &mut PgTransaction<'_>, id: RunId, version: VersionId, st
         Some(row) => row.try_into(),
         None => Err(StorageError::Conflict { constraint: "runs_status".into() }),
     }
+}
+
+/// The newest run of a migration in one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatestRun {
+    pub migration: MigrationId,
+    pub environment: EnvironmentId,
+    pub run: RunId,
+    pub status: RunStatus,
+    pub direction: Direction,
+}
+
+/// For each of `migrations`, its newest run in each environment that has one.
+#[tracing::instrument(skip_all, fields(migrations = migrations.len()))]
+pub async fn latest_per_environment(
+    conn: &mut PgConnection,
+    migrations: &[MigrationId],
+) -> StorageResult<Vec<LatestRun>> {
+    let ids: Vec<Uuid> = migrations.iter().map(|id| id.as_uuid()).collect();
+    let rows = sqlx::query_file!("../../sql/runs/latest_per_environment.sql", &ids).fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(LatestRun {
+                migration: MigrationId::from_uuid(r.migration_id),
+                environment: EnvironmentId::from_uuid(r.environment_id),
+                run: RunId::from_uuid(r.run_id),
+                status: parse("runs.status", &r.status)?,
+                direction: parse("runs.direction", &r.direction)?,
+            })
+        })
+        .collect()
+}
+
+/// What a list of runs shows about each: the migration, its version and the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLabel {
+    pub migration: MigrationId,
+    pub version_key: String,
+    pub name: String,
+    pub version_no: u32,
+    pub environment: String,
+}
+
+/// The labels of `runs` (missing runs are left out).
+#[tracing::instrument(skip_all, fields(runs = runs.len()))]
+pub async fn labels(conn: &mut PgConnection, runs: &[RunId]) -> StorageResult<Vec<(RunId, RunLabel)>> {
+    let ids: Vec<Uuid> = runs.iter().map(|id| id.as_uuid()).collect();
+    let rows = sqlx::query_file!("../../sql/runs/labels.sql", &ids).fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                RunId::from_uuid(r.id),
+                RunLabel {
+                    migration: MigrationId::from_uuid(r.migration_id),
+                    version_key: r.version_key,
+                    name: r.name,
+                    version_no: unsigned("migration_versions.version_no", r.version_no)?,
+                    environment: r.environment,
+                },
+            ))
+        })
+        .collect()
 }

@@ -250,3 +250,11 @@ pub async fn delete(conn: &mut PgConnection, id: TargetId) -> StorageResult<()> 
     }
     Ok(())
 }
+
+/// The names of the given targets; ids that do not exist (deleted targets) are left out.
+#[tracing::instrument(skip_all, fields(targets = ids.len()))]
+pub async fn names(conn: &mut PgConnection, ids: &[TargetId]) -> StorageResult<Vec<(TargetId, Name)>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let rows = sqlx::query_file!("../../sql/targets/names.sql", &ids).fetch_all(conn).await?;
+    rows.into_iter().map(|r| Ok((TargetId::from_uuid(r.id), parse("db_targets.name", &r.name)?))).collect()
+}

@@ -176,3 +176,19 @@ pub async fn lock_admins(tx: &mut crate::PgTransaction<'_>) -> StorageResult<()>
     sqlx::query_file!("../../sql/users/lock_admins.sql").fetch_all(&mut **tx).await?;
     Ok(())
 }
+
+/// The display names and emails of the given users; ids that do not exist are left out.
+#[tracing::instrument(skip_all, fields(users = ids.len()))]
+pub async fn names(conn: &mut PgConnection, ids: &[UserId]) -> StorageResult<Vec<(UserId, DisplayName, Email)>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let rows = sqlx::query_file!("../../sql/users/names.sql", &ids).fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                UserId::from_uuid(r.id),
+                parse("users.display_name", &r.display_name)?,
+                parse("users.email", &r.email)?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,636 @@
+//! Run pages: the list with filters, the request form, the detail (approval panel, actions, the per-target
+//! grid that refreshes itself while the run is active) and one target's log.
+//!
+//! Whether a button is enabled is `app::runs::RunDetail::allowed`, i.e. the same `domain::policy`
+//! decisions the actions take; a disabled button says why. The actions post to the same use cases as the
+//! REST API, and a refusal is shown on the run page.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use app::runs::{Allowed, RunDetail};
+use domain::enums::{Direction, FailurePolicy};
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, RunId, RunItemId, UserId};
+use domain::model::{Run, RunItem};
+use domain::policy::{ApprovalState, Denial};
+use domain::run::RunStatus;
+use domain::values::Name;
+use maud::{Markup, html};
+use serde::Deserialize;
+use storage::runs::{RunFilter, RunLabel};
+
+use crate::startup::AppState;
+use crate::web::forms::{self, Form, Input, Problems, csrf};
+use crate::web::{
+    PageError, Section, Viewer, layout, maybe_when, millis, next_link, respond, see_other, short, status, when,
+};
+
+type Page = Result<HttpResponse, PageError>;
+
+/// A table of runs with their migration, environment, requester and status.
+pub(crate) fn run_table(
+    runs: &[Run],
+    labels: &HashMap<RunId, RunLabel>,
+    people: &HashMap<UserId, app::lookup::Person>,
+    empty: &str,
+) -> Markup {
+    html! {
+        @if runs.is_empty() {
+            p.empty { (empty) }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Run" } th scope="col" { "Migration" } th scope="col" { "Environment" }
+                    th scope="col" { "Direction" } th scope="col" { "Requested by" } th scope="col" { "Status" }
+                    th scope="col" { "Requested" }
+                } }
+                tbody {
+                    @for run in runs {
+                        @let label = labels.get(&run.id);
+                        tr {
+                            td { a href={ "/runs/" (run.id) } title=(run.id) { code { (short(run.id)) } } }
+                            td {
+                                @if let Some(l) = label {
+                                    a href={ "/migrations/" (l.migration) } { code { (l.version_key) } } " " (l.name) " "
+                                    span.muted { "v" (l.version_no) }
+                                }
+                            }
+                            td { (label.map(|l| l.environment.as_str()).unwrap_or_default()) }
+                            td { (run.direction.as_str()) }
+                            td { (people.get(&run.requested_by).map(|p| p.name.as_str()).unwrap_or("—")) }
+                            td { (status(run.status.as_str())) }
+                            td { (when(run.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Labels and people for a list of runs.
+pub(crate) async fn decorate(
+    state: &AppState,
+    viewer: &Viewer,
+    runs: &[Run],
+) -> Result<(HashMap<RunId, RunLabel>, HashMap<UserId, app::lookup::Person>), PageError> {
+    let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
+    let users: Vec<UserId> = runs.iter().map(|r| r.requested_by).collect();
+    let labels = app::lookup::run_labels(&state.pool, &ids).await.map_err(viewer.fail())?;
+    let people = app::lookup::people(&state.pool, &users).await.map_err(viewer.fail())?;
+    Ok((labels, people))
+}
+
+async fn environments(state: &AppState, viewer: &Viewer) -> Result<Vec<(String, String)>, PageError> {
+    let page = app::inventory::list_environments(&state.pool, &app::page::<Name>(None, Some(500)))
+        .await
+        .map_err(viewer.fail())?;
+    Ok(page.items.iter().map(|e| (e.id.to_string(), e.name.as_str().to_owned())).collect())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    environment_id: Option<String>,
+    mine: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /runs`: runs, newest first, filtered by status, environment and requester.
+pub(crate) async fn runs(state: web::Data<AppState>, viewer: Viewer, q: web::Query<ListQuery>) -> Page {
+    let q = q.into_inner();
+    let form = Form::with(&[
+        ("status", q.status.as_deref().unwrap_or_default()),
+        ("environment_id", q.environment_id.as_deref().unwrap_or_default()),
+        ("mine", q.mine.as_deref().unwrap_or_default()),
+    ]);
+    let mut problems = Problems::default();
+    let filter = RunFilter {
+        status: form.optional::<RunStatus>("status", "status", &mut problems),
+        environment: form.optional::<EnvironmentId>("environment_id", "environment", &mut problems),
+        requested_by: (!form.get("mine").is_empty()).then_some(viewer.principal.user.id),
+        created_from: None,
+        created_before: None,
+    };
+    let after = q.after.as_deref().and_then(|a| a.parse::<RunId>().ok());
+    let page = app::runs::list_runs(&state.pool, &filter, &app::page(after, Some(50))).await.map_err(viewer.fail())?;
+    let (labels, people) = decorate(&state, &viewer, &page.items).await?;
+    let environments = environments(&state, &viewer).await?;
+    let query = [
+        ("status", form.get("status").to_owned()),
+        ("environment_id", form.get("environment_id").to_owned()),
+        ("mine", form.get("mine").to_owned()),
+    ];
+    let body = html! {
+        h1 { "Runs" }
+        (problems.summary())
+        form.filters method="get" action="/runs" {
+            (forms::select(&form, &problems, "status", "Status", &forms::names(RunStatus::NAMES), Some("any status")))
+            (forms::select(&form, &problems, "environment_id", "Environment", &environments, Some("any environment")))
+            div.field {
+                label for="mine" { "Requester" }
+                select id="mine" name="mine" {
+                    option value="" { "anyone" }
+                    option value="1" selected[!form.get("mine").is_empty()] { "me" }
+                }
+            }
+            button.secondary type="submit" { "Filter" }
+        }
+        (run_table(&page.items, &labels, &people, "No runs match."))
+        (next_link("/runs", &query, page.next.map(|n| n.to_string())))
+    };
+    Ok(respond(StatusCode::OK, layout(&viewer, Section::Runs, "Runs", body)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewQuery {
+    migration_id: MigrationId,
+}
+
+const RUN_FIELDS: &[&str] =
+    &["environment_id", "db_set_id", "direction", "failure_policy", "concurrency_limit", "comment"];
+
+async fn run_form(state: &AppState, viewer: &Viewer, migration: MigrationId, form: &Form, problems: &Problems) -> Page {
+    let (migration, latest) = app::migrations::get_migration(&state.pool, migration).await.map_err(viewer.fail())?;
+    let environments = environments(state, viewer).await?;
+    let sets = app::inventory::list_db_sets(&state.pool, None, &app::page::<Name>(None, Some(500)))
+        .await
+        .map_err(viewer.fail())?
+        .items;
+    let env_names: HashMap<String, &str> = environments.iter().map(|(id, name)| (id.clone(), name.as_str())).collect();
+    let set_options: Vec<(String, String)> = sets
+        .iter()
+        .map(|s| {
+            let env = env_names.get(&s.environment_id.to_string()).copied().unwrap_or("?");
+            (s.id.to_string(), format!("{} ({env})", s.name.as_str()))
+        })
+        .collect();
+    let status_code = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let body = html! {
+        p.muted { a href={ "/migrations/" (migration.id) } { code { (migration.version_key.as_str()) } " " (migration.name.as_str()) } }
+        h1 { "Request a run" }
+        @if let Some(latest) = &latest {
+            p { "The run applies version " (latest.version_no) " (up checksum " code { (short(latest.checksums.up.to_hex())) } "). "
+                "If the migration changes before the run starts, the run follows it and needs approval again." }
+        }
+        (problems.summary())
+        form.card method="post" action="/runs/new" {
+            (csrf(viewer))
+            input type="hidden" name="migration_id" value=(migration.id);
+            input type="hidden" name="version" value=(form.get("version"));
+            input type="hidden" name="idempotency_key" value=(form.get("idempotency_key"));
+            (forms::select(form, problems, "environment_id", "Environment", &environments, Some("Choose an environment")))
+            (forms::select(form, problems, "db_set_id", "Database set", &set_options, Some("Choose a set of the environment")))
+            (forms::select(form, problems, "direction", "Direction", &forms::names(Direction::NAMES), None))
+            (forms::select(form, problems, "failure_policy", "When a target fails", &forms::names(FailurePolicy::NAMES), None))
+            (forms::input(form, problems, "concurrency_limit", "Concurrency", Input {
+                kind: "number", min: Some(1), max: Some(app::runs::MAX_CONCURRENCY), required: true,
+                hint: Some("How many targets are migrated at once."), ..Input::default()
+            }))
+            (forms::textarea(form, problems, "comment", "Comment (optional)", Some("Why, and anything the approver should know."), 3))
+            p { button type="submit" { "Request run" } }
+        }
+    };
+    Ok(respond(status_code, layout(viewer, Section::Runs, "Request a run", body)))
+}
+
+/// `GET /runs/new?migration_id=…`.
+pub(crate) async fn new_run(state: web::Data<AppState>, viewer: Viewer, q: web::Query<NewQuery>) -> Page {
+    let (_, latest) = app::migrations::get_migration(&state.pool, q.migration_id).await.map_err(viewer.fail())?;
+    let version = latest.map(|v| v.version_no.to_string()).unwrap_or_default();
+    // One key per form: posting the same form twice (a double click, a retry) makes one run.
+    let key = uuid::Uuid::new_v4().to_string();
+    let form = Form::with(&[
+        ("version", &version),
+        ("idempotency_key", &key),
+        ("direction", "up"),
+        ("failure_policy", "stop_on_first_failure"),
+        ("concurrency_limit", "1"),
+    ]);
+    run_form(&state, &viewer, q.migration_id, &form, &Problems::default()).await
+}
+
+/// `POST /runs/new`.
+pub(crate) async fn create_run(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    form: web::Form<Vec<(String, String)>>,
+) -> Page {
+    let form = Form::new(form);
+    let mut problems = Problems::default();
+    let Some(migration_id) = form.text("migration_id").and_then(|m| m.parse::<MigrationId>().ok()) else {
+        return Err(PageError(crate::error::ApiError::bad_request("invalid_form", "the form names no migration")));
+    };
+    let environment_id = form.required::<EnvironmentId>("environment_id", "environment", &mut problems);
+    let db_set_id = form.required::<DbSetId>("db_set_id", "database set", &mut problems);
+    let direction = form.optional::<Direction>("direction", "direction", &mut problems);
+    let failure_policy = form.optional::<FailurePolicy>("failure_policy", "failure policy", &mut problems);
+    let concurrency_limit = form.required::<u32>("concurrency_limit", "number of targets", &mut problems);
+    let version = form.text("version").and_then(|v| v.parse::<u32>().ok());
+    if let (true, Some(environment_id), Some(db_set_id)) = (problems.is_empty(), environment_id, db_set_id) {
+        let input = app::runs::RunRequest {
+            migration_id,
+            version,
+            direction,
+            environment_id,
+            db_set_id,
+            failure_policy,
+            concurrency_limit,
+            comment: form.text("comment"),
+        };
+        match app::runs::request_run(&state.pool, &viewer.caller, input, form.text("idempotency_key")).await {
+            Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
+            Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
+        }
+    }
+    run_form(&state, &viewer, migration_id, &form, &problems).await
+}
+
+/// A button of the run page: enabled, or disabled with the reason next to it.
+fn action(run: RunId, viewer: &Viewer, verb: &str, label: &str, allowed: Result<(), Denial>, class: &str) -> Markup {
+    let reason_id = format!("{verb}-reason");
+    html! {
+        form method="post" action={ "/runs/" (run) "/" (verb) } {
+            (csrf(viewer))
+            button type="submit" class=(class) disabled[allowed.is_err()]
+                aria-describedby=[allowed.is_err().then_some(reason_id.as_str())] { (label) }
+            @if let Err(denial) = allowed {
+                p.reason id=(reason_id) { (super::sentence(&denial.to_string())) "." }
+            }
+        }
+    }
+}
+
+fn approval_panel(
+    detail: &RunDetail,
+    viewer: &Viewer,
+    allowed: &Allowed,
+    people: &HashMap<UserId, app::lookup::Person>,
+) -> Markup {
+    let run = &detail.run;
+    let policy = &detail.environment.policy;
+    let name = |id: &UserId| people.get(id).map_or_else(|| short(id), |p| format!("{} <{}>", p.name, p.email));
+    let state = match detail.approval.state {
+        ApprovalState::NotRequired => "not required in this environment".to_owned(),
+        ApprovalState::Pending { have, need } => format!("{have} of {need} approvals"),
+        ApprovalState::Approved => "approved".to_owned(),
+        ApprovalState::Denied => "denied".to_owned(),
+    };
+    let deciding = run.status == RunStatus::AwaitingApproval;
+    html! {
+        section.card aria-labelledby="approval-heading" {
+            h2 id="approval-heading" { "Approval" }
+            dl.facts {
+                dt { "Requested by" } dd { (name(&run.requested_by)) " · " (when(run.created_at)) }
+                dt { "Approval" } dd { (state) }
+                dt { "Pinned up checksum" } dd { code { (detail.current.up.to_hex()) } }
+                dt { "Pinned down checksum" } dd {
+                    @match detail.current.down { Some(c) => code { (c.to_hex()) }, None => span.muted { "none" } }
+                }
+                @if !run.comment.is_empty() { dt { "Comment" } dd { (run.comment) } }
+            }
+            @if detail.approval.stale {
+                p.notice { "Some approvals were given for earlier content of this migration; they no longer count." }
+            }
+            @if !detail.approvals.is_empty() {
+                h3 { "Decisions" }
+                table {
+                    thead { tr { th scope="col" { "Who" } th scope="col" { "Decision" } th scope="col" { "Direction" } th scope="col" { "Content (up checksum)" } th scope="col" { "Comment" } th scope="col" { "When" } } }
+                    tbody {
+                        @for a in &detail.approvals {
+                            tr {
+                                td { (name(&a.approver)) }
+                                td { (status(a.decision.as_str())) }
+                                td { (a.direction.as_str()) }
+                                td {
+                                    code { (short(a.pinned.up.to_hex())) }
+                                    @if a.pinned != detail.current { " " span.muted { "(earlier content)" } }
+                                }
+                                td { (a.comment) }
+                                td { (when(a.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if policy.approval_required && deciding {
+                h3 { "Your decision" }
+                (decision_form(run.id, viewer, detail.latest_version_no, allowed))
+            }
+        }
+    }
+}
+
+/// Approve and deny: one comment box, two buttons, each disabled with its reason when refused.
+fn decision_form(run: RunId, viewer: &Viewer, version: u32, allowed: &Allowed) -> Markup {
+    let reasons: Vec<String> = {
+        let mut reasons: Vec<String> = [allowed.approve, allowed.deny]
+            .iter()
+            .filter_map(|a| a.err())
+            .map(|d| format!("{}.", super::sentence(&d.to_string())))
+            .collect();
+        reasons.dedup();
+        reasons
+    };
+    let refused = |a: &Result<(), Denial>| a.is_err().then_some("decision-reason");
+    html! {
+        form method="post" action={ "/runs/" (run) "/approve" } {
+            (csrf(viewer))
+            input type="hidden" name="version" value=(version);
+            div.field {
+                label for="decision-comment" { "Comment" }
+                textarea id="decision-comment" name="comment" rows="2" disabled[allowed.approve.is_err() && allowed.deny.is_err()] {}
+            }
+            div.actions {
+                button type="submit" disabled[allowed.approve.is_err()] aria-describedby=[refused(&allowed.approve)] { "Approve" }
+                button.danger type="submit" formaction={ "/runs/" (run) "/deny" } disabled[allowed.deny.is_err()]
+                    aria-describedby=[refused(&allowed.deny)] { "Deny" }
+            }
+            @if !reasons.is_empty() {
+                p.reason id="decision-reason" { @for r in &reasons { (r) " " } }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunQuery {
+    after: Option<String>,
+}
+
+/// `GET /runs/{id}`.
+pub(crate) async fn run(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<RunId>,
+    q: web::Query<RunQuery>,
+) -> Page {
+    let detail = app::runs::get_run(&state.pool, *id).await.map_err(viewer.fail())?;
+    let body = run_page(&state, &viewer, &detail, q.after.as_deref(), &Problems::default()).await?;
+    Ok(respond(StatusCode::OK, layout(&viewer, Section::Runs, "Run", body)))
+}
+
+async fn run_page(
+    state: &AppState,
+    viewer: &Viewer,
+    detail: &RunDetail,
+    after: Option<&str>,
+    problems: &Problems,
+) -> Result<Markup, PageError> {
+    let run = &detail.run;
+    let allowed = detail.allowed(&viewer.caller.actor);
+    let mut users: Vec<UserId> = detail.approvals.iter().map(|a| a.approver).collect();
+    users.push(run.requested_by);
+    let people = app::lookup::people(&state.pool, &users).await.map_err(viewer.fail())?;
+    // What an approval now approves: the newest content (a run not yet started follows its migration).
+    let content = if detail.latest_version_no == detail.version.version_no {
+        detail.version.clone()
+    } else {
+        app::migrations::get_version(&state.pool, detail.migration.id, detail.latest_version_no)
+            .await
+            .map_err(viewer.fail())?
+    };
+    let grid = grid(state, viewer, detail, after).await?;
+    Ok(html! {
+        p.muted { a href="/runs" { "Runs" } " / " code { (run.id) } }
+        h1 {
+            (run.direction.as_str()) " run of " code { (detail.migration.version_key.as_str()) } " "
+            (detail.migration.name.as_str()) " in " (detail.environment.name.as_str())
+        }
+        (problems.summary())
+        @if detail.latest_version_no != detail.version.version_no && !run.status.is_terminal() && run.started_at.is_none() {
+            p.notice {
+                "The migration changed after this run was requested (version " (detail.version.version_no) " → "
+                (detail.latest_version_no) "). Approving or executing moves the run to version " (detail.latest_version_no)
+                ", shown below; approvals of earlier content no longer count. "
+                a href={ "/migrations/" (detail.migration.id) "?version=" (detail.latest_version_no) "&compare=" (detail.version.version_no) "#diff" } { "See what changed" } "."
+            }
+        }
+        div.grid2 {
+            (approval_panel(detail, viewer, &allowed, &people))
+            section.card aria-labelledby="actions-heading" {
+                h2 id="actions-heading" { "Run" }
+                dl.facts {
+                    dt { "Version" } dd { a href={ "/migrations/" (detail.migration.id) "?version=" (detail.version.version_no) } { "version " (detail.version.version_no) } }
+                    dt { "Failure policy" } dd { (run.failure_policy.as_str().replace('_', " ")) }
+                    dt { "Concurrency" } dd { (run.concurrency_limit) " at a time" }
+                    dt { "Queued" } dd { (maybe_when(run.queued_at)) }
+                    dt { "Started" } dd { (maybe_when(run.started_at)) }
+                    dt { "Finished" } dd { (maybe_when(run.finished_at)) }
+                }
+                @if !run.status.is_terminal() {
+                    div.actions {
+                        @if matches!(run.status, RunStatus::AwaitingApproval | RunStatus::Approved) {
+                            (action(run.id, viewer, "execute", "Execute", allowed.execute, ""))
+                        }
+                        (action(run.id, viewer, "cancel", "Cancel run", allowed.cancel, "secondary"))
+                    }
+                }
+            }
+        }
+        (grid)
+        section.card {
+            h2 { "Content (version " (content.version_no) ")" }
+            (super::migrations::version_content(&content))
+        }
+    })
+}
+
+/// The live part of the run page: status, progress and the per-target grid.
+async fn grid(state: &AppState, viewer: &Viewer, detail: &RunDetail, after: Option<&str>) -> Result<Markup, PageError> {
+    let run = &detail.run;
+    let after = after.and_then(|a| a.parse::<u32>().ok());
+    let page =
+        app::runs::list_items(&state.pool, run.id, None, &app::page(after, Some(500))).await.map_err(viewer.fail())?;
+    let targets: Vec<_> = page.items.iter().map(|i| i.target_id).collect();
+    let names = app::lookup::target_names(&state.pool, &targets).await.map_err(viewer.fail())?;
+    let total: u64 = detail.items.iter().map(|(_, n)| n).sum();
+    let done: u64 = detail.items.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum();
+    let live = !run.status.is_terminal();
+    let counts = detail.items.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect::<Vec<_>>().join(", ");
+    Ok(html! {
+        section.card id="live" data-live=(if live { "true" } else { "false" }) data-live-src={ "/runs/" (run.id) "/live" } aria-live="polite" {
+            h2 { "Targets" }
+            p {
+                "Status: " span id="run-status" class={ "status status-" (run.status.as_str()) } { (run.status.as_str()) }
+                @if total > 0 {
+                    " · " progress max=(total) value=(done) aria-label="targets finished" { (done) " of " (total) }
+                    " " (done) " of " (total) " targets finished"
+                    @if !counts.is_empty() { span.muted { " (" (counts) ")" } }
+                }
+            }
+            @if page.items.is_empty() {
+                p.empty { "No targets yet: items are made when the run is executed." }
+            } @else {
+                table id="items" {
+                    thead { tr {
+                        th scope="col" { "#" } th scope="col" { "Target" } th scope="col" { "Status" }
+                        th.num scope="col" { "Statements" } th.num scope="col" { "Attempts" }
+                        th.num scope="col" { "Duration" } th scope="col" { "Error" } th scope="col" { "Log" }
+                    } }
+                    tbody {
+                        @for item in &page.items {
+                            (item_row(run.id, item, names.get(&item.target_id).map(String::as_str)))
+                        }
+                    }
+                }
+                (next_link(&format!("/runs/{}", run.id), &[], page.next.map(|n| n.to_string())))
+            }
+            script src=(*super::assets::SCRIPT_PATH) defer {}
+        }
+    })
+}
+
+fn item_row(run: RunId, item: &RunItem, name: Option<&str>) -> Markup {
+    let statements = match item.statements_total {
+        Some(total) => format!("{} / {total}", item.statements_done),
+        None => format!("{} / ?", item.statements_done),
+    };
+    html! {
+        tr data-status=(item.status.as_str()) data-target=(item.target_id) {
+            td.num { (item.ordinal + 1) }
+            td { (name.unwrap_or("(deleted target)")) }
+            td { (status(item.status.as_str())) }
+            td.num { (statements) }
+            td.num { (item.attempts) " / " (item.max_attempts) }
+            td.num { (millis(item.duration_ms)) }
+            td {
+                @if let Some(message) = &item.error_message {
+                    @if let Some(code) = &item.error_code { code { (code) } " " }
+                    (message)
+                }
+            }
+            td { a href={ "/runs/" (run) "/items/" (item.id) } aria-label={ "Logs of " (name.unwrap_or("target")) } { "Logs" } }
+        }
+    }
+}
+
+/// `GET /runs/{id}/live`: the grid alone, for the page's script.
+pub(crate) async fn run_live(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
+    let detail = app::runs::get_run(&state.pool, *id).await.map_err(viewer.fail())?;
+    let grid = grid(&state, &viewer, &detail, None).await?;
+    Ok(respond(StatusCode::OK, grid))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DecisionForm {
+    comment: Option<String>,
+    version: Option<String>,
+}
+
+async fn after_action(state: &AppState, viewer: &Viewer, id: RunId, result: app::AppResult<Run>) -> Page {
+    match result {
+        Ok(_) => Ok(see_other(&format!("/runs/{id}"))),
+        Err(e) => {
+            let problems = Problems::from_app(viewer, e, &[])?;
+            let detail = app::runs::get_run(&state.pool, id).await.map_err(viewer.fail())?;
+            let body = run_page(state, viewer, &detail, None, &problems).await?;
+            let code = StatusCode::CONFLICT;
+            Ok(respond(code, layout(viewer, Section::Runs, "Run", body)))
+        }
+    }
+}
+
+fn decision(form: DecisionForm) -> app::runs::DecisionInput {
+    app::runs::DecisionInput {
+        comment: form.comment.filter(|c| !c.trim().is_empty()),
+        version: form.version.and_then(|v| v.parse().ok()),
+    }
+}
+
+/// `POST /runs/{id}/approve`.
+pub(crate) async fn approve(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<RunId>,
+    form: web::Form<DecisionForm>,
+) -> Page {
+    let result = app::runs::approve(&state.pool, &viewer.caller, *id, decision(form.into_inner())).await;
+    after_action(&state, &viewer, *id, result).await
+}
+
+/// `POST /runs/{id}/deny`.
+pub(crate) async fn deny(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<RunId>,
+    form: web::Form<DecisionForm>,
+) -> Page {
+    let result = app::runs::deny(&state.pool, &viewer.caller, *id, decision(form.into_inner())).await;
+    after_action(&state, &viewer, *id, result).await
+}
+
+/// `POST /runs/{id}/execute`.
+pub(crate) async fn execute(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
+    let result = app::runs::execute(&state.pool, &viewer.caller, *id).await;
+    after_action(&state, &viewer, *id, result).await
+}
+
+/// `POST /runs/{id}/cancel`.
+pub(crate) async fn cancel(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
+    let result = app::runs::cancel(&state.pool, &viewer.caller, *id).await;
+    after_action(&state, &viewer, *id, result).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogQuery {
+    after: Option<String>,
+}
+
+/// `GET /runs/{id}/items/{item_id}`: one target's log.
+pub(crate) async fn item_logs(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<(RunId, RunItemId)>,
+    q: web::Query<LogQuery>,
+) -> Page {
+    let (run_id, item_id) = path.into_inner();
+    let after = q.after.as_deref().and_then(|a| a.parse::<u32>().ok());
+    let (item, logs) = app::runs::item_logs(&state.pool, run_id, item_id, &app::page(after, Some(500)))
+        .await
+        .map_err(viewer.fail())?;
+    let names = app::lookup::target_names(&state.pool, &[item.target_id]).await.map_err(viewer.fail())?;
+    let name = names.get(&item.target_id).map_or("(deleted target)", String::as_str);
+    let body = html! {
+        p.muted { a href="/runs" { "Runs" } " / " a href={ "/runs/" (run_id) } { code { (short(run_id)) } } " / " (name) }
+        h1 { "Log of " (name) }
+        dl.facts.card {
+            dt { "Status" } dd { (status(item.status.as_str())) }
+            dt { "Statements" } dd { (item.statements_done) " of " (item.statements_total.map_or("?".to_owned(), |t| t.to_string())) }
+            dt { "Attempts" } dd { (item.attempts) " of " (item.max_attempts) }
+            dt { "Started" } dd { (maybe_when(item.started_at)) }
+            dt { "Finished" } dd { (maybe_when(item.finished_at)) }
+            dt { "Duration" } dd { (millis(item.duration_ms)) }
+            @if let Some(message) = &item.error_message {
+                dt { "Error" } dd { @if let Some(code) = &item.error_code { code { (code) } " " } (message) }
+            }
+        }
+        @if logs.items.is_empty() {
+            p.empty { "No log lines yet." }
+        } @else {
+            table id="log" {
+                thead { tr {
+                    th.num scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "Level" }
+                    th.num scope="col" { "Statement" } th.num scope="col" { "Duration" } th.num scope="col" { "Rows" }
+                    th scope="col" { "Message" }
+                } }
+                tbody {
+                    @for line in &logs.items {
+                        tr class={ "log-" (line.level.as_str()) } {
+                            td.num { (line.seq) }
+                            td { (when(line.created_at)) }
+                            td { (line.level.as_str()) }
+                            td.num { (line.statement_index.map_or(String::new(), |i| (i + 1).to_string())) }
+                            td.num { (line.duration_ms.map_or(String::new(), |d| millis(Some(d)))) }
+                            td.num { (line.rows_affected.map_or(String::new(), |r| r.to_string())) }
+                            td { pre.logline { (line.message) } }
+                        }
+                    }
+                }
+            }
+            (next_link(&format!("/runs/{run_id}/items/{item_id}"), &[], logs.next.map(|n| n.to_string())))
+        }
+    };
+    Ok(respond(StatusCode::OK, layout(&viewer, Section::Runs, "Target log", body)))
+}
