@@ -590,6 +590,80 @@ pub async fn list_targets(
     Ok(storage::targets::list(&mut conn, environment, search, page).await?)
 }
 
+/// How long a connection check may take to connect, and then to answer its query.
+const TEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a connection check found: the server's version, or why it could not connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionTest {
+    /// Connected and answered; the server's version string.
+    Ok { server_version: String },
+    /// Why not, in words that carry no secret; `stage` is `secret`, `connect` or `query`.
+    Failed { stage: &'static str, message: String },
+}
+
+/// Connects to a target the way a worker does (its password resolved and opened in memory, the executor's
+/// connection code), runs a trivial query with a short timeout and says what happened. Admins only;
+/// audited as `target.test_connection` with the outcome, never the password or the message.
+///
+/// A password given as a reference (`env:`/`file:`) is the workers' to read, not the server's: the
+/// server would otherwise read its own environment or any file it can open and send it to a host an
+/// admin chose, so such targets are reported as not testable here.
+pub async fn test_connection(
+    pool: &PgPool,
+    caller: &Caller,
+    keys: Option<&auth::secrets::KeyRing>,
+    id: TargetId,
+) -> AppResult<ConnectionTest> {
+    may_administer(&caller.actor)?;
+    let target = {
+        let mut conn = pool.acquire().await.map_err(db)?;
+        storage::targets::get(&mut conn, id).await?
+    };
+    let outcome = probe(pool, keys, &target).await;
+    let details = match &outcome {
+        ConnectionTest::Ok { .. } => json!({"name": target.name.as_str(), "ok": true}),
+        ConnectionTest::Failed { stage, .. } => json!({"name": target.name.as_str(), "ok": false, "stage": stage}),
+    };
+    let mut tx = pool.begin().await.map_err(db)?;
+    record(&mut tx, caller, "target.test_connection", "target", id, details).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(outcome)
+}
+
+async fn probe(pool: &PgPool, keys: Option<&auth::secrets::KeyRing>, target: &Target) -> ConnectionTest {
+    let failed = |stage, message: String| ConnectionTest::Failed { stage, message };
+    if let SecretSource::Reference { .. } = target.secret {
+        return failed(
+            "secret",
+            "the password is a reference (env:/file:) that only the workers read; the server does not test it"
+                .to_owned(),
+        );
+    }
+    let password = match keys {
+        Some(ring) => executor::queue::resolve_password(pool, ring, target).await,
+        None => executor::queue::resolve_password(pool, &executor::queue::NoMasterKey, target).await,
+    };
+    let password = match password {
+        Ok(password) => password,
+        Err(message) => return failed("secret", message.replace("this worker", "this hub")),
+    };
+    let settings = executor::target::ConnectSettings::for_target(target, password, TEST_TIMEOUT);
+    let result = executor::target::probe(&settings, TEST_TIMEOUT).await;
+    // The driver's messages do not carry the password; this makes sure of it.
+    let scrub = |message: String| match &settings.password {
+        Some(p) if !p.expose_secret().is_empty() => message.replace(p.expose_secret(), "[redacted]"),
+        _ => message,
+    };
+    match result {
+        Ok(server_version) => ConnectionTest::Ok { server_version },
+        Err(e @ (executor::target::TargetError::ConnectTimeout(_) | executor::target::TargetError::Connect(_))) => {
+            failed("connect", scrub(e.to_string()))
+        }
+        Err(e) => failed("query", scrub(e.to_string())),
+    }
+}
+
 // --- db sets ---
 
 #[derive(Debug, Clone, Deserialize)]
@@ -762,4 +836,16 @@ pub async fn list_members(
     let mut conn = pool.acquire().await.map_err(db)?;
     storage::db_sets::get(&mut conn, id).await?;
     Ok(storage::db_sets::list_members(&mut conn, id, search, page).await?)
+}
+
+/// Targets of the set's environment that are not members of it (to choose members to add).
+pub async fn list_non_members(
+    pool: &PgPool,
+    id: DbSetId,
+    search: Option<&str>,
+    page: &PageRequest<Name>,
+) -> AppResult<Page<Target, Name>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    storage::db_sets::get(&mut conn, id).await?;
+    Ok(storage::db_sets::list_non_members(&mut conn, id, search, page).await?)
 }

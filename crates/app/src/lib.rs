@@ -11,6 +11,7 @@
 
 pub mod audit_log;
 mod error;
+pub mod identity;
 pub mod inventory;
 pub mod lookup;
 pub mod migrations;

@@ -440,17 +440,7 @@ async fn execute(shared: &Shared, claim: &Claim, lost: &Arc<AtomicBool>, timings
         Ok(password) => password,
         Err(message) => return Verdict::failed("secret", message),
     };
-    let settings = ConnectSettings {
-        engine: target.engine,
-        host: target.host.clone(),
-        port: target.port,
-        database: target.database.clone(),
-        username: target.username.clone(),
-        password,
-        tls_mode: target.tls_mode,
-        connect_timeout: shared.settings.connect_timeout,
-        mysql_sql_mode: None,
-    };
+    let settings = ConnectSettings::for_target(&target, password, shared.settings.connect_timeout);
     let mut conn = match TargetConnection::connect(&settings).await {
         Ok(conn) => conn,
         Err(e) => return Verdict::Retry { code: "connect", message: e.to_string() },
@@ -777,6 +767,17 @@ fn statements_for(sql: &str, target: &Target) -> Result<Vec<String>, (&'static s
 
 /// The target's password, held only until the connection is made.
 async fn password(shared: &Shared, target: &Target) -> Result<Option<SecretString>, String> {
+    resolve_password(&shared.pool, shared.opener.as_ref(), target).await
+}
+
+/// A target's password as this process finds it: none, a reference read from this process's environment
+/// (`env:NAME`) or a file (`file:/path`), or the sealed one opened with `opener`. The error says what is
+/// missing, never a value.
+pub async fn resolve_password(
+    pool: &PgPool,
+    opener: &dyn SecretOpener,
+    target: &Target,
+) -> Result<Option<SecretString>, String> {
     match &target.secret {
         SecretSource::None => Ok(None),
         SecretSource::Reference { reference } => {
@@ -794,12 +795,12 @@ async fn password(shared: &Shared, target: &Target) -> Result<Option<SecretStrin
             }
         }
         SecretSource::Sealed { .. } => {
-            let mut conn = shared.pool.acquire().await.map_err(|e| format!("tool database: {e}"))?;
+            let mut conn = pool.acquire().await.map_err(|e| format!("tool database: {e}"))?;
             let sealed = storage::targets::sealed_secret(&mut conn, target.id)
                 .await
                 .map_err(|e| format!("tool database: {e}"))?
                 .ok_or_else(|| "the target's sealed password is missing".to_owned())?;
-            shared.opener.open(target, &sealed).map(Some)
+            opener.open(target, &sealed).map(Some)
         }
     }
 }

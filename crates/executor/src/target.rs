@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use domain::enums::{Engine, TlsMode};
+use domain::model::Target;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
@@ -43,6 +44,23 @@ impl std::fmt::Debug for ConnectSettings {
             .field("tls_mode", &self.tls_mode)
             .field("mysql_sql_mode", &self.mysql_sql_mode)
             .finish_non_exhaustive()
+    }
+}
+
+impl ConnectSettings {
+    /// The settings of a stored target, with its password (resolved by the caller) and a connect timeout.
+    pub fn for_target(target: &Target, password: Option<SecretString>, connect_timeout: Duration) -> Self {
+        ConnectSettings {
+            engine: target.engine,
+            host: target.host.clone(),
+            port: target.port,
+            database: target.database.clone(),
+            username: target.username.clone(),
+            password,
+            tls_mode: target.tls_mode,
+            connect_timeout,
+            mysql_sql_mode: None,
+        }
     }
 }
 
@@ -275,6 +293,19 @@ impl TargetConnection {
         result.map_err(TargetError::from_sqlx)
     }
 
+    /// The server's version string (`SELECT version()`), for a connection check.
+    pub async fn server_version(&mut self) -> Result<String, TargetError> {
+        let result = match self {
+            TargetConnection::Postgres(conn) => {
+                sqlx::query_scalar::<_, String>("SELECT version()").fetch_one(conn).await
+            }
+            TargetConnection::Mysql { conn, .. } => {
+                sqlx::query_scalar::<_, String>("SELECT VERSION()").fetch_one(conn).await
+            }
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
     pub async fn close(self) {
         let _ = match self {
             TargetConnection::Postgres(conn) => conn.close().await,
@@ -315,4 +346,24 @@ fn mysql_ssl(mode: TlsMode) -> MySqlSslMode {
         TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
         TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
     }
+}
+
+/// Connects with `settings`, runs a trivial query under a statement timeout of `timeout`, closes, and
+/// returns the server's version: whether the hub could reach the target as a worker would.
+pub async fn probe(settings: &ConnectSettings, timeout: Duration) -> Result<String, TargetError> {
+    let mut conn = TargetConnection::connect(settings).await?;
+    let checked = async {
+        conn.set_limits(SessionLimits { lock_timeout: timeout, statement_timeout: Some(timeout) }).await?;
+        conn.server_version().await
+    };
+    let version = match tokio::time::timeout(timeout + Duration::from_millis(500), checked).await {
+        Ok(result) => result,
+        Err(_) => Err(TargetError::Statement {
+            code: None,
+            message: format!("the target did not answer a trivial query within {timeout:?}"),
+            timeout: true,
+        }),
+    };
+    conn.close().await;
+    version
 }

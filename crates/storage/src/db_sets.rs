@@ -146,6 +146,30 @@ pub async fn list_members(
     Ok(Page::from_items(items, limit, |t| t.name.clone()))
 }
 
+/// Targets of the set's environment that are not members, by name, optionally only those whose name
+/// contains `search` (for choosing members to add).
+#[tracing::instrument(skip_all, fields(db_set.id = %set))]
+pub async fn list_non_members(
+    conn: &mut PgConnection,
+    set: DbSetId,
+    search: Option<&str>,
+    page: &PageRequest<Name>,
+) -> StorageResult<Page<Target, Name>> {
+    let limit = page.sql_limit();
+    let rows = sqlx::query_file_as!(
+        TargetRow,
+        "../../sql/db_sets/list_non_members.sql",
+        set.as_uuid(),
+        search,
+        page.after.as_ref().map(Name::as_str),
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    let items = rows.into_iter().map(Target::try_from).collect::<StorageResult<Vec<_>>>()?;
+    Ok(Page::from_items(items, limit, |t| t.name.clone()))
+}
+
 #[tracing::instrument(skip_all, fields(db_set.id = %set))]
 pub async fn count_members(conn: &mut PgConnection, set: DbSetId) -> StorageResult<u64> {
     let count = sqlx::query_file_scalar!("../../sql/db_sets/count_members.sql", set.as_uuid()).fetch_one(conn).await?;
