@@ -13,18 +13,18 @@ use serde_json::{Value, json};
 
 use crate::hub::{Hub, HubOptions};
 
-const MASTER_KEYS: &str = "k1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const MASTER_KEYS: &str = "k1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// A client that speaks to the hub with one user's token.
 #[derive(Clone)]
-struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -35,26 +35,26 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         let (status, body) = self.call(Method::GET, path, None).await;
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         body
     }
 
     /// A request that must succeed with `expect`.
-    async fn ok(&self, method: Method, path: &str, body: Value, expect: StatusCode) -> Value {
+    pub(crate) async fn ok(&self, method: Method, path: &str, body: Value, expect: StatusCode) -> Value {
         let (status, answer) = self.call(method.clone(), path, Some(body)).await;
         assert_eq!(status, expect, "{method} {path}: {answer}");
         answer
     }
 }
 
-async fn api_for(hub: &Hub, email: &str, role: Role) -> Api {
+pub(crate) async fn api_for(hub: &Hub, email: &str, role: Role) -> Api {
     let user = hub.user(email, role).await;
     Api { client: reqwest::Client::new(), base: hub.url.clone(), token: hub.token(&user, TokenScope::Write).await }
 }
 
-fn id(v: &Value) -> String {
+pub(crate) fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
 }
 
@@ -69,7 +69,7 @@ fn parts(url: &str) -> (String, u16, String, String) {
     )
 }
 
-fn target_body(env: &str, name: &str, engine: &str, url: &str, password: Option<&str>) -> Value {
+pub(crate) fn target_body(env: &str, name: &str, engine: &str, url: &str, password: Option<&str>) -> Value {
     let (host, port, database, username) = parts(url);
     let mut body = json!({
         "environment_id": env, "name": name, "engine": engine, "host": host, "port": port,
@@ -81,7 +81,7 @@ fn target_body(env: &str, name: &str, engine: &str, url: &str, password: Option<
     body
 }
 
-struct Worker(Child);
+pub(crate) struct Worker(Child);
 
 impl Drop for Worker {
     fn drop(&mut self) {
@@ -90,7 +90,7 @@ impl Drop for Worker {
     }
 }
 
-fn start_worker(db: &PgDatabase) -> Worker {
+pub(crate) fn start_worker(db: &PgDatabase) -> Worker {
     let child = Command::new(binary("migrate-hub-worker"))
         .env_remove("RUST_LOG")
         .env("DATABASE_URL", &db.url)

@@ -12,6 +12,7 @@ pub async fn run(extra: &[String]) -> anyhow::Result<()> {
         .output()
         .is_ok_and(|out| out.status.success());
     install_oidc_provider()?;
+    install_browser_test()?;
     // The integration suite runs the real binaries as an operator would; test builds do not produce them.
     run_checked(cargo().args([
         "build",
@@ -51,5 +52,25 @@ pub fn install_oidc_provider() -> anyhow::Result<()> {
     npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir);
     run_checked(&mut npm).map_err(|e| {
         anyhow::anyhow!("{e}: the login tests need Node.js 20+ and npm (apt install nodejs npm) to install tests/oidc")
+    })
+}
+
+/// The browser test drives the system Chromium with npm `playwright-core` and checks HTML with npm `vnu-jar`
+/// (pinned by `tests/browser/package-lock.json`); installs them once. `--ignore-scripts`: vnu-jar's install
+/// script would fetch a Java runtime; the system's `java` runs the jar.
+fn install_browser_test() -> anyhow::Result<()> {
+    let dir = workspace_root().join("tests/browser");
+    if dir.join("node_modules/playwright-core/package.json").exists()
+        && dir.join("node_modules/vnu-jar/build/dist/vnu.jar").exists()
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the browser test's packages (npm ci in tests/browser)");
+    let mut npm = Command::new("npm");
+    npm.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir);
+    run_checked(&mut npm).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: the browser test needs Node.js 20+ and npm (apt install nodejs npm) to install tests/browser"
+        )
     })
 }
