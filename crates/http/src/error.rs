@@ -164,8 +164,10 @@ pub fn app_error(request_id: &str, error: app::AppError) -> ApiError {
 /// Gives every 5xx response that is not already ours (a middleware's, e.g. the session store's, or
 /// actix's own) the JSON body with a request id, dropping whatever text it had.
 pub fn rewrite_server_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let ours =
-        res.response().headers().get(CONTENT_TYPE).is_some_and(|v| v == HeaderValue::from_static("application/json"));
+    // Ours: the JSON error body, or an HTML error page of the web UI (which carries the request id too).
+    let ours = res.response().headers().get(CONTENT_TYPE).is_some_and(|v| {
+        v == HeaderValue::from_static("application/json") || v == HeaderValue::from_static("text/html; charset=utf-8")
+    });
     if ours {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }

@@ -146,6 +146,16 @@ fn json_error(error: &actix_web::error::JsonPayloadError) -> actix_web::Error {
     }
 }
 
+/// Anything no route matches: an HTML page with the request id for a browser, JSON for the API.
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    if crate::web::wants_html(&req) {
+        let request_id = crate::guard::request_id(&req);
+        crate::web::error_page(&ApiError::NotFound { what: "page" }, Some(&request_id))
+    } else {
+        ApiError::NotFound { what: "route" }.error_response()
+    }
+}
+
 impl Server {
     /// Binds the listener and builds the app; run it with [`Server::run`].
     pub fn build(listener: TcpListener, state: AppState, settings: &ServerSettings) -> std::io::Result<Self> {
@@ -187,7 +197,7 @@ impl Server {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input("invalid_query", &e)))
                 .app_data(web::PathConfig::default().error_handler(|e, _| bad_input("invalid_path", &e)))
                 .configure(crate::routes::configure)
-                .default_service(web::to(|| async { ApiError::NotFound { what: "route" }.error_response() }))
+                .default_service(web::to(not_found))
         })
         .shutdown_timeout(10);
         if settings.workers > 0 {

@@ -65,6 +65,10 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, viewer: Viewer) -> Res
     let (labels, people) = decorate(&state, &viewer, &all).await?;
     let body = html! {
         h1 { "Dashboard" }
+        p.muted {
+            "Signed in as " (viewer.principal.user.display_name.as_str()) " <" (viewer.principal.user.email.as_str()) ">, "
+            (viewer.role().as_str()) "."
+        }
         @if reviewer {
             section.card {
                 h2 { "Awaiting your approval" }
