@@ -31,6 +31,9 @@ use tracing_actix_web::RequestId;
 use crate::error::{ApiError, internal};
 use crate::startup::AppState;
 
+/// Why a disabled user's request is refused (the web UI tells them so on the login page).
+pub(crate) const DISABLED: &str = "this account is disabled";
+
 /// Who may reach a route. Every route declares one (see `routes`); there is no default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -210,7 +213,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Prin
     };
     if user.disabled {
         session.purge();
-        return Err(ApiError::unauthenticated("this account is disabled"));
+        return Err(ApiError::unauthenticated(DISABLED));
     }
     Ok(Some(Principal { user, via: Via::Session, csrf: Some(signed_in.csrf) }))
 }

@@ -69,6 +69,7 @@ pub(crate) async fn page(
     }
     let message = query.error.as_deref().map(|code| match code {
         "signed_out" => "You have signed out.",
+        "disabled" => "Your account is disabled, so you were signed out. Ask an administrator to enable it.",
         "expired" => "Your session has ended; sign in again.",
         _ => "Signing in did not work; try again.",
     });

@@ -121,7 +121,7 @@ impl Problems {
         html! {
             @if !self.is_empty() {
                 div.problems role="alert" {
-                    p { strong { "This could not be saved:" } }
+                    p { strong { "There is a problem:" } }
                     ul {
                         @for message in &self.general { li { (message) } }
                         @for (field, message) in &self.fields {
@@ -140,6 +140,7 @@ pub(crate) fn csrf(viewer: &Viewer) -> Markup {
 }
 
 /// A field's label, hint and problem around its control.
+#[allow(clippy::needless_pass_by_value)] // maud splices markup by value
 fn field(name: &str, label: &str, hint: Option<&str>, problems: &Problems, control: Markup) -> Markup {
     html! {
         div.field.invalid[problems.of(name).is_some()] {

@@ -94,7 +94,15 @@ pub(crate) struct ListQuery {
     status: Option<String>,
     environment_id: Option<String>,
     mine: Option<String>,
+    from: Option<String>,
+    before: Option<String>,
     after: Option<String>,
+}
+
+/// A day (`YYYY-MM-DD`, as a date input sends it) as its first instant, UTC.
+fn day(form: &Form, name: &'static str, problems: &mut Problems) -> Option<chrono::DateTime<chrono::Utc>> {
+    let date = form.optional::<chrono::NaiveDate>(name, "date (YYYY-MM-DD)", problems)?;
+    Some(date.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
 /// `GET /runs`: runs, newest first, filtered by status, environment and requester.
@@ -104,14 +112,16 @@ pub(crate) async fn runs(state: web::Data<AppState>, viewer: Viewer, q: web::Que
         ("status", q.status.as_deref().unwrap_or_default()),
         ("environment_id", q.environment_id.as_deref().unwrap_or_default()),
         ("mine", q.mine.as_deref().unwrap_or_default()),
+        ("from", q.from.as_deref().unwrap_or_default()),
+        ("before", q.before.as_deref().unwrap_or_default()),
     ]);
     let mut problems = Problems::default();
     let filter = RunFilter {
         status: form.optional::<RunStatus>("status", "status", &mut problems),
         environment: form.optional::<EnvironmentId>("environment_id", "environment", &mut problems),
         requested_by: (!form.get("mine").is_empty()).then_some(viewer.principal.user.id),
-        created_from: None,
-        created_before: None,
+        created_from: day(&form, "from", &mut problems),
+        created_before: day(&form, "before", &mut problems),
     };
     let after = q.after.as_deref().and_then(|a| a.parse::<RunId>().ok());
     let page = app::runs::list_runs(&state.pool, &filter, &app::page(after, Some(50))).await.map_err(viewer.fail())?;
@@ -121,6 +131,8 @@ pub(crate) async fn runs(state: web::Data<AppState>, viewer: Viewer, q: web::Que
         ("status", form.get("status").to_owned()),
         ("environment_id", form.get("environment_id").to_owned()),
         ("mine", form.get("mine").to_owned()),
+        ("from", form.get("from").to_owned()),
+        ("before", form.get("before").to_owned()),
     ];
     let body = html! {
         h1 { "Runs" }
@@ -135,6 +147,8 @@ pub(crate) async fn runs(state: web::Data<AppState>, viewer: Viewer, q: web::Que
                     option value="1" selected[!form.get("mine").is_empty()] { "me" }
                 }
             }
+            (forms::input(&form, &problems, "from", "Requested from", Input { kind: "date", ..Input::default() }))
+            (forms::input(&form, &problems, "before", "Requested before", Input { kind: "date", ..Input::default() }))
             button.secondary type="submit" { "Filter" }
         }
         (run_table(&page.items, &labels, &people, "No runs match."))
