@@ -376,6 +376,14 @@ async function gridReachesSucceeded(page) {
   if (statuses.length === 0) fail('the grid (#items) has no rows with data-status');
   if (statuses.some((s) => s !== 'succeeded')) fail(`the grid's rows are ${statuses.join(', ')}, expected all succeeded`);
   console.log(`  live update: succeeded after ${((Date.now() - started) / 1000).toFixed(1)} s, ${statuses.length} row(s)`);
+  // The grid as the script left it, for vnu too (the raw page is the one loaded before the run finished).
+  writeFileSync(join(HTML_DIR, '08-run-live-dom.html'), await page.content());
+  // Loaded afresh, the finished run shows the same and polls no more.
+  await goto(page, state.runUrl);
+  const fresh = await text(page, '#run-status');
+  if (fresh !== 'succeeded') fail(`reloaded, the run page shows #run-status "${fresh}"`);
+  const still = await page.locator('[data-live="true"]').count();
+  if (still > 0) fail('the finished run\'s grid is still marked data-live="true" (it would keep polling)');
   await capture(page, '08-run-succeeded');
 }
 
