@@ -16,7 +16,7 @@
 //   FLOW_SLOW_MO    milliseconds between browser actions, for watching a headed run (optional)
 //   FLOW_HEADED=1   show the browser window (optional)
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -59,6 +59,10 @@ const LIVE_UPDATE_TIMEOUT_MS = 60_000;
 
 mkdirSync(SCREENSHOT_DIR, { recursive: true });
 mkdirSync(HTML_DIR, { recursive: true });
+// This run's screenshots replace the last run's (a renamed step leaves no stale picture behind).
+for (const name of readdirSync(SCREENSHOT_DIR)) {
+  if (/^\d\d-[a-z0-9-]+\.png$/.test(name)) rmSync(join(SCREENSHOT_DIR, name));
+}
 
 /** What the flow learned along the way (ids of what it created). */
 const state = { migrationId: null, runId: null, runUrl: null };
