@@ -122,6 +122,31 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/runs/{id}/execute", SignedIn, pages::execute);
     r.add(M::POST, "/runs/{id}/cancel", SignedIn, pages::cancel);
     r.add(M::GET, "/runs/{id}/items/{item_id}", SignedIn, pages::item_logs);
+
+    // Web UI: inventory, users and the audit log for admins; everyone's own tokens.
+    r.add(M::GET, "/admin/environments", admin, pages::environments_list);
+    r.add(M::POST, "/admin/environments", admin, pages::create_environment);
+    r.add(M::GET, "/admin/environments/{id}", admin, pages::environment);
+    r.add(M::POST, "/admin/environments/{id}", admin, pages::update_environment);
+    r.add(M::GET, "/admin/targets", admin, pages::targets);
+    r.add(M::POST, "/admin/targets", admin, pages::create_target);
+    r.add(M::GET, "/admin/targets/{id}", admin, pages::target);
+    r.add(M::POST, "/admin/targets/{id}", admin, pages::update_target);
+    r.add(M::POST, "/admin/targets/{id}/secret", admin, pages::set_secret);
+    r.add(M::POST, "/admin/targets/{id}/secret/clear", admin, pages::clear_secret);
+    r.add(M::POST, "/admin/targets/{id}/delete", admin, pages::delete_target);
+    r.add(M::POST, "/admin/targets/{id}/test", admin, pages::test_connection);
+    r.add(M::GET, "/admin/db-sets", admin, pages::db_sets);
+    r.add(M::POST, "/admin/db-sets", admin, pages::create_db_set);
+    r.add(M::GET, "/admin/db-sets/{id}", admin, pages::db_set);
+    r.add(M::POST, "/admin/db-sets/{id}/members", admin, pages::change_members);
+    r.add(M::GET, "/admin/users", admin, pages::users);
+    r.add(M::POST, "/admin/users", admin, pages::create_user);
+    r.add(M::POST, "/admin/users/{id}", admin, pages::update_user);
+    r.add(M::GET, "/tokens", SignedIn, pages::tokens);
+    r.add(M::POST, "/tokens", SignedIn, pages::create_token);
+    r.add(M::POST, "/tokens/{id}/revoke", SignedIn, pages::revoke_token);
+    r.add(M::GET, "/audit", admin, pages::audit);
 }
 
 /// Every route with its policy, in declaration order.

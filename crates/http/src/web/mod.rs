@@ -8,9 +8,12 @@
 //! - Errors a browser sees are HTML pages with the request id ([`PageError`]); the guard and the
 //!   not-found handler use [`wants_html`] to pick HTML over JSON.
 
+mod account;
 mod assets;
+mod audit;
 mod dashboard;
 pub(crate) mod forms;
+mod inventory;
 mod migrations;
 mod runs;
 mod sql;
@@ -29,8 +32,14 @@ use crate::error::{ApiError, app_error};
 use crate::guard::{Principal, request_id};
 use crate::login::client_ip;
 
+pub(crate) use account::{create_token, create_user, revoke_token, tokens, update_user, users};
 pub(crate) use assets::{script, stylesheet};
+pub(crate) use audit::audit;
 pub(crate) use dashboard::dashboard;
+pub(crate) use inventory::{
+    change_members, clear_secret, create_db_set, create_environment, create_target, db_set, db_sets, delete_target,
+    environment, environments_list, set_secret, target, targets, test_connection, update_environment, update_target,
+};
 pub(crate) use migrations::{create_migration, create_version, migration, migrations, new_migration, new_version};
 pub(crate) use runs::{approve, cancel, create_run, deny, execute, item_logs, new_run, run, run_live, runs};
 

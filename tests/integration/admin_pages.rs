@@ -1,0 +1,517 @@
+//! The admin and account pages over HTTP, for what the browser flow does not cover: a target's password is
+//! never rendered back, the connection check (a working target and a wrong port), db set membership through
+//! the form with search, a refused form keeping what was typed, tokens shown once, the last admin, the audit
+//! page's chain status, and `/admin/*` and `/audit` refused to non-admins.
+
+use domain::enums::Role;
+use reqwest::header::{CACHE_CONTROL, LOCATION, ORIGIN};
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::hub::{Browser, Hub, HubOptions};
+
+const LOGIN_PASSWORD: &str = "a long enough test password";
+const KEYS: &str = "k1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// The target password the pages must never show.
+const TARGET_PASSWORD: &str = "Tr1cky-target-pa55word-9f3e";
+
+async fn hub() -> Hub {
+    Hub::start(HubOptions { password_login: true, master_keys: Some(KEYS.into()), ..HubOptions::default() }).await
+}
+
+/// A user with a password, signed in through the login form in a new browser.
+async fn signed_in(hub: &Hub, email: &str, role: Role) -> Browser {
+    let user = hub.user(email, role).await;
+    let hash = auth::password::hash(SecretString::from(LOGIN_PASSWORD)).await.unwrap();
+    let mut conn = hub.db.pool.acquire().await.unwrap();
+    storage::users::set_password_hash(&mut conn, user.id, Some(&hash)).await.unwrap();
+    let browser = hub.browser();
+    let response = browser
+        .client
+        .post(format!("{}/login/password", hub.url))
+        .header(ORIGIN, &hub.url)
+        .form(&[("email", email), ("password", LOGIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    browser
+}
+
+/// Posts a form as the pages do (same origin, the CSRF field).
+async fn post(browser: &Browser, path: &str, fields: &[(&str, &str)]) -> Response {
+    let csrf = browser.csrf().await;
+    let mut pairs: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
+    pairs.extend_from_slice(fields);
+    browser
+        .client
+        .post(format!("{}{path}", browser.hub))
+        .header(ORIGIN, &browser.hub)
+        .form(&pairs)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn location(response: &Response) -> String {
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+/// A page's HTML, which must be a 200.
+async fn page(browser: &Browser, path: &str) -> String {
+    let response =
+        browser.client.get(format!("{}{path}", browser.hub)).header("accept", "text/html").send().await.unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+    body
+}
+
+async fn json(browser: &Browser, path: &str) -> Value {
+    let response = browser.get(path).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Creates an environment through its form; returns its id.
+async fn environment(browser: &Browser, name: &str) -> String {
+    let response = post(
+        browser,
+        "/admin/environments",
+        &[("name", name), ("approval_required", "false"), ("allow_out_of_order", "false"), ("execute_roles", "user")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    let envs = json(browser, "/api/v1/environments").await;
+    let env = envs["items"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
+    env["id"].as_str().unwrap().to_owned()
+}
+
+/// Host, port, database and user of a database URL.
+fn parts(url: &str) -> (String, String, String, String) {
+    let url = reqwest::Url::parse(url).unwrap();
+    (
+        url.host_str().unwrap().to_owned(),
+        url.port().unwrap().to_string(),
+        url.path().trim_start_matches('/').to_owned(),
+        url.username().to_owned(),
+    )
+}
+
+/// Creates a Postgres target through the form (pointing at `url`); returns its id.
+async fn target(browser: &Browser, env: &str, name: &str, url: &str, password: Option<&str>) -> String {
+    let (host, port, database, username) = parts(url);
+    let mut fields = vec![
+        ("environment_id", env),
+        ("engine", "postgres"),
+        ("name", name),
+        ("host", host.as_str()),
+        ("port", port.as_str()),
+        ("database", database.as_str()),
+        ("username", username.as_str()),
+        ("tls_mode", "disable"),
+        ("labels", "team=payments\nregion=eu"),
+    ];
+    if let Some(password) = password {
+        fields.push(("password", password));
+    }
+    let response = post(browser, "/admin/targets", &fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    let list = json(browser, &format!("/api/v1/targets?environment_id={env}&search={name}")).await;
+    let found = list["items"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap();
+    found["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_target_password_set_through_the_pages_is_never_rendered_back() {
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let env = environment(&admin, "staging").await;
+    let id = target(&admin, &env, "orders", &hub.db.url, Some(TARGET_PASSWORD)).await;
+    // Set again through the secret form, and once more with a refused form (both a password and a
+    // reference), whose 422 page must not echo the password either.
+    let response = post(&admin, &format!("/admin/targets/{id}/secret"), &[("password", TARGET_PASSWORD)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let refused = post(
+        &admin,
+        &format!("/admin/targets/{id}/secret"),
+        &[("password", TARGET_PASSWORD), ("secret_ref", "env:ORDERS_PASSWORD")],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("not both"), "{refused}");
+    assert!(!refused.contains(TARGET_PASSWORD));
+    let (host, _, database, username) = parts(&hub.db.url);
+    let refused = post(
+        &admin,
+        "/admin/targets",
+        &[
+            ("environment_id", &env),
+            ("engine", "postgres"),
+            ("name", "other"),
+            ("host", &host),
+            ("port", "not a port"),
+            ("database", &database),
+            ("username", &username),
+            ("password", TARGET_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!refused.text().await.unwrap().contains(TARGET_PASSWORD));
+
+    let set = post(&admin, "/admin/db-sets", &[("environment_id", &env), ("name", "all-orders")]).await;
+    assert_eq!(set.status(), StatusCode::SEE_OTHER);
+    let set_page = location(&set);
+    let test = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await;
+    assert_eq!(test.status(), StatusCode::OK);
+    assert!(!test.text().await.unwrap().contains(TARGET_PASSWORD));
+    let target_page = page(&admin, &format!("/admin/targets/{id}")).await;
+    assert!(target_page.contains(r#"id="secret-status">sealed<"#), "{target_page}");
+    for path in [
+        "/".to_owned(),
+        "/admin/environments".to_owned(),
+        format!("/admin/environments/{env}"),
+        format!("/admin/targets?environment_id={env}"),
+        format!("/admin/targets/{id}"),
+        "/admin/db-sets".to_owned(),
+        set_page,
+        "/admin/users".to_owned(),
+        "/tokens".to_owned(),
+        "/audit".to_owned(),
+        "/audit?object_type=target".to_owned(),
+    ] {
+        let html = page(&admin, &path).await;
+        assert!(!html.contains(TARGET_PASSWORD), "{path} shows the password");
+        assert!(!html.contains("pa55word"), "{path} shows part of the password");
+    }
+    let audit: Value = json(&admin, "/api/v1/audit?action=target").await;
+    assert!(!audit.to_string().contains(TARGET_PASSWORD));
+}
+
+#[tokio::test]
+async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port() {
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let env = environment(&admin, "dev").await;
+    // The hub's own tool database is a Postgres the test can reach (trust auth: the sealed password is
+    // opened and sent, and ignored).
+    let id = target(&admin, &env, "tooldb", &hub.db.url, Some(TARGET_PASSWORD)).await;
+    let ok = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let ok = ok.text().await.unwrap();
+    assert!(ok.contains(r#"id="connection-test""#) && ok.contains("Connected. Server version:"), "{ok}");
+    assert!(ok.contains("PostgreSQL"), "{ok}");
+
+    // The same target on a port nobody listens on.
+    let (host, _, database, username) = parts(&hub.db.url);
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let response = post(
+        &admin,
+        &format!("/admin/targets/{id}"),
+        &[
+            ("name", "tooldb"),
+            ("host", &host),
+            ("port", &unused),
+            ("database", &database),
+            ("username", &username),
+            ("tls_mode", "disable"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    let failed = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await;
+    assert_eq!(failed.status(), StatusCode::OK);
+    let failed = failed.text().await.unwrap();
+    assert!(failed.contains("Could not connect (connect):"), "{failed}");
+    assert!(failed.contains("cannot connect to the target"), "{failed}");
+    assert!(!failed.contains(TARGET_PASSWORD));
+
+    // A reference is the workers' to read: the server says so instead of reading its own environment.
+    let response = post(&admin, &format!("/admin/targets/{id}/secret"), &[("secret_ref", "env:HOME")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let reference = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await.text().await.unwrap();
+    assert!(reference.contains("only the workers read"), "{reference}");
+
+    let actions = hub.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "target.test_connection").count(), 3, "{actions:?}");
+    let details: Vec<Value> =
+        sqlx::query_scalar("SELECT details FROM audit_events WHERE action = 'target.test_connection' ORDER BY id")
+            .fetch_all(&hub.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(details[0]["ok"], true);
+    assert_eq!((details[1]["ok"].clone(), details[1]["stage"].clone()), (Value::Bool(false), "connect".into()));
+
+    // Not for managers.
+    let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
+    assert_eq!(post(&manager, &format!("/admin/targets/{id}/test"), &[]).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let env = environment(&admin, "prod").await;
+    let mut ids = std::collections::HashMap::new();
+    for name in ["web-1", "web-2", "web-3", "db-1", "db-2"] {
+        ids.insert(name, target(&admin, &env, name, &hub.db.url, None).await);
+    }
+    let response = post(&admin, "/admin/db-sets", &[("environment_id", &env), ("name", "webs")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set_path = location(&response);
+
+    // Searching the candidates narrows them; nothing is a member yet.
+    let html = page(&admin, &format!("{set_path}?add_search=web")).await;
+    assert!(html.contains(r#"id="member-count"><strong>0</strong>"#), "{html}");
+    for name in ["web-1", "web-2", "web-3"] {
+        assert!(html.contains(&format!(r#"name="add" value="{}""#, ids[name])), "{name}");
+    }
+    assert!(!html.contains(&ids["db-1"]));
+
+    // Tick two, apply.
+    let response = post(
+        &admin,
+        &format!("{set_path}/members"),
+        &[("add", &ids["web-1"]), ("add", &ids["web-3"]), ("add_search", "web")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    let back = location(&response);
+    assert!(back.contains("added=2") && back.contains("add_search=web"), "{back}");
+    let html = page(&admin, &back).await;
+    assert!(html.contains(r#"id="member-count"><strong>2</strong>"#));
+    assert!(html.contains(&format!(r#"name="remove" value="{}""#, ids["web-1"])));
+    assert!(html.contains(&format!(r#"name="add" value="{}""#, ids["web-2"])));
+    assert!(!html.contains(&format!(r#"name="add" value="{}""#, ids["web-1"])));
+
+    // Search the members, remove one and add another in one change.
+    let html = page(&admin, &format!("{set_path}?search=web-3")).await;
+    assert!(html.contains(&format!(r#"name="remove" value="{}""#, ids["web-3"])));
+    assert!(!html.contains(&format!(r#"name="remove" value="{}""#, ids["web-1"])));
+    let response =
+        post(&admin, &format!("{set_path}/members"), &[("remove", &ids["web-3"]), ("add", &ids["db-2"])]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).contains("added=1&removed=1"), "{}", location(&response));
+    let set_id = set_path.rsplit('/').next().unwrap();
+    let members = json(&admin, &format!("/api/v1/db-sets/{set_id}/members")).await;
+    let mut names: Vec<&str> =
+        members["items"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["db-2", "web-1"]);
+
+    // Nothing ticked, or a target of another environment: refused on the page, nothing changed.
+    let response = post(&admin, &format!("{set_path}/members"), &[]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("Tick the targets"));
+    let other_env = environment(&admin, "qa").await;
+    let stranger = target(&admin, &other_env, "web-9", &hub.db.url, None).await;
+    let response = post(&admin, &format!("{set_path}/members"), &[("add", &stranger)]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let actions = hub.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "db_set.members").count(), 2, "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_refused_form_keeps_what_was_typed_and_says_what_is_wrong() {
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let response = post(
+        &admin,
+        "/admin/environments",
+        &[
+            ("name", "Not A Slug!"),
+            ("description", "typed <b>text</b>"),
+            ("approval_required", "true"),
+            ("approvals_required", "2"),
+            ("execute_roles", "manager"),
+            ("lock_timeout_ms", "12345"),
+            ("target_lock_wait_ms", "soon"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"value="Not A Slug!""#), "{html}");
+    assert!(html.contains(r#"value="typed &lt;b&gt;text&lt;/b&gt;""#), "{html}");
+    assert!(html.contains(r#"value="12345""#) && html.contains(r#"value="soon""#));
+    assert!(html.contains(r#"value="manager" checked"#), "{html}");
+    assert!(html.contains(r#"id="target_lock_wait_ms-error""#), "{html}");
+    // Fixed, it passes and says nothing of the earlier problem.
+    let response = post(
+        &admin,
+        "/admin/environments",
+        &[("name", "prod"), ("approval_required", "true"), ("approvals_required", "2"), ("execute_roles", "manager")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // A rule of the use case (approval without approvers) comes back on the edit form, typed values kept.
+    let env = json(&admin, "/api/v1/environments").await["items"][0]["id"].as_str().unwrap().to_owned();
+    let response = post(
+        &admin,
+        &format!("/admin/environments/{env}"),
+        &[
+            ("approval_required", "true"),
+            ("approvals_required", "0"),
+            ("execute_roles", "admin"),
+            ("lock_timeout_ms", "777"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"value="777""#) && html.contains(r#"class="problems""#), "{html}");
+
+    // The token form too.
+    let user = signed_in(&hub, "user@example.com", Role::User).await;
+    let response = post(&user, "/tokens", &[("name", "ci"), ("scope", "read"), ("expires_in_days", "99999")]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"value="ci""#) && html.contains(r#"value="99999""#), "{html}");
+    assert!(html.contains(r#"value="read" selected"#), "{html}");
+    assert!(html.contains("between 1 and 3650"), "{html}");
+}
+
+#[tokio::test]
+async fn a_token_is_shown_once_and_revocable_from_the_page() {
+    let hub = hub().await;
+    let user = signed_in(&hub, "user@example.com", Role::User).await;
+    let response = post(&user, "/tokens", &[("name", "laptop"), ("scope", "read"), ("expires_in_days", "7")]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("shown only once"), "{html}");
+    let start = html.find("value=\"mh_").unwrap() + "value=\"".len();
+    let token = &html[start..start + 67];
+    assert!(token.starts_with("mh_"));
+    let me = reqwest::Client::new().get(format!("{}/api/v1/me", hub.url)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let list = page(&user, "/tokens").await;
+    assert!(list.contains("laptop") && !list.contains(&token[10..]), "the value is shown once");
+    let id = json(&user, "/api/v1/tokens").await["items"][0]["id"].as_str().unwrap().to_owned();
+    // Someone else cannot revoke it, nor learn it exists.
+    let other = signed_in(&hub, "other@example.com", Role::User).await;
+    assert_eq!(post(&other, &format!("/tokens/{id}/revoke"), &[]).await.status(), StatusCode::NOT_FOUND);
+    let response = post(&user, &format!("/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let me = reqwest::Client::new().get(format!("{}/api/v1/me", hub.url)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    assert!(page(&user, "/tokens").await.contains("status-revoked"));
+    let actions = hub.audit_actions().await;
+    assert!(actions.contains(&"token.created".to_owned()) && actions.contains(&"token.revoked".to_owned()));
+}
+
+#[tokio::test]
+async fn users_are_provisioned_promoted_and_disabled_but_the_last_admin_stays() {
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let response = post(&admin, "/admin/users", &[("email", "New.Person@Example.com"), ("role", "manager")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    let html = page(&admin, "/admin/users").await;
+    assert!(html.contains("new.person@example.com"), "{html}");
+    let users = json(&admin, "/api/v1/users").await;
+    let find = |email: &str| {
+        users["items"].as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (new, me) = (find("new.person@example.com"), find("admin@example.com"));
+    let duplicate = post(&admin, "/admin/users", &[("email", "new.person@example.com"), ("role", "user")]).await;
+    assert_eq!(duplicate.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(duplicate.text().await.unwrap().contains("already exists"));
+    let bad = post(&admin, "/admin/users", &[("email", "not-an-email"), ("role", "user")]).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains(r#"id="email-error""#));
+
+    assert_eq!(
+        post(&admin, &format!("/admin/users/{new}"), &[("role", "admin")]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(&admin, &format!("/admin/users/{new}"), &[("disabled", "true")]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let users = json(&admin, "/api/v1/users").await;
+    let new_user = users["items"].as_array().unwrap().iter().find(|u| u["id"] == new.as_str()).unwrap().clone();
+    assert_eq!((new_user["role"].as_str(), new_user["disabled"].as_bool()), (Some("admin"), Some(true)));
+    // The only enabled admin cannot disable or demote themselves.
+    let refused = post(&admin, &format!("/admin/users/{me}"), &[("disabled", "true")]).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("last enabled admin"));
+    let refused = post(&admin, &format!("/admin/users/{me}"), &[("role", "user")]).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(admin.me().await.is_ok());
+    let actions = hub.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "user.created").count(), 1);
+    assert_eq!(actions.iter().filter(|a| *a == "user.updated").count(), 2);
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_pages_and_shows_the_chain_status() {
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    for name in ["a", "b", "c"] {
+        environment(&admin, name).await;
+    }
+    let html = page(&admin, "/audit").await;
+    assert!(html.contains(r#"id="chain-status""#) && html.contains("Chain intact"), "{html}");
+    let html = page(&admin, "/audit?action=environment").await;
+    assert_eq!(html.matches("<code>environment.create</code>").count(), 3, "{html}");
+    assert!(!html.contains("<code>auth.login"), "{html}");
+    let html = page(&admin, "/audit?action=environment&before=2000-01-01T00:00").await;
+    assert!(html.contains("No events match."));
+    let bad = admin.client.get(format!("{}/audit?from=yesterday", hub.url)).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains(r#"value="yesterday""#));
+
+    // A broken chain is named by its first broken row.
+    sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER USER").execute(&hub.db.pool).await.unwrap();
+    let second: i64 = sqlx::query_scalar("SELECT id FROM audit_events ORDER BY id OFFSET 1 LIMIT 1")
+        .fetch_one(&hub.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_events SET action = 'environment.update' WHERE id = $1")
+        .bind(second)
+        .execute(&hub.db.pool)
+        .await
+        .unwrap();
+    let html = page(&admin, "/audit").await;
+    assert!(html.contains(&format!("Chain broken at event {second}")), "{html}");
+}
+
+#[tokio::test]
+async fn admin_pages_are_refused_to_users_and_managers() {
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let env = environment(&admin, "prod").await;
+    for role in [Role::User, Role::Manager] {
+        let browser = signed_in(&hub, &format!("{role}@example.com"), role).await;
+        for path in [
+            "/admin/environments".to_owned(),
+            format!("/admin/environments/{env}"),
+            format!("/admin/targets?environment_id={env}"),
+            "/admin/db-sets".to_owned(),
+            "/admin/users".to_owned(),
+            "/audit".to_owned(),
+        ] {
+            let response =
+                browser.client.get(format!("{}{path}", hub.url)).header("accept", "text/html").send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{role} GET {path}");
+            assert!(response.text().await.unwrap().contains("Not allowed"));
+        }
+        for path in ["/admin/environments", "/admin/targets", "/admin/db-sets", "/admin/users"] {
+            let response = post(&browser, path, &[("name", "sneaky"), ("email", "x@example.com")]).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{role} POST {path}");
+        }
+        let response = post(&browser, &format!("/admin/environments/{env}"), &[("approval_required", "false")]).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        // Their own tokens page is theirs, without the admin links.
+        let html = page(&browser, "/tokens").await;
+        assert!(!html.contains(r#"href="/admin/users""#));
+    }
+    let actions = hub.audit_actions().await;
+    assert!(!actions.iter().any(|a| a.starts_with("user.") || a == "environment.update"), "{actions:?}");
+}
