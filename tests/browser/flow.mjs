@@ -441,6 +441,23 @@ async function otherPages(page) {
     await expectHeading(page, heading);
     await capture(page, name);
   }
+  // Each inventory list links to its objects' pages.
+  const details = [
+    ['/admin/environments', 'prod', /^\/admin\/environments\/[0-9a-zA-Z-]+$/, '19-admin-environment'],
+    ['/admin/targets', TARGET_NAME, /^\/admin\/targets\/[0-9a-zA-Z-]+$/, '20-admin-target'],
+    ['/admin/db-sets', null, /^\/admin\/db-sets\/[0-9a-zA-Z-]+$/, '21-admin-db-set'],
+  ];
+  for (const [list, name, pattern, shot] of details) {
+    await goto(page, list);
+    const links = page.locator('main table a[href]').filter({ hasText: name ?? /./ });
+    const hrefs = await links.evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    const href = hrefs.find((h) => pattern.test(h));
+    if (!href) fail(`${list} has no link to ${name ?? 'an object'}'s page (links: ${hrefs.join(', ')})`);
+    await submit(page, () => page.locator(`main table a[href="${href}"]`).first().click());
+    expectPath(page, pattern, `the page of ${name ?? href}`);
+    await expectHeading(page, /\S/);
+    await capture(page, shot);
+  }
   // The run list links to the run, the migration list to the migration.
   await goto(page, '/runs');
   if ((await page.locator(`a[href="${state.runUrl}"]`).count()) === 0) fail(`/runs does not link to ${state.runUrl}`);
