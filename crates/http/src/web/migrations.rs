@@ -315,7 +315,7 @@ fn detail(
                         tr {
                             td { a href={ "/migrations/" (migration.id) "?version=" (v.version_no) } { "version " (v.version_no) } }
                             td { (when(v.created_at)) }
-                            td { code { (short(v.checksums.up.to_hex())) } }
+                            td { code { (short(&v.checksums.up.to_hex())) } }
                             td.num { (v.lint_results.len()) }
                         }
                     }

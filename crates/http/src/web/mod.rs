@@ -126,8 +126,9 @@ impl ResponseError for PageError {
 
 /// The page for a refusal or failure (`request_id` when the error does not carry one).
 pub(crate) fn error_page(error: &ApiError, request_id: Option<&str>) -> HttpResponse {
-    if matches!(error, ApiError::Unauthenticated { .. }) {
-        return see_other("/login");
+    if let ApiError::Unauthenticated { message } = error {
+        let disabled = message == crate::guard::DISABLED;
+        return see_other(if disabled { "/login?error=disabled" } else { "/login" });
     }
     let status = error.status_code();
     let (title, message, id) = match error {
@@ -286,7 +287,7 @@ pub(crate) fn next_link(path: &str, query: &[(&str, String)], next: Option<Strin
 }
 
 /// The first 8 characters of an id, for tables (the full id is in the link and the title).
-pub(crate) fn short(id: impl ToString) -> String {
+pub(crate) fn short(id: &impl ToString) -> String {
     id.to_string().chars().take(8).collect()
 }
 

@@ -49,7 +49,7 @@ pub(crate) fn run_table(
                     @for run in runs {
                         @let label = labels.get(&run.id);
                         tr {
-                            td { a href={ "/runs/" (run.id) } title=(run.id) { code { (short(run.id)) } } }
+                            td { a href={ "/runs/" (run.id) } title=(run.id) { code { (short(&run.id)) } } }
                             td {
                                 @if let Some(l) = label {
                                     a href={ "/migrations/" (l.migration) } { code { (l.version_key) } } " " (l.name) " "
@@ -185,7 +185,7 @@ async fn run_form(state: &AppState, viewer: &Viewer, migration: MigrationId, for
         p.muted { a href={ "/migrations/" (migration.id) } { code { (migration.version_key.as_str()) } " " (migration.name.as_str()) } }
         h1 { "Request a run" }
         @if let Some(latest) = &latest {
-            p { "The run applies version " (latest.version_no) " (up checksum " code { (short(latest.checksums.up.to_hex())) } "). "
+            p { "The run applies version " (latest.version_no) " (up checksum " code { (short(&latest.checksums.up.to_hex())) } "). "
                 "If the migration changes before the run starts, the run follows it and needs approval again." }
         }
         (problems.summary())
@@ -318,7 +318,7 @@ fn approval_panel(
                                 td { (status(a.decision.as_str())) }
                                 td { (a.direction.as_str()) }
                                 td {
-                                    code { (short(a.pinned.up.to_hex())) }
+                                    code { (short(&a.pinned.up.to_hex())) }
                                     @if a.pinned != detail.current { " " span.muted { "(earlier content)" } }
                                 }
                                 td { (a.comment) }
@@ -607,7 +607,7 @@ pub(crate) async fn item_logs(
     let names = app::lookup::target_names(&state.pool, &[item.target_id]).await.map_err(viewer.fail())?;
     let name = names.get(&item.target_id).map_or("(deleted target)", String::as_str);
     let body = html! {
-        p.muted { a href="/runs" { "Runs" } " / " a href={ "/runs/" (run_id) } { code { (short(run_id)) } } " / " (name) }
+        p.muted { a href="/runs" { "Runs" } " / " a href={ "/runs/" (run_id) } { code { (short(&run_id)) } } " / " (name) }
         h1 { "Log of " (name) }
         dl.facts.card {
             dt { "Status" } dd { (status(item.status.as_str())) }
