@@ -255,7 +255,7 @@ pub(crate) fn layout(viewer: &Viewer, section: Section, title: &str, body: Marku
 
 /// An instant, readable and machine-readable.
 pub(crate) fn when(at: DateTime<Utc>) -> Markup {
-    html! { time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S UTC")) } }
+    html! { time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (at.format("%Y-%m-%d %H:%M:%S UTC")) } }
 }
 
 /// An optional instant, or a dash.

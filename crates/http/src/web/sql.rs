@@ -223,7 +223,7 @@ fn lex_line<'a>(line: &'a str, state: &mut State) -> Vec<(Kind, &'a str)> {
 pub(crate) fn code(sql: &str, label: &str) -> Markup {
     let mut state = State::Normal;
     html! {
-        pre.code aria-label=(label) {
+        pre.code role="region" aria-label=(label) {
             code {
                 @for line in sql.lines() {
                     span.line {
