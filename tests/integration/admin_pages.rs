@@ -458,6 +458,14 @@ async fn the_audit_page_filters_pages_and_shows_the_chain_status() {
     }
     let html = page(&admin, "/audit").await;
     assert!(html.contains(r#"id="chain-status""#) && html.contains("Chain intact"), "{html}");
+    // A link cannot make a page say something: only names and fixed sentences are shown back.
+    for path in [
+        "/admin/environments?saved=Your%20hub%20was%20moved%2C%20sign%20in%20at%20evil.example",
+        "/admin/targets?saved=Your%20hub%20was%20moved&deleted=sign%20in%20at%20evil.example",
+    ] {
+        let html = page(&admin, path).await;
+        assert!(!html.contains("evil.example") && !html.contains("hub was moved"), "{path}: {html}");
+    }
     let html = page(&admin, "/audit?action=environment").await;
     assert_eq!(html.matches("<code>environment.create</code>").count(), 3, "{html}");
     assert!(!html.contains("<code>auth.login"), "{html}");

@@ -224,7 +224,9 @@ pub(crate) struct SavedQuery {
 /// `GET /admin/environments`.
 pub(crate) async fn environments_list(state: web::Data<AppState>, viewer: Viewer, q: web::Query<SavedQuery>) -> Page {
     let envs = environments(&state, &viewer).await?;
-    let page = environments_page(&viewer, &envs, &new_env_form(), &Problems::default(), q.saved.as_deref());
+    // Only a name is shown back (a link cannot make the page say anything else).
+    let saved = q.saved.as_deref().filter(|n| Name::parse((*n).to_owned()).is_ok());
+    let page = environments_page(&viewer, &envs, &new_env_form(), &Problems::default(), saved);
     Ok(respond(StatusCode::OK, page))
 }
 
@@ -401,6 +403,7 @@ pub(crate) struct TargetsQuery {
     search: Option<String>,
     after: Option<String>,
     saved: Option<String>,
+    deleted: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)] // one page, its parts
@@ -500,7 +503,13 @@ pub(crate) async fn targets(state: web::Data<AppState>, viewer: Viewer, q: web::
     let env = chosen(&envs, q.environment_id.as_deref());
     let search = q.search.as_deref().unwrap_or_default().trim().to_owned();
     let (items, next) = list_targets(&state, &viewer, env.as_ref(), &search, q.after.as_deref()).await?;
-    let notice = q.saved.as_deref().map(|s| format!("Target {s} saved."));
+    // Only a target name is shown back (a link cannot make the page say anything else).
+    let name = |n: &Option<String>| n.as_deref().filter(|n| Name::parse((*n).to_owned()).is_ok()).map(str::to_owned);
+    let notice = match (name(&q.saved), name(&q.deleted)) {
+        (Some(saved), _) => Some(format!("Target {saved} saved.")),
+        (None, Some(deleted)) => Some(format!("Target {deleted} deleted.")),
+        (None, None) => None,
+    };
     let page = targets_page(
         &viewer,
         &envs,
@@ -699,7 +708,11 @@ pub(crate) async fn target(
     q: web::Query<SavedQuery>,
 ) -> Page {
     let (t, env) = target_and_env(&state, &viewer, *id).await?;
-    let notice = q.saved.as_deref().map(|what| format!("{} saved.", super::sentence(what)));
+    let notice = match q.saved.as_deref() {
+        Some("settings") => Some("Settings saved.".to_owned()),
+        Some("secret") => Some("Secret saved.".to_owned()),
+        _ => None,
+    };
     let page = target_page(&viewer, &env, &t, TargetView { notice: notice.as_deref(), ..TargetView::default() });
     Ok(respond(StatusCode::OK, page))
 }
@@ -775,11 +788,7 @@ pub(crate) async fn delete_target(
     } else {
         match app::inventory::delete_target(&state.pool, &viewer.caller, t.id).await {
             Ok(()) => {
-                return Ok(see_other(&format!(
-                    "/admin/targets?environment_id={}&saved={}%20(deleted)",
-                    env.id,
-                    t.name.as_str()
-                )));
+                return Ok(see_other(&format!("/admin/targets?environment_id={}&deleted={}", env.id, t.name.as_str())));
             }
             Err(e) => problems = Problems::from_app(&viewer, e, &[])?,
         }
