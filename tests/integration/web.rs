@@ -118,7 +118,7 @@ async fn the_request_and_approval_story_through_the_pages() {
     let response = post_form(&alice, "/migrations/new", &fields).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let form = response.text().await.unwrap();
-    assert!(form.contains(r#"<p class="field-error" id="version_key-error">enter a version key</p>"#), "{form}");
+    assert!(form.contains(r#"<p class="field-error" id="version_key-error">enter the version key</p>"#), "{form}");
     assert!(form.contains("aria-invalid=\"true\""), "{form}");
     assert!(
         form.contains("note text DEFAULT &#39;a &lt; b &amp; &quot;c&quot;&#39;")

@@ -7,7 +7,6 @@
 // `#[utoipa::path(params(...))]` expands to paths the lint calls redundant.
 #![allow(unused_qualifications)]
 
-use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
 use chrono::{DateTime, Utc};
@@ -20,8 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dto::List;
 use crate::error::{ApiError, app_error};
-use crate::guard::{Authed, Principal, Via, request_id};
-use crate::login::client_ip;
+use crate::guard::{Authed, Via, request_id};
 use crate::openapi::Errors;
 use crate::startup::AppState;
 use utoipa::{IntoParams, ToSchema};
@@ -86,15 +84,6 @@ impl From<&ApiToken> for TokenDto {
     }
 }
 
-fn caller(req: &HttpRequest, p: &Principal) -> app::Caller {
-    app::Caller {
-        actor: p.actor(),
-        audit: p.audit_actor(),
-        ip: client_ip(req),
-        user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-    }
-}
-
 /// A refusal of an identity use case: a bad field value is a 400 here (as this API always answered),
 /// the rest as everywhere else.
 fn fail(req: &HttpRequest) -> impl FnOnce(AppError) -> ApiError + '_ {
@@ -149,9 +138,8 @@ pub(crate) async fn list_tokens(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page = app::page(query.after, query.limit);
-    let page = app::identity::list_tokens(&state.pool, &caller(&req, &who.0), query.user_id, &page)
-        .await
-        .map_err(fail(&req))?;
+    let page =
+        app::identity::list_tokens(&state.pool, &who.0.caller(&req), query.user_id, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, TokenDto::from)))
 }
 
@@ -193,7 +181,7 @@ pub(crate) async fn create_token(
         expires_in_days: body.expires_in_days,
         user_id: body.user_id,
     };
-    let created = app::identity::create_token(&state.pool, &caller(&req, &who.0), &state.auth.token_key, input)
+    let created = app::identity::create_token(&state.pool, &who.0.caller(&req), &state.auth.token_key, input)
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Created()
@@ -210,7 +198,7 @@ pub(crate) async fn revoke_token(
     who: Authed,
     id: web::Path<TokenId>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = app::identity::revoke_token(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    let token = app::identity::revoke_token(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(TokenDto::from(&token)))
 }
 
@@ -230,7 +218,7 @@ pub(crate) async fn list_users(
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_after", format!("after: {e}")))?;
     let page = app::page(after, query.limit);
-    let page = app::identity::list_users(&state.pool, &caller(&req, &who.0), &page).await.map_err(fail(&req))?;
+    let page = app::identity::list_users(&state.pool, &who.0.caller(&req), &page).await.map_err(fail(&req))?;
     let next = page.next.as_ref().map(|e| e.as_str().to_owned());
     Ok(HttpResponse::Ok().json(List { items: page.items.iter().map(UserDto::from).collect(), next }))
 }
@@ -257,7 +245,7 @@ pub(crate) async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = app::identity::NewUserInput { email: body.email, display_name: body.display_name, role: body.role };
-    let user = app::identity::create_user(&state.pool, &caller(&req, &who.0), input).await.map_err(fail(&req))?;
+    let user = app::identity::create_user(&state.pool, &who.0.caller(&req), input).await.map_err(fail(&req))?;
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
@@ -283,6 +271,6 @@ pub(crate) async fn update_user(
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.into_inner();
     let change = app::identity::UserChange { role: patch.role, disabled: patch.disabled };
-    let user = app::identity::update_user(&state.pool, &caller(&req, &who.0), *id, change).await.map_err(fail(&req))?;
+    let user = app::identity::update_user(&state.pool, &who.0.caller(&req), *id, change).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }

@@ -79,6 +79,20 @@ impl Principal {
         Actor { user_id: self.user.id, role: self.user.role }
     }
 
+    /// The caller as the use cases of `app` take them: who, and where the request came from.
+    pub fn caller(&self, req: &HttpRequest) -> app::Caller {
+        app::Caller {
+            actor: self.actor(),
+            audit: self.audit_actor(),
+            ip: crate::login::client_ip(req),
+            user_agent: req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+
     /// The caller as the audit log records them.
     pub fn audit_actor(&self) -> AuditActor {
         let kind = match self.via {

@@ -7,7 +7,6 @@
 // `#[utoipa::path(params(...))]` expands to paths the lint calls redundant.
 #![allow(unused_qualifications)]
 
-use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
 use chrono::{DateTime, Utc};
@@ -19,21 +18,11 @@ use utoipa::IntoParams;
 
 use crate::dto::*;
 use crate::error::{ApiError, app_error};
-use crate::guard::{Authed, Principal, request_id};
-use crate::login::client_ip;
+use crate::guard::{Authed, request_id};
 use crate::openapi::Errors;
 use crate::startup::AppState;
 
 type Reply = Result<HttpResponse, ApiError>;
-
-fn caller(req: &HttpRequest, p: &Principal) -> app::Caller {
-    app::Caller {
-        actor: p.actor(),
-        audit: p.audit_actor(),
-        ip: client_ip(req),
-        user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-    }
-}
 
 fn fail(req: &HttpRequest) -> impl FnOnce(AppError) -> ApiError + '_ {
     move |e| app_error(&request_id(req), e)
@@ -89,7 +78,7 @@ pub(crate) async fn create_environment(
     who: Authed,
     body: web::Json<app::inventory::NewEnvironmentInput>,
 ) -> Reply {
-    let env = app::inventory::create_environment(&state.pool, &caller(&req, &who.0), body.into_inner())
+    let env = app::inventory::create_environment(&state.pool, &who.0.caller(&req), body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(created(EnvironmentDto::from(&env)))
@@ -115,7 +104,7 @@ pub(crate) async fn update_environment(
     id: web::Path<EnvironmentId>,
     body: web::Json<app::inventory::EnvironmentPatch>,
 ) -> Reply {
-    let env = app::inventory::update_environment(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+    let env = app::inventory::update_environment(&state.pool, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(EnvironmentDto::from(&env)))
@@ -153,7 +142,7 @@ pub(crate) async fn create_target(
     body: web::Json<app::inventory::NewTargetInput>,
 ) -> Reply {
     let target =
-        app::inventory::create_target(&state.pool, state.keys.as_deref(), &caller(&req, &who.0), body.into_inner())
+        app::inventory::create_target(&state.pool, state.keys.as_deref(), &who.0.caller(&req), body.into_inner())
             .await
             .map_err(fail(&req))?;
     Ok(created(TargetDto::from(&target)))
@@ -175,7 +164,7 @@ pub(crate) async fn update_target(
     id: web::Path<TargetId>,
     body: web::Json<app::inventory::TargetPatch>,
 ) -> Reply {
-    let target = app::inventory::update_target(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+    let target = app::inventory::update_target(&state.pool, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
@@ -189,7 +178,7 @@ pub(crate) async fn delete_target(
     who: Authed,
     id: web::Path<TargetId>,
 ) -> Reply {
-    app::inventory::delete_target(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    app::inventory::delete_target(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -205,7 +194,7 @@ pub(crate) async fn set_target_secret(
     let target = app::inventory::set_target_secret(
         &state.pool,
         state.keys.as_deref(),
-        &caller(&req, &who.0),
+        &who.0.caller(&req),
         *id,
         body.into_inner(),
     )
@@ -223,7 +212,7 @@ pub(crate) async fn clear_target_secret(
     id: web::Path<TargetId>,
 ) -> Reply {
     let target =
-        app::inventory::clear_target_secret(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+        app::inventory::clear_target_secret(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
 }
 
@@ -254,9 +243,8 @@ pub(crate) async fn create_db_set(
     who: Authed,
     body: web::Json<app::inventory::NewDbSetInput>,
 ) -> Reply {
-    let set = app::inventory::create_db_set(&state.pool, &caller(&req, &who.0), body.into_inner())
-        .await
-        .map_err(fail(&req))?;
+    let set =
+        app::inventory::create_db_set(&state.pool, &who.0.caller(&req), body.into_inner()).await.map_err(fail(&req))?;
     let (set, members) = app::inventory::get_db_set(&state.pool, set.id).await.map_err(fail(&req))?;
     Ok(created(DbSetDto::new(&set, Some(members))))
 }
@@ -277,7 +265,7 @@ pub(crate) async fn update_db_set(
     id: web::Path<DbSetId>,
     body: web::Json<app::inventory::DbSetPatch>,
 ) -> Reply {
-    let set = app::inventory::update_db_set(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+    let set = app::inventory::update_db_set(&state.pool, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(DbSetDto::new(&set, None)))
@@ -314,7 +302,7 @@ pub(crate) async fn change_members(
     id: web::Path<DbSetId>,
     body: web::Json<app::inventory::MembershipChange>,
 ) -> Reply {
-    let r = app::inventory::change_members(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+    let r = app::inventory::change_members(&state.pool, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(MembershipDto { added: r.added, removed: r.removed, members: r.members }))
@@ -337,9 +325,8 @@ pub(crate) async fn create_project(
     who: Authed,
     body: web::Json<app::projects::NewProjectInput>,
 ) -> Reply {
-    let p = app::projects::create_project(&state.pool, &caller(&req, &who.0), body.into_inner())
-        .await
-        .map_err(fail(&req))?;
+    let p =
+        app::projects::create_project(&state.pool, &who.0.caller(&req), body.into_inner()).await.map_err(fail(&req))?;
     Ok(created(ProjectDto::from(&p)))
 }
 
@@ -359,7 +346,7 @@ pub(crate) async fn update_project(
     id: web::Path<ProjectId>,
     body: web::Json<app::projects::ProjectPatch>,
 ) -> Reply {
-    let p = app::projects::update_project(&state.pool, &caller(&req, &who.0), *id, body.into_inner())
+    let p = app::projects::update_project(&state.pool, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(ProjectDto::from(&p)))
@@ -374,7 +361,7 @@ pub(crate) async fn import(
     id: web::Path<ProjectId>,
     body: web::Json<app::migrations::ImportInput>,
 ) -> Reply {
-    let report = app::migrations::import(&state.pool, &caller(&req, &who.0), state.limits, *id, body.into_inner())
+    let report = app::migrations::import(&state.pool, &who.0.caller(&req), state.limits, *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(report))
@@ -411,7 +398,7 @@ pub(crate) async fn create_migration(
     who: Authed,
     body: web::Json<app::migrations::NewMigrationInput>,
 ) -> Reply {
-    let (m, v) = app::migrations::create_migration(&state.pool, &caller(&req, &who.0), state.limits, body.into_inner())
+    let (m, v) = app::migrations::create_migration(&state.pool, &who.0.caller(&req), state.limits, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(created(MigrationCreatedDto { migration: MigrationDto::new(&m, Some(&v)), version: VersionDto::from(&v) }))
@@ -447,7 +434,7 @@ pub(crate) async fn create_version(
     body: web::Json<app::migrations::VersionInput>,
 ) -> Reply {
     let (v, made) =
-        app::migrations::create_version(&state.pool, &caller(&req, &who.0), state.limits, *id, body.into_inner())
+        app::migrations::create_version(&state.pool, &who.0.caller(&req), state.limits, *id, body.into_inner())
             .await
             .map_err(fail(&req))?;
     let body = VersionCreatedDto { created: made, version: VersionDto::from(&v) };
@@ -518,7 +505,7 @@ pub(crate) async fn request_run(
         })?),
     };
     let r =
-        app::runs::request_run(&state.pool, &caller(&req, &who.0), body.into_inner(), key).await.map_err(fail(&req))?;
+        app::runs::request_run(&state.pool, &who.0.caller(&req), body.into_inner(), key).await.map_err(fail(&req))?;
     let detail = app::runs::get_run(&state.pool, r.run.id).await.map_err(fail(&req))?;
     let body = RunDetailDto::from(&detail);
     Ok(if r.created { created(body) } else { HttpResponse::Ok().json(body) })
@@ -545,7 +532,7 @@ pub(crate) async fn approve(
     id: web::Path<RunId>,
     body: web::Json<app::runs::DecisionInput>,
 ) -> Reply {
-    app::runs::approve(&state.pool, &caller(&req, &who.0), *id, body.into_inner()).await.map_err(fail(&req))?;
+    app::runs::approve(&state.pool, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
@@ -558,21 +545,21 @@ pub(crate) async fn deny(
     id: web::Path<RunId>,
     body: web::Json<app::runs::DecisionInput>,
 ) -> Reply {
-    app::runs::deny(&state.pool, &caller(&req, &who.0), *id, body.into_inner()).await.map_err(fail(&req))?;
+    app::runs::deny(&state.pool, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/execute", tag = "runs", params(("id" = RunId, Path)),
     responses((status = 200, body = RunDetailDto), Errors))]
 pub(crate) async fn execute(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
-    app::runs::execute(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    app::runs::execute(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = RunId, Path)),
     responses((status = 200, body = RunDetailDto), Errors))]
 pub(crate) async fn cancel(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
-    app::runs::cancel(&state.pool, &caller(&req, &who.0), *id).await.map_err(fail(&req))?;
+    app::runs::cancel(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
@@ -648,13 +635,13 @@ pub(crate) async fn list_audit(
         from: q.from,
         before: q.before,
     };
-    let page = app::audit_log::list(&state.pool, &caller(&req, &who.0), &filter, &page).await.map_err(fail(&req))?;
+    let page = app::audit_log::list(&state.pool, &who.0.caller(&req), &filter, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, AuditEventDto::from)))
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = VerificationDto), Errors))]
 pub(crate) async fn verify_audit(state: web::Data<AppState>, req: HttpRequest, who: Authed) -> Reply {
-    let v = app::audit_log::verify(&state.pool, &caller(&req, &who.0)).await.map_err(fail(&req))?;
+    let v = app::audit_log::verify(&state.pool, &who.0.caller(&req)).await.map_err(fail(&req))?;
     let dto = match v {
         app::audit_log::Verification::Intact { rows } => {
             VerificationDto { intact: true, rows: Some(rows), broken_row: None, reason: None }

@@ -122,7 +122,12 @@ async fn list_users(
 pub(crate) async fn users(state: web::Data<AppState>, viewer: Viewer, q: web::Query<UsersQuery>) -> Page {
     let (users, next) = list_users(&state, &viewer, q.after.as_deref()).await?;
     let form = Form::with(&[("role", "user")]);
-    let notice = q.saved.as_deref().map(|email| format!("{email} saved."));
+    // Only an email address is shown back (a link cannot make the page say anything else).
+    let notice = q
+        .saved
+        .as_deref()
+        .filter(|email| Email::parse((*email).to_owned()).is_ok())
+        .map(|email| format!("{email} saved."));
     let page = users_page(&viewer, &users, next, &form, &Problems::default(), notice.as_deref());
     Ok(respond(StatusCode::OK, page))
 }
@@ -136,10 +141,7 @@ pub(crate) async fn create_user(
     let form = Form::new(form);
     let mut problems = Problems::default();
     let role = form.optional::<Role>("role", "role", &mut problems);
-    let email = form.text("email");
-    if email.is_none() {
-        problems.add("email", "enter an email address");
-    }
+    let email = form.needed("email", "email address", &mut problems);
     if let (true, Some(email)) = (problems.is_empty(), email) {
         let input = NewUserInput { email, display_name: form.text("display_name"), role };
         match app::identity::create_user(&state.pool, &viewer.caller, input).await {
@@ -307,10 +309,7 @@ pub(crate) async fn create_token(
     let mut problems = Problems::default();
     let scope = form.optional::<TokenScope>("scope", "scope", &mut problems);
     let days = form.required::<u32>("expires_in_days", "number of days", &mut problems);
-    let name = form.text("name");
-    if name.is_none() {
-        problems.add("name", "enter a name");
-    }
+    let name = form.needed("name", "name", &mut problems);
     if let (true, Some(name)) = (problems.is_empty(), name) {
         let input = NewTokenInput { name, scope, expires_in_days: days, user_id: None };
         match app::identity::create_token(&state.pool, &viewer.caller, &state.auth.token_key, input).await {

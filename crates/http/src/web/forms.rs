@@ -48,6 +48,15 @@ impl Form {
         (!value.trim().is_empty()).then(|| value.to_owned())
     }
 
+    /// The text of `name`; a problem ("enter the `what`") when it is blank.
+    pub(crate) fn needed(&self, name: &'static str, what: &str, problems: &mut Problems) -> Option<String> {
+        let text = self.text(name);
+        if text.is_none() {
+            problems.add(name, format!("enter the {what}"));
+        }
+        text
+    }
+
     /// `name` parsed; a problem when it is missing or does not parse.
     pub(crate) fn required<T: FromStr>(&self, name: &'static str, what: &str, problems: &mut Problems) -> Option<T> {
         match self.text(name) {

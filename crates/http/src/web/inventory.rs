@@ -245,10 +245,7 @@ pub(crate) async fn create_environment(
     let target_lock_wait_ms = form.optional::<u32>("target_lock_wait_ms", "number of milliseconds", &mut problems);
     let allow_out_of_order = form.optional::<bool>("allow_out_of_order", "choice", &mut problems);
     let execute_roles = checked_roles(&form, &mut problems);
-    let name = form.text("name");
-    if name.is_none() {
-        problems.add("name", "enter a name");
-    }
+    let name = form.needed("name", "name", &mut problems);
     if let (true, Some(name)) = (problems.is_empty(), name) {
         let input = NewEnvironmentInput {
             name,
@@ -527,9 +524,7 @@ pub(crate) async fn targets(state: web::Data<AppState>, viewer: Viewer, q: web::
 /// The connection settings typed in `form`, as a patch (every field given).
 fn target_patch(form: &Form, problems: &mut Problems) -> app::inventory::TargetPatch {
     for (name, what) in [("name", "name"), ("host", "host"), ("database", "database"), ("username", "username")] {
-        if form.text(name).is_none() {
-            problems.add(name, format!("enter the {what}"));
-        }
+        form.needed(name, what, problems);
     }
     app::inventory::TargetPatch {
         name: form.text("name"),
@@ -902,10 +897,7 @@ pub(crate) async fn create_db_set(
     let form = Form::new(form);
     let mut problems = Problems::default();
     let env_id = form.required::<EnvironmentId>("environment_id", "environment", &mut problems);
-    let name = form.text("name");
-    if name.is_none() {
-        problems.add("name", "enter a name");
-    }
+    let name = form.needed("name", "name", &mut problems);
     if let (true, Some(environment_id), Some(name)) = (problems.is_empty(), env_id, name) {
         let input = app::inventory::NewDbSetInput {
             environment_id,

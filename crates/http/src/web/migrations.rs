@@ -160,14 +160,8 @@ pub(crate) async fn create_migration(
     let mut problems = Problems::default();
     let project_id = form.required::<ProjectId>("project_id", "project", &mut problems);
     let mode = form.optional::<TransactionMode>("transaction_mode", "transaction mode", &mut problems);
-    let version_key = form.text("version_key");
-    if version_key.is_none() {
-        problems.add("version_key", "enter a version key");
-    }
-    let name = form.text("name");
-    if name.is_none() {
-        problems.add("name", "enter a name");
-    }
+    let version_key = form.needed("version_key", "version key", &mut problems);
+    let name = form.needed("name", "name", &mut problems);
     if form.raw("up_sql").is_none() {
         problems.add("up_sql", "enter the up SQL");
     }

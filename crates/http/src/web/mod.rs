@@ -22,7 +22,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ACCEPT, LOCATION, USER_AGENT};
+use actix_web::http::header::{ACCEPT, LOCATION};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use domain::enums::Role;
@@ -30,7 +30,6 @@ use maud::{DOCTYPE, Markup, html};
 
 use crate::error::{ApiError, app_error};
 use crate::guard::{Principal, request_id};
-use crate::login::client_ip;
 
 pub(crate) use account::{create_token, create_user, revoke_token, tokens, update_user, users};
 pub(crate) use assets::{script, stylesheet};
@@ -92,12 +91,7 @@ impl FromRequest for Viewer {
         let Some(principal) = req.extensions().get::<Principal>().cloned() else {
             return ready(Err(PageError(ApiError::unauthenticated("sign in to see this page"))));
         };
-        let caller = app::Caller {
-            actor: principal.actor(),
-            audit: principal.audit_actor(),
-            ip: client_ip(req),
-            user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-        };
+        let caller = principal.caller(req);
         ready(Ok(Viewer { principal, caller, request_id }))
     }
 }
