@@ -1,7 +1,7 @@
--- Records a decision; the version, direction and environment are copied from the run (and the composite
--- foreign key would refuse any other).
-INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision,
-                       comment, checksum_algorithm, up_checksum, down_checksum)
-SELECT $1, r.id, r.migration_version_id, r.direction, r.environment_id, $3, $4, $5, $6, $7, $8
+-- Records a decision for the run's current revision; the direction and environment are copied from the run
+-- (and the composite foreign key would refuse any other).
+INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, comment,
+                       content_checksum, carried_from)
+SELECT $1, r.id, r.revision, r.direction, r.environment_id, $3, $4, $5, $6, $7
 FROM runs r WHERE r.id = $2
-RETURNING id, run_id, migration_version_id, direction, environment_id, approver_id, decision, comment, checksum_algorithm, up_checksum, down_checksum, created_at
+RETURNING id, run_id, run_revision, direction, environment_id, approver_id, decision, comment, content_checksum, carried_from, created_at

@@ -1,1 +1,1 @@
-SELECT id, run_id, migration_version_id, direction, environment_id, approver_id, decision, comment, checksum_algorithm, up_checksum, down_checksum, created_at FROM approvals WHERE run_id = $1 ORDER BY created_at, id
+SELECT id, run_id, run_revision, direction, environment_id, approver_id, decision, comment, content_checksum, carried_from, created_at FROM approvals WHERE run_id = $1 ORDER BY created_at, id

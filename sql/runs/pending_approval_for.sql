@@ -1,9 +1,9 @@
 -- Runs awaiting approval that $1 could decide: not requested by them and not yet decided by them for the
--- run's current version.
-SELECT r.id, r.migration_version_id, r.direction, r.environment_id, r.db_set_id, r.status, r.failure_policy, r.concurrency_limit, r.comment, r.requested_by, r.idempotency_key, r.executed_by, r.cancelled_by, r.created_at, r.updated_at, r.queued_at, r.started_at, r.finished_at
+-- run's current revision (a refreshed run asks everyone again).
+SELECT r.id, r.project_id, r.content_checksum, r.revision, r.retry_of, r.direction, r.environment_id, r.db_set_id, r.status, r.failure_policy, r.concurrency_limit, r.comment, r.requested_by, r.idempotency_key, r.executed_by, r.cancelled_by, r.created_at, r.updated_at, r.queued_at, r.started_at, r.finished_at
 FROM runs r
 WHERE r.status = 'awaiting_approval' AND r.requested_by <> $1
   AND NOT EXISTS (SELECT 1 FROM approvals a
-                  WHERE a.run_id = r.id AND a.approver_id = $1 AND a.migration_version_id = r.migration_version_id)
+                  WHERE a.run_id = r.id AND a.approver_id = $1 AND a.run_revision = r.revision)
 ORDER BY r.id DESC
 LIMIT $2

@@ -1,7 +1,7 @@
--- Moves a run that has not started onto a newer version of its migration (an edit after the request).
--- Its status goes back to $3 (awaiting approval, or approved where the environment needs none): decisions on
--- the old version stay on record but no longer count.
+-- Re-pins a run that has not started to new content (a refresh after an edit): a new content checksum and
+-- revision, status $3 (awaiting approval, or approved where the environment needs none). Decisions on the
+-- earlier revision stay on record but no longer count. The versions are replaced by the caller.
 UPDATE runs
-SET migration_version_id = $2, status = $3, updated_at = now()
+SET content_checksum = $2, revision = revision + 1, status = $3, updated_at = now()
 WHERE id = $1 AND status IN ('awaiting_approval', 'approved')
-RETURNING id, migration_version_id, direction, environment_id, db_set_id, status, failure_policy, concurrency_limit, comment, requested_by, idempotency_key, executed_by, cancelled_by, created_at, updated_at, queued_at, started_at, finished_at
+RETURNING id, project_id, content_checksum, revision, retry_of, direction, environment_id, db_set_id, status, failure_policy, concurrency_limit, comment, requested_by, idempotency_key, executed_by, cancelled_by, created_at, updated_at, queued_at, started_at, finished_at

@@ -1,29 +1,41 @@
-//! The run lifecycle (SPEC §4): request, approve or deny, execute, cancel.
+//! The run lifecycle (SPEC §4, "Releases"): request, approve or deny, execute, cancel, refresh, retry.
 //!
-//! Every decision is taken on the run's row under its lock, with the rules of `domain::policy`, and
-//! recorded in the same transaction. A run that has not started follows its migration: when the migration
-//! gets a new version, the next approve, deny or execute moves the run onto it (audited as `run.repin`),
-//! and approvals of the old version stop counting. So an approval is always for exactly the content that
-//! would be applied, and execution of content nobody approved is refused with `checksum_mismatch`.
+//! A run is a release: an ordered list of one project's migration versions (every version up to a key, or
+//! one migration), pinned at request with its content checksum (`domain::release::content_checksum`).
+//! One approval covers the whole release and pins that checksum. Every decision is taken on the run's
+//! row under its lock, with the rules of `domain::policy`, and recorded in the same transaction.
 //!
-//! Refused approvals, denials, executions and cancellations are audited too (`run.*_refused`, in their
-//! own transaction), so attempts at self-approval leave a trace.
+//! An edit of a migration in a run that has not started makes the run stale: approving and executing it
+//! are refused (409 `checksum_mismatch`) until it is refreshed, which re-pins the newest versions as a new
+//! revision and asks for approval again. What a finished run shows never changes: its versions are its
+//! own rows, frozen by a trigger once it has started.
+//!
+//! Pre-flight checks (`domain::release::preflight`) run at request, refresh and execute: what would make a
+//! target fail before anything runs (a placeholder variable a target lacks, a split or transaction-mode
+//! error, a down release without down scripts) is a 422 naming it.
+//!
+//! Refused approvals, denials, executions, cancellations, refreshes and retries are audited too
+//! (`run.*_refused`, in their own transaction), so attempts at self-approval leave a trace.
+
+use std::collections::HashMap;
 
 use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
-use domain::ids::{DbSetId, EnvironmentId, MigrationId, RunId, RunItemId};
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId};
 use domain::model::{
-    Approval, Environment, Migration, MigrationVersion, NewApproval, NewRun, Run, RunItem, RunItemLog,
+    Approval, DbSet, Environment, NewApproval, NewRun, Project, ReleaseVersion, Run, RunItem, RunItemLog, Target,
 };
 use domain::policy::{
-    Actor, ApprovalFacts, ApprovalState, Denial, PinnedChecksums, RunFacts, approval_state, may_approve, may_cancel,
-    may_deny, may_execute, may_request_run,
+    Actor, ApprovalFacts, ApprovalState, Denial, RunFacts, approval_state, may_approve, may_cancel, may_deny,
+    may_execute, may_refresh, may_request_run, may_retry,
 };
+use domain::release::{self, PreflightTarget, PreflightVersion, Problem, SelectError};
 use domain::run::{RunItemStatus, RunStatus};
+use domain::values::{Name, VersionKey};
 use serde::Deserialize;
 use serde_json::json;
 use storage::runs::RunFilter;
-use storage::{Page, PageRequest, PgPool, PgTransaction, StorageError};
+use storage::{Page, PageRequest, PgConnection, PgPool, StorageError};
 
 use crate::error::db;
 use crate::{AppError, AppResult, Caller, record};
@@ -31,14 +43,27 @@ use crate::{AppError, AppResult, Caller, record};
 /// Most targets one run may hold items for at once, per concurrency setting.
 pub const MAX_CONCURRENCY: u32 = 1000;
 
+/// A run request: a release of one migration (`migration_id`) or of a project's migrations up to a version
+/// (`project_id`, with `up_to`, or `down_to` for a down release).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunRequest {
-    pub migration_id: MigrationId,
-    /// The version number the requester reviewed; it must be the newest. Default: the newest.
+    /// A release of this one migration (its newest version).
+    #[serde(default)]
+    pub migration_id: Option<MigrationId>,
+    /// With `migration_id`: the version number the requester reviewed; it must be the newest.
     #[serde(default)]
     pub version: Option<u32>,
+    /// A release of this project's migrations.
+    #[serde(default)]
+    pub project_id: Option<ProjectId>,
+    /// With `project_id`, up: the last version key applied (default: the project's newest).
+    #[serde(default)]
+    pub up_to: Option<String>,
+    /// With `project_id`, down: every migration above this version key is reverted, newest first.
+    #[serde(default)]
+    pub down_to: Option<String>,
     /// `up` (default) or `down`.
     #[serde(default)]
     pub direction: Option<Direction>,
@@ -61,7 +86,11 @@ pub struct RunRequest {
 pub struct DecisionInput {
     #[serde(default)]
     pub comment: Option<String>,
-    /// The version number the approver reviewed; refused (409) if the run now applies another.
+    /// The content checksum the approver reviewed (hex); refused (409) if the run now pins other content.
+    #[serde(default)]
+    pub content_checksum: Option<String>,
+    /// For a one-migration release: the version number the approver reviewed; refused (409) if the run
+    /// applies another.
     #[serde(default)]
     pub version: Option<u32>,
 }
@@ -78,7 +107,8 @@ pub struct Requested {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApprovalStatus {
     pub state: ApprovalState,
-    /// Some approve decision was given for content the run no longer applies.
+    /// The run has not started and a migration in it was edited since it was pinned: it must be
+    /// refreshed (and approved again) before it can run.
     pub stale: bool,
 }
 
@@ -86,17 +116,21 @@ pub struct ApprovalStatus {
 #[derive(Debug, Clone)]
 pub struct RunDetail {
     pub run: Run,
-    pub migration: Migration,
-    pub version: MigrationVersion,
-    /// The migration's newest version number (greater than `version.version_no` when the migration was
-    /// edited after the run was requested).
-    pub latest_version_no: u32,
+    pub project: Project,
+    /// The versions the run applies, in apply order, as pinned.
+    pub versions: Vec<ReleaseVersion>,
+    /// The checksum of the content the run would apply now: the newest versions of its migrations (the
+    /// pinned content for a run that has started).
+    pub newest: Checksum,
+    /// The newest version number of each of the run's migrations, where newer than the pinned one.
+    pub newer: Vec<(MigrationId, u32)>,
     pub environment: Environment,
+    pub db_set: DbSet,
     pub approvals: Vec<Approval>,
     pub approval: ApprovalStatus,
     pub items: Vec<(RunItemStatus, u64)>,
-    /// The checksums of the content the run would apply now (the newest version's).
-    pub current: PinnedChecksums,
+    /// The runs that retry this one, oldest first.
+    pub retries: Vec<RunId>,
 }
 
 /// What one person may do with a run right now, and if not, why: the same `domain::policy` decisions the
@@ -107,6 +141,8 @@ pub struct Allowed {
     pub deny: Result<(), Denial>,
     pub execute: Result<(), Denial>,
     pub cancel: Result<(), Denial>,
+    pub refresh: Result<(), Denial>,
+    pub retry: Result<(), Denial>,
 }
 
 impl RunDetail {
@@ -114,11 +150,30 @@ impl RunDetail {
     pub fn allowed(&self, actor: &Actor) -> Allowed {
         let run = facts(&self.run);
         let decisions = decision_facts(&self.approvals);
+        let stale = |result: Result<(), Denial>| {
+            result.and_then(|()| if self.approval.stale { Err(Denial::ChecksumMismatch) } else { Ok(()) })
+        };
         Allowed {
-            approve: may_approve(actor, &run, &decisions),
+            approve: stale(may_approve(actor, &run, &decisions)),
             deny: may_deny(actor, &run, &decisions),
-            execute: may_execute(actor, &run, &self.environment.policy, &decisions, &self.current),
+            execute: may_execute(actor, &run, &self.environment.policy, &decisions, &self.newest),
             cancel: may_cancel(actor, &run),
+            refresh: may_refresh(actor, &run).and_then(|()| {
+                if self.approval.stale {
+                    Ok(())
+                } else {
+                    Err(Denial::WrongStatus { action: "refresh", status: self.run.status })
+                }
+            }),
+            retry: may_retry(actor, &run),
+        }
+    }
+
+    /// Whether the run is a release of a single migration.
+    pub fn single(&self) -> Option<&ReleaseVersion> {
+        match self.versions.as_slice() {
+            [one] => Some(one),
+            _ => None,
         }
     }
 }
@@ -139,15 +194,251 @@ fn idempotency_key(key: Option<String>) -> AppResult<Option<String>> {
     }
 }
 
-fn facts(run: &Run) -> RunFacts {
-    RunFacts { id: run.id, requested_by: run.requested_by, status: run.status, direction: run.direction }
+pub(crate) fn facts(run: &Run) -> RunFacts {
+    run.facts()
 }
 
-fn decision_facts(approvals: &[Approval]) -> Vec<ApprovalFacts> {
-    approvals
+pub(crate) fn decision_facts(approvals: &[Approval]) -> Vec<ApprovalFacts> {
+    approvals.iter().map(Approval::facts).collect()
+}
+
+/// The content checksum of `versions` as they are pinned (their stored checksums).
+fn content_of(versions: &[ReleaseVersion]) -> Checksum {
+    release::content_checksum(versions.iter().map(|v| (&v.version_key, &v.version.checksums)))
+}
+
+/// The content checksum of `versions` recomputed from their stored SQL: equal to [`content_of`] unless the
+/// stored text was changed behind the hub's back.
+fn content_from_sql(versions: &[ReleaseVersion]) -> Checksum {
+    let recomputed: Vec<_> = versions.iter().map(|v| (&v.version_key, v.version.checksums_of_text())).collect();
+    release::content_checksum(recomputed.iter().map(|(k, c)| (*k, c)))
+}
+
+/// The newest versions of the migrations of `pinned`, in the same order.
+async fn newest_of(conn: &mut PgConnection, project: ProjectId, pinned: &[ReleaseVersion]) -> AppResult<Vec<ReleaseVersion>> {
+    let ids: Vec<MigrationId> = pinned.iter().map(|v| v.version.migration_id).collect();
+    let mut newest: HashMap<MigrationId, ReleaseVersion> = storage::versions::newest_of_project(conn, project, Some(&ids))
+        .await?
+        .into_iter()
+        .map(|v| (v.version.migration_id, v))
+        .collect();
+    pinned
         .iter()
-        .map(|a| ApprovalFacts { approver: a.approver, decision: a.decision, direction: a.direction, pinned: a.pinned })
+        .map(|p| {
+            let mut v = newest.remove(&p.version.migration_id).ok_or(AppError::NotFound { what: "migration version" })?;
+            v.position = p.position;
+            Ok(v)
+        })
         .collect()
+}
+
+/// The versions a request asks for, in apply order.
+async fn resolve(
+    conn: &mut PgConnection,
+    input: &RunRequest,
+    direction: Direction,
+) -> AppResult<(Project, Vec<ReleaseVersion>)> {
+    match (input.migration_id, input.project_id) {
+        (Some(_), Some(_)) => Err(AppError::invalid(
+            "project_id",
+            "conflicting_fields",
+            "give either migration_id (a release of one migration) or project_id (a release of the project), not both",
+        )),
+        (None, None) => Err(AppError::invalid(
+            "migration_id",
+            "missing",
+            "give migration_id (a release of one migration) or project_id (a release of the project's migrations)",
+        )),
+        (Some(migration_id), None) => {
+            if input.up_to.is_some() || input.down_to.is_some() {
+                return Err(AppError::invalid(
+                    if input.up_to.is_some() { "up_to" } else { "down_to" },
+                    "conflicting_fields",
+                    "up_to and down_to go with project_id, not with migration_id",
+                ));
+            }
+            let migration = storage::migrations::get(conn, migration_id).await?;
+            let version = storage::versions::latest(conn, migration.id)
+                .await?
+                .ok_or(AppError::NotFound { what: "migration version" })?;
+            if let Some(wanted) = input.version
+                && wanted != version.version_no
+            {
+                return Err(AppError::conflict(
+                    "version_superseded",
+                    format!(
+                        "version {wanted} is not the newest version of this migration (version {} is); review it and request again",
+                        version.version_no
+                    ),
+                ));
+            }
+            if direction == Direction::Down && version.down_sql.is_none() {
+                return Err(AppError::invalid("direction", "no_down", "this migration has no down script to run"));
+            }
+            let project = storage::projects::get(conn, migration.project_id).await?;
+            let name = migration.name.clone();
+            Ok((project, vec![ReleaseVersion { position: 0, version_key: migration.version_key, name, version }]))
+        }
+        (None, Some(project_id)) => {
+            if input.version.is_some() {
+                return Err(AppError::invalid(
+                    "version",
+                    "conflicting_fields",
+                    "version goes with migration_id; with project_id use up_to or down_to",
+                ));
+            }
+            let project = storage::projects::get(conn, project_id).await.map_err(|e| match e {
+                StorageError::NotFound(_) => AppError::invalid("project_id", "unknown_project", "no such project"),
+                other => other.into(),
+            })?;
+            let all = storage::versions::newest_of_project(conn, project.id, None).await?;
+            let keys: Vec<VersionKey> = all.iter().map(|v| v.version_key.clone()).collect();
+            let key = |field: &'static str, text: &Option<String>| -> AppResult<Option<VersionKey>> {
+                text.as_deref().map(|t| VersionKey::parse(t).map_err(AppError::value(field))).transpose()
+            };
+            let (field, chosen) = match direction {
+                Direction::Up => {
+                    if input.down_to.is_some() {
+                        return Err(AppError::invalid("down_to", "conflicting_fields", "down_to goes with direction down"));
+                    }
+                    ("up_to", release::select_up(&keys, key("up_to", &input.up_to)?.as_ref()))
+                }
+                Direction::Down => {
+                    if input.up_to.is_some() {
+                        return Err(AppError::invalid("up_to", "conflicting_fields", "up_to goes with direction up"));
+                    }
+                    let down_to = key("down_to", &input.down_to)?.ok_or_else(|| {
+                        AppError::invalid(
+                            "down_to",
+                            "missing",
+                            "a down release needs down_to: the version to go back to (every migration above it is reverted)",
+                        )
+                    })?;
+                    ("down_to", release::select_down(&keys, &down_to))
+                }
+            };
+            let chosen = chosen.map_err(|e| match e {
+                SelectError::UnknownVersion { .. } => AppError::invalid(field, "unknown_version", e.to_string()),
+                SelectError::Empty => AppError::invalid(field, "nothing_to_apply", e.to_string()),
+            })?;
+            let mut all: Vec<Option<ReleaseVersion>> = all.into_iter().map(Some).collect();
+            let versions = chosen
+                .into_iter()
+                .enumerate()
+                .filter_map(|(position, i)| {
+                    all.get_mut(i).and_then(Option::take).map(|mut v| {
+                        v.position = u32::try_from(position).unwrap_or(u32::MAX);
+                        v
+                    })
+                })
+                .collect();
+            Ok((project, versions))
+        }
+    }
+}
+
+/// Every target of a db set (all pages).
+async fn set_targets(conn: &mut PgConnection, set: DbSetId) -> AppResult<Vec<Target>> {
+    let mut targets = Vec::new();
+    let mut page: PageRequest<Name> = PageRequest::first(storage::MAX_PAGE);
+    loop {
+        let found = storage::db_sets::list_members(conn, set, None, &page).await?;
+        targets.extend(found.items);
+        match found.next {
+            Some(next) => page = PageRequest::after(next, storage::MAX_PAGE),
+            None => return Ok(targets),
+        }
+    }
+}
+
+/// The problems pre-flight finds for `versions` on the targets of `set`.
+pub(crate) fn problems(direction: Direction, versions: &[ReleaseVersion], targets: &[Target]) -> Vec<Problem> {
+    let versions: Vec<PreflightVersion<'_>> = versions
+        .iter()
+        .map(|v| PreflightVersion {
+            version_key: &v.version_key,
+            up_sql: &v.version.up_sql,
+            down_sql: v.version.down_sql.as_deref(),
+            transaction_mode: v.version.transaction_mode,
+            lint: &v.version.lint_results,
+        })
+        .collect();
+    let targets: Vec<PreflightTarget<'_>> = targets
+        .iter()
+        .map(|t| PreflightTarget { name: t.name.as_str(), engine: t.engine, variables: &t.variables })
+        .collect();
+    release::preflight(direction, &versions, &targets)
+}
+
+/// Refuses (422) a release that pre-flight says cannot work on some target of the set.
+async fn preflight(
+    conn: &mut PgConnection,
+    direction: Direction,
+    versions: &[ReleaseVersion],
+    set: DbSetId,
+) -> AppResult<()> {
+    let targets = set_targets(conn, set).await?;
+    let found = problems(direction, versions, &targets);
+    let Some(first) = found.first() else { return Ok(()) };
+    let field = match first {
+        Problem::MissingVariable { .. } => "db_set_id",
+        Problem::NoDown { .. } => "direction",
+        _ => "migrations",
+    };
+    Err(AppError::Invalid {
+        field: Some(field),
+        code: first.code(),
+        message: format!("pre-flight check failed: {}", release::summarize(&found)),
+    })
+}
+
+fn versions_json(versions: &[ReleaseVersion]) -> serde_json::Value {
+    versions
+        .iter()
+        .map(|v| {
+            json!({
+                "version_key": v.version_key.as_str(), "version_no": v.version.version_no,
+                "up_checksum": v.version.checksums.up.to_hex(),
+                "down_checksum": v.version.checksums.down.map(|c| c.to_hex()),
+            })
+        })
+        .collect()
+}
+
+/// What a request would pin, checked: for the request form's preview.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub project: Project,
+    pub versions: Vec<ReleaseVersion>,
+    pub content: Checksum,
+    pub problems: Vec<Problem>,
+    pub targets: usize,
+}
+
+/// The release a request would make and what pre-flight finds, without making it.
+pub async fn preview(pool: &PgPool, input: &RunRequest) -> AppResult<Preview> {
+    let direction = input.direction.unwrap_or(Direction::Up);
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let (project, versions) = resolve(&mut conn, input, direction).await?;
+    let set = db_set_of(&mut conn, input.environment_id, input.db_set_id).await?;
+    let targets = set_targets(&mut conn, set.id).await?;
+    let problems = problems(direction, &versions, &targets);
+    Ok(Preview { content: content_of(&versions), project, versions, problems, targets: targets.len() })
+}
+
+async fn db_set_of(conn: &mut PgConnection, environment: EnvironmentId, set: DbSetId) -> AppResult<DbSet> {
+    let environment = storage::environments::get(conn, environment).await.map_err(|e| match e {
+        StorageError::NotFound(_) => AppError::invalid("environment_id", "unknown_environment", "no such environment"),
+        other => other.into(),
+    })?;
+    let set = storage::db_sets::get(conn, set).await.map_err(|e| match e {
+        StorageError::NotFound(_) => AppError::invalid("db_set_id", "unknown_db_set", "no such db set"),
+        other => other.into(),
+    })?;
+    if set.environment_id != environment.id {
+        return Err(AppError::invalid("db_set_id", "wrong_environment", "the db set belongs to another environment"));
+    }
+    Ok(set)
 }
 
 /// Requests a run. With an idempotency key, repeating the same request returns the first run (`created:
@@ -171,49 +462,32 @@ pub async fn request_run(
         ));
     }
     let comment = comment(input.comment.clone())?;
+    let options = (direction, failure_policy, concurrency_limit, comment.as_str());
     if let Some(key) = &key {
         let mut conn = pool.acquire().await.map_err(db)?;
         if let Some(existing) = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key).await? {
-            return same_request(&mut conn, existing, &input, direction, failure_policy, concurrency_limit, &comment)
-                .await;
+            return same_request(&mut conn, existing, &input, options).await;
         }
     }
     let mut tx = pool.begin().await.map_err(db)?;
-    let migration = storage::migrations::get(&mut tx, input.migration_id).await?;
-    let version = storage::versions::latest(&mut tx, migration.id)
-        .await?
-        .ok_or(AppError::NotFound { what: "migration version" })?;
-    if let Some(wanted) = input.version
-        && wanted != version.version_no
-    {
-        return Err(AppError::conflict(
-            "version_superseded",
-            format!(
-                "version {wanted} is not the newest version of this migration (version {} is); review it and request again",
-                version.version_no
-            ),
-        ));
-    }
-    if direction == Direction::Down && version.down_sql.is_none() {
-        return Err(AppError::invalid("direction", "no_down", "this migration has no down script to run"));
-    }
+    let (project, versions) = resolve(&mut tx, &input, direction).await?;
     let environment = storage::environments::get(&mut tx, input.environment_id).await?;
-    let set = storage::db_sets::get(&mut tx, input.db_set_id).await.map_err(|e| match e {
-        StorageError::NotFound(_) => AppError::invalid("db_set_id", "unknown_db_set", "no such db set"),
-        other => other.into(),
-    })?;
-    if set.environment_id != environment.id {
-        return Err(AppError::invalid("db_set_id", "wrong_environment", "the db set belongs to another environment"));
-    }
+    let set = db_set_of(&mut tx, environment.id, input.db_set_id).await?;
+    preflight(&mut tx, direction, &versions, set.id).await?;
+    let content = content_of(&versions);
     let new = NewRun {
-        version_id: version.id,
+        project_id: project.id,
+        versions: versions.iter().map(|v| v.version.id).collect(),
+        content,
+        retry_of: None,
+        targets: None,
         direction,
         environment_id: environment.id,
         db_set_id: set.id,
         status: RunStatus::initial(environment.policy.approval_required),
         failure_policy,
         concurrency_limit,
-        comment,
+        comment: comment.clone(),
         requested_by: caller.actor.user_id,
         idempotency_key: key.clone(),
     };
@@ -227,16 +501,7 @@ pub async fn request_run(
             let existing = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key)
                 .await?
                 .ok_or(AppError::NotFound { what: "run" })?;
-            return same_request(
-                &mut conn,
-                existing,
-                &input,
-                direction,
-                failure_policy,
-                concurrency_limit,
-                &new.comment,
-            )
-            .await;
+            return same_request(&mut conn, existing, &input, options).await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -250,9 +515,10 @@ pub async fn request_run(
         "run",
         run.id,
         json!({
-            "migration_id": migration.id, "version_key": migration.version_key.as_str(), "version": version.version_no,
-            "direction": direction.as_str(), "environment": environment.name.as_str(), "db_set": set.name.as_str(),
-            "items": items, "status": run.status.as_str(), "up_checksum": version.checksums.up.to_hex(),
+            "project": project.name.as_str(), "migrations": versions_json(&versions),
+            "content_checksum": content.to_hex(), "direction": direction.as_str(),
+            "environment": environment.name.as_str(), "db_set": set.name.as_str(),
+            "items": items, "status": run.status.as_str(),
         }),
     )
     .await?;
@@ -261,16 +527,21 @@ pub async fn request_run(
 }
 
 async fn same_request(
-    conn: &mut storage::PgConnection,
+    conn: &mut PgConnection,
     existing: Run,
     input: &RunRequest,
-    direction: Direction,
-    failure_policy: FailurePolicy,
-    concurrency_limit: u32,
-    comment: &str,
+    (direction, failure_policy, concurrency_limit, comment): (Direction, FailurePolicy, u32, &str),
 ) -> AppResult<Requested> {
-    let version = storage::versions::get(conn, existing.version_id).await?;
-    let same = version.migration_id == input.migration_id
+    let project = match (input.project_id, input.migration_id) {
+        (Some(project), _) => Some(project),
+        (None, Some(migration)) => {
+            let versions = storage::versions::of_run(conn, existing.id).await?;
+            let same_migration = matches!(versions.as_slice(), [one] if one.version.migration_id == migration);
+            same_migration.then_some(existing.project_id)
+        }
+        (None, None) => None,
+    };
+    let same = project == Some(existing.project_id)
         && existing.direction == direction
         && existing.environment_id == input.environment_id
         && existing.db_set_id == input.db_set_id
@@ -286,49 +557,10 @@ async fn same_request(
     Ok(Requested { run: existing, created: false })
 }
 
-/// Moves a run that has not started onto its migration's newest version, if it is not on it. Returns the
-/// version the run now applies.
-async fn follow_newest(
-    tx: &mut PgTransaction<'_>,
-    caller: &Caller,
-    run: &mut Run,
-    environment: &Environment,
-) -> AppResult<MigrationVersion> {
-    let version = storage::versions::get(tx, run.version_id).await?;
-    let latest = storage::versions::latest(tx, version.migration_id).await?.unwrap_or_else(|| version.clone());
-    if latest.id == version.id || !matches!(run.status, RunStatus::AwaitingApproval | RunStatus::Approved) {
-        return Ok(version);
-    }
-    if run.direction == Direction::Down && latest.down_sql.is_none() {
-        return Err(AppError::conflict(
-            "no_down",
-            format!(
-                "the migration's newest version ({}) has no down script; this rollback cannot proceed",
-                latest.version_no
-            ),
-        ));
-    }
-    let status = RunStatus::initial(environment.policy.approval_required);
-    *run = storage::runs::repin(tx, run.id, latest.id, status).await?;
-    record(
-        tx,
-        caller,
-        "run.repin",
-        "run",
-        run.id,
-        json!({
-            "from_version": version.version_no, "to_version": latest.version_no, "status": status.as_str(),
-            "up_checksum": latest.checksums.up.to_hex(),
-        }),
-    )
-    .await?;
-    Ok(latest)
-}
-
 /// Records a refused action in its own transaction (the action's was rolled back). A failure to record is
 /// logged, not returned: the caller still gets the refusal.
 async fn record_refusal(pool: &PgPool, caller: &Caller, action: &str, run: RunId, error: &AppError) {
-    if !matches!(error, AppError::Denied(_) | AppError::Conflict { .. }) {
+    if !matches!(error, AppError::Denied(_) | AppError::Conflict { .. } | AppError::Invalid { .. }) {
         return;
     }
     let result = async {
@@ -343,7 +575,7 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, action: &str, run: RunId
     }
 }
 
-/// Approves a run: pins the checksums of the content it applies.
+/// Approves a run: pins the content checksum of the release it applies.
 pub async fn approve(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
     let result = decide(pool, caller, id, input, ApprovalDecision::Approve).await;
     if let Err(e) = &result {
@@ -372,41 +604,57 @@ async fn decide(
     let mut tx = pool.begin().await.map_err(db)?;
     let mut run = storage::runs::lock(&mut tx, id).await?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
-    // Role and separation of duties first: they do not depend on the content.
-    let all = storage::approvals::list_for_run(&mut tx, id).await?;
-    let check = |run: &Run, approvals: &[Approval]| {
-        let current: Vec<Approval> = approvals.iter().filter(|a| a.version_id == run.version_id).cloned().collect();
-        let decisions = decision_facts(&current);
-        match decision {
-            ApprovalDecision::Approve => may_approve(&caller.actor, &facts(run), &decisions),
-            ApprovalDecision::Deny => may_deny(&caller.actor, &facts(run), &decisions),
-        }
-    };
-    if let Err(denial @ (Denial::RoleTooLow { .. } | Denial::SelfApproval)) = check(&run, &all) {
-        return Err(denial.into());
+    let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
+    let decisions = decision_facts(&approvals);
+    match decision {
+        ApprovalDecision::Approve => may_approve(&caller.actor, &facts(&run), &decisions)?,
+        ApprovalDecision::Deny => may_deny(&caller.actor, &facts(&run), &decisions)?,
     }
-    let version = follow_newest(&mut tx, caller, &mut run, &environment).await?;
-    if let Some(reviewed) = input.version
-        && reviewed != version.version_no
+    let versions = storage::versions::of_run(&mut tx, id).await?;
+    if let Some(reviewed) = &input.content_checksum
+        && !reviewed.eq_ignore_ascii_case(&run.content.to_hex())
     {
         return Err(AppError::conflict(
             "content_changed",
             format!(
-                "you reviewed version {reviewed}, but the run now applies version {}; review it and decide again",
-                version.version_no
+                "you reviewed content {reviewed}, but the run pins content {}; review it and decide again",
+                run.content.to_hex()
             ),
         ));
     }
-    check(&run, &all)?;
-    let pinned = version.checksums;
+    if let Some(reviewed) = input.version {
+        match versions.as_slice() {
+            [one] if one.version.version_no == reviewed => {}
+            [one] => {
+                return Err(AppError::conflict(
+                    "content_changed",
+                    format!(
+                        "you reviewed version {reviewed}, but the run applies version {}; review it and decide again",
+                        one.version.version_no
+                    ),
+                ));
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "version",
+                    "not_single",
+                    "this run is a release of several migrations: name the content you reviewed with content_checksum",
+                ));
+            }
+        }
+    }
+    // An approval of content that is no longer the newest could never be executed: refresh first.
+    if decision == ApprovalDecision::Approve && content_of(&newest_of(&mut tx, run.project_id, &versions).await?) != run.content {
+        return Err(Denial::ChecksumMismatch.into());
+    }
     let approval = storage::approvals::create(
         &mut tx,
-        &NewApproval { run_id: id, approver: caller.actor.user_id, decision, comment, pinned },
+        &NewApproval { run_id: id, approver: caller.actor.user_id, decision, comment, pinned: run.content, carried_from: None },
     )
     .await?;
-    let mut current: Vec<Approval> = all.into_iter().filter(|a| a.version_id == run.version_id).collect();
-    current.push(approval);
-    let state = approval_state(&environment.policy, &facts(&run), &decision_facts(&current), &pinned);
+    let mut all = approvals;
+    all.push(approval);
+    let state = approval_state(&environment.policy, &facts(&run), &decision_facts(&all));
     let next = match state {
         ApprovalState::Approved | ApprovalState::NotRequired => Some(RunStatus::Approved),
         ApprovalState::Denied => Some(RunStatus::Denied),
@@ -430,8 +678,8 @@ async fn decide(
         "run",
         id,
         json!({
-            "version": version.version_no, "direction": run.direction.as_str(),
-            "up_checksum": pinned.up.to_hex(), "down_checksum": pinned.down.map(|c| c.to_hex()),
+            "revision": run.revision, "direction": run.direction.as_str(),
+            "content_checksum": run.content.to_hex(), "migrations": versions_json(&versions),
             "approvals": have, "needed": need, "status": run.status.as_str(),
         }),
     )
@@ -451,43 +699,188 @@ pub async fn execute(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
 
 async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let mut tx = pool.begin().await.map_err(db)?;
-    let mut run = storage::runs::lock(&mut tx, id).await?;
+    let run = storage::runs::lock(&mut tx, id).await?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
-    let pinned_version = storage::versions::get(&mut tx, run.version_id).await?;
-    let latest = storage::versions::latest(&mut tx, pinned_version.migration_id)
-        .await?
-        .unwrap_or_else(|| pinned_version.clone());
-    // Without approval there is nothing to invalidate: the run simply follows the newest version. With
-    // approval, the approvals must be for the newest content, which they are not if it changed.
-    let version = if environment.policy.approval_required {
-        latest
-    } else {
-        follow_newest(&mut tx, caller, &mut run, &environment).await?
-    };
+    let versions = storage::versions::of_run(&mut tx, id).await?;
     let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
-    may_execute(&caller.actor, &facts(&run), &environment.policy, &decision_facts(&approvals), &version.checksums)?;
+    // What would be applied is the newest content of the run's migrations: after an edit it is not what
+    // the run pinned (and was approved for), and the run must be refreshed first.
+    let newest = content_of(&newest_of(&mut tx, run.project_id, &versions).await?);
+    may_execute(&caller.actor, &facts(&run), &environment.policy, &decision_facts(&approvals), &newest)?;
     // The stored text must still hash to the stored checksums (the workers check again before applying).
-    let intact = Checksum::of(&version.up_sql) == version.checksums.up
-        && version.down_sql.as_deref().map(Checksum::of) == version.checksums.down;
-    if !intact {
+    if content_from_sql(&versions) != run.content {
         return Err(AppError::conflict(
             "stored_sql_mismatch",
-            "the stored SQL of this version no longer matches its checksums; refusing to execute",
+            "the stored SQL of a version in this run no longer matches its checksums; refusing to execute",
         ));
     }
-    run = storage::runs::set_status(&mut tx, id, RunStatus::Approved, RunStatus::Queued, Some(caller.actor.user_id))
-        .await?;
+    // The targets may have changed since the request (variables, members): check again.
+    preflight(&mut tx, run.direction, &versions, run.db_set_id).await?;
+    let run =
+        storage::runs::set_status(&mut tx, id, RunStatus::Approved, RunStatus::Queued, Some(caller.actor.user_id))
+            .await?;
     record(
         &mut tx,
         caller,
         "run.execute",
         "run",
         id,
-        json!({"version": version.version_no, "up_checksum": version.checksums.up.to_hex(), "status": run.status.as_str()}),
+        json!({"content_checksum": run.content.to_hex(), "migrations": versions.len(), "status": run.status.as_str()}),
     )
     .await?;
     // Delivered at commit: workers wake as soon as the items are claimable.
     storage::queue::notify(&mut tx, id).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(run)
+}
+
+/// Re-pins a run that has not started, after an edit of one of its migrations, to the newest versions of
+/// its migrations: a new revision, whose approval is asked for again (earlier decisions stay on record
+/// and no longer count).
+pub async fn refresh(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = refresh_inner(pool, caller, id).await;
+    if let Err(e) = &result {
+        record_refusal(pool, caller, "run.refresh_refused", id, e).await;
+    }
+    result
+}
+
+async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let run = storage::runs::lock(&mut tx, id).await?;
+    may_refresh(&caller.actor, &facts(&run))?;
+    let environment = storage::environments::get(&mut tx, run.environment_id).await?;
+    let pinned = storage::versions::of_run(&mut tx, id).await?;
+    let newest = newest_of(&mut tx, run.project_id, &pinned).await?;
+    let content = content_of(&newest);
+    if content == run.content {
+        return Err(AppError::conflict(
+            "not_stale",
+            "the run already pins the newest version of each of its migrations; there is nothing to refresh",
+        ));
+    }
+    preflight(&mut tx, run.direction, &newest, run.db_set_id).await?;
+    let status = RunStatus::initial(environment.policy.approval_required);
+    let ids: Vec<_> = newest.iter().map(|v| v.version.id).collect();
+    let refreshed = storage::runs::repin(&mut tx, id, &ids, &content, status).await?;
+    let changed: Vec<serde_json::Value> = pinned
+        .iter()
+        .zip(&newest)
+        .filter(|(old, new)| old.version.id != new.version.id)
+        .map(|(old, new)| json!({"version_key": new.version_key.as_str(), "from": old.version.version_no, "to": new.version.version_no}))
+        .collect();
+    record(
+        &mut tx,
+        caller,
+        "run.refresh",
+        "run",
+        id,
+        json!({
+            "revision": refreshed.revision, "from_content": run.content.to_hex(), "content_checksum": content.to_hex(),
+            "changed": changed, "status": refreshed.status.as_str(),
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(db)?;
+    Ok(refreshed)
+}
+
+/// Makes a new run over the same content for the targets of a failed or cancelled run that did not
+/// finish (failed, cancelled or never ran). Same content and environment, so the original's approvals
+/// are carried over (each audited): the retry starts approved when they still satisfy the policy.
+pub async fn retry(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = retry_inner(pool, caller, id).await;
+    if let Err(e) = &result {
+        record_refusal(pool, caller, "run.retry_refused", id, e).await;
+    }
+    result
+}
+
+async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let original = storage::runs::lock(&mut tx, id).await?;
+    may_retry(&caller.actor, &facts(&original))?;
+    let environment = storage::environments::get(&mut tx, original.environment_id).await?;
+    let targets = storage::runs::unfinished_targets(&mut tx, id).await?;
+    if targets.is_empty() {
+        return Err(AppError::conflict("nothing_to_retry", "every target of this run finished; there is nothing to retry"));
+    }
+    let versions = storage::versions::of_run(&mut tx, id).await?;
+    let new = NewRun {
+        project_id: original.project_id,
+        versions: versions.iter().map(|v| v.version.id).collect(),
+        content: original.content,
+        retry_of: Some(original.id),
+        targets: Some(targets),
+        direction: original.direction,
+        environment_id: original.environment_id,
+        db_set_id: original.db_set_id,
+        status: RunStatus::initial(environment.policy.approval_required),
+        failure_policy: original.failure_policy,
+        concurrency_limit: original.concurrency_limit,
+        comment: original.comment.clone(),
+        // The same request, retried: separation of duties keeps holding against the original requester.
+        requested_by: original.requested_by,
+        idempotency_key: None,
+    };
+    let (mut run, items) = storage::runs::create(&mut tx, &new).await?;
+    if items == 0 {
+        return Err(AppError::conflict(
+            "nothing_to_retry",
+            "none of the unfinished targets is still a member of the db set; there is nothing to retry",
+        ));
+    }
+    let original_facts = facts(&original);
+    let mut carried = Vec::new();
+    if environment.policy.approval_required {
+        let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
+        for approval in approvals.iter().filter(|a| {
+            a.decision == ApprovalDecision::Approve
+                && a.direction == original.direction
+                && a.revision == original_facts.revision
+                && a.pinned == original.content
+                && a.approver != original.requested_by
+        }) {
+            let copy = storage::approvals::create(
+                &mut tx,
+                &NewApproval {
+                    run_id: run.id,
+                    approver: approval.approver,
+                    decision: ApprovalDecision::Approve,
+                    comment: approval.comment.clone(),
+                    pinned: approval.pinned,
+                    carried_from: Some(approval.id),
+                },
+            )
+            .await?;
+            record(
+                &mut tx,
+                caller,
+                "run.approval_carried",
+                "run",
+                run.id,
+                json!({"from_run": original.id, "from_approval": approval.id, "approver": approval.approver, "content_checksum": approval.pinned.to_hex()}),
+            )
+            .await?;
+            carried.push(copy);
+        }
+        if approval_state(&environment.policy, &facts(&run), &decision_facts(&carried)) == ApprovalState::Approved {
+            run = storage::runs::set_status(&mut tx, run.id, RunStatus::AwaitingApproval, RunStatus::Approved, None)
+                .await?;
+        }
+    }
+    record(
+        &mut tx,
+        caller,
+        "run.retry",
+        "run",
+        run.id,
+        json!({
+            "retry_of": original.id, "items": items, "content_checksum": run.content.to_hex(),
+            "approvals_carried": carried.len(), "status": run.status.as_str(),
+        }),
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok(run)
 }
@@ -519,29 +912,40 @@ async fn cancel_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Ru
 pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
     let mut conn = pool.acquire().await.map_err(db)?;
     let run = storage::runs::get(&mut conn, id).await?;
-    let version = storage::versions::get(&mut conn, run.version_id).await?;
-    let migration = storage::migrations::get(&mut conn, version.migration_id).await?;
-    let latest = storage::versions::latest(&mut conn, migration.id).await?;
-    let latest_version_no = latest.as_ref().map_or(version.version_no, |l| l.version_no);
+    let project = storage::projects::get(&mut conn, run.project_id).await?;
+    let versions = storage::versions::of_run(&mut conn, id).await?;
     let environment = storage::environments::get(&mut conn, run.environment_id).await?;
+    let db_set = storage::db_sets::get(&mut conn, run.db_set_id).await?;
     let approvals = storage::approvals::list_for_run(&mut conn, id).await?;
-    let current = latest.as_ref().map_or(version.checksums, |l| l.checksums);
-    let decisions = decision_facts(&approvals);
-    let state = approval_state(&environment.policy, &facts(&run), &decisions, &current);
-    let stale = approvals
-        .iter()
-        .any(|a| a.decision == ApprovalDecision::Approve && a.direction == run.direction && a.pinned != current);
+    // A run that has started applies what it pinned, whatever happened to its migrations since.
+    let not_started = matches!(run.status, RunStatus::AwaitingApproval | RunStatus::Approved);
+    let (newest, newer) = if not_started {
+        let newest = newest_of(&mut conn, run.project_id, &versions).await?;
+        let newer = versions
+            .iter()
+            .zip(&newest)
+            .filter(|(p, n)| n.version.version_no > p.version.version_no)
+            .map(|(p, n)| (p.version.migration_id, n.version.version_no))
+            .collect();
+        (content_of(&newest), newer)
+    } else {
+        (run.content, Vec::new())
+    };
+    let state = approval_state(&environment.policy, &facts(&run), &decision_facts(&approvals));
     let items = storage::run_items::count_by_status(&mut conn, id).await?;
+    let retries = storage::runs::retries_of(&mut conn, id).await?;
     Ok(RunDetail {
+        approval: ApprovalStatus { state, stale: newest != run.content },
         run,
-        migration,
-        version,
-        latest_version_no,
+        project,
+        versions,
+        newest,
+        newer,
         environment,
+        db_set,
         approvals,
-        approval: ApprovalStatus { state, stale },
         items,
-        current,
+        retries,
     })
 }
 

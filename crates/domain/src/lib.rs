@@ -24,6 +24,7 @@ pub mod model;
 mod openapi;
 pub mod placeholder;
 pub mod policy;
+pub mod release;
 pub mod run;
 pub mod source;
 pub mod split;

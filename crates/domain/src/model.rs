@@ -253,6 +253,14 @@ pub struct MigrationVersion {
     pub created_at: DateTime<Utc>,
 }
 
+impl MigrationVersion {
+    /// The checksums recomputed from the stored text: equal to `checksums` unless the text was changed
+    /// behind the hub's back.
+    pub fn checksums_of_text(&self) -> PinnedChecksums {
+        PinnedChecksums { up: Checksum::of(&self.up_sql), down: self.down_sql.as_deref().map(Checksum::of) }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewMigrationVersion {
     pub migration_id: MigrationId,
@@ -276,7 +284,14 @@ impl NewMigrationVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
     pub id: RunId,
-    pub version_id: VersionId,
+    /// The project whose migrations the run applies (the versions are in [`ReleaseVersion`]s).
+    pub project_id: ProjectId,
+    /// The checksum of the pinned content (`release::content_checksum`).
+    pub content: Checksum,
+    /// 1 at request, plus one per refresh; approvals count only for the current revision.
+    pub revision: u32,
+    /// The failed or cancelled run this one retries.
+    pub retry_of: Option<RunId>,
     pub direction: Direction,
     pub environment_id: EnvironmentId,
     pub db_set_id: DbSetId,
@@ -297,7 +312,13 @@ pub struct Run {
 
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    pub version_id: VersionId,
+    pub project_id: ProjectId,
+    /// The versions to apply, in apply order.
+    pub versions: Vec<VersionId>,
+    pub content: Checksum,
+    pub retry_of: Option<RunId>,
+    /// The targets to make items for; `None`: every member of the db set.
+    pub targets: Option<Vec<TargetId>>,
     pub direction: Direction,
     pub environment_id: EnvironmentId,
     pub db_set_id: DbSetId,
@@ -322,8 +343,12 @@ pub struct RunItem {
     pub lease_owner: Option<WorkerId>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub fencing_token: i64,
+    /// Statements done of the migration the item is at (`migrations_done + 1`, while running).
     pub statements_done: u32,
     pub statements_total: Option<u32>,
+    /// Migrations of the release finished (applied or skipped) on this target.
+    pub migrations_done: u32,
+    pub migrations_total: Option<u32>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<u64>,
@@ -337,23 +362,66 @@ pub struct RunItem {
 pub struct Approval {
     pub id: ApprovalId,
     pub run_id: RunId,
-    pub version_id: VersionId,
+    /// The run's revision the decision was given for.
+    pub revision: u32,
     pub direction: Direction,
     pub environment_id: EnvironmentId,
     pub approver: UserId,
     pub decision: ApprovalDecision,
     pub comment: String,
-    pub pinned: PinnedChecksums,
+    /// The content checksum the approver saw.
+    pub pinned: Checksum,
+    /// The decision on the retried run this one was carried over from.
+    pub carried_from: Option<ApprovalId>,
     pub created_at: DateTime<Utc>,
 }
 
+impl Run {
+    /// What `policy` needs to know about this run.
+    pub fn facts(&self) -> crate::policy::RunFacts {
+        crate::policy::RunFacts {
+            id: self.id,
+            requested_by: self.requested_by,
+            status: self.status,
+            direction: self.direction,
+            revision: self.revision,
+            content: self.content,
+        }
+    }
+}
+
+impl Approval {
+    /// What `policy` needs to know about this decision.
+    pub fn facts(&self) -> crate::policy::ApprovalFacts {
+        crate::policy::ApprovalFacts {
+            approver: self.approver,
+            decision: self.decision,
+            direction: self.direction,
+            revision: self.revision,
+            pinned: self.pinned,
+        }
+    }
+}
+
+/// A decision to record on a run, for the run's current revision.
 #[derive(Debug, Clone)]
 pub struct NewApproval {
     pub run_id: RunId,
     pub approver: UserId,
     pub decision: ApprovalDecision,
     pub comment: String,
-    pub pinned: PinnedChecksums,
+    pub pinned: Checksum,
+    pub carried_from: Option<ApprovalId>,
+}
+
+/// One version of a release as pinned by its run, with its migration's key and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseVersion {
+    /// Apply order, from 0.
+    pub position: u32,
+    pub version_key: VersionKey,
+    pub name: MigrationName,
+    pub version: MigrationVersion,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +431,9 @@ pub struct RunItemLog {
     pub seq: u32,
     pub level: LogLevel,
     pub message: String,
+    /// The version the line is about; `None` for lines about the whole item.
+    pub version_key: Option<String>,
+    /// From 1 (lines written before releases numbered from 0).
     pub statement_index: Option<u32>,
     pub duration_ms: Option<u64>,
     pub rows_affected: Option<u64>,
@@ -373,6 +444,7 @@ pub struct RunItemLog {
 pub struct NewLogLine {
     pub level: LogLevel,
     pub message: String,
+    pub version_key: Option<String>,
     pub statement_index: Option<u32>,
     pub duration_ms: Option<u64>,
     pub rows_affected: Option<u64>,

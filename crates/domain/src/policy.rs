@@ -9,11 +9,15 @@
 //! - anyone may request a run;
 //! - managers and admins may approve or deny, but never a run they requested themselves, and only
 //!   once per run;
-//! - an approval counts only for the direction and the exact content (checksums) it was given
-//!   for, so editing a migration after approval voids the approval;
+//! - an approval counts only for the direction, the run's revision and the exact content (the
+//!   release's content checksum) it was given for; a run whose migrations were edited after the
+//!   request is stale and may not be applied until it is refreshed (a new revision) and approved
+//!   again;
+//! - the same rule decides at execute and in the worker right before applying ([`may_apply`]);
 //! - one deny stops the run for good;
 //! - executing needs a role the environment allows and enough valid approvals;
-//! - the requester, managers and admins may cancel an unfinished run.
+//! - the requester, managers and admins may cancel an unfinished run, refresh one that has not
+//!   started, and retry a failed or cancelled one.
 
 use std::fmt;
 use std::time::Duration;
@@ -305,10 +309,10 @@ pub struct Actor {
     pub role: Role,
 }
 
-/// The checksums of the content a run would apply, or that an approval was given for.
+/// The checksums of one migration version's up and down scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PinnedChecksums {
-    /// The checksum of the up script (or of all up scripts of the run, as the caller defines).
+    /// The checksum of the up script.
     pub up: Checksum,
     /// The checksum of the down script, when there is one.
     pub down: Option<Checksum>,
@@ -325,6 +329,10 @@ pub struct RunFacts {
     pub status: RunStatus,
     /// Whether it applies or reverts.
     pub direction: Direction,
+    /// How often its content was pinned: 1 at request, plus one per refresh.
+    pub revision: u32,
+    /// The checksum of the content pinned for it (`release::content_checksum`).
+    pub content: Checksum,
 }
 
 /// What the rules need to know about one approve or deny decision on a run.
@@ -336,8 +344,10 @@ pub struct ApprovalFacts {
     pub decision: ApprovalDecision,
     /// The direction they decided on.
     pub direction: Direction,
-    /// The content they decided on.
-    pub pinned: PinnedChecksums,
+    /// The run's revision they decided on.
+    pub revision: u32,
+    /// The content checksum they decided on.
+    pub pinned: Checksum,
 }
 
 /// Why an action is refused. Every message is meant to be shown to the user as is.
@@ -371,10 +381,11 @@ pub enum Denial {
         /// Approvals the environment requires.
         need: u8,
     },
-    /// Approvals exist but were given for content that has changed since.
+    /// The content that would be applied is not the content the run pinned (and its approvals were
+    /// given for): a migration of the run was edited after the request, or the stored SQL changed.
     #[error(
-        "the approval was given for different content; the migration changed after approval and \
-         needs a new approval"
+        "the migrations changed after this run was requested, so its approval was given for different \
+         content; refresh the run to the newest versions and have it approved again"
     )]
     ChecksumMismatch,
     /// A reviewer denied the run.
@@ -456,22 +467,25 @@ fn may_decide(action: &'static str, actor: &Actor, run: &RunFacts, decisions: &[
     if run.status != RunStatus::AwaitingApproval {
         return Err(Denial::WrongStatus { action, status: run.status });
     }
-    if decisions.iter().any(|d| d.approver == actor.user_id) {
+    // A refresh (a new revision) asks everyone again.
+    if decisions.iter().any(|d| d.approver == actor.user_id && d.revision == run.revision) {
         return Err(Denial::AlreadyDecided);
     }
     Ok(())
 }
 
-/// Approvals that count: approve decisions for the run's direction, by someone other than the
-/// requester (stored data is not trusted to have been checked), for exactly the current content.
-fn valid_approvers(run: &RunFacts, decisions: &[ApprovalFacts], current: &PinnedChecksums) -> Vec<UserId> {
+/// Approvals that count: approve decisions for the run's direction and current revision, by someone
+/// other than the requester (stored data is not trusted to have been checked), for exactly the
+/// content the run pinned.
+fn valid_approvers(run: &RunFacts, decisions: &[ApprovalFacts]) -> Vec<UserId> {
     let mut approvers: Vec<UserId> = decisions
         .iter()
         .filter(|d| {
             d.decision == ApprovalDecision::Approve
                 && d.direction == run.direction
                 && d.approver != run.requested_by
-                && d.pinned == *current
+                && d.revision == run.revision
+                && d.pinned == run.content
         })
         .map(|d| d.approver)
         .collect();
@@ -481,29 +495,48 @@ fn valid_approvers(run: &RunFacts, decisions: &[ApprovalFacts], current: &Pinned
     approvers
 }
 
-/// Where `run` stands with respect to approval, under `policy`, for the `current` content.
+/// Where `run` stands with respect to approval, under `policy`.
 ///
-/// A deny for the run's direction outweighs any number of approvals.
-pub fn approval_state(
-    policy: &EnvironmentPolicy,
-    run: &RunFacts,
-    decisions: &[ApprovalFacts],
-    current: &PinnedChecksums,
-) -> ApprovalState {
+/// A deny for the run's direction and current revision outweighs any number of approvals.
+pub fn approval_state(policy: &EnvironmentPolicy, run: &RunFacts, decisions: &[ApprovalFacts]) -> ApprovalState {
     if !policy.approval_required {
         return ApprovalState::NotRequired;
     }
-    if decisions.iter().any(|d| d.decision == ApprovalDecision::Deny && d.direction == run.direction) {
+    if decisions
+        .iter()
+        .any(|d| d.decision == ApprovalDecision::Deny && d.direction == run.direction && d.revision == run.revision)
+    {
         return ApprovalState::Denied;
     }
     // More than 255 approvers cannot happen in practice; saturating keeps the comparison right.
-    let have = u8::try_from(valid_approvers(run, decisions, current).len()).unwrap_or(u8::MAX);
+    let have = u8::try_from(valid_approvers(run, decisions).len()).unwrap_or(u8::MAX);
     let need = policy.approvals_required;
     if have >= need { ApprovalState::Approved } else { ApprovalState::Pending { have, need } }
 }
 
-/// Whether `actor` may execute `run` now, with `current` being the checksums of the content that
-/// would be applied.
+/// Whether the content `actual` may be applied for `run`: the one rule the execute action and the
+/// workers (right before applying, from the stored SQL) both call.
+///
+/// `actual` is the checksum of what would be applied now. It must be the content the run pinned,
+/// and that content must be approved as the environment's (current) policy requires.
+pub fn may_apply(
+    policy: &EnvironmentPolicy,
+    run: &RunFacts,
+    decisions: &[ApprovalFacts],
+    actual: &Checksum,
+) -> Result<(), Denial> {
+    if *actual != run.content {
+        return Err(Denial::ChecksumMismatch);
+    }
+    match approval_state(policy, run, decisions) {
+        ApprovalState::NotRequired | ApprovalState::Approved => Ok(()),
+        ApprovalState::Denied => Err(Denial::Denied),
+        ApprovalState::Pending { have, need } => Err(Denial::NotApproved { have, need }),
+    }
+}
+
+/// Whether `actor` may execute `run` now, with `actual` being the checksum of the content that
+/// would be applied (the newest versions of the run's migrations).
 ///
 /// A run whose status is `approved` is still checked against its approvals: the content may have
 /// changed since it was approved, and an approval is only for what the approver saw. The policy is
@@ -513,7 +546,7 @@ pub fn may_execute(
     run: &RunFacts,
     policy: &EnvironmentPolicy,
     decisions: &[ApprovalFacts],
-    current: &PinnedChecksums,
+    actual: &Checksum,
 ) -> Result<(), Denial> {
     if !policy.execute_roles.contains(actor.role) {
         return Err(Denial::RoleCannotExecute { role: actor.role });
@@ -521,22 +554,30 @@ pub fn may_execute(
     if run.status != RunStatus::Approved {
         return Err(Denial::WrongStatus { action: "execute", status: run.status });
     }
-    match approval_state(policy, run, decisions, current) {
-        ApprovalState::NotRequired | ApprovalState::Approved => Ok(()),
-        // A deny is final, so it is reported even when approvals are also stale: a new approval
-        // would not help.
-        ApprovalState::Denied => Err(Denial::Denied),
-        ApprovalState::Pending { have, need } => {
-            let valid = valid_approvers(run, decisions, current);
-            let stale = decisions.iter().any(|d| {
-                d.decision == ApprovalDecision::Approve
-                    && d.direction == run.direction
-                    && d.approver != run.requested_by
-                    && d.pinned != *current
-                    && !valid.contains(&d.approver)
-            });
-            if stale { Err(Denial::ChecksumMismatch) } else { Err(Denial::NotApproved { have, need }) }
-        }
+    may_apply(policy, run, decisions, actual)
+}
+
+/// Whether `actor` may refresh `run` (re-pin it to the newest versions of its migrations, which
+/// asks for approval again): its requester, or any manager or admin, before it has started.
+pub fn may_refresh(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
+    if actor.user_id != run.requested_by && actor.role < Role::Manager {
+        return Err(Denial::RoleTooLow { needed: "manager" });
+    }
+    match run.status {
+        RunStatus::AwaitingApproval | RunStatus::Approved => Ok(()),
+        status => Err(Denial::WrongStatus { action: "refresh", status }),
+    }
+}
+
+/// Whether `actor` may retry `run` (a new run over the same content for the targets it did not
+/// finish): its requester, or any manager or admin, once it failed or was cancelled.
+pub fn may_retry(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
+    if actor.user_id != run.requested_by && actor.role < Role::Manager {
+        return Err(Denial::RoleTooLow { needed: "manager" });
+    }
+    match run.status {
+        RunStatus::Failed | RunStatus::Cancelled => Ok(()),
+        status => Err(Denial::WrongStatus { action: "retry", status }),
     }
 }
 

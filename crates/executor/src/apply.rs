@@ -11,8 +11,13 @@
 //!    the error: nothing is ever silently half-applied.
 //! 5. Down: run the down statements, then delete the history row, by the same rules.
 //!
+//! [`apply_release`] applies several migrations (a release) in one session under one lock: the history is
+//! read once and each migration is decided and applied in order, so a release of seven migrations costs
+//! one connection and one lock, not seven. [`apply`] is the release of one.
+//!
 //! Before each statement the [`Observer`] may stop the work (a cancelled run, a lost lease); after each it
-//! hears how long the statement took, for the item's log.
+//! hears how long the statement took, for the item's log. Statement indexes given to the observer count
+//! from 0; messages meant for people count from 1.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -67,6 +72,15 @@ pub trait Observer {
         elapsed: Duration,
         rows: u64,
     ) -> impl Future<Output = ()> + Send;
+    /// Called when migration `position` of a release is about to be decided (and applied unless it is
+    /// skipped), under the lock.
+    fn migration_started(&mut self, _position: usize, _statements: usize) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    /// Called when migration `position` of a release was applied or skipped.
+    fn migration_ended(&mut self, _position: usize, _outcome: &Outcome) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// An observer that lets everything run and hears nothing.
@@ -106,17 +120,18 @@ pub enum ApplyError {
     #[error("out of order: {0}")]
     OutOfOrder(String),
     #[error(
-        "statement {index} ({what}) cannot run inside a transaction: mark the migration no-transaction \
-         (nothing was run)"
+        "statement {} ({what}) cannot run inside a transaction: mark the migration no-transaction \
+         (nothing was run)", index + 1
     )]
     NeedsNoTransaction { index: usize, what: &'static str },
-    #[error("statement {index} failed: {source}")]
+    #[error("statement {} failed: {source}", index + 1)]
     Statement {
+        /// From 0.
         index: usize,
         #[source]
         source: TargetError,
     },
-    #[error("stopped before statement {index}: {reason}")]
+    #[error("stopped before statement {}: {reason}", index + 1)]
     Stopped { index: usize, reason: String },
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -133,31 +148,104 @@ impl ApplyError {
     }
 }
 
-/// Applies `migration` on `conn` (see the module doc). The lock is released whatever happens.
-#[tracing::instrument(skip_all, fields(version = %migration.version, direction = %migration.direction))]
+/// Applies `migration` on `conn` (see the module doc): a release of one. The lock is released whatever
+/// happens.
 pub async fn apply(
     conn: &mut TargetConnection,
     migration: &Migration<'_>,
     options: &ApplyOptions,
     observer: &mut impl Observer,
 ) -> Result<Outcome, ApplyError> {
-    if conn.engine() == Engine::Postgres && migration.transaction_mode == TransactionMode::Transaction {
+    let mut outcomes = apply_release(conn, std::slice::from_ref(migration), options, observer)
+        .await
+        .map_err(|failed| failed.error)?;
+    Ok(outcomes.pop().unwrap_or(Outcome::Skipped { reason: "nothing to apply" }))
+}
+
+/// A release that stopped: which of its migrations failed (from 0), the outcomes of those before it, and
+/// why.
+#[derive(Debug)]
+pub struct ReleaseFailed {
+    pub position: usize,
+    pub completed: Vec<Outcome>,
+    pub error: ApplyError,
+}
+
+/// Applies `migrations` in order on `conn`, in one session under one lock (see the module doc). Each is
+/// decided on the history as the previous ones left it. Stops at the first failure; the lock is released
+/// whatever happens.
+#[tracing::instrument(skip_all, fields(migrations = migrations.len()))]
+pub async fn apply_release(
+    conn: &mut TargetConnection,
+    migrations: &[Migration<'_>],
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+) -> Result<Vec<Outcome>, ReleaseFailed> {
+    let failed = |position: usize, completed: Vec<Outcome>, error: ApplyError| ReleaseFailed { position, completed, error };
+    if conn.engine() == Engine::Postgres {
         // Refused before anything runs: inside BEGIN these fail with 25001 half-way through the file.
-        if let Some((index, what)) =
-            migration.statements.iter().enumerate().find_map(|(i, s)| split::non_transactional(s).map(|w| (i, w)))
-        {
-            return Err(ApplyError::NeedsNoTransaction { index, what });
+        for (position, migration) in migrations.iter().enumerate() {
+            if migration.transaction_mode != TransactionMode::Transaction {
+                continue;
+            }
+            if let Some((index, what)) =
+                migration.statements.iter().enumerate().find_map(|(i, s)| split::non_transactional(s).map(|w| (i, w)))
+            {
+                return Err(failed(position, Vec::new(), ApplyError::NeedsNoTransaction { index, what }));
+            }
         }
     }
-    conn.set_limits(options.limits).await?;
-    if !conn.lock(&options.lock_name, options.lock_wait).await? {
-        return Err(ApplyError::LockTimeout(options.lock_wait));
+    conn.set_limits(options.limits).await.map_err(|e| failed(0, Vec::new(), e.into()))?;
+    match conn.lock(&options.lock_name, options.lock_wait).await {
+        Ok(true) => {}
+        Ok(false) => return Err(failed(0, Vec::new(), ApplyError::LockTimeout(options.lock_wait))),
+        Err(e) => return Err(failed(0, Vec::new(), e.into())),
     }
-    let result = locked(conn, migration, options, observer).await;
+    let mut completed = Vec::with_capacity(migrations.len());
+    let result = locked_release(conn, migrations, options, observer, &mut completed).await;
     let unlocked = conn.unlock(&options.lock_name).await;
-    let outcome = result?;
-    unlocked?;
-    Ok(outcome)
+    if let Err((position, error)) = result {
+        return Err(failed(position, completed, error));
+    }
+    if let Err(e) = unlocked {
+        let position = migrations.len().saturating_sub(1);
+        return Err(failed(position, completed, e.into()));
+    }
+    Ok(completed)
+}
+
+async fn locked_release(
+    conn: &mut TargetConnection,
+    migrations: &[Migration<'_>],
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+    completed: &mut Vec<Outcome>,
+) -> Result<(), (usize, ApplyError)> {
+    history::ensure(conn, &options.history).await.map_err(|e| (0, e.into()))?;
+    let mut rows = history::all(conn, &options.history).await.map_err(|e| (0, e.into()))?;
+    for (position, migration) in migrations.iter().enumerate() {
+        observer.migration_started(position, migration.statements.len()).await;
+        let outcome = locked(conn, migration, options, observer, &rows).await.map_err(|e| (position, e))?;
+        // What this migration did to the history, for the next one's decision.
+        let version = migration.version.as_str();
+        match (&outcome, migration.direction) {
+            (Outcome::Applied { .. }, Direction::Up) => rows.push(HistoryRow {
+                version: version.to_owned(),
+                name: migration.name.to_owned(),
+                checksum: migration.up_checksum.digest().to_vec(),
+                checksum_algorithm: migration.up_checksum.algorithm().as_str().to_owned(),
+                status: HistoryStatus::Applied,
+                statements_done: total(migration),
+                statements_total: total(migration),
+                error: None,
+            }),
+            (Outcome::Applied { .. }, Direction::Down) => rows.retain(|r| r.version != version),
+            (Outcome::Skipped { .. }, _) => {}
+        }
+        observer.migration_ended(position, &outcome).await;
+        completed.push(outcome);
+    }
+    Ok(())
 }
 
 async fn locked(
@@ -165,9 +253,8 @@ async fn locked(
     migration: &Migration<'_>,
     options: &ApplyOptions,
     observer: &mut impl Observer,
+    rows: &[HistoryRow],
 ) -> Result<Outcome, ApplyError> {
-    history::ensure(conn, &options.history).await?;
-    let rows = history::all(conn, &options.history).await?;
     let version = migration.version.as_str();
     let existing = rows.iter().find(|r| r.version == version);
     if let Some(row) = existing {
@@ -183,7 +270,7 @@ async fn locked(
     match (migration.direction, existing) {
         (Direction::Up, Some(_)) => return Ok(Outcome::Skipped { reason: "already applied with the same checksum" }),
         (Direction::Down, None) => return Ok(Outcome::Skipped { reason: "not applied on this target" }),
-        (Direction::Up, None) => check_order(migration.version, &rows, options)?,
+        (Direction::Up, None) => check_order(migration.version, rows, options)?,
         (Direction::Down, Some(_)) => {}
     }
     let atomic = conn.engine() == Engine::Postgres && migration.transaction_mode == TransactionMode::Transaction;
@@ -348,7 +435,7 @@ async fn stepwise(
                 }
                 return Err(e);
             }
-            let message = format!("{} failed at statement {index}: {e}", migration.direction);
+            let message = format!("{} failed at statement {}: {e}", migration.direction, index + 1);
             // Best effort: if the connection is gone the row stays `running`, which is just as dirty.
             let _ = history::update(conn, &options.history, version, HistoryStatus::Failed, done, Some(&message)).await;
             return Err(e);

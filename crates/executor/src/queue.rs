@@ -19,23 +19,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::checksum::Checksum;
 use domain::enums::{ActorKind, Direction, Engine, LogLevel, TransactionMode};
-use domain::ids::{RunId, RunItemId, WorkerId};
-use domain::model::{
-    AuditActor, Environment, Migration as MigrationRecord, MigrationVersion, NewLogLine, Project, Run, SealedSecret,
-    SecretSource, Target,
-};
-use domain::placeholder::{self, Syntax};
-use domain::policy::{ApprovalFacts, ApprovalState, PinnedChecksums, RunFacts, approval_state};
+use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
+use domain::model::{AuditActor, Environment, NewLogLine, Project, ReleaseVersion, Run, SealedSecret, SecretSource, Target};
+use domain::placeholder;
+use domain::release::{self, TARGET_SYNTAXES};
 use domain::run::{RunItemStatus, RunStatus};
 use domain::values::VersionKey;
 use secrecy::SecretString;
-use storage::queue::{Claim, Ended, Ending};
+use storage::queue::{Claim, Ended, Ending, Progress};
 use storage::{PageRequest, PgPool, StorageError};
 use tokio::task::JoinSet;
 
-use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome};
+use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome, ReleaseFailed};
 use crate::history::HistoryTable;
 use crate::target::{ConnectSettings, SessionLimits, TargetConnection};
 
@@ -116,12 +112,13 @@ pub enum QueueError {
 #[derive(Debug)]
 struct RunContext {
     run: Run,
-    version: MigrationVersion,
-    migration: MigrationRecord,
+    /// The release, in apply order.
+    versions: Vec<ReleaseVersion>,
     project: Project,
     environment: Environment,
-    earlier_versions: Vec<VersionKey>,
-    /// `Err(reason)` when the stored SQL no longer matches its checksums or the approvals.
+    /// Every version key of the project, for the out-of-order check.
+    project_versions: Vec<VersionKey>,
+    /// `Err(reason)` when the stored SQL no longer matches the pinned content or its approvals.
     verified: Result<(), String>,
 }
 
@@ -177,6 +174,17 @@ impl QueueWorker {
         }
     }
 
+    /// Claims one item, if one is claimable, and applies it to the end, as the loop of [`run`](Self::run)
+    /// does for each; `None` when nothing was claimable. Tests drive the queue step by step with it
+    /// instead of running the loop and waiting.
+    pub async fn try_execute_one(&self) -> Option<ItemOutcome> {
+        let claim = claim(&self.shared, 1).await.into_iter().next()?;
+        let lost = Arc::new(AtomicBool::new(false));
+        lock(&self.shared.held).insert(claim.item, Held { token: claim.token, lost: lost.clone() });
+        metrics::gauge!("migrate_hub_items_in_flight").increment(1.0);
+        Some(process(self.shared.clone(), claim, lost).await)
+    }
+
     /// Works until `shutdown` resolves, then stops claiming, hands back items that have not started and
     /// waits for the others to finish.
     #[tracing::instrument(skip_all, fields(worker.id = %self.shared.worker))]
@@ -191,7 +199,7 @@ impl QueueWorker {
         } else {
             None
         };
-        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut tasks: JoinSet<ItemOutcome> = JoinSet::new();
         let mut renew = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(100)));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heartbeat = tokio::time::interval(settings.heartbeat);
@@ -362,12 +370,23 @@ struct Timings {
     first_statement: Option<Instant>,
 }
 
+/// What became of one claimed item (see [`QueueWorker::try_execute_one`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOutcome {
+    pub run: RunId,
+    pub item: RunItemId,
+    pub target: TargetId,
+    /// `succeeded`, `skipped`, `failed`, `cancelled`, `retried`, `handed_back` or `lost`.
+    pub result: &'static str,
+}
+
 #[tracing::instrument(skip_all, fields(run.id = %claim.run, item.id = %claim.item, target.id = %claim.target, attempt = claim.attempt))]
-async fn process(shared: Arc<Shared>, claim: Claim, lost: Arc<AtomicBool>) {
+async fn process(shared: Arc<Shared>, claim: Claim, lost: Arc<AtomicBool>) -> ItemOutcome {
     let started = Instant::now();
     let mut timings = Timings::default();
-    let verdict = execute(&shared, &claim, &lost, &mut timings).await;
-    let (label, recorded) = record(&shared, &claim, verdict, started.elapsed()).await;
+    let mut journal = Journal::new(claim.statements_done);
+    let verdict = execute(&shared, &claim, &lost, &mut timings, &mut journal).await;
+    let (label, recorded) = record(&shared, &claim, verdict, started.elapsed(), &mut journal).await;
     lock(&shared.held).remove(&claim.item);
     metrics::gauge!("migrate_hub_items_in_flight").decrement(1.0);
     metrics::counter!("migrate_hub_items_total", "status" => label).increment(1);
@@ -383,9 +402,37 @@ async fn process(shared: Arc<Shared>, claim: Claim, lost: Arc<AtomicBool>) {
         // The lease will expire and another worker takes the item over; the target's history decides.
         tracing::error!(error = %e, "cannot record the item's result; its lease will expire and it will be retried");
     }
+    ItemOutcome { run: claim.run, item: claim.item, target: claim.target, result: label }
 }
 
-async fn execute(shared: &Shared, claim: &Claim, lost: &Arc<AtomicBool>, timings: &mut Timings) -> Verdict {
+/// A release's statements for one target: per version, split by the target's dialect with its variables
+/// substituted.
+fn release_statements(
+    context: &RunContext,
+    target: &Target,
+) -> Result<Vec<Vec<String>>, (&'static str, String)> {
+    context
+        .versions
+        .iter()
+        .map(|v| {
+            let sql = match context.run.direction {
+                Direction::Up => v.version.up_sql.as_str(),
+                Direction::Down => v.version.down_sql.as_deref().ok_or_else(|| {
+                    ("no_down", format!("{} has no down script", v.version_key))
+                })?,
+            };
+            statements_for(sql, target).map_err(|(code, message)| (code, format!("{}: {message}", v.version_key)))
+        })
+        .collect()
+}
+
+async fn execute(
+    shared: &Shared,
+    claim: &Claim,
+    lost: &Arc<AtomicBool>,
+    timings: &mut Timings,
+    journal: &mut Journal,
+) -> Verdict {
     let storage_failed = |e: StorageError| Verdict::Retry { code: "tool_db", message: format!("tool database: {e}") };
     if claim.run_status == RunStatus::Queued
         && let Err(e) = mark_running(shared, claim.run).await
@@ -410,32 +457,31 @@ async fn execute(shared: &Shared, claim: &Claim, lost: &Arc<AtomicBool>, timings
         }
     };
     let direction = context.run.direction;
-    let sql = match direction {
-        Direction::Up => context.version.up_sql.as_str(),
-        Direction::Down => match &context.version.down_sql {
-            Some(down) => down.as_str(),
-            None => return Verdict::failed("no_down", "this version has no down migration"),
-        },
-    };
-    let statements = match statements_for(sql, &target) {
+    let statements = match release_statements(&context, &target) {
         Ok(statements) => statements,
         Err((code, message)) => return Verdict::failed(code, message),
     };
-    let total = u32::try_from(statements.len()).unwrap_or(u32::MAX);
-    let note = format!(
-        "attempt {} of {} by {}: {} {} {} on {} ({} statements)",
-        claim.attempt,
-        claim.max_attempts,
-        shared.label,
-        direction,
-        context.migration.version_key,
-        context.migration.name,
-        target.name,
-        total
+    let count = context.versions.len();
+    let total: usize = statements.iter().map(Vec::len).sum();
+    let span = match (context.versions.first(), context.versions.last()) {
+        (Some(first), Some(last)) if count > 1 => format!("{} → {}", first.version_key, last.version_key),
+        (Some(only), _) => format!("{} {}", only.version_key, only.name),
+        _ => String::new(),
+    };
+    journal.line(
+        LogLevel::Info,
+        None,
+        format!(
+            "attempt {} of {} by {}: {direction} release of {count} migration{} ({span}) on {} ({total} statements)",
+            claim.attempt,
+            claim.max_attempts,
+            shared.label,
+            if count == 1 { "" } else { "s" },
+            target.name,
+        ),
+        None,
     );
-    if log_line(shared, claim, None, Some(total), LogLevel::Info, note, None).await == Logged::Lost {
-        return Verdict::Lost;
-    }
+    journal.progress.migrations_total = Some(u32::try_from(count).unwrap_or(u32::MAX));
     let password = match password(shared, &target).await {
         Ok(password) => password,
         Err(message) => return Verdict::failed("secret", message),
@@ -453,63 +499,91 @@ async fn execute(shared: &Shared, claim: &Claim, lost: &Arc<AtomicBool>, timings
         lock_wait: policy.target_lock_wait,
         limits: SessionLimits { lock_timeout: policy.lock_timeout, statement_timeout: policy.statement_timeout },
         allow_out_of_order: policy.allow_out_of_order,
-        earlier_versions: context.earlier_versions.clone(),
+        earlier_versions: context.project_versions.clone(),
         run_id: Some(claim.run.to_string()),
         worker: shared.label.chars().take(200).collect(),
     };
-    let migration = Migration {
-        version: &context.migration.version_key,
-        name: context.migration.name.as_str(),
-        up_checksum: Checksum::of(&context.version.up_sql),
-        direction,
-        statements,
-        transaction_mode: context.version.transaction_mode,
-    };
+    let migrations: Vec<Migration<'_>> = context
+        .versions
+        .iter()
+        .zip(statements)
+        .map(|(v, statements)| Migration {
+            version: &v.version_key,
+            name: v.name.as_str(),
+            up_checksum: v.version.checksums.up,
+            direction,
+            statements,
+            transaction_mode: v.version.transaction_mode,
+        })
+        .collect();
     timings.apply_started = Some(Instant::now());
-    let mut observer =
-        ItemObserver { shared, claim, lost: lost.clone(), timings, done: claim.statements_done, confirmed: None };
-    let result = apply::apply(&mut conn, &migration, &options, &mut observer).await;
+    let mut observer = ItemObserver { shared, claim, lost: lost.clone(), timings, journal, context: &context, current: 0 };
+    let result = apply::apply_release(&mut conn, &migrations, &options, &mut observer).await;
     conn.close().await;
     if lost.load(Ordering::SeqCst) {
         return Verdict::Lost;
     }
-    verdict(result, context.version.transaction_mode, target.engine)
-}
-
-fn verdict(result: Result<Outcome, ApplyError>, mode: TransactionMode, engine: Engine) -> Verdict {
-    // Only a Postgres transaction is rolled back as a whole when the apply stops partway.
-    let atomic = mode == TransactionMode::Transaction && engine == Engine::Postgres;
     match result {
-        Ok(Outcome::Applied { .. }) => Verdict::Ended { status: RunItemStatus::Succeeded, code: None, message: None },
-        Ok(Outcome::Skipped { reason }) => {
-            Verdict::Ended { status: RunItemStatus::Skipped, code: None, message: Some(reason.to_owned()) }
+        Ok(outcomes) => {
+            let applied = outcomes.iter().filter(|o| matches!(o, Outcome::Applied { .. })).count();
+            if applied == 0 {
+                let reason = if direction == Direction::Up {
+                    "every migration of the release was already applied with the same checksum"
+                } else {
+                    "no migration of the release was applied on this target"
+                };
+                Verdict::Ended { status: RunItemStatus::Skipped, code: None, message: Some(reason.to_owned()) }
+            } else {
+                let message = format!("{applied} of {count} migrations {}, {} skipped", if direction == Direction::Up { "applied" } else { "reverted" }, count - applied);
+                Verdict::Ended { status: RunItemStatus::Succeeded, code: None, message: Some(message) }
+            }
         }
-        Err(ApplyError::Stopped { index, reason }) => match reason.as_str() {
-            LEASE_LOST => Verdict::Lost,
-            STOPPING if index == 0 => Verdict::HandBack,
-            CANCELLED => Verdict::Ended {
-                status: RunItemStatus::Cancelled,
-                code: Some("cancelled"),
-                message: Some(stopped_message(&reason, index, mode)),
-            },
-            // The tool database could not confirm the lease. Nothing of it stayed on the target (nothing ran
-            // yet, or the transaction was rolled back), so try again later; otherwise the target's history
-            // holds a partial apply, which needs recovery rather than a retry.
-            _ if index == 0 || atomic => Verdict::Retry { code: "tool_db", message: reason },
-            _ => Verdict::failed("stopped", stopped_message(&reason, index, mode)),
-        },
-        Err(e) if e.is_transient() => Verdict::Retry { code: error_code(&e), message: e.to_string() },
-        Err(e) => Verdict::failed(error_code(&e), e.to_string()),
+        Err(failed) => {
+            let version = context.versions.get(failed.position);
+            let mode = version.map_or(TransactionMode::Transaction, |v| v.version.transaction_mode);
+            let key = version.map(|v| v.version_key.to_string()).unwrap_or_default();
+            let ran_before = failed.completed.iter().any(|o| matches!(o, Outcome::Applied { .. }));
+            verdict(failed, &key, mode, target.engine, ran_before)
+        }
     }
 }
 
-fn stopped_message(reason: &str, index: usize, mode: TransactionMode) -> String {
+/// The verdict on a release that stopped at one of its migrations (`key`). `ran_before`: an earlier
+/// migration of the release was applied on this target in this attempt.
+fn verdict(failed: ReleaseFailed, key: &str, mode: TransactionMode, engine: Engine, ran_before: bool) -> Verdict {
+    // Only a Postgres transaction is rolled back as a whole when the apply stops partway.
+    let atomic = mode == TransactionMode::Transaction && engine == Engine::Postgres;
+    let e = failed.error;
+    match e {
+        ApplyError::Stopped { index, reason } => match reason.as_str() {
+            LEASE_LOST => Verdict::Lost,
+            STOPPING if index == 0 && !ran_before => Verdict::HandBack,
+            CANCELLED => Verdict::Ended {
+                status: RunItemStatus::Cancelled,
+                code: Some("cancelled"),
+                message: Some(stopped_message(&reason, key, index, mode)),
+            },
+            // The tool database could not confirm the lease. Nothing of this migration stayed on the target
+            // (nothing ran yet, or the transaction was rolled back), so try again later: the history skips what
+            // was applied. Otherwise the target's history holds a partial apply, which needs recovery.
+            _ if index == 0 || atomic => Verdict::Retry { code: "tool_db", message: format!("{key}: {reason}") },
+            _ => Verdict::failed("stopped", stopped_message(&reason, key, index, mode)),
+        },
+        e if e.is_transient() => Verdict::Retry { code: error_code(&e), message: format!("{key}: {e}") },
+        e => Verdict::failed(error_code(&e), format!("{key}: {e}")),
+    }
+}
+
+fn stopped_message(reason: &str, key: &str, index: usize, mode: TransactionMode) -> String {
     if index == 0 {
-        format!("{reason} before the first statement; nothing was applied")
+        format!("{reason} before the first statement of {key}; nothing of it was applied")
     } else if mode == TransactionMode::Transaction {
-        format!("{reason} before statement {index}; on Postgres the transaction was rolled back")
+        format!("{reason} before statement {} of {key}; on Postgres its transaction was rolled back", index + 1)
     } else {
-        format!("{reason} before statement {index}; statements before it were applied (see the target's history)")
+        format!(
+            "{reason} before statement {} of {key}; statements before it were applied (see the target's history)",
+            index + 1
+        )
     }
 }
 
@@ -531,12 +605,14 @@ const LEASE_LOST: &str = "lease lost";
 const STOPPING: &str = "worker stopping";
 const CANCELLED: &str = "run cancelled";
 
-/// Records the verdict (fenced by the claim's token); returns a label for metrics.
+/// Records the verdict (fenced by the claim's token) after the journal's last lines; returns a label for
+/// metrics.
 async fn record(
     shared: &Shared,
     claim: &Claim,
     verdict: Verdict,
     elapsed: Duration,
+    journal: &mut Journal,
 ) -> (&'static str, Result<(), StorageError>) {
     match verdict {
         Verdict::Lost => ("lost", Ok(())),
@@ -546,19 +622,22 @@ async fn record(
                 Some(m) => format!("{status}: {m}"),
                 None => status.to_string(),
             };
-            log_line(shared, claim, None, None, level, line, None).await;
+            journal.line(level, None, line, None);
+            journal.flush(shared, claim).await;
             let ending = Ending { status, duration: elapsed, error_code: code, error_message: message.as_deref() };
             (status.as_str(), end(shared, claim, &ending).await)
         }
         Verdict::Retry { code, message } if claim.attempt < claim.max_attempts => {
             let delay = backoff(&shared.settings, claim.attempt);
             let line = format!("attempt {} failed ({message}); retrying in {}s", claim.attempt, delay.as_secs());
-            log_line(shared, claim, None, None, LogLevel::Warn, line, None).await;
+            journal.line(LogLevel::Warn, None, line, None);
+            journal.flush(shared, claim).await;
             ("retried", release(shared, claim, delay, false, Some((code, &message))).await)
         }
         Verdict::Retry { code, message } => {
             let message = format!("{message} (gave up after {} attempts)", claim.attempt);
-            log_line(shared, claim, None, None, LogLevel::Error, format!("failed: {message}"), None).await;
+            journal.line(LogLevel::Error, None, format!("failed: {message}"), None);
+            journal.flush(shared, claim).await;
             let ending = Ending {
                 status: RunItemStatus::Failed,
                 duration: elapsed,
@@ -568,7 +647,8 @@ async fn record(
             ("failed", end(shared, claim, &ending).await)
         }
         Verdict::HandBack => {
-            log_line(shared, claim, None, None, LogLevel::Info, "worker stopping: handed back".into(), None).await;
+            journal.line(LogLevel::Info, None, "worker stopping: handed back".into(), None);
+            journal.flush(shared, claim).await;
             ("handed_back", release(shared, claim, Duration::ZERO, true, None).await)
         }
     }
@@ -683,24 +763,22 @@ async fn run_context(shared: &Shared, run: RunId) -> Result<Arc<RunContext>, Sto
     }
     let mut conn = shared.pool.acquire().await?;
     let run = storage::runs::get(&mut conn, run).await?;
-    let version = storage::versions::get(&mut conn, run.version_id).await?;
-    let migration = storage::migrations::get(&mut conn, version.migration_id).await?;
-    let project = storage::projects::get(&mut conn, migration.project_id).await?;
+    let versions = storage::versions::of_run(&mut conn, run.id).await?;
+    let project = storage::projects::get(&mut conn, run.project_id).await?;
     let environment = storage::environments::get(&mut conn, run.environment_id).await?;
     let approvals = storage::approvals::list_for_run(&mut conn, run.id).await?;
-    let mut earlier_versions = Vec::new();
+    let mut project_versions = Vec::new();
     let mut page = PageRequest::first(1000);
     loop {
         let found = storage::migrations::list(&mut conn, project.id, &page).await?;
-        earlier_versions
-            .extend(found.items.iter().map(|m| m.version_key.clone()).filter(|key| *key < migration.version_key));
+        project_versions.extend(found.items.iter().map(|m| m.version_key.clone()));
         match found.next {
             Some(next) => page = PageRequest::after(next, 1000),
             None => break,
         }
     }
-    let verified = verify(&run, &version, &environment, &approvals);
-    let context = Arc::new(RunContext { run, version, migration, project, environment, earlier_versions, verified });
+    let verified = verify(&run, &versions, &environment, &approvals);
+    let context = Arc::new(RunContext { run, versions, project, environment, project_versions, verified });
     let mut runs = lock(&shared.runs);
     // Finished runs are not claimed again; keep the cache small on long-lived workers.
     if runs.len() > 1000 {
@@ -710,47 +788,40 @@ async fn run_context(shared: &Shared, run: RunId) -> Result<Arc<RunContext>, Sto
     Ok(context)
 }
 
-/// The checksums recomputed from the stored SQL must equal the stored ones and, where the environment
-/// needs approval, those the approvals pinned.
+/// The content recomputed from the stored SQL must be the content the run pinned and, where the
+/// environment needs approval, that its approvals were given for: `domain::policy::may_apply`, the rule
+/// the execute action applies too.
 fn verify(
     run: &Run,
-    version: &MigrationVersion,
+    versions: &[ReleaseVersion],
     environment: &Environment,
     approvals: &[domain::model::Approval],
 ) -> Result<(), String> {
-    let current =
-        PinnedChecksums { up: Checksum::of(&version.up_sql), down: version.down_sql.as_deref().map(Checksum::of) };
-    if current != version.checksums {
-        return Err(format!(
-            "the stored SQL of this version no longer matches its checksums (up {} recorded, {} now): refusing to apply",
-            version.checksums.up.to_hex(),
-            current.up.to_hex()
-        ));
-    }
-    let facts = RunFacts { id: run.id, requested_by: run.requested_by, status: run.status, direction: run.direction };
-    let decisions: Vec<ApprovalFacts> = approvals
-        .iter()
-        .map(|a| ApprovalFacts { approver: a.approver, decision: a.decision, direction: a.direction, pinned: a.pinned })
-        .collect();
-    match approval_state(&environment.policy, &facts, &decisions, &current) {
-        ApprovalState::NotRequired | ApprovalState::Approved => Ok(()),
-        ApprovalState::Denied => Err("the run was denied".into()),
-        ApprovalState::Pending { have, need } => {
-            Err(format!("only {have} of {need} approvals are for the content about to be applied: refusing to apply"))
+    let recomputed: Vec<_> = versions.iter().map(|v| (&v.version_key, v.version.checksums_of_text())).collect();
+    let actual = release::content_checksum(recomputed.iter().map(|(k, c)| (*k, c)));
+    let decisions: Vec<_> = approvals.iter().map(domain::model::Approval::facts).collect();
+    domain::policy::may_apply(&environment.policy, &run.facts(), &decisions, &actual).map_err(|denial| {
+        if actual == run.content {
+            format!("{denial}: refusing to apply")
+        } else {
+            format!(
+                "the stored SQL of this run no longer matches its pinned content (content {} pinned, {} now): refusing to apply",
+                run.content.to_hex(),
+                actual.to_hex()
+            )
         }
-    }
+    })
 }
 
 /// The statements of `sql`, split by the target's dialect (a version may go to Postgres and MySQL
 /// targets alike), with the target's variables substituted.
 fn statements_for(sql: &str, target: &Target) -> Result<Vec<String>, (&'static str, String)> {
-    const SYNTAXES: &[Syntax] = &[Syntax::DollarBraces, Syntax::RiverTemplate];
     let split = domain::split::split(sql, target.engine.into())
         .map_err(|e| ("split", format!("cannot split the SQL for {}: {e}", target.engine)))?;
     let mut statements = Vec::with_capacity(split.len());
     for statement in &split {
         let text = statement.text(sql);
-        let referenced = placeholder::referenced(text, SYNTAXES);
+        let referenced = placeholder::referenced(text, TARGET_SYNTAXES);
         if referenced.is_empty() {
             statements.push(text.to_owned());
             continue;
@@ -759,7 +830,7 @@ fn statements_for(sql: &str, target: &Target) -> Result<Vec<String>, (&'static s
             return Err(("placeholder", format!("placeholder {missing:?} has no value on target {}", target.name)));
         }
         let substituted =
-            placeholder::substitute(text, &target.variables, SYNTAXES).map_err(|e| ("placeholder", e.to_string()))?;
+            placeholder::substitute(text, &target.variables, TARGET_SYNTAXES).map_err(|e| ("placeholder", e.to_string()))?;
         statements.push(substituted.into_owned());
     }
     Ok(statements)
@@ -805,67 +876,135 @@ pub async fn resolve_password(
     }
 }
 
-/// What writing a log line told about the lease.
+/// How long a confirmation of the lease (a fenced write that returned the run's status) stands in for the
+/// check before a statement. Within it, statements run without a tool-database round trip each; a
+/// cancelled run stops within this plus one statement. The target's session lock, not this check, is
+/// what keeps a worker whose lease was taken over from racing the new owner (it cannot get the lock).
+const CONFIRMATION: Duration = Duration::from_millis(250);
+/// Log lines buffered before a write is due anyway.
+const BATCH: usize = 64;
+
+/// An item's log and progress, written in batches: each write is one fenced statement that also
+/// confirms the lease and reads the run's status.
+struct Journal {
+    pending: Vec<NewLogLine>,
+    progress: Progress,
+    /// When the last write that confirmed the lease was sent, and the run's status it returned.
+    confirmed: Option<(Instant, RunStatus)>,
+    /// Statements the item ran in this attempt (any migration).
+    ran: u32,
+}
+
+/// What writing the journal told about the lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Logged {
     /// Written while the lease was held; the run's status at that moment.
     Held(RunStatus),
     /// The lease is gone: nothing was written.
     Lost,
-    /// The tool database did not answer; the line is lost, the lease unknown.
+    /// The tool database did not answer; the lines are kept for the next write, the lease unknown.
     Unknown,
 }
 
-/// Appends a line to the item's log, fenced by the claim's token.
-async fn log_line(
-    shared: &Shared,
-    claim: &Claim,
-    done: Option<u32>,
-    total: Option<u32>,
-    level: LogLevel,
-    message: String,
-    statement: Option<(usize, Duration, u64)>,
-) -> Logged {
-    let line = NewLogLine {
-        level,
-        message,
-        statement_index: statement.map(|(i, _, _)| u32::try_from(i).unwrap_or(u32::MAX)),
-        duration_ms: statement.map(|(_, d, _)| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        rows_affected: statement.map(|(_, _, rows)| rows),
-    };
-    let result = async {
-        let mut conn = shared.pool.acquire().await?;
-        storage::queue::log(&mut conn, claim.item, claim.token, done, total, &line).await
+impl Journal {
+    fn new(statements_done: u32) -> Self {
+        let progress = Progress { statements_done: Some(statements_done), ..Progress::default() };
+        Journal { pending: Vec::new(), progress, confirmed: None, ran: 0 }
     }
-    .await;
-    match result {
-        Ok(Some(status)) => Logged::Held(status),
-        Ok(None) => Logged::Lost,
-        Err(e) => {
-            // A log line is not worth failing a migration over; the lease check decides about going on.
-            tracing::warn!(error = %e, "cannot write a log line");
-            Logged::Unknown
+
+    fn line(&mut self, level: LogLevel, version: Option<&VersionKey>, message: String, statement: Option<(usize, Duration, u64)>) {
+        self.pending.push(NewLogLine {
+            level,
+            message,
+            version_key: version.map(|v| v.to_string()),
+            statement_index: statement.map(|(i, _, _)| u32::try_from(i + 1).unwrap_or(u32::MAX)),
+            duration_ms: statement.map(|(_, d, _)| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            rows_affected: statement.map(|(_, _, rows)| rows),
+        });
+    }
+
+    /// Whether a write is due: the last confirmation is too old, or many lines are waiting.
+    fn due(&self) -> bool {
+        self.pending.len() >= BATCH || self.confirmed.is_none_or(|(at, _)| at.elapsed() >= CONFIRMATION)
+    }
+
+    /// Writes the pending lines and the progress, fenced by the claim's token.
+    async fn flush(&mut self, shared: &Shared, claim: &Claim) -> Logged {
+        let sent = Instant::now();
+        let result = async {
+            let mut conn = shared.pool.acquire().await?;
+            storage::queue::log(&mut conn, claim.item, claim.token, &self.progress, &self.pending).await
+        }
+        .await;
+        match result {
+            Ok(Some(status)) => {
+                self.pending.clear();
+                self.confirmed = Some((sent, status));
+                Logged::Held(status)
+            }
+            Ok(None) => {
+                self.pending.clear();
+                self.confirmed = None;
+                Logged::Lost
+            }
+            Err(e) => {
+                // A log line is not worth failing a migration over; the lease check decides about going on.
+                tracing::warn!(error = %e, "cannot write the item's log");
+                self.confirmed = None;
+                if self.pending.len() > 4 * BATCH {
+                    self.pending.drain(..self.pending.len() - BATCH);
+                }
+                Logged::Unknown
+            }
         }
     }
 }
 
-/// Checks the lease and the run before each statement, and logs each statement after it ran.
-///
-/// The log line written right after statement `i` is fenced by the lease (token and expiry) and returns
-/// the run's status, so it is the check before statement `i + 1`: one tool-database round trip per
-/// statement instead of two. The first statement (after the target lock, which may take long) and any
-/// statement whose preceding line could not be written get an explicit check.
+/// Checks the lease and the run before each statement, and logs each statement after it ran, through
+/// the item's [`Journal`]: a statement needs a tool-database round trip only when the last confirmation
+/// of the lease is older than [`CONFIRMATION`] (or many lines wait), so a release's statements cost one
+/// round trip or fewer each.
 struct ItemObserver<'a> {
     shared: &'a Shared,
     claim: &'a Claim,
     lost: Arc<AtomicBool>,
     timings: &'a mut Timings,
-    done: u32,
-    /// The run's status as confirmed by the lease-fenced log line of the previous statement.
-    confirmed: Option<RunStatus>,
+    journal: &'a mut Journal,
+    context: &'a RunContext,
+    /// The migration of the release being applied.
+    current: usize,
+}
+
+impl ItemObserver<'_> {
+    fn key(&self) -> Option<&VersionKey> {
+        self.context.versions.get(self.current).map(|v| &v.version_key)
+    }
 }
 
 impl Observer for ItemObserver<'_> {
+    async fn migration_started(&mut self, position: usize, statements: usize) {
+        self.current = position;
+        let count = self.context.versions.len();
+        self.journal.progress.migrations_done = Some(u32::try_from(position).unwrap_or(u32::MAX));
+        self.journal.progress.statements_done = Some(0);
+        self.journal.progress.statements_total = Some(u32::try_from(statements).unwrap_or(u32::MAX));
+        if let Some(v) = self.context.versions.get(position) {
+            let message =
+                format!("migration {} of {count}: {} {} ({statements} statements)", position + 1, v.version_key, v.name);
+            self.journal.line(LogLevel::Info, Some(&v.version_key), message, None);
+        }
+    }
+
+    async fn migration_ended(&mut self, position: usize, outcome: &Outcome) {
+        self.journal.progress.migrations_done = Some(u32::try_from(position + 1).unwrap_or(u32::MAX));
+        let message = match outcome {
+            Outcome::Applied { statements } => format!("{} ({statements} statements)", if self.context.run.direction == Direction::Up { "applied" } else { "reverted" }),
+            Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        };
+        let key = self.key().cloned();
+        self.journal.line(LogLevel::Info, key.as_ref(), message, None);
+    }
+
     async fn before_statement(&mut self, index: usize) -> Result<(), String> {
         if self.timings.first_statement.is_none() {
             self.timings.first_statement = Some(Instant::now());
@@ -873,52 +1012,35 @@ impl Observer for ItemObserver<'_> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(LEASE_LOST.into());
         }
-        if index == 0 && self.shared.draining.load(Ordering::SeqCst) {
+        if index == 0 && self.journal.ran == 0 && self.shared.draining.load(Ordering::SeqCst) {
             return Err(STOPPING.into());
         }
-        if index > 0
-            && let Some(status) = self.confirmed.take()
-        {
-            return if status == RunStatus::Cancelled { Err(CANCELLED.into()) } else { Ok(()) };
-        }
-        let checked = async {
-            let mut conn = self.shared.pool.acquire().await?;
-            storage::queue::check(&mut conn, self.claim.item, self.claim.token).await
-        }
-        .await;
-        match checked {
-            Ok(Some(RunStatus::Cancelled)) => Err(CANCELLED.into()),
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => {
-                self.lost.store(true, Ordering::SeqCst);
-                Err(LEASE_LOST.into())
-            }
-            // Without the tool database the lease cannot be proven: stop rather than risk a takeover.
-            Err(e) => Err(format!("cannot check the lease ({e})")),
-        }
+        let status = match self.journal.confirmed {
+            Some((_, status)) if !self.journal.due() => status,
+            _ => match self.journal.flush(self.shared, self.claim).await {
+                Logged::Held(status) => status,
+                Logged::Lost => {
+                    self.lost.store(true, Ordering::SeqCst);
+                    return Err(LEASE_LOST.into());
+                }
+                // Without the tool database the lease cannot be proven: stop rather than risk a takeover.
+                Logged::Unknown => return Err("cannot check the lease (tool database unreachable)".into()),
+            },
+        };
+        if status == RunStatus::Cancelled { Err(CANCELLED.into()) } else { Ok(()) }
     }
 
     async fn after_statement(&mut self, index: usize, statement: &str, elapsed: Duration, rows: u64) {
         self.timings.statements += elapsed;
-        self.done = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        self.journal.ran += 1;
+        self.journal.progress.statements_done = Some(u32::try_from(index + 1).unwrap_or(u32::MAX));
         let first = statement.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
         let first: String = first.chars().take(200).collect();
-        let message = format!("statement {index}: {first}");
-        let logged = log_line(
-            self.shared,
-            self.claim,
-            Some(self.done),
-            None,
-            LogLevel::Info,
-            message,
-            Some((index, elapsed, rows)),
-        )
-        .await;
-        self.confirmed = None;
-        match logged {
-            Logged::Held(status) => self.confirmed = Some(status),
-            Logged::Lost => self.lost.store(true, Ordering::SeqCst),
-            Logged::Unknown => {}
-        }
+        let key = self.key().cloned();
+        let message = match &key {
+            Some(key) => format!("{key} statement {}: {first}", index + 1),
+            None => format!("statement {}: {first}", index + 1),
+        };
+        self.journal.line(LogLevel::Info, key.as_ref(), message, Some((index, elapsed, rows)));
     }
 }

@@ -1,25 +1,25 @@
-//! Approval decisions, each pinning the checksums of the content the approver saw.
+//! Approval decisions, each pinning the content checksum and the run revision the approver saw.
 
 use chrono::{DateTime, Utc};
-use domain::ids::{ApprovalId, EnvironmentId, RunId, UserId, VersionId};
+use domain::checksum::ChecksumAlgorithm;
+use domain::ids::{ApprovalId, EnvironmentId, RunId, UserId};
 use domain::model::{Approval, NewApproval};
 use uuid::Uuid;
 
-use crate::convert::{parse, pinned};
+use crate::convert::{checksum, parse, unsigned};
 use crate::{PgConnection, StorageError, StorageResult};
 
 struct Row {
     id: Uuid,
     run_id: Uuid,
-    migration_version_id: Uuid,
+    run_revision: i32,
     direction: String,
     environment_id: Uuid,
     approver_id: Uuid,
     decision: String,
     comment: String,
-    checksum_algorithm: String,
-    up_checksum: Vec<u8>,
-    down_checksum: Option<Vec<u8>>,
+    content_checksum: Vec<u8>,
+    carried_from: Option<Uuid>,
     created_at: DateTime<Utc>,
 }
 
@@ -30,20 +30,25 @@ impl TryFrom<Row> for Approval {
         Ok(Approval {
             id: ApprovalId::from_uuid(row.id),
             run_id: RunId::from_uuid(row.run_id),
-            version_id: VersionId::from_uuid(row.migration_version_id),
+            revision: unsigned("approvals.run_revision", row.run_revision)?,
             direction: parse("approvals.direction", &row.direction)?,
             environment_id: EnvironmentId::from_uuid(row.environment_id),
             approver: UserId::from_uuid(row.approver_id),
             decision: parse("approvals.decision", &row.decision)?,
             comment: row.comment,
-            pinned: pinned(&row.checksum_algorithm, &row.up_checksum, row.down_checksum.as_deref())?,
+            pinned: checksum(
+                "approvals.content_checksum",
+                ChecksumAlgorithm::Sha256Normalized,
+                &row.content_checksum,
+            )?,
+            carried_from: row.carried_from.map(ApprovalId::from_uuid),
             created_at: row.created_at,
         })
     }
 }
 
-/// Records a decision on a run. A second decision by the same approver is a
-/// [`StorageError::Conflict`] on `approvals_one_decision_per_approver`.
+/// Records a decision on a run, for its current revision. A second decision by the same approver on the
+/// same revision is a [`StorageError::Conflict`] on `approvals_one_decision_per_approver`.
 #[tracing::instrument(skip_all, fields(run.id = %new.run_id, decision = %new.decision))]
 pub async fn create(conn: &mut PgConnection, new: &NewApproval) -> StorageResult<Approval> {
     sqlx::query_file_as!(
@@ -54,9 +59,8 @@ pub async fn create(conn: &mut PgConnection, new: &NewApproval) -> StorageResult
         new.approver.as_uuid(),
         new.decision.as_str(),
         new.comment,
-        new.pinned.up.algorithm().as_str(),
-        &new.pinned.up.digest()[..],
-        new.pinned.down.as_ref().map(|d| &d.digest()[..]),
+        &new.pinned.digest()[..],
+        new.carried_from.map(|a| a.as_uuid()),
     )
     .fetch_optional(conn)
     .await?

@@ -114,29 +114,48 @@ pub async fn check(conn: &mut PgConnection, item: RunItemId, token: i64) -> Stor
     row.map(|r| parse("runs.status", &r.run_status)).transpose()
 }
 
-/// Appends a log line to `item` and records its progress (`done` / `total`, when given), only while the
-/// lease is held and unexpired. Returns the run's status, so a line written right after a statement is
-/// also the lease check before the next; `None` when the lease is gone (nothing written).
-#[tracing::instrument(skip_all, fields(item.id = %item))]
+/// Where an item stands in its release; `None` fields are left as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub migrations_done: Option<u32>,
+    pub migrations_total: Option<u32>,
+    /// Statements done of the migration the item is at.
+    pub statements_done: Option<u32>,
+    pub statements_total: Option<u32>,
+}
+
+/// Appends `lines` to `item`'s log and records its progress, in one statement, only while the lease is
+/// held and unexpired. Returns the run's status, so a write right after a statement is also the lease
+/// check before the next (with no lines and no progress it is just that check); `None` when the lease is
+/// gone (nothing written).
+#[tracing::instrument(skip_all, fields(item.id = %item, lines = lines.len()))]
 pub async fn log(
     conn: &mut PgConnection,
     item: RunItemId,
     token: i64,
-    done: Option<u32>,
-    total: Option<u32>,
-    line: &NewLogLine,
+    progress: &Progress,
+    lines: &[NewLogLine],
 ) -> StorageResult<Option<RunStatus>> {
+    let levels: Vec<&str> = lines.iter().map(|l| l.level.as_str()).collect();
+    let messages: Vec<String> = lines.iter().map(|l| cut(&l.message)).collect();
+    let keys: Vec<Option<&str>> = lines.iter().map(|l| l.version_key.as_deref()).collect();
+    let indexes: Vec<Option<i32>> = lines.iter().map(|l| l.statement_index.map(to_i32)).collect();
+    let durations: Vec<Option<i64>> = lines.iter().map(|l| l.duration_ms.map(to_i64)).collect();
+    let rows: Vec<Option<i64>> = lines.iter().map(|l| l.rows_affected.map(to_i64)).collect();
     let row = sqlx::query_file!(
         "../../sql/queue/log.sql",
         item.as_uuid(),
         token,
-        done.map(to_i32),
-        total.map(to_i32),
-        line.level.as_str(),
-        cut(&line.message),
-        line.statement_index.map(to_i32),
-        line.duration_ms.map(to_i64),
-        line.rows_affected.map(to_i64),
+        progress.migrations_done.map(to_i32),
+        progress.migrations_total.map(to_i32),
+        progress.statements_done.map(to_i32),
+        progress.statements_total.map(to_i32),
+        &levels as &[&str],
+        &messages,
+        &keys as &[Option<&str>],
+        &indexes as _,
+        &durations as _,
+        &rows as _,
     )
     .fetch_optional(conn)
     .await?;

@@ -1,18 +1,23 @@
-//! Runs: a migration version applied in one direction to an environment's db set.
+//! Runs (releases): an ordered list of a project's migration versions, applied in one direction to an
+//! environment's db set. The versions are in `run_migrations`, pinned with the run's content checksum.
 
 use chrono::{DateTime, Utc};
 use domain::enums::Direction;
-use domain::ids::{DbSetId, EnvironmentId, MigrationId, RunId, UserId, VersionId};
+use domain::checksum::{Checksum, ChecksumAlgorithm};
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, TargetId, UserId, VersionId};
 use domain::model::{NewRun, Run};
 use domain::run::RunStatus;
 use uuid::Uuid;
 
-use crate::convert::{parse, unsigned};
+use crate::convert::{checksum, parse, unsigned};
 use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
 
 pub(crate) struct Row {
     pub(crate) id: Uuid,
-    pub(crate) migration_version_id: Uuid,
+    pub(crate) project_id: Uuid,
+    pub(crate) content_checksum: Vec<u8>,
+    pub(crate) revision: i32,
+    pub(crate) retry_of: Option<Uuid>,
     pub(crate) direction: String,
     pub(crate) environment_id: Uuid,
     pub(crate) db_set_id: Uuid,
@@ -37,7 +42,10 @@ impl TryFrom<Row> for Run {
     fn try_from(row: Row) -> Result<Self, Self::Error> {
         Ok(Run {
             id: RunId::from_uuid(row.id),
-            version_id: VersionId::from_uuid(row.migration_version_id),
+            project_id: ProjectId::from_uuid(row.project_id),
+            content: checksum("runs.content_checksum", ChecksumAlgorithm::Sha256Normalized, &row.content_checksum)?,
+            revision: unsigned("runs.revision", row.revision)?,
+            retry_of: row.retry_of.map(RunId::from_uuid),
             direction: parse("runs.direction", &row.direction)?,
             environment_id: EnvironmentId::from_uuid(row.environment_id),
             db_set_id: DbSetId::from_uuid(row.db_set_id),
@@ -58,17 +66,22 @@ impl TryFrom<Row> for Run {
     }
 }
 
-/// Creates a run and one pending item per member of its db set, atomically. Returns the run and the
-/// number of items. A repeated idempotency key of the same requester is a
-/// [`StorageError::Conflict`] on `runs_idempotency_key`; look the first run up with
-/// [`find_by_idempotency_key`].
-#[tracing::instrument(skip_all, fields(version.id = %new.version_id, direction = %new.direction))]
+/// Creates a run, its versions (in apply order) and one pending item per member of its db set (or per
+/// member among `new.targets`), atomically. Returns the run and the number of items. A repeated
+/// idempotency key of the same requester is a [`StorageError::Conflict`] on `runs_idempotency_key`; look
+/// the first run up with [`find_by_idempotency_key`].
+#[tracing::instrument(skip_all, fields(project.id = %new.project_id, direction = %new.direction, versions = new.versions.len()))]
 pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(Run, u64)> {
+    if new.versions.is_empty() {
+        return Err(StorageError::Invalid { constraint: "a run applies at least one version".into() });
+    }
     let run: Run = sqlx::query_file_as!(
         Row,
         "../../sql/runs/create.sql",
         RunId::new().as_uuid(),
-        new.version_id.as_uuid(),
+        new.project_id.as_uuid(),
+        &new.content.digest()[..],
+        new.retry_of.map(|r| r.as_uuid()),
         new.direction.as_str(),
         new.environment_id.as_uuid(),
         new.db_set_id.as_uuid(),
@@ -82,8 +95,32 @@ pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(
     .fetch_one(&mut **tx)
     .await?
     .try_into()?;
-    let items = sqlx::query_file!("../../sql/runs/create_items.sql", run.id.as_uuid()).execute(&mut **tx).await?;
+    insert_versions(tx, run.id, &new.versions).await?;
+    let targets: Option<Vec<Uuid>> = new.targets.as_ref().map(|t| t.iter().map(|id| id.as_uuid()).collect());
+    let items = sqlx::query_file!("../../sql/runs/create_items.sql", run.id.as_uuid(), targets.as_deref())
+        .execute(&mut **tx)
+        .await?;
     Ok((run, items.rows_affected()))
+}
+
+async fn insert_versions(tx: &mut PgTransaction<'_>, run: RunId, versions: &[VersionId]) -> StorageResult<()> {
+    let ids: Vec<Uuid> = versions.iter().map(|v| v.as_uuid()).collect();
+    sqlx::query_file!("../../sql/runs/create_versions.sql", run.as_uuid(), &ids).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The runs that retry `run`, oldest first.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn retries_of(conn: &mut PgConnection, run: RunId) -> StorageResult<Vec<RunId>> {
+    let rows = sqlx::query_file!("../../sql/runs/retries_of.sql", run.as_uuid()).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| RunId::from_uuid(r.id)).collect())
+}
+
+/// The targets of `run` whose items failed, were cancelled or never ran, in rollout order.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn unfinished_targets(conn: &mut PgConnection, run: RunId) -> StorageResult<Vec<TargetId>> {
+    let rows = sqlx::query_file!("../../sql/runs/unfinished_targets.sql", run.as_uuid()).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| TargetId::from_uuid(r.db_target_id)).collect())
 }
 
 #[tracing::instrument(skip_all, fields(run.id = %id))]
@@ -201,18 +238,28 @@ pub async fn awaiting_decision_by(conn: &mut PgConnection, approver: UserId, lim
         .collect()
 }
 
-/// Moves a run that has not started (awaiting approval or approved) onto `version`, a newer version of its
-/// migration, with status `status`. A run that has moved on is a [`StorageError::Conflict`] on
+/// Re-pins a run that has not started (awaiting approval or approved) to `versions` with checksum
+/// `content`: a new revision, status `status`. A run that has moved on is a [`StorageError::Conflict`] on
 /// `runs_status`.
-#[tracing::instrument(skip_all, fields(run.id = %id, version.id = %version))]
-pub async fn repin(tx: &mut PgTransaction<'_>, id: RunId, version: VersionId, status: RunStatus) -> StorageResult<Run> {
-    let row = sqlx::query_file_as!(Row, "../../sql/runs/repin.sql", id.as_uuid(), version.as_uuid(), status.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-    match row {
-        Some(row) => row.try_into(),
-        None => Err(StorageError::Conflict { constraint: "runs_status".into() }),
-    }
+#[tracing::instrument(skip_all, fields(run.id = %id, versions = versions.len()))]
+pub async fn repin(
+    tx: &mut PgTransaction<'_>,
+    id: RunId,
+    versions: &[VersionId],
+    content: &Checksum,
+    status: RunStatus,
+) -> StorageResult<Run> {
+    let row =
+        sqlx::query_file_as!(Row, "../../sql/runs/repin.sql", id.as_uuid(), &content.digest()[..], status.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+    let run: Run = match row {
+        Some(row) => row.try_into()?,
+        None => return Err(StorageError::Conflict { constraint: "runs_status".into() }),
+    };
+    sqlx::query_file!("../../sql/runs/clear_versions.sql", id.as_uuid()).execute(&mut **tx).await?;
+    insert_versions(tx, id, versions).await?;
+    Ok(run)
 }
 
 /// The newest run of a migration in one environment.
@@ -246,13 +293,20 @@ pub async fn latest_per_environment(
         .collect()
 }
 
-/// What a list of runs shows about each: the migration, its version and the environment.
+/// What a list of runs shows about each: its project, its release's first and last version and how
+/// many it has, and the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunLabel {
+    pub project: ProjectId,
+    pub project_name: String,
+    /// The first migration in apply order.
     pub migration: MigrationId,
     pub version_key: String,
     pub name: String,
     pub version_no: u32,
+    /// The last version key in apply order (the same as `version_key` for a one-migration release).
+    pub last_key: String,
+    pub versions: u32,
     pub environment: String,
 }
 
@@ -266,10 +320,14 @@ pub async fn labels(conn: &mut PgConnection, runs: &[RunId]) -> StorageResult<Ve
             Ok((
                 RunId::from_uuid(r.id),
                 RunLabel {
-                    migration: MigrationId::from_uuid(r.migration_id),
-                    version_key: r.version_key,
-                    name: r.name,
-                    version_no: unsigned("migration_versions.version_no", r.version_no)?,
+                    project: ProjectId::from_uuid(r.project_id),
+                    project_name: r.project,
+                    migration: MigrationId::from_uuid(r.first_migration_id),
+                    version_key: r.first_key,
+                    name: r.first_name,
+                    version_no: unsigned("migration_versions.version_no", r.first_version_no)?,
+                    last_key: r.last_key,
+                    versions: unsigned("versions", r.versions)?,
                     environment: r.environment,
                 },
             ))

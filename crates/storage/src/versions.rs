@@ -1,8 +1,9 @@
 //! Migration versions: immutable content (up/down SQL, checksums, statement split, lint results).
 
 use chrono::{DateTime, Utc};
-use domain::ids::{MigrationId, UserId, VersionId};
-use domain::model::{MigrationVersion, NewMigrationVersion};
+use domain::ids::{MigrationId, ProjectId, RunId, UserId, VersionId};
+use domain::model::{MigrationVersion, NewMigrationVersion, ReleaseVersion};
+use domain::values::{MigrationName, VersionKey};
 use uuid::Uuid;
 
 use crate::convert::{digest32, json, parse, pinned, to_json, unsigned};
@@ -132,4 +133,112 @@ pub async fn list(
         .await?;
     let items = rows.into_iter().map(MigrationVersion::try_from).collect::<StorageResult<Vec<_>>>()?;
     Ok(Page::from_items(items, limit, |v| v.version_no))
+}
+
+/// A version with its migration's key and name, and its place in a run (0 when not read from one).
+struct KeyedRow {
+    position: i32,
+    version_key: String,
+    name: String,
+    id: Uuid,
+    migration_id: Uuid,
+    version_no: i32,
+    up_sql: String,
+    down_sql: Option<String>,
+    checksum_algorithm: String,
+    up_checksum: Vec<u8>,
+    down_checksum: Option<Vec<u8>>,
+    transaction_mode: String,
+    up_statements: serde_json::Value,
+    down_statements: serde_json::Value,
+    lint_results: serde_json::Value,
+    source_hash: Option<Vec<u8>>,
+    author_id: Uuid,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<KeyedRow> for ReleaseVersion {
+    type Error = StorageError;
+
+    fn try_from(row: KeyedRow) -> Result<Self, Self::Error> {
+        Ok(ReleaseVersion {
+            position: unsigned("run_migrations.position", row.position)?,
+            version_key: VersionKey::parse(&row.version_key)
+                .map_err(|e| StorageError::Corrupt(format!("migrations.version_key: {e}")))?,
+            name: MigrationName::parse(row.name)
+                .map_err(|e| StorageError::Corrupt(format!("migrations.name: {e}")))?,
+            version: Row {
+                id: row.id,
+                migration_id: row.migration_id,
+                version_no: row.version_no,
+                up_sql: row.up_sql,
+                down_sql: row.down_sql,
+                checksum_algorithm: row.checksum_algorithm,
+                up_checksum: row.up_checksum,
+                down_checksum: row.down_checksum,
+                transaction_mode: row.transaction_mode,
+                up_statements: row.up_statements,
+                down_statements: row.down_statements,
+                lint_results: row.lint_results,
+                source_hash: row.source_hash,
+                author_id: row.author_id,
+                created_at: row.created_at,
+            }
+            .try_into()?,
+        })
+    }
+}
+
+/// The versions run `run` applies, in apply order.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn of_run(conn: &mut PgConnection, run: RunId) -> StorageResult<Vec<ReleaseVersion>> {
+    sqlx::query_file_as!(KeyedRow, "../../sql/runs/versions.sql", run.as_uuid())
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(ReleaseVersion::try_from)
+        .collect()
+}
+
+/// The newest version of every migration of `project` (or only of `migrations`, when given), in ascending
+/// version-key order; `position` is the index in that order.
+#[tracing::instrument(skip_all, fields(project.id = %project))]
+pub async fn newest_of_project(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    migrations: Option<&[MigrationId]>,
+) -> StorageResult<Vec<ReleaseVersion>> {
+    let ids: Option<Vec<Uuid>> = migrations.map(|m| m.iter().map(|id| id.as_uuid()).collect());
+    let mut found = sqlx::query_file!("../../sql/versions/newest_of_project.sql", project.as_uuid(), ids.as_deref())
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|r| {
+            ReleaseVersion::try_from(KeyedRow {
+                position: 0,
+                version_key: r.version_key,
+                name: r.name,
+                id: r.id,
+                migration_id: r.migration_id,
+                version_no: r.version_no,
+                up_sql: r.up_sql,
+                down_sql: r.down_sql,
+                checksum_algorithm: r.checksum_algorithm,
+                up_checksum: r.up_checksum,
+                down_checksum: r.down_checksum,
+                transaction_mode: r.transaction_mode,
+                up_statements: r.up_statements,
+                down_statements: r.down_statements,
+                lint_results: r.lint_results,
+                source_hash: r.source_hash,
+                author_id: r.author_id,
+                created_at: r.created_at,
+            })
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+    found.sort_by(|a, b| a.version_key.cmp(&b.version_key));
+    for (i, v) in found.iter_mut().enumerate() {
+        v.position = u32::try_from(i).unwrap_or(u32::MAX);
+    }
+    Ok(found)
 }
