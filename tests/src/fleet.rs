@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, Engine, FailurePolicy, Role, TlsMode, TransactionMode};
 use domain::ids::TargetId;
 use domain::model::{
     DbSet, Environment, MigrationVersion, NewApproval, NewEnvironment, NewMigrationVersion, NewRun, NewUser, Project,
     Run, StatementRange, TargetSpec, User,
 };
-use domain::policy::{EnvironmentPolicy, PinnedChecksums};
+use domain::policy::EnvironmentPolicy;
 use domain::run::RunStatus;
 use domain::values::{DisplayName, Email, Identifier, MigrationName, Name, VersionKey};
 use sqlx::PgPool;
@@ -158,8 +159,8 @@ impl Fleet {
         version
     }
 
-    /// A run of `version` over the whole set, approved by the manager where the environment needs it
-    /// (pinning `pinned`, or the version's checksums), executed, queued and announced to the workers.
+    /// A run of `version` over the whole set, approved by the manager where the environment needs it,
+    /// executed, queued and announced to the workers: a release of one migration.
     pub async fn queue_run(
         &self,
         version: &MigrationVersion,
@@ -167,23 +168,55 @@ impl Fleet {
         failure_policy: FailurePolicy,
         concurrency_limit: u32,
     ) -> Run {
-        self.queue_run_pinned(version, direction, failure_policy, concurrency_limit, None).await
+        self.queue_release(std::slice::from_ref(version), direction, failure_policy, concurrency_limit, None).await
     }
 
+    /// [`queue_run`](Self::queue_run) whose approval pins `pinned` (content checksum) instead of the
+    /// release's own.
     pub async fn queue_run_pinned(
         &self,
         version: &MigrationVersion,
         direction: Direction,
         failure_policy: FailurePolicy,
         concurrency_limit: u32,
-        pinned: Option<PinnedChecksums>,
+        pinned: Option<Checksum>,
+    ) -> Run {
+        self.queue_release(std::slice::from_ref(version), direction, failure_policy, concurrency_limit, pinned).await
+    }
+
+    /// The content checksum of `versions` as a release (in this order).
+    pub async fn content(&self, versions: &[MigrationVersion]) -> Checksum {
+        let mut conn = self.pool.acquire().await.unwrap();
+        let mut entries = Vec::new();
+        for version in versions {
+            let migration = storage::migrations::get(&mut conn, version.migration_id).await.unwrap();
+            entries.push((migration.version_key, version.checksums));
+        }
+        domain::release::content_checksum(entries.iter().map(|(k, c)| (k, c)))
+    }
+
+    /// A release of `versions` (in apply order) over the whole set, approved by the manager where the
+    /// environment needs it (pinning `pinned`, or the release's content checksum), executed, queued and
+    /// announced to the workers.
+    pub async fn queue_release(
+        &self,
+        versions: &[MigrationVersion],
+        direction: Direction,
+        failure_policy: FailurePolicy,
+        concurrency_limit: u32,
+        pinned: Option<Checksum>,
     ) -> Run {
         let policy = &self.environment.policy;
+        let content = self.content(versions).await;
         let mut tx = self.pool.begin().await.unwrap();
         let (run, _) = storage::runs::create(
             &mut tx,
             &NewRun {
-                version_id: version.id,
+                project_id: self.project.id,
+                versions: versions.iter().map(|v| v.id).collect(),
+                content,
+                retry_of: None,
+                targets: None,
                 direction,
                 environment_id: self.environment.id,
                 db_set_id: self.set.id,
@@ -205,7 +238,8 @@ impl Fleet {
                     approver: self.manager.id,
                     decision: ApprovalDecision::Approve,
                     comment: String::new(),
-                    pinned: pinned.unwrap_or(version.checksums),
+                    pinned: pinned.unwrap_or(content),
+                    carried_from: None,
                 },
             )
             .await

@@ -215,17 +215,23 @@ fn content_from_sql(versions: &[ReleaseVersion]) -> Checksum {
 }
 
 /// The newest versions of the migrations of `pinned`, in the same order.
-async fn newest_of(conn: &mut PgConnection, project: ProjectId, pinned: &[ReleaseVersion]) -> AppResult<Vec<ReleaseVersion>> {
+async fn newest_of(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    pinned: &[ReleaseVersion],
+) -> AppResult<Vec<ReleaseVersion>> {
     let ids: Vec<MigrationId> = pinned.iter().map(|v| v.version.migration_id).collect();
-    let mut newest: HashMap<MigrationId, ReleaseVersion> = storage::versions::newest_of_project(conn, project, Some(&ids))
-        .await?
-        .into_iter()
-        .map(|v| (v.version.migration_id, v))
-        .collect();
+    let mut newest: HashMap<MigrationId, ReleaseVersion> =
+        storage::versions::newest_of_project(conn, project, Some(&ids))
+            .await?
+            .into_iter()
+            .map(|v| (v.version.migration_id, v))
+            .collect();
     pinned
         .iter()
         .map(|p| {
-            let mut v = newest.remove(&p.version.migration_id).ok_or(AppError::NotFound { what: "migration version" })?;
+            let mut v =
+                newest.remove(&p.version.migration_id).ok_or(AppError::NotFound { what: "migration version" })?;
             v.position = p.position;
             Ok(v)
         })
@@ -299,7 +305,11 @@ async fn resolve(
             let (field, chosen) = match direction {
                 Direction::Up => {
                     if input.down_to.is_some() {
-                        return Err(AppError::invalid("down_to", "conflicting_fields", "down_to goes with direction down"));
+                        return Err(AppError::invalid(
+                            "down_to",
+                            "conflicting_fields",
+                            "down_to goes with direction down",
+                        ));
                     }
                     ("up_to", release::select_up(&keys, key("up_to", &input.up_to)?.as_ref()))
                 }
@@ -644,12 +654,21 @@ async fn decide(
         }
     }
     // An approval of content that is no longer the newest could never be executed: refresh first.
-    if decision == ApprovalDecision::Approve && content_of(&newest_of(&mut tx, run.project_id, &versions).await?) != run.content {
+    if decision == ApprovalDecision::Approve
+        && content_of(&newest_of(&mut tx, run.project_id, &versions).await?) != run.content
+    {
         return Err(Denial::ChecksumMismatch.into());
     }
     let approval = storage::approvals::create(
         &mut tx,
-        &NewApproval { run_id: id, approver: caller.actor.user_id, decision, comment, pinned: run.content, carried_from: None },
+        &NewApproval {
+            run_id: id,
+            approver: caller.actor.user_id,
+            decision,
+            comment,
+            pinned: run.content,
+            carried_from: None,
+        },
     )
     .await?;
     let mut all = approvals;
@@ -803,7 +822,10 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
     let environment = storage::environments::get(&mut tx, original.environment_id).await?;
     let targets = storage::runs::unfinished_targets(&mut tx, id).await?;
     if targets.is_empty() {
-        return Err(AppError::conflict("nothing_to_retry", "every target of this run finished; there is nothing to retry"));
+        return Err(AppError::conflict(
+            "nothing_to_retry",
+            "every target of this run finished; there is nothing to retry",
+        ));
     }
     let versions = storage::versions::of_run(&mut tx, id).await?;
     let new = NewRun {

@@ -156,9 +156,8 @@ pub async fn apply(
     options: &ApplyOptions,
     observer: &mut impl Observer,
 ) -> Result<Outcome, ApplyError> {
-    let mut outcomes = apply_release(conn, std::slice::from_ref(migration), options, observer)
-        .await
-        .map_err(|failed| failed.error)?;
+    let mut outcomes =
+        apply_release(conn, std::slice::from_ref(migration), options, observer).await.map_err(|failed| failed.error)?;
     Ok(outcomes.pop().unwrap_or(Outcome::Skipped { reason: "nothing to apply" }))
 }
 
@@ -181,7 +180,8 @@ pub async fn apply_release(
     options: &ApplyOptions,
     observer: &mut impl Observer,
 ) -> Result<Vec<Outcome>, ReleaseFailed> {
-    let failed = |position: usize, completed: Vec<Outcome>, error: ApplyError| ReleaseFailed { position, completed, error };
+    let failed =
+        |position: usize, completed: Vec<Outcome>, error: ApplyError| ReleaseFailed { position, completed, error };
     if conn.engine() == Engine::Postgres {
         // Refused before anything runs: inside BEGIN these fail with 25001 half-way through the file.
         for (position, migration) in migrations.iter().enumerate() {

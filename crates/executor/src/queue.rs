@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use domain::enums::{ActorKind, Direction, Engine, LogLevel, TransactionMode};
 use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
-use domain::model::{AuditActor, Environment, NewLogLine, Project, ReleaseVersion, Run, SealedSecret, SecretSource, Target};
+use domain::model::{
+    AuditActor, Environment, NewLogLine, Project, ReleaseVersion, Run, SealedSecret, SecretSource, Target,
+};
 use domain::placeholder;
 use domain::release::{self, TARGET_SYNTAXES};
 use domain::run::{RunItemStatus, RunStatus};
@@ -407,19 +409,18 @@ async fn process(shared: Arc<Shared>, claim: Claim, lost: Arc<AtomicBool>) -> It
 
 /// A release's statements for one target: per version, split by the target's dialect with its variables
 /// substituted.
-fn release_statements(
-    context: &RunContext,
-    target: &Target,
-) -> Result<Vec<Vec<String>>, (&'static str, String)> {
+fn release_statements(context: &RunContext, target: &Target) -> Result<Vec<Vec<String>>, (&'static str, String)> {
     context
         .versions
         .iter()
         .map(|v| {
             let sql = match context.run.direction {
                 Direction::Up => v.version.up_sql.as_str(),
-                Direction::Down => v.version.down_sql.as_deref().ok_or_else(|| {
-                    ("no_down", format!("{} has no down script", v.version_key))
-                })?,
+                Direction::Down => v
+                    .version
+                    .down_sql
+                    .as_deref()
+                    .ok_or_else(|| ("no_down", format!("{} has no down script", v.version_key)))?,
             };
             statements_for(sql, target).map_err(|(code, message)| (code, format!("{}: {message}", v.version_key)))
         })
@@ -517,7 +518,8 @@ async fn execute(
         })
         .collect();
     timings.apply_started = Some(Instant::now());
-    let mut observer = ItemObserver { shared, claim, lost: lost.clone(), timings, journal, context: &context, current: 0 };
+    let mut observer =
+        ItemObserver { shared, claim, lost: lost.clone(), timings, journal, context: &context, current: 0 };
     let result = apply::apply_release(&mut conn, &migrations, &options, &mut observer).await;
     conn.close().await;
     if lost.load(Ordering::SeqCst) {
@@ -534,7 +536,11 @@ async fn execute(
                 };
                 Verdict::Ended { status: RunItemStatus::Skipped, code: None, message: Some(reason.to_owned()) }
             } else {
-                let message = format!("{applied} of {count} migrations {}, {} skipped", if direction == Direction::Up { "applied" } else { "reverted" }, count - applied);
+                let message = format!(
+                    "{applied} of {count} migrations {}, {} skipped",
+                    if direction == Direction::Up { "applied" } else { "reverted" },
+                    count - applied
+                );
                 Verdict::Ended { status: RunItemStatus::Succeeded, code: None, message: Some(message) }
             }
         }
@@ -829,8 +835,8 @@ fn statements_for(sql: &str, target: &Target) -> Result<Vec<String>, (&'static s
         if let Some(missing) = referenced.iter().find(|name| !target.variables.contains_key(**name)) {
             return Err(("placeholder", format!("placeholder {missing:?} has no value on target {}", target.name)));
         }
-        let substituted =
-            placeholder::substitute(text, &target.variables, TARGET_SYNTAXES).map_err(|e| ("placeholder", e.to_string()))?;
+        let substituted = placeholder::substitute(text, &target.variables, TARGET_SYNTAXES)
+            .map_err(|e| ("placeholder", e.to_string()))?;
         statements.push(substituted.into_owned());
     }
     Ok(statements)
@@ -912,7 +918,13 @@ impl Journal {
         Journal { pending: Vec::new(), progress, confirmed: None, ran: 0 }
     }
 
-    fn line(&mut self, level: LogLevel, version: Option<&VersionKey>, message: String, statement: Option<(usize, Duration, u64)>) {
+    fn line(
+        &mut self,
+        level: LogLevel,
+        version: Option<&VersionKey>,
+        message: String,
+        statement: Option<(usize, Duration, u64)>,
+    ) {
         self.pending.push(NewLogLine {
             level,
             message,
@@ -989,8 +1001,12 @@ impl Observer for ItemObserver<'_> {
         self.journal.progress.statements_done = Some(0);
         self.journal.progress.statements_total = Some(u32::try_from(statements).unwrap_or(u32::MAX));
         if let Some(v) = self.context.versions.get(position) {
-            let message =
-                format!("migration {} of {count}: {} {} ({statements} statements)", position + 1, v.version_key, v.name);
+            let message = format!(
+                "migration {} of {count}: {} {} ({statements} statements)",
+                position + 1,
+                v.version_key,
+                v.name
+            );
             self.journal.line(LogLevel::Info, Some(&v.version_key), message, None);
         }
     }
@@ -998,7 +1014,10 @@ impl Observer for ItemObserver<'_> {
     async fn migration_ended(&mut self, position: usize, outcome: &Outcome) {
         self.journal.progress.migrations_done = Some(u32::try_from(position + 1).unwrap_or(u32::MAX));
         let message = match outcome {
-            Outcome::Applied { statements } => format!("{} ({statements} statements)", if self.context.run.direction == Direction::Up { "applied" } else { "reverted" }),
+            Outcome::Applied { statements } => format!(
+                "{} ({statements} statements)",
+                if self.context.run.direction == Direction::Up { "applied" } else { "reverted" }
+            ),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         };
         let key = self.key().cloned();

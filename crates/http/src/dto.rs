@@ -14,8 +14,8 @@ use domain::ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId,
 };
 use domain::model::{
-    Approval, DbSet, Environment, Migration, MigrationVersion, Project, Run, RunItem, RunItemLog, SecretSource,
-    Severity, Target, ValidationMessage,
+    Approval, DbSet, Environment, Migration, MigrationVersion, Project, ReleaseVersion, Run, RunItem, RunItemLog,
+    SecretSource, Severity, Target, ValidationMessage,
 };
 use domain::policy::ApprovalState;
 use domain::run::{RunItemStatus, RunStatus};
@@ -356,7 +356,13 @@ pub(crate) struct MigrationCreatedDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RunDto {
     pub id: RunId,
-    pub version_id: VersionId,
+    pub project_id: ProjectId,
+    /// SHA-256 over the release's ordered version keys and checksums (what approvals pin).
+    pub content_checksum: String,
+    /// 1 at request, plus one per refresh; approvals count only for the current revision.
+    pub revision: u32,
+    /// The failed or cancelled run this one retries.
+    pub retry_of: Option<RunId>,
     pub direction: Direction,
     pub environment_id: EnvironmentId,
     pub db_set_id: DbSetId,
@@ -378,7 +384,10 @@ impl From<&Run> for RunDto {
     fn from(r: &Run) -> Self {
         RunDto {
             id: r.id,
-            version_id: r.version_id,
+            project_id: r.project_id,
+            content_checksum: r.content.to_hex(),
+            revision: r.revision,
+            retry_of: r.retry_of,
             direction: r.direction,
             environment_id: r.environment_id,
             db_set_id: r.db_set_id,
@@ -401,16 +410,47 @@ impl From<&Run> for RunDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ApprovalDto {
     pub id: ApprovalId,
-    pub version_id: VersionId,
+    /// The run's revision the decision was given for.
+    pub revision: u32,
     pub direction: Direction,
     pub approver: UserId,
     pub decision: ApprovalDecision,
     pub comment: String,
-    pub up_checksum: String,
-    pub down_checksum: Option<String>,
-    /// Whether it counts for the content the run applies now.
+    /// The content checksum the approver saw.
+    pub content_checksum: String,
+    /// The decision on the retried run this one was carried over from.
+    pub carried_from: Option<ApprovalId>,
+    /// Whether it counts for the content the run pins now.
     pub current: bool,
     pub created_at: DateTime<Utc>,
+}
+
+/// One version of a release, in apply order.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReleaseVersionDto {
+    pub migration_id: MigrationId,
+    pub version_key: String,
+    pub name: String,
+    pub version_id: VersionId,
+    pub version_no: u32,
+    pub up_checksum: String,
+    pub down_checksum: Option<String>,
+    pub transaction_mode: TransactionMode,
+}
+
+impl From<&ReleaseVersion> for ReleaseVersionDto {
+    fn from(v: &ReleaseVersion) -> Self {
+        ReleaseVersionDto {
+            migration_id: v.version.migration_id,
+            version_key: v.version_key.as_str().to_owned(),
+            name: v.name.as_str().to_owned(),
+            version_id: v.version.id,
+            version_no: v.version.version_no,
+            up_checksum: v.version.checksums.up.to_hex(),
+            down_checksum: v.version.checksums.down.map(|c| c.to_hex()),
+            transaction_mode: v.version.transaction_mode,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -427,7 +467,8 @@ pub(crate) struct ApprovalStatusDto {
     pub state: ApprovalStateDto,
     pub have: u8,
     pub need: u8,
-    /// An approval exists for content the migration no longer has.
+    /// The run has not started and a migration in it was edited since it was pinned: refresh it (and
+    /// have it approved again) before it can run.
     pub stale: bool,
 }
 
@@ -441,18 +482,19 @@ pub(crate) struct ItemCountDto {
 pub(crate) struct RunDetailDto {
     #[serde(flatten)]
     pub run: RunDto,
-    pub migration_id: MigrationId,
-    pub project_id: ProjectId,
-    pub version_key: String,
-    pub migration_name: String,
-    pub version: u32,
-    pub latest_version: u32,
-    pub up_checksum: String,
-    pub down_checksum: Option<String>,
+    pub project: String,
+    /// The versions the run applies, in apply order, as pinned (a finished run shows what it applied).
+    pub migrations: Vec<ReleaseVersionDto>,
+    /// The content checksum of the newest versions of the run's migrations (equal to `content_checksum`
+    /// unless the run is stale).
+    pub newest_content_checksum: String,
     pub environment: String,
+    pub db_set: String,
     pub approval: ApprovalStatusDto,
     pub approvals: Vec<ApprovalDto>,
     pub items: Vec<ItemCountDto>,
+    /// Runs that retry this one.
+    pub retries: Vec<RunId>,
 }
 
 impl From<&app::runs::RunDetail> for RunDetailDto {
@@ -468,33 +510,30 @@ impl From<&app::runs::RunDetail> for RunDetailDto {
         };
         RunDetailDto {
             run: (&d.run).into(),
-            migration_id: d.migration.id,
-            project_id: d.migration.project_id,
-            version_key: d.migration.version_key.as_str().to_owned(),
-            migration_name: d.migration.name.as_str().to_owned(),
-            version: d.version.version_no,
-            latest_version: d.latest_version_no,
-            up_checksum: d.version.checksums.up.to_hex(),
-            down_checksum: d.version.checksums.down.map(|c| c.to_hex()),
+            project: d.project.name.as_str().to_owned(),
+            migrations: d.versions.iter().map(ReleaseVersionDto::from).collect(),
+            newest_content_checksum: d.newest.to_hex(),
             environment: d.environment.name.as_str().to_owned(),
+            db_set: d.db_set.name.as_str().to_owned(),
             approval: ApprovalStatusDto { state, have, need, stale: d.approval.stale },
             approvals: d
                 .approvals
                 .iter()
                 .map(|a: &Approval| ApprovalDto {
                     id: a.id,
-                    version_id: a.version_id,
+                    revision: a.revision,
                     direction: a.direction,
                     approver: a.approver,
                     decision: a.decision,
                     comment: a.comment.clone(),
-                    up_checksum: a.pinned.up.to_hex(),
-                    down_checksum: a.pinned.down.map(|c| c.to_hex()),
-                    current: a.version_id == d.run.version_id,
+                    content_checksum: a.pinned.to_hex(),
+                    carried_from: a.carried_from,
+                    current: a.revision == d.run.revision && a.pinned == d.run.content,
                     created_at: a.created_at,
                 })
                 .collect(),
             items: d.items.iter().map(|(status, count)| ItemCountDto { status: *status, count: *count }).collect(),
+            retries: d.retries.clone(),
         }
     }
 }
@@ -508,6 +547,11 @@ pub(crate) struct RunItemDto {
     pub status: RunItemStatus,
     pub attempts: u32,
     pub max_attempts: u32,
+    /// Migrations of the release finished on this target.
+    pub migrations_done: u32,
+    pub migrations_total: Option<u32>,
+    /// Statements done of the migration the item is at (numbered from 1: statement `statements_done` was
+    /// the last to run).
     pub statements_done: u32,
     pub statements_total: Option<u32>,
     pub started_at: Option<DateTime<Utc>>,
@@ -527,6 +571,8 @@ impl From<&RunItem> for RunItemDto {
             status: i.status,
             attempts: i.attempts,
             max_attempts: i.max_attempts,
+            migrations_done: i.migrations_done,
+            migrations_total: i.migrations_total,
             statements_done: i.statements_done,
             statements_total: i.statements_total,
             started_at: i.started_at,
@@ -543,6 +589,9 @@ pub(crate) struct LogLineDto {
     pub seq: u32,
     pub level: LogLevel,
     pub message: String,
+    /// The version the line is about; absent for lines about the whole item.
+    pub version_key: Option<String>,
+    /// The statement the line is about, numbered from 1.
     pub statement_index: Option<u32>,
     pub duration_ms: Option<u64>,
     pub rows_affected: Option<u64>,
@@ -555,6 +604,7 @@ impl From<&RunItemLog> for LogLineDto {
             seq: l.seq,
             level: l.level,
             message: l.message.clone(),
+            version_key: l.version_key.clone(),
             statement_index: l.statement_index,
             duration_ms: l.duration_ms,
             rows_affected: l.rows_affected,

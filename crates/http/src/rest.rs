@@ -563,6 +563,25 @@ pub(crate) async fn cancel(state: web::Data<AppState>, req: HttpRequest, who: Au
     run_reply(&state, &req, *id).await
 }
 
+/// Re-pins a run that has not started to the newest versions of its migrations (after an edit made it
+/// stale); it needs approval again.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/refresh", tag = "runs", params(("id" = RunId, Path)),
+    responses((status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn refresh(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
+    app::runs::refresh(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    run_reply(&state, &req, *id).await
+}
+
+/// A new run over the same content for the targets a failed or cancelled run did not finish; the
+/// original's approvals carry over.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs", params(("id" = RunId, Path)),
+    responses((status = 201, body = RunDetailDto), Errors))]
+pub(crate) async fn retry(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
+    let run = app::runs::retry(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    let detail = app::runs::get_run(&state.pool, run.id).await.map_err(fail(&req))?;
+    Ok(created(RunDetailDto::from(&detail)))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ItemQuery {

@@ -96,6 +96,8 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/api/v1/runs/{id}/deny", SignedIn, rest::deny);
     r.add(M::POST, "/api/v1/runs/{id}/execute", SignedIn, rest::execute);
     r.add(M::POST, "/api/v1/runs/{id}/cancel", SignedIn, rest::cancel);
+    r.add(M::POST, "/api/v1/runs/{id}/refresh", SignedIn, rest::refresh);
+    r.add(M::POST, "/api/v1/runs/{id}/retry", SignedIn, rest::retry);
     r.add(M::GET, "/api/v1/runs/{id}/items", SignedIn, rest::list_items);
     r.add(M::GET, "/api/v1/runs/{id}/items/{item_id}/logs", SignedIn, rest::item_logs);
 
@@ -121,6 +123,8 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/runs/{id}/deny", SignedIn, pages::deny);
     r.add(M::POST, "/runs/{id}/execute", SignedIn, pages::execute);
     r.add(M::POST, "/runs/{id}/cancel", SignedIn, pages::cancel);
+    r.add(M::POST, "/runs/{id}/refresh", SignedIn, pages::refresh);
+    r.add(M::POST, "/runs/{id}/retry", SignedIn, pages::retry);
     r.add(M::GET, "/runs/{id}/items/{item_id}", SignedIn, pages::item_logs);
 
     // Web UI: inventory, users and the audit log for admins; everyone's own tokens.

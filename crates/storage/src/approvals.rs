@@ -36,11 +36,7 @@ impl TryFrom<Row> for Approval {
             approver: UserId::from_uuid(row.approver_id),
             decision: parse("approvals.decision", &row.decision)?,
             comment: row.comment,
-            pinned: checksum(
-                "approvals.content_checksum",
-                ChecksumAlgorithm::Sha256Normalized,
-                &row.content_checksum,
-            )?,
+            pinned: checksum("approvals.content_checksum", ChecksumAlgorithm::Sha256Normalized, &row.content_checksum)?,
             carried_from: row.carried_from.map(ApprovalId::from_uuid),
             created_at: row.created_at,
         })

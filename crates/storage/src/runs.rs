@@ -2,8 +2,8 @@
 //! environment's db set. The versions are in `run_migrations`, pinned with the run's content checksum.
 
 use chrono::{DateTime, Utc};
-use domain::enums::Direction;
 use domain::checksum::{Checksum, ChecksumAlgorithm};
+use domain::enums::Direction;
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, TargetId, UserId, VersionId};
 use domain::model::{NewRun, Run};
 use domain::run::RunStatus;

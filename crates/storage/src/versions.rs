@@ -165,8 +165,7 @@ impl TryFrom<KeyedRow> for ReleaseVersion {
             position: unsigned("run_migrations.position", row.position)?,
             version_key: VersionKey::parse(&row.version_key)
                 .map_err(|e| StorageError::Corrupt(format!("migrations.version_key: {e}")))?,
-            name: MigrationName::parse(row.name)
-                .map_err(|e| StorageError::Corrupt(format!("migrations.name: {e}")))?,
+            name: MigrationName::parse(row.name).map_err(|e| StorageError::Corrupt(format!("migrations.name: {e}")))?,
             version: Row {
                 id: row.id,
                 migration_id: row.migration_id,

@@ -40,7 +40,9 @@ pub(crate) use inventory::{
     environment, environments_list, set_secret, target, targets, test_connection, update_environment, update_target,
 };
 pub(crate) use migrations::{create_migration, create_version, migration, migrations, new_migration, new_version};
-pub(crate) use runs::{approve, cancel, create_run, deny, execute, item_logs, new_run, run, run_live, runs};
+pub(crate) use runs::{
+    approve, cancel, create_run, deny, execute, item_logs, new_run, refresh, retry, run, run_live, runs,
+};
 
 /// A page as a response.
 pub(crate) fn respond(status: StatusCode, page: Markup) -> HttpResponse {

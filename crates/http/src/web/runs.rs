@@ -14,7 +14,7 @@ use domain::enums::{Direction, FailurePolicy};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, RunId, RunItemId, UserId};
 use domain::model::{Run, RunItem};
 use domain::policy::{ApprovalState, Denial};
-use domain::run::RunStatus;
+use domain::run::{RunItemStatus, RunStatus};
 use domain::values::Name;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -186,7 +186,7 @@ async fn run_form(state: &AppState, viewer: &Viewer, migration: MigrationId, for
         h1 { "Request a run" }
         @if let Some(latest) = &latest {
             p { "The run applies version " (latest.version_no) " (up checksum " code { (short(&latest.checksums.up.to_hex())) } "). "
-                "If the migration changes before the run starts, the run follows it and needs approval again." }
+                "If the migration changes before the run starts, the run must be refreshed to the new version and approved again." }
         }
         (problems.summary())
         form.card method="post" action="/runs/new" {
@@ -244,8 +244,11 @@ pub(crate) async fn create_run(
     let version = form.text("version").and_then(|v| v.parse::<u32>().ok());
     if let (true, Some(environment_id), Some(db_set_id)) = (problems.is_empty(), environment_id, db_set_id) {
         let input = app::runs::RunRequest {
-            migration_id,
+            migration_id: Some(migration_id),
             version,
+            project_id: None,
+            up_to: None,
+            down_to: None,
             direction,
             environment_id,
             db_set_id,
@@ -298,19 +301,17 @@ fn approval_panel(
             dl.facts {
                 dt { "Requested by" } dd { (name(&run.requested_by)) " · " (when(run.created_at)) }
                 dt { "Approval" } dd { (state) }
-                dt { "Pinned up checksum" } dd { code { (detail.current.up.to_hex()) } }
-                dt { "Pinned down checksum" } dd {
-                    @match detail.current.down { Some(c) => code { (c.to_hex()) }, None => span.muted { "none" } }
-                }
+                dt { "Pinned content" } dd { code id="content-checksum" { (run.content.to_hex()) } }
+                dt { "Revision" } dd { (run.revision) }
                 @if !run.comment.is_empty() { dt { "Comment" } dd { (run.comment) } }
             }
-            @if detail.approval.stale {
-                p.notice { "Some approvals were given for earlier content of this migration; they no longer count." }
+            @if detail.approvals.iter().any(|a| a.revision != run.revision) {
+                p.notice { "Some decisions were given for an earlier revision of this run; they no longer count." }
             }
             @if !detail.approvals.is_empty() {
                 h3 { "Decisions" }
                 table {
-                    thead { tr { th scope="col" { "Who" } th scope="col" { "Decision" } th scope="col" { "Direction" } th scope="col" { "Content (up checksum)" } th scope="col" { "Comment" } th scope="col" { "When" } } }
+                    thead { tr { th scope="col" { "Who" } th scope="col" { "Decision" } th scope="col" { "Direction" } th scope="col" { "Content" } th scope="col" { "Comment" } th scope="col" { "When" } } }
                     tbody {
                         @for a in &detail.approvals {
                             tr {
@@ -318,8 +319,9 @@ fn approval_panel(
                                 td { (status(a.decision.as_str())) }
                                 td { (a.direction.as_str()) }
                                 td {
-                                    code { (short(&a.pinned.up.to_hex())) }
-                                    @if a.pinned != detail.current { " " span.muted { "(earlier content)" } }
+                                    code { (short(&a.pinned.to_hex())) }
+                                    @if a.revision != run.revision || a.pinned != run.content { " " span.muted { "(earlier revision)" } }
+                                    @if a.carried_from.is_some() { " " span.muted { "(carried over from the retried run)" } }
                                 }
                                 td { (a.comment) }
                                 td { (when(a.created_at)) }
@@ -330,14 +332,14 @@ fn approval_panel(
             }
             @if policy.approval_required && deciding {
                 h3 { "Your decision" }
-                (decision_form(run.id, viewer, detail.latest_version_no, allowed))
+                (decision_form(run.id, viewer, &run.content.to_hex(), allowed))
             }
         }
     }
 }
 
 /// Approve and deny: one comment box, two buttons, each disabled with its reason when refused.
-fn decision_form(run: RunId, viewer: &Viewer, version: u32, allowed: &Allowed) -> Markup {
+fn decision_form(run: RunId, viewer: &Viewer, content: &str, allowed: &Allowed) -> Markup {
     let reasons: Vec<String> = {
         let mut reasons: Vec<String> = [allowed.approve, allowed.deny]
             .iter()
@@ -351,7 +353,7 @@ fn decision_form(run: RunId, viewer: &Viewer, version: u32, allowed: &Allowed) -
     html! {
         form method="post" action={ "/runs/" (run) "/approve" } {
             (csrf(viewer))
-            input type="hidden" name="version" value=(version);
+            input type="hidden" name="content_checksum" value=(content);
             div.field {
                 label for="decision-comment" { "Comment" }
                 textarea id="decision-comment" name="comment" rows="2" disabled[allowed.approve.is_err() && allowed.deny.is_err()] {}
@@ -397,36 +399,41 @@ async fn run_page(
     let mut users: Vec<UserId> = detail.approvals.iter().map(|a| a.approver).collect();
     users.push(run.requested_by);
     let people = app::lookup::people(&state.pool, &users).await.map_err(viewer.fail())?;
-    // What an approval now approves: the newest content (a run not yet started follows its migration).
-    let content = if detail.latest_version_no == detail.version.version_no {
-        detail.version.clone()
-    } else {
-        app::migrations::get_version(&state.pool, detail.migration.id, detail.latest_version_no)
-            .await
-            .map_err(viewer.fail())?
-    };
     let grid = grid(state, viewer, detail, after).await?;
+    let single = detail.single();
     Ok(html! {
         p.muted { a href="/runs" { "Runs" } " / " code { (run.id) } }
         h1 {
-            (run.direction.as_str()) " run of " code { (detail.migration.version_key.as_str()) } " "
-            (detail.migration.name.as_str()) " in " (detail.environment.name.as_str())
+            (run.direction.as_str()) " release of " (detail.project.name.as_str()) ": "
+            @match single {
+                Some(v) => { code { (v.version_key.as_str()) } " " (v.name.as_str()) }
+                None => { (detail.versions.len()) " migrations" }
+            }
+            " in " (detail.environment.name.as_str())
         }
         (problems.summary())
-        @if detail.latest_version_no != detail.version.version_no && !run.status.is_terminal() && run.started_at.is_none() {
-            p.notice {
-                "The migration changed after this run was requested (version " (detail.version.version_no) " → "
-                (detail.latest_version_no) "). Approving or executing moves the run to version " (detail.latest_version_no)
-                ", shown below; approvals of earlier content no longer count. "
-                a href={ "/migrations/" (detail.migration.id) "?version=" (detail.latest_version_no) "&compare=" (detail.version.version_no) "#diff" } { "See what changed" } "."
+        @if detail.approval.stale {
+            div.notice id="stale" {
+                p {
+                    "A migration of this run changed after it was requested, so the content it pins is no longer the newest. "
+                    "Executing is refused until the run is updated to the newest versions; that asks for approval again."
+                }
+                (action(run.id, viewer, "refresh", "Update to the newest versions", allowed.refresh, ""))
             }
+        }
+        @if let Some(original) = run.retry_of {
+            p.muted { "Retries run " a href={ "/runs/" (original) } { code { (short(&original)) } } " for its unfinished targets, over the same content." }
+        }
+        @if !detail.retries.is_empty() {
+            p.muted { "Retried by " @for r in &detail.retries { a href={ "/runs/" (r) } { code { (short(r)) } } " " } }
         }
         div.grid2 {
             (approval_panel(detail, viewer, &allowed, &people))
             section.card aria-labelledby="actions-heading" {
                 h2 id="actions-heading" { "Run" }
                 dl.facts {
-                    dt { "Version" } dd { a href={ "/migrations/" (detail.migration.id) "?version=" (detail.version.version_no) } { "version " (detail.version.version_no) } }
+                    dt { "Project" } dd { (detail.project.name.as_str()) }
+                    dt { "Database set" } dd { (detail.db_set.name.as_str()) }
                     dt { "Failure policy" } dd { (run.failure_policy.as_str().replace('_', " ")) }
                     dt { "Concurrency" } dd { (run.concurrency_limit) " at a time" }
                     dt { "Queued" } dd { (maybe_when(run.queued_at)) }
@@ -441,14 +448,56 @@ async fn run_page(
                         (action(run.id, viewer, "cancel", "Cancel run", allowed.cancel, "secondary"))
                     }
                 }
+                @if matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+                    div.actions {
+                        (action(run.id, viewer, "retry", "Retry unfinished targets", allowed.retry, ""))
+                    }
+                }
             }
         }
+        (release_table(detail))
         (grid)
-        section.card {
-            h2 { "Content (version " (content.version_no) ")" }
-            (super::migrations::version_content(&content))
+        @if let Some(v) = single {
+            section.card {
+                h2 { "Content (version " (v.version.version_no) ")" }
+                (super::migrations::version_content(&v.version))
+            }
         }
     })
+}
+
+/// The versions the run applies, in apply order, as pinned; newer versions of a run not started are
+/// pointed out with a diff link.
+fn release_table(detail: &RunDetail) -> Markup {
+    let newer: HashMap<MigrationId, u32> = detail.newer.iter().copied().collect();
+    html! {
+        section.card aria-labelledby="release-heading" {
+            h2 id="release-heading" { "Migrations (" (detail.versions.len()) ", in apply order)" }
+            table id="release" {
+                thead { tr {
+                    th.num scope="col" { "#" } th scope="col" { "Version" } th scope="col" { "Name" }
+                    th.num scope="col" { "Pinned version" } th scope="col" { "Up checksum" } th scope="col" { "Down checksum" }
+                } }
+                tbody {
+                    @for v in &detail.versions {
+                        tr {
+                            td.num { (v.position + 1) }
+                            td { code { (v.version_key.as_str()) } }
+                            td { a href={ "/migrations/" (v.version.migration_id) "?version=" (v.version.version_no) } { (v.name.as_str()) } }
+                            td.num {
+                                (v.version.version_no)
+                                @if let Some(newest) = newer.get(&v.version.migration_id) {
+                                    " " a href={ "/migrations/" (v.version.migration_id) "?version=" (newest) "&compare=" (v.version.version_no) "#diff" } { "(now " (newest) ": see what changed)" }
+                                }
+                            }
+                            td { code { (short(&v.version.checksums.up.to_hex())) } }
+                            td { @match v.version.checksums.down { Some(c) => code { (short(&c.to_hex())) }, None => span.muted { "none" } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The live part of the run page: status, progress and the per-target grid.
@@ -480,7 +529,7 @@ async fn grid(state: &AppState, viewer: &Viewer, detail: &RunDetail, after: Opti
                 table id="items" {
                     thead { tr {
                         th scope="col" { "#" } th scope="col" { "Target" } th scope="col" { "Status" }
-                        th.num scope="col" { "Statements" } th.num scope="col" { "Attempts" }
+                        th.num scope="col" { "Migration" } th.num scope="col" { "Statement" } th.num scope="col" { "Attempts" }
                         th.num scope="col" { "Duration" } th scope="col" { "Error" } th scope="col" { "Log" }
                     } }
                     tbody {
@@ -501,11 +550,18 @@ fn item_row(run: RunId, item: &RunItem, name: Option<&str>) -> Markup {
         Some(total) => format!("{} / {total}", item.statements_done),
         None => format!("{} / ?", item.statements_done),
     };
+    // The migration being applied while running ("3 of 7"), or how many finished.
+    let migrations = match (item.migrations_total, item.status) {
+        (Some(total), RunItemStatus::Running) => format!("{} of {total}", (item.migrations_done + 1).min(total)),
+        (Some(total), _) => format!("{} of {total} done", item.migrations_done),
+        (None, _) => "–".to_owned(),
+    };
     html! {
         tr data-status=(item.status.as_str()) data-target=(item.target_id) {
             td.num { (item.ordinal + 1) }
             td { (name.unwrap_or("(deleted target)")) }
             td { (status(item.status.as_str())) }
+            td.num { (migrations) }
             td.num { (statements) }
             td.num { (item.attempts) " / " (item.max_attempts) }
             td.num { (millis(item.duration_ms)) }
@@ -530,7 +586,7 @@ pub(crate) async fn run_live(state: web::Data<AppState>, viewer: Viewer, id: web
 #[derive(Debug, Deserialize)]
 pub(crate) struct DecisionForm {
     comment: Option<String>,
-    version: Option<String>,
+    content_checksum: Option<String>,
 }
 
 async fn after_action(state: &AppState, viewer: &Viewer, id: RunId, result: app::AppResult<Run>) -> Page {
@@ -549,7 +605,8 @@ async fn after_action(state: &AppState, viewer: &Viewer, id: RunId, result: app:
 fn decision(form: DecisionForm) -> app::runs::DecisionInput {
     app::runs::DecisionInput {
         comment: form.comment.filter(|c| !c.trim().is_empty()),
-        version: form.version.and_then(|v| v.parse().ok()),
+        content_checksum: form.content_checksum.filter(|c| !c.is_empty()),
+        version: None,
     }
 }
 
@@ -573,6 +630,20 @@ pub(crate) async fn deny(
 ) -> Page {
     let result = app::runs::deny(&state.pool, &viewer.caller, *id, decision(form.into_inner())).await;
     after_action(&state, &viewer, *id, result).await
+}
+
+/// `POST /runs/{id}/refresh`.
+pub(crate) async fn refresh(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
+    let result = app::runs::refresh(&state.pool, &viewer.caller, *id).await;
+    after_action(&state, &viewer, *id, result).await
+}
+
+/// `POST /runs/{id}/retry`: the new run's page.
+pub(crate) async fn retry(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
+    match app::runs::retry(&state.pool, &viewer.caller, *id).await {
+        Ok(run) => Ok(see_other(&format!("/runs/{}", run.id))),
+        Err(e) => after_action(&state, &viewer, *id, Err(e)).await,
+    }
 }
 
 /// `POST /runs/{id}/execute`.
