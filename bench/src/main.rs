@@ -3,9 +3,10 @@
 //! chaos trials.
 //!
 //! - `fleet --targets N --workers W [--engine postgres|mysql]`: N fresh databases get a migration set
-//!   through the whole hub path (runs queued in the tool database, W `migrate-hub-worker` processes
-//!   claiming, locking, journaling and logging), then N other fresh databases get the same set from a
-//!   sequential loop of sqlx's own `Migrator`, which is what `sqlx migrate run` does per database.
+//!   through the whole hub path (one release run queued in the tool database, W `migrate-hub-worker`
+//!   processes claiming, locking, journaling and logging), then N other fresh databases get the same set
+//!   from a sequential loop of sqlx's own `Migrator` (what `sqlx migrate run` does per database), and N
+//!   more from a 4-way parallel loop of it (what a team that scripts its fleet does).
 //!   Postgres uses River's migrations (`../shared/workloads`); MariaDB a small set written here.
 //! - `chaos [--trials N --stops S --restarts R --seed X]`: fault injection against real worker processes
 //!   (`migrate_hub_tests::chaos`); exits non-zero on any violation.
@@ -367,9 +368,10 @@ async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> 
         Engine::Mysql => mysql_set(),
     };
     let pid = std::process::id();
-    eprintln!("bench fleet: {targets} {engine} databases for the hub and {targets} for the baseline");
+    eprintln!("bench fleet: {targets} {engine} databases each for the hub, a sequential and a 4-way sqlx loop");
     let hub_dbs = create_databases(engine, &format!("bench_hub_{pid}"), targets).await?;
-    let base_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;
+    let seq_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;
+    let par_dbs = create_databases(engine, &format!("bench_sqlx4_{pid}"), targets).await?;
     let tool = ToolDb::create(&format!("bench_tool_{pid}")).await?;
     let result = async {
         let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
@@ -387,14 +389,13 @@ async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> 
             &[("MIGRATE_HUB_WORKER_SLOTS", slots.to_string()), ("MIGRATE_HUB_POLL_MS", "200".into())],
         )?;
         tokio::time::sleep(Duration::from_millis(500)).await; // let them connect and LISTEN
+        // The whole set as one release run: one request, one approval, one execute.
         let started = Instant::now();
-        for version in &versions {
-            let limit = u32::try_from(workers * slots).unwrap_or(1000).min(1000);
-            let run = fleet.queue_run(version, Direction::Up, FailurePolicy::StopOnFirstFailure, limit).await;
-            let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
-            if status != RunStatus::Succeeded {
-                bail!("run of {} ended {status}", version.id);
-            }
+        let limit = u32::try_from(workers * slots).unwrap_or(1000).min(1000);
+        let run = fleet.queue_release(&versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None).await;
+        let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
+        if status != RunStatus::Succeeded {
+            bail!("the release run ended {status}");
         }
         let hub = started.elapsed();
         procs.stop();
@@ -402,40 +403,70 @@ async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> 
 
         let dir = target_dir().join(format!("bench/sqlx-{engine}"));
         write_sqlx_dir(&set, &dir)?;
-        let migrator = Migrator::new(dir.as_path()).await?;
+        let migrator = std::sync::Arc::new(Migrator::new(dir.as_path()).await?);
         let started = Instant::now();
-        for url in &base_dbs {
-            match engine {
-                Engine::Postgres => {
-                    let mut conn = sqlx::PgConnection::connect(url).await?;
-                    migrator.run(&mut conn).await?;
-                    conn.close().await?;
-                }
-                Engine::Mysql => {
-                    let mut conn = sqlx::MySqlConnection::connect(url).await?;
-                    migrator.run(&mut conn).await?;
-                    conn.close().await?;
-                }
-            }
+        for url in &seq_dbs {
+            sqlx_migrate(&migrator, engine, url).await?;
         }
-        let baseline = started.elapsed();
-        Ok::<_, anyhow::Error>((hub, baseline, overhead))
+        let sequential = started.elapsed();
+        // What a team that scripts its fleet does: four databases at a time.
+        let started = Instant::now();
+        // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(par_dbs.clone()));
+        let lanes: Vec<_> = (0..4)
+            .map(|_| {
+                let (queue, migrator) = (queue.clone(), migrator.clone());
+                std::thread::spawn(move || -> anyhow::Result<()> {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    loop {
+                        let next = queue.lock().map_err(|_| anyhow::anyhow!("a lane panicked"))?.pop();
+                        let Some(url) = next else { return Ok(()) };
+                        runtime.block_on(sqlx_migrate(&migrator, engine, &url))?;
+                    }
+                })
+            })
+            .collect();
+        for lane in lanes {
+            lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
+        }
+        let parallel = started.elapsed();
+        Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead))
     }
     .await;
     tool.drop().await;
     drop_databases(engine, &hub_dbs).await;
-    drop_databases(engine, &base_dbs).await;
-    let (hub, baseline, overhead) = result?;
-    println!("fleet: engine={engine} migrations={} worker_slots={slots}", set.migrations.len());
+    drop_databases(engine, &seq_dbs).await;
+    drop_databases(engine, &par_dbs).await;
+    let (hub, sequential, parallel, overhead) = result?;
+    println!("fleet: engine={engine} migrations={} worker_slots={slots} (one release run)", set.migrations.len());
     println!(
         "fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2}"
     );
     println!(
-        "fleet: targets={targets} workers={workers} hub_s={:.2} baseline_s={:.2} ratio={:.2}",
+        "fleet: targets={targets} workers={workers} hub_s={:.2} baseline_s={:.2} sqlx4_s={:.2} ratio={:.2} ratio_sqlx4={:.2}",
         hub.as_secs_f64(),
-        baseline.as_secs_f64(),
-        baseline.as_secs_f64() / hub.as_secs_f64()
+        sequential.as_secs_f64(),
+        parallel.as_secs_f64(),
+        sequential.as_secs_f64() / hub.as_secs_f64(),
+        parallel.as_secs_f64() / hub.as_secs_f64(),
     );
+    Ok(())
+}
+
+/// One database migrated by sqlx's `Migrator`, as `sqlx migrate run` does.
+async fn sqlx_migrate(migrator: &Migrator, engine: Engine, url: &str) -> anyhow::Result<()> {
+    match engine {
+        Engine::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            migrator.run(&mut conn).await?;
+            conn.close().await?;
+        }
+        Engine::Mysql => {
+            let mut conn = sqlx::MySqlConnection::connect(url).await?;
+            migrator.run(&mut conn).await?;
+            conn.close().await?;
+        }
+    }
     Ok(())
 }
 

@@ -216,6 +216,20 @@ async fn the_approval_story_end_to_end_on_postgres_and_mariadb() {
     let run = dev.ok(Method::POST, "/api/v1/runs", request, StatusCode::CREATED).await;
     assert_eq!(run["status"], "awaiting_approval");
     let run_id = id(&run);
+    // A release of one migration, pinned at revision 1 to version 1.
+    assert_eq!((run["project_id"].as_str(), run["project"].as_str()), (project["id"].as_str(), Some("shop")));
+    assert_eq!((run["revision"].as_u64(), &run["retry_of"]), (Some(1), &Value::Null));
+    let pinned = run["migrations"].as_array().unwrap();
+    assert_eq!(pinned.len(), 1, "{run}");
+    assert_eq!(
+        (pinned[0]["migration_id"].as_str(), pinned[0]["version_key"].as_str(), pinned[0]["version_no"].as_u64()),
+        (Some(migration.as_str()), Some("20260101_0001"), Some(1))
+    );
+    assert_eq!(pinned[0]["up_checksum"], created["version"]["up_checksum"]);
+    let v1_content = run["content_checksum"].as_str().unwrap().to_owned();
+    assert_eq!(v1_content.len(), 64, "{run}");
+    assert_eq!(run["newest_content_checksum"], v1_content);
+    assert_eq!(run["approval"], json!({"state": "pending", "have": 0, "need": 1, "stale": false}));
 
     // The requester cannot approve their own run, whatever they try.
     let (status, refused) = dev.call(Method::POST, &format!("/api/v1/runs/{run_id}/approve"), Some(json!({}))).await;
@@ -234,30 +248,86 @@ async fn the_approval_story_end_to_end_on_postgres_and_mariadb() {
         .await;
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["approval"]["state"], "approved");
+    let first = &approved["approvals"][0];
+    assert_eq!(
+        (first["revision"].as_u64(), first["content_checksum"].as_str(), first["current"].as_bool()),
+        (Some(1), Some(v1_content.as_str()), Some(true))
+    );
 
-    // The migration is edited after the approval: executing is refused, the approval is for other content.
+    // The migration is edited after the approval: the run still pins version 1 and is stale, so executing is
+    // refused (the approval is for other content than the newest).
     let edit = json!({"up_sql": "CREATE TABLE orders (id bigint PRIMARY KEY, note varchar(200));", "down_sql": "DROP TABLE orders;"});
     let v2 = dev.ok(Method::POST, &format!("/api/v1/migrations/{migration}/versions"), edit, StatusCode::CREATED).await;
     assert_eq!(v2["version"]["version"], 2);
     let (status, refused) = boss.call(Method::POST, &format!("/api/v1/runs/{run_id}/execute"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
     assert_eq!(refused["error"]["code"], "checksum_mismatch");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("approval was given for different content"));
-    let stale = dev.get(&format!("/api/v1/runs/{run_id}")).await;
-    assert_eq!((stale["approval"]["stale"].as_bool(), stale["latest_version"].as_u64()), (Some(true), Some(2)));
-
-    // Approving what one did not review is refused; approving version 2 moves the run onto it.
-    let (status, refused) =
-        boss.call(Method::POST, &format!("/api/v1/runs/{run_id}/approve"), Some(json!({"version": 1}))).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("content_changed")),
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("refresh the run to the newest versions"),
         "{refused}"
     );
-    let reapproved =
-        boss.ok(Method::POST, &format!("/api/v1/runs/{run_id}/approve"), json!({"version": 2}), StatusCode::OK).await;
-    assert_eq!((reapproved["status"].as_str(), reapproved["version"].as_u64()), (Some("approved"), Some(2)));
-    assert_eq!(reapproved["up_checksum"], v2["version"]["up_checksum"]);
+    let stale = dev.get(&format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!((stale["status"].as_str(), stale["approval"]["stale"].as_bool()), (Some("approved"), Some(true)));
+    assert_eq!((stale["revision"].as_u64(), stale["migrations"][0]["version_no"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(stale["content_checksum"], v1_content);
+    let v2_content = stale["newest_content_checksum"].as_str().unwrap().to_owned();
+    assert_ne!(v2_content, v1_content);
+    // Someone who is neither the requester nor a manager may not refresh it.
+    let other = api_for(&hub, "other@example.com", Role::User).await;
+    let (status, refused) = other.call(Method::POST, &format!("/api/v1/runs/{run_id}/refresh"), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("role_too_low")));
+
+    // The requester refreshes it: revision 2, version 2, awaiting approval again; the old approval stays on
+    // record and no longer counts.
+    let refreshed = dev.ok(Method::POST, &format!("/api/v1/runs/{run_id}/refresh"), json!({}), StatusCode::OK).await;
+    assert_eq!((refreshed["status"].as_str(), refreshed["revision"].as_u64()), (Some("awaiting_approval"), Some(2)));
+    assert_eq!(refreshed["migrations"][0]["version_no"], 2);
+    assert_eq!(refreshed["migrations"][0]["up_checksum"], v2["version"]["up_checksum"]);
+    assert_eq!(
+        (refreshed["content_checksum"].as_str(), refreshed["newest_content_checksum"].as_str()),
+        (Some(v2_content.as_str()), Some(v2_content.as_str()))
+    );
+    assert_eq!(refreshed["approval"], json!({"state": "pending", "have": 0, "need": 1, "stale": false}));
+    let old = &refreshed["approvals"][0];
+    assert_eq!(
+        (old["revision"].as_u64(), old["content_checksum"].as_str(), old["current"].as_bool()),
+        (Some(1), Some(v1_content.as_str()), Some(false))
+    );
+    let (status, refused) = dev.call(Method::POST, &format!("/api/v1/runs/{run_id}/refresh"), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_stale")), "{refused}");
+    let (status, refused) = boss.call(Method::POST, &format!("/api/v1/runs/{run_id}/execute"), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_status")), "{refused}");
+
+    // Approving what one did not review is refused; approving the new content counts.
+    for reviewed in [json!({"version": 1}), json!({"content_checksum": v1_content})] {
+        let (status, refused) =
+            boss.call(Method::POST, &format!("/api/v1/runs/{run_id}/approve"), Some(reviewed)).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("content_changed")),
+            "{refused}"
+        );
+    }
+    let reapproved = boss
+        .ok(
+            Method::POST,
+            &format!("/api/v1/runs/{run_id}/approve"),
+            json!({"version": 2, "content_checksum": v2_content.to_uppercase()}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!((reapproved["status"].as_str(), reapproved["revision"].as_u64()), (Some("approved"), Some(2)));
+    assert_eq!(reapproved["approval"], json!({"state": "approved", "have": 1, "need": 1, "stale": false}));
+    let current: Vec<_> = reapproved["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["revision"].as_u64(), a["content_checksum"].as_str(), a["current"].as_bool()))
+        .collect();
+    assert_eq!(
+        current,
+        [(Some(1), Some(v1_content.as_str()), Some(false)), (Some(2), Some(v2_content.as_str()), Some(true))]
+    );
 
     // The user may not execute in prod; the manager does, and a worker applies it to both targets.
     let (status, refused) = dev.call(Method::POST, &format!("/api/v1/runs/{run_id}/execute"), None).await;
@@ -290,8 +360,19 @@ async fn the_approval_story_end_to_end_on_postgres_and_mariadb() {
     let items = dev.get(&format!("/api/v1/runs/{run_id}/items")).await;
     let items = items["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
+    for item in items {
+        assert_eq!((item["migrations_done"].as_u64(), item["migrations_total"].as_u64()), (Some(1), Some(1)), "{item}");
+    }
     let logs = dev.get(&format!("/api/v1/runs/{run_id}/items/{}/logs", id(&items[0]))).await;
-    assert!(!logs["lines"]["items"].as_array().unwrap().is_empty(), "{logs}");
+    let lines = logs["lines"]["items"].as_array().unwrap();
+    // The statement's line names its migration and counts from 1.
+    let statement = lines.iter().find(|l| !l["statement_index"].is_null()).unwrap_or_else(|| panic!("{logs}"));
+    assert_eq!(
+        (statement["version_key"].as_str(), statement["statement_index"].as_u64()),
+        (Some("20260101_0001"), Some(1)),
+        "{logs}"
+    );
+    assert!(statement["message"].as_str().unwrap().starts_with("20260101_0001 statement 1: CREATE TABLE orders"));
 
     // Every step is in the audit log, the refusals included, and never the password.
     let audit = admin.get("/api/v1/audit?limit=500").await;
@@ -307,7 +388,8 @@ async fn the_approval_story_end_to_end_on_postgres_and_mariadb() {
         "run.approve",
         "migration.version",
         "run.execute_refused",
-        "run.repin",
+        "run.refresh_refused",
+        "run.refresh",
         "run.execute",
     ] {
         assert!(actions.contains(&action), "{action} missing from {actions:?}");
@@ -337,6 +419,125 @@ async fn the_approval_story_end_to_end_on_postgres_and_mariadb() {
     assert!(output.contains(&format!("row {tampered}")), "{output}");
     let api_view = admin.get("/api/v1/audit/verify").await;
     assert_eq!((api_view["intact"].as_bool(), api_view["broken_row"].as_i64()), (Some(false), Some(tampered)));
+}
+
+/// Approvals count for one revision of a run's content: an edit makes a run that awaits its second approval
+/// stale, so that approval is refused (409 `checksum_mismatch`) until the run is refreshed, and the refresh
+/// asks both approvers again. A cancelled run is retried with its approvals carried over.
+#[tokio::test]
+async fn a_stale_run_takes_no_approval_until_refreshed_and_a_cancelled_one_is_retried() {
+    let hub = Hub::start(HubOptions::default()).await;
+    let admin = api_for(&hub, "admin@example.com", Role::Admin).await;
+    let dev = api_for(&hub, "dev@example.com", Role::User).await;
+    let ann = api_for(&hub, "ann@example.com", Role::Manager).await;
+    let bob = api_for(&hub, "bob@example.com", Role::Manager).await;
+    let pg = PgDatabase::fresh().await;
+    let env = admin
+        .ok(
+            Method::POST,
+            "/api/v1/environments",
+            json!({"name": "prod", "approval_required": true, "approvals_required": 2}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let target = admin
+        .ok(
+            Method::POST,
+            "/api/v1/targets",
+            target_body(&id(&env), "t1", "postgres", &pg.url, None),
+            StatusCode::CREATED,
+        )
+        .await;
+    let set = admin
+        .ok(
+            Method::POST,
+            "/api/v1/db-sets",
+            json!({"environment_id": id(&env), "name": "all", "target_ids": [id(&target)]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let project = admin.ok(Method::POST, "/api/v1/projects", json!({"name": "app"}), StatusCode::CREATED).await;
+    let created = dev
+        .ok(
+            Method::POST,
+            "/api/v1/migrations",
+            json!({"project_id": id(&project), "version_key": "1", "name": "one", "up_sql": "CREATE TABLE one (id int);"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let migration = id(&created["migration"]);
+    let request = json!({"migration_id": migration, "environment_id": id(&env), "db_set_id": id(&set)});
+    let run = dev.ok(Method::POST, "/api/v1/runs", request, StatusCode::CREATED).await;
+    let run_id = id(&run);
+    let approve = |who: &Api| {
+        let (who, path) = (who.clone(), format!("/api/v1/runs/{run_id}/approve"));
+        async move { who.call(Method::POST, &path, Some(json!({}))).await }
+    };
+    let (status, first) = approve(&ann).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["approval"], json!({"state": "pending", "have": 1, "need": 2, "stale": false}));
+
+    // An edit before the second approval: the run is stale, and approving it is refused.
+    let edit = json!({"up_sql": "CREATE TABLE one (id bigint);"});
+    dev.ok(Method::POST, &format!("/api/v1/migrations/{migration}/versions"), edit, StatusCode::CREATED).await;
+    let (status, refused) = approve(&bob).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("checksum_mismatch")),
+        "{refused}"
+    );
+    let stale = dev.get(&format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(stale["status"], "awaiting_approval");
+    assert_eq!(stale["approval"], json!({"state": "pending", "have": 1, "need": 2, "stale": true}));
+    assert_eq!(stale["approvals"].as_array().unwrap().len(), 1, "the refused approval is not recorded: {stale}");
+    assert_ne!(stale["newest_content_checksum"], stale["content_checksum"]);
+
+    // A manager refreshes it (not only its requester may): Ann's approval of revision 1 no longer counts, and
+    // she may decide again on revision 2, once.
+    let refreshed = bob.ok(Method::POST, &format!("/api/v1/runs/{run_id}/refresh"), json!({}), StatusCode::OK).await;
+    assert_eq!(refreshed["revision"], 2);
+    assert_eq!(refreshed["approval"], json!({"state": "pending", "have": 0, "need": 2, "stale": false}));
+    let (status, again) = approve(&ann).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["approval"]["have"], 1);
+    let (status, twice) = approve(&ann).await;
+    assert_eq!((status, twice["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_decided")), "{twice}");
+    let (status, approved) = approve(&bob).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(
+        (approved["status"].as_str(), approved["approval"]["state"].as_str()),
+        (Some("approved"), Some("approved"))
+    );
+    let content = approved["content_checksum"].clone();
+    assert_eq!(content, approved["newest_content_checksum"]);
+
+    // Only a failed or cancelled run is retried.
+    let (status, refused) = dev.call(Method::POST, &format!("/api/v1/runs/{run_id}/retry"), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_status")), "{refused}");
+    ann.ok(Method::POST, &format!("/api/v1/runs/{run_id}/execute"), json!({}), StatusCode::OK).await;
+    dev.ok(Method::POST, &format!("/api/v1/runs/{run_id}/cancel"), json!({}), StatusCode::OK).await;
+    let (status, refused) = dev.call(Method::POST, &format!("/api/v1/runs/{run_id}/refresh"), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_status")), "{refused}");
+    let other = api_for(&hub, "other@example.com", Role::User).await;
+    let (status, refused) = other.call(Method::POST, &format!("/api/v1/runs/{run_id}/retry"), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("role_too_low")), "{refused}");
+
+    // The retry: the same content for the target that never ran, approved by the two carried approvals of
+    // the original's current revision (not Ann's of revision 1).
+    let retry = dev.ok(Method::POST, &format!("/api/v1/runs/{run_id}/retry"), json!({}), StatusCode::CREATED).await;
+    assert_eq!((retry["retry_of"].as_str(), retry["status"].as_str()), (Some(run_id.as_str()), Some("approved")));
+    assert_eq!((&retry["content_checksum"], retry["revision"].as_u64()), (&content, Some(1)));
+    assert_eq!(retry["items"], json!([{"status": "pending", "count": 1}]), "{retry}");
+    let carried = retry["approvals"].as_array().unwrap();
+    assert_eq!(carried.len(), 2, "{retry}");
+    let original = dev.get(&format!("/api/v1/runs/{run_id}")).await;
+    let current: Vec<&Value> =
+        original["approvals"].as_array().unwrap().iter().filter(|a| a["revision"] == 2).collect();
+    for approval in carried {
+        assert_eq!((&approval["content_checksum"], approval["current"].as_bool()), (&content, Some(true)));
+        assert!(current.iter().any(|a| a["id"] == approval["carried_from"]), "{approval} not carried from {original}");
+    }
+    assert_eq!(original["retries"], json!([id(&retry)]));
 }
 
 #[tokio::test]

@@ -217,7 +217,7 @@ async fn commit_lines_are_refused_in_a_transaction_and_run_with_no_transaction()
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains(
-            "statement 1 (COMMIT) cannot run inside a transaction: mark the migration no-transaction (nothing was run)"
+            "statement 2 (COMMIT) cannot run inside a transaction: mark the migration no-transaction (nothing was run)"
         ),
         "{}",
         stderr(&refused)

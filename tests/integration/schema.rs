@@ -17,7 +17,8 @@
 //! | projects     | `…-0006-000000000001` |
 //! | migrations   | `…-0007-000000000001` |
 //! | migration_versions | `…-0008-000000000001` |
-//! | runs         | `…-0009-000000000001` |
+//! | runs         | `…-0009-000000000001` (running); `…-0009-000000000002` in cases needing a run not started |
+//! | run_migrations | (run `…-0009-000000000001`, position 0) |
 //! | approvals    | `…-000a-000000000001` |
 //! | workers      | `…-000b-000000000001` |
 //! | run_items    | `…-000c-000000000001` |
@@ -84,29 +85,37 @@ const FIXTURE: &[&str] = &[
              'CREATE TABLE orders (id bigint PRIMARY KEY)', 'DROP TABLE orders', 'sha256-lf-nobom', \
              sha256('CREATE TABLE orders (id bigint PRIMARY KEY)'), sha256('DROP TABLE orders'), 'transaction', \
              '[[0, 43]]', '[[0, 17]]', '[]', sha256('file'), '00000000-0000-0000-0001-000000000001')",
-    "INSERT INTO runs (id, migration_version_id, direction, environment_id, db_set_id, status, failure_policy, \
-                       concurrency_limit, comment, requested_by, idempotency_key, executed_by, queued_at, \
-                       started_at) \
-     VALUES ('00000000-0000-0000-0009-000000000001', '00000000-0000-0000-0008-000000000001', 'up', \
-             '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', 'running', \
-             'stop_on_first_failure', 1, 'release 42', '00000000-0000-0000-0001-000000000001', 'release-42', \
-             '00000000-0000-0000-0001-000000000001', now(), now())",
-    "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
-                            comment, checksum_algorithm, up_checksum, down_checksum) \
-     VALUES ('00000000-0000-0000-000a-000000000001', '00000000-0000-0000-0009-000000000001', \
-             '00000000-0000-0000-0008-000000000001', 'up', '00000000-0000-0000-0003-000000000001', \
-             '00000000-0000-0000-0001-000000000001', 'approve', 'looks good', 'sha256-lf-nobom', \
-             sha256('CREATE TABLE orders (id bigint PRIMARY KEY)'), sha256('DROP TABLE orders'))",
+    // The run is made as a release is: requested (here: approved) with its versions, then started. Its versions
+    // cannot be added once it has started.
+    "INSERT INTO runs (id, project_id, content_checksum, revision, direction, environment_id, db_set_id, status, \
+                       failure_policy, concurrency_limit, comment, requested_by, idempotency_key) \
+     VALUES ('00000000-0000-0000-0009-000000000001', '00000000-0000-0000-0006-000000000001', \
+             sha256(convert_to(E'migrate-hub release v1\\n20260101.0001 ' \
+                               || encode(sha256('CREATE TABLE orders (id bigint PRIMARY KEY)'), 'hex') || ' ' \
+                               || encode(sha256('DROP TABLE orders'), 'hex') || E'\\n', 'UTF8')), \
+             1, 'up', '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', 'approved', \
+             'stop_on_first_failure', 1, 'release 42', '00000000-0000-0000-0001-000000000001', 'release-42')",
+    "INSERT INTO run_migrations (run_id, position, migration_version_id) \
+     VALUES ('00000000-0000-0000-0009-000000000001', 0, '00000000-0000-0000-0008-000000000001')",
+    "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, comment, \
+                            content_checksum) \
+     SELECT '00000000-0000-0000-000a-000000000001', id, revision, direction, environment_id, \
+            '00000000-0000-0000-0001-000000000001', 'approve', 'looks good', content_checksum \
+     FROM runs WHERE id = '00000000-0000-0000-0009-000000000001'",
+    "UPDATE runs SET status = 'running', executed_by = '00000000-0000-0000-0001-000000000001', queued_at = now(), \
+                     started_at = now() \
+     WHERE id = '00000000-0000-0000-0009-000000000001'",
     "INSERT INTO workers (id, hostname, pid, version, status) \
      VALUES ('00000000-0000-0000-000b-000000000001', 'worker-1', 4242, '0.1.0', 'running')",
     "INSERT INTO run_items (id, run_id, db_target_id, environment_id, ordinal, status, attempts, max_attempts, \
                             lease_owner, lease_expires_at, fencing_token, statements_done, statements_total, \
-                            started_at) \
+                            migrations_done, migrations_total, started_at) \
      VALUES ('00000000-0000-0000-000c-000000000001', '00000000-0000-0000-0009-000000000001', \
-             '00000000-0000-0000-0004-000000000001', '00000000-0000-0000-0003-000000000001', 0, 'running', 1, 3, '00000000-0000-0000-000b-000000000001', \
-             now() + interval '1 minute', 1, 0, 1, now())",
-    "INSERT INTO run_item_logs (run_item_id, seq, level, message, statement_index, duration_ms, rows_affected) \
-     VALUES ('00000000-0000-0000-000c-000000000001', 0, 'info', 'statement 1 applied', 0, 12, 0)",
+             '00000000-0000-0000-0004-000000000001', '00000000-0000-0000-0003-000000000001', 0, 'running', 1, 3, \
+             '00000000-0000-0000-000b-000000000001', now() + interval '1 minute', 1, 0, 1, 0, 1, now())",
+    "INSERT INTO run_item_logs (run_item_id, seq, level, message, version_key, statement_index, duration_ms, \
+                                rows_affected) \
+     VALUES ('00000000-0000-0000-000c-000000000001', 0, 'info', 'statement 1 applied', '20260101.0001', 1, 12, 0)",
     "INSERT INTO audit_events (actor_kind, actor_user_id, actor_label, action, object_type, object_id, details, \
                                ip, user_agent, prev_hash, hash) \
      VALUES ('user', '00000000-0000-0000-0001-000000000001', 'ada@example.com', 'user.login', 'user', \
@@ -444,70 +453,133 @@ const CASES: &[Case] = &[
         "runs_cancelled_by_fkey",
         "UPDATE runs SET status = 'cancelled', finished_at = now(), cancelled_by = '00000000-0000-0000-ffff-000000000000'",
     ),
-    // The fixture run's key is referenced by its approval, so these insert a second run.
+    fk("runs_retry_of_fkey", "UPDATE runs SET retry_of = '00000000-0000-0000-ffff-000000000000'"),
+    // The fixture run's key is referenced by its approval, and its content is frozen since it started, so these
+    // insert a second run (one that has not started).
     fk(
-        "runs_migration_version_id_fkey",
-        "INSERT INTO runs (id, migration_version_id, direction, environment_id, db_set_id, status, requested_by) \
-         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-ffff-000000000000', 'up', \
+        "runs_project_id_fkey",
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-ffff-000000000000', sha256('r'), 'up', \
                  '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
+                 'awaiting_approval', '00000000-0000-0000-0001-000000000001')",
+    ),
+    check(
+        "runs_content_checksum_check",
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', \
+                 decode('00', 'hex'), 'up', '00000000-0000-0000-0003-000000000001', \
+                 '00000000-0000-0000-0005-000000000001', 'awaiting_approval', '00000000-0000-0000-0001-000000000001')",
+    ),
+    check(
+        "runs_revision_check",
+        "INSERT INTO runs (id, project_id, content_checksum, revision, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 0, \
+                 'up', '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
                  'awaiting_approval', '00000000-0000-0000-0001-000000000001')",
     ),
     // Also refused by the (db set, environment) key; this one is checked first.
     fk(
         "runs_environment_id_fkey",
-        "INSERT INTO runs (id, migration_version_id, direction, environment_id, db_set_id, status, requested_by) \
-         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0008-000000000001', 'up', \
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
                  '00000000-0000-0000-ffff-000000000000', '00000000-0000-0000-0005-000000000001', \
                  'awaiting_approval', '00000000-0000-0000-0001-000000000001')",
     ),
     // A run in staging over a prod set.
     fk(
         "runs_db_set_fkey",
-        "INSERT INTO runs (id, migration_version_id, direction, environment_id, db_set_id, status, requested_by) \
-         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0008-000000000001', 'up', \
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
                  '00000000-0000-0000-0003-000000000002', '00000000-0000-0000-0005-000000000001', \
                  'awaiting_approval', '00000000-0000-0000-0001-000000000001')",
     ),
     fk(
         "runs_requested_by_fkey",
-        "INSERT INTO runs (id, migration_version_id, direction, environment_id, db_set_id, status, requested_by) \
-         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0008-000000000001', 'up', \
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
                  '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
                  'awaiting_approval', '00000000-0000-0000-ffff-000000000000')",
     ),
     unique(
         "runs_idempotency_key",
-        "INSERT INTO runs (id, migration_version_id, direction, environment_id, db_set_id, status, requested_by, \
-                           idempotency_key) \
-         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0008-000000000001', 'up', \
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by, idempotency_key) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
                  '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
                  'awaiting_approval', '00000000-0000-0000-0001-000000000001', 'release-42')",
+    ),
+    // run_migrations: the fixture run has started, so its versions are frozen (a trigger refuses any change
+    // before a constraint is checked); the cases give a second run, not started, its versions.
+    check(
+        "run_migrations_position_check",
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
+                 '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
+                 'awaiting_approval', '00000000-0000-0000-0001-000000000001'); \
+         INSERT INTO run_migrations (run_id, position, migration_version_id) \
+         VALUES ('00000000-0000-0000-0009-000000000002', -1, '00000000-0000-0000-0008-000000000001')",
+    ),
+    fk(
+        "run_migrations_run_id_fkey",
+        "INSERT INTO run_migrations (run_id, position, migration_version_id) \
+         VALUES ('00000000-0000-0000-ffff-000000000000', 0, '00000000-0000-0000-0008-000000000001')",
+    ),
+    fk(
+        "run_migrations_migration_version_id_fkey",
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
+                 '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
+                 'awaiting_approval', '00000000-0000-0000-0001-000000000001'); \
+         INSERT INTO run_migrations (run_id, position, migration_version_id) \
+         VALUES ('00000000-0000-0000-0009-000000000002', 0, '00000000-0000-0000-ffff-000000000000')",
+    ),
+    // The same version twice in one release.
+    unique(
+        "run_migrations_version_key",
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
+                 '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
+                 'awaiting_approval', '00000000-0000-0000-0001-000000000001'); \
+         INSERT INTO run_migrations (run_id, position, migration_version_id) \
+         VALUES ('00000000-0000-0000-0009-000000000002', 0, '00000000-0000-0000-0008-000000000001'), \
+                ('00000000-0000-0000-0009-000000000002', 1, '00000000-0000-0000-0008-000000000001')",
     ),
     // approvals
     check("approvals_direction_check", "UPDATE approvals SET direction = 'sideways'"),
     check("approvals_decision_check", "UPDATE approvals SET decision = 'maybe'"),
     check("approvals_comment_check", "UPDATE approvals SET comment = repeat('c', 2001)"),
+    check("approvals_content_checksum_check", "UPDATE approvals SET content_checksum = decode('00', 'hex')"),
+    check("approvals_run_revision_check", "UPDATE approvals SET run_revision = 0"),
+    // The columns of decisions recorded before releases (one version's checksums) stay checked.
     check("approvals_checksum_algorithm_check", "UPDATE approvals SET checksum_algorithm = 'md5'"),
     check("approvals_up_checksum_check", "UPDATE approvals SET up_checksum = decode('00', 'hex')"),
     check("approvals_down_checksum_check", "UPDATE approvals SET down_checksum = decode('00', 'hex')"),
-    check("approvals_down_pins_down", "UPDATE approvals SET direction = 'down', down_checksum = NULL"),
     fk("approvals_approver_id_fkey", "UPDATE approvals SET approver_id = '00000000-0000-0000-ffff-000000000000'"),
     fk(
         "approvals_migration_version_id_fkey",
         "UPDATE approvals SET migration_version_id = '00000000-0000-0000-ffff-000000000000'",
     ),
+    fk("approvals_carried_from_fkey", "UPDATE approvals SET carried_from = '00000000-0000-0000-ffff-000000000000'"),
     // The approval must agree with its run on direction and environment.
     fk("approvals_run_fkey", "UPDATE approvals SET direction = 'down'"),
     fk("approvals_run_fkey", "UPDATE approvals SET environment_id = '00000000-0000-0000-0003-000000000002'"),
     fk("approvals_run_fkey", "UPDATE approvals SET run_id = '00000000-0000-0000-ffff-000000000000'"),
     unique(
         "approvals_one_decision_per_approver",
-        "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
-                                checksum_algorithm, up_checksum) \
-         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', \
-                 '00000000-0000-0000-0008-000000000001', 'up', '00000000-0000-0000-0003-000000000001', \
-                 '00000000-0000-0000-0001-000000000001', 'deny', 'sha256-lf-nobom', \
-                 sha256('CREATE TABLE orders (id bigint PRIMARY KEY)'))",
+        "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                content_checksum) \
+         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', 1, 'up', \
+                 '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0001-000000000001', 'deny', \
+                 sha256('other content'))",
     ),
     // workers
     check("workers_hostname_check", "UPDATE workers SET hostname = ''"),
@@ -527,6 +599,15 @@ const CASES: &[Case] = &[
     check("run_items_max_attempts_check", "UPDATE run_items SET max_attempts = 101"),
     check("run_items_fencing_token_check", "UPDATE run_items SET fencing_token = -1"),
     check("run_items_statements_done_check", "UPDATE run_items SET statements_done = -1"),
+    check("run_items_migrations_done_check", "UPDATE run_items SET migrations_done = -1"),
+    // As with statements_total: a negative total breaks run_items_migration_progress first.
+    check(
+        "run_items_migrations_total_check",
+        "ALTER TABLE run_items DROP CONSTRAINT run_items_migration_progress; \
+         UPDATE run_items SET migrations_total = -1",
+    ),
+    check("run_items_migration_progress", "UPDATE run_items SET migrations_total = -1"),
+    check("run_items_migration_progress", "UPDATE run_items SET migrations_done = 2"),
     // A negative total also breaks run_items_progress (done >= 0 > total), which is checked first: this
     // constraint is implied by the other two, so the case drops run_items_progress (rolled back) to see it.
     check(
@@ -564,6 +645,8 @@ const CASES: &[Case] = &[
     check("run_item_logs_level_check", "UPDATE run_item_logs SET level = 'trace'"),
     check("run_item_logs_message_check", "UPDATE run_item_logs SET message = repeat('m', 8001)"),
     check("run_item_logs_statement_index_check", "UPDATE run_item_logs SET statement_index = -1"),
+    check("run_item_logs_version_key_check", "UPDATE run_item_logs SET version_key = ''"),
+    check("run_item_logs_version_key_check", "UPDATE run_item_logs SET version_key = repeat('k', 65)"),
     check("run_item_logs_duration_ms_check", "UPDATE run_item_logs SET duration_ms = -1"),
     check("run_item_logs_rows_affected_check", "UPDATE run_item_logs SET rows_affected = -1"),
     fk(
@@ -690,8 +773,18 @@ async fn fixture() -> PgDatabase {
 /// Runs `sql` (one or more statements) in a transaction that is always rolled back, and returns the error
 /// the database raised, or `None` if it accepted every statement.
 async fn refusal(pool: &PgPool, sql: &'static str) -> Option<Refusal> {
+    refusal_after(pool, "", sql.to_owned()).await
+}
+
+/// [`refusal`] of `sql` run after `setup` (in the same transaction), which must be accepted.
+async fn refusal_after(pool: &PgPool, setup: &str, sql: String) -> Option<Refusal> {
     let mut tx = pool.begin().await.unwrap();
-    let outcome = sqlx::raw_sql(sql).execute(&mut *tx).await;
+    if !setup.is_empty()
+        && let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(setup.to_owned())).execute(&mut *tx).await
+    {
+        panic!("the setup was refused: {e}\n{setup}");
+    }
+    let outcome = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut *tx).await;
     tx.rollback().await.unwrap();
     let error = outcome.err()?;
     let Some(db_error) = error.as_database_error() else {
@@ -862,7 +955,16 @@ async fn required_columns_refuse_null() {
         ("UPDATE users SET email = NULL", "email"),
         ("UPDATE db_set_members SET environment_id = NULL", "environment_id"),
         ("UPDATE runs SET requested_by = NULL", "requested_by"),
-        ("UPDATE approvals SET up_checksum = NULL", "up_checksum"),
+        ("UPDATE runs SET project_id = NULL", "project_id"),
+        (
+            "INSERT INTO runs (id, project_id, direction, environment_id, db_set_id, status, requested_by) \
+             VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', 'up', \
+                     '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
+                     'awaiting_approval', '00000000-0000-0000-0001-000000000001')",
+            "content_checksum",
+        ),
+        ("UPDATE approvals SET content_checksum = NULL", "content_checksum"),
+        ("UPDATE approvals SET run_revision = NULL", "run_revision"),
         ("UPDATE run_items SET fencing_token = NULL", "fencing_token"),
         (
             "INSERT INTO audit_events (actor_kind, actor_label, action, object_type, prev_hash) \
@@ -878,20 +980,31 @@ async fn required_columns_refuse_null() {
 // The rules the product leans on, spelled out one by one (they are in `CASES` too).
 
 #[tokio::test]
-async fn an_approver_decides_once_per_run() {
+async fn an_approver_decides_once_per_revision_of_a_run() {
     let db = fixture().await;
+    // A second decision on the same revision, whatever content it names.
     expect_refusal(
         &db.pool,
-        "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
-                                checksum_algorithm, up_checksum) \
-         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', \
-                 '00000000-0000-0000-0008-000000000001', 'up', '00000000-0000-0000-0003-000000000001', \
-                 '00000000-0000-0000-0001-000000000001', 'approve', 'sha256-lf-nobom', \
-                 sha256('CREATE TABLE orders (id bigint PRIMARY KEY)'))",
+        "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                content_checksum) \
+         SELECT '00000000-0000-0000-000a-000000000002', id, revision, direction, environment_id, \
+                '00000000-0000-0000-0001-000000000001', 'approve', content_checksum \
+         FROM runs WHERE id = '00000000-0000-0000-0009-000000000001'",
         "approvals_one_decision_per_approver",
         UNIQUE,
     )
     .await;
+    // A refresh makes a new revision, which the same approver decides again.
+    sqlx::query(
+        "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                content_checksum) \
+         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', 2, 'up', \
+                 '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0001-000000000001', 'approve', \
+                 sha256('newer content'))",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -967,37 +1080,52 @@ async fn an_approval_must_agree_with_its_run() {
     .execute(&db.pool)
     .await
     .unwrap();
-    // The run applies version 1 `up` in prod: an approval of `down` or of staging points at no run, and one of
-    // a version that does not exist at no version.
-    for sql in [
-        "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
-                                checksum_algorithm, up_checksum, down_checksum) \
-         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', \
-                 '00000000-0000-0000-0008-000000000001', 'down', '00000000-0000-0000-0003-000000000001', \
-                 '00000000-0000-0000-0001-000000000002', 'approve', 'sha256-lf-nobom', sha256('x'), sha256('y'))",
-        "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
-                                checksum_algorithm, up_checksum) \
-         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', \
-                 '00000000-0000-0000-0008-000000000001', 'up', '00000000-0000-0000-0003-000000000002', \
-                 '00000000-0000-0000-0001-000000000002', 'approve', 'sha256-lf-nobom', sha256('x'))",
-        "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
-                                checksum_algorithm, up_checksum) \
-         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', \
-                 '00000000-0000-0000-ffff-000000000000', 'up', '00000000-0000-0000-0003-000000000001', \
-                 '00000000-0000-0000-0001-000000000002', 'approve', 'sha256-lf-nobom', sha256('x'))",
-    ]
-    .into_iter()
-    .zip(["approvals_run_fkey", "approvals_run_fkey", "approvals_migration_version_id_fkey"])
-    {
-        expect_refusal(&db.pool, sql.0, sql.1, FOREIGN_KEY).await;
+    // The run applies its release `up` in prod: an approval of `down` or of staging points at no run, one naming
+    // a version (as decisions made before releases do) that does not exist at no version, and one carried over
+    // from a decision that does not exist at no decision.
+    for (sql, constraint) in [
+        (
+            "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                    content_checksum) \
+             VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', 1, 'down', \
+                     '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0001-000000000002', 'approve', \
+                     sha256('x'))",
+            "approvals_run_fkey",
+        ),
+        (
+            "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                    content_checksum) \
+             VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', 1, 'up', \
+                     '00000000-0000-0000-0003-000000000002', '00000000-0000-0000-0001-000000000002', 'approve', \
+                     sha256('x'))",
+            "approvals_run_fkey",
+        ),
+        (
+            "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                    content_checksum, migration_version_id, checksum_algorithm, up_checksum) \
+             VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', 1, 'up', \
+                     '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0001-000000000002', 'approve', \
+                     sha256('x'), '00000000-0000-0000-ffff-000000000000', 'sha256-lf-nobom', sha256('x'))",
+            "approvals_migration_version_id_fkey",
+        ),
+        (
+            "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                    content_checksum, carried_from) \
+             VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', 1, 'up', \
+                     '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0001-000000000002', 'approve', \
+                     sha256('x'), '00000000-0000-0000-ffff-000000000000')",
+            "approvals_carried_from_fkey",
+        ),
+    ] {
+        expect_refusal(&db.pool, sql, constraint, FOREIGN_KEY).await;
     }
-    // The same approval of what the run does is accepted.
+    // The same approval of what the run does is accepted, carried over from the first decision or not.
     sqlx::query(
-        "INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision, \
-                                checksum_algorithm, up_checksum) \
-         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', \
-                 '00000000-0000-0000-0008-000000000001', 'up', '00000000-0000-0000-0003-000000000001', \
-                 '00000000-0000-0000-0001-000000000002', 'approve', 'sha256-lf-nobom', sha256('x'))",
+        "INSERT INTO approvals (id, run_id, run_revision, direction, environment_id, approver_id, decision, \
+                                content_checksum, carried_from) \
+         VALUES ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001', 1, 'up', \
+                 '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0001-000000000002', 'approve', \
+                 sha256('x'), '00000000-0000-0000-000a-000000000001')",
     )
     .execute(&db.pool)
     .await
@@ -1053,4 +1181,285 @@ async fn a_target_may_name_its_secret_by_reference() {
             panic!("a valid secret reference was refused ({}): {}\n    {sql}", r.sqlstate, r.message);
         }
     }
+}
+
+/// A second version of the fixture migration, a second project, and a second run of the fixture's release
+/// (its versions pinned while it awaited approval) whose status is then `status`.
+fn second_run(status: &str) -> String {
+    let finished = if ["denied", "succeeded", "failed", "cancelled"].contains(&status) { "now()" } else { "NULL" };
+    format!(
+        "INSERT INTO migration_versions (id, migration_id, version_no, up_sql, checksum_algorithm, up_checksum, \
+                                         author_id) \
+         VALUES ('00000000-0000-0000-0008-000000000002', '00000000-0000-0000-0007-000000000001', 2, \
+                 'CREATE TABLE orders (id uuid PRIMARY KEY)', 'sha256-lf-nobom', \
+                 sha256('CREATE TABLE orders (id uuid PRIMARY KEY)'), '00000000-0000-0000-0001-000000000001'); \
+         INSERT INTO projects (id, name, created_by) \
+         VALUES ('00000000-0000-0000-0006-000000000002', 'billing', '00000000-0000-0000-0001-000000000001'); \
+         INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by) \
+         SELECT '00000000-0000-0000-0009-000000000002', project_id, content_checksum, direction, environment_id, \
+                db_set_id, 'awaiting_approval', requested_by \
+         FROM runs WHERE id = '00000000-0000-0000-0009-000000000001'; \
+         INSERT INTO run_migrations (run_id, position, migration_version_id) \
+         VALUES ('00000000-0000-0000-0009-000000000002', 0, '00000000-0000-0000-0008-000000000001'); \
+         UPDATE runs SET status = '{status}', executed_by = requested_by, finished_at = {finished} \
+         WHERE id = '00000000-0000-0000-0009-000000000002'"
+    )
+}
+
+/// Every change to what run `run` applies: its content checksum, revision and project, and its versions.
+fn content_changes(run: &str) -> Vec<String> {
+    vec![
+        format!("UPDATE runs SET content_checksum = sha256('newer content') WHERE id = '{run}'"),
+        format!("UPDATE runs SET revision = revision + 1 WHERE id = '{run}'"),
+        format!("UPDATE runs SET project_id = '00000000-0000-0000-0006-000000000002' WHERE id = '{run}'"),
+        format!(
+            "INSERT INTO run_migrations (run_id, position, migration_version_id) \
+             VALUES ('{run}', 1, '00000000-0000-0000-0008-000000000002')"
+        ),
+        format!(
+            "UPDATE run_migrations SET migration_version_id = '00000000-0000-0000-0008-000000000002' \
+             WHERE run_id = '{run}'"
+        ),
+        format!("UPDATE run_migrations SET position = 1 WHERE run_id = '{run}'"),
+        format!("DELETE FROM run_migrations WHERE run_id = '{run}'"),
+    ]
+}
+
+#[tokio::test]
+async fn a_runs_content_is_frozen_once_it_has_started() {
+    let db = fixture().await;
+    const RUNNING: &str = "00000000-0000-0000-0009-000000000001";
+    const SECOND: &str = "00000000-0000-0000-0009-000000000002";
+    // The fixture run is running.
+    let setup = second_run("awaiting_approval");
+    for sql in content_changes(RUNNING) {
+        let r = refusal_after(&db.pool, &setup, sql.clone()).await.unwrap_or_else(|| panic!("accepted: {sql}"));
+        assert_eq!(r.sqlstate, RESTRICT, "{sql}: {}", r.message);
+        assert!(r.message.contains("frozen once it has started"), "{sql}: {}", r.message);
+        assert!(r.message.contains(RUNNING) && r.message.contains("running"), "{sql}: {}", r.message);
+    }
+    // What a started run may still change: its status and progress, and the rest of its row.
+    for sql in [
+        "UPDATE runs SET status = 'succeeded', finished_at = now(), running_items = 0",
+        "UPDATE runs SET comment = 'applied', updated_at = now()",
+        "UPDATE runs SET content_checksum = content_checksum, revision = revision, project_id = project_id",
+    ] {
+        if let Some(r) = refusal(&db.pool, sql).await {
+            panic!("refused ({}): {}\n    {sql}", r.sqlstate, r.message);
+        }
+    }
+    // A run that has not started may be refreshed (new content, a new revision, other versions); any other may
+    // not. The trigger looks at the status the run had, whatever the statement sets.
+    let statuses = ["awaiting_approval", "approved", "denied", "queued", "running", "succeeded", "failed", "cancelled"];
+    for status in statuses {
+        let setup = second_run(status);
+        let refreshable = status == "awaiting_approval" || status == "approved";
+        for sql in content_changes(SECOND) {
+            match refusal_after(&db.pool, &setup, sql.clone()).await {
+                None => assert!(refreshable, "{status}: accepted: {sql}"),
+                Some(r) => {
+                    assert!(!refreshable, "{status}: refused ({}): {}\n    {sql}", r.sqlstate, r.message);
+                    assert_eq!(r.sqlstate, RESTRICT, "{status}: {sql}: {}", r.message);
+                    assert!(r.message.contains(&format!("(status {status})")), "{status}: {sql}: {}", r.message);
+                }
+            }
+        }
+    }
+    // A refresh as the hub makes it, in one transaction: accepted before the start…
+    let refresh = format!(
+        "UPDATE runs SET content_checksum = sha256('newer content'), revision = revision + 1, \
+                         status = 'awaiting_approval' WHERE id = '{SECOND}'; \
+         DELETE FROM run_migrations WHERE run_id = '{SECOND}'; \
+         INSERT INTO run_migrations (run_id, position, migration_version_id) \
+         VALUES ('{SECOND}', 0, '00000000-0000-0000-0008-000000000002')"
+    );
+    assert!(refusal_after(&db.pool, &second_run("approved"), refresh.clone()).await.is_none());
+    // …and refused once queued, even together with a status change back.
+    let r = refusal_after(&db.pool, &second_run("queued"), refresh).await.expect("a queued run was refreshed");
+    assert_eq!(r.sqlstate, RESTRICT, "{}", r.message);
+}
+
+/// The tool database as the release before releases left it: a run pinned to one migration version, and
+/// approvals naming the version (and its checksums) they were given for.
+///
+/// Run `…-0009-…01` applies version 2 of migration `20260101.0001`, which it was moved onto after an edit;
+/// Ada approved version 1 before the edit and Grace version 2. Run `…-0009-…02` applied the only version of
+/// `20260102.0001`, which has no down script, with Grace's approval.
+const BEFORE_RELEASES: &str = "
+    INSERT INTO users (id, email, display_name, role) VALUES
+        ('00000000-0000-0000-0001-000000000001', 'dev@example.com', 'Dev', 'user'),
+        ('00000000-0000-0000-0001-000000000002', 'ada@example.com', 'Ada', 'manager'),
+        ('00000000-0000-0000-0001-000000000003', 'grace@example.com', 'Grace', 'manager');
+    INSERT INTO environments (id, name, approval_required, approvals_required, execute_roles)
+    VALUES ('00000000-0000-0000-0003-000000000001', 'prod', true, 1, ARRAY['manager', 'admin']);
+    INSERT INTO db_targets (id, environment_id, name, engine, host, port, database_name, username)
+    VALUES ('00000000-0000-0000-0004-000000000001', '00000000-0000-0000-0003-000000000001', 'orders', 'postgres',
+            'db.internal', 5432, 'orders', 'migrator');
+    INSERT INTO db_sets (id, environment_id, name)
+    VALUES ('00000000-0000-0000-0005-000000000001', '00000000-0000-0000-0003-000000000001', 'all');
+    INSERT INTO db_set_members (db_set_id, db_target_id, environment_id)
+    VALUES ('00000000-0000-0000-0005-000000000001', '00000000-0000-0000-0004-000000000001',
+            '00000000-0000-0000-0003-000000000001');
+    INSERT INTO projects (id, name, history_table, created_by)
+    VALUES ('00000000-0000-0000-0006-000000000001', 'orders', 'migrate_hub_history',
+            '00000000-0000-0000-0001-000000000001');
+    INSERT INTO migrations (id, project_id, version_key, name, created_by) VALUES
+        ('00000000-0000-0000-0007-000000000001', '00000000-0000-0000-0006-000000000001', '20260101.0001',
+         'create orders', '00000000-0000-0000-0001-000000000001'),
+        ('00000000-0000-0000-0007-000000000002', '00000000-0000-0000-0006-000000000001', '20260102.0001',
+         'index orders', '00000000-0000-0000-0001-000000000001');
+    INSERT INTO migration_versions (id, migration_id, version_no, up_sql, down_sql, checksum_algorithm,
+                                    up_checksum, down_checksum, author_id) VALUES
+        ('00000000-0000-0000-0008-000000000001', '00000000-0000-0000-0007-000000000001', 1,
+         'CREATE TABLE orders (id int PRIMARY KEY);', 'DROP TABLE orders;', 'sha256-lf-nobom',
+         sha256('CREATE TABLE orders (id int PRIMARY KEY);'), sha256('DROP TABLE orders;'),
+         '00000000-0000-0000-0001-000000000001'),
+        ('00000000-0000-0000-0008-000000000002', '00000000-0000-0000-0007-000000000001', 2,
+         'CREATE TABLE orders (id bigint PRIMARY KEY);', 'DROP TABLE orders;', 'sha256-lf-nobom',
+         sha256('CREATE TABLE orders (id bigint PRIMARY KEY);'), sha256('DROP TABLE orders;'),
+         '00000000-0000-0000-0001-000000000001'),
+        ('00000000-0000-0000-0008-000000000003', '00000000-0000-0000-0007-000000000002', 1,
+         'CREATE INDEX orders_id ON orders (id);', NULL, 'sha256-lf-nobom',
+         sha256('CREATE INDEX orders_id ON orders (id);'), NULL, '00000000-0000-0000-0001-000000000001');
+    INSERT INTO runs (id, migration_version_id, direction, environment_id, db_set_id, status, requested_by,
+                      executed_by, queued_at, started_at, finished_at) VALUES
+        ('00000000-0000-0000-0009-000000000001', '00000000-0000-0000-0008-000000000002', 'up',
+         '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', 'approved',
+         '00000000-0000-0000-0001-000000000001', NULL, NULL, NULL, NULL),
+        ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0008-000000000003', 'up',
+         '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', 'succeeded',
+         '00000000-0000-0000-0001-000000000001', '00000000-0000-0000-0001-000000000002', now(), now(), now());
+    INSERT INTO approvals (id, run_id, migration_version_id, direction, environment_id, approver_id, decision,
+                           checksum_algorithm, up_checksum, down_checksum) VALUES
+        ('00000000-0000-0000-000a-000000000001', '00000000-0000-0000-0009-000000000001',
+         '00000000-0000-0000-0008-000000000001', 'up', '00000000-0000-0000-0003-000000000001',
+         '00000000-0000-0000-0001-000000000002', 'approve', 'sha256-lf-nobom',
+         sha256('CREATE TABLE orders (id int PRIMARY KEY);'), sha256('DROP TABLE orders;')),
+        ('00000000-0000-0000-000a-000000000002', '00000000-0000-0000-0009-000000000001',
+         '00000000-0000-0000-0008-000000000002', 'up', '00000000-0000-0000-0003-000000000001',
+         '00000000-0000-0000-0001-000000000003', 'approve', 'sha256-lf-nobom',
+         sha256('CREATE TABLE orders (id bigint PRIMARY KEY);'), sha256('DROP TABLE orders;')),
+        ('00000000-0000-0000-000a-000000000003', '00000000-0000-0000-0009-000000000002',
+         '00000000-0000-0000-0008-000000000003', 'up', '00000000-0000-0000-0003-000000000001',
+         '00000000-0000-0000-0001-000000000003', 'approve', 'sha256-lf-nobom',
+         sha256('CREATE INDEX orders_id ON orders (id);'), NULL);
+    INSERT INTO run_items (id, run_id, db_target_id, environment_id, ordinal, status, attempts, statements_done,
+                           statements_total, started_at, finished_at) VALUES
+        ('00000000-0000-0000-000c-000000000001', '00000000-0000-0000-0009-000000000001',
+         '00000000-0000-0000-0004-000000000001', '00000000-0000-0000-0003-000000000001', 0, 'pending', 0, 0, NULL,
+         NULL, NULL),
+        ('00000000-0000-0000-000c-000000000002', '00000000-0000-0000-0009-000000000002',
+         '00000000-0000-0000-0004-000000000001', '00000000-0000-0000-0003-000000000001', 0, 'succeeded', 1, 1, 1,
+         now(), now());
+    INSERT INTO run_item_logs (run_item_id, seq, level, message, statement_index)
+    VALUES ('00000000-0000-0000-000c-000000000002', 0, 'info', 'statement 0 applied', 0);
+";
+
+#[tokio::test]
+async fn the_releases_migration_makes_each_run_a_one_migration_release() {
+    use domain::checksum::Checksum;
+    use domain::enums::ApprovalDecision;
+    use domain::ids::{ProjectId, RunId, UserId, VersionId};
+    use domain::policy::{self, ApprovalState, EnvironmentPolicy, PinnedChecksums};
+    use domain::run::RunStatus;
+    use domain::values::VersionKey;
+
+    let db = PgDatabase::fresh().await;
+    let initial = storage::schema::MIGRATOR.iter().next().unwrap();
+    assert_eq!(initial.description, "initial");
+    sqlx::migrate::Migrator::with_migrations(vec![initial.clone()]).run(&db.pool).await.unwrap();
+    assert!(!db.has_table("run_migrations").await);
+    sqlx::raw_sql(BEFORE_RELEASES).execute(&db.pool).await.unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(!storage::schema::status(&mut conn).await.unwrap().is_current());
+    // The upgrade, as `migrate-hub-server migrate` makes it.
+    storage::schema::migrate(&db.pool).await.unwrap();
+    assert!(storage::schema::status(&mut conn).await.unwrap().is_current());
+
+    let id = |s: &str| uuid::Uuid::parse_str(s).unwrap();
+    let release = |key: &str, up: &str, down: Option<&str>| {
+        let key = VersionKey::parse(key).unwrap();
+        let pinned = PinnedChecksums { up: Checksum::of(up), down: down.map(Checksum::of) };
+        domain::release::content_checksum([(&key, &pinned)])
+    };
+    let (ada, grace) = (
+        UserId::from_uuid(id("00000000-0000-0000-0001-000000000002")),
+        UserId::from_uuid(id("00000000-0000-0000-0001-000000000003")),
+    );
+    let policy =
+        |approvals: u8| EnvironmentPolicy { approvals_required: approvals, ..EnvironmentPolicy::production_default() };
+
+    // The run that awaited execution: a release of version 2, at revision 2 (its version number).
+    let edited =
+        storage::runs::get(&mut conn, RunId::from_uuid(id("00000000-0000-0000-0009-000000000001"))).await.unwrap();
+    let content = release("20260101.0001", "CREATE TABLE orders (id bigint PRIMARY KEY);", Some("DROP TABLE orders;"));
+    assert_eq!(edited.content, content);
+    assert_eq!(edited.project_id, ProjectId::from_uuid(id("00000000-0000-0000-0006-000000000001")));
+    assert_eq!((edited.revision, edited.retry_of, edited.status), (2, None, RunStatus::Approved));
+    let versions = storage::versions::of_run(&mut conn, edited.id).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].position, 0);
+    assert_eq!(versions[0].version_key.as_str(), "20260101.0001");
+    assert_eq!(versions[0].version.id, VersionId::from_uuid(id("00000000-0000-0000-0008-000000000002")));
+    // What the worker recomputes from the stored versions is what the migration pinned.
+    let recomputed: Vec<_> = versions.iter().map(|v| (&v.version_key, v.version.checksums_of_text())).collect();
+    let recomputed = domain::release::content_checksum(recomputed.iter().map(|(k, c)| (*k, c)));
+    assert_eq!(recomputed, edited.content);
+
+    // Grace's approval of version 2 still counts; Ada's, of version 1 before the edit, still does not.
+    let approvals = storage::approvals::list_for_run(&mut conn, edited.id).await.unwrap();
+    let of = |who: UserId| approvals.iter().find(|a| a.approver == who).unwrap();
+    assert_eq!(approvals.len(), 2);
+    assert_eq!((of(grace).revision, of(grace).pinned, of(grace).carried_from), (2, content, None));
+    assert_eq!(of(grace).decision, ApprovalDecision::Approve);
+    let before_edit = release("20260101.0001", "CREATE TABLE orders (id int PRIMARY KEY);", Some("DROP TABLE orders;"));
+    assert_eq!((of(ada).revision, of(ada).pinned), (1, before_edit));
+    let decisions: Vec<_> = approvals.iter().map(|a| a.facts()).collect();
+    let facts = edited.facts();
+    assert_eq!(policy::approval_state(&policy(1), &facts, &decisions), ApprovalState::Approved);
+    assert_eq!(policy::approval_state(&policy(2), &facts, &decisions), ApprovalState::Pending { have: 1, need: 2 });
+    assert_eq!(policy::may_apply(&policy(1), &facts, &decisions, &recomputed), Ok(()));
+    // Ada decided on revision 1; she may decide on the current one.
+    let ada_actor = policy::Actor { user_id: ada, role: domain::enums::Role::Manager };
+    let awaiting = policy::RunFacts { status: RunStatus::AwaitingApproval, ..facts };
+    assert_eq!(policy::may_approve(&ada_actor, &awaiting, &decisions), Ok(()));
+    let grace_actor = policy::Actor { user_id: grace, ..ada_actor };
+    assert_eq!(policy::may_approve(&grace_actor, &awaiting, &decisions), Err(policy::Denial::AlreadyDecided));
+
+    // The finished run, of a version without a down script: `-` in the content text.
+    let done =
+        storage::runs::get(&mut conn, RunId::from_uuid(id("00000000-0000-0000-0009-000000000002"))).await.unwrap();
+    let content = release("20260102.0001", "CREATE INDEX orders_id ON orders (id);", None);
+    assert_eq!((done.content, done.revision, done.status), (content, 1, RunStatus::Succeeded));
+    let versions = storage::versions::of_run(&mut conn, done.id).await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version.id).collect::<Vec<_>>(),
+        [VersionId::from_uuid(id("00000000-0000-0000-0008-000000000003"))]
+    );
+    let approvals = storage::approvals::list_for_run(&mut conn, done.id).await.unwrap();
+    assert_eq!(approvals.iter().map(|a| (a.revision, a.pinned)).collect::<Vec<_>>(), [(1, content)]);
+    let decisions: Vec<_> = approvals.iter().map(|a| a.facts()).collect();
+    assert_eq!(policy::approval_state(&policy(1), &done.facts(), &decisions), ApprovalState::Approved);
+
+    // Items and log lines made before releases still read.
+    let items =
+        storage::run_items::list_for_run(&mut conn, done.id, None, &storage::PageRequest::first(10)).await.unwrap();
+    assert_eq!(items.items.len(), 1);
+    assert_eq!((items.items[0].migrations_done, items.items[0].migrations_total), (0, None));
+    let lines = storage::logs::list(&mut conn, items.items[0].id, &storage::PageRequest::first(10)).await.unwrap();
+    assert_eq!(
+        lines.items.iter().map(|l| (l.version_key.clone(), l.statement_index)).collect::<Vec<_>>(),
+        [(None, Some(0))]
+    );
+
+    // The migrated database holds only what the new schema allows: the started run is frozen.
+    drop(conn);
+    let r = refusal(
+        &db.pool,
+        "UPDATE runs SET content_checksum = sha256('x') WHERE id = '00000000-0000-0000-0009-000000000002'",
+    )
+    .await
+    .expect("a finished run's content was changed");
+    assert_eq!(r.sqlstate, RESTRICT, "{}", r.message);
 }

@@ -344,8 +344,15 @@ async fn runs_items_approvals_and_logs() {
     assert_eq!(older.items.iter().map(|v| v.version_no).collect::<Vec<_>>(), vec![1]);
     drop(conn);
 
+    // A release of one migration, pinned to its newest version.
+    let key = VersionKey::parse("20250121_0001").unwrap();
+    let content = domain::release::content_checksum([(&key, &v2.checksums)]);
     let new_run = NewRun {
-        version_id: v2.id,
+        project_id: project.id,
+        versions: vec![v2.id],
+        content,
+        retry_of: None,
+        targets: None,
         direction: Direction::Up,
         environment_id: env.id,
         db_set_id: set.id,
@@ -361,6 +368,7 @@ async fn runs_items_approvals_and_logs() {
     tx.commit().await.unwrap();
     assert_eq!(items, 3);
     assert_eq!(run.status, RunStatus::AwaitingApproval);
+    assert_eq!((run.project_id, run.content, run.revision, run.retry_of), (project.id, content, 1, None));
     let mut tx = db.pool.begin().await.unwrap();
     let repeated = storage::runs::create(&mut tx, &new_run).await.unwrap_err();
     assert!(repeated.is_conflict_on("runs_idempotency_key"), "{repeated:?}");
@@ -392,12 +400,21 @@ async fn runs_items_approvals_and_logs() {
             approver: manager.id,
             decision: ApprovalDecision::Approve,
             comment: "looks good".into(),
-            pinned: v2.checksums,
+            pinned: content,
+            carried_from: None,
         },
     )
     .await
     .unwrap();
-    assert_eq!((approval.version_id, approval.environment_id, approval.direction), (v2.id, env.id, Direction::Up));
+    // The decision is recorded for the run's current revision, direction and environment.
+    assert_eq!(
+        (approval.revision, approval.pinned, approval.environment_id, approval.direction, approval.carried_from),
+        (1, content, env.id, Direction::Up, None)
+    );
+    // A second decision by the same approver on the same revision, whatever content it names, is refused.
+    let other_content =
+        domain::release::content_checksum([(&key, &PinnedChecksums { up: v1.checksums.up, down: None })]);
+    assert_ne!(other_content, content);
     let twice = storage::approvals::create(
         &mut conn,
         &NewApproval {
@@ -405,7 +422,8 @@ async fn runs_items_approvals_and_logs() {
             approver: manager.id,
             decision: ApprovalDecision::Deny,
             comment: String::new(),
-            pinned: PinnedChecksums { up: v1.checksums.up, down: None },
+            pinned: other_content,
+            carried_from: None,
         },
     )
     .await
@@ -466,7 +484,8 @@ async fn runs_items_approvals_and_logs() {
             &NewLogLine {
                 level: LogLevel::Info,
                 message: format!("statement {i}"),
-                statement_index: Some(i),
+                version_key: Some(key.as_str().to_owned()),
+                statement_index: Some(i + 1),
                 duration_ms: Some(5),
                 rows_affected: Some(0),
             },
@@ -480,6 +499,7 @@ async fn runs_items_approvals_and_logs() {
         &NewLogLine {
             level: LogLevel::Error,
             message: "x".repeat(10_000),
+            version_key: None,
             statement_index: None,
             duration_ms: None,
             rows_affected: None,
@@ -490,6 +510,266 @@ async fn runs_items_approvals_and_logs() {
     assert_eq!(long.message.chars().count(), storage::logs::MAX_MESSAGE_CHARS);
     let lines = storage::logs::list(&mut conn, item, &PageRequest::after(0, 10)).await.unwrap();
     assert_eq!(lines.items.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        lines.items.iter().map(|l| (l.version_key.as_deref(), l.statement_index)).collect::<Vec<_>>(),
+        // After seq 0: the second and third statement lines, then the long line about the whole item.
+        [(Some("20250121_0001"), Some(2)), (Some("20250121_0001"), Some(3)), (None, None)]
+    );
+}
+
+/// Releases: a run pins several versions in apply order, is refreshed onto newer ones (a new revision, a
+/// decision per approver per revision), is frozen once started, and is retried for its unfinished targets.
+#[tokio::test]
+async fn releases_pin_refresh_and_retry() {
+    let db = PgDatabase::migrated().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let requester = user(&mut conn, "dev@example.com", Role::User).await;
+    let manager = user(&mut conn, "dba@example.com", Role::Manager).await;
+    let env = storage::environments::create(
+        &mut conn,
+        &NewEnvironment {
+            name: name("prod"),
+            description: String::new(),
+            policy: EnvironmentPolicy::production_default(),
+        },
+    )
+    .await
+    .unwrap();
+    let set = storage::db_sets::create(&mut conn, env.id, &name("fleet"), "").await.unwrap();
+    let mut targets = Vec::new();
+    for t in ["t-1", "t-2", "t-3"] {
+        let target = storage::targets::create(&mut conn, TargetId::new(), env.id, &spec(t, Engine::Postgres), None)
+            .await
+            .unwrap();
+        targets.push(target.id);
+    }
+    storage::db_sets::add_members(&mut conn, set.id, &targets).await.unwrap();
+    let project = storage::projects::create(
+        &mut conn,
+        &name("billing"),
+        "",
+        &Identifier::parse("history").unwrap(),
+        requester.id,
+    )
+    .await
+    .unwrap();
+    // Keys in natural order 1 < 2 < 10 (not the text order 1 < 10 < 2).
+    let mut migrations = Vec::new();
+    for key in ["10", "1", "2"] {
+        let m = storage::migrations::create(
+            &mut conn,
+            project.id,
+            &VersionKey::parse(key).unwrap(),
+            &MigrationName::parse(format!("migration {key}")).unwrap(),
+            None,
+            requester.id,
+        )
+        .await
+        .unwrap();
+        migrations.push(m);
+    }
+    drop(conn);
+    let version = |migration: domain::ids::MigrationId, up: &str| NewMigrationVersion {
+        migration_id: migration,
+        up_sql: up.into(),
+        down_sql: None,
+        transaction_mode: TransactionMode::Transaction,
+        up_statements: vec![StatementRange { start: 0, end: u32::try_from(up.len()).unwrap() }],
+        down_statements: Vec::new(),
+        lint_results: Vec::new(),
+        source_hash: None,
+        author_id: requester.id,
+    };
+    let (m10, m1, m2) = (&migrations[0], &migrations[1], &migrations[2]);
+    let mut tx = db.pool.begin().await.unwrap();
+    let v10 = storage::versions::create(&mut tx, &version(m10.id, "SELECT 10;")).await.unwrap();
+    let v1 = storage::versions::create(&mut tx, &version(m1.id, "SELECT 1;")).await.unwrap();
+    let v2 = storage::versions::create(&mut tx, &version(m2.id, "SELECT 2;")).await.unwrap();
+    tx.commit().await.unwrap();
+    let content_of = |versions: &[(&domain::model::Migration, &domain::model::MigrationVersion)]| {
+        domain::release::content_checksum(versions.iter().map(|(m, v)| (&m.version_key, &v.checksums)))
+    };
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    let newest = storage::versions::newest_of_project(&mut conn, project.id, None).await.unwrap();
+    assert_eq!(
+        newest.iter().map(|v| (v.position, v.version_key.as_str(), v.version.id)).collect::<Vec<_>>(),
+        [(0, "1", v1.id), (1, "2", v2.id), (2, "10", v10.id)]
+    );
+    assert_eq!(newest[1].name.as_str(), "migration 2");
+    let some = storage::versions::newest_of_project(&mut conn, project.id, Some(&[m10.id, m1.id])).await.unwrap();
+    assert_eq!(some.iter().map(|v| (v.position, v.version.id)).collect::<Vec<_>>(), [(0, v1.id), (1, v10.id)]);
+    drop(conn);
+
+    // Requested for two of the three targets.
+    let content = content_of(&[(m1, &v1), (m2, &v2), (m10, &v10)]);
+    let new_run = NewRun {
+        project_id: project.id,
+        versions: vec![v1.id, v2.id, v10.id],
+        content,
+        retry_of: None,
+        targets: Some(vec![targets[2], targets[0]]),
+        direction: Direction::Up,
+        environment_id: env.id,
+        db_set_id: set.id,
+        status: RunStatus::AwaitingApproval,
+        failure_policy: FailurePolicy::Continue,
+        concurrency_limit: 1,
+        comment: String::new(),
+        requested_by: requester.id,
+        idempotency_key: None,
+    };
+    let mut tx = db.pool.begin().await.unwrap();
+    let (run, items) = storage::runs::create(&mut tx, &new_run).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((items, run.revision, run.content, run.project_id), (2, 1, content, project.id));
+    let mut tx = db.pool.begin().await.unwrap();
+    let empty = storage::runs::create(&mut tx, &NewRun { versions: Vec::new(), ..new_run.clone() }).await.unwrap_err();
+    assert!(matches!(empty, StorageError::Invalid { .. }), "{empty:?}");
+    tx.rollback().await.unwrap();
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    let pinned = storage::versions::of_run(&mut conn, run.id).await.unwrap();
+    assert_eq!(
+        pinned.iter().map(|v| (v.position, v.version_key.as_str(), v.version.id)).collect::<Vec<_>>(),
+        [(0, "1", v1.id), (1, "2", v2.id), (2, "10", v10.id)]
+    );
+    let items = storage::run_items::list_for_run(&mut conn, run.id, None, &PageRequest::first(10)).await.unwrap();
+    assert_eq!(items.items.iter().map(|i| i.target_id).collect::<Vec<_>>(), [targets[0], targets[2]]);
+    let labels = storage::runs::labels(&mut conn, &[run.id]).await.unwrap();
+    let label = &labels[0].1;
+    assert_eq!(
+        (label.version_key.as_str(), label.last_key.as_str(), label.versions, label.migration),
+        ("1", "10", 3, m1.id)
+    );
+    let first = storage::approvals::create(
+        &mut conn,
+        &NewApproval {
+            run_id: run.id,
+            approver: manager.id,
+            decision: ApprovalDecision::Approve,
+            comment: String::new(),
+            pinned: content,
+            carried_from: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((first.revision, first.pinned), (1, content));
+    drop(conn);
+
+    // An edit of migration 2, then a refresh onto it: revision 2, the new versions, the new content.
+    let mut tx = db.pool.begin().await.unwrap();
+    let v2b = storage::versions::create(&mut tx, &version(m2.id, "SELECT 2 + 0;")).await.unwrap();
+    tx.commit().await.unwrap();
+    let refreshed_content = content_of(&[(m1, &v1), (m2, &v2b), (m10, &v10)]);
+    assert_ne!(refreshed_content, content);
+    let mut tx = db.pool.begin().await.unwrap();
+    let refreshed = storage::runs::repin(
+        &mut tx,
+        run.id,
+        &[v1.id, v2b.id, v10.id],
+        &refreshed_content,
+        RunStatus::AwaitingApproval,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (refreshed.revision, refreshed.content, refreshed.status),
+        (2, refreshed_content, RunStatus::AwaitingApproval)
+    );
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(storage::runs::get(&mut conn, run.id).await.unwrap(), refreshed);
+    let pinned = storage::versions::of_run(&mut conn, run.id).await.unwrap();
+    assert_eq!(pinned.iter().map(|v| v.version.id).collect::<Vec<_>>(), [v1.id, v2b.id, v10.id]);
+    // The same approver decides again on the new revision; the old decision stays on record.
+    let second = storage::approvals::create(
+        &mut conn,
+        &NewApproval {
+            run_id: run.id,
+            approver: manager.id,
+            decision: ApprovalDecision::Approve,
+            comment: String::new(),
+            pinned: refreshed_content,
+            carried_from: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((second.revision, second.pinned), (2, refreshed_content));
+    let decisions = storage::approvals::list_for_run(&mut conn, run.id).await.unwrap();
+    assert_eq!(
+        decisions.iter().map(|a| (a.revision, a.pinned)).collect::<Vec<_>>(),
+        [(1, content), (2, refreshed_content)]
+    );
+    let approved = storage::runs::set_status(&mut conn, run.id, RunStatus::AwaitingApproval, RunStatus::Approved, None)
+        .await
+        .unwrap();
+    let queued = storage::runs::set_status(&mut conn, run.id, RunStatus::Approved, RunStatus::Queued, Some(manager.id))
+        .await
+        .unwrap();
+    assert_eq!((approved.revision, queued.revision, queued.content), (2, 2, refreshed_content));
+    drop(conn);
+
+    // Once queued, it applies what it pins: no refresh, and the database refuses a change of its versions.
+    let mut tx = db.pool.begin().await.unwrap();
+    let late =
+        storage::runs::repin(&mut tx, run.id, &[v1.id], &content, RunStatus::AwaitingApproval).await.unwrap_err();
+    assert!(late.is_conflict_on("runs_status"), "{late:?}");
+    tx.rollback().await.unwrap();
+    let frozen = sqlx::query("DELETE FROM run_migrations WHERE run_id = $1")
+        .bind(run.id.as_uuid())
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    let frozen = StorageError::from(frozen);
+    assert!(matches!(&frozen, StorageError::Refused(message) if message.contains("frozen")), "{frozen:?}");
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(storage::versions::of_run(&mut conn, run.id).await.unwrap().len(), 3);
+
+    // Cancelled before it ran anywhere: both targets are unfinished, and a retry is made for them.
+    storage::runs::set_status(&mut conn, run.id, RunStatus::Queued, RunStatus::Cancelled, Some(requester.id))
+        .await
+        .unwrap();
+    assert_eq!(storage::run_items::cancel_pending(&mut conn, run.id).await.unwrap(), 2);
+    let unfinished = storage::runs::unfinished_targets(&mut conn, run.id).await.unwrap();
+    assert_eq!(unfinished, [targets[0], targets[2]]);
+    assert!(storage::runs::retries_of(&mut conn, run.id).await.unwrap().is_empty());
+    drop(conn);
+    let mut tx = db.pool.begin().await.unwrap();
+    let (retry, items) = storage::runs::create(
+        &mut tx,
+        &NewRun {
+            versions: vec![v1.id, v2b.id, v10.id],
+            content: refreshed_content,
+            retry_of: Some(run.id),
+            targets: Some(unfinished),
+            status: RunStatus::Approved,
+            ..new_run.clone()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((items, retry.retry_of, retry.revision), (2, Some(run.id), 1));
+    let mut conn = db.pool.acquire().await.unwrap();
+    let carried = storage::approvals::create(
+        &mut conn,
+        &NewApproval {
+            run_id: retry.id,
+            approver: manager.id,
+            decision: ApprovalDecision::Approve,
+            comment: String::new(),
+            pinned: refreshed_content,
+            carried_from: Some(second.id),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((carried.revision, carried.carried_from), (1, Some(second.id)));
+    assert_eq!(storage::runs::retries_of(&mut conn, run.id).await.unwrap(), [retry.id]);
+    assert_eq!(storage::runs::get(&mut conn, retry.id).await.unwrap().retry_of, Some(run.id));
 }
 
 #[tokio::test]

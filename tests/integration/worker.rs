@@ -93,6 +93,7 @@ async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once
     let done = items(&tool.pool, run.id).await;
     assert_eq!(statuses(&done), [RunItemStatus::Succeeded; 3]);
     assert!(done.iter().all(|i| i.statements_done == 2 && i.statements_total == Some(2) && i.lease_owner.is_none()));
+    assert!(done.iter().all(|i| (i.migrations_done, i.migrations_total) == (1, Some(1))), "{done:?}");
     assert!(pg1.has_table("widgets").await && pg2.has_table("widgets").await);
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM widgets").fetch_one(&my.pool).await.unwrap();
     assert_eq!(rows, 1);
@@ -110,9 +111,21 @@ async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once
     assert!(messages[0].starts_with("attempt 1 of 3 by test/"), "{messages:?}");
     assert_eq!(
         &messages[1..],
-        ["statement 0: CREATE TABLE widgets (id int)", "statement 1: INSERT INTO widgets VALUES (1)", "succeeded"]
+        [
+            "migration 1 of 1: 0001 migration 0001 (2 statements)",
+            "0001 statement 1: CREATE TABLE widgets (id int)",
+            "0001 statement 2: INSERT INTO widgets VALUES (1)",
+            "applied (2 statements)",
+            "succeeded: 1 of 1 migrations applied, 0 skipped"
+        ]
     );
-    assert_eq!(logs[2].rows_affected, Some(1));
+    // Statement lines name their migration and number statements from 1.
+    let statements: Vec<_> = logs.iter().map(|l| (l.version_key.as_deref(), l.statement_index)).collect();
+    assert_eq!(
+        statements[1..],
+        [(Some("0001"), None), (Some("0001"), Some(1)), (Some("0001"), Some(2)), (Some("0001"), None), (None, None)]
+    );
+    assert_eq!((logs[2].rows_affected, logs[3].rows_affected), (Some(0), Some(1)));
 
     // The run's two state changes by the worker are in the audit chain, once each, and it verifies.
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_events WHERE object_id = $1 ORDER BY id")
@@ -279,11 +292,21 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
     let line = domain::model::NewLogLine {
         level: domain::enums::LogLevel::Info,
         message: "stale".into(),
-        statement_index: None,
+        version_key: Some("0001".into()),
+        statement_index: Some(1),
         duration_ms: None,
         rows_affected: None,
     };
-    assert_eq!(storage::queue::log(&mut conn, old.item, old.token, Some(1), None, &line).await.unwrap(), None);
+    let progress = storage::queue::Progress {
+        migrations_done: Some(0),
+        migrations_total: Some(1),
+        statements_done: Some(1),
+        statements_total: None,
+    };
+    assert_eq!(
+        storage::queue::log(&mut conn, old.item, old.token, &progress, std::slice::from_ref(&line)).await.unwrap(),
+        None
+    );
     let mut tx = tool.pool.begin().await.unwrap();
     let ending =
         Ending { status: RunItemStatus::Failed, duration: Duration::ZERO, error_code: Some("x"), error_message: None };
@@ -291,7 +314,13 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
     assert_eq!(storage::queue::release(&mut tx, old.item, old.token, Duration::ZERO, true, None).await.unwrap(), None);
     tx.commit().await.unwrap();
     // The new owner's writes count, and its ending ends the run.
-    assert!(storage::queue::log(&mut conn, new.item, new.token, Some(1), Some(1), &line).await.unwrap().is_some());
+    let progress = storage::queue::Progress { statements_total: Some(1), ..progress };
+    assert!(
+        storage::queue::log(&mut conn, new.item, new.token, &progress, std::slice::from_ref(&line))
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
         storage::queue::renew(&mut conn, b, &[(new.item, new.token)], Duration::from_secs(30)).await.unwrap(),
         [new.item]
@@ -366,12 +395,26 @@ async fn cancelling_a_run_stops_its_running_item_at_the_next_statement() {
         .await;
     let (stop, handle) = start_worker(&tool.pool, fast()).await;
     let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1).await;
-    // Wait until the sleep is running, then cancel as the API will: the run, then its pending items.
+    // Wait until the sleep is running on the target (the worker writes its progress in batches, so the tool
+    // database may not show the first statement done yet), then cancel as the API will: the run, then its
+    // pending items.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while items(&tool.pool, run.id).await[0].statements_done < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the item never started");
+    loop {
+        let sleeping: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND state = 'active' AND query LIKE 'SELECT pg\\_sleep(1.5)%' \
+               AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&target.pool)
+        .await
+        .unwrap();
+        if sleeping > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the sleep never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(target.has_table("before_sleep").await, "statement 1 ran before the sleep");
     let mut tx = tool.pool.begin().await.unwrap();
     storage::runs::set_status(&mut tx, run.id, RunStatus::Running, RunStatus::Cancelled, Some(fleet.manager.id))
         .await
@@ -390,7 +433,9 @@ async fn cancelling_a_run_stops_its_running_item_at_the_next_statement() {
     assert_eq!(item.status, RunItemStatus::Cancelled);
     assert_eq!(item.statements_done, 2, "stopped at the boundary after the sleep");
     assert!(
-        item.error_message.as_deref().unwrap().contains("run cancelled before statement 2"),
+        item.error_message.as_deref().unwrap().starts_with(
+            "run cancelled before statement 3 of 0001; statements before it were applied (see the target's history)"
+        ),
         "{:?}",
         item.error_message
     );
@@ -437,13 +482,21 @@ async fn tampered_sql_and_approvals_for_other_content_are_refused_by_the_worker(
         .await;
     let (stop, handle) = start_worker(&tool.pool, fast()).await;
 
-    // An approval pinned to other content does not let anything run.
-    let other = PinnedChecksums { up: domain::checksum::Checksum::of("DROP TABLE everything;"), down: None };
+    // An approval pinned to other content (a wrong content checksum) does not let anything run.
+    // It is the content checksum of a release of the same migration key with other SQL.
+    let key = domain::values::VersionKey::parse("0001").unwrap();
+    let tampered = PinnedChecksums { up: domain::checksum::Checksum::of("DROP TABLE everything;"), down: None };
+    let other = domain::release::content_checksum([(&key, &tampered)]);
+    assert_ne!(other, fleet.content(std::slice::from_ref(&version)).await);
     let run = fleet.queue_run_pinned(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1, Some(other)).await;
     assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(30)).await, RunStatus::Failed);
     let item = items(&tool.pool, run.id).await.remove(0);
     assert_eq!(item.error_code.as_deref(), Some("checksum_mismatch"));
-    assert!(item.error_message.as_deref().unwrap().contains("0 of 1 approvals"), "{:?}", item.error_message);
+    assert!(
+        item.error_message.as_deref().unwrap().contains("the run has 0 of the 1 approvals it needs: refusing to apply"),
+        "{:?}",
+        item.error_message
+    );
 
     // The stored SQL changed behind the hub's back (the immutability trigger bypassed by a superuser).
     sqlx::raw_sql(
@@ -459,7 +512,7 @@ async fn tampered_sql_and_approvals_for_other_content_are_refused_by_the_worker(
     let item = items(&tool.pool, run.id).await.remove(0);
     assert_eq!(item.error_code.as_deref(), Some("checksum_mismatch"));
     assert!(
-        item.error_message.as_deref().unwrap().contains("no longer matches its checksums"),
+        item.error_message.as_deref().unwrap().contains("no longer matches its pinned content"),
         "{:?}",
         item.error_message
     );

@@ -249,6 +249,23 @@ impl Targets {
         }
     }
 
+    /// Whether a session on Postgres target `i` is in a trial's pause.
+    async fn sleeping(&self, i: usize) -> bool {
+        match self {
+            Targets::Postgres(dbs) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
+                 AND query LIKE 'SELECT pg_sleep(%'",
+                )
+                .fetch_one(&dbs[i].pool)
+                .await
+                .unwrap()
+                    > 0
+            }
+            Targets::Mysql(_) => false,
+        }
+    }
+
     /// Whether any session holds target `id`'s lock on target `i`.
     async fn locked(&self, i: usize, id: TargetId) -> bool {
         let name = format!("target:{id}");
@@ -277,12 +294,15 @@ impl Targets {
     }
 
     /// Resolves a partial apply left by a kill, as an admin would: the dirty history row goes, and the
-    /// trial's table with it.
-    async fn resolve(&self, i: usize, trial: u64) {
-        let sqls = [
-            "DELETE FROM migrate_hub_history WHERE status <> 'applied'".to_owned(),
-            format!("DROP TABLE IF EXISTS chaos_t{trial}"),
-        ];
+    /// table of that migration with it.
+    async fn resolve(&self, i: usize) {
+        let dirty = "SELECT version FROM migrate_hub_history WHERE status <> 'applied'";
+        let versions: Vec<String> = match self {
+            Targets::Postgres(dbs) => sqlx::query_scalar(dirty).fetch_all(&dbs[i].pool).await.unwrap(),
+            Targets::Mysql(dbs) => sqlx::query_scalar(dirty).fetch_all(&dbs[i].pool).await.unwrap(),
+        };
+        let mut sqls = vec!["DELETE FROM migrate_hub_history WHERE status <> 'applied'".to_owned()];
+        sqls.extend(versions.iter().map(|v| format!("DROP TABLE IF EXISTS {}", trial_table(v))));
         for sql in sqls {
             match self {
                 Targets::Postgres(dbs) => {
@@ -296,6 +316,11 @@ impl Targets {
     }
 }
 
+/// The table a trial migration (`key`, e.g. `000007.2`) creates.
+fn trial_table(key: &str) -> String {
+    format!("chaos_t{}", key.replace('.', "_"))
+}
+
 /// Postgres shows a bigint advisory key as (classid, objid): its high and low 32 bits.
 fn split_key(key: i64) -> (i64, i64) {
     let bits = key as u64;
@@ -304,15 +329,23 @@ fn split_key(key: i64) -> (i64, i64) {
 
 /// The trial's migration: a table, then two audited statements around a pause that kills land in.
 fn trial_sql(engine: Engine, trial: u64, pause_ms: u64) -> String {
+    trial_part_sql(engine, trial, &format!("{trial:06}"), 1, pause_ms)
+}
+
+/// Part `part` (from 1) of a trial's release, migration `key`: a table, then audited statements
+/// `2 * part - 1` and `2 * part` around a pause that kills land in.
+fn trial_part_sql(engine: Engine, trial: u64, key: &str, part: u32, pause_ms: u64) -> String {
     let pause = match engine {
         Engine::Postgres => format!("SELECT pg_sleep({pause_ms} / 1000.0);"),
         Engine::Mysql => format!("DO SLEEP({pause_ms} / 1000);"),
     };
+    let (first, second) = (2 * part - 1, 2 * part);
     format!(
-        "CREATE TABLE chaos_t{trial} (id integer);\n\
-         INSERT INTO chaos_audit (trial, stmt) VALUES ({trial}, 1);\n\
+        "CREATE TABLE {} (id integer);\n\
+         INSERT INTO chaos_audit (trial, stmt) VALUES ({trial}, {first});\n\
          {pause}\n\
-         INSERT INTO chaos_audit (trial, stmt) VALUES ({trial}, 2);\n"
+         INSERT INTO chaos_audit (trial, stmt) VALUES ({trial}, {second});\n",
+        trial_table(key)
     )
 }
 
@@ -334,7 +367,8 @@ async fn settle(pool: &PgPool, run: RunId, within: Duration) -> Option<Duration>
 }
 
 /// Checks a finished trial's items and targets; resolves partial applies for the next trial.
-async fn check_trial(fleet: &Fleet, targets: &Targets, run: RunId, trial: u64, report: &mut Report) {
+/// `parts`: the migrations of the trial's release (each audits two statements).
+async fn check_trial(fleet: &Fleet, targets: &Targets, run: RunId, trial: u64, parts: u32, report: &mut Report) {
     let mut conn = fleet.pool.acquire().await.unwrap();
     let items =
         storage::run_items::list_for_run(&mut conn, run, None, &storage::PageRequest::first(100)).await.unwrap().items;
@@ -357,7 +391,8 @@ async fn check_trial(fleet: &Fleet, targets: &Targets, run: RunId, trial: u64, r
                 } else {
                     report.skipped += 1;
                 }
-                if audit != [(1, 1), (2, 1)] {
+                let expected: Vec<(i32, i64)> = (1..=i32::try_from(2 * parts).unwrap()).map(|s| (s, 1)).collect();
+                if audit != expected {
                     report
                         .violations
                         .push(format!("trial {trial}: target {i} is {} but its statements ran {audit:?}", item.status));
@@ -365,7 +400,7 @@ async fn check_trial(fleet: &Fleet, targets: &Targets, run: RunId, trial: u64, r
             }
             S::Failed if item.error_code.as_deref() == Some("needs_recovery") => {
                 report.needs_recovery += 1;
-                targets.resolve(i, trial).await;
+                targets.resolve(i).await;
             }
             other => report.violations.push(format!(
                 "trial {trial}: target {i} ended {other} ({:?}: {:?})",
@@ -378,7 +413,10 @@ async fn check_trial(fleet: &Fleet, targets: &Targets, run: RunId, trial: u64, r
     }
 }
 
-/// `trials` runs over ten `engine` targets, each with one worker SIGKILLed at a random moment.
+/// Migrations in each kill trial's release.
+const RELEASE_PARTS: u32 = 2;
+
+/// `trials` release runs over ten `engine` targets, each with one worker SIGKILLed at a random moment.
 pub async fn kill_trials(setup: &WorkerSetup, engine: Engine, trials: u64, rng: &mut Rng) -> Report {
     let tool = PgDatabase::migrated().await;
     let targets = Targets::create(engine, 10).await;
@@ -393,18 +431,16 @@ pub async fn kill_trials(setup: &WorkerSetup, engine: Engine, trials: u64, rng: 
     let mut report = Report::default();
     for trial in 1..=trials {
         let pause_ms = 100 + rng.below(200);
-        let version = fleet
-            .migration(
-                &format!("{trial:06}"),
-                &trial_sql(engine, trial, pause_ms),
-                None,
-                TransactionMode::Transaction,
-                engine,
-            )
-            .await;
-        let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 10).await;
-        // Ten items on six slots take two waves of a few hundred ms: kill somewhere in there.
-        tokio::time::sleep(Duration::from_millis(rng.below(2 * pause_ms + 400))).await;
+        // A release of two migrations: kills land before, inside and between them.
+        let mut versions = Vec::new();
+        for part in 1..=RELEASE_PARTS {
+            let key = format!("{trial:06}.{part}");
+            let sql = trial_part_sql(engine, trial, &key, part, pause_ms);
+            versions.push(fleet.migration(&key, &sql, None, TransactionMode::Transaction, engine).await);
+        }
+        let run = fleet.queue_release(&versions, Direction::Up, FailurePolicy::Continue, 10, None).await;
+        // Ten items on six slots take two waves of two migrations of a few hundred ms: kill in there.
+        tokio::time::sleep(Duration::from_millis(rng.below(4 * pause_ms + 400))).await;
         let pids = workers.pids();
         let victim = pids[usize::try_from(rng.below(pids.len() as u64)).unwrap()];
         let held: i64 = sqlx::query_scalar(
@@ -433,7 +469,7 @@ pub async fn kill_trials(setup: &WorkerSetup, engine: Engine, trials: u64, rng: 
                 continue;
             }
         }
-        check_trial(&fleet, &targets, run.id, trial, &mut report).await;
+        check_trial(&fleet, &targets, run.id, trial, RELEASE_PARTS, &mut report).await;
     }
     report
 }
@@ -493,11 +529,12 @@ pub async fn stop_trial(setup: &WorkerSetup) -> Report {
         .await
         .unwrap()
     };
-    // Stop it once the first audited statement ran (it is then in the pause).
+    // Stop it once it is in the pause, after the first audited statement: seen on the target itself (the
+    // tool database hears of progress in batches).
     let deadline = Instant::now() + Duration::from_secs(20);
     let token = loop {
         let (status, token, done) = item_state().await;
-        if status == "running" && done >= 2 {
+        if status == "running" && targets.sleeping(0).await {
             break token;
         }
         assert!(Instant::now() < deadline, "the first worker never got into the apply ({status}, {done})");
@@ -552,7 +589,7 @@ pub async fn stop_trial(setup: &WorkerSetup) -> Report {
     if run_status(&tool.pool, run.id).await != domain::run::RunStatus::Succeeded {
         report.violations.push(format!("the run ended {}", run_status(&tool.pool, run.id).await));
     }
-    check_trial(&fleet, &targets, run.id, 1, &mut report).await;
+    check_trial(&fleet, &targets, run.id, 1, 1, &mut report).await;
     report
 }
 
@@ -731,7 +768,7 @@ pub async fn restart_trial(
         report.violations.push(format!("the run ended {}", run_status(&pool, run.id).await));
     }
     let fleet = Fleet { pool: pool.clone(), ..fleet };
-    check_trial(&fleet, &targets, run.id, 1, &mut report).await;
+    check_trial(&fleet, &targets, run.id, 1, 1, &mut report).await;
     drop(workers);
     pool.close().await;
     drop(cluster);

@@ -137,15 +137,22 @@ fn message(
     }
 }
 
-/// Splits one script as both dialects. Returns the stored split (Postgres's when it splits as Postgres).
+/// Splits one script as both dialects. Returns the stored split and its dialect: Postgres's when it splits
+/// as Postgres, unless the files were declared MySQL (`written_for`) and split as MySQL.
 fn split_both(
     field: &'static str,
     sql: &str,
     direction: Direction,
+    written_for: Option<Engine>,
     messages: &mut Vec<ValidationMessage>,
-) -> AppResult<Vec<split::Statement>> {
+) -> AppResult<(Vec<split::Statement>, Dialect)> {
     let pg = split::split(sql, Dialect::Postgres);
     let my = split::split(sql, Dialect::Mysql);
+    if written_for == Some(Engine::Mysql)
+        && let Ok(my) = &my
+    {
+        return Ok((my.clone(), Dialect::Mysql));
+    }
     let statements = match (pg, my) {
         (Ok(pg), my) => {
             if let Err(e) = my {
@@ -160,7 +167,7 @@ fn split_both(
                     None,
                 ));
             }
-            pg
+            (pg, Dialect::Postgres)
         }
         (Err(e), Ok(my)) => {
             messages.push(message(
@@ -173,7 +180,7 @@ fn split_both(
                 direction,
                 None,
             ));
-            my
+            (my, Dialect::Mysql)
         }
         (Err(e), Err(_)) => {
             return Err(AppError::invalid(
@@ -186,19 +193,25 @@ fn split_both(
     Ok(statements)
 }
 
-fn check(up: &str, down: Option<&str>, mode: TransactionMode, limits: Limits) -> AppResult<Checked> {
+fn check(
+    up: &str,
+    down: Option<&str>,
+    mode: TransactionMode,
+    limits: Limits,
+    written_for: Option<Engine>,
+) -> AppResult<Checked> {
     size("up_sql", up, limits)?;
     if let Some(down) = down {
         size("down_sql", down, limits)?;
     }
     let mut messages = Vec::new();
-    let up_split = split_both("up_sql", up, Direction::Up, &mut messages)?;
+    let (up_split, up_dialect) = split_both("up_sql", up, Direction::Up, written_for, &mut messages)?;
     if up_split.is_empty() {
         return Err(AppError::invalid("up_sql", "empty", "up_sql has no statements (only whitespace or comments)"));
     }
     let down_split = match down {
         Some(down) => {
-            let statements = split_both("down_sql", down, Direction::Down, &mut messages)?;
+            let (statements, dialect) = split_both("down_sql", down, Direction::Down, written_for, &mut messages)?;
             if statements.is_empty() {
                 return Err(AppError::invalid(
                     "down_sql",
@@ -206,7 +219,7 @@ fn check(up: &str, down: Option<&str>, mode: TransactionMode, limits: Limits) ->
                     "down_sql has no statements; leave it out if there is no rollback",
                 ));
             }
-            statements
+            (statements, dialect)
         }
         None => {
             messages.push(message(
@@ -216,12 +229,18 @@ fn check(up: &str, down: Option<&str>, mode: TransactionMode, limits: Limits) ->
                 Direction::Down,
                 None,
             ));
-            Vec::new()
+            (Vec::new(), Dialect::Postgres)
         }
     };
-    for (direction, sql, statements, field) in
-        [(Direction::Up, up, &up_split, "up_sql"), (Direction::Down, down.unwrap_or(""), &down_split, "down_sql")]
-    {
+    let (down_split, down_dialect) = down_split;
+    for (direction, sql, statements, field, dialect) in [
+        (Direction::Up, up, &up_split, "up_sql", up_dialect),
+        (Direction::Down, down.unwrap_or(""), &down_split, "down_sql", down_dialect),
+    ] {
+        // What cannot run inside a transaction is a Postgres rule (MySQL's DDL commits on its own).
+        if dialect != Dialect::Postgres {
+            continue;
+        }
         for (i, statement) in statements.iter().enumerate() {
             if let Some(what) = split::non_transactional(statement.text(sql)) {
                 if mode == TransactionMode::Transaction {
@@ -303,7 +322,7 @@ pub async fn create_migration(
     let key = VersionKey::parse(input.version_key).map_err(AppError::value("version_key"))?;
     let name = MigrationName::parse(input.name).map_err(AppError::value("name"))?;
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
-    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits)?;
+    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
     let mut tx = pool.begin().await.map_err(db)?;
     storage::projects::get(&mut tx, input.project_id).await?;
     let migration =
@@ -326,7 +345,7 @@ pub async fn create_version(
     input: VersionInput,
 ) -> AppResult<(MigrationVersion, bool)> {
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
-    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits)?;
+    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
     let mut tx = pool.begin().await.map_err(db)?;
     let m = storage::migrations::get(&mut tx, migration).await?;
     let new = new_version(migration, input.up_sql, input.down_sql, mode, checked, None, caller);
@@ -402,7 +421,7 @@ pub async fn import(
     // Check everything before writing anything, so a bad file fails the import with its name.
     let mut checked = Vec::with_capacity(source.migrations.len());
     for m in &source.migrations {
-        let c = check(&m.up, m.down.as_deref(), m.transaction_mode, limits).map_err(|e| match e {
+        let c = check(&m.up, m.down.as_deref(), m.transaction_mode, limits, input.engine).map_err(|e| match e {
             AppError::Invalid { code, message, .. } => {
                 AppError::Invalid { field: Some("files"), code, message: format!("{}: {message}", m.up_path) }
             }

@@ -77,6 +77,10 @@ pub struct RunRequest {
     pub concurrency_limit: Option<u32>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The content checksum the requester previewed (hex): refused (409 `content_changed`) if the release
+    /// would now pin other content.
+    #[serde(default)]
+    pub content_checksum: Option<String>,
 }
 
 /// An approve or deny decision.
@@ -150,20 +154,17 @@ impl RunDetail {
     pub fn allowed(&self, actor: &Actor) -> Allowed {
         let run = facts(&self.run);
         let decisions = decision_facts(&self.approvals);
-        let stale = |result: Result<(), Denial>| {
-            result.and_then(|()| if self.approval.stale { Err(Denial::ChecksumMismatch) } else { Ok(()) })
-        };
+        let fresh = if self.approval.stale { Err(Denial::ChecksumMismatch) } else { Ok(()) };
         Allowed {
-            approve: stale(may_approve(actor, &run, &decisions)),
+            approve: may_approve(actor, &run, &decisions).and(fresh),
             deny: may_deny(actor, &run, &decisions),
             execute: may_execute(actor, &run, &self.environment.policy, &decisions, &self.newest),
             cancel: may_cancel(actor, &run),
-            refresh: may_refresh(actor, &run).and_then(|()| {
-                if self.approval.stale {
-                    Ok(())
-                } else {
-                    Err(Denial::WrongStatus { action: "refresh", status: self.run.status })
-                }
+            // Only a stale run has anything to refresh to.
+            refresh: may_refresh(actor, &run).and(if self.approval.stale {
+                Ok(())
+            } else {
+                Err(Denial::WrongStatus { action: "refresh", status: self.run.status })
             }),
             retry: may_retry(actor, &run),
         }
@@ -483,8 +484,19 @@ pub async fn request_run(
     let (project, versions) = resolve(&mut tx, &input, direction).await?;
     let environment = storage::environments::get(&mut tx, input.environment_id).await?;
     let set = db_set_of(&mut tx, environment.id, input.db_set_id).await?;
-    preflight(&mut tx, direction, &versions, set.id).await?;
     let content = content_of(&versions);
+    if let Some(previewed) = &input.content_checksum
+        && !previewed.eq_ignore_ascii_case(&content.to_hex())
+    {
+        return Err(AppError::conflict(
+            "content_changed",
+            format!(
+                "you previewed content {previewed}, but the release would now pin content {}; preview it again",
+                content.to_hex()
+            ),
+        ));
+    }
+    preflight(&mut tx, direction, &versions, set.id).await?;
     let new = NewRun {
         project_id: project.id,
         versions: versions.iter().map(|v| v.version.id).collect(),
@@ -542,27 +554,28 @@ async fn same_request(
     input: &RunRequest,
     (direction, failure_policy, concurrency_limit, comment): (Direction, FailurePolicy, u32, &str),
 ) -> AppResult<Requested> {
-    let project = match (input.project_id, input.migration_id) {
-        (Some(project), _) => Some(project),
-        (None, Some(migration)) => {
-            let versions = storage::versions::of_run(conn, existing.id).await?;
-            let same_migration = matches!(versions.as_slice(), [one] if one.version.migration_id == migration);
-            same_migration.then_some(existing.project_id)
-        }
-        (None, None) => None,
+    let reused = || {
+        AppError::conflict(
+            "idempotency_key_reused",
+            format!("this Idempotency-Key was already used for a different run request (run {})", existing.id),
+        )
     };
-    let same = project == Some(existing.project_id)
-        && existing.direction == direction
+    let same_options = existing.direction == direction
         && existing.environment_id == input.environment_id
         && existing.db_set_id == input.db_set_id
         && existing.failure_policy == failure_policy
         && existing.concurrency_limit == concurrency_limit
         && existing.comment == comment;
-    if !same {
-        return Err(AppError::conflict(
-            "idempotency_key_reused",
-            format!("this Idempotency-Key was already used for a different run request (run {})", existing.id),
-        ));
+    if !same_options {
+        return Err(reused());
+    }
+    // The same selection of migrations: what this request resolves to now must be what the first pinned
+    // (an edit in between gives the first run back, which the requester can refresh).
+    let (project, wanted) = resolve(conn, input, direction).await.map_err(|_| reused())?;
+    let pinned = storage::versions::of_run(conn, existing.id).await?;
+    let migrations = |versions: &[ReleaseVersion]| versions.iter().map(|v| v.version.migration_id).collect::<Vec<_>>();
+    if project.id != existing.project_id || migrations(&wanted) != migrations(&pinned) {
+        return Err(reused());
     }
     Ok(Requested { run: existing, created: false })
 }

@@ -611,7 +611,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use crate::release::content_checksum;
     use crate::test_support::{from_str, to_json};
+    use crate::values::VersionKey;
 
     // --- fixtures ---
 
@@ -619,24 +621,52 @@ mod tests {
         Actor { user_id: UserId::new(), role }
     }
 
-    fn content(text: &str) -> PinnedChecksums {
-        PinnedChecksums { up: Checksum::of(text), down: Some(Checksum::of(&format!("-- revert\n{text}"))) }
+    /// The content checksum of a one-migration release whose up script is `up` and down script `down`.
+    fn release(up: &str, down: Option<&str>) -> Checksum {
+        let key = VersionKey::parse("1").unwrap();
+        let pinned = PinnedChecksums { up: Checksum::of(up), down: down.map(Checksum::of) };
+        content_checksum([(&key, &pinned)])
     }
 
+    /// The content checksum of a one-migration release with an up and a down script.
+    fn content(text: &str) -> Checksum {
+        release(text, Some(&format!("-- revert\n{text}")))
+    }
+
+    /// A run at revision 1 that pins `content("SELECT 1;")`.
     fn run_by(requester: &Actor, status: RunStatus) -> RunFacts {
-        RunFacts { id: RunId::new(), requested_by: requester.user_id, status, direction: Direction::Up }
+        RunFacts {
+            id: RunId::new(),
+            requested_by: requester.user_id,
+            status,
+            direction: Direction::Up,
+            revision: 1,
+            content: content("SELECT 1;"),
+        }
     }
 
-    fn decision(by: &Actor, decision: ApprovalDecision, pinned: PinnedChecksums) -> ApprovalFacts {
-        ApprovalFacts { approver: by.user_id, decision, direction: Direction::Up, pinned }
+    /// The run refreshed `times` times onto `content`.
+    fn refreshed(run: RunFacts, times: u32, content: Checksum) -> RunFacts {
+        RunFacts { revision: run.revision + times, content, ..run }
     }
 
-    fn approve(by: &Actor, pinned: PinnedChecksums) -> ApprovalFacts {
-        decision(by, ApprovalDecision::Approve, pinned)
+    /// A decision on exactly what `run` pins now (its revision and content).
+    fn decision(by: &Actor, decision: ApprovalDecision, run: &RunFacts) -> ApprovalFacts {
+        ApprovalFacts {
+            approver: by.user_id,
+            decision,
+            direction: run.direction,
+            revision: run.revision,
+            pinned: run.content,
+        }
     }
 
-    fn deny(by: &Actor, pinned: PinnedChecksums) -> ApprovalFacts {
-        decision(by, ApprovalDecision::Deny, pinned)
+    fn approve(by: &Actor, run: &RunFacts) -> ApprovalFacts {
+        decision(by, ApprovalDecision::Approve, run)
+    }
+
+    fn deny(by: &Actor, run: &RunFacts) -> ApprovalFacts {
+        decision(by, ApprovalDecision::Deny, run)
     }
 
     fn needing(approvals: u8) -> EnvironmentPolicy {
@@ -645,6 +675,20 @@ mod tests {
             execute_roles: RoleSet::all(),
             ..EnvironmentPolicy::production_default()
         }
+    }
+
+    #[test]
+    fn fixtures_pin_what_they_say() {
+        // The tests below rely on these being different checksums.
+        let base = content("SELECT 1;");
+        assert_ne!(base, content("SELECT 2;"));
+        assert_ne!(base, release("SELECT 1;", Some("-- other revert")));
+        assert_ne!(base, release("SELECT 1;", None));
+        assert_eq!(base, release("SELECT 1;", Some("-- revert\nSELECT 1;")));
+        let run = run_by(&actor(Role::User), RunStatus::AwaitingApproval);
+        assert_eq!((run.revision, run.content), (1, base));
+        let approval = approve(&actor(Role::Manager), &run);
+        assert_eq!((approval.revision, approval.pinned), (1, base));
     }
 
     // --- RoleSet ---
@@ -876,6 +920,9 @@ mod tests {
         let manager = actor(Role::Manager);
         let run = run_by(&manager, RunStatus::AwaitingApproval);
         assert_eq!(may_approve(&manager, &run, &[]), Err(Denial::SelfApproval));
+        // Nor after a refresh.
+        let run = refreshed(run, 1, content("SELECT 2;"));
+        assert_eq!(may_approve(&manager, &run, &[]), Err(Denial::SelfApproval));
     }
 
     #[test]
@@ -903,8 +950,7 @@ mod tests {
         let manager = actor(Role::Manager);
         let other = actor(Role::Admin);
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let pinned = content("SELECT 1;");
-        for previous in [approve(&manager, pinned), deny(&manager, pinned)] {
+        for previous in [approve(&manager, &run), deny(&manager, &run)] {
             let denial = may_approve(&manager, &run, &[previous]).unwrap_err();
             assert_eq!(denial, Denial::AlreadyDecided);
             assert_eq!(denial.code(), "already_decided");
@@ -912,7 +958,35 @@ mod tests {
             assert_eq!(may_deny(&manager, &run, &[previous]), Err(Denial::AlreadyDecided));
             // Someone else's decision does not block this approver.
             assert_eq!(may_approve(&other, &run, &[previous]), Ok(()));
+            assert_eq!(may_deny(&other, &run, &[previous]), Ok(()));
         }
+        // A decision for other content (data not made through the use cases) still is this approver's
+        // decision on this revision.
+        let odd = ApprovalFacts { pinned: content("SELECT 0;"), ..approve(&manager, &run) };
+        assert_eq!(may_approve(&manager, &run, &[odd]), Err(Denial::AlreadyDecided));
+    }
+
+    #[test]
+    fn a_refresh_asks_every_approver_again() {
+        let requester = actor(Role::User);
+        let manager = actor(Role::Manager);
+        let first = run_by(&requester, RunStatus::AwaitingApproval);
+        let before = [approve(&manager, &first)];
+        let second = refreshed(first, 1, content("SELECT 2;"));
+        assert_eq!(second.revision, 2);
+        // The decision on revision 1 does not stop a decision on revision 2…
+        assert_eq!(may_approve(&manager, &second, &before), Ok(()));
+        assert_eq!(may_deny(&manager, &second, &before), Ok(()));
+        // …even when the refresh found the same content.
+        let same = refreshed(first, 1, first.content);
+        assert_eq!(may_approve(&manager, &same, &before), Ok(()));
+        // A decision on revision 2 does, whatever was decided before.
+        let both = [before[0], deny(&manager, &second)];
+        assert_eq!(may_approve(&manager, &second, &both), Err(Denial::AlreadyDecided));
+        assert_eq!(may_deny(&manager, &second, &both), Err(Denial::AlreadyDecided));
+        // And a decision on revision 2 does not count for revision 3.
+        let third = refreshed(second, 1, content("SELECT 3;"));
+        assert_eq!(may_approve(&manager, &third, &both), Ok(()));
     }
 
     // --- approval_state ---
@@ -921,12 +995,11 @@ mod tests {
     fn no_approval_needed() {
         let requester = actor(Role::User);
         let run = run_by(&requester, RunStatus::Approved);
-        let pinned = content("SELECT 1;");
         let policy = EnvironmentPolicy::permissive_default();
-        assert_eq!(approval_state(&policy, &run, &[], &pinned), ApprovalState::NotRequired);
+        assert_eq!(approval_state(&policy, &run, &[]), ApprovalState::NotRequired);
         // Even a deny is irrelevant when the environment needs no approval.
-        let decisions = [deny(&actor(Role::Admin), pinned)];
-        assert_eq!(approval_state(&policy, &run, &decisions, &pinned), ApprovalState::NotRequired);
+        let decisions = [deny(&actor(Role::Admin), &run)];
+        assert_eq!(approval_state(&policy, &run, &decisions), ApprovalState::NotRequired);
     }
 
     #[test]
@@ -934,15 +1007,14 @@ mod tests {
         let requester = actor(Role::User);
         let (a, b) = (actor(Role::Manager), actor(Role::Admin));
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let pinned = content("SELECT 1;");
         let policy = needing(2);
-        assert_eq!(approval_state(&policy, &run, &[], &pinned), ApprovalState::Pending { have: 0, need: 2 });
+        assert_eq!(approval_state(&policy, &run, &[]), ApprovalState::Pending { have: 0, need: 2 });
+        assert_eq!(approval_state(&policy, &run, &[approve(&a, &run)]), ApprovalState::Pending { have: 1, need: 2 });
+        assert_eq!(approval_state(&policy, &run, &[approve(&a, &run), approve(&b, &run)]), ApprovalState::Approved);
+        // More than needed is still approved.
+        let c = actor(Role::Manager);
         assert_eq!(
-            approval_state(&policy, &run, &[approve(&a, pinned)], &pinned),
-            ApprovalState::Pending { have: 1, need: 2 }
-        );
-        assert_eq!(
-            approval_state(&policy, &run, &[approve(&a, pinned), approve(&b, pinned)], &pinned),
+            approval_state(&needing(1), &run, &[approve(&a, &run), approve(&b, &run), approve(&c, &run)]),
             ApprovalState::Approved
         );
     }
@@ -952,33 +1024,50 @@ mod tests {
         let requester = actor(Role::User);
         let a = actor(Role::Manager);
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let pinned = content("SELECT 1;");
-        let decisions = [approve(&a, pinned), approve(&a, pinned)];
-        assert_eq!(approval_state(&needing(2), &run, &decisions, &pinned), ApprovalState::Pending { have: 1, need: 2 });
+        let decisions = [approve(&a, &run), approve(&a, &run)];
+        assert_eq!(approval_state(&needing(2), &run, &decisions), ApprovalState::Pending { have: 1, need: 2 });
     }
 
     #[test]
-    fn an_approval_pinned_to_old_content_does_not_count() {
+    fn an_approval_pinned_to_other_content_does_not_count() {
+        // Within one revision the use cases only record the run's content; stored data is not trusted.
         let requester = actor(Role::User);
         let a = actor(Role::Manager);
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let old = content("SELECT 1;");
-        let new = content("SELECT 2;");
-        assert_eq!(
-            approval_state(&needing(1), &run, &[approve(&a, old)], &new),
-            ApprovalState::Pending { have: 0, need: 1 }
-        );
-        // A change to the down script alone also voids the approval.
-        let new_down = PinnedChecksums { down: Some(Checksum::of("DROP TABLE t;")), ..old };
-        assert_eq!(
-            approval_state(&needing(1), &run, &[approve(&a, old)], &new_down),
-            ApprovalState::Pending { have: 0, need: 1 }
-        );
-        let no_down = PinnedChecksums { down: None, ..old };
-        assert_eq!(
-            approval_state(&needing(1), &run, &[approve(&a, old)], &no_down),
-            ApprovalState::Pending { have: 0, need: 1 }
-        );
+        assert_eq!(approval_state(&needing(1), &run, &[approve(&a, &run)]), ApprovalState::Approved);
+        for other in [
+            content("SELECT 2;"),
+            // A change to the down script alone is other content too…
+            release("SELECT 1;", Some("DROP TABLE t;")),
+            // …and so is dropping it.
+            release("SELECT 1;", None),
+        ] {
+            assert_ne!(other, run.content);
+            let stale = ApprovalFacts { pinned: other, ..approve(&a, &run) };
+            assert_eq!(approval_state(&needing(1), &run, &[stale]), ApprovalState::Pending { have: 0, need: 1 });
+        }
+    }
+
+    #[test]
+    fn an_approval_of_an_earlier_revision_does_not_count() {
+        let requester = actor(Role::User);
+        let (a, b) = (actor(Role::Manager), actor(Role::Admin));
+        let first = run_by(&requester, RunStatus::AwaitingApproval);
+        let old = [approve(&a, &first), approve(&b, &first)];
+        assert_eq!(approval_state(&needing(2), &first, &old), ApprovalState::Approved);
+        let second = refreshed(first, 1, content("SELECT 2;"));
+        assert_eq!(approval_state(&needing(2), &second, &old), ApprovalState::Pending { have: 0, need: 2 });
+        // Not even when the refresh pinned the very same content: the revision is what was approved.
+        let same = refreshed(first, 1, first.content);
+        assert_eq!(approval_state(&needing(2), &same, &old), ApprovalState::Pending { have: 0, need: 2 });
+        // Nor a decision claiming a later revision than the run's.
+        let future = ApprovalFacts { revision: 2, ..approve(&a, &first) };
+        assert_eq!(approval_state(&needing(1), &first, &[future]), ApprovalState::Pending { have: 0, need: 1 });
+        // Approvals of the current revision count, next to the old ones.
+        let mixed = [old[0], old[1], approve(&a, &second)];
+        assert_eq!(approval_state(&needing(2), &second, &mixed), ApprovalState::Pending { have: 1, need: 2 });
+        let mixed = [old[0], old[1], approve(&a, &second), approve(&b, &second)];
+        assert_eq!(approval_state(&needing(2), &second, &mixed), ApprovalState::Approved);
     }
 
     #[test]
@@ -986,14 +1075,13 @@ mod tests {
         let requester = actor(Role::User);
         let a = actor(Role::Manager);
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let pinned = content("SELECT 1;");
-        let down = ApprovalFacts { direction: Direction::Down, ..approve(&a, pinned) };
-        assert_eq!(approval_state(&needing(1), &run, &[down], &pinned), ApprovalState::Pending { have: 0, need: 1 });
+        let down = ApprovalFacts { direction: Direction::Down, ..approve(&a, &run) };
+        assert_eq!(approval_state(&needing(1), &run, &[down]), ApprovalState::Pending { have: 0, need: 1 });
         // And the other way round.
         let down_run = RunFacts { direction: Direction::Down, ..run };
-        assert_eq!(approval_state(&needing(1), &down_run, &[down], &pinned), ApprovalState::Approved);
+        assert_eq!(approval_state(&needing(1), &down_run, &[down]), ApprovalState::Approved);
         assert_eq!(
-            approval_state(&needing(1), &down_run, &[approve(&a, pinned)], &pinned),
+            approval_state(&needing(1), &down_run, &[approve(&a, &run)]),
             ApprovalState::Pending { have: 0, need: 1 }
         );
     }
@@ -1003,9 +1091,8 @@ mod tests {
         // may_approve refuses it, but stored data is not trusted to have gone through it.
         let requester = actor(Role::Admin);
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let pinned = content("SELECT 1;");
         assert_eq!(
-            approval_state(&needing(1), &run, &[approve(&requester, pinned)], &pinned),
+            approval_state(&needing(1), &run, &[approve(&requester, &run)]),
             ApprovalState::Pending { have: 0, need: 1 }
         );
     }
@@ -1015,13 +1102,23 @@ mod tests {
         let requester = actor(Role::User);
         let (a, b, c) = (actor(Role::Manager), actor(Role::Admin), actor(Role::Manager));
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let pinned = content("SELECT 1;");
-        let decisions = [approve(&a, pinned), deny(&c, pinned), approve(&b, pinned)];
-        assert_eq!(approval_state(&needing(2), &run, &decisions, &pinned), ApprovalState::Denied);
-        // Even a deny given for older content.
-        let old = content("SELECT 0;");
-        let decisions = [approve(&a, pinned), deny(&c, old)];
-        assert_eq!(approval_state(&needing(1), &run, &decisions, &pinned), ApprovalState::Denied);
+        let decisions = [approve(&a, &run), deny(&c, &run), approve(&b, &run)];
+        assert_eq!(approval_state(&needing(2), &run, &decisions), ApprovalState::Denied);
+        // Even a deny of the current revision that names other content.
+        let odd = ApprovalFacts { pinned: content("SELECT 0;"), ..deny(&c, &run) };
+        let decisions = [approve(&a, &run), odd];
+        assert_eq!(approval_state(&needing(1), &run, &decisions), ApprovalState::Denied);
+    }
+
+    #[test]
+    fn a_deny_of_an_earlier_revision_does_not_deny() {
+        let requester = actor(Role::User);
+        let (a, c) = (actor(Role::Manager), actor(Role::Admin));
+        let first = run_by(&requester, RunStatus::AwaitingApproval);
+        let second = refreshed(first, 1, content("SELECT 2;"));
+        let decisions = [deny(&c, &first), approve(&a, &second)];
+        assert_eq!(approval_state(&needing(1), &second, &decisions), ApprovalState::Approved);
+        assert_eq!(approval_state(&needing(1), &first, &decisions), ApprovalState::Denied);
     }
 
     #[test]
@@ -1029,11 +1126,92 @@ mod tests {
         let requester = actor(Role::User);
         let (a, c) = (actor(Role::Manager), actor(Role::Admin));
         let run = run_by(&requester, RunStatus::AwaitingApproval);
-        let pinned = content("SELECT 1;");
-        let down_deny = ApprovalFacts { direction: Direction::Down, ..deny(&c, pinned) };
+        let down_deny = ApprovalFacts { direction: Direction::Down, ..deny(&c, &run) };
+        assert_eq!(approval_state(&needing(1), &run, &[approve(&a, &run), down_deny]), ApprovalState::Approved);
+    }
+
+    // --- may_apply ---
+
+    #[test]
+    fn applying_the_pinned_approved_content() {
+        let requester = actor(Role::User);
+        let a = actor(Role::Manager);
+        let policy = needing(1);
+        // The worker asks while the run is running; the rule does not look at the status or the actor.
+        for &status in RunStatus::ALL {
+            let run = run_by(&requester, status);
+            assert_eq!(may_apply(&policy, &run, &[approve(&a, &run)], &run.content), Ok(()), "{status}");
+        }
+        let run = run_by(&requester, RunStatus::Running);
+        assert_eq!(may_apply(&EnvironmentPolicy::permissive_default(), &run, &[], &run.content), Ok(()));
+    }
+
+    #[test]
+    fn applying_other_content_is_a_checksum_mismatch() {
+        let requester = actor(Role::User);
+        let (a, b) = (actor(Role::Manager), actor(Role::Admin));
+        let run = run_by(&requester, RunStatus::Running);
+        let approvals = [approve(&a, &run), approve(&b, &run)];
+        let edited = content("SELECT 2;");
+        let denial = may_apply(&needing(2), &run, &approvals, &edited).unwrap_err();
+        assert_eq!(denial, Denial::ChecksumMismatch);
+        assert_eq!(denial.code(), "checksum_mismatch");
         assert_eq!(
-            approval_state(&needing(1), &run, &[approve(&a, pinned), down_deny], &pinned),
-            ApprovalState::Approved
+            denial.to_string(),
+            "the migrations changed after this run was requested, so its approval was given for different \
+             content; refresh the run to the newest versions and have it approved again"
+        );
+        // An edit of the down script alone, or the stored SQL changing behind the hub's back, is a mismatch.
+        for actual in [release("SELECT 1;", Some("-- changed")), release("SELECT 1;", None)] {
+            assert_eq!(may_apply(&needing(2), &run, &approvals, &actual), Err(Denial::ChecksumMismatch));
+        }
+        // Even where no approval is needed: the run must apply what was requested.
+        let policy = EnvironmentPolicy::permissive_default();
+        assert_eq!(may_apply(&policy, &run, &[], &edited), Err(Denial::ChecksumMismatch));
+        // Even when approvers approved the edited content: they did so for another run's content.
+        let of_edited =
+            [ApprovalFacts { pinned: edited, ..approvals[0] }, ApprovalFacts { pinned: edited, ..approvals[1] }];
+        assert_eq!(may_apply(&needing(2), &run, &of_edited, &edited), Err(Denial::ChecksumMismatch));
+    }
+
+    #[test]
+    fn a_mismatch_is_reported_before_the_approval_state() {
+        let requester = actor(Role::User);
+        let (a, c) = (actor(Role::Manager), actor(Role::Admin));
+        let run = run_by(&requester, RunStatus::Running);
+        let edited = content("SELECT 2;");
+        assert_eq!(may_apply(&needing(1), &run, &[], &edited), Err(Denial::ChecksumMismatch));
+        assert_eq!(may_apply(&needing(1), &run, &[deny(&c, &run)], &edited), Err(Denial::ChecksumMismatch));
+        // With the pinned content, the approval state decides.
+        assert_eq!(may_apply(&needing(1), &run, &[], &run.content), Err(Denial::NotApproved { have: 0, need: 1 }));
+        assert_eq!(
+            may_apply(&needing(1), &run, &[approve(&a, &run), deny(&c, &run)], &run.content),
+            Err(Denial::Denied)
+        );
+    }
+
+    #[test]
+    fn applying_after_a_refresh_needs_the_new_revisions_approvals() {
+        let requester = actor(Role::User);
+        let (a, b) = (actor(Role::Manager), actor(Role::Admin));
+        let first = run_by(&requester, RunStatus::Approved);
+        let old = [approve(&a, &first)];
+        let second = refreshed(first, 1, content("SELECT 2;"));
+        // The old content is no longer what the run pins.
+        assert_eq!(may_apply(&needing(1), &second, &old, &first.content), Err(Denial::ChecksumMismatch));
+        // The new content is, but nobody approved revision 2 yet.
+        assert_eq!(
+            may_apply(&needing(1), &second, &old, &second.content),
+            Err(Denial::NotApproved { have: 0, need: 1 })
+        );
+        let now = [old[0], approve(&b, &second)];
+        assert_eq!(may_apply(&needing(1), &second, &now, &second.content), Ok(()));
+        // An approver of revision 1 may approve revision 2 as well, and counts once.
+        let now = [old[0], approve(&a, &second)];
+        assert_eq!(may_apply(&needing(1), &second, &now, &second.content), Ok(()));
+        assert_eq!(
+            may_apply(&needing(2), &second, &now, &second.content),
+            Err(Denial::NotApproved { have: 1, need: 2 })
         );
     }
 
@@ -1044,36 +1222,39 @@ mod tests {
         let requester = actor(Role::User);
         let (approver, executor) = (actor(Role::Admin), actor(Role::Manager));
         let run = run_by(&requester, RunStatus::Approved);
-        let pinned = content("SELECT 1;");
         let policy = EnvironmentPolicy::production_default();
-        assert_eq!(may_execute(&executor, &run, &policy, &[approve(&approver, pinned)], &pinned), Ok(()));
+        assert_eq!(may_execute(&executor, &run, &policy, &[approve(&approver, &run)], &run.content), Ok(()));
     }
 
     #[test]
     fn executing_without_approval_needed() {
         let requester = actor(Role::User);
         let run = run_by(&requester, RunStatus::Approved);
-        let pinned = content("SELECT 1;");
         let policy = EnvironmentPolicy::permissive_default();
-        assert_eq!(may_execute(&requester, &run, &policy, &[], &pinned), Ok(()));
+        assert_eq!(may_execute(&requester, &run, &policy, &[], &run.content), Ok(()));
     }
 
     #[test]
     fn execution_needs_an_allowed_role() {
         let requester = actor(Role::User);
         let run = run_by(&requester, RunStatus::Approved);
-        let pinned = content("SELECT 1;");
-        let decisions = [approve(&actor(Role::Admin), pinned)];
+        let decisions = [approve(&actor(Role::Admin), &run)];
         let policy = EnvironmentPolicy::production_default();
-        let denial = may_execute(&requester, &run, &policy, &decisions, &pinned).unwrap_err();
+        let denial = may_execute(&requester, &run, &policy, &decisions, &run.content).unwrap_err();
         assert_eq!(denial, Denial::RoleCannotExecute { role: Role::User });
         assert_eq!(denial.code(), "role_cannot_execute");
         assert_eq!(denial.to_string(), "the user role may not execute runs in this environment");
         // Roles are a set, not a threshold: an admin is refused where only managers execute.
         let managers_only = EnvironmentPolicy { execute_roles: RoleSet::from_roles(&[Role::Manager]), ..policy };
         assert_eq!(
-            may_execute(&actor(Role::Admin), &run, &managers_only, &decisions, &pinned),
+            may_execute(&actor(Role::Admin), &run, &managers_only, &decisions, &run.content),
             Err(Denial::RoleCannotExecute { role: Role::Admin })
+        );
+        // The role is checked first, before the status and the content.
+        let stale = content("SELECT 2;");
+        assert_eq!(
+            may_execute(&requester, &run_by(&requester, RunStatus::Queued), &policy, &[], &stale),
+            Err(Denial::RoleCannotExecute { role: Role::User })
         );
     }
 
@@ -1081,49 +1262,65 @@ mod tests {
     fn execution_needs_status_approved() {
         let requester = actor(Role::User);
         let executor = actor(Role::Admin);
-        let pinned = content("SELECT 1;");
-        let decisions = [approve(&actor(Role::Manager), pinned)];
         let policy = EnvironmentPolicy::production_default();
         for &status in RunStatus::ALL {
             let run = run_by(&requester, status);
-            let result = may_execute(&executor, &run, &policy, &decisions, &pinned);
+            let decisions = [approve(&actor(Role::Manager), &run)];
+            let result = may_execute(&executor, &run, &policy, &decisions, &run.content);
             if status == RunStatus::Approved {
                 assert_eq!(result, Ok(()));
             } else {
                 assert_eq!(result, Err(Denial::WrongStatus { action: "execute", status }), "{status}");
+                // The status is checked before the content.
+                assert_eq!(
+                    may_execute(&executor, &run, &policy, &decisions, &content("SELECT 2;")),
+                    Err(Denial::WrongStatus { action: "execute", status }),
+                    "{status}"
+                );
             }
         }
     }
 
     #[test]
-    fn execution_with_changed_content_needs_a_new_approval() {
+    fn executing_a_stale_run_is_a_checksum_mismatch() {
+        // The migrations were edited after approval: the newest content is not what the run pins.
         let requester = actor(Role::User);
         let executor = actor(Role::Admin);
         let run = run_by(&requester, RunStatus::Approved);
-        let old = content("SELECT 1;");
-        let new = content("SELECT 2;");
-        let decisions = [approve(&actor(Role::Manager), old)];
+        let decisions = [approve(&actor(Role::Manager), &run)];
         let policy = EnvironmentPolicy::production_default();
-        let denial = may_execute(&executor, &run, &policy, &decisions, &new).unwrap_err();
+        let newest = content("SELECT 2;");
+        let denial = may_execute(&executor, &run, &policy, &decisions, &newest).unwrap_err();
         assert_eq!(denial, Denial::ChecksumMismatch);
         assert_eq!(denial.code(), "checksum_mismatch");
+        assert!(denial.to_string().starts_with("the migrations changed after this run was requested"), "{denial}");
+        // Where no approval is needed too.
+        let permissive = EnvironmentPolicy::permissive_default();
+        assert_eq!(may_execute(&requester, &run, &permissive, &[], &newest), Err(Denial::ChecksumMismatch));
+        // Once refreshed onto the newest content and approved again, it may run.
+        let run = refreshed(RunFacts { status: RunStatus::AwaitingApproval, ..run }, 1, newest);
+        let approved = RunFacts { status: RunStatus::Approved, ..run };
         assert_eq!(
-            denial.to_string(),
-            "the approval was given for different content; the migration changed after \
-             approval and needs a new approval"
+            may_execute(&executor, &approved, &policy, &decisions, &newest),
+            Err(Denial::NotApproved { have: 0, need: 1 })
         );
+        let decisions = [decisions[0], approve(&actor(Role::Manager), &run)];
+        assert_eq!(may_execute(&executor, &approved, &policy, &decisions, &newest), Ok(()));
     }
 
     #[test]
-    fn execution_with_some_stale_approvals_reports_the_mismatch() {
+    fn an_approval_for_other_content_is_not_an_approval() {
         let requester = actor(Role::User);
         let executor = actor(Role::Admin);
         let (a, b) = (actor(Role::Manager), actor(Role::Admin));
         let run = run_by(&requester, RunStatus::Approved);
-        let old = content("SELECT 1;");
-        let new = content("SELECT 2;");
-        let decisions = [approve(&a, new), approve(&b, old)];
-        assert_eq!(may_execute(&executor, &run, &needing(2), &decisions, &new), Err(Denial::ChecksumMismatch));
+        let odd = ApprovalFacts { pinned: content("SELECT 0;"), ..approve(&b, &run) };
+        let decisions = [approve(&a, &run), odd];
+        assert_eq!(
+            may_execute(&executor, &run, &needing(2), &decisions, &run.content),
+            Err(Denial::NotApproved { have: 1, need: 2 })
+        );
+        assert_eq!(may_execute(&executor, &run, &needing(1), &decisions, &run.content), Ok(()));
     }
 
     #[test]
@@ -1132,21 +1329,25 @@ mod tests {
         let executor = actor(Role::Admin);
         let a = actor(Role::Manager);
         let run = run_by(&requester, RunStatus::Approved);
-        let pinned = content("SELECT 1;");
-        let denial = may_execute(&executor, &run, &needing(2), &[approve(&a, pinned)], &pinned).unwrap_err();
+        let denial = may_execute(&executor, &run, &needing(2), &[approve(&a, &run)], &run.content).unwrap_err();
         assert_eq!(denial, Denial::NotApproved { have: 1, need: 2 });
         assert_eq!(denial.code(), "not_approved");
         assert_eq!(denial.to_string(), "the run has 1 of the 2 approvals it needs");
         // Approvals for the other direction are not stale content: it is simply not approved.
-        let down = ApprovalFacts { direction: Direction::Down, ..approve(&a, content("SELECT 0;")) };
+        let down = ApprovalFacts { direction: Direction::Down, ..approve(&a, &run) };
         assert_eq!(
-            may_execute(&executor, &run, &needing(1), &[down], &pinned),
+            may_execute(&executor, &run, &needing(1), &[down], &run.content),
             Err(Denial::NotApproved { have: 0, need: 1 })
         );
         // Nor is the requester's own approval.
         assert_eq!(
-            may_execute(&executor, &run, &needing(1), &[approve(&requester, content("x"))], &pinned),
+            may_execute(&executor, &run, &needing(1), &[approve(&requester, &run)], &run.content),
             Err(Denial::NotApproved { have: 0, need: 1 })
+        );
+        // A tightened policy applies to a run already approved under the old one.
+        assert_eq!(
+            may_execute(&executor, &run, &needing(3), &[approve(&a, &run), approve(&executor, &run)], &run.content),
+            Err(Denial::NotApproved { have: 2, need: 3 })
         );
     }
 
@@ -1156,15 +1357,96 @@ mod tests {
         let executor = actor(Role::Admin);
         let (a, b) = (actor(Role::Manager), actor(Role::Manager));
         let run = run_by(&requester, RunStatus::Approved);
-        let pinned = content("SELECT 1;");
-        let decisions = [approve(&a, pinned), deny(&b, pinned)];
-        let denial = may_execute(&executor, &run, &needing(1), &decisions, &pinned).unwrap_err();
+        let decisions = [approve(&a, &run), deny(&b, &run)];
+        let denial = may_execute(&executor, &run, &needing(1), &decisions, &run.content).unwrap_err();
         assert_eq!(denial, Denial::Denied);
         assert_eq!(denial.code(), "denied");
         assert_eq!(denial.to_string(), "the run was denied");
-        // A deny is reported even when the approvals are stale too.
-        let decisions = [approve(&a, content("SELECT 0;")), deny(&b, pinned)];
-        assert_eq!(may_execute(&executor, &run, &needing(1), &decisions, &pinned), Err(Denial::Denied));
+        // A deny is reported even when the approvals do not count either.
+        let odd = ApprovalFacts { pinned: content("SELECT 0;"), ..approve(&a, &run) };
+        let decisions = [odd, deny(&b, &run)];
+        assert_eq!(may_execute(&executor, &run, &needing(1), &decisions, &run.content), Err(Denial::Denied));
+    }
+
+    // --- may_refresh ---
+
+    #[test]
+    fn who_may_refresh() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        assert_eq!(may_refresh(&requester, &run), Ok(()));
+        assert_eq!(may_refresh(&actor(Role::Manager), &run), Ok(()));
+        assert_eq!(may_refresh(&actor(Role::Admin), &run), Ok(()));
+        let denial = may_refresh(&actor(Role::User), &run).unwrap_err();
+        assert_eq!(denial, Denial::RoleTooLow { needed: "manager" });
+        // The role is checked before the status.
+        let done = run_by(&requester, RunStatus::Succeeded);
+        assert_eq!(may_refresh(&actor(Role::User), &done), Err(Denial::RoleTooLow { needed: "manager" }));
+    }
+
+    #[test]
+    fn refreshing_needs_a_run_that_has_not_started() {
+        let requester = actor(Role::User);
+        let manager = actor(Role::Manager);
+        let refreshable = [RunStatus::AwaitingApproval, RunStatus::Approved];
+        for &status in RunStatus::ALL {
+            // Any revision may be refreshed again.
+            for revision in [1, 2, 7] {
+                let run = RunFacts { revision, ..run_by(&requester, status) };
+                for who in [&requester, &manager] {
+                    let result = may_refresh(who, &run);
+                    if refreshable.contains(&status) {
+                        assert_eq!(result, Ok(()), "{status}");
+                    } else {
+                        assert_eq!(result, Err(Denial::WrongStatus { action: "refresh", status }), "{status}");
+                    }
+                }
+            }
+        }
+        let denial = may_refresh(&requester, &run_by(&requester, RunStatus::Queued)).unwrap_err();
+        assert_eq!(denial.code(), "wrong_status");
+        assert_eq!(denial.to_string(), r#"cannot refresh this run: its status is "queued""#);
+    }
+
+    // --- may_retry ---
+
+    #[test]
+    fn who_may_retry() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::Failed);
+        assert_eq!(may_retry(&requester, &run), Ok(()));
+        assert_eq!(may_retry(&actor(Role::Manager), &run), Ok(()));
+        assert_eq!(may_retry(&actor(Role::Admin), &run), Ok(()));
+        assert_eq!(may_retry(&actor(Role::User), &run), Err(Denial::RoleTooLow { needed: "manager" }));
+        // The role is checked before the status.
+        let running = run_by(&requester, RunStatus::Running);
+        assert_eq!(may_retry(&actor(Role::User), &running), Err(Denial::RoleTooLow { needed: "manager" }));
+    }
+
+    #[test]
+    fn retrying_needs_a_failed_or_cancelled_run() {
+        let requester = actor(Role::User);
+        let manager = actor(Role::Manager);
+        let retryable = [RunStatus::Failed, RunStatus::Cancelled];
+        for &status in RunStatus::ALL {
+            let run = run_by(&requester, status);
+            for who in [&requester, &manager] {
+                let result = may_retry(who, &run);
+                if retryable.contains(&status) {
+                    assert_eq!(result, Ok(()), "{status}");
+                } else {
+                    assert_eq!(result, Err(Denial::WrongStatus { action: "retry", status }), "{status}");
+                }
+            }
+            // The rule agrees with the state machine: only a final run that did not succeed is retried.
+            assert_eq!(
+                retryable.contains(&status),
+                status.is_terminal() && status != RunStatus::Succeeded && status != RunStatus::Denied,
+                "{status}"
+            );
+        }
+        let denial = may_retry(&requester, &run_by(&requester, RunStatus::Succeeded)).unwrap_err();
+        assert_eq!(denial.to_string(), r#"cannot retry this run: its status is "succeeded""#);
     }
 
     // --- may_cancel ---

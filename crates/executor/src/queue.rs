@@ -370,6 +370,12 @@ struct Timings {
     statements: Duration,
     apply_started: Option<Instant>,
     first_statement: Option<Instant>,
+    /// Before connecting to the target (run context, target, statements, secret).
+    prepared: Option<Instant>,
+    connected: Option<Instant>,
+    applied: Option<Instant>,
+    /// Time spent writing the journal before statements.
+    journal: Duration,
 }
 
 /// What became of one claimed item (see [`QueueWorker::try_execute_one`]).
@@ -400,6 +406,20 @@ async fn process(shared: Arc<Shared>, claim: Claim, lost: Arc<AtomicBool>) -> It
     }
     let overhead = started.elapsed().saturating_sub(timings.statements);
     metrics::histogram!("migrate_hub_item_overhead_seconds").record(overhead.as_secs_f64());
+    let since =
+        |from: Instant, to: Option<Instant>| to.map(|t| t.saturating_duration_since(from).as_secs_f64() * 1000.0);
+    tracing::debug!(
+        total_ms = started.elapsed().as_secs_f64() * 1000.0,
+        statements_ms = timings.statements.as_secs_f64() * 1000.0,
+        prepare_ms = since(started, timings.prepared),
+        connect_ms = timings.prepared.and_then(|p| since(p, timings.connected)),
+        lock_and_history_ms = timings.connected.and_then(|c| since(c, timings.first_statement)),
+        apply_ms = timings.connected.and_then(|c| since(c, timings.applied)),
+        journal_ms = timings.journal.as_secs_f64() * 1000.0,
+        record_ms = timings.applied.map(|a| a.elapsed().as_secs_f64() * 1000.0),
+        result = label,
+        "item timings"
+    );
     if let Err(e) = recorded {
         // The lease will expire and another worker takes the item over; the target's history decides.
         tracing::error!(error = %e, "cannot record the item's result; its lease will expire and it will be retried");
@@ -488,11 +508,13 @@ async fn execute(
         Err(message) => return Verdict::failed("secret", message),
     };
     let settings = ConnectSettings::for_target(&target, password, shared.settings.connect_timeout);
+    timings.prepared = Some(Instant::now());
     let mut conn = match TargetConnection::connect(&settings).await {
         Ok(conn) => conn,
         Err(e) => return Verdict::Retry { code: "connect", message: e.to_string() },
     };
     drop(settings);
+    timings.connected = Some(Instant::now());
     let policy = &context.environment.policy;
     let options = ApplyOptions {
         history: HistoryTable { schema: target.schema.clone(), table: context.project.history_table.clone() },
@@ -522,6 +544,7 @@ async fn execute(
         ItemObserver { shared, claim, lost: lost.clone(), timings, journal, context: &context, current: 0 };
     let result = apply::apply_release(&mut conn, &migrations, &options, &mut observer).await;
     conn.close().await;
+    timings.applied = Some(Instant::now());
     if lost.load(Ordering::SeqCst) {
         return Verdict::Lost;
     }
@@ -988,6 +1011,13 @@ struct ItemObserver<'a> {
 }
 
 impl ItemObserver<'_> {
+    async fn timed_flush(&mut self) -> Logged {
+        let started = Instant::now();
+        let logged = self.journal.flush(self.shared, self.claim).await;
+        self.timings.journal += started.elapsed();
+        logged
+    }
+
     fn key(&self) -> Option<&VersionKey> {
         self.context.versions.get(self.current).map(|v| &v.version_key)
     }
@@ -1036,7 +1066,7 @@ impl Observer for ItemObserver<'_> {
         }
         let status = match self.journal.confirmed {
             Some((_, status)) if !self.journal.due() => status,
-            _ => match self.journal.flush(self.shared, self.claim).await {
+            _ => match self.timed_flush().await {
                 Logged::Held(status) => status,
                 Logged::Lost => {
                     self.lost.store(true, Ordering::SeqCst);

@@ -223,18 +223,31 @@ pub(crate) fn select(
     options: &[(String, String)],
     blank: Option<&str>,
 ) -> Markup {
+    select_with_hint(form, problems, name, label, options, blank, None)
+}
+
+/// A labelled select with a hint under its label.
+pub(crate) fn select_with_hint(
+    form: &Form,
+    problems: &Problems,
+    name: &str,
+    label: &str,
+    options: &[(String, String)],
+    blank: Option<&str>,
+    hint: Option<&str>,
+) -> Markup {
     let chosen = form.get(name);
     let control = html! {
         select id=(name) name=(name)
             aria-invalid=[problems.of(name).map(|_| "true")]
-            aria-describedby=[described_by(name, None, problems)] {
+            aria-describedby=[described_by(name, hint, problems)] {
             @if let Some(blank) = blank { option value="" { (blank) } }
             @for (value, text) in options {
                 option value=(value) selected[value == chosen] { (text) }
             }
         }
     };
-    field(name, label, None, problems, control)
+    field(name, label, hint, problems, control)
 }
 
 /// The options of a closed set of names (enums with `NAMES`).

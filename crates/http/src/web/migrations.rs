@@ -70,6 +70,9 @@ pub(crate) async fn migrations(state: web::Data<AppState>, viewer: Viewer, q: we
             @if items.is_empty() {
                 p.empty { "No migrations in this project yet." }
             } @else {
+                div.actions {
+                    a.button href={ "/runs/new?project_id=" (filter.get("project_id")) } { "Request a release of this project" }
+                }
                 table {
                     caption.muted { "Newest run of each migration per environment" }
                     thead { tr {

@@ -1,5 +1,7 @@
-//! Run pages: the list with filters, the request form, the detail (approval panel, actions, the per-target
-//! grid that refreshes itself while the run is active) and one target's log.
+//! Run pages: the list with filters, the request form (a release of a project's migrations up to, or down
+//! to, a version, or a run of one migration; its Preview button shows what the request would pin and what
+//! pre-flight finds, without requesting), the detail (approval panel, the release's versions, actions,
+//! the per-target grid that refreshes itself while the run is active) and one target's log.
 //!
 //! Whether a button is enabled is `app::runs::RunDetail::allowed`, i.e. the same `domain::policy`
 //! decisions the actions take; a disabled button says why. The actions post to the same use cases as the
@@ -9,13 +11,13 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use app::runs::{Allowed, RunDetail};
+use app::runs::{Allowed, Preview, RunDetail};
 use domain::enums::{Direction, FailurePolicy};
-use domain::ids::{DbSetId, EnvironmentId, MigrationId, RunId, RunItemId, UserId};
-use domain::model::{Run, RunItem};
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
+use domain::model::{Migration, ReleaseVersion, Run, RunItem};
 use domain::policy::{ApprovalState, Denial};
 use domain::run::{RunItemStatus, RunStatus};
-use domain::values::Name;
+use domain::values::{Name, VersionKey};
 use maud::{Markup, html};
 use serde::Deserialize;
 use storage::runs::{RunFilter, RunLabel};
@@ -28,7 +30,7 @@ use crate::web::{
 
 type Page = Result<HttpResponse, PageError>;
 
-/// A table of runs with their migration, environment, requester and status.
+/// A table of runs with what they release, their environment, requester and status.
 pub(crate) fn run_table(
     runs: &[Run],
     labels: &HashMap<RunId, RunLabel>,
@@ -41,7 +43,7 @@ pub(crate) fn run_table(
         } @else {
             table {
                 thead { tr {
-                    th scope="col" { "Run" } th scope="col" { "Migration" } th scope="col" { "Environment" }
+                    th scope="col" { "Run" } th scope="col" { "Release" } th scope="col" { "Environment" }
                     th scope="col" { "Direction" } th scope="col" { "Requested by" } th scope="col" { "Status" }
                     th scope="col" { "Requested" }
                 } }
@@ -50,12 +52,7 @@ pub(crate) fn run_table(
                         @let label = labels.get(&run.id);
                         tr {
                             td { a href={ "/runs/" (run.id) } title=(run.id) { code { (short(&run.id)) } } }
-                            td {
-                                @if let Some(l) = label {
-                                    a href={ "/migrations/" (l.migration) } { code { (l.version_key) } } " " (l.name) " "
-                                    span.muted { "v" (l.version_no) }
-                                }
-                            }
+                            td { @if let Some(l) = label { (release_label(l)) } }
                             td { (label.map(|l| l.environment.as_str()).unwrap_or_default()) }
                             td { (run.direction.as_str()) }
                             td { (people.get(&run.requested_by).map(|p| p.name.as_str()).unwrap_or("—")) }
@@ -65,6 +62,21 @@ pub(crate) fn run_table(
                     }
                 }
             }
+        }
+    }
+}
+
+/// What a run releases: one migration as its key, name and version; several as
+/// "project: first → last (n migrations)", in apply order.
+fn release_label(label: &RunLabel) -> Markup {
+    html! {
+        @if label.versions == 1 {
+            a href={ "/migrations/" (label.migration) } { code { (label.version_key) } } " " (label.name) " "
+            span.muted { "v" (label.version_no) }
+        } @else {
+            a href={ "/migrations?project_id=" (label.project) } { (label.project_name) } ": "
+            code { (label.version_key) } " → " code { (label.last_key) } " "
+            span.muted { "(" (label.versions) " migrations)" }
         }
     }
 }
@@ -159,109 +171,292 @@ pub(crate) async fn runs(state: web::Data<AppState>, viewer: Viewer, q: web::Que
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewQuery {
-    migration_id: MigrationId,
+    migration_id: Option<MigrationId>,
+    project_id: Option<ProjectId>,
+}
+
+/// What a request form releases: one migration (its newest version), or a project's migrations.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    Migration(MigrationId),
+    Project(ProjectId),
+}
+
+impl Subject {
+    /// The subject named by a form or a query: exactly one of `migration_id` and `project_id`.
+    fn of(migration: Option<MigrationId>, project: Option<ProjectId>) -> Result<Self, PageError> {
+        match (migration, project) {
+            (Some(m), None) => Ok(Subject::Migration(m)),
+            (None, Some(p)) => Ok(Subject::Project(p)),
+            _ => Err(PageError(crate::error::ApiError::bad_request(
+                "invalid_form",
+                "name either a migration (migration_id) or a project (project_id) to release",
+            ))),
+        }
+    }
 }
 
 const RUN_FIELDS: &[&str] =
-    &["environment_id", "db_set_id", "direction", "failure_policy", "concurrency_limit", "comment"];
+    &["environment_id", "db_set_id", "direction", "up_to", "down_to", "failure_policy", "concurrency_limit", "comment"];
 
-async fn run_form(state: &AppState, viewer: &Viewer, migration: MigrationId, form: &Form, problems: &Problems) -> Page {
-    let (migration, latest) = app::migrations::get_migration(&state.pool, migration).await.map_err(viewer.fail())?;
-    let environments = environments(state, viewer).await?;
+/// Every migration of a project, in version order (all pages).
+async fn project_migrations(
+    state: &AppState,
+    viewer: &Viewer,
+    project: ProjectId,
+) -> Result<Vec<Migration>, PageError> {
+    let mut all = Vec::new();
+    let mut after: Option<VersionKey> = None;
+    loop {
+        let page = app::migrations::list_migrations(&state.pool, project, &app::page(after, Some(storage::MAX_PAGE)))
+            .await
+            .map_err(viewer.fail())?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// The database sets as options, each with its environment's name.
+async fn set_options(
+    state: &AppState,
+    viewer: &Viewer,
+    environments: &[(String, String)],
+) -> Result<Vec<(String, String)>, PageError> {
     let sets = app::inventory::list_db_sets(&state.pool, None, &app::page::<Name>(None, Some(500)))
         .await
         .map_err(viewer.fail())?
         .items;
-    let env_names: HashMap<String, &str> = environments.iter().map(|(id, name)| (id.clone(), name.as_str())).collect();
-    let set_options: Vec<(String, String)> = sets
+    let env_names: HashMap<&str, &str> = environments.iter().map(|(id, name)| (id.as_str(), name.as_str())).collect();
+    Ok(sets
         .iter()
         .map(|s| {
-            let env = env_names.get(&s.environment_id.to_string()).copied().unwrap_or("?");
+            let env = env_names.get(s.environment_id.to_string().as_str()).copied().unwrap_or("?");
             (s.id.to_string(), format!("{} ({env})", s.name.as_str()))
         })
-        .collect();
+        .collect())
+}
+
+/// The request form of a release (one migration or a project's), with the preview below it when asked.
+async fn run_form(
+    state: &AppState,
+    viewer: &Viewer,
+    subject: Subject,
+    form: &Form,
+    problems: &Problems,
+    preview: Option<&Preview>,
+) -> Page {
+    let environments = environments(state, viewer).await?;
+    let set_options = set_options(state, viewer, &environments).await?;
     let status_code = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let body = html! {
-        p.muted { a href={ "/migrations/" (migration.id) } { code { (migration.version_key.as_str()) } " " (migration.name.as_str()) } }
-        h1 { "Request a run" }
-        @if let Some(latest) = &latest {
-            p { "The run applies version " (latest.version_no) " (up checksum " code { (short(&latest.checksums.up.to_hex())) } "). "
-                "If the migration changes before the run starts, the run must be refreshed to the new version and approved again." }
+    // What differs between the two forms: the heading, what the release is, and the fields choosing it.
+    let (title, intro, hidden, choice) = match subject {
+        Subject::Migration(id) => {
+            let (migration, latest) = app::migrations::get_migration(&state.pool, id).await.map_err(viewer.fail())?;
+            let intro = html! {
+                p.muted { a href={ "/migrations/" (migration.id) } { code { (migration.version_key.as_str()) } " " (migration.name.as_str()) } }
+                h1 { "Request a run" }
+                @if let Some(latest) = &latest {
+                    p { "The run applies version " (latest.version_no) " (up checksum " code { (short(&latest.checksums.up.to_hex())) } "). "
+                        "If the migration changes before the run starts, the run must be refreshed to the new version and approved again." }
+                }
+            };
+            let hidden = html! {
+                input type="hidden" name="migration_id" value=(migration.id);
+                input type="hidden" name="version" value=(form.get("version"));
+            };
+            let choice = html! {
+                (forms::select(form, problems, "direction", "Direction", &forms::names(Direction::NAMES), None))
+            };
+            ("Request a run", intro, hidden, choice)
         }
+        Subject::Project(id) => {
+            let project = app::projects::get_project(&state.pool, id).await.map_err(viewer.fail())?;
+            let migrations = project_migrations(state, viewer, id).await?;
+            let keys: Vec<(String, String)> = migrations
+                .iter()
+                .map(|m| (m.version_key.as_str().to_owned(), format!("{} {}", m.version_key.as_str(), m.name.as_str())))
+                .collect();
+            // Going down to the newest would revert nothing.
+            let below_newest = &keys[..keys.len().saturating_sub(1)];
+            let intro = html! {
+                p.muted { a href={ "/migrations?project_id=" (project.id) } { (project.name.as_str()) } " / migrations" }
+                h1 { "Request a release of " (project.name.as_str()) }
+                p { "A release applies the project's migrations in order, each at its newest version, up to the one you choose; "
+                    "a down release reverts every migration above the one you choose, newest first. "
+                    "It pins those versions and their content checksum: if one changes before the run starts, "
+                    "the run must be updated to the newest versions and approved again." }
+                @if migrations.is_empty() {
+                    p.notice { "This project has no migrations yet: there is nothing to release." }
+                }
+            };
+            let hidden = html! { input type="hidden" name="project_id" value=(project.id); };
+            let choice = html! {
+                dl.facts {
+                    dt { "Project" } dd { (project.name.as_str()) " (" (migrations.len()) " migrations)" }
+                }
+                (forms::select(form, problems, "direction", "Direction", &forms::names(Direction::NAMES), None))
+                (forms::select_with_hint(form, problems, "up_to", "Up to (direction up)", &keys, None,
+                    Some("The last migration applied; every migration before it is included.")))
+                (forms::select_with_hint(form, problems, "down_to", "Down to (direction down)", below_newest,
+                    Some("Choose the version to go back to"),
+                    Some("Every migration above this one is reverted, newest first; this one stays.")))
+            };
+            ("Request a release", intro, hidden, choice)
+        }
+    };
+    let body = html! {
+        (intro)
         (problems.summary())
         form.card method="post" action="/runs/new" {
             (csrf(viewer))
-            input type="hidden" name="migration_id" value=(migration.id);
-            input type="hidden" name="version" value=(form.get("version"));
+            (hidden)
             input type="hidden" name="idempotency_key" value=(form.get("idempotency_key"));
+            @if let Some(preview) = preview {
+                input type="hidden" name="content_checksum" value=(preview.content.to_hex());
+            }
+            (choice)
             (forms::select(form, problems, "environment_id", "Environment", &environments, Some("Choose an environment")))
             (forms::select(form, problems, "db_set_id", "Database set", &set_options, Some("Choose a set of the environment")))
-            (forms::select(form, problems, "direction", "Direction", &forms::names(Direction::NAMES), None))
             (forms::select(form, problems, "failure_policy", "When a target fails", &forms::names(FailurePolicy::NAMES), None))
             (forms::input(form, problems, "concurrency_limit", "Concurrency", Input {
                 kind: "number", min: Some(1), max: Some(app::runs::MAX_CONCURRENCY), required: true,
                 hint: Some("How many targets are migrated at once."), ..Input::default()
             }))
             (forms::textarea(form, problems, "comment", "Comment (optional)", Some("Why, and anything the approver should know."), 3))
-            p { button type="submit" { "Request run" } }
+            // Preview comes first: pressing Enter in a field previews rather than requests.
+            div.actions {
+                button.secondary type="submit" name="action" value="preview" { "Preview" }
+                button type="submit" name="action" value="request" { "Request run" }
+            }
+        }
+        @if let Some(preview) = preview {
+            (preview_section(preview, form.text("direction").as_deref().unwrap_or("up")))
         }
     };
-    Ok(respond(status_code, layout(viewer, Section::Runs, "Request a run", body)))
+    Ok(respond(status_code, layout(viewer, Section::Runs, title, body)))
 }
 
-/// `GET /runs/new?migration_id=…`.
+/// What a request would pin and what pre-flight finds on the set's targets.
+fn preview_section(preview: &Preview, direction: &str) -> Markup {
+    let targets = plural(preview.targets, "target");
+    html! {
+        section.card id="preview" aria-labelledby="preview-heading" {
+            h2 id="preview-heading" {
+                "Preview: " (direction) " release of " (preview.project.name.as_str()) ", " (plural(preview.versions.len(), "migration"))
+            }
+            p { "Requesting now pins these versions, in apply order:" }
+            (versions_table("preview-versions", &preview.versions, &HashMap::new()))
+            dl.facts {
+                dt { "Content checksum" } dd { code id="preview-content" { (preview.content.to_hex()) } }
+                dt { "Targets" } dd { (targets) }
+            }
+            h3 { "Pre-flight" }
+            @if preview.problems.is_empty() {
+                p id="preflight" { "Pre-flight: no problems on " (targets) "." }
+            } @else {
+                p { "Pre-flight found " (plural(preview.problems.len(), "problem")) " on " (targets) "; a request would be refused:" }
+                ul.messages id="preflight" {
+                    @for problem in &preview.problems {
+                        li.error { code { (problem.code()) } " " (super::sentence(&problem.to_string())) "." }
+                    }
+                }
+            }
+            @if preview.targets == 0 {
+                p.notice { "The database set has no targets: a run of it would be refused." }
+            }
+        }
+    }
+}
+
+/// `n thing` or `n things`.
+fn plural(n: usize, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
+}
+
+/// `GET /runs/new?migration_id=…` (a run of one migration) or `?project_id=…` (a release of the project).
 pub(crate) async fn new_run(state: web::Data<AppState>, viewer: Viewer, q: web::Query<NewQuery>) -> Page {
-    let (_, latest) = app::migrations::get_migration(&state.pool, q.migration_id).await.map_err(viewer.fail())?;
-    let version = latest.map(|v| v.version_no.to_string()).unwrap_or_default();
+    let subject = Subject::of(q.migration_id, q.project_id)?;
     // One key per form: posting the same form twice (a double click, a retry) makes one run.
     let key = uuid::Uuid::new_v4().to_string();
-    let form = Form::with(&[
-        ("version", &version),
-        ("idempotency_key", &key),
-        ("direction", "up"),
-        ("failure_policy", "stop_on_first_failure"),
-        ("concurrency_limit", "1"),
-    ]);
-    run_form(&state, &viewer, q.migration_id, &form, &Problems::default()).await
+    let mut pairs = vec![
+        ("idempotency_key", key),
+        ("direction", "up".to_owned()),
+        ("failure_policy", "stop_on_first_failure".to_owned()),
+        ("concurrency_limit", "1".to_owned()),
+    ];
+    match subject {
+        Subject::Migration(id) => {
+            let (_, latest) = app::migrations::get_migration(&state.pool, id).await.map_err(viewer.fail())?;
+            pairs.push(("version", latest.map(|v| v.version_no.to_string()).unwrap_or_default()));
+        }
+        Subject::Project(id) => {
+            // Up to the newest by default.
+            let migrations = project_migrations(&state, &viewer, id).await?;
+            let newest = migrations.last().map(|m| m.version_key.as_str().to_owned()).unwrap_or_default();
+            pairs.push(("up_to", newest));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_form(&state, &viewer, subject, &Form::with(&pairs), &Problems::default(), None).await
 }
 
-/// `POST /runs/new`.
+/// `POST /runs/new`: the request form's two buttons, `action=preview` (show what would be pinned and what
+/// pre-flight finds) and `action=request` (the default: request the run).
 pub(crate) async fn create_run(
     state: web::Data<AppState>,
     viewer: Viewer,
     form: web::Form<Vec<(String, String)>>,
 ) -> Page {
     let form = Form::new(form);
+    let subject = Subject::of(
+        form.text("migration_id").and_then(|m| m.parse().ok()),
+        form.text("project_id").and_then(|p| p.parse().ok()),
+    )?;
     let mut problems = Problems::default();
-    let Some(migration_id) = form.text("migration_id").and_then(|m| m.parse::<MigrationId>().ok()) else {
-        return Err(PageError(crate::error::ApiError::bad_request("invalid_form", "the form names no migration")));
-    };
     let environment_id = form.required::<EnvironmentId>("environment_id", "environment", &mut problems);
     let db_set_id = form.required::<DbSetId>("db_set_id", "database set", &mut problems);
     let direction = form.optional::<Direction>("direction", "direction", &mut problems);
     let failure_policy = form.optional::<FailurePolicy>("failure_policy", "failure policy", &mut problems);
     let concurrency_limit = form.required::<u32>("concurrency_limit", "number of targets", &mut problems);
-    let version = form.text("version").and_then(|v| v.parse::<u32>().ok());
+    let mut preview = None;
     if let (true, Some(environment_id), Some(db_set_id)) = (problems.is_empty(), environment_id, db_set_id) {
+        let (migration_id, project_id) = match subject {
+            Subject::Migration(m) => (Some(m), None),
+            Subject::Project(p) => (None, Some(p)),
+        };
+        // Both selects are on the form; only the one of the chosen direction counts.
+        let down = direction == Some(Direction::Down);
         let input = app::runs::RunRequest {
-            migration_id: Some(migration_id),
-            version,
-            project_id: None,
-            up_to: None,
-            down_to: None,
+            migration_id,
+            version: form.text("version").and_then(|v| v.parse::<u32>().ok()),
+            project_id,
+            up_to: if project_id.is_some() && !down { form.text("up_to") } else { None },
+            down_to: if project_id.is_some() && down { form.text("down_to") } else { None },
             direction,
             environment_id,
             db_set_id,
             failure_policy,
             concurrency_limit,
             comment: form.text("comment"),
+            // What the last preview showed: the request is refused if the release would pin other content.
+            content_checksum: form.text("content_checksum").filter(|_| form.get("action") != "preview"),
         };
-        match app::runs::request_run(&state.pool, &viewer.caller, input, form.text("idempotency_key")).await {
-            Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
-            Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
+        if form.get("action") == "preview" {
+            match app::runs::preview(&state.pool, &input).await {
+                Ok(found) => preview = Some(found),
+                Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
+            }
+        } else {
+            match app::runs::request_run(&state.pool, &viewer.caller, input, form.text("idempotency_key")).await {
+                Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
+                Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
+            }
         }
     }
-    run_form(&state, &viewer, migration_id, &form, &problems).await
+    run_form(&state, &viewer, subject, &form, &problems, preview.as_ref()).await
 }
 
 /// A button of the run page: enabled, or disabled with the reason next to it.
@@ -473,26 +668,34 @@ fn release_table(detail: &RunDetail) -> Markup {
     html! {
         section.card aria-labelledby="release-heading" {
             h2 id="release-heading" { "Migrations (" (detail.versions.len()) ", in apply order)" }
-            table id="release" {
-                thead { tr {
-                    th.num scope="col" { "#" } th scope="col" { "Version" } th scope="col" { "Name" }
-                    th.num scope="col" { "Pinned version" } th scope="col" { "Up checksum" } th scope="col" { "Down checksum" }
-                } }
-                tbody {
-                    @for v in &detail.versions {
-                        tr {
-                            td.num { (v.position + 1) }
-                            td { code { (v.version_key.as_str()) } }
-                            td { a href={ "/migrations/" (v.version.migration_id) "?version=" (v.version.version_no) } { (v.name.as_str()) } }
-                            td.num {
-                                (v.version.version_no)
-                                @if let Some(newest) = newer.get(&v.version.migration_id) {
-                                    " " a href={ "/migrations/" (v.version.migration_id) "?version=" (newest) "&compare=" (v.version.version_no) "#diff" } { "(now " (newest) ": see what changed)" }
-                                }
+            (versions_table("release", &detail.versions, &newer))
+        }
+    }
+}
+
+/// Versions in apply order: position, key, name, version number (with a diff link to `newer` ones) and
+/// short checksums.
+fn versions_table(id: &str, versions: &[ReleaseVersion], newer: &HashMap<MigrationId, u32>) -> Markup {
+    html! {
+        table id=(id) {
+            thead { tr {
+                th.num scope="col" { "#" } th scope="col" { "Version" } th scope="col" { "Name" }
+                th.num scope="col" { "Pinned version" } th scope="col" { "Up checksum" } th scope="col" { "Down checksum" }
+            } }
+            tbody {
+                @for v in versions {
+                    tr {
+                        td.num { (v.position + 1) }
+                        td { code { (v.version_key.as_str()) } }
+                        td { a href={ "/migrations/" (v.version.migration_id) "?version=" (v.version.version_no) } { (v.name.as_str()) } }
+                        td.num {
+                            (v.version.version_no)
+                            @if let Some(newest) = newer.get(&v.version.migration_id) {
+                                " " a href={ "/migrations/" (v.version.migration_id) "?version=" (newest) "&compare=" (v.version.version_no) "#diff" } { "(now " (newest) ": see what changed)" }
                             }
-                            td { code { (short(&v.version.checksums.up.to_hex())) } }
-                            td { @match v.version.checksums.down { Some(c) => code { (short(&c.to_hex())) }, None => span.muted { "none" } } }
                         }
+                        td { code { (short(&v.version.checksums.up.to_hex())) } }
+                        td { @match v.version.checksums.down { Some(c) => code { (short(&c.to_hex())) }, None => span.muted { "none" } } }
                     }
                 }
             }
@@ -682,7 +885,8 @@ pub(crate) async fn item_logs(
         h1 { "Log of " (name) }
         dl.facts.card {
             dt { "Status" } dd { (status(item.status.as_str())) }
-            dt { "Statements" } dd { (item.statements_done) " of " (item.statements_total.map_or("?".to_owned(), |t| t.to_string())) }
+            dt { "Migrations" } dd { (item.migrations_done) " of " (item.migrations_total.map_or("?".to_owned(), |t| t.to_string())) " done" }
+            dt { "Statements" } dd { (item.statements_done) " of " (item.statements_total.map_or("?".to_owned(), |t| t.to_string())) " of the current migration" }
             dt { "Attempts" } dd { (item.attempts) " of " (item.max_attempts) }
             dt { "Started" } dd { (maybe_when(item.started_at)) }
             dt { "Finished" } dd { (maybe_when(item.finished_at)) }
@@ -697,7 +901,7 @@ pub(crate) async fn item_logs(
             table id="log" {
                 thead { tr {
                     th.num scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "Level" }
-                    th.num scope="col" { "Statement" } th.num scope="col" { "Duration" } th.num scope="col" { "Rows" }
+                    th scope="col" { "Migration" } th.num scope="col" { "Statement" } th.num scope="col" { "Duration" } th.num scope="col" { "Rows" }
                     th scope="col" { "Message" }
                 } }
                 tbody {
@@ -706,7 +910,9 @@ pub(crate) async fn item_logs(
                             td.num { (line.seq) }
                             td { (when(line.created_at)) }
                             td { (line.level.as_str()) }
-                            td.num { (line.statement_index.map_or(String::new(), |i| (i + 1).to_string())) }
+                            td { @if let Some(key) = &line.version_key { code { (key) } } }
+                            // Stored from 1 (lines older than releases were stored from 0).
+                            td.num { (line.statement_index.map_or(String::new(), |i| i.to_string())) }
                             td.num { (line.duration_ms.map_or(String::new(), |d| millis(Some(d)))) }
                             td.num { (line.rows_affected.map_or(String::new(), |r| r.to_string())) }
                             td { pre.logline { (line.message) } }
