@@ -577,3 +577,106 @@ async fn sigterm_lets_the_running_item_finish_then_the_worker_exits() {
         .unwrap();
     assert_eq!(stopped, 1);
 }
+
+/// A worker registered for driving the queue step by step with `try_execute_one`.
+async fn stepping_worker(pool: &sqlx::PgPool) -> QueueWorker {
+    let id = WorkerId::new();
+    let mut conn = pool.acquire().await.unwrap();
+    storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
+    QueueWorker::new(pool.clone(), id, format!("test/{id}"), fast(), Arc::new(NoMasterKey))
+}
+
+#[tokio::test]
+async fn a_release_is_applied_per_target_in_one_session_step_by_step() {
+    let tool = PgDatabase::migrated().await;
+    let (pg, my) = (PgDatabase::fresh().await, MySqlDatabase::fresh().await);
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    fleet.add_target("pg", &pg.url, None).await;
+    fleet.add_target("my", &my.url, None).await;
+    let mut versions = Vec::new();
+    for (key, table) in [("001", "a"), ("002", "b"), ("003", "c")] {
+        let up = format!("CREATE TABLE rel_{table} (id integer);\nINSERT INTO rel_{table} VALUES (1);");
+        let down = format!("DROP TABLE rel_{table};");
+        versions.push(fleet.migration(key, &up, Some(&down), TransactionMode::Transaction, Engine::Postgres).await);
+    }
+    let worker = stepping_worker(&tool.pool).await;
+    let run = fleet.queue_release(&versions, Direction::Up, FailurePolicy::Continue, 2, None).await;
+    let first = worker.try_execute_one().await.expect("an item is claimable");
+    let second = worker.try_execute_one().await.expect("a second item is claimable");
+    assert_eq!((first.result, second.result), ("succeeded", "succeeded"));
+    assert_eq!(worker.try_execute_one().await, None, "nothing left to claim");
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(5)).await, RunStatus::Succeeded);
+    let applied = "SELECT version FROM migrate_hub_history WHERE status = 'applied' ORDER BY version";
+    let pg_rows: Vec<String> = sqlx::query_scalar(applied).fetch_all(&pg.pool).await.unwrap();
+    let my_rows: Vec<String> = sqlx::query_scalar(applied).fetch_all(&my.pool).await.unwrap();
+    assert_eq!(pg_rows, ["001", "002", "003"]);
+    assert_eq!(my_rows, ["001", "002", "003"]);
+    for item in items(&tool.pool, run.id).await {
+        assert_eq!((item.migrations_done, item.migrations_total), (3, Some(3)), "{item:?}");
+        let mut conn = tool.pool.acquire().await.unwrap();
+        let lines = storage::logs::list(&mut conn, item.id, &PageRequest::first(500)).await.unwrap().items;
+        let statements: Vec<(Option<&str>, Option<u32>)> = lines
+            .iter()
+            .filter(|l| l.statement_index.is_some())
+            .map(|l| (l.version_key.as_deref(), l.statement_index))
+            .collect();
+        assert_eq!(
+            statements,
+            [
+                (Some("001"), Some(1)),
+                (Some("001"), Some(2)),
+                (Some("002"), Some(1)),
+                (Some("002"), Some(2)),
+                (Some("003"), Some(1)),
+                (Some("003"), Some(2)),
+            ],
+            "one line per statement, numbered from 1 within its migration"
+        );
+    }
+    // The hub leaves no session behind on the target.
+    let sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'migrate-hub'",
+    )
+    .fetch_one(&pg.pool)
+    .await
+    .unwrap();
+    assert_eq!(sessions, 0, "the hub's session is closed after the item");
+
+    // A release of the three and a fourth that fails: the three are skipped, the fourth's error names it,
+    // and its transaction left nothing behind.
+    let broken = fleet
+        .migration(
+            "004",
+            "CREATE TABLE rel_d (id integer);\nSELECT no_such_function();",
+            None,
+            TransactionMode::Transaction,
+            Engine::Postgres,
+        )
+        .await;
+    let mut all = versions.clone();
+    all.push(broken);
+    let run = fleet.queue_release(&all, Direction::Up, FailurePolicy::Continue, 2, None).await;
+    let outcomes = [worker.try_execute_one().await.unwrap(), worker.try_execute_one().await.unwrap()];
+    assert!(outcomes.iter().all(|o| o.result == "failed"), "{outcomes:?}");
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(5)).await, RunStatus::Failed);
+    for item in items(&tool.pool, run.id).await {
+        let message = item.error_message.clone().unwrap_or_default();
+        assert!(message.starts_with("004: statement 2 failed"), "{message}");
+        assert_eq!(item.migrations_done, 3, "{item:?}");
+    }
+    let pg_rows: Vec<String> = sqlx::query_scalar(applied).fetch_all(&pg.pool).await.unwrap();
+    assert_eq!(pg_rows, ["001", "002", "003"]);
+    let leftover: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('rel_d')::text").fetch_one(&pg.pool).await.unwrap();
+    assert_eq!(leftover, None, "004's transaction was rolled back on Postgres");
+
+    // Down to nothing: newest first, in one session.
+    let mut reverse = versions.clone();
+    reverse.reverse();
+    let run = fleet.queue_release(&reverse, Direction::Down, FailurePolicy::Continue, 2, None).await;
+    assert_eq!(worker.try_execute_one().await.unwrap().result, "succeeded");
+    assert_eq!(worker.try_execute_one().await.unwrap().result, "succeeded");
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(5)).await, RunStatus::Succeeded);
+    let pg_rows: Vec<String> = sqlx::query_scalar(applied).fetch_all(&pg.pool).await.unwrap();
+    assert!(pg_rows.is_empty(), "{pg_rows:?}");
+}
