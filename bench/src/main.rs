@@ -58,6 +58,9 @@ enum Which {
         /// postgres (River's migrations) or mysql (MariaDB, a set of our own).
         #[arg(long, default_value = "postgres")]
         engine: String,
+        /// The release run's concurrency limit (targets at once); default workers × slots.
+        #[arg(long)]
+        concurrency: Option<usize>,
     },
     /// Fault injection (see `migrate_hub_tests::chaos`): `trials` SIGKILL trials per engine (Postgres
     /// and MariaDB), `stops` SIGSTOP-past-the-lease trials, `restarts` tool-database crash restarts.
@@ -86,9 +89,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.which {
-        Which::Fleet { targets, workers, slots, engine } => {
+        Which::Fleet { targets, workers, slots, engine, concurrency } => {
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
-            runtime.block_on(fleet(targets, workers, slots, engine))
+            let concurrency = concurrency.unwrap_or(workers * slots);
+            runtime.block_on(fleet(targets, workers, slots, concurrency, engine))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
         Which::Chaos { trials, stops, restarts, seed } => runtime.block_on(chaos(trials, stops, restarts, seed)),
@@ -362,7 +366,7 @@ async fn drop_databases(engine: Engine, urls: &[String]) {
     }
 }
 
-async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> anyhow::Result<()> {
+async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize, engine: Engine) -> anyhow::Result<()> {
     let set = match engine {
         Engine::Postgres => river_set()?,
         Engine::Mysql => mysql_set(),
@@ -389,27 +393,35 @@ async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> 
             &[("MIGRATE_HUB_WORKER_SLOTS", slots.to_string()), ("MIGRATE_HUB_POLL_MS", "200".into())],
         )?;
         tokio::time::sleep(Duration::from_millis(500)).await; // let them connect and LISTEN
+        settle_io(&tool.pool).await?;
         // The whole set as one release run: one request, one approval, one execute.
+        let unix = || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let hub_from = unix();
         let started = Instant::now();
-        let limit = u32::try_from(workers * slots).unwrap_or(1000).min(1000);
+        let limit = u32::try_from(concurrency).unwrap_or(1000).clamp(1, 1000);
         let run = fleet.queue_release(&versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None).await;
         let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
         if status != RunStatus::Succeeded {
             bail!("the release run ended {status}");
         }
         let hub = started.elapsed();
+        // For profiles of the hub phase alone (e.g. `perf record -k realtime`, then `perf report --time`).
+        eprintln!("bench fleet: hub phase from {hub_from:.6} to {:.6} (unix seconds)", unix());
         procs.stop();
         let overhead = overhead_p50(&tool.pool).await?;
 
         let dir = target_dir().join(format!("bench/sqlx-{engine}"));
         write_sqlx_dir(&set, &dir)?;
         let migrator = std::sync::Arc::new(Migrator::new(dir.as_path()).await?);
+        settle_io(&tool.pool).await?;
         let started = Instant::now();
         for url in &seq_dbs {
             sqlx_migrate(&migrator, engine, url).await?;
         }
         let sequential = started.elapsed();
         // What a team that scripts its fleet does: four databases at a time.
+        settle_io(&tool.pool).await?;
+        let par_from = unix();
         let started = Instant::now();
         // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
         let queue = std::sync::Arc::new(std::sync::Mutex::new(par_dbs.clone()));
@@ -430,15 +442,22 @@ async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> 
             lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
         }
         let parallel = started.elapsed();
+        eprintln!("bench fleet: 4-way sqlx phase from {par_from:.6} to {:.6} (unix seconds)", unix());
         Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead))
     }
     .await;
-    tool.drop().await;
-    drop_databases(engine, &hub_dbs).await;
-    drop_databases(engine, &seq_dbs).await;
-    drop_databases(engine, &par_dbs).await;
+    // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
+    if std::env::var_os("MIGRATE_HUB_BENCH_KEEP").is_none() {
+        tool.drop().await;
+        drop_databases(engine, &hub_dbs).await;
+        drop_databases(engine, &seq_dbs).await;
+        drop_databases(engine, &par_dbs).await;
+    }
     let (hub, sequential, parallel, overhead) = result?;
-    println!("fleet: engine={engine} migrations={} worker_slots={slots} (one release run)", set.migrations.len());
+    println!(
+        "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} (one release run)",
+        set.migrations.len()
+    );
     println!(
         "fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2}"
     );
@@ -450,6 +469,16 @@ async fn fleet(targets: usize, workers: usize, slots: usize, engine: Engine) -> 
         sequential.as_secs_f64() / hub.as_secs_f64(),
         parallel.as_secs_f64() / hub.as_secs_f64(),
     );
+    Ok(())
+}
+
+/// Starts a measured phase with the same I/O state as the others: creating hundreds of databases leaves
+/// WAL and dirty pages that a checkpoint would otherwise flush during whichever phase comes first.
+async fn settle_io(pool: &PgPool) -> anyhow::Result<()> {
+    if let Err(e) = sqlx::raw_sql("CHECKPOINT").execute(pool).await {
+        eprintln!("bench: no CHECKPOINT before the phase (needs a superuser or pg_checkpoint): {e}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())
 }
 
