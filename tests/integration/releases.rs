@@ -149,39 +149,45 @@ fn record_of(run: &Value) -> Value {
     })
 }
 
-#[tokio::test]
-async fn a_release_of_river_goes_to_three_postgres_targets_with_one_approval() {
+/// A hub with an admin, a user and a manager, a `prod` environment needing one approval, and a db set
+/// `fleet` of one target per database (`<prefix>-01`…, with `variables`).
+struct Setup {
+    hub: Hub,
+    admin: Api,
+    dev: Api,
+    boss: Api,
+    env_id: String,
+    fleet: Vec<String>,
+    set_id: String,
+}
+
+async fn setup(engine: &str, prefix: &str, urls: &[&str], variables: Option<Value>) -> Setup {
     let hub = Hub::start(HubOptions { master_keys: Some(MASTER_KEYS.into()), ..HubOptions::default() }).await;
     let admin = api_for(&hub, "admin@example.com", Role::Admin).await;
     let dev = api_for(&hub, "dev@example.com", Role::User).await;
     let boss = api_for(&hub, "boss@example.com", Role::Manager).await;
-    let dbs = [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
-    let spare = PgDatabase::fresh().await;
-
-    let env = admin
-        .ok(
-            Method::POST,
-            "/api/v1/environments",
-            json!({"name": "prod", "approval_required": true}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let env_id = id(&env);
+    let body = json!({"name": "prod", "approval_required": true});
+    let env_id = id(&admin.ok(Method::POST, "/api/v1/environments", body, StatusCode::CREATED).await);
     let mut fleet = Vec::new();
-    for (i, db) in dbs.iter().enumerate() {
-        let mut body = target_body(&env_id, &format!("t-0{}", i + 1), "postgres", &db.url, None);
-        body["variables"] = json!({"schema": "public"});
+    for (i, url) in urls.iter().enumerate() {
+        let mut body = target_body(&env_id, &format!("{prefix}-0{}", i + 1), engine, url, None);
+        if let Some(variables) = &variables {
+            body["variables"] = variables.clone();
+        }
         fleet.push(id(&admin.ok(Method::POST, "/api/v1/targets", body, StatusCode::CREATED).await));
     }
-    let set = admin
-        .ok(
-            Method::POST,
-            "/api/v1/db-sets",
-            json!({"environment_id": env_id, "name": "fleet", "target_ids": fleet}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let set_id = id(&set);
+    let body = json!({"environment_id": env_id, "name": "fleet", "target_ids": fleet});
+    let set_id = id(&admin.ok(Method::POST, "/api/v1/db-sets", body, StatusCode::CREATED).await);
+    Setup { hub, admin, dev, boss, env_id, fleet, set_id }
+}
+
+#[tokio::test]
+async fn a_release_of_river_goes_to_three_postgres_targets_with_one_approval() {
+    let dbs = [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
+    let spare = PgDatabase::fresh().await;
+    let variables = json!({"schema": "public"});
+    let urls: Vec<&str> = dbs.iter().map(|d| d.url.as_str()).collect();
+    let Setup { hub, admin, dev, boss, env_id, fleet, set_id } = setup("postgres", "t", &urls, Some(variables)).await;
     // A target without the `schema` variable River's files use.
     let bare = admin
         .ok(
@@ -377,34 +383,9 @@ async fn a_release_of_river_goes_to_three_postgres_targets_with_one_approval() {
 
 #[tokio::test]
 async fn a_release_goes_to_three_mariadb_targets_and_a_down_release_reverts_in_reverse_order() {
-    let hub = Hub::start(HubOptions { master_keys: Some(MASTER_KEYS.into()), ..HubOptions::default() }).await;
-    let admin = api_for(&hub, "admin@example.com", Role::Admin).await;
-    let dev = api_for(&hub, "dev@example.com", Role::User).await;
-    let boss = api_for(&hub, "boss@example.com", Role::Manager).await;
     let dbs = [MySqlDatabase::fresh().await, MySqlDatabase::fresh().await, MySqlDatabase::fresh().await];
-    let env = admin
-        .ok(
-            Method::POST,
-            "/api/v1/environments",
-            json!({"name": "prod", "approval_required": true}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let env_id = id(&env);
-    let mut fleet = Vec::new();
-    for (i, db) in dbs.iter().enumerate() {
-        let body = target_body(&env_id, &format!("m-0{}", i + 1), "mysql", &db.url, None);
-        fleet.push(id(&admin.ok(Method::POST, "/api/v1/targets", body, StatusCode::CREATED).await));
-    }
-    let set = admin
-        .ok(
-            Method::POST,
-            "/api/v1/db-sets",
-            json!({"environment_id": env_id, "name": "fleet", "target_ids": fleet}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let set_id = id(&set);
+    let urls: Vec<&str> = dbs.iter().map(|d| d.url.as_str()).collect();
+    let Setup { hub, admin, dev, boss, env_id, set_id, .. } = setup("mysql", "m", &urls, None).await;
     let project = admin.ok(Method::POST, "/api/v1/projects", json!({"name": "shop"}), StatusCode::CREATED).await;
     let project_id = id(&project);
     dev.ok(
