@@ -387,10 +387,17 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         for (key, _name, up, down, mode) in &set.migrations {
             versions.push(fleet.migration(key, up, down.as_deref(), *mode, engine).await);
         }
+        // Each worker serves its metrics, for the exact per-item overhead it measured.
+        // Port `<prefix><i>`: worker i (of at most ten) listens on 1940i…5939i.
+        let metrics_port = 1940 + pid % 4000;
         let mut procs = Workers::start(
             &tool.url,
             workers,
-            &[("MIGRATE_HUB_WORKER_SLOTS", slots.to_string()), ("MIGRATE_HUB_POLL_MS", "200".into())],
+            &[
+                ("MIGRATE_HUB_WORKER_SLOTS", slots.to_string()),
+                ("MIGRATE_HUB_POLL_MS", "200".into()),
+                ("MIGRATE_HUB_METRICS_ADDR", format!("127.0.0.1:{metrics_port}{{i}}")),
+            ],
         )?;
         tokio::time::sleep(Duration::from_millis(500)).await; // let them connect and LISTEN
         settle_io(&tool.pool).await?;
@@ -407,6 +414,8 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         let hub = started.elapsed();
         // For profiles of the hub phase alone (e.g. `perf record -k realtime`, then `perf report --time`).
         eprintln!("bench fleet: hub phase from {hub_from:.6} to {:.6} (unix seconds)", unix());
+        let measured: Vec<f64> =
+            (0..workers).filter_map(|i| worker_overhead_p50(&format!("127.0.0.1:{metrics_port}{i}"))).collect();
         procs.stop();
         let overhead = overhead_p50(&tool.pool).await?;
 
@@ -443,7 +452,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         }
         let parallel = started.elapsed();
         eprintln!("bench fleet: 4-way sqlx phase from {par_from:.6} to {:.6} (unix seconds)", unix());
-        Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead))
+        Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead, measured))
     }
     .await;
     // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
@@ -453,13 +462,19 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         drop_databases(engine, &seq_dbs).await;
         drop_databases(engine, &par_dbs).await;
     }
-    let (hub, sequential, parallel, overhead) = result?;
+    let (hub, sequential, parallel, overhead, measured) = result?;
     println!(
         "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} (one release run)",
         set.migrations.len()
     );
     println!(
-        "fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2}"
+        "fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2} \
+         (from the stored whole-millisecond durations)"
+    );
+    let measured: Vec<String> = measured.iter().map(|ms| format!("{ms:.2}")).collect();
+    println!(
+        "fleet: hub per-item overhead as each worker measured it (exact statement times) p50_ms={}",
+        if measured.is_empty() { "unavailable".to_owned() } else { measured.join(",") }
     );
     println!(
         "fleet: targets={targets} workers={workers} hub_s={:.2} baseline_s={:.2} sqlx4_s={:.2} ratio={:.2} ratio_sqlx4={:.2}",
@@ -497,6 +512,22 @@ async fn sqlx_migrate(migrator: &Migrator, engine: Engine, url: &str) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// The median per-item overhead a worker measured (`migrate_hub_item_overhead_seconds`, whose summary
+/// carries quantiles), in milliseconds, read from its metrics endpoint at `addr`.
+fn worker_overhead_p50(addr: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find(|l| l.starts_with("migrate_hub_item_overhead_seconds{") && l.contains("quantile=\"0.5\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|seconds| seconds * 1000.0)
 }
 
 /// The median, over all items, of the time a worker spent on an item outside its SQL statements, from
