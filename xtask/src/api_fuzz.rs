@@ -180,7 +180,7 @@ fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<(
 /// so most operations on existing objects would only ever see 404) and returns the schemathesis
 /// configuration that offers their ids: dictionaries, bound to path, query and body parameters.
 fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
-    let call = |method: &str, path: &str, body: Option<Value>| -> anyhow::Result<Value> {
+    let call_as = |token: &str, method: &str, path: &str, body: Option<Value>| -> anyhow::Result<Value> {
         let body = body.map(|body| body.to_string());
         let (status, text) = http_request(bind, method, path, Some(token), body.as_deref())?;
         if !(200..300).contains(&status) {
@@ -188,6 +188,7 @@ fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
         }
         serde_json::from_str(&text).with_context(|| format!("seeding: {method} {path} answered {text}"))
     };
+    let call = |method: &str, path: &str, body: Option<Value>| call_as(token, method, path, body);
     let post = |path: &str, body: Value| call("POST", path, Some(body));
     let id = |value: &Value, pointer: &str| -> anyhow::Result<String> {
         value
@@ -198,7 +199,9 @@ fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
     };
     let admin = id(&call("GET", "/api/v1/me", None)?, "/user/id")?;
     let user = id(&post("/api/v1/users", json!({"email": "fuzz-user@example.com", "role": "user"}))?, "/id")?;
-    let user_token = id(&post("/api/v1/tokens", json!({"name": "fuzz", "user_id": user}))?, "/id")?;
+    let created = post("/api/v1/tokens", json!({"name": "fuzz", "user_id": user}))?;
+    let user_token = id(&created, "/id")?;
+    let user_secret = id(&created, "/token_value")?;
     let project = id(&post("/api/v1/projects", json!({"name": "fuzz"}))?, "/id")?;
     let migration = id(
         &post(
@@ -225,10 +228,13 @@ fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
             &post("/api/v1/db-sets", json!({"environment_id": environment, "name": name, "target_ids": [target]}))?,
             "/id",
         )?;
+        // Requested by the user, so the fuzzer's admin may decide them (its own runs it never could).
         let run = id(
-            &post(
+            &call_as(
+                &user_secret,
+                "POST",
                 "/api/v1/runs",
-                json!({"migration_id": migration, "environment_id": environment, "db_set_id": db_set}),
+                Some(json!({"migration_id": migration, "environment_id": environment, "db_set_id": db_set})),
             )?,
             "/id",
         )?;
