@@ -116,14 +116,22 @@ async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once
             "0001 statement 1: CREATE TABLE widgets (id int)",
             "0001 statement 2: INSERT INTO widgets VALUES (1)",
             "applied (2 statements)",
-            "succeeded: 1 of 1 migrations applied, 0 skipped"
+            "1 of 1 migrations applied, 0 skipped",
+            "succeeded"
         ]
     );
     // Statement lines name their migration and number statements from 1.
     let statements: Vec<_> = logs.iter().map(|l| (l.version_key.as_deref(), l.statement_index)).collect();
     assert_eq!(
         statements[1..],
-        [(Some("0001"), None), (Some("0001"), Some(1)), (Some("0001"), Some(2)), (Some("0001"), None), (None, None)]
+        [
+            (Some("0001"), None),
+            (Some("0001"), Some(1)),
+            (Some("0001"), Some(2)),
+            (Some("0001"), None),
+            (None, None),
+            (None, None)
+        ]
     );
     assert_eq!((logs[2].rows_affected, logs[3].rows_affected), (Some(0), Some(1)));
 

@@ -559,12 +559,11 @@ async fn execute(
                 };
                 Verdict::Ended { status: RunItemStatus::Skipped, code: None, message: Some(reason.to_owned()) }
             } else {
-                let message = format!(
-                    "{applied} of {count} migrations {}, {} skipped",
-                    if direction == Direction::Up { "applied" } else { "reverted" },
-                    count - applied
-                );
-                Verdict::Ended { status: RunItemStatus::Succeeded, code: None, message: Some(message) }
+                // A summary for the log only: the item's error columns stay empty on success.
+                let done = if direction == Direction::Up { "applied" } else { "reverted" };
+                let summary = format!("{applied} of {count} migrations {done}, {} skipped", count - applied);
+                journal.line(LogLevel::Info, None, summary, None);
+                Verdict::Ended { status: RunItemStatus::Succeeded, code: None, message: None }
             }
         }
         Err(failed) => {
