@@ -284,10 +284,15 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
         storage::queue::claim(&mut conn, b, Duration::from_secs(30), 1).await.unwrap().is_empty(),
         "lease still held"
     );
-    assert_eq!(storage::queue::check(&mut conn, old.item, old.token).await.unwrap(), Some(RunStatus::Queued));
+    // A write with no lines is the worker's lease check.
+    let check = storage::queue::Progress::default();
+    assert_eq!(
+        storage::queue::log(&mut conn, old.item, old.token, &check, &[]).await.unwrap(),
+        Some(RunStatus::Queued)
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     // The lease has expired: the check fails for the old owner and another worker takes the item.
-    assert_eq!(storage::queue::check(&mut conn, old.item, old.token).await.unwrap(), None);
+    assert_eq!(storage::queue::log(&mut conn, old.item, old.token, &check, &[]).await.unwrap(), None);
     let new = storage::queue::claim(&mut conn, b, Duration::from_secs(30), 1).await.unwrap().remove(0);
     assert_eq!((new.item, new.token, new.attempt), (old.item, old.token + 1, 2));
     // Whatever the old owner still tries is refused.

@@ -26,8 +26,8 @@ use domain::model::{
     Approval, DbSet, Environment, NewApproval, NewRun, Project, ReleaseVersion, Run, RunItem, RunItemLog, Target,
 };
 use domain::policy::{
-    Actor, ApprovalFacts, ApprovalState, Denial, RunFacts, approval_state, may_approve, may_cancel, may_deny,
-    may_execute, may_refresh, may_request_run, may_retry,
+    Actor, ApprovalFacts, ApprovalState, Denial, approval_state, may_approve, may_cancel, may_deny, may_execute,
+    may_refresh, may_request_run, may_retry,
 };
 use domain::release::{self, PreflightTarget, PreflightVersion, Problem, SelectError};
 use domain::run::{RunItemStatus, RunStatus};
@@ -152,7 +152,7 @@ pub struct Allowed {
 impl RunDetail {
     /// What `actor` may do with this run.
     pub fn allowed(&self, actor: &Actor) -> Allowed {
-        let run = facts(&self.run);
+        let run = self.run.facts();
         let decisions = decision_facts(&self.approvals);
         let fresh = if self.approval.stale { Err(Denial::ChecksumMismatch) } else { Ok(()) };
         Allowed {
@@ -193,10 +193,6 @@ fn idempotency_key(key: Option<String>) -> AppResult<Option<String>> {
             "the Idempotency-Key must be 1 to 200 printable ASCII characters without spaces",
         )),
     }
-}
-
-pub(crate) fn facts(run: &Run) -> RunFacts {
-    run.facts()
 }
 
 pub(crate) fn decision_facts(approvals: &[Approval]) -> Vec<ApprovalFacts> {
@@ -630,8 +626,8 @@ async fn decide(
     let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
     let decisions = decision_facts(&approvals);
     match decision {
-        ApprovalDecision::Approve => may_approve(&caller.actor, &facts(&run), &decisions)?,
-        ApprovalDecision::Deny => may_deny(&caller.actor, &facts(&run), &decisions)?,
+        ApprovalDecision::Approve => may_approve(&caller.actor, &run.facts(), &decisions)?,
+        ApprovalDecision::Deny => may_deny(&caller.actor, &run.facts(), &decisions)?,
     }
     let versions = storage::versions::of_run(&mut tx, id).await?;
     if let Some(reviewed) = &input.content_checksum
@@ -686,7 +682,7 @@ async fn decide(
     .await?;
     let mut all = approvals;
     all.push(approval);
-    let state = approval_state(&environment.policy, &facts(&run), &decision_facts(&all));
+    let state = approval_state(&environment.policy, &run.facts(), &decision_facts(&all));
     let next = match state {
         ApprovalState::Approved | ApprovalState::NotRequired => Some(RunStatus::Approved),
         ApprovalState::Denied => Some(RunStatus::Denied),
@@ -738,7 +734,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     // What would be applied is the newest content of the run's migrations: after an edit it is not what
     // the run pinned (and was approved for), and the run must be refreshed first.
     let newest = content_of(&newest_of(&mut tx, run.project_id, &versions).await?);
-    may_execute(&caller.actor, &facts(&run), &environment.policy, &decision_facts(&approvals), &newest)?;
+    may_execute(&caller.actor, &run.facts(), &environment.policy, &decision_facts(&approvals), &newest)?;
     // The stored text must still hash to the stored checksums (the workers check again before applying).
     if content_from_sql(&versions) != run.content {
         return Err(AppError::conflict(
@@ -780,7 +776,7 @@ pub async fn refresh(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
 async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let mut tx = pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
-    may_refresh(&caller.actor, &facts(&run))?;
+    may_refresh(&caller.actor, &run.facts())?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let pinned = storage::versions::of_run(&mut tx, id).await?;
     let newest = newest_of(&mut tx, run.project_id, &pinned).await?;
@@ -831,7 +827,7 @@ pub async fn retry(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> 
 async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let mut tx = pool.begin().await.map_err(db)?;
     let original = storage::runs::lock(&mut tx, id).await?;
-    may_retry(&caller.actor, &facts(&original))?;
+    may_retry(&caller.actor, &original.facts())?;
     let environment = storage::environments::get(&mut tx, original.environment_id).await?;
     let targets = storage::runs::unfinished_targets(&mut tx, id).await?;
     if targets.is_empty() {
@@ -865,14 +861,13 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
             "none of the unfinished targets is still a member of the db set; there is nothing to retry",
         ));
     }
-    let original_facts = facts(&original);
     let mut carried = Vec::new();
     if environment.policy.approval_required {
         let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
         for approval in approvals.iter().filter(|a| {
             a.decision == ApprovalDecision::Approve
                 && a.direction == original.direction
-                && a.revision == original_facts.revision
+                && a.revision == original.revision
                 && a.pinned == original.content
                 && a.approver != original.requested_by
         }) {
@@ -899,7 +894,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
             .await?;
             carried.push(copy);
         }
-        if approval_state(&environment.policy, &facts(&run), &decision_facts(&carried)) == ApprovalState::Approved {
+        if approval_state(&environment.policy, &run.facts(), &decision_facts(&carried)) == ApprovalState::Approved {
             run = storage::runs::set_status(&mut tx, run.id, RunStatus::AwaitingApproval, RunStatus::Approved, None)
                 .await?;
         }
@@ -932,7 +927,7 @@ pub async fn cancel(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run>
 async fn cancel_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let mut tx = pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
-    may_cancel(&caller.actor, &facts(&run))?;
+    may_cancel(&caller.actor, &run.facts())?;
     let from = run.status;
     let run = storage::runs::set_status(&mut tx, id, from, RunStatus::Cancelled, Some(caller.actor.user_id)).await?;
     let cancelled = storage::run_items::cancel_pending(&mut tx, id).await?;
@@ -966,7 +961,7 @@ pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
     } else {
         (run.content, Vec::new())
     };
-    let state = approval_state(&environment.policy, &facts(&run), &decision_facts(&approvals));
+    let state = approval_state(&environment.policy, &run.facts(), &decision_facts(&approvals));
     let items = storage::run_items::count_by_status(&mut conn, id).await?;
     let retries = storage::runs::retries_of(&mut conn, id).await?;
     Ok(RunDetail {

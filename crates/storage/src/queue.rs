@@ -107,13 +107,6 @@ pub async fn renew(
     Ok(rows.into_iter().map(|r| RunItemId::from_uuid(r.id)).collect())
 }
 
-/// Whether the lease on `item` with `token` is still held and unexpired; if so, the run's status.
-#[tracing::instrument(skip_all, fields(item.id = %item))]
-pub async fn check(conn: &mut PgConnection, item: RunItemId, token: i64) -> StorageResult<Option<RunStatus>> {
-    let row = sqlx::query_file!("../../sql/queue/check.sql", item.as_uuid(), token).fetch_optional(conn).await?;
-    row.map(|r| parse("runs.status", &r.run_status)).transpose()
-}
-
 /// Where an item stands in its release; `None` fields are left as they are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
