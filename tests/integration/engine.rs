@@ -7,7 +7,7 @@ use domain::enums::{Direction, Engine, TlsMode, TransactionMode};
 use domain::values::{Identifier, VersionKey};
 use executor::apply::{ApplyError, ApplyOptions, Migration, Observer, Outcome, Silent, apply};
 use executor::history::{self, HistoryStatus, HistoryTable};
-use executor::target::{ConnectSettings, SessionLimits, TargetConnection};
+use executor::target::{ConnectSettings, Session, SessionLimits, TargetConnection};
 use migrate_hub_tests::{MySqlDatabase, PgDatabase};
 use secrecy::SecretString;
 
@@ -44,7 +44,11 @@ async fn my(db: &MySqlDatabase) -> TargetConnection {
 
 fn options() -> ApplyOptions {
     ApplyOptions {
-        history: HistoryTable { schema: None, table: Identifier::parse("migrate_hub_history").unwrap() },
+        history: HistoryTable {
+            schema: None,
+            table: Identifier::parse("migrate_hub_history").unwrap(),
+            project: "project-1".into(),
+        },
         lock_name: "target-1".into(),
         lock_wait: Duration::from_secs(2),
         limits: SessionLimits {
@@ -307,7 +311,7 @@ async fn mysql_applies_statement_by_statement_and_marks_failures() {
 async fn mysql_sessions_keep_the_server_defaults() {
     let db = MySqlDatabase::fresh().await;
     let mut conn = my(&db).await;
-    let TargetConnection::Mysql { conn: raw, mariadb } = &mut conn else { panic!("not a MySQL connection") };
+    let Session::Mysql { conn: raw, mariadb } = conn.session_mut() else { panic!("not a MySQL connection") };
     assert!(*mariadb);
     let (sql_mode, time_zone): (String, String) =
         sqlx::query_as("SELECT @@SESSION.sql_mode, @@SESSION.time_zone").fetch_one(&mut *raw).await.unwrap();
@@ -319,7 +323,7 @@ async fn mysql_sessions_keep_the_server_defaults() {
     })
     .await
     .unwrap();
-    let TargetConnection::Mysql { conn: raw, .. } = &mut conn else { panic!("not a MySQL connection") };
+    let Session::Mysql { conn: raw, .. } = conn.session_mut() else { panic!("not a MySQL connection") };
     let (lock_wait, statement_time): (u64, f64) =
         sqlx::query_as("SELECT @@SESSION.lock_wait_timeout, @@SESSION.max_statement_time")
             .fetch_one(&mut *raw)
@@ -338,7 +342,7 @@ async fn a_mysql_target_may_name_its_session_sql_mode() {
     let mut conn = TargetConnection::connect(&settings).await.unwrap();
     // ANSI_QUOTES makes double quotes delimit identifiers, as the migration author asked.
     conn.execute(r#"CREATE TABLE "quoted" (id int)"#).await.unwrap();
-    let TargetConnection::Mysql { conn: raw, .. } = &mut conn else { panic!("not a MySQL connection") };
+    let Session::Mysql { conn: raw, .. } = conn.session_mut() else { panic!("not a MySQL connection") };
     let sql_mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode").fetch_one(&mut *raw).await.unwrap();
     assert_eq!(sql_mode, "ANSI_QUOTES,NO_ENGINE_SUBSTITUTION");
 }
@@ -366,7 +370,7 @@ async fn postgres_tls_modes_do_what_they_say() {
     let server_ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&db.pool).await.unwrap();
     let with = |tls_mode| ConnectSettings { tls_mode, ..settings(Engine::Postgres, &db.url) };
     async fn encrypted(conn: &mut TargetConnection) -> bool {
-        let TargetConnection::Postgres(raw) = conn else { panic!("not a Postgres connection") };
+        let Session::Postgres(raw) = conn.session_mut() else { panic!("not a Postgres connection") };
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(raw).await.unwrap()
     }
     let mut plain = TargetConnection::connect(&with(TlsMode::Disable)).await.unwrap();
@@ -391,7 +395,7 @@ async fn mysql_tls_modes_do_what_they_say() {
         sqlx::query_as("SHOW VARIABLES LIKE 'have_ssl'").fetch_one(&db.pool).await.unwrap();
     let with = |tls_mode| ConnectSettings { tls_mode, ..settings(Engine::Mysql, &db.url) };
     async fn cipher(conn: &mut TargetConnection) -> String {
-        let TargetConnection::Mysql { conn: raw, .. } = conn else { panic!("not a MySQL connection") };
+        let Session::Mysql { conn: raw, .. } = conn.session_mut() else { panic!("not a MySQL connection") };
         let (_, value): (String, String) =
             sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'").fetch_one(raw).await.unwrap();
         value

@@ -204,6 +204,8 @@ async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
         history: HistoryTable {
             schema: target.history_schema.as_deref().map(Identifier::parse).transpose()?,
             table: Identifier::parse(target.history_table.as_str())?,
+            // The plain CLI's rows carry the empty project key (a hub project adopts those of its versions).
+            project: String::new(),
         },
         lock_wait: Duration::from_secs(target.lock_wait_secs),
         limits: SessionLimits {

@@ -1,7 +1,11 @@
 //! Applying one migration to one target, by the rules of SPEC §5.
 //!
-//! 1. Take the session-level lock for the target (retried until the policy's wait runs out).
-//! 2. Make sure the project's history table exists, and read it.
+//! 1. Take the session-level lock for the target (retried until the policy's wait runs out), in a second
+//!    session of its own that no migration SQL runs in, so `pg_advisory_unlock_all()` or
+//!    `RELEASE_ALL_LOCKS()` in a migration cannot release it; that session is confirmed alive before
+//!    statements (at most 250 ms apart) and its loss stops the apply.
+//! 2. Make sure the project's history table exists, and read the project's rows (never another project's:
+//!    rows are keyed by project and version).
 //! 3. Decide: already applied with the same checksum → skipped; with another checksum → drift; a `running`
 //!    or `failed` row → the target needs recovery; an earlier version missing (or a later one applied) →
 //!    out of order, unless the environment allows it.
@@ -221,8 +225,8 @@ async fn locked_release(
     observer: &mut impl Observer,
     completed: &mut Vec<Outcome>,
 ) -> Result<(), (usize, ApplyError)> {
-    history::ensure(conn, &options.history).await.map_err(|e| (0, e.into()))?;
-    let mut rows = history::all(conn, &options.history).await.map_err(|e| (0, e.into()))?;
+    let rows = history::ensure_and_read(conn, &options.history).await.map_err(|e| (0, e.into()))?;
+    let mut rows = own_rows(conn, rows, migrations, options).await.map_err(|e| (0, e.into()))?;
     for (position, migration) in migrations.iter().enumerate() {
         observer.migration_started(position, migration.statements.len()).await;
         let outcome = locked(conn, migration, options, observer, &rows).await.map_err(|e| (position, e))?;
@@ -238,6 +242,7 @@ async fn locked_release(
                 statements_done: total(migration),
                 statements_total: total(migration),
                 error: None,
+                legacy: false,
             }),
             (Outcome::Applied { .. }, Direction::Down) => rows.retain(|r| r.version != version),
             (Outcome::Skipped { .. }, _) => {}
@@ -246,6 +251,25 @@ async fn locked_release(
         completed.push(outcome);
     }
     Ok(())
+}
+
+/// The project's rows among those read: its own, plus empty-key rows written before the table had projects
+/// whose version is one of the project's (those are handed to the project, so no other project sees them
+/// again). Empty-key rows of versions the project does not have belong to another project and are ignored.
+async fn own_rows(
+    conn: &mut TargetConnection,
+    rows: Vec<HistoryRow>,
+    migrations: &[Migration<'_>],
+    options: &ApplyOptions,
+) -> Result<Vec<HistoryRow>, TargetError> {
+    let known = |version: &str| {
+        migrations.iter().any(|m| m.version.as_str() == version)
+            || options.earlier_versions.iter().any(|v| v.as_str() == version)
+    };
+    let rows: Vec<HistoryRow> = rows.into_iter().filter(|r| !r.legacy || known(&r.version)).collect();
+    let adopted: Vec<&str> = rows.iter().filter(|r| r.legacy).map(|r| r.version.as_str()).collect();
+    history::claim(conn, &options.history, &adopted).await?;
+    Ok(rows.into_iter().map(|r| HistoryRow { legacy: false, ..r }).collect())
 }
 
 async fn locked(
@@ -355,43 +379,62 @@ async fn run_statement(
     observer: &mut impl Observer,
 ) -> Result<(), ApplyError> {
     observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
+    conn.check_lock(false).await?;
     let started = Instant::now();
     let rows = conn.execute(statement).await.map_err(|source| ApplyError::Statement { index, source })?;
     observer.after_statement(index, statement, started.elapsed(), rows).await;
     Ok(())
 }
 
-/// Postgres, transaction mode: statements and history change in one transaction.
+/// Postgres, transaction mode: statements and history change in one transaction. BEGIN travels with the
+/// first statement and COMMIT with the history change, so the transaction costs no round trip of its own.
 async fn atomically(
     conn: &mut TargetConnection,
     migration: &Migration<'_>,
     options: &ApplyOptions,
     observer: &mut impl Observer,
 ) -> Result<Outcome, ApplyError> {
-    conn.execute("BEGIN").await?;
+    let mut begun = false;
     let work = async {
         for (index, statement) in migration.statements.iter().enumerate() {
-            run_statement(conn, index, statement, observer).await?;
+            if begun {
+                run_statement(conn, index, statement, observer).await?;
+            } else {
+                // The observer sees the statement as written; the server gets `BEGIN;` in front of it.
+                observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
+                conn.check_lock(false).await?;
+                let started = Instant::now();
+                begun = true;
+                let rows = conn
+                    .execute(&format!("BEGIN;\n{statement}"))
+                    .await
+                    .map_err(|source| ApplyError::Statement { index, source })?;
+                observer.after_statement(index, statement, started.elapsed(), rows).await;
+            }
         }
+        if !begun {
+            begun = true;
+            conn.execute("BEGIN").await?;
+        }
+        conn.check_lock(false).await?;
         let checksum = migration.up_checksum.digest();
         match migration.direction {
             Direction::Up => {
-                history::insert(conn, &options.history, &new_row(migration, options, HistoryStatus::Applied, checksum))
-                    .await?;
+                let row = new_row(migration, options, HistoryStatus::Applied, checksum);
+                history::insert_and_commit(conn, &options.history, &row).await?;
             }
-            Direction::Down => history::delete(conn, &options.history, migration.version.as_str()).await?,
+            Direction::Down => history::delete_and_commit(conn, &options.history, migration.version.as_str()).await?,
         }
         Ok::<(), ApplyError>(())
     }
     .await;
     match work {
-        Ok(()) => {
-            conn.execute("COMMIT").await?;
-            Ok(Outcome::Applied { statements: migration.statements.len() })
-        }
+        Ok(()) => Ok(Outcome::Applied { statements: migration.statements.len() }),
         Err(e) => {
-            // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
-            let _ = conn.execute("ROLLBACK").await;
+            if begun {
+                // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
+                let _ = conn.execute("ROLLBACK").await;
+            }
             Err(e)
         }
     }

@@ -9,14 +9,20 @@ use domain::enums::Engine;
 use domain::values::Identifier;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::target::{TargetConnection, TargetError};
+use crate::target::{Session, TargetConnection, TargetError};
 
-/// Where a project's history lives on a target.
+/// Where a project's history lives on a target, and whose rows in it are the project's.
+///
+/// Several projects may share one table (every project defaults to `migrate_hub_history`): each row carries
+/// its project's key and a project reads, decides on and writes only its own rows. Rows written before the
+/// table had a `project` column (and rows the plain CLI writes) have the empty key; see [`ensure_and_read`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryTable {
     /// Postgres schema; MySQL keeps it in the connection's database.
     pub schema: Option<Identifier>,
     pub table: Identifier,
+    /// The project's key (the hub's project id); empty for the plain CLI.
+    pub project: String,
 }
 
 impl HistoryTable {
@@ -63,6 +69,9 @@ pub struct HistoryRow {
     pub statements_done: u32,
     pub statements_total: u32,
     pub error: Option<String>,
+    /// Written with the empty project key (before the table had projects, or by the plain CLI) and read by
+    /// a project with a key: it may be this project's or another's.
+    pub legacy: bool,
 }
 
 /// A row to write when a migration starts (or, in a transaction, when it is done).
@@ -83,18 +92,18 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Creates the table if it is missing (and, on Postgres, its schema).
-pub async fn ensure(conn: &mut TargetConnection, table: &HistoryTable) -> Result<(), TargetError> {
-    let engine = conn.engine();
+/// The table as created today: rows keyed by (project, version), both compared byte for byte (MariaDB's
+/// default collations would make `1a` and `1A` the same key).
+fn create_sql(table: &HistoryTable, engine: Engine) -> String {
     let name = table.name(engine);
-    let sql = match engine {
+    match engine {
         Engine::Postgres => {
             let schema =
                 table.schema.as_ref().map(|s| format!("CREATE SCHEMA IF NOT EXISTS \"{s}\";")).unwrap_or_default();
             format!(
                 "{schema}
                 CREATE TABLE IF NOT EXISTS {name} (
-                    version            text PRIMARY KEY,
+                    version            text NOT NULL,
                     name               text NOT NULL,
                     checksum           bytea NOT NULL,
                     checksum_algorithm text NOT NULL,
@@ -106,13 +115,15 @@ pub async fn ensure(conn: &mut TargetConnection, table: &HistoryTable) -> Result
                     started_at         timestamptz NOT NULL DEFAULT now(),
                     finished_at        timestamptz,
                     duration_ms        bigint,
-                    error              text
+                    error              text,
+                    project            text NOT NULL DEFAULT '',
+                    PRIMARY KEY (project, version)
                 )"
             )
         }
         Engine::Mysql => format!(
             "CREATE TABLE IF NOT EXISTS {name} (
-                version            VARCHAR(64) NOT NULL PRIMARY KEY,
+                version            VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                 name               VARCHAR(200) NOT NULL,
                 checksum           VARBINARY(32) NOT NULL,
                 checksum_algorithm VARCHAR(32) NOT NULL,
@@ -124,14 +135,119 @@ pub async fn ensure(conn: &mut TargetConnection, table: &HistoryTable) -> Result
                 started_at         DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
                 finished_at        DATETIME(6) NULL,
                 duration_ms        BIGINT NULL,
-                error              TEXT NULL
+                error              TEXT NULL,
+                project            VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '',
+                PRIMARY KEY (project, version)
             )"
         ),
-    };
-    conn.execute(&sql).await.map(|_| ())
+    }
 }
 
-fn row_from<R: Row>(row: &R) -> Result<HistoryRow, sqlx::Error>
+/// Brings a table created before projects had their own rows up to date: adds `project` (existing rows get
+/// the empty key), keys rows by (project, version), and on MySQL makes the version compare byte for byte.
+fn upgrade_sql(table: &HistoryTable, engine: Engine) -> String {
+    let name = table.name(engine);
+    match engine {
+        Engine::Postgres => format!(
+            "DO $migrate_hub$
+            DECLARE pk text;
+            BEGIN
+                IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                               WHERE attrelid = '{name}'::regclass AND attname = 'project' AND NOT attisdropped) THEN
+                    SELECT conname INTO pk FROM pg_constraint WHERE conrelid = '{name}'::regclass AND contype = 'p';
+                    ALTER TABLE {name} ADD COLUMN project text NOT NULL DEFAULT '';
+                    IF pk IS NOT NULL THEN
+                        EXECUTE format('ALTER TABLE {name} DROP CONSTRAINT %I', pk);
+                    END IF;
+                    ALTER TABLE {name} ADD PRIMARY KEY (project, version);
+                END IF;
+            END
+            $migrate_hub$"
+        ),
+        Engine::Mysql => format!(
+            "ALTER TABLE {name}
+                ADD COLUMN project VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '',
+                MODIFY version VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                DROP PRIMARY KEY,
+                ADD PRIMARY KEY (project, version)"
+        ),
+    }
+}
+
+/// Whether `e` says the table has no `project` column (a table from before projects had their own rows).
+fn lacks_project_column(e: &TargetError) -> bool {
+    matches!(e, TargetError::Statement { code: Some(code), .. } if code == "42703" || code == "1054")
+}
+
+/// A Postgres string literal that means the same whatever the session's `standard_conforming_strings`
+/// (a migration may have changed it): an `E''` string with backslashes and quotes escaped.
+fn pg_literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn pg_bytes(value: &[u8]) -> String {
+    let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    format!("decode('{hex}', 'hex')")
+}
+
+/// Creates the table if it is missing (and, on Postgres, its schema), upgrades one from before projects
+/// had their own rows, and returns the rows this project may see (see [`all`]). On Postgres, creating and
+/// reading are one round trip.
+pub async fn ensure_and_read(
+    conn: &mut TargetConnection,
+    table: &HistoryTable,
+) -> Result<Vec<HistoryRow>, TargetError> {
+    let engine = conn.engine();
+    let read = match engine {
+        Engine::Postgres => {
+            let sql = format!("{};\n{}", create_sql(table, engine), select_sql(table, engine, true));
+            read_rows(conn, &sql, None).await
+        }
+        Engine::Mysql => {
+            conn.execute(&create_sql(table, engine)).await?;
+            select(conn, table, true).await
+        }
+    };
+    match read {
+        Err(e) if lacks_project_column(&e) => {
+            conn.execute(&upgrade_sql(table, engine)).await?;
+            select(conn, table, true).await
+        }
+        other => other,
+    }
+}
+
+/// Hands the empty-key rows of `versions` (versions of this project) to this project, so that from now on
+/// no other project sees them. Nothing to do for the plain CLI (its key is the empty one).
+pub async fn claim(conn: &mut TargetConnection, table: &HistoryTable, versions: &[&str]) -> Result<(), TargetError> {
+    if table.project.is_empty() || versions.is_empty() {
+        return Ok(());
+    }
+    let engine = conn.engine();
+    let name = table.name(engine);
+    let result = match conn.session_mut() {
+        Session::Postgres(c) => sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {name} SET project = $1 WHERE project = '' AND version = ANY($2)"
+        )))
+        .bind(&table.project)
+        .bind(versions.iter().map(|v| (*v).to_owned()).collect::<Vec<String>>())
+        .execute(c)
+        .await
+        .map(|_| ()),
+        Session::Mysql { conn: c, .. } => {
+            let marks = vec!["?"; versions.len()].join(", ");
+            let sql = format!("UPDATE {name} SET project = ? WHERE project = '' AND version IN ({marks})");
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(&table.project);
+            for v in versions {
+                query = query.bind(*v);
+            }
+            query.execute(c).await.map(|_| ())
+        }
+    };
+    result.map_err(TargetError::from_sqlx)
+}
+
+fn row_from<R: Row>(row: &R, with_project: bool) -> Result<HistoryRow, sqlx::Error>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -140,6 +256,7 @@ where
     usize: sqlx::ColumnIndex<R>,
 {
     let status: String = row.try_get(4)?;
+    let project: String = if with_project { row.try_get(8)? } else { String::new() };
     Ok(HistoryRow {
         version: row.try_get(0)?,
         name: row.try_get(1)?,
@@ -150,20 +267,21 @@ where
         statements_done: u32::try_from(row.try_get::<i32, _>(5)?).unwrap_or_default(),
         statements_total: u32::try_from(row.try_get::<i32, _>(6)?).unwrap_or_default(),
         error: row.try_get(7)?,
+        legacy: project.is_empty(),
     })
 }
 
 /// Whether the table exists (without creating it), for read-only commands.
 pub async fn exists(conn: &mut TargetConnection, table: &HistoryTable) -> Result<bool, TargetError> {
-    let result = match conn {
-        TargetConnection::Postgres(c) => {
+    let result = match conn.session_mut() {
+        Session::Postgres(c) => {
             let qualified = match &table.schema {
                 Some(schema) => format!("{schema}.{}", table.table),
                 None => table.table.to_string(),
             };
             sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(qualified).fetch_one(c).await
         }
-        TargetConnection::Mysql { conn: c, .. } => sqlx::query_scalar::<_, i64>(
+        Session::Mysql { conn: c, .. } => sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
         )
         .bind(table.table.as_str())
@@ -171,25 +289,76 @@ pub async fn exists(conn: &mut TargetConnection, table: &HistoryTable) -> Result
         .await
         .map(|n| n > 0),
     };
-    result.map_err(TargetError::Connection)
+    result.map_err(TargetError::from_sqlx)
 }
 
 const COLUMNS: &str = "version, name, checksum, checksum_algorithm, status, statements_done, statements_total, error";
 
-/// Every row, in no particular order.
-pub async fn all(conn: &mut TargetConnection, table: &HistoryTable) -> Result<Vec<HistoryRow>, TargetError> {
-    let sql = format!("SELECT {COLUMNS} FROM {}", table.name(conn.engine()));
-    let rows = match conn {
-        TargetConnection::Postgres(c) => sqlx::query(AssertSqlSafe(sql))
+/// The SELECT of the rows a project may see: its own, and the empty-key ones (see [`HistoryRow::legacy`]).
+/// On Postgres the key is written as a literal (so the SELECT can share a round trip); on MySQL it is bound.
+fn select_sql(table: &HistoryTable, engine: Engine, with_project: bool) -> String {
+    let name = table.name(engine);
+    if !with_project {
+        return format!("SELECT {COLUMNS} FROM {name}");
+    }
+    match engine {
+        Engine::Postgres => {
+            format!("SELECT {COLUMNS}, project FROM {name} WHERE project IN ({}, '')", pg_literal(&table.project))
+        }
+        Engine::Mysql => format!("SELECT {COLUMNS}, project FROM {name} WHERE project IN (?, '')"),
+    }
+}
+
+async fn read_rows(conn: &mut TargetConnection, sql: &str, bind: Option<&str>) -> Result<Vec<HistoryRow>, TargetError> {
+    let with_project = sql.contains(", project FROM");
+    let rows = match conn.session_mut() {
+        Session::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(c)
             .await
-            .and_then(|rows| rows.iter().map(row_from).collect::<Result<Vec<_>, _>>()),
-        TargetConnection::Mysql { conn: c, .. } => sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(c)
-            .await
-            .and_then(|rows| rows.iter().map(row_from).collect::<Result<Vec<_>, _>>()),
+            .and_then(|rows| rows.iter().map(|r| row_from(r, with_project)).collect::<Result<Vec<_>, _>>()),
+        Session::Mysql { conn: c, .. } => {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            if let Some(value) = bind {
+                query = query.bind(value);
+            }
+            query
+                .fetch_all(c)
+                .await
+                .and_then(|rows| rows.iter().map(|r| row_from(r, with_project)).collect::<Result<Vec<_>, _>>())
+        }
     };
-    rows.map_err(TargetError::Connection)
+    rows.map_err(TargetError::from_sqlx)
+}
+
+async fn select(
+    conn: &mut TargetConnection,
+    table: &HistoryTable,
+    with_project: bool,
+) -> Result<Vec<HistoryRow>, TargetError> {
+    let engine = conn.engine();
+    let bind = (engine == Engine::Mysql && with_project).then_some(table.project.as_str());
+    read_rows(conn, &select_sql(table, engine, with_project), bind).await
+}
+
+/// The rows this project may see, in no particular order: its own and the empty-key ones (marked
+/// [`legacy`](HistoryRow::legacy) unless this is the plain CLI's empty key). A table from before projects had
+/// their own rows is read as it is (every row empty-key), without changing it.
+pub async fn all(conn: &mut TargetConnection, table: &HistoryTable) -> Result<Vec<HistoryRow>, TargetError> {
+    let rows = match select(conn, table, true).await {
+        Err(e) if lacks_project_column(&e) => select(conn, table, false).await?,
+        other => other?,
+    };
+    Ok(unmark_own(rows, table))
+}
+
+/// For the plain CLI the empty-key rows are its own.
+fn unmark_own(mut rows: Vec<HistoryRow>, table: &HistoryTable) -> Vec<HistoryRow> {
+    if table.project.is_empty() {
+        for row in &mut rows {
+            row.legacy = false;
+        }
+    }
+    rows
 }
 
 pub async fn insert(
@@ -198,11 +367,11 @@ pub async fn insert(
     row: &NewHistoryRow<'_>,
 ) -> Result<(), TargetError> {
     let name = table.name(conn.engine());
-    let result = match conn {
-        TargetConnection::Postgres(c) => sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {name} (version, name, checksum, checksum_algorithm, status, statements_done, \
+    let result = match conn.session_mut() {
+        Session::Postgres(c) => sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {name} (project, version, name, checksum, checksum_algorithm, status, statements_done, \
              statements_total, run_id, worker, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $5 = 'applied' THEN now() END)"
+             VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $5 = 'applied' THEN now() END)"
         )))
         .bind(row.version)
         .bind(row.name)
@@ -213,14 +382,16 @@ pub async fn insert(
         .bind(count(row.statements_total))
         .bind(row.run_id.as_deref())
         .bind(row.worker)
+        .bind(&table.project)
         .execute(c)
         .await
         .map(|_| ()),
-        TargetConnection::Mysql { conn: c, .. } => sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {name} (version, name, checksum, checksum_algorithm, status, statements_done, \
+        Session::Mysql { conn: c, .. } => sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {name} (project, version, name, checksum, checksum_algorithm, status, statements_done, \
              statements_total, run_id, worker, finished_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, IF(? = 'applied', CURRENT_TIMESTAMP(6), NULL))"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, IF(? = 'applied', CURRENT_TIMESTAMP(6), NULL))"
         )))
+        .bind(&table.project)
         .bind(row.version)
         .bind(row.name)
         .bind(row.checksum)
@@ -235,7 +406,48 @@ pub async fn insert(
         .await
         .map(|_| ()),
     };
-    result.map_err(TargetError::Connection)
+    result.map_err(TargetError::from_sqlx)
+}
+
+/// Postgres: the `applied` row of a migration and the COMMIT of its transaction, sent as one message (one
+/// round trip). Values are literals (see [`pg_literal`]); if the INSERT fails, the COMMIT does not run.
+pub async fn insert_and_commit(
+    conn: &mut TargetConnection,
+    table: &HistoryTable,
+    row: &NewHistoryRow<'_>,
+) -> Result<(), TargetError> {
+    let name = table.name(Engine::Postgres);
+    let run_id = row.run_id.as_deref().map_or_else(|| "NULL".to_owned(), pg_literal);
+    let sql = format!(
+        "INSERT INTO {name} (project, version, name, checksum, checksum_algorithm, status, statements_done, \
+         statements_total, run_id, worker, finished_at) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {run_id}, {}, now());\nCOMMIT",
+        pg_literal(&table.project),
+        pg_literal(row.version),
+        pg_literal(row.name),
+        pg_bytes(row.checksum),
+        pg_literal(row.checksum_algorithm),
+        pg_literal(row.status.as_str()),
+        count(row.statements_done),
+        count(row.statements_total),
+        pg_literal(row.worker),
+    );
+    conn.execute(&sql).await.map(|_| ())
+}
+
+/// Postgres: deletes a reverted migration's row and COMMITs its transaction in one round trip.
+pub async fn delete_and_commit(
+    conn: &mut TargetConnection,
+    table: &HistoryTable,
+    version: &str,
+) -> Result<(), TargetError> {
+    let name = table.name(Engine::Postgres);
+    let sql = format!(
+        "DELETE FROM {name} WHERE project = {} AND version = {};\nCOMMIT",
+        pg_literal(&table.project),
+        pg_literal(version)
+    );
+    conn.execute(&sql).await.map(|_| ())
 }
 
 /// Records progress, or the end (`applied`/`failed`, with the error), of the row for `version`.
@@ -249,55 +461,73 @@ pub async fn update(
 ) -> Result<(), TargetError> {
     let name = table.name(conn.engine());
     let finished = status != HistoryStatus::Running;
-    let result = match conn {
-        TargetConnection::Postgres(c) => sqlx::query(AssertSqlSafe(format!(
+    let result = match conn.session_mut() {
+        Session::Postgres(c) => sqlx::query(AssertSqlSafe(format!(
             "UPDATE {name} SET status = $2, statements_done = $3, error = $4, \
              finished_at = CASE WHEN $5 THEN now() END, \
              duration_ms = CASE WHEN $5 THEN (extract(epoch FROM now() - started_at) * 1000)::bigint END \
-             WHERE version = $1"
+             WHERE project = $6 AND version = $1"
         )))
         .bind(version)
         .bind(status.as_str())
         .bind(count(statements_done))
         .bind(error)
         .bind(finished)
+        .bind(&table.project)
         .execute(c)
         .await
         .map(|_| ()),
-        TargetConnection::Mysql { conn: c, .. } => sqlx::query(AssertSqlSafe(format!(
+        Session::Mysql { conn: c, .. } => sqlx::query(AssertSqlSafe(format!(
             "UPDATE {name} SET status = ?, statements_done = ?, error = ?, \
              finished_at = IF(?, CURRENT_TIMESTAMP(6), NULL), \
              duration_ms = IF(?, TIMESTAMPDIFF(MICROSECOND, started_at, CURRENT_TIMESTAMP(6)) DIV 1000, NULL) \
-             WHERE version = ?"
+             WHERE project = ? AND version = ?"
         )))
         .bind(status.as_str())
         .bind(count(statements_done))
         .bind(error)
         .bind(finished)
         .bind(finished)
+        .bind(&table.project)
         .bind(version)
         .execute(c)
         .await
         .map(|_| ()),
     };
-    result.map_err(TargetError::Connection)
+    result.map_err(TargetError::from_sqlx)
 }
 
 pub async fn delete(conn: &mut TargetConnection, table: &HistoryTable, version: &str) -> Result<(), TargetError> {
     let name = table.name(conn.engine());
-    let result = match conn {
-        TargetConnection::Postgres(c) => sqlx::query(AssertSqlSafe(format!("DELETE FROM {name} WHERE version = $1")))
-            .bind(version)
-            .execute(c)
-            .await
-            .map(|_| ()),
-        TargetConnection::Mysql { conn: c, .. } => {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {name} WHERE version = ?")))
+    let result = match conn.session_mut() {
+        Session::Postgres(c) => {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {name} WHERE project = $2 AND version = $1")))
+                .bind(version)
+                .bind(&table.project)
+                .execute(c)
+                .await
+                .map(|_| ())
+        }
+        Session::Mysql { conn: c, .. } => {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {name} WHERE project = ? AND version = ?")))
+                .bind(&table.project)
                 .bind(version)
                 .execute(c)
                 .await
                 .map(|_| ())
         }
     };
-    result.map_err(TargetError::Connection)
+    result.map_err(TargetError::from_sqlx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_cannot_be_escaped_whatever_the_session_settings() {
+        assert_eq!(pg_literal("it's"), "E'it''s'");
+        assert_eq!(pg_literal(r"a\'; DROP TABLE x; --"), r"E'a\\''; DROP TABLE x; --'");
+        assert_eq!(pg_bytes(&[0, 255, 16]), "decode('00ff10', 'hex')");
+    }
 }

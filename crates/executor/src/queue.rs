@@ -517,7 +517,11 @@ async fn execute(
     timings.connected = Some(Instant::now());
     let policy = &context.environment.policy;
     let options = ApplyOptions {
-        history: HistoryTable { schema: target.schema.clone(), table: context.project.history_table.clone() },
+        history: HistoryTable {
+            schema: target.schema.clone(),
+            table: context.project.history_table.clone(),
+            project: context.project.id.to_string(),
+        },
         lock_name: format!("target:{}", target.id),
         lock_wait: policy.target_lock_wait,
         limits: SessionLimits { lock_timeout: policy.lock_timeout, statement_timeout: policy.statement_timeout },

@@ -7,6 +7,7 @@
 //! `sql_mode` and sets `time_zone='+00:00'`, which would make `||` and `NOW()` behave differently than in the
 //! `mysql` client and get stored with every routine and trigger a migration creates.
 
+use std::future::Future;
 use std::time::Duration;
 
 use domain::enums::{Engine, TlsMode};
@@ -82,140 +83,255 @@ pub enum TargetError {
     /// An error the database returned for a statement.
     #[error("{message}")]
     Statement {
-        /// SQLSTATE (Postgres) or error number and state (MySQL), when the server gave one.
+        /// SQLSTATE (Postgres) or error number (MySQL), when the server gave one.
         code: Option<String>,
         message: String,
-        /// A lock or statement timeout: worth retrying later, unlike a SQL error.
+        /// The server's error class says trying again later may succeed (lock or statement timeout,
+        /// deadlock, serialization failure, the server shutting down), unlike a SQL error.
         timeout: bool,
     },
     /// The connection broke or another transport error: worth retrying.
     #[error("connection to the target failed: {0}")]
     Connection(#[source] sqlx::Error),
+    /// The session holding the target's lock stopped answering, so the lock is no longer held.
+    #[error(
+        "the session holding the target lock was lost ({0}); stopped so that no other run applies at the same time"
+    )]
+    LockLost(String),
+    /// A connection opened without its lock session was asked to lock (a programming error).
+    #[error("this connection has no lock session; it can read but not apply")]
+    NoLockSession,
 }
 
 impl TargetError {
     /// Whether trying again later may succeed (connection trouble, lock timeouts), as opposed to a SQL
-    /// error that will fail the same way every time.
+    /// error that will fail the same way every time. Decided by the error's class (SQLSTATE, MySQL error
+    /// number or transport), never by its message.
     pub fn is_transient(&self) -> bool {
         match self {
             TargetError::ConnectTimeout(_) | TargetError::Connect(_) | TargetError::Connection(_) => true,
             TargetError::Statement { timeout, .. } => *timeout,
+            TargetError::LockLost(_) | TargetError::NoLockSession => false,
         }
     }
 
-    fn from_sqlx(error: sqlx::Error) -> Self {
-        match &error {
-            sqlx::Error::Database(db) => {
-                let code = db.code().map(|c| c.into_owned());
-                // 55P03 lock_not_available (lock_timeout), 57014 query_canceled (statement_timeout);
-                // MySQL 1205 lock wait timeout, 3024 / MariaDB 1969 max execution/statement time exceeded.
-                let timeout = matches!(code.as_deref(), Some("55P03" | "57014" | "HY000" | "70100"))
-                    && is_timeout_message(db.message());
-                TargetError::Statement { code, message: db.message().to_owned(), timeout }
-            }
-            _ => TargetError::Connection(error),
-        }
+    /// Classifies an error from a target: a database error keeps its code and message; anything else
+    /// (I/O, protocol, pool) is a broken connection.
+    pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
+        let sqlx::Error::Database(db) = &error else {
+            return TargetError::Connection(error);
+        };
+        let (code, transient) = if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            let number = my.number();
+            (Some(number.to_string()), mysql_transient(number))
+        } else {
+            let code = db.code().map(|c| c.into_owned());
+            let transient = code.as_deref().is_some_and(postgres_transient);
+            (code, transient)
+        };
+        TargetError::Statement { code, message: db.message().to_owned(), timeout: transient }
     }
 }
 
-fn is_timeout_message(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("lock timeout")
-        || m.contains("statement timeout")
-        || m.contains("lock wait timeout")
-        || m.contains("maximum statement execution time")
-        || m.contains("max_statement_time")
-        || m.contains("canceling statement")
+/// SQLSTATEs worth another attempt: 55P03 lock_not_available (lock_timeout), 57014 query_canceled
+/// (statement_timeout), 40001 serialization_failure, 40P01 deadlock_detected, class 08 (connection
+/// exception), 57P01–57P03 (the server shutting down or starting), 53300 too_many_connections.
+fn postgres_transient(code: &str) -> bool {
+    matches!(code, "55P03" | "57014" | "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300")
+        || code.starts_with("08")
 }
 
-/// An open session on a target database.
+/// MySQL/MariaDB error numbers worth another attempt: 1205 lock wait timeout, 1213 deadlock, 3024 (MySQL)
+/// and 1969 (MariaDB) statement time exceeded, 3572 NOWAIT lock refused, 1040 too many connections, 1053
+/// server shutdown, 2006/2013 server gone or lost.
+fn mysql_transient(number: u16) -> bool {
+    matches!(number, 1205 | 1213 | 3024 | 1969 | 3572 | 1040 | 1053 | 2006 | 2013)
+}
+
+/// One database session on a target.
 #[derive(Debug)]
-pub enum TargetConnection {
+pub enum Session {
     Postgres(PgConnection),
     Mysql { conn: MySqlConnection, mariadb: bool },
 }
 
-impl TargetConnection {
-    /// Opens a session; nothing about the password reaches the error.
-    #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
-    pub async fn connect(settings: &ConnectSettings) -> Result<Self, TargetError> {
-        let connect = async {
-            match settings.engine {
-                Engine::Postgres => {
-                    let mut options = PgConnectOptions::new()
-                        .host(&settings.host)
-                        .port(settings.port)
-                        .database(&settings.database)
-                        .username(&settings.username)
-                        .ssl_mode(pg_ssl(settings.tls_mode))
-                        .application_name("migrate-hub")
-                        // Server-side keepalives, so a vanished worker's session (and its advisory lock)
-                        // is noticed and released within a minute or two.
-                        .options([
-                            ("tcp_keepalives_idle", "30"),
-                            ("tcp_keepalives_interval", "10"),
-                            ("tcp_keepalives_count", "3"),
-                        ])
-                        .statement_cache_capacity(0)
-                        .disable_statement_logging();
-                    if let Some(password) = &settings.password {
-                        options = options.password(password.expose_secret());
-                    }
-                    Ok(TargetConnection::Postgres(options.connect().await?))
+impl Session {
+    async fn open(settings: &ConnectSettings) -> Result<Self, sqlx::Error> {
+        match settings.engine {
+            Engine::Postgres => {
+                let mut options = PgConnectOptions::new()
+                    .host(&settings.host)
+                    .port(settings.port)
+                    .database(&settings.database)
+                    .username(&settings.username)
+                    .ssl_mode(pg_ssl(settings.tls_mode))
+                    .application_name("migrate-hub")
+                    // Server-side keepalives, so a vanished worker's session (and its advisory lock)
+                    // is noticed and released within a minute or two.
+                    .options([
+                        ("tcp_keepalives_idle", "30"),
+                        ("tcp_keepalives_interval", "10"),
+                        ("tcp_keepalives_count", "3"),
+                    ])
+                    .statement_cache_capacity(0)
+                    .disable_statement_logging();
+                if let Some(password) = &settings.password {
+                    options = options.password(password.expose_secret());
                 }
-                Engine::Mysql => {
-                    let mut options = MySqlConnectOptions::new()
-                        .host(&settings.host)
-                        .port(settings.port)
-                        .database(&settings.database)
-                        .username(&settings.username)
-                        .ssl_mode(mysql_ssl(settings.tls_mode))
-                        .pipes_as_concat(false)
-                        .no_engine_substitution(false)
-                        .timezone(None)
-                        .statement_cache_capacity(0)
-                        .disable_statement_logging();
-                    if let Some(password) = &settings.password {
-                        options = options.password(password.expose_secret());
-                    }
-                    let mut conn = options.connect().await?;
-                    if let Some(mode) = &settings.mysql_sql_mode {
-                        sqlx::query("SET SESSION sql_mode = ?").bind(mode).execute(&mut conn).await?;
-                    }
-                    let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(&mut conn).await?;
-                    Ok(TargetConnection::Mysql { conn, mariadb: version.contains("MariaDB") })
-                }
+                Ok(Session::Postgres(options.connect().await?))
             }
-        };
-        match tokio::time::timeout(settings.connect_timeout, connect).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(TargetError::Connect(e)),
-            Err(_) => Err(TargetError::ConnectTimeout(settings.connect_timeout)),
+            Engine::Mysql => {
+                let mut options = MySqlConnectOptions::new()
+                    .host(&settings.host)
+                    .port(settings.port)
+                    .database(&settings.database)
+                    .username(&settings.username)
+                    .ssl_mode(mysql_ssl(settings.tls_mode))
+                    .pipes_as_concat(false)
+                    .no_engine_substitution(false)
+                    .timezone(None)
+                    .statement_cache_capacity(0)
+                    .disable_statement_logging();
+                if let Some(password) = &settings.password {
+                    options = options.password(password.expose_secret());
+                }
+                let mut conn = options.connect().await?;
+                if let Some(mode) = &settings.mysql_sql_mode {
+                    sqlx::query("SET SESSION sql_mode = ?").bind(mode).execute(&mut conn).await?;
+                }
+                let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(&mut conn).await?;
+                Ok(Session::Mysql { conn, mariadb: version.contains("MariaDB") })
+            }
         }
     }
 
-    pub fn engine(&self) -> Engine {
+    fn engine(&self) -> Engine {
         match self {
-            TargetConnection::Postgres(_) => Engine::Postgres,
-            TargetConnection::Mysql { .. } => Engine::Mysql,
+            Session::Postgres(_) => Engine::Postgres,
+            Session::Mysql { .. } => Engine::Mysql,
         }
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<u64, TargetError> {
+        let result = match self {
+            Session::Postgres(conn) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|r| r.rows_affected()),
+            Session::Mysql { conn, .. } => {
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|r| r.rows_affected())
+            }
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
+    async fn try_lock(&mut self, name: &str) -> Result<bool, TargetError> {
+        let result = match self {
+            Session::Postgres(conn) => {
+                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                    .bind(pg_lock_key(name))
+                    .fetch_one(conn)
+                    .await
+            }
+            Session::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, 0)")
+                .bind(mysql_lock_name(name))
+                .fetch_one(conn)
+                .await
+                .map(|got| got == Some(1)),
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
+    async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
+        let result = match self {
+            Session::Postgres(conn) => sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+                .bind(pg_lock_key(name))
+                .fetch_one(conn)
+                .await
+                .map(|_| ()),
+            Session::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT RELEASE_LOCK(?)")
+                .bind(mysql_lock_name(name))
+                .fetch_one(conn)
+                .await
+                .map(|_| ()),
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
+    async fn close(self) {
+        let _ = match self {
+            Session::Postgres(conn) => conn.close().await,
+            Session::Mysql { conn, .. } => conn.close().await,
+        };
+    }
+}
+
+/// A connection to a target as a migration runner needs it: the session that runs the migrations' SQL and,
+/// when opened with [`connect`](Self::connect), a second session that only holds the target's lock.
+///
+/// The lock lives in its own session so that nothing a migration runs can release it: on Postgres
+/// `pg_advisory_unlock_all()`, on MySQL `RELEASE_ALL_LOCKS()`, run by a migration, would otherwise drop the
+/// lock while the release goes on, and another worker could apply to the same target at the same time.
+/// [`check_lock`](Self::check_lock) confirms the lock session is alive; if it died, the lock is gone.
+#[derive(Debug)]
+pub struct TargetConnection {
+    session: Session,
+    guard: Option<Guard>,
+}
+
+#[derive(Debug)]
+struct Guard {
+    session: Session,
+    /// When the lock session last answered (or took the lock).
+    confirmed: Option<std::time::Instant>,
+}
+
+/// How long an answer from the lock session stands in for a check (see [`TargetConnection::check_lock`]).
+const GUARD_CONFIRMATION: Duration = Duration::from_millis(250);
+
+impl TargetConnection {
+    /// Opens the two sessions a migration runner needs (the work session and the lock session, at the same
+    /// time); nothing about the password reaches the error.
+    #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
+    pub async fn connect(settings: &ConnectSettings) -> Result<Self, TargetError> {
+        let both = async { tokio::try_join!(Session::open(settings), Session::open(settings)) };
+        let (session, guard) = timed(settings.connect_timeout, both).await?;
+        Ok(TargetConnection { session, guard: Some(Guard { session: guard, confirmed: None }) })
+    }
+
+    /// Opens only a work session: for reading (status, probes), never for applying (it cannot take the lock).
+    #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
+    pub async fn connect_single(settings: &ConnectSettings) -> Result<Self, TargetError> {
+        let session = timed(settings.connect_timeout, Session::open(settings)).await?;
+        Ok(TargetConnection { session, guard: None })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.session.engine()
+    }
+
+    /// The work session, for reading what the helpers here do not cover.
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Whether the server is MariaDB (MySQL sessions only).
+    pub fn is_mariadb(&self) -> bool {
+        matches!(self.session, Session::Mysql { mariadb: true, .. })
     }
 
     /// Applies the policy's lock and statement timeouts to this session.
     pub async fn set_limits(&mut self, limits: SessionLimits) -> Result<(), TargetError> {
         let lock_ms = limits.lock_timeout.as_millis().max(1);
         let statement_ms = limits.statement_timeout.map_or(0, |d| d.as_millis().max(1));
-        let sql = match self {
-            TargetConnection::Postgres(_) => {
+        let sql = match self.session {
+            Session::Postgres(_) => {
                 format!("SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms}")
             }
             // lock_wait_timeout is in whole seconds (at least 1).
-            TargetConnection::Mysql { mariadb: true, .. } => format!(
+            Session::Mysql { mariadb: true, .. } => format!(
                 "SET SESSION lock_wait_timeout = {}; SET SESSION max_statement_time = {}",
                 lock_ms.div_ceil(1000),
                 statement_ms as f64 / 1000.0
             ),
-            TargetConnection::Mysql { mariadb: false, .. } => format!(
+            Session::Mysql { mariadb: false, .. } => format!(
                 "SET SESSION lock_wait_timeout = {}; SET SESSION max_execution_time = {statement_ms}",
                 lock_ms.div_ceil(1000)
             ),
@@ -226,37 +342,25 @@ impl TargetConnection {
     /// Runs SQL as the server receives it from a client (simple protocol, no preparation); returns the
     /// number of rows affected.
     pub async fn execute(&mut self, sql: &str) -> Result<u64, TargetError> {
-        let result = match self {
-            TargetConnection::Postgres(conn) => {
-                sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|r| r.rows_affected())
-            }
-            TargetConnection::Mysql { conn, .. } => {
-                sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|r| r.rows_affected())
-            }
-        };
-        result.map_err(TargetError::from_sqlx)
+        self.session.execute(sql).await
     }
 
-    /// Tries to take the session-level lock `name` once; `true` if this session now holds it.
+    fn guard(&mut self) -> Result<&mut Guard, TargetError> {
+        self.guard.as_mut().ok_or(TargetError::NoLockSession)
+    }
+
+    /// Tries to take the session-level lock `name` once, in the lock session; `true` if it now holds it.
     ///
     /// Session-level, never transaction-level: a transaction-level lock would be held by an open
     /// transaction that `CREATE INDEX CONCURRENTLY` then waits on forever (Flyway's deadlock). The lock goes
     /// away with the session if the worker dies.
     pub async fn try_lock(&mut self, name: &str) -> Result<bool, TargetError> {
-        let result = match self {
-            TargetConnection::Postgres(conn) => {
-                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-                    .bind(pg_lock_key(name))
-                    .fetch_one(conn)
-                    .await
-            }
-            TargetConnection::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, 0)")
-                .bind(mysql_lock_name(name))
-                .fetch_one(conn)
-                .await
-                .map(|got| got == Some(1)),
-        };
-        result.map_err(TargetError::from_sqlx)
+        let guard = self.guard()?;
+        let got = guard.session.try_lock(name).await?;
+        if got {
+            guard.confirmed = Some(std::time::Instant::now());
+        }
+        Ok(got)
     }
 
     /// Takes the lock, retrying until `wait` has passed; `false` if another session still holds it.
@@ -276,41 +380,53 @@ impl TargetConnection {
         }
     }
 
+    /// Confirms the lock session is alive (so the lock is still held): asks it at most every 250 ms, and
+    /// always when `now` is set. An error means the lock is gone and nothing more may run.
+    pub async fn check_lock(&mut self, now: bool) -> Result<(), TargetError> {
+        let guard = self.guard()?;
+        if !now && guard.confirmed.is_some_and(|at| at.elapsed() < GUARD_CONFIRMATION) {
+            return Ok(());
+        }
+        match guard.session.execute("SELECT 1").await {
+            Ok(_) => {
+                guard.confirmed = Some(std::time::Instant::now());
+                Ok(())
+            }
+            Err(e) => {
+                guard.confirmed = None;
+                Err(TargetError::LockLost(e.to_string()))
+            }
+        }
+    }
+
     /// Releases the lock taken with [`lock`](Self::lock).
     pub async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
-        let result = match self {
-            TargetConnection::Postgres(conn) => sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-                .bind(pg_lock_key(name))
-                .fetch_one(conn)
-                .await
-                .map(|_| ()),
-            TargetConnection::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT RELEASE_LOCK(?)")
-                .bind(mysql_lock_name(name))
-                .fetch_one(conn)
-                .await
-                .map(|_| ()),
-        };
-        result.map_err(TargetError::from_sqlx)
+        self.guard()?.session.unlock(name).await
     }
 
     /// The server's version string (`SELECT version()`), for a connection check.
     pub async fn server_version(&mut self) -> Result<String, TargetError> {
-        let result = match self {
-            TargetConnection::Postgres(conn) => {
-                sqlx::query_scalar::<_, String>("SELECT version()").fetch_one(conn).await
-            }
-            TargetConnection::Mysql { conn, .. } => {
-                sqlx::query_scalar::<_, String>("SELECT VERSION()").fetch_one(conn).await
-            }
+        let result = match &mut self.session {
+            Session::Postgres(conn) => sqlx::query_scalar::<_, String>("SELECT version()").fetch_one(conn).await,
+            Session::Mysql { conn, .. } => sqlx::query_scalar::<_, String>("SELECT VERSION()").fetch_one(conn).await,
         };
         result.map_err(TargetError::from_sqlx)
     }
 
     pub async fn close(self) {
-        let _ = match self {
-            TargetConnection::Postgres(conn) => conn.close().await,
-            TargetConnection::Mysql { conn, .. } => conn.close().await,
-        };
+        if let Some(guard) = self.guard {
+            tokio::join!(self.session.close(), guard.session.close());
+        } else {
+            self.session.close().await;
+        }
+    }
+}
+
+async fn timed<T>(limit: Duration, connect: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, TargetError> {
+    match tokio::time::timeout(limit, connect).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(TargetError::Connect(e)),
+        Err(_) => Err(TargetError::ConnectTimeout(limit)),
     }
 }
 
@@ -351,7 +467,7 @@ fn mysql_ssl(mode: TlsMode) -> MySqlSslMode {
 /// Connects with `settings`, runs a trivial query under a statement timeout of `timeout`, closes, and
 /// returns the server's version: whether the hub could reach the target as a worker would.
 pub async fn probe(settings: &ConnectSettings, timeout: Duration) -> Result<String, TargetError> {
-    let mut conn = TargetConnection::connect(settings).await?;
+    let mut conn = TargetConnection::connect_single(settings).await?;
     let checked = async {
         conn.set_limits(SessionLimits { lock_timeout: timeout, statement_timeout: Some(timeout) }).await?;
         conn.server_version().await
