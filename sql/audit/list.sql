@@ -1,5 +1,5 @@
 -- Audit events newest first, with optional filters; $1 is the last id of the previous page.
-SELECT id, occurred_at, actor_kind, actor_user_id, actor_label, action, object_type, object_id, details, host(ip) AS "ip", user_agent, prev_hash, hash FROM audit_events
+SELECT id, occurred_at, actor_kind, actor_user_id, actor_label, action, object_type, object_id, details, host(ip) AS "ip", user_agent, prev_hash, hash, chain_layout FROM audit_events
 WHERE ($1::bigint IS NULL OR id < $1)
   AND ($2::uuid IS NULL OR actor_user_id = $2)
   AND ($3::text IS NULL OR action = $3 OR action LIKE $3 || '.%')

@@ -99,6 +99,14 @@ fn parts(url: &str) -> (String, String, String, String) {
     )
 }
 
+/// A reachable Postgres database that is not the hub's own (a target may never be the tool database):
+/// the maintenance database of the test server, which the tests only connect to.
+fn elsewhere(hub: &Hub) -> String {
+    let mut url = reqwest::Url::parse(&hub.db.url).unwrap();
+    url.set_path("/postgres");
+    url.to_string()
+}
+
 /// Creates a Postgres target through the form (pointing at `url`); returns its id.
 async fn target(browser: &Browser, env: &str, name: &str, url: &str, password: Option<&str>) -> String {
     let (host, port, database, username) = parts(url);
@@ -128,7 +136,7 @@ async fn a_target_password_set_through_the_pages_is_never_rendered_back() {
     let hub = hub().await;
     let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
     let env = environment(&admin, "staging").await;
-    let id = target(&admin, &env, "orders", &hub.db.url, Some(TARGET_PASSWORD)).await;
+    let id = target(&admin, &env, "orders", &elsewhere(&hub), Some(TARGET_PASSWORD)).await;
     // Set again through the secret form, and once more with a refused form (both a password and a
     // reference), whose 422 page must not echo the password either.
     let response = post(&admin, &format!("/admin/targets/{id}/secret"), &[("password", TARGET_PASSWORD)]).await;
@@ -196,9 +204,9 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
     let hub = hub().await;
     let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
     let env = environment(&admin, "dev").await;
-    // The hub's own tool database is a Postgres the test can reach (trust auth: the sealed password is
-    // opened and sent, and ignored).
-    let id = target(&admin, &env, "tooldb", &hub.db.url, Some(TARGET_PASSWORD)).await;
+    // A Postgres the test can reach (trust auth: the sealed password is opened and sent, and ignored).
+    let reachable = elsewhere(&hub);
+    let id = target(&admin, &env, "tooldb", &reachable, Some(TARGET_PASSWORD)).await;
     let ok = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let ok = ok.text().await.unwrap();
@@ -206,7 +214,7 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
     assert!(ok.contains("PostgreSQL"), "{ok}");
 
     // The same target on a port nobody listens on.
-    let (host, _, database, username) = parts(&hub.db.url);
+    let (host, _, database, username) = parts(&reachable);
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let response = post(
         &admin,
@@ -229,9 +237,19 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
     assert!(failed.contains("cannot connect to the target"), "{failed}");
     assert!(!failed.contains(TARGET_PASSWORD));
 
-    // A reference is the workers' to read: the server says so instead of reading its own environment.
+    // A reference is the workers' to read: the server says so instead of reading its own environment. (This
+    // hub allows no reference, so it is refused when set, and stored directly as an older hub could have.)
     let response = post(&admin, &format!("/admin/targets/{id}/secret"), &[("secret_ref", "env:HOME")]).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("MIGRATE_HUB_SECRET_REFS"));
+    sqlx::query(
+        "UPDATE db_targets SET secret_ref = 'env:HOME', secret_ciphertext = NULL, secret_nonce = NULL, \
+         secret_key_id = NULL WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&hub.db.pool)
+    .await
+    .unwrap();
     let reference = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await.text().await.unwrap();
     assert!(reference.contains("only the workers read"), "{reference}");
 
@@ -257,7 +275,7 @@ async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
     let env = environment(&admin, "prod").await;
     let mut ids = std::collections::HashMap::new();
     for name in ["web-1", "web-2", "web-3", "db-1", "db-2"] {
-        ids.insert(name, target(&admin, &env, name, &hub.db.url, None).await);
+        ids.insert(name, target(&admin, &env, name, &elsewhere(&hub), None).await);
     }
     let response = post(&admin, "/admin/db-sets", &[("environment_id", &env), ("name", "webs")]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -307,7 +325,7 @@ async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(response.text().await.unwrap().contains("Tick the targets"));
     let other_env = environment(&admin, "qa").await;
-    let stranger = target(&admin, &other_env, "web-9", &hub.db.url, None).await;
+    let stranger = target(&admin, &other_env, "web-9", &elsewhere(&hub), None).await;
     let response = post(&admin, &format!("{set_path}/members"), &[("add", &stranger)]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let actions = hub.audit_actions().await;

@@ -174,8 +174,21 @@ const CASES: &[Case] = &[
     check("api_tokens_token_hash_check", "UPDATE api_tokens SET token_hash = decode('00', 'hex')"),
     check("api_tokens_scope_check", "UPDATE api_tokens SET scope = 'admin'"),
     check("api_tokens_expiry_after_creation", "UPDATE api_tokens SET expires_at = created_at"),
-    fk("api_tokens_user_id_fkey", "UPDATE api_tokens SET user_id = '00000000-0000-0000-ffff-000000000000'"),
-    fk("api_tokens_created_by_fkey", "UPDATE api_tokens SET created_by = '00000000-0000-0000-ffff-000000000000'"),
+    check(
+        "api_tokens_created_by_owner",
+        "INSERT INTO users (id, email, display_name) \
+         VALUES ('00000000-0000-0000-0001-000000000002', 'grace@example.com', 'Grace'); \
+         UPDATE api_tokens SET user_id = '00000000-0000-0000-0001-000000000002'",
+    ),
+    // Revoked, so that only the foreign key is at fault (a usable token is its creator's own).
+    fk(
+        "api_tokens_user_id_fkey",
+        "UPDATE api_tokens SET user_id = '00000000-0000-0000-ffff-000000000000', revoked_at = now()",
+    ),
+    fk(
+        "api_tokens_created_by_fkey",
+        "UPDATE api_tokens SET created_by = '00000000-0000-0000-ffff-000000000000', revoked_at = now()",
+    ),
     unique(
         "api_tokens_hash_key",
         "INSERT INTO api_tokens (id, user_id, name, token_prefix, token_hash, created_by) \
@@ -715,6 +728,11 @@ const CASES: &[Case] = &[
         "audit_events_hash_check",
         "INSERT INTO audit_events (actor_kind, actor_label, action, object_type, prev_hash, hash) \
          VALUES ('system', 'hub', 'project.create', 'project', sha256('genesis'), decode('00', 'hex'))",
+    ),
+    check(
+        "audit_events_chain_layout_check",
+        "INSERT INTO audit_events (actor_kind, actor_label, action, object_type, prev_hash, hash, chain_layout) \
+         VALUES ('system', 'hub', 'project.create', 'project', sha256('genesis'), sha256('second'), 3)",
     ),
     check(
         "audit_events_user_actor",
@@ -1423,9 +1441,9 @@ async fn the_releases_migration_makes_each_run_a_one_migration_release() {
     // Ada decided on revision 1; she may decide on the current one.
     let ada_actor = policy::Actor { user_id: ada, role: domain::enums::Role::Manager };
     let awaiting = policy::RunFacts { status: RunStatus::AwaitingApproval, ..facts };
-    assert_eq!(policy::may_approve(&ada_actor, &awaiting, &decisions), Ok(()));
+    assert_eq!(policy::may_approve(&ada_actor, &awaiting, &[], &decisions), Ok(()));
     let grace_actor = policy::Actor { user_id: grace, ..ada_actor };
-    assert_eq!(policy::may_approve(&grace_actor, &awaiting, &decisions), Err(policy::Denial::AlreadyDecided));
+    assert_eq!(policy::may_approve(&grace_actor, &awaiting, &[], &decisions), Err(policy::Denial::AlreadyDecided));
 
     // The finished run, of a version without a down script: `-` in the content text.
     let done =

@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use auth::secrets::KeyRing;
+use auth::secrets::{Binding, KeyRing};
 use domain::enums::{Direction, Engine, FailurePolicy, TransactionMode};
 use domain::ids::RunId;
 use domain::policy::EnvironmentPolicy;
@@ -77,8 +77,9 @@ async fn a_sealed_password_opens_only_in_the_worker_and_survives_key_rotation() 
     let mut fleet = Fleet::new(&tool.pool, policy).await;
     let id = fleet.add_target("sealed", &url, None).await;
     let old_ring = KeyRing::parse(&SecretString::from(format!("k1:{KEY_1}"))).unwrap();
-    let sealed = old_ring.seal(id, &SecretString::from(PASSWORD)).unwrap();
     let mut conn = tool.pool.acquire().await.unwrap();
+    let stored = storage::targets::get(&mut conn, id).await.unwrap();
+    let sealed = old_ring.seal(&Binding::of(&stored), &SecretString::from(PASSWORD)).unwrap();
     storage::targets::set_sealed_secret(&mut conn, id, &sealed).await.unwrap();
     let mut logs = String::new();
 

@@ -2,9 +2,13 @@
 //! on a throwaway tool database with one object of each kind made beforehand. Fails on any 5xx, undocumented
 //! status code or content type, response that does not match its schema, or a document schemathesis cannot
 //! fully resolve.
+//!
+//! Most operations are fuzzed with the admin's API token. Tokens are minted from a signed-in session only (a
+//! token is refused), so the seeded user makes their own token through a password login, and the operation
+//! that mints tokens is fuzzed with the admin's session (cookie, CSRF token and the hub's `Origin`).
 
-use std::io::Write;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -38,7 +42,11 @@ const WARNINGS: &str = "[warnings]\nfail-on = [\"missing_auth\", \"unresolvable_
 const DESTRUCTIVE: [&str; 3] =
     ["DELETE /api/v1/targets/{id}", "DELETE /api/v1/tokens/{id}", "PATCH /api/v1/users/{id}"];
 
+/// Operations that refuse API tokens (tokens are minted from a signed-in session only): fuzzed with a session.
+const SESSION_ONLY: [&str; 1] = ["POST /api/v1/tokens"];
+
 const ADMIN_EMAIL: &str = "admin@example.com";
+const USER_EMAIL: &str = "fuzz-user@example.com";
 
 /// `cargo xtask api-fuzz [-- ST_RUN_ARGS…]`.
 pub async fn run(extra: &[String]) -> anyhow::Result<()> {
@@ -123,6 +131,9 @@ fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<(
         .env("MIGRATE_HUB_SERVER_SECRET_FILE", &secret)
         .env("MIGRATE_HUB_MASTER_KEYS", format!("k1:{}", random_hex()?))
         .env("MIGRATE_HUB_INSECURE_COOKIES", "true")
+        // The seeded user signs in with a password to make their own token, and so does the admin to fuzz the
+        // operations that take a session only.
+        .env("MIGRATE_HUB_PASSWORD_LOGIN", "true")
         .env("NO_COLOR", "1")
         // Keep the 5xx (logged as errors), not the thousands of 4xx warnings the fuzzer provokes.
         .env("RUST_LOG", "info,tracing_actix_web=error")
@@ -135,31 +146,45 @@ fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<(
         wait_ready(&bind, Duration::from_secs(30), &mut children)?;
         let token = create_admin(url, &secret, ADMIN_EMAIL)?;
         let config = work.join("schemathesis.toml");
-        std::fs::write(&config, format!("{WARNINGS}{}", seed(&bind, &token)?))?;
-        let st_run = |token: &str| {
+        std::fs::write(&config, format!("{WARNINGS}{}", seed(&bind, url, &secret, &token)?))?;
+        let st_run = |headers: &[String]| {
             let mut command = Command::new(st);
+            command.arg("--config-file").arg(&config).args([
+                "run",
+                &format!("http://{bind}/api/v1/openapi.json"),
+                "--url",
+                &format!("http://{bind}"),
+            ]);
+            for header in headers {
+                command.args(["--header", header]);
+            }
             command
-                .arg("--config-file")
-                .arg(&config)
-                .args(["run", &format!("http://{bind}/api/v1/openapi.json"), "--url", &format!("http://{bind}")])
-                .args(["--header", &format!("Authorization: Bearer {token}")])
                 .args(["--checks", CHECKS, "--max-examples", MAX_EXAMPLES, "--no-color"])
                 // Reports and the example database stay under target/, out of the source tree.
                 .current_dir(work);
             command
         };
+        let bearer = |token: &str| vec![format!("Authorization: Bearer {token}")];
         let mut failed = Vec::new();
-        let mut main = st_run(&token);
-        for name in DESTRUCTIVE {
+        let mut main = st_run(&bearer(&token));
+        for name in DESTRUCTIVE.iter().chain(&SESSION_ONLY) {
             main.args(["--exclude-name", name]);
         }
-        run_st(main.args(extra), "every operation but the destructive ones", &mut failed)?;
+        run_st(main.args(extra), "every operation but the destructive and session-only ones", &mut failed)?;
         if http_request(&bind, "GET", "/api/v1/me", Some(&token), None)?.0 != 200 {
             failed.push("the API token stopped working during the main run: its results are void".to_owned());
         }
+        let admin = Session::sign_in(&bind, url, &secret, ADMIN_EMAIL)?;
+        for name in SESSION_ONLY {
+            // The document's security scheme is the bearer token: without this, schemathesis would send a made-up
+            // one, and a request that presents a token is authenticated by it, not by the session.
+            let mut command = st_run(&admin.headers(&bind));
+            command.args(["--generation-with-security-parameters", "false", "--include-name", name]);
+            run_st(command.args(extra), name, &mut failed)?;
+        }
         for name in DESTRUCTIVE {
             let token = create_admin(url, &secret, ADMIN_EMAIL)?;
-            run_st(st_run(&token).args(["--include-name", name]).args(extra), name, &mut failed)?;
+            run_st(st_run(&bearer(&token)).args(["--include-name", name]).args(extra), name, &mut failed)?;
         }
         if children.exited().is_some() {
             failed.push("the server exited during the run".to_owned());
@@ -179,7 +204,7 @@ fn fuzz(st: &Path, url: &str, work: &Path, extra: &[String]) -> anyhow::Result<(
 /// Makes one object of each kind through the API (the fuzzer's own names and ids rarely pass validation,
 /// so most operations on existing objects would only ever see 404) and returns the schemathesis
 /// configuration that offers their ids: dictionaries, bound to path, query and body parameters.
-fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
+fn seed(bind: &str, url: &str, secret: &Path, token: &str) -> anyhow::Result<String> {
     let call_as = |token: &str, method: &str, path: &str, body: Option<Value>| -> anyhow::Result<Value> {
         let body = body.map(|body| body.to_string());
         let (status, text) = http_request(bind, method, path, Some(token), body.as_deref())?;
@@ -198,16 +223,20 @@ fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
             .with_context(|| format!("no {pointer} in {value}"))
     };
     let admin = id(&call("GET", "/api/v1/me", None)?, "/user/id")?;
-    let user = id(&post("/api/v1/users", json!({"email": "fuzz-user@example.com", "role": "user"}))?, "/id")?;
-    let created = post("/api/v1/tokens", json!({"name": "fuzz", "user_id": user}))?;
+    let user = id(&post("/api/v1/users", json!({"email": USER_EMAIL, "role": "user"}))?, "/id")?;
+    // The user makes their own token, from a session: nobody can make one for them.
+    let created = Session::sign_in(bind, url, secret, USER_EMAIL)?.create_token(bind, "fuzz")?;
     let user_token = id(&created, "/id")?;
     let user_secret = id(&created, "/token_value")?;
     let project = id(&post("/api/v1/projects", json!({"name": "fuzz"}))?, "/id")?;
+    // Written by the user too, so the fuzzer's admin may decide its runs (authors never can).
     let migration = id(
-        &post(
+        &call_as(
+            &user_secret,
+            "POST",
             "/api/v1/migrations",
-            json!({"project_id": project, "version_key": "0001", "name": "init",
-                   "up_sql": "CREATE TABLE fuzz (id int);", "down_sql": "DROP TABLE fuzz;"}),
+            Some(json!({"project_id": project, "version_key": "0001", "name": "init",
+                        "up_sql": "CREATE TABLE fuzz (id int);", "down_sql": "DROP TABLE fuzz;"})),
         )?,
         "/migration/id",
     )?;
@@ -299,6 +328,130 @@ fn seed(bind: &str, token: &str) -> anyhow::Result<String> {
     Ok(config)
 }
 
+/// A signed-in session on the fuzzed server: what a browser would send with a state-changing request.
+struct Session {
+    /// `name=value` of the session cookie.
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    /// Gives `email` a random password (`set-password`) and signs in with it through `/login/password`.
+    fn sign_in(bind: &str, url: &str, secret: &Path, email: &str) -> anyhow::Result<Self> {
+        let password = random_hex()?;
+        let mut set = Command::new(binary("migrate-hub-server"))
+            .args(["set-password", "--email", email])
+            .env("DATABASE_URL", url)
+            // It writes an audit event, whose chain is keyed with the server secret.
+            .env("MIGRATE_HUB_SERVER_SECRET_FILE", secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run set-password")?;
+        set.stdin.take().context("set-password's stdin")?.write_all(format!("{password}\n").as_bytes())?;
+        let out = set.wait_with_output()?;
+        if !out.status.success() {
+            bail!("set-password failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let origin = format!("Origin: http://{bind}");
+        let form = format!("email={}&password={password}", form_encode(email));
+        let login = raw_request(
+            bind,
+            "POST",
+            "/login/password",
+            &[origin.as_str(), "Content-Type: application/x-www-form-urlencoded"],
+            &form,
+        )?;
+        if login.status != 303 {
+            bail!("seeding: the password login of {email} answered {}: {}", login.status, login.body);
+        }
+        let cookie = login
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "set-cookie")
+            .filter_map(|(_, value)| value.split(';').next())
+            .find(|pair| pair.contains("mh_session="))
+            .context("the password login set no session cookie")?
+            .to_owned();
+        let cookie_header = format!("Cookie: {cookie}");
+        let Answer { status, body, .. } = raw_request(bind, "GET", "/api/v1/me", &[cookie_header.as_str()], "")?;
+        if status != 200 {
+            bail!("seeding: GET /api/v1/me with the session of {email} answered {status}: {body}");
+        }
+        let me: Value = serde_json::from_str(&body).with_context(|| format!("GET /api/v1/me answered {body}"))?;
+        let csrf = me.pointer("/csrf_token").and_then(Value::as_str).context("no csrf_token in /api/v1/me")?;
+        Ok(Session { cookie, csrf: csrf.to_owned() })
+    }
+
+    /// The headers that make a request this session's: cookie, CSRF token and the hub's own origin.
+    fn headers(&self, bind: &str) -> Vec<String> {
+        vec![
+            format!("Cookie: {}", self.cookie),
+            format!("X-CSRF-Token: {}", self.csrf),
+            format!("Origin: http://{bind}"),
+        ]
+    }
+
+    /// `POST /api/v1/tokens` in this session; returns the created token (with its value).
+    fn create_token(&self, bind: &str, name: &str) -> anyhow::Result<Value> {
+        let mut headers = self.headers(bind);
+        headers.push("Content-Type: application/json".to_owned());
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let body = json!({ "name": name }).to_string();
+        let Answer { status, body, .. } = raw_request(bind, "POST", "/api/v1/tokens", &headers, &body)?;
+        if status != 201 {
+            bail!("seeding: POST /api/v1/tokens in a session answered {status}: {body}");
+        }
+        serde_json::from_str(&body).with_context(|| format!("seeding: POST /api/v1/tokens answered {body}"))
+    }
+}
+
+/// `text` as an `application/x-www-form-urlencoded` value.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What [`raw_request`] got back.
+struct Answer {
+    status: u16,
+    /// Names in lower case.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// One HTTP/1.1 request with `headers` (`Name: value`) and `body`. Like `dev::http_request`, but with headers
+/// both ways, for sessions.
+fn raw_request(address: &str, method: &str, path: &str, headers: &[&str], body: &str) -> anyhow::Result<Answer> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for header in headers {
+        request += &format!("{header}\r\n");
+    }
+    request += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").context("not an HTTP response")?;
+    let mut lines = head.lines();
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).context("no status")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    if headers.iter().any(|(name, value)| name == "transfer-encoding" && value.contains("chunked")) {
+        bail!("{method} {path}: chunked response (not supported by this little client)");
+    }
+    Ok(Answer { status, headers, body: body.to_owned() })
+}
+
 /// Runs one `st run`, recording it in `failed` if it fails.
 fn run_st(command: &mut Command, what: &str, failed: &mut Vec<String>) -> anyhow::Result<()> {
     writeln!(std::io::stdout(), "\n==> schemathesis: {what}")?;
@@ -322,7 +475,14 @@ fn print_log_tail(path: &Path, lines: usize) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::database_url;
+    use super::{database_url, form_encode};
+
+    #[test]
+    fn form_values_are_percent_encoded() {
+        assert_eq!(form_encode("fuzz-user@example.com"), "fuzz-user%40example.com");
+        assert_eq!(form_encode("a b&c=d+e"), "a%20b%26c%3Dd%2Be");
+        assert_eq!(form_encode("0f9A_.*"), "0f9A_.*");
+    }
 
     #[test]
     fn the_database_name_is_replaced() {

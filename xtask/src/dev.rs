@@ -154,6 +154,8 @@ async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
         "worker",
         Command::new(binary("migrate-hub-worker"))
             .env("DATABASE_URL", url)
+            // The audit log is keyed with it; the worker records each run's start and end there.
+            .env("MIGRATE_HUB_SERVER_SECRET_FILE", &secret)
             .spawn()
             .context("cannot start the worker")?,
     ));

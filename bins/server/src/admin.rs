@@ -35,7 +35,9 @@ pub async fn create_admin(
     token_days: u32,
 ) -> anyhow::Result<()> {
     const WHO: &str = "migrate-hub-server create-admin";
-    let key = secret.load()?.token_key();
+    let secret = secret.load()?;
+    secret.audit_chain_key().install().context("the audit chain key")?;
+    let key = secret.token_key();
     let email = Email::parse(email.trim().to_lowercase()).context("--email")?;
     let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
     cli::require_current_schema(&pool).await?;
@@ -83,7 +85,13 @@ pub async fn create_admin(
 }
 
 /// Sets a user's password from standard input (one line; the trailing newline is not part of it).
-pub async fn set_password(db: &cli::DatabaseArgs, email: &str, clear: bool) -> anyhow::Result<()> {
+pub async fn set_password(
+    db: &cli::DatabaseArgs,
+    secret: &ServerSecretArgs,
+    email: &str,
+    clear: bool,
+) -> anyhow::Result<()> {
+    secret.install_audit_chain_key()?;
     let email = Email::parse(email.trim().to_lowercase()).context("--email")?;
     let hash = if clear {
         None

@@ -24,10 +24,19 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Recompute the hash chain from the first row; exits non-zero and names the first broken row if any
-    /// row was changed, removed or inserted out of line.
+    /// row was changed, removed or inserted out of line, or (with --expect-head) if the chain no longer
+    /// reaches a head published earlier (its newest rows were removed).
     Verify {
         #[command(flatten)]
         db: cli::DatabaseArgs,
+        /// The key of keyed rows derives from it; without it only rows written before the chain was keyed
+        /// can be checked.
+        #[command(flatten)]
+        secret: ServerSecretArgs,
+        /// A head published earlier (`GET /api/v1/audit/head` or the server's "audit chain head" log line),
+        /// as SEQ:HASH: the chain must still have that row, with that hash.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<audit::Head>,
     },
 }
 
@@ -52,12 +61,8 @@ enum Command {
     Serve {
         #[command(flatten)]
         db: cli::DatabaseArgs,
-        /// Address to listen on.
-        #[arg(long, env = "MIGRATE_HUB_BIND", default_value = "127.0.0.1:8080")]
-        bind: String,
-        /// HTTP worker threads (0: one per core).
-        #[arg(long, env = "MIGRATE_HUB_HTTP_WORKERS", default_value_t = 0)]
-        http_workers: usize,
+        #[command(flatten)]
+        listen: ListenArgs,
         #[command(flatten)]
         auth: AuthArgs,
         #[command(flatten)]
@@ -68,6 +73,8 @@ enum Command {
         /// Largest up or down script of a migration, in bytes.
         #[arg(long, env = "MIGRATE_HUB_MAX_SQL_BYTES", default_value_t = 1 << 20)]
         max_sql_bytes: usize,
+        #[command(flatten)]
+        guard: GuardArgs,
     },
     /// Audit log commands.
     Audit {
@@ -98,6 +105,9 @@ enum Command {
         /// Remove the password instead.
         #[arg(long)]
         clear: bool,
+        /// For the audit chain key (needed once the audit log is keyed).
+        #[command(flatten)]
+        secret: ServerSecretArgs,
     },
     /// Reseal every target password under the current (last) master key. Keep the old keys configured
     /// until this has run: each secret opens under some configured key at every moment.
@@ -106,6 +116,9 @@ enum Command {
         db: cli::DatabaseArgs,
         #[command(flatten)]
         keys: cli::MasterKeyArgs,
+        /// For the audit chain key (needed once the audit log is keyed).
+        #[command(flatten)]
+        secret: ServerSecretArgs,
     },
 }
 
@@ -121,20 +134,27 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("the tool database schema is current");
             Ok(())
         }
-        Command::Serve { db, bind, http_workers, auth, secret, keys, max_sql_bytes } => {
+        Command::Serve { db, listen, auth, secret, keys, max_sql_bytes, guard } => {
             let limits = app::migrations::Limits { max_sql_bytes };
-            serve(&db, &bind, http_workers, auth, &secret, &keys, limits).await
+            serve(&db, &listen, auth, &secret, &keys, limits, &guard).await
         }
-        Command::Audit { command: AuditCommand::Verify { db } } => verify_audit(&db).await,
+        Command::Audit { command: AuditCommand::Verify { db, secret, expect_head } } => {
+            verify_audit(&db, &secret, expect_head.as_ref()).await
+        }
         Command::CreateAdmin { db, secret, email, token_days } => {
             admin::create_admin(&db, &secret, &email, token_days).await
         }
-        Command::SetPassword { db, email, clear } => admin::set_password(&db, &email, clear).await,
-        Command::RotateKey { db, keys } => rotate_key(&db, &keys).await,
+        Command::SetPassword { db, email, clear, secret } => admin::set_password(&db, &secret, &email, clear).await,
+        Command::RotateKey { db, keys, secret } => rotate_key(&db, &keys, &secret).await,
     }
 }
 
-async fn rotate_key(db: &cli::DatabaseArgs, keys: &cli::MasterKeyArgs) -> anyhow::Result<()> {
+async fn rotate_key(
+    db: &cli::DatabaseArgs,
+    keys: &cli::MasterKeyArgs,
+    secret: &ServerSecretArgs,
+) -> anyhow::Result<()> {
+    secret.install_audit_chain_key()?;
     let ring =
         keys.key_ring()?.context("no master keys: set MIGRATE_HUB_MASTER_KEYS or MIGRATE_HUB_MASTER_KEY_FILE")?;
     let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
@@ -184,46 +204,89 @@ async fn migrate(db: &cli::DatabaseArgs, create_database: bool) -> anyhow::Resul
     Ok(())
 }
 
-async fn verify_audit(db: &cli::DatabaseArgs) -> anyhow::Result<()> {
+async fn verify_audit(
+    db: &cli::DatabaseArgs,
+    secret: &ServerSecretArgs,
+    expect_head: Option<&audit::Head>,
+) -> anyhow::Result<()> {
     use std::io::Write;
+    secret.install_audit_chain_key()?;
     let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server audit"));
     cli::require_current_schema(&pool).await?;
     let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
     let verdict = audit::verify(&mut conn).await.context("cannot read the audit log")?;
     let mut stdout = std::io::stdout().lock();
-    match verdict {
-        audit::Verification::Intact { rows } => {
-            writeln!(stdout, "audit log intact: {rows} rows, every hash and link checks out")?;
-            Ok(())
-        }
+    let rows = match verdict {
+        audit::Verification::Intact { rows } => rows,
         audit::Verification::Broken { row_id, reason } => {
             writeln!(stdout, "audit log BROKEN at row {row_id}: {reason}")?;
             anyhow::bail!("the audit log chain is broken at row {row_id}: {reason}")
         }
+    };
+    if let Some(expected) = expect_head {
+        let check = audit::check_head(&mut conn, expected).await.context("cannot read the audit log")?;
+        if !check.is_reached() {
+            writeln!(stdout, "audit log CUT: {check}")?;
+            anyhow::bail!("the audit log does not reach the expected head {expected}: {check}")
+        }
+        writeln!(
+            stdout,
+            "audit log intact: {rows} rows, every hash and link checks out, and it reaches head {expected}"
+        )?;
+        return Ok(());
     }
+    writeln!(stdout, "audit log intact: {rows} rows, every hash and link checks out")?;
+    Ok(())
 }
 
 async fn serve(
     db: &cli::DatabaseArgs,
-    bind: &str,
-    http_workers: usize,
+    listen: &ListenArgs,
     auth: AuthArgs,
     secret: &ServerSecretArgs,
     keys: &cli::MasterKeyArgs,
     limits: app::migrations::Limits,
+    guard: &GuardArgs,
 ) -> anyhow::Result<()> {
+    // Settings first: a bad value fails the start with its name before anything is bound or connected.
+    let proxies = http::TrustedProxies::parse(&listen.trusted_proxies).context("MIGRATE_HUB_TRUSTED_PROXIES")?;
+    let bind = &listen.bind;
     let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
-    let settings = auth.settings(secret.load()?, &address)?;
+    let server_secret = secret.load()?;
+    server_secret.audit_chain_key().install().context("the audit chain key")?;
+    guard.apply()?;
+    let settings = auth.settings(server_secret, &address)?;
     let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
     cli::require_current_schema(&pool).await?;
     let state = http::AppState::new(pool, settings)
         .context("invalid authentication settings")?
         .with_keys(keys.key_ring()?)
-        .with_limits(limits);
-    let server = http::Server::build(listener, state, &http::ServerSettings { workers: http_workers })?;
+        .with_limits(limits)
+        .with_trusted_proxies(proxies.clone());
+    if !proxies.is_empty() {
+        tracing::info!(%proxies, "X-Forwarded-For is believed from these proxies only");
+    }
+    tokio::spawn(log_audit_heads(state.pool.clone(), guard.audit_head_every));
+    let server = http::Server::build(listener, state, &http::ServerSettings { workers: listen.http_workers })?;
     tracing::info!(%address, "migrate-hub server listening on http://{address}");
     server.run().await.context("server failed")
+}
+
+/// Where the server listens, and who stands in front of it.
+#[derive(Debug, clap::Args)]
+struct ListenArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MIGRATE_HUB_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "MIGRATE_HUB_HTTP_WORKERS", default_value_t = 0)]
+    http_workers: usize,
+    /// Comma-separated addresses or CIDRs of the reverse proxies in front of the hub (e.g.
+    /// `10.0.0.0/8,::1`). Only from these is `X-Forwarded-For` believed as the client's address (for rate
+    /// limits and audit rows); by default no proxy is trusted and the TCP peer is the client.
+    #[arg(long, env = "MIGRATE_HUB_TRUSTED_PROXIES", default_value = "")]
+    trusted_proxies: String,
 }
 
 /// The secret every server-side key derives from (session cookies, API token hashes).
@@ -244,17 +307,79 @@ struct ServerSecretArgs {
 
 impl ServerSecretArgs {
     fn load(&self) -> anyhow::Result<auth::keys::ServerSecret> {
+        self.load_optional()?.context(
+            "no server secret: set MIGRATE_HUB_SERVER_SECRET (e.g. `openssl rand -hex 32`) or MIGRATE_HUB_SERVER_SECRET_FILE",
+        )
+    }
+
+    /// Installs the audit chain key derived from the secret, when one is configured (commands that only
+    /// append to or check the audit log need it once the log is keyed, and say so when it is missing).
+    fn install_audit_chain_key(&self) -> anyhow::Result<()> {
+        if let Some(secret) = self.load_optional()? {
+            secret.audit_chain_key().install().context("the audit chain key")?;
+        }
+        Ok(())
+    }
+
+    fn load_optional(&self) -> anyhow::Result<Option<auth::keys::ServerSecret>> {
         let text = match (&self.server_secret, &self.server_secret_file) {
             (Some(secret), _) => secret.clone(),
             (None, Some(path)) => SecretString::from(
                 std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the server secret file {}", path.display()))?,
             ),
-            (None, None) => anyhow::bail!(
-                "no server secret: set MIGRATE_HUB_SERVER_SECRET (e.g. `openssl rand -hex 32`) or MIGRATE_HUB_SERVER_SECRET_FILE"
-            ),
+            (None, None) => return Ok(None),
         };
-        auth::keys::ServerSecret::parse(&text).context("MIGRATE_HUB_SERVER_SECRET")
+        auth::keys::ServerSecret::parse(&text).context("MIGRATE_HUB_SERVER_SECRET").map(Some)
+    }
+}
+
+/// What keeps targets from reaching the hub's own secrets and history (issue 16).
+#[derive(Debug, clap::Args)]
+struct GuardArgs {
+    /// Secret references targets may name as their password: comma-separated patterns where `*` matches
+    /// anything, e.g. `env:TARGET_*,file:/run/secrets/*` (set the same on the workers, which resolve them).
+    /// None by default. The hub's own settings (`MIGRATE_HUB_*`, `DATABASE_URL`, `PGPASSWORD`) and anything
+    /// under /proc, /sys or /dev never are.
+    #[arg(long = "secret-refs", env = "MIGRATE_HUB_SECRET_REFS", default_value = "")]
+    secret_refs: String,
+    /// Log the audit chain's head (sequence and hash, for `audit verify --expect-head`) at start and then
+    /// whenever this many events were added since the last line.
+    #[arg(long, env = "MIGRATE_HUB_AUDIT_HEAD_EVERY", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    audit_head_every: u64,
+}
+
+impl GuardArgs {
+    fn apply(&self) -> anyhow::Result<()> {
+        let references =
+            domain::secret_ref::SecretRefPolicy::parse(&self.secret_refs).context("MIGRATE_HUB_SECRET_REFS")?;
+        if !references.is_empty() {
+            tracing::info!(allowed = %references, "targets may name these secret references");
+        }
+        app::inventory::allow_secret_refs(references).context("MIGRATE_HUB_SECRET_REFS")?;
+        Ok(())
+    }
+}
+
+/// Logs the audit chain's head when the server starts and then every `every` events (looked at every two
+/// seconds), so that a copy of it lives in the log pipeline, out of reach of anyone who can write the tool
+/// database: `audit verify --expect-head SEQ:HASH` then detects a chain whose newest rows were removed. The
+/// head is read as committed, so a logged head never belongs to a transaction that rolled back.
+async fn log_audit_heads(pool: storage::PgPool, every: u64) {
+    let every = i64::try_from(every).unwrap_or(i64::MAX);
+    let mut logged: Option<i64> = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match app::audit_log::current_head(&pool).await {
+            Ok(Some(head)) if logged.is_none_or(|last| head.sequence >= last.saturating_add(every)) => {
+                tracing::info!(audit.sequence = head.sequence, audit.head = %head, "audit chain head");
+                logged = Some(head.sequence);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the audit chain head"),
+        }
     }
 }
 

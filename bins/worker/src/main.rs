@@ -1,6 +1,10 @@
 //! `migrate-hub-worker`: the execution daemon. It registers itself in the tool database, claims run items
 //! and applies them to their targets (see `executor::queue`), serves Prometheus metrics, and on SIGTERM or
 //! Ctrl-C stops claiming, hands back what has not started, finishes the rest and exits.
+//!
+//! What it may read as a target's password is its own configuration: the master keys (sealed passwords)
+//! and `MIGRATE_HUB_SECRET_REFS` (which `env:`/`file:` references; none by default). It needs the server
+//! secret only to derive the audit chain key, since it records each run's start and end in the audit log.
 
 #[path = "../../shared/cli.rs"]
 mod cli;
@@ -43,22 +47,79 @@ struct Cli {
     /// Address to serve Prometheus metrics on (`/metrics`), e.g. 127.0.0.1:9464. Off when unset.
     #[arg(long, env = "MIGRATE_HUB_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Secret references this worker may resolve as target passwords: comma-separated patterns where `*`
+    /// matches anything, e.g. `env:TARGET_*,file:/run/secrets/*`. None by default. The hub's own settings
+    /// (`MIGRATE_HUB_*`, `DATABASE_URL`, `PGPASSWORD`) and anything under /proc, /sys or /dev never are.
+    #[arg(long = "secret-refs", env = "MIGRATE_HUB_SECRET_REFS", default_value = "")]
+    secret_refs: String,
+    #[command(flatten)]
+    audit_key: AuditKeyArgs,
+}
+
+/// The server secret, from which this worker derives only the audit chain key (`auth::keys`). Without it the
+/// worker may append to an audit log that is not keyed yet, and refuses to start once it is.
+#[derive(Debug, clap::Args)]
+struct AuditKeyArgs {
+    /// The hub's server secret (hex), as configured on the server.
+    #[arg(
+        long = "server-secret",
+        env = "MIGRATE_HUB_SERVER_SECRET",
+        hide_env_values = true,
+        conflicts_with = "server_secret_file"
+    )]
+    server_secret: Option<secrecy::SecretString>,
+    /// A file holding the server secret, instead of the variable.
+    #[arg(long = "server-secret-file", env = "MIGRATE_HUB_SERVER_SECRET_FILE")]
+    server_secret_file: Option<std::path::PathBuf>,
+}
+
+impl AuditKeyArgs {
+    fn load(&self) -> anyhow::Result<Option<auth::keys::ServerSecret>> {
+        let text = match (&self.server_secret, &self.server_secret_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => secrecy::SecretString::from(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the server secret file {}", path.display()))?,
+            ),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(auth::keys::ServerSecret::parse(&text).context("MIGRATE_HUB_SERVER_SECRET")?))
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli::init_tracing(&cli.log)?;
-    // Without keys, targets with sealed passwords fail with a clear message; env:/file: references work.
-    let opener: std::sync::Arc<dyn executor::queue::SecretOpener> = match cli.keys.key_ring()? {
-        Some(ring) => {
-            tracing::info!(current_key = ring.current_id(), "master keys loaded");
-            std::sync::Arc::new(ring)
-        }
-        None => std::sync::Arc::new(executor::queue::NoMasterKey),
-    };
+    // Without keys, targets with sealed passwords fail with a clear message; references work if allowed.
+    let ring = cli.keys.key_ring()?;
+    if let Some(ring) = &ring {
+        tracing::info!(current_key = ring.current_id(), "master keys loaded");
+    }
+    let references = domain::secret_ref::SecretRefPolicy::parse(&cli.secret_refs).context("MIGRATE_HUB_SECRET_REFS")?;
+    if references.is_empty() {
+        tracing::info!("no secret reference allowed (MIGRATE_HUB_SECRET_REFS): targets whose password is one fail");
+    } else {
+        tracing::info!(allowed = %references, "secret references allowed");
+    }
+    let opener: std::sync::Arc<dyn executor::secrets::SecretOpener> =
+        std::sync::Arc::new(executor::secrets::WorkerSecrets::new(ring, references));
     let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &cli.db.pool_settings("migrate-hub-worker"));
     cli::require_current_schema(&pool).await?;
+    match cli.audit_key.load()? {
+        Some(secret) => secret.audit_chain_key().install().context("the audit chain key")?,
+        None => {
+            let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
+            let head = storage::audit::head(&mut conn).await.context("cannot read the audit log")?;
+            anyhow::ensure!(
+                !head.is_some_and(|h| h.layout == storage::audit::ChainLayout::Keyed),
+                "the audit log is keyed and this worker has no server secret to extend it: set MIGRATE_HUB_SERVER_SECRET (or MIGRATE_HUB_SERVER_SECRET_FILE) as on the server"
+            );
+            tracing::warn!(
+                "no server secret: this worker's audit events are not keyed (set MIGRATE_HUB_SERVER_SECRET)"
+            );
+        }
+    }
 
     if let Some(addr) = cli.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()

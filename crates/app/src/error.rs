@@ -20,6 +20,9 @@ pub enum AppError {
     /// state of the thing).
     #[error("{0}")]
     Denied(Denial),
+    /// Too much of this is running already (429); `code` says what, the message when to try again.
+    #[error("{message}")]
+    Busy { code: &'static str, message: String },
     /// A text is over its size limit (413).
     #[error("{what} is {size} bytes; the limit is {limit} bytes")]
     TooLarge { what: &'static str, size: usize, limit: usize },
@@ -42,7 +45,7 @@ impl AppError {
     /// A stable code for clients.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::Invalid { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::Invalid { code, .. } | AppError::Conflict { code, .. } | AppError::Busy { code, .. } => code,
             AppError::NotFound { .. } => "not_found",
             AppError::Denied(denial) => denial.code(),
             AppError::TooLarge { .. } => "too_large",
@@ -55,7 +58,12 @@ impl AppError {
         matches!(
             self,
             AppError::Denied(
-                Denial::RoleTooLow { .. } | Denial::SelfApproval | Denial::RoleCannotExecute { .. } | Denial::NotAdmin
+                Denial::RoleTooLow { .. }
+                    | Denial::SelfApproval
+                    | Denial::AuthorApproval
+                    | Denial::RoleCannotExecute { .. }
+                    | Denial::NotAdmin
+                    | Denial::SessionRequired
             )
         )
     }

@@ -2,15 +2,18 @@
 //!
 //! The rules: only admins see or change users; the last enabled admin can be neither demoted nor disabled
 //! (checked under a lock on the admins, so two concurrent demotions cannot both pass); disabling a user
-//! ends their sessions in the same transaction. A token belongs to its owner: anyone manages their own,
-//! admins anyone's, and someone else's token is not even confirmed to exist. A token's value is returned
-//! once, by [`create_token`], and stored only as a MAC.
+//! ends their sessions in the same transaction. A token belongs to its owner: anyone lists and revokes their
+//! own, admins anyone's, and someone else's token is not even confirmed to exist. A token is created only by
+//! its owner, from a signed-in session (`domain::policy::may_create_token`): an admin minting one for a
+//! manager could approve their own runs as that manager, and a token minting tokens could outlive its own
+//! expiry, scope and revocation. A refused creation is audited (`token.create_refused`). A token's value is
+//! returned once, by [`create_token`], and stored only as a MAC.
 
 use chrono::{Duration, Utc};
 use domain::enums::{Role, TokenScope};
 use domain::ids::{TokenId, UserId};
 use domain::model::{ApiToken, NewUser, User};
-use domain::policy::may_administer;
+use domain::policy::{may_administer, may_create_token};
 use domain::values::{DisplayName, Email};
 use secrecy::SecretString;
 use serde_json::json;
@@ -146,8 +149,6 @@ pub struct NewTokenInput {
     pub scope: Option<TokenScope>,
     /// Days until it expires, 1 to [`MAX_TOKEN_DAYS`]; omitted: [`DEFAULT_TOKEN_DAYS`].
     pub expires_in_days: Option<u32>,
-    /// Whose token (admins only); omitted: the caller's.
-    pub user_id: Option<UserId>,
 }
 
 /// A token just created, with its value: the only time the value leaves the hub.
@@ -162,14 +163,20 @@ impl std::fmt::Debug for CreatedToken {
     }
 }
 
-/// Creates a token for the caller (or, for an admin, anyone enabled); audited as `token.created`.
+/// Creates a token for the caller, who must be signed in with a session (not a token); audited as
+/// `token.created`, a refusal as `token.create_refused`.
 pub async fn create_token(
     pool: &PgPool,
     caller: &Caller,
     key: &ring::hmac::Key,
     input: NewTokenInput,
 ) -> AppResult<CreatedToken> {
-    let owner = token_owner(caller, input.user_id)?;
+    if let Err(denial) = may_create_token(&caller.actor, caller.audit.kind) {
+        let error = AppError::from(denial);
+        record_refusal(pool, caller, &error).await;
+        return Err(error);
+    }
+    let owner = caller.actor.user_id;
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::invalid("name", "invalid_name", "the token name must be 1 to 100 characters"));
@@ -184,7 +191,7 @@ pub async fn create_token(
     }
     let scope = input.scope.unwrap_or(TokenScope::Write);
     let expires_at = Utc::now() + Duration::days(i64::from(days));
-    let minted = auth::tokens::mint(key, owner, caller.actor.user_id, name, scope, Some(expires_at))
+    let minted = auth::tokens::mint(key, owner, owner, name, scope, Some(expires_at))
         .map_err(|e| AppError::Internal(Box::new(e)))?;
     let mut tx = pool.begin().await.map_err(db)?;
     let owner_user = storage::users::get(&mut tx, owner).await?;
@@ -196,6 +203,22 @@ pub async fn create_token(
     record(&mut tx, caller, "token.created", "api_token", token.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(CreatedToken { token, value: minted.token })
+}
+
+/// Records a refused token creation in a transaction of its own. A failure to record is logged, not
+/// returned: the caller still gets the refusal.
+async fn record_refusal(pool: &PgPool, caller: &Caller, error: &AppError) {
+    let result = async {
+        let mut tx = pool.begin().await.map_err(db)?;
+        let details = json!({ "reason": error.code(), "message": error.to_string() });
+        record(&mut tx, caller, "token.create_refused", "user", caller.actor.user_id, details).await?;
+        tx.commit().await.map_err(db)
+    }
+    .await;
+    if let Err(e) = result {
+        let error = auth::error_chain(&e);
+        tracing::warn!(user.id = %caller.actor.user_id, %error, "could not audit a refused token creation");
+    }
 }
 
 /// Revokes a token (its owner or an admin); audited as `token.revoked`. Someone else's token is

@@ -1,13 +1,24 @@
 //! Environments and their policies, targets and their secrets, db sets and their members. Changing any of
 //! them is for admins; reading them is for everyone signed in (requesting a run means choosing them).
+//!
+//! Two rules keep a target from becoming a way to read the hub's secrets or rewrite its history:
+//! - A secret reference must match this process's allowlist (`MIGRATE_HUB_SECRET_REFS`, the same setting
+//!   the workers resolve with; nothing by default), and never names the hub's own settings or `/proc`
+//!   (`domain::secret_ref`). A sealed password is bound to the connection it was entered for: changing the
+//!   engine, host, port, database or user without a new password drops it, and the change says so.
+//! - A target may not be the tool database itself: refused at creation and change when the target is
+//!   reachable, at each connection check, and by the worker before every apply (`executor::secrets`).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use auth::secrets::Binding;
 use domain::enums::{Engine, Role, TlsMode};
 use domain::ids::{DbSetId, EnvironmentId, TargetId};
 use domain::model::{DbSet, Environment, NewEnvironment, SecretSource, Target, TargetSpec};
 use domain::policy::{EnvironmentPolicy, RoleSet, may_administer};
+use domain::secret_ref::{Refusal, SecretRef, SecretRefPolicy};
 use domain::values::{Identifier, Name};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -16,6 +27,35 @@ use storage::{Page, PageRequest, PgPool};
 
 use crate::error::db;
 use crate::{AppError, AppResult, Caller, record};
+
+/// The secret references targets may name, set once at start-up by the server binary from
+/// `MIGRATE_HUB_SECRET_REFS` (see [`allow_secret_refs`]); unset, none is allowed. It is process
+/// configuration, like the workers' own copy of the same setting, rather than a parameter of every use case
+/// that takes a secret, so that no handler (REST or web) can forget to pass it.
+static SECRET_REFS: OnceLock<SecretRefPolicy> = OnceLock::new();
+
+/// Why the allowlist could not be set.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the secret reference allowlist is already set to something else in this process")]
+pub struct SecretRefsAlreadySet;
+
+/// Sets which secret references targets may name (the server's `MIGRATE_HUB_SECRET_REFS`). Once per
+/// process; setting the same patterns again is harmless.
+pub fn allow_secret_refs(policy: SecretRefPolicy) -> Result<(), SecretRefsAlreadySet> {
+    match SECRET_REFS.set(policy) {
+        Ok(()) => Ok(()),
+        Err(policy) if SECRET_REFS.get() == Some(&policy) => Ok(()),
+        Err(_) => Err(SecretRefsAlreadySet),
+    }
+}
+
+fn secret_refs() -> &'static SecretRefPolicy {
+    static NONE: SecretRefPolicy = SecretRefPolicy::none();
+    SECRET_REFS.get().unwrap_or(&NONE)
+}
+
+/// How long the server tries to reach a new or changed target to make sure it is not the tool database.
+const TOOL_DATABASE_CHECK: Duration = Duration::from_secs(3);
 
 /// Most targets one membership change may name.
 pub const MAX_MEMBERS_PER_CHANGE: usize = 5000;
@@ -294,6 +334,18 @@ pub struct TargetPatch {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub variables: Option<BTreeMap<String, String>>,
+    /// A new password, sealed for the new settings. A sealed password is bound to the engine, host, port,
+    /// database and user it was entered for: changing any of them without giving it again drops it.
+    #[serde(default)]
+    pub password: Option<Password>,
+}
+
+/// A changed target, and whether its sealed password was dropped because its connection changed.
+#[derive(Debug, Clone)]
+pub struct UpdatedTarget {
+    pub target: Target,
+    /// The target had a sealed password entered for the old connection settings, and no new one was given.
+    pub secret_dropped: bool,
 }
 
 /// A new secret for a target: exactly one of the two.
@@ -346,22 +398,22 @@ fn string_map(field: &'static str, map: BTreeMap<String, String>) -> AppResult<B
 }
 
 fn secret_ref(value: String) -> AppResult<String> {
-    let valid_env = value.strip_prefix("env:").is_some_and(|name| {
-        !name.is_empty()
-            && name.len() <= 128
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    });
-    let valid_file = value
-        .strip_prefix("file:/")
-        .is_some_and(|rest| !rest.is_empty() && !value.chars().any(char::is_whitespace) && value.len() <= 1000);
-    if !(valid_env || valid_file) {
-        return Err(AppError::invalid(
+    let parsed = SecretRef::parse(&value).map_err(|e| {
+        AppError::invalid(
             "secret_ref",
             "invalid_value",
-            "secret_ref must be env:NAME (letters, digits, underscores) or file:/absolute/path",
-        ));
-    }
+            format!("secret_ref must be env:NAME (letters, digits, underscores) or file:/absolute/path: {e}"),
+        )
+    })?;
+    secret_refs().check(&parsed).map_err(|refusal| {
+        let message = match &refusal {
+            Refusal::NotAllowed { .. } => format!(
+                "{refusal}; the workers resolve only references that MIGRATE_HUB_SECRET_REFS allows, set it on the hub and the workers (e.g. env:TARGET_*,file:/run/secrets/*)"
+            ),
+            Refusal::HubSetting(_) | Refusal::SystemPath(_) => refusal.to_string(),
+        };
+        AppError::invalid("secret_ref", "secret_ref_not_allowed", message)
+    })?;
     Ok(value)
 }
 
@@ -407,6 +459,34 @@ fn no_keys() -> AppError {
     )
 }
 
+/// Refuses a target that is the tool database itself, when it can be reached with `password` (the one
+/// given with the change, never a stored one) within a few seconds. One that cannot be reached now is
+/// checked by the workers before every apply and by every connection check.
+async fn refuse_tool_database(pool: &PgPool, spec: &TargetSpec, password: Option<&SecretString>) -> AppResult<()> {
+    if spec.engine != Engine::Postgres {
+        return Ok(());
+    }
+    let settings = executor::target::ConnectSettings {
+        engine: spec.engine,
+        host: spec.host.clone(),
+        port: spec.port,
+        database: spec.database.clone(),
+        username: spec.username.clone(),
+        password: password.cloned(),
+        tls_mode: spec.tls_mode,
+        connect_timeout: TOOL_DATABASE_CHECK,
+        mysql_sql_mode: None,
+    };
+    if executor::secrets::reaches_tool_database(pool, &settings, TOOL_DATABASE_CHECK).await {
+        return Err(AppError::invalid(
+            "database",
+            "tool_database",
+            "this target is the hub's own tool database (same server and database): migrations must never run there",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create_target(
     pool: &PgPool,
     keys: Option<&auth::secrets::KeyRing>,
@@ -427,6 +507,11 @@ pub async fn create_target(
         variables: string_map("variables", input.variables)?,
     };
     let secret = one_secret(input.password, input.secret_ref)?;
+    let password = match &secret {
+        Some(NewSecret::Password(p)) => Some(&p.0),
+        _ => None,
+    };
+    refuse_tool_database(pool, &spec, password).await?;
     let mut tx = pool.begin().await.map_err(db)?;
     storage::environments::get(&mut tx, input.environment_id).await?;
     let id = TargetId::new();
@@ -437,7 +522,7 @@ pub async fn create_target(
     let mut target = storage::targets::create(&mut tx, id, input.environment_id, &spec, reference).await?;
     if let Some(NewSecret::Password(p)) = &secret {
         let keys = keys.ok_or_else(no_keys)?;
-        let sealed = keys.seal(id, &p.0)?;
+        let sealed = keys.seal(&Binding::of_spec(id, &spec), &p.0)?;
         target = storage::targets::set_sealed_secret(&mut tx, id, &sealed).await?;
     }
     record(
@@ -456,10 +541,25 @@ pub async fn create_target(
     Ok(target)
 }
 
-pub async fn update_target(pool: &PgPool, caller: &Caller, id: TargetId, patch: TargetPatch) -> AppResult<Target> {
+/// Changes a target's connection settings. A sealed password is bound to the connection it was entered for
+/// (`auth::secrets::Binding`): when the engine, host, port, database or user change and no new password is
+/// given, it is dropped (and the result and the audit event say so), so it can never be sent to a server it
+/// was not entered for.
+pub async fn update_target(
+    pool: &PgPool,
+    keys: Option<&auth::secrets::KeyRing>,
+    caller: &Caller,
+    id: TargetId,
+    patch: TargetPatch,
+) -> AppResult<UpdatedTarget> {
     may_administer(&caller.actor)?;
-    let mut tx = pool.begin().await.map_err(db)?;
-    let current = storage::targets::get(&mut tx, id).await?;
+    if let Some(p) = &patch.password {
+        password(p)?;
+    }
+    let current = {
+        let mut conn = pool.acquire().await.map_err(db)?;
+        storage::targets::get(&mut conn, id).await?
+    };
     let spec = TargetSpec {
         name: match patch.name {
             Some(n) => Name::parse(n).map_err(AppError::value("name"))?,
@@ -496,18 +596,44 @@ pub async fn update_target(pool: &PgPool, caller: &Caller, id: TargetId, patch: 
             None => current.variables.clone(),
         },
     };
-    let target = storage::targets::update(&mut tx, id, &spec).await?;
+    let moved = Binding::of(&current) != Binding::of_spec(id, &spec);
+    let new_password = patch.password.as_ref().map(|p| &p.0);
+    if moved {
+        // Connect with the new password or none: never with the sealed one, which was not entered for this.
+        refuse_tool_database(pool, &spec, new_password).await?;
+    }
+    let mut tx = pool.begin().await.map_err(db)?;
+    // The row as it is now, under lock: what was sealed for it is judged against these settings.
+    let current = storage::targets::get_for_update(&mut tx, id).await?;
+    let moved = Binding::of(&current) != Binding::of_spec(id, &spec);
+    let mut target = storage::targets::update(&mut tx, id, &spec).await?;
+    let mut secret_dropped = false;
+    if let Some(p) = new_password {
+        let keys = keys.ok_or_else(no_keys)?;
+        let sealed = keys.seal(&Binding::of(&target), p)?;
+        target = storage::targets::set_sealed_secret(&mut tx, id, &sealed).await?;
+    } else if moved && matches!(current.secret, SecretSource::Sealed { .. }) {
+        // A reference is not dropped: it names a place, not a value, and the allowlist decides what it may
+        // name; anyone who may change the target may set it again anyway. A sealed password is a value
+        // nobody can set again without knowing it, so it goes rather than follow the target elsewhere.
+        target = storage::targets::set_secret_ref(&mut tx, id, None).await?;
+        secret_dropped = true;
+    }
     record(
         &mut tx,
         caller,
         "target.update",
         "target",
         target.id,
-        json!({"name": target.name.as_str(), "host": target.host, "port": target.port, "database": target.database}),
+        json!({
+            "name": target.name.as_str(), "engine": target.engine.as_str(), "host": target.host, "port": target.port,
+            "database": target.database, "username": target.username, "secret": secret_kind(&target.secret),
+            "secret_dropped": secret_dropped,
+        }),
     )
     .await?;
     tx.commit().await.map_err(db)?;
-    Ok(target)
+    Ok(UpdatedTarget { target, secret_dropped })
 }
 
 /// Sets or replaces a target's secret. The audit event says which kind of secret it now has, never the value.
@@ -526,7 +652,7 @@ pub async fn set_target_secret(
     let target = match secret {
         NewSecret::Password(p) => {
             let keys = keys.ok_or_else(no_keys)?;
-            let sealed = keys.seal(id, &p.0)?;
+            let sealed = keys.seal(&Binding::of(&before), &p.0)?;
             storage::targets::set_secret_ref(&mut tx, id, None).await?;
             storage::targets::set_sealed_secret(&mut tx, id, &sealed).await?
         }
@@ -598,7 +724,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ConnectionTest {
     /// Connected and answered; the server's version string.
     Ok { server_version: String },
-    /// Why not, in words that carry no secret; `stage` is `secret`, `connect` or `query`.
+    /// Why not, in words that carry no secret; `stage` is `secret`, `connect`, `tool_database` or `query`.
     Failed { stage: &'static str, message: String },
 }
 
@@ -641,26 +767,29 @@ async fn probe(pool: &PgPool, keys: Option<&auth::secrets::KeyRing>, target: &Ta
         );
     }
     let password = match keys {
-        Some(ring) => executor::queue::resolve_password(pool, ring, target).await,
-        None => executor::queue::resolve_password(pool, &executor::queue::NoMasterKey, target).await,
+        Some(ring) => executor::secrets::resolve_password(pool, ring, target).await,
+        None => executor::secrets::resolve_password(pool, &executor::secrets::NoMasterKey, target).await,
     };
     let password = match password {
         Ok(password) => password,
         Err(message) => return failed("secret", message.replace("this worker", "this hub")),
     };
     let settings = executor::target::ConnectSettings::for_target(target, password, TEST_TIMEOUT);
-    let result = executor::target::probe(&settings, TEST_TIMEOUT).await;
+    let result = executor::secrets::probe(pool, &settings, TEST_TIMEOUT).await;
     // The driver's messages do not carry the password; this makes sure of it.
     let scrub = |message: String| match &settings.password {
         Some(p) if !p.expose_secret().is_empty() => message.replace(p.expose_secret(), "[redacted]"),
         _ => message,
     };
+    use executor::secrets::ProbeError;
+    use executor::target::TargetError;
     match result {
         Ok(server_version) => ConnectionTest::Ok { server_version },
-        Err(e @ (executor::target::TargetError::ConnectTimeout(_) | executor::target::TargetError::Connect(_))) => {
+        Err(ProbeError::ToolDatabase(message)) => failed("tool_database", message),
+        Err(ProbeError::Target(e @ (TargetError::ConnectTimeout(_) | TargetError::Connect(_)))) => {
             failed("connect", scrub(e.to_string()))
         }
-        Err(e) => failed("query", scrub(e.to_string())),
+        Err(ProbeError::Target(e)) => failed("query", scrub(e.to_string())),
     }
 }
 

@@ -5,8 +5,11 @@
 //! refuses inside a transaction. What is worth knowing but not fatal is kept with the version as
 //! validation messages.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
 use domain::enums::{Direction, Engine, TransactionMode};
-use domain::ids::{MigrationId, ProjectId};
+use domain::ids::{MigrationId, ProjectId, UserId};
 use domain::model::{Migration, MigrationVersion, NewMigrationVersion, Severity, StatementRange, ValidationMessage};
 use domain::source::{Layout, SourceFile};
 use domain::split::{self, Dialect};
@@ -384,12 +387,86 @@ fn source_hash(
     out
 }
 
+/// Imports in progress in this server process: at most one per user and [`MAX_CONCURRENT_IMPORTS`] in
+/// all, so imports cannot take every tool-database connection (each holds one for its transaction). An
+/// import that would go past either bound is refused at once (`AppError::Busy`, 429), not queued: a
+/// queue would hold the request, its body and a worker. The gate lives in the server's state, one per
+/// server; several replicas each bound their own imports.
+#[derive(Debug, Default)]
+pub struct ImportGate {
+    running: Mutex<HashSet<UserId>>,
+}
+
+/// Most imports one server process runs at a time, whoever asks.
+pub const MAX_CONCURRENT_IMPORTS: usize = 3;
+
+/// A place taken in the [`ImportGate`], given back when dropped (also when the request is abandoned).
+#[derive(Debug)]
+struct ImportPermit<'a> {
+    gate: &'a ImportGate,
+    user: UserId,
+}
+
+impl ImportGate {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<UserId>> {
+        // The set stays consistent whatever a panicking holder did (insert and remove are single steps).
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn enter(&self, user: UserId) -> AppResult<ImportPermit<'_>> {
+        let mut running = self.running();
+        if running.contains(&user) {
+            return Err(AppError::Busy {
+                code: "import_in_progress",
+                message: "you already have an import running; wait for it to finish, then try again".into(),
+            });
+        }
+        if running.len() >= MAX_CONCURRENT_IMPORTS {
+            return Err(AppError::Busy {
+                code: "imports_busy",
+                message: format!(
+                    "the hub is running {MAX_CONCURRENT_IMPORTS} imports already; try again in a few seconds"
+                ),
+            });
+        }
+        running.insert(user);
+        Ok(ImportPermit { gate: self, user })
+    }
+}
+
+impl Drop for ImportPermit<'_> {
+    fn drop(&mut self) {
+        self.gate.running().remove(&self.user);
+    }
+}
+
+/// A migration of an import, checked and ready to store.
+struct Imported<'a> {
+    file: &'a domain::source::SourceMigration,
+    checked: Checked,
+    name: MigrationName,
+    hash: [u8; 32],
+}
+
+impl Imported<'_> {
+    fn into_version(self, migration: MigrationId, author: &Caller) -> NewMigrationVersion {
+        let m = self.file;
+        new_version(migration, m.up.clone(), m.down.clone(), m.transaction_mode, self.checked, Some(self.hash), author)
+    }
+}
+
 /// Imports a directory of migration files into a project, in one transaction: files not seen before make
 /// migrations, changed files make new versions, unchanged files (same paths and content) do nothing.
+///
+/// Bounded so that no one can starve the hub: one import per user and a few in all at a time
+/// ([`ImportGate`]); every file is read and checked before a tool-database connection is taken; and the
+/// writes are a fixed handful of statements whatever the number of files (each a batch over arrays), so
+/// the connection is held briefly.
 pub async fn import(
     pool: &PgPool,
     caller: &Caller,
     limits: Limits,
+    gate: &ImportGate,
     project: ProjectId,
     input: ImportInput,
 ) -> AppResult<ImportReport> {
@@ -399,6 +476,7 @@ pub async fn import(
     if input.files.len() > MAX_IMPORT_FILES {
         return Err(AppError::invalid("files", "too_many", format!("at most {MAX_IMPORT_FILES} files per import")));
     }
+    let _permit = gate.enter(caller.actor.user_id)?;
     let layout = input
         .layout
         .as_deref()
@@ -418,61 +496,73 @@ pub async fn import(
             .collect(),
         ..ImportReport::default()
     };
-    // Check everything before writing anything, so a bad file fails the import with its name.
-    let mut checked = Vec::with_capacity(source.migrations.len());
+    // Check everything before taking a connection, so a bad file fails the import with its name and
+    // parsing never holds one.
+    let mut imported = Vec::with_capacity(source.migrations.len());
     for m in &source.migrations {
-        let c = check(&m.up, m.down.as_deref(), m.transaction_mode, limits, input.engine).map_err(|e| match e {
-            AppError::Invalid { code, message, .. } => {
-                AppError::Invalid { field: Some("files"), code, message: format!("{}: {message}", m.up_path) }
-            }
-            other => other,
-        })?;
+        let checked =
+            check(&m.up, m.down.as_deref(), m.transaction_mode, limits, input.engine).map_err(|e| match e {
+                AppError::Invalid { code, message, .. } => {
+                    AppError::Invalid { field: Some("files"), code, message: format!("{}: {message}", m.up_path) }
+                }
+                other => other,
+            })?;
         let name = MigrationName::parse(if m.name.is_empty() {
             m.version.as_str().to_owned()
         } else {
             m.name.replace('_', " ")
         })
         .map_err(|e| AppError::invalid("files", "invalid_value", format!("{}: {e}", m.up_path)))?;
-        checked.push((m, c, name));
+        let hash = source_hash(&m.up_path, &m.up, m.down_path.as_deref(), m.down.as_deref(), m.transaction_mode);
+        imported.push(Imported { file: m, checked, name, hash });
     }
+
     let mut tx = pool.begin().await.map_err(db)?;
     storage::projects::get(&mut tx, project).await?;
-    for (m, c, name) in checked {
-        let hash = source_hash(&m.up_path, &m.up, m.down_path.as_deref(), m.down.as_deref(), m.transaction_mode);
-        let key = m.version.as_str().to_owned();
-        match storage::migrations::find_by_key(&mut tx, project, &m.version).await? {
+    // The migrations that exist, locked, and their newest versions: what each file is compared with.
+    let keys: Vec<&VersionKey> = imported.iter().map(|i| &i.file.version).collect();
+    let existing = storage::migrations::lock_by_keys(&mut tx, project, &keys).await?;
+    let ids: Vec<MigrationId> = existing.iter().map(|m| m.id).collect();
+    let latest: HashMap<MigrationId, storage::versions::VersionDigest> =
+        storage::versions::latest_digests(&mut tx, &ids).await?.into_iter().map(|v| (v.migration_id, v)).collect();
+    let existing: HashMap<&str, MigrationId> = existing.iter().map(|m| (m.version_key.as_str(), m.id)).collect();
+
+    let mut to_create = Vec::new();
+    let mut versions = Vec::new();
+    for i in imported {
+        let key = i.file.version.as_str().to_owned();
+        match existing.get(key.as_str()) {
             None => {
-                let migration = storage::migrations::create(
-                    &mut tx,
-                    project,
-                    &m.version,
-                    &name,
-                    Some(m.up_path.as_str()),
-                    caller.actor.user_id,
-                )
-                .await?;
-                let new =
-                    new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
-                storage::versions::create(&mut tx, &new).await?;
                 report.created.push(key);
+                to_create.push(i);
             }
-            Some(migration) => {
-                let new =
-                    new_version(migration.id, m.up.clone(), m.down.clone(), m.transaction_mode, c, Some(hash), caller);
-                let latest = storage::versions::latest(&mut tx, migration.id).await?;
-                let same = latest.as_ref().is_some_and(|l| {
+            Some(&migration) => {
+                let hash = i.hash;
+                let new = i.into_version(migration, caller);
+                let same = latest.get(&migration).is_some_and(|l| {
                     l.source_hash == Some(hash)
                         || (l.checksums == new.checksums() && l.transaction_mode == new.transaction_mode)
                 });
                 if same {
                     report.unchanged.push(key);
                 } else {
-                    storage::versions::create(&mut tx, &new).await?;
+                    versions.push(new);
                     report.updated.push(key);
                 }
             }
         }
     }
+    let new_migrations: Vec<storage::migrations::NewMigration<'_>> = to_create
+        .iter()
+        .map(|i| storage::migrations::NewMigration {
+            key: &i.file.version,
+            name: &i.name,
+            source_path: Some(i.file.up_path.as_str()),
+        })
+        .collect();
+    let created = storage::migrations::create_many(&mut tx, project, &new_migrations, caller.actor.user_id).await?;
+    versions.extend(created.into_iter().zip(to_create).map(|(id, i)| i.into_version(id, caller)));
+    storage::versions::create_many(&mut tx, &versions).await?;
     const LISTED: usize = 200;
     record(
         &mut tx,

@@ -2,8 +2,9 @@
 //!
 //! A run is a release: an ordered list of one project's migration versions (every version up to a key, or
 //! one migration), pinned at request with its content checksum (`domain::release::content_checksum`).
-//! One approval covers the whole release and pins that checksum. Every decision is taken on the run's
-//! row under its lock, with the rules of `domain::policy`, and recorded in the same transaction.
+//! One approval covers the whole release and pins that checksum; neither the requester nor an author of a
+//! version in the release may approve or deny it. Every decision is taken on the run's row under its lock,
+//! with the rules of `domain::policy`, and recorded in the same transaction.
 //!
 //! An edit of a migration in a run that has not started makes the run stale: approving and executing it
 //! are refused (409 `checksum_mismatch`) until it is refreshed, which re-pins the newest versions as a new
@@ -21,7 +22,7 @@ use std::collections::HashMap;
 
 use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
-use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId};
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
 use domain::model::{
     Approval, DbSet, Environment, NewApproval, NewRun, Project, ReleaseVersion, Run, RunItem, RunItemLog, Target,
 };
@@ -155,9 +156,10 @@ impl RunDetail {
         let run = self.run.facts();
         let decisions = decision_facts(&self.approvals);
         let fresh = if self.approval.stale { Err(Denial::ChecksumMismatch) } else { Ok(()) };
+        let authors = authors_of(&self.versions);
         Allowed {
-            approve: may_approve(actor, &run, &decisions).and(fresh),
-            deny: may_deny(actor, &run, &decisions),
+            approve: may_approve(actor, &run, &authors, &decisions).and(fresh),
+            deny: may_deny(actor, &run, &authors, &decisions),
             execute: may_execute(actor, &run, &self.environment.policy, &decisions, &self.newest),
             cancel: may_cancel(actor, &run),
             // Only a stale run has anything to refresh to.
@@ -197,6 +199,14 @@ fn idempotency_key(key: Option<String>) -> AppResult<Option<String>> {
 
 pub(crate) fn decision_facts(approvals: &[Approval]) -> Vec<ApprovalFacts> {
     approvals.iter().map(Approval::facts).collect()
+}
+
+/// Who wrote the content of a run: the author of every version it pins (none of them may decide on it).
+fn authors_of(versions: &[ReleaseVersion]) -> Vec<UserId> {
+    let mut authors: Vec<UserId> = versions.iter().map(|v| v.version.author_id).collect();
+    authors.sort_unstable();
+    authors.dedup();
+    authors
 }
 
 /// The content checksum of `versions` as they are pinned (their stored checksums).
@@ -625,11 +635,12 @@ async fn decide(
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
     let decisions = decision_facts(&approvals);
-    match decision {
-        ApprovalDecision::Approve => may_approve(&caller.actor, &run.facts(), &decisions)?,
-        ApprovalDecision::Deny => may_deny(&caller.actor, &run.facts(), &decisions)?,
-    }
     let versions = storage::versions::of_run(&mut tx, id).await?;
+    let authors = authors_of(&versions);
+    match decision {
+        ApprovalDecision::Approve => may_approve(&caller.actor, &run.facts(), &authors, &decisions)?,
+        ApprovalDecision::Deny => may_deny(&caller.actor, &run.facts(), &authors, &decisions)?,
+    }
     if let Some(reviewed) = &input.content_checksum
         && !reviewed.eq_ignore_ascii_case(&run.content.to_hex())
     {

@@ -1,9 +1,15 @@
 //! The server secret and the keys derived from it.
 //!
 //! One secret (`MIGRATE_HUB_SERVER_SECRET`, at least 32 random bytes as hex) is configured on every
-//! server replica; HKDF-SHA256 derives from it, under distinct labels, the 64-byte session cookie key and
-//! the HMAC key that hashes API tokens. Keys for different purposes are therefore independent, and
-//! `create-admin` (a separate process) hashes the tokens it prints exactly as the server will.
+//! server replica; HKDF-SHA256 derives from it, under distinct labels, the 64-byte session cookie key, the
+//! HMAC key that hashes API tokens and the audit chain key. Keys for different purposes are therefore
+//! independent, and `create-admin` (a separate process) hashes the tokens it prints exactly as the server
+//! will.
+//!
+//! The audit chain key is needed by every process that appends to the audit log: the server, its operator
+//! commands and the workers (which record a run's start and end). It is derived from the server secret
+//! rather than from the master keys because it must never change: audit rows cannot be re-keyed, so a
+//! key that rotates (as master keys do) would leave old rows unverifiable once it is retired.
 
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -76,6 +82,11 @@ impl ServerSecret {
     pub fn token_key(&self) -> ring::hmac::Key {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.derive(b"api token hash", 32))
     }
+
+    /// The key of the audit log's hash chain (install it with [`audit::ChainKey::install`]).
+    pub fn audit_chain_key(&self) -> audit::ChainKey {
+        audit::ChainKey::new(&self.derive(b"audit chain", 32))
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +115,7 @@ mod tests {
         assert_eq!(a.cookie_key(), a2.cookie_key());
         assert_ne!(a.cookie_key(), b.cookie_key());
         assert_ne!(a.cookie_key()[..32], a.derive(b"api token hash", 32)[..]);
+        assert_ne!(a.derive(b"audit chain", 32), a.derive(b"api token hash", 32));
         assert_ne!(a.cookie_key(), [0u8; 64]);
     }
 }

@@ -7,7 +7,8 @@
 //! - Only asymmetric signature algorithms are accepted, so `alg: none` and an HS256 token keyed with the
 //!   provider's public key fail before any claim is read.
 //! - Issuer, audience (and `azp` when there are several audiences), expiry, `iat` (present, not in the
-//!   future), `sub`, the nonce and `at_hash` are checked; then the email must be present and verified,
+//!   future), `sub` (present, 1 to 255 characters as OpenID Connect Core §2 says, no control characters:
+//!   users are keyed by it), the nonce and `at_hash` are checked; then the email must be present and verified,
 //!   and within the allowed domains when some are configured (for Google, the `hd` claim must say so too).
 //! - The HTTP client follows no redirects (an ID provider's endpoints are fixed by discovery; following
 //!   redirects would let a hostile response steer the server's requests).
@@ -40,6 +41,8 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 const IAT_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// Timeout of every request to the provider.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `sub` OpenID Connect allows (Core §2: "MUST NOT exceed 255 ASCII characters").
+const MAX_SUBJECT: usize = 255;
 
 /// Google's issuer: its accounts can carry any verified email, so a domain rule needs the `hd` claim.
 const GOOGLE: &str = "https://accounts.google.com";
@@ -142,6 +145,8 @@ pub enum OidcError {
     Nonce(String),
     #[error("the ID token is invalid: {0}")]
     Claims(String),
+    #[error("the ID token's subject (`sub`) is empty, longer than 255 characters or has control characters")]
+    Subject,
     #[error("the access token hash in the ID token does not match")]
     AccessTokenHash,
     #[error("the identity provider gave no email address")]
@@ -169,6 +174,7 @@ impl OidcError {
             OidcError::Expired(_) => "expired",
             OidcError::Nonce(_) => "nonce",
             OidcError::Claims(_) => "claims",
+            OidcError::Subject => "subject",
             OidcError::AccessTokenHash => "at_hash",
             OidcError::NoEmail => "no_email",
             OidcError::EmailUnverified => "email_unverified",
@@ -316,6 +322,12 @@ impl Oidc {
             ClaimsVerificationError::InvalidNonce(m) => OidcError::Nonce(m),
             other => OidcError::Claims(other.to_string()),
         })?;
+        // openidconnect only requires `sub` to be present; an empty one would key every such login to one
+        // account (the tool database refuses it too, but as an internal error, not as a refused login).
+        let subject = claims.subject().as_str();
+        if !subject_valid(subject) {
+            return Err(OidcError::Subject);
+        }
         if let Some(expected) = claims.access_token_hash() {
             let alg = id_token.signing_alg().map_err(OidcError::Signature)?;
             let key = id_token.signing_key(&verifier).map_err(OidcError::Signature)?;
@@ -335,13 +347,13 @@ impl Oidc {
             return Err(OidcError::DomainNotAllowed);
         }
         let name = claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
-        Ok(Identity {
-            issuer: claims.issuer().as_str().to_owned(),
-            subject: claims.subject().as_str().to_owned(),
-            email,
-            name,
-        })
+        Ok(Identity { issuer: claims.issuer().as_str().to_owned(), subject: subject.to_owned(), email, name })
     }
+}
+
+/// Whether `sub` can key an account: 1 to [`MAX_SUBJECT`] characters, none of them a control character.
+fn subject_valid(subject: &str) -> bool {
+    (1..=MAX_SUBJECT).contains(&subject.chars().count()) && !subject.chars().any(char::is_control)
 }
 
 /// The domain rule: with no allowed domains every verified email may log in; otherwise the email's domain
@@ -383,5 +395,18 @@ mod tests {
         assert!(domain_allowed(&allowed, GOOGLE, &email("a@corp.example"), Some("corp.example")));
         assert!(!domain_allowed(&allowed, GOOGLE, &email("a@corp.example"), None), "personal Google account");
         assert!(!domain_allowed(&allowed, other, &email("a@corp.example"), Some("evil.example")));
+    }
+
+    #[test]
+    fn subjects_must_be_one_to_255_characters_without_control_characters() {
+        assert!(subject_valid("a"));
+        assert!(subject_valid("248289761001"));
+        assert!(subject_valid(&"s".repeat(255)));
+        assert!(subject_valid(&"é".repeat(255)), "characters, not bytes, as the database counts");
+        assert!(!subject_valid(""));
+        assert!(!subject_valid(&"s".repeat(256)));
+        assert!(!subject_valid("a\u{0}b"));
+        assert!(!subject_valid("a\nb"));
+        assert_eq!(OidcError::Subject.code(), "subject");
     }
 }

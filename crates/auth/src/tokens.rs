@@ -41,7 +41,9 @@ pub struct Minted {
     pub new: NewApiToken,
 }
 
-/// Mints a token for `owner`, created by `creator`.
+/// Mints a token for `owner`, created by `creator`. They are the same person wherever the hub mints one: a token
+/// is created only by its owner (`domain::policy::may_create_token`), and the tool database refuses a usable
+/// token made by someone else (`api_tokens_created_by_owner`).
 pub fn mint(
     key: &ring::hmac::Key,
     owner: UserId,

@@ -26,6 +26,7 @@ pub mod placeholder;
 pub mod policy;
 pub mod release;
 pub mod run;
+pub mod secret_ref;
 pub mod source;
 pub mod split;
 pub mod values;

@@ -7,8 +7,8 @@
 //!
 //! The rules, briefly:
 //! - anyone may request a run;
-//! - managers and admins may approve or deny, but never a run they requested themselves, and only
-//!   once per run;
+//! - managers and admins may approve or deny, but never a run they requested themselves nor one whose
+//!   content (any of its migration versions) they authored, and only once per run;
 //! - an approval counts only for the direction, the run's revision and the exact content (the
 //!   release's content checksum) it was given for; a run whose migrations were edited after the
 //!   request is stale and may not be applied until it is refreshed (a new revision) and approved
@@ -17,13 +17,16 @@
 //! - one deny stops the run for good;
 //! - executing needs a role the environment allows and enough valid approvals;
 //! - the requester, managers and admins may cancel an unfinished run, refresh one that has not
-//!   started, and retry a failed or cancelled one.
+//!   started, and retry a failed or cancelled one;
+//! - an API token is made by its owner, from a signed-in session: never for someone else (that would
+//!   let an admin act, and approve, as another person) and never with another token (a short-lived
+//!   or read-only token must not mint a longer-lived or writing one that outlives it).
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::checksum::Checksum;
-use crate::enums::{ApprovalDecision, Direction, Role};
+use crate::enums::{ActorKind, ApprovalDecision, Direction, Role};
 use crate::ids::{RunId, UserId};
 use crate::run::RunStatus;
 
@@ -362,6 +365,9 @@ pub enum Denial {
     /// The actor requested the run they are trying to approve or deny.
     #[error("the requester of a run cannot approve it or deny it")]
     SelfApproval,
+    /// The actor authored a migration version in the run they are trying to approve or deny.
+    #[error("you authored a migration version in this run, so you cannot approve it or deny it")]
+    AuthorApproval,
     /// The actor has already approved or denied this run.
     #[error("you have already approved or denied this run")]
     AlreadyDecided,
@@ -400,6 +406,12 @@ pub enum Denial {
     /// Only admins may do this.
     #[error("this action requires the admin role")]
     NotAdmin,
+    /// A new API token was asked for with something other than a signed-in session (another token).
+    #[error(
+        "API tokens are created only from a signed-in session, not with an API token: sign in to the hub and \
+         create the token there"
+    )]
+    SessionRequired,
 }
 
 impl Denial {
@@ -408,6 +420,7 @@ impl Denial {
         match self {
             Denial::RoleTooLow { .. } => "role_too_low",
             Denial::SelfApproval => "self_approval",
+            Denial::AuthorApproval => "author_approval",
             Denial::AlreadyDecided => "already_decided",
             Denial::WrongStatus { .. } => "wrong_status",
             Denial::NotApproved { .. } => "not_approved",
@@ -415,6 +428,7 @@ impl Denial {
             Denial::Denied => "denied",
             Denial::RoleCannotExecute { .. } => "role_cannot_execute",
             Denial::NotAdmin => "not_admin",
+            Denial::SessionRequired => "session_required",
         }
     }
 }
@@ -442,24 +456,41 @@ pub fn may_request_run(_actor: &Actor) -> Result<(), Denial> {
     Ok(())
 }
 
-/// Whether `actor` may approve `run`, given the decisions already recorded on it.
+/// Whether `actor` may approve `run`, given the authors of its content (the `author_id` of every
+/// migration version it pins) and the decisions already recorded on it.
 ///
-/// The requester may never approve their own run, whatever their role: the point of approval is
-/// a second pair of eyes, and admins are not exempt.
-pub fn may_approve(actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> Result<(), Denial> {
-    may_decide("approve", actor, run, decisions)
+/// The requester may never approve their own run, whatever their role, and neither may anyone who
+/// wrote what it applies: the point of approval is a second pair of eyes on the content, and admins
+/// are not exempt.
+pub fn may_approve(
+    actor: &Actor,
+    run: &RunFacts,
+    authors: &[UserId],
+    decisions: &[ApprovalFacts],
+) -> Result<(), Denial> {
+    may_decide("approve", actor, run, authors, decisions)
 }
 
 /// Whether `actor` may deny `run`: the same rules as [`may_approve`]. A requester who no longer
 /// wants their run cancels it instead.
-pub fn may_deny(actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> Result<(), Denial> {
-    may_decide("deny", actor, run, decisions)
+pub fn may_deny(actor: &Actor, run: &RunFacts, authors: &[UserId], decisions: &[ApprovalFacts]) -> Result<(), Denial> {
+    may_decide("deny", actor, run, authors, decisions)
 }
 
-fn may_decide(action: &'static str, actor: &Actor, run: &RunFacts, decisions: &[ApprovalFacts]) -> Result<(), Denial> {
-    // Separation of duties first: the requester hears why they cannot decide, whatever their role.
+fn may_decide(
+    action: &'static str,
+    actor: &Actor,
+    run: &RunFacts,
+    authors: &[UserId],
+    decisions: &[ApprovalFacts],
+) -> Result<(), Denial> {
+    // Separation of duties first: the requester and the authors hear why they cannot decide, whatever
+    // their role.
     if actor.user_id == run.requested_by {
         return Err(Denial::SelfApproval);
+    }
+    if authors.contains(&actor.user_id) {
+        return Err(Denial::AuthorApproval);
     }
     if actor.role < Role::Manager {
         return Err(Denial::RoleTooLow { needed: "manager" });
@@ -604,6 +635,18 @@ pub fn has_role(actor: &Actor, least: Role) -> Result<(), Denial> {
 /// Whether `actor` may change environments, targets, users and tokens.
 pub fn may_administer(actor: &Actor) -> Result<(), Denial> {
     if actor.role == Role::Admin { Ok(()) } else { Err(Denial::NotAdmin) }
+}
+
+/// Whether `actor`, authenticated as `credential`, may create an API token. The token is always
+/// `actor`'s own (there is no way to name another owner: admins list and revoke anyone's tokens but
+/// never mint one for someone else, which would let them act as that person), and it is made from a
+/// signed-in session only: a token minted with a token could outlive its parent's expiry, scope and
+/// revocation.
+pub fn may_create_token(_actor: &Actor, credential: ActorKind) -> Result<(), Denial> {
+    match credential {
+        ActorKind::User => Ok(()),
+        ActorKind::Token | ActorKind::System | ActorKind::Worker => Err(Denial::SessionRequired),
+    }
 }
 
 #[cfg(test)]
@@ -893,36 +936,36 @@ mod tests {
         let requester = actor(Role::User);
         let run = run_by(&requester, RunStatus::AwaitingApproval);
         for role in [Role::Manager, Role::Admin] {
-            assert_eq!(may_approve(&actor(role), &run, &[]), Ok(()));
-            assert_eq!(may_deny(&actor(role), &run, &[]), Ok(()));
+            assert_eq!(may_approve(&actor(role), &run, &[], &[]), Ok(()));
+            assert_eq!(may_deny(&actor(role), &run, &[], &[]), Ok(()));
         }
     }
 
     #[test]
     fn users_may_not_approve() {
         let run = run_by(&actor(Role::User), RunStatus::AwaitingApproval);
-        let denial = may_approve(&actor(Role::User), &run, &[]).unwrap_err();
+        let denial = may_approve(&actor(Role::User), &run, &[], &[]).unwrap_err();
         assert_eq!(denial, Denial::RoleTooLow { needed: "manager" });
         assert_eq!(denial.code(), "role_too_low");
         assert_eq!(denial.to_string(), "this action requires the manager role or higher");
-        assert_eq!(may_deny(&actor(Role::User), &run, &[]), Err(denial));
+        assert_eq!(may_deny(&actor(Role::User), &run, &[], &[]), Err(denial));
     }
 
     #[test]
     fn an_admin_requester_still_cannot_approve_their_own_run() {
         let admin = actor(Role::Admin);
         let run = run_by(&admin, RunStatus::AwaitingApproval);
-        let denial = may_approve(&admin, &run, &[]).unwrap_err();
+        let denial = may_approve(&admin, &run, &[], &[]).unwrap_err();
         assert_eq!(denial, Denial::SelfApproval);
         assert_eq!(denial.code(), "self_approval");
         assert!(denial.to_string().starts_with("the requester of a run cannot approve it"));
-        assert_eq!(may_deny(&admin, &run, &[]), Err(Denial::SelfApproval));
+        assert_eq!(may_deny(&admin, &run, &[], &[]), Err(Denial::SelfApproval));
         let manager = actor(Role::Manager);
         let run = run_by(&manager, RunStatus::AwaitingApproval);
-        assert_eq!(may_approve(&manager, &run, &[]), Err(Denial::SelfApproval));
+        assert_eq!(may_approve(&manager, &run, &[], &[]), Err(Denial::SelfApproval));
         // Nor after a refresh.
         let run = refreshed(run, 1, content("SELECT 2;"));
-        assert_eq!(may_approve(&manager, &run, &[]), Err(Denial::SelfApproval));
+        assert_eq!(may_approve(&manager, &run, &[], &[]), Err(Denial::SelfApproval));
     }
 
     #[test]
@@ -931,15 +974,15 @@ mod tests {
         let manager = actor(Role::Manager);
         for &status in RunStatus::ALL {
             let run = run_by(&requester, status);
-            let result = may_approve(&manager, &run, &[]);
+            let result = may_approve(&manager, &run, &[], &[]);
             if status == RunStatus::AwaitingApproval {
                 assert_eq!(result, Ok(()));
             } else {
                 assert_eq!(result, Err(Denial::WrongStatus { action: "approve", status }));
-                assert_eq!(may_deny(&manager, &run, &[]), Err(Denial::WrongStatus { action: "deny", status }));
+                assert_eq!(may_deny(&manager, &run, &[], &[]), Err(Denial::WrongStatus { action: "deny", status }));
             }
         }
-        let denial = may_approve(&manager, &run_by(&requester, RunStatus::Approved), &[]).unwrap_err();
+        let denial = may_approve(&manager, &run_by(&requester, RunStatus::Approved), &[], &[]).unwrap_err();
         assert_eq!(denial.code(), "wrong_status");
         assert_eq!(denial.to_string(), r#"cannot approve this run: its status is "approved""#);
     }
@@ -951,19 +994,19 @@ mod tests {
         let other = actor(Role::Admin);
         let run = run_by(&requester, RunStatus::AwaitingApproval);
         for previous in [approve(&manager, &run), deny(&manager, &run)] {
-            let denial = may_approve(&manager, &run, &[previous]).unwrap_err();
+            let denial = may_approve(&manager, &run, &[], &[previous]).unwrap_err();
             assert_eq!(denial, Denial::AlreadyDecided);
             assert_eq!(denial.code(), "already_decided");
             assert_eq!(denial.to_string(), "you have already approved or denied this run");
-            assert_eq!(may_deny(&manager, &run, &[previous]), Err(Denial::AlreadyDecided));
+            assert_eq!(may_deny(&manager, &run, &[], &[previous]), Err(Denial::AlreadyDecided));
             // Someone else's decision does not block this approver.
-            assert_eq!(may_approve(&other, &run, &[previous]), Ok(()));
-            assert_eq!(may_deny(&other, &run, &[previous]), Ok(()));
+            assert_eq!(may_approve(&other, &run, &[], &[previous]), Ok(()));
+            assert_eq!(may_deny(&other, &run, &[], &[previous]), Ok(()));
         }
         // A decision for other content (data not made through the use cases) still is this approver's
         // decision on this revision.
         let odd = ApprovalFacts { pinned: content("SELECT 0;"), ..approve(&manager, &run) };
-        assert_eq!(may_approve(&manager, &run, &[odd]), Err(Denial::AlreadyDecided));
+        assert_eq!(may_approve(&manager, &run, &[], &[odd]), Err(Denial::AlreadyDecided));
     }
 
     #[test]
@@ -975,18 +1018,60 @@ mod tests {
         let second = refreshed(first, 1, content("SELECT 2;"));
         assert_eq!(second.revision, 2);
         // The decision on revision 1 does not stop a decision on revision 2…
-        assert_eq!(may_approve(&manager, &second, &before), Ok(()));
-        assert_eq!(may_deny(&manager, &second, &before), Ok(()));
+        assert_eq!(may_approve(&manager, &second, &[], &before), Ok(()));
+        assert_eq!(may_deny(&manager, &second, &[], &before), Ok(()));
         // …even when the refresh found the same content.
         let same = refreshed(first, 1, first.content);
-        assert_eq!(may_approve(&manager, &same, &before), Ok(()));
+        assert_eq!(may_approve(&manager, &same, &[], &before), Ok(()));
         // A decision on revision 2 does, whatever was decided before.
         let both = [before[0], deny(&manager, &second)];
-        assert_eq!(may_approve(&manager, &second, &both), Err(Denial::AlreadyDecided));
-        assert_eq!(may_deny(&manager, &second, &both), Err(Denial::AlreadyDecided));
+        assert_eq!(may_approve(&manager, &second, &[], &both), Err(Denial::AlreadyDecided));
+        assert_eq!(may_deny(&manager, &second, &[], &both), Err(Denial::AlreadyDecided));
         // And a decision on revision 2 does not count for revision 3.
         let third = refreshed(second, 1, content("SELECT 3;"));
-        assert_eq!(may_approve(&manager, &third, &both), Ok(()));
+        assert_eq!(may_approve(&manager, &third, &[], &both), Ok(()));
+    }
+
+    #[test]
+    fn an_author_of_the_content_may_neither_approve_nor_deny() {
+        let requester = actor(Role::User);
+        let run = run_by(&requester, RunStatus::AwaitingApproval);
+        let (author, co_author, reviewer) = (actor(Role::Manager), actor(Role::Admin), actor(Role::Manager));
+        let authors = [author.user_id, co_author.user_id];
+        for who in [&author, &co_author] {
+            let denial = may_approve(who, &run, &authors, &[]).unwrap_err();
+            assert_eq!(denial, Denial::AuthorApproval);
+            assert_eq!(denial.code(), "author_approval");
+            assert!(denial.to_string().starts_with("you authored a migration version in this run"), "{denial}");
+            assert_eq!(may_deny(who, &run, &authors, &[]), Err(Denial::AuthorApproval));
+        }
+        // Someone who wrote none of it may decide.
+        assert_eq!(may_approve(&reviewer, &run, &authors, &[]), Ok(()));
+        assert_eq!(may_deny(&reviewer, &run, &authors, &[]), Ok(()));
+        // An author is told so whatever else would refuse them; a requester who also authored hears the
+        // requester rule.
+        let user_author = actor(Role::User);
+        let done = run_by(&requester, RunStatus::Approved);
+        assert_eq!(may_approve(&user_author, &run, &[user_author.user_id], &[]), Err(Denial::AuthorApproval));
+        assert_eq!(may_approve(&author, &done, &authors, &[]), Err(Denial::AuthorApproval));
+        let own = run_by(&author, RunStatus::AwaitingApproval);
+        assert_eq!(may_approve(&author, &own, &authors, &[]), Err(Denial::SelfApproval));
+    }
+
+    // --- may_create_token ---
+
+    #[test]
+    fn tokens_are_created_from_a_session_only() {
+        for &role in Role::ALL {
+            let who = actor(role);
+            assert_eq!(may_create_token(&who, ActorKind::User), Ok(()));
+            for credential in [ActorKind::Token, ActorKind::System, ActorKind::Worker] {
+                let denial = may_create_token(&who, credential).unwrap_err();
+                assert_eq!(denial, Denial::SessionRequired);
+                assert_eq!(denial.code(), "session_required");
+            }
+        }
+        assert!(Denial::SessionRequired.to_string().contains("signed-in session"));
     }
 
     // --- approval_state ---
@@ -1492,6 +1577,8 @@ mod tests {
             Denial::Denied,
             Denial::RoleCannotExecute { role: Role::User },
             Denial::NotAdmin,
+            Denial::AuthorApproval,
+            Denial::SessionRequired,
         ];
         let mut codes: Vec<&str> = all.iter().map(Denial::code).collect();
         codes.sort_unstable();

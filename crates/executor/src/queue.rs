@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 
 use domain::enums::{ActorKind, Direction, Engine, LogLevel, TransactionMode};
 use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
-use domain::model::{
-    AuditActor, Environment, NewLogLine, Project, ReleaseVersion, Run, SealedSecret, SecretSource, Target,
-};
+use domain::model::{AuditActor, Environment, NewLogLine, Project, ReleaseVersion, Run, Target};
 use domain::placeholder;
 use domain::release::{self, TARGET_SYNTAXES};
 use domain::run::{RunItemStatus, RunStatus};
@@ -35,6 +33,7 @@ use tokio::task::JoinSet;
 
 use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome, ReleaseFailed};
 use crate::history::HistoryTable;
+pub use crate::secrets::{NoMasterKey, SecretOpener, resolve_password};
 use crate::target::{ConnectSettings, SessionLimits, TargetConnection};
 
 /// How a worker behaves.
@@ -72,29 +71,6 @@ impl Default for Settings {
             connect_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(10),
         }
-    }
-}
-
-/// Opens sealed target secrets. The worker holds the only implementation that can (with the master key);
-/// the password exists in memory only while connecting.
-pub trait SecretOpener: Send + Sync + 'static {
-    fn open(&self, target: &Target, sealed: &SealedSecret) -> Result<SecretString, String>;
-}
-
-/// A worker without the master key: targets with sealed secrets fail with a clear message.
-#[derive(Debug, Default)]
-pub struct NoMasterKey;
-
-impl SecretOpener for NoMasterKey {
-    fn open(&self, _target: &Target, _sealed: &SealedSecret) -> Result<SecretString, String> {
-        Err("the target's password is sealed and this worker has no master key configured".into())
-    }
-}
-
-/// A worker with the master keys opens what they sealed, for the target it was sealed for.
-impl SecretOpener for auth::secrets::KeyRing {
-    fn open(&self, target: &Target, sealed: &SealedSecret) -> Result<SecretString, String> {
-        auth::secrets::KeyRing::open(self, target.id, sealed).map_err(|e| e.to_string())
     }
 }
 
@@ -513,6 +489,13 @@ async fn execute(
         Ok(conn) => conn,
         Err(e) => return Verdict::Retry { code: "connect", message: e.to_string() },
     };
+    if let Err(refused) = crate::secrets::refuse_tool_database(&shared.pool, &mut conn).await {
+        return if refused.transient {
+            Verdict::Retry { code: "tool_db", message: refused.message }
+        } else {
+            Verdict::failed("tool_database", refused.message)
+        };
+    }
     drop(settings);
     timings.connected = Some(Instant::now());
     let policy = &context.environment.policy;
@@ -871,41 +854,6 @@ fn statements_for(sql: &str, target: &Target) -> Result<Vec<String>, (&'static s
 /// The target's password, held only until the connection is made.
 async fn password(shared: &Shared, target: &Target) -> Result<Option<SecretString>, String> {
     resolve_password(&shared.pool, shared.opener.as_ref(), target).await
-}
-
-/// A target's password as this process finds it: none, a reference read from this process's environment
-/// (`env:NAME`) or a file (`file:/path`), or the sealed one opened with `opener`. The error says what is
-/// missing, never a value.
-pub async fn resolve_password(
-    pool: &PgPool,
-    opener: &dyn SecretOpener,
-    target: &Target,
-) -> Result<Option<SecretString>, String> {
-    match &target.secret {
-        SecretSource::None => Ok(None),
-        SecretSource::Reference { reference } => {
-            if let Some(name) = reference.strip_prefix("env:") {
-                std::env::var(name)
-                    .map(|v| Some(SecretString::from(v)))
-                    .map_err(|_| format!("the worker has no environment variable {name} for this target's password"))
-            } else if let Some(path) = reference.strip_prefix("file:") {
-                tokio::fs::read_to_string(path)
-                    .await
-                    .map(|v| Some(SecretString::from(v.trim_end_matches(['\r', '\n']).to_owned())))
-                    .map_err(|e| format!("cannot read the password file {path}: {}", e.kind()))
-            } else {
-                Err(format!("unknown secret reference {reference:?} (expected env:NAME or file:/path)"))
-            }
-        }
-        SecretSource::Sealed { .. } => {
-            let mut conn = pool.acquire().await.map_err(|e| format!("tool database: {e}"))?;
-            let sealed = storage::targets::sealed_secret(&mut conn, target.id)
-                .await
-                .map_err(|e| format!("tool database: {e}"))?
-                .ok_or_else(|| "the target's sealed password is missing".to_owned())?;
-            opener.open(target, &sealed).map(Some)
-        }
-    }
 }
 
 /// How long a confirmation of the lease (a fenced write that returned the run's status) stands in for the

@@ -159,7 +159,11 @@ impl Session {
     async fn open(settings: &ConnectSettings) -> Result<Self, sqlx::Error> {
         match settings.engine {
             Engine::Postgres => {
-                let mut options = PgConnectOptions::new()
+                // Never the worker's own `PGPASSWORD` or `~/.pgpass`: a target gets exactly the password the
+                // hub resolved for it (none means an empty one), whatever host it names.
+                let password = settings.password.as_ref().map_or("", |p| p.expose_secret());
+                let options = PgConnectOptions::new_without_pgpass()
+                    .password(password)
                     .host(&settings.host)
                     .port(settings.port)
                     .database(&settings.database)
@@ -175,9 +179,6 @@ impl Session {
                     ])
                     .statement_cache_capacity(0)
                     .disable_statement_logging();
-                if let Some(password) = &settings.password {
-                    options = options.password(password.expose_secret());
-                }
                 Ok(Session::Postgres(options.connect().await?))
             }
             Engine::Mysql => {

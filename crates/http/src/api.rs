@@ -152,9 +152,6 @@ pub(crate) struct NewToken {
     /// Days until it expires (1 to 3650); omitted: 90 days.
     #[serde(default)]
     expires_in_days: Option<u32>,
-    /// Whose token (admins only); omitted: the caller's.
-    #[serde(default)]
-    user_id: Option<UserId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -165,7 +162,8 @@ pub(crate) struct Created<'a> {
     token_value: &'a str,
 }
 
-/// `POST /api/v1/tokens`.
+/// `POST /api/v1/tokens`: a token for the caller, from a signed-in session only (a request made with a token
+/// is refused with 403 `session_required`); there is no creating one for someone else.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "identity", request_body = NewToken,
     responses((status = 201, body = Created), Errors))]
 pub(crate) async fn create_token(
@@ -175,12 +173,8 @@ pub(crate) async fn create_token(
     body: web::Json<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let input = app::identity::NewTokenInput {
-        name: body.name,
-        scope: body.scope,
-        expires_in_days: body.expires_in_days,
-        user_id: body.user_id,
-    };
+    let input =
+        app::identity::NewTokenInput { name: body.name, scope: body.scope, expires_in_days: body.expires_in_days };
     let created = app::identity::create_token(&state.pool, &who.0.caller(&req), &state.auth.token_key, input)
         .await
         .map_err(fail(&req))?;
@@ -273,4 +267,29 @@ pub(crate) async fn update_user(
     let change = app::identity::UserChange { role: patch.role, disabled: patch.disabled };
     let user = app::identity::update_user(&state.pool, &who.0.caller(&req), *id, change).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+}
+
+/// The audit chain's newest row, to keep outside the hub (`audit verify --expect-head SEQ:HASH`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditHeadDto {
+    /// The newest row's id (0 while the log is empty).
+    sequence: i64,
+    /// Its hash, 64 lower-case hex digits (`null` while the log is empty).
+    hash: Option<String>,
+}
+
+/// `GET /api/v1/audit/head` (admins, as the audit log): the chain's newest row, as
+/// `migrate-hub-server audit verify --expect-head SEQ:HASH` takes it to detect a cut tail.
+#[utoipa::path(get, path = "/api/v1/audit/head", tag = "audit", responses((status = 200, body = AuditHeadDto), Errors))]
+pub(crate) async fn audit_head(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+) -> Result<HttpResponse, ApiError> {
+    let head = app::audit_log::head(&state.pool, &who.0.caller(&req)).await.map_err(fail(&req))?;
+    let dto = match head {
+        Some(head) => AuditHeadDto { sequence: head.sequence, hash: Some(hex::encode(head.hash)) },
+        None => AuditHeadDto { sequence: 0, hash: None },
+    };
+    Ok(HttpResponse::Ok().json(dto))
 }

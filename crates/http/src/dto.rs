@@ -102,6 +102,10 @@ pub(crate) struct TargetDto {
     pub variables: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only on a change: the sealed password was dropped, because it was entered for the engine, host,
+    /// port, database or user that changed and no new one was given. Set it again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secret_dropped: bool,
 }
 
 impl From<&Target> for TargetDto {
@@ -128,6 +132,7 @@ impl From<&Target> for TargetDto {
             variables: t.variables.clone(),
             created_at: t.created_at,
             updated_at: t.updated_at,
+            secret_dropped: false,
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// Too many attempts; try again later.
     #[error("too many attempts; try again in a minute")]
     TooManyRequests,
+    /// Too much of this is running already (e.g. an import); the code says what, the message when to retry.
+    #[error("{message}")]
+    Busy { code: &'static str, message: String },
     /// The tool database or another dependency is not available right now.
     #[error("service unavailable")]
     Unavailable { request_id: String },
@@ -90,7 +93,8 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Unprocessable { code, .. } => code,
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::Busy { code, .. } => code,
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Unauthenticated { .. } => "unauthenticated",
             ApiError::NotFound { .. } => "not_found",
@@ -111,7 +115,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests | ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -157,6 +161,7 @@ pub fn app_error(request_id: &str, error: app::AppError) -> ApiError {
         E::Denied(denial) if forbidden => ApiError::Forbidden { code, message: denial.to_string() },
         E::Denied(denial) => ApiError::Conflict { code, message: denial.to_string() },
         E::TooLarge { .. } => ApiError::TooLarge { message: error.to_string() },
+        E::Busy { code, message } => ApiError::Busy { code, message },
         E::Internal(cause) => internal(request_id, cause.as_ref()),
     }
 }

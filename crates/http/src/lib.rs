@@ -21,5 +21,5 @@ pub mod settings;
 pub mod startup;
 mod web;
 
-pub use settings::AuthSettings;
+pub use settings::{AuthSettings, TrustedProxies};
 pub use startup::{AppState, Server, ServerSettings};

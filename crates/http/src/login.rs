@@ -38,8 +38,15 @@ fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((LOCATION, to)).finish()
 }
 
+/// The address a request came from: the one function every user of it (rate limits, audit rows, sessions)
+/// calls. It is the TCP peer, or what `X-Forwarded-For` says when the peer is a trusted proxy
+/// ([`crate::settings::TrustedProxies::client_address`]).
 pub(crate) fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+    let peer = req.peer_addr()?.ip();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else { return Some(peer.to_canonical()) };
+    // A header that is not text is not an address either: it stops the walk like any other bad entry.
+    let forwarded = req.headers().get_all("x-forwarded-for").map(|v| v.to_str().unwrap_or("?"));
+    Some(state.proxies.client_address(peer, forwarded))
 }
 
 fn origin(req: &HttpRequest) -> auth::login::Origin {

@@ -97,7 +97,7 @@ impl Modify for Security {
 #[openapi(
     info(title = "migrate-hub", description = "Schema changes for fleets of Postgres and MySQL databases: \
         author, request, approve, execute. Authenticate with `Authorization: Bearer <token>` \
-        (`migrate-hub-server create-admin`, `POST /api/v1/tokens`)."),
+        (`migrate-hub-server create-admin`, or `POST /api/v1/tokens` from a signed-in session)."),
     modifiers(&Security),
     components(schemas(ErrorBody, ErrorDetail)),
     paths(
@@ -113,7 +113,7 @@ impl Modify for Security {
         rest::list_versions, rest::create_version, rest::get_version,
         rest::list_runs, rest::request_run, rest::get_run, rest::approve, rest::deny, rest::execute,
         rest::cancel, rest::refresh, rest::retry, rest::list_items, rest::item_logs,
-        rest::list_audit, rest::verify_audit,
+        rest::list_audit, rest::verify_audit, api::audit_head,
     ),
 )]
 struct Document;

@@ -164,10 +164,12 @@ pub(crate) async fn update_target(
     id: web::Path<TargetId>,
     body: web::Json<app::inventory::TargetPatch>,
 ) -> Reply {
-    let target = app::inventory::update_target(&state.pool, &who.0.caller(&req), *id, body.into_inner())
+    let caller = who.0.caller(&req);
+    let updated = app::inventory::update_target(&state.pool, state.keys.as_deref(), &caller, *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
-    Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
+    Ok(HttpResponse::Ok()
+        .json(TargetDto { secret_dropped: updated.secret_dropped, ..TargetDto::from(&updated.target) }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/targets/{id}", tag = "inventory", params(("id" = TargetId, Path)),
@@ -361,7 +363,8 @@ pub(crate) async fn import(
     id: web::Path<ProjectId>,
     body: web::Json<app::migrations::ImportInput>,
 ) -> Reply {
-    let report = app::migrations::import(&state.pool, &who.0.caller(&req), state.limits, *id, body.into_inner())
+    let caller = who.0.caller(&req);
+    let report = app::migrations::import(&state.pool, &caller, state.limits, &state.imports, *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(report))

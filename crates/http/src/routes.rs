@@ -103,6 +103,7 @@ pub(crate) fn declare(r: &mut impl Register) {
 
     r.add(M::GET, "/api/v1/audit", admin, rest::list_audit);
     r.add(M::GET, "/api/v1/audit/verify", admin, rest::verify_audit);
+    r.add(M::GET, "/api/v1/audit/head", admin, api::audit_head);
 
     // The web UI: pages over the same use cases. The static files are public (the login page uses them).
     r.add(M::GET, "/static/app.css", Public, pages::stylesheet);

@@ -20,7 +20,7 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, Trac
 
 use crate::error::{ApiError, rewrite_server_errors};
 use crate::session::PgSessionStore;
-use crate::settings::{Auth, AuthSettings, SettingsError};
+use crate::settings::{Auth, AuthSettings, SettingsError, TrustedProxies};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -30,17 +30,34 @@ pub struct AppState {
     /// The master keys that seal target passwords; without them only secret references can be set.
     pub(crate) keys: Option<Arc<auth::secrets::KeyRing>>,
     pub(crate) limits: app::migrations::Limits,
+    /// Imports running now: bounded per user and in all (`app::migrations::ImportGate`).
+    pub(crate) imports: Arc<app::migrations::ImportGate>,
+    /// Whose `X-Forwarded-For` names the client (see [`crate::login::client_ip`]).
+    pub(crate) proxies: TrustedProxies,
 }
 
 impl AppState {
     /// Checks the settings and builds the state.
     pub fn new(pool: PgPool, auth: AuthSettings) -> Result<Self, SettingsError> {
-        Ok(Self { pool, auth: Auth::new(auth)?, keys: None, limits: app::migrations::Limits::default() })
+        Ok(Self {
+            pool,
+            auth: Auth::new(auth)?,
+            keys: None,
+            limits: app::migrations::Limits::default(),
+            imports: Arc::default(),
+            proxies: TrustedProxies::default(),
+        })
     }
 
     /// Lets the hub seal target passwords with `keys`.
     pub fn with_keys(mut self, keys: Option<auth::secrets::KeyRing>) -> Self {
         self.keys = keys.map(Arc::new);
+        self
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies (none by default).
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
         self
     }
 
@@ -74,7 +91,8 @@ impl std::fmt::Debug for Server {
 /// more than the SQL).
 const BODY_LIMIT: usize = 4 << 20;
 
-/// Root spans that carry the method, path and request id, and never the query string.
+/// Root spans that carry the method, path and request id, and never the query string. The method is the
+/// metrics label (a standard method or `other`): a client can send any token, tens of kilobytes long.
 struct PathOnlySpans;
 
 impl RootSpanBuilder for PathOnlySpans {
@@ -82,7 +100,7 @@ impl RootSpanBuilder for PathOnlySpans {
         let request_id = request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
         tracing::info_span!(
             "request",
-            method = %request.method(),
+            method = crate::metrics::method_label(request.method()),
             path = %request.path(),
             request_id = %request_id,
             http.status_code = tracing::field::Empty,

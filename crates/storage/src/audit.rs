@@ -24,6 +24,32 @@ pub struct AuditEntry {
     pub user_agent: Option<String>,
 }
 
+/// How a row's hash was computed (the `audit` crate owns what each layout means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainLayout {
+    /// 1: an unkeyed SHA-256 (rows written before the chain was keyed).
+    Unkeyed,
+    /// 2: an HMAC-SHA256 under the audit chain key.
+    Keyed,
+}
+
+impl ChainLayout {
+    fn as_i16(self) -> i16 {
+        match self {
+            ChainLayout::Unkeyed => 1,
+            ChainLayout::Keyed => 2,
+        }
+    }
+
+    fn from_i16(value: i16) -> StorageResult<Self> {
+        match value {
+            1 => Ok(ChainLayout::Unkeyed),
+            2 => Ok(ChainLayout::Keyed),
+            _ => Err(StorageError::Corrupt("audit_events.chain_layout: unknown layout".into())),
+        }
+    }
+}
+
 /// An audit row as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
@@ -31,14 +57,24 @@ pub struct AuditRecord {
     pub entry: AuditEntry,
     pub prev_hash: Option<[u8; 32]>,
     pub hash: [u8; 32],
+    pub layout: ChainLayout,
 }
 
-/// An audit row to append; `prev_hash` and `hash` are computed by the `audit` crate.
+/// An audit row to append; `prev_hash`, `hash` and `layout` are decided by the `audit` crate.
 #[derive(Debug, Clone)]
 pub struct NewAuditRecord {
     pub entry: AuditEntry,
     pub prev_hash: Option<[u8; 32]>,
     pub hash: [u8; 32],
+    pub layout: ChainLayout,
+}
+
+/// The newest row of the chain: its id (the chain's sequence number), hash and layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    pub id: i64,
+    pub hash: [u8; 32],
+    pub layout: ChainLayout,
 }
 
 struct Row {
@@ -55,6 +91,7 @@ struct Row {
     user_agent: Option<String>,
     prev_hash: Option<Vec<u8>>,
     hash: Vec<u8>,
+    chain_layout: i16,
 }
 
 impl TryFrom<Row> for AuditRecord {
@@ -78,17 +115,35 @@ impl TryFrom<Row> for AuditRecord {
             prev_hash: digest32("audit_events.prev_hash", row.prev_hash)?,
             hash: digest32("audit_events.hash", Some(row.hash))?
                 .ok_or_else(|| StorageError::Corrupt("audit_events.hash: missing".into()))?,
+            layout: ChainLayout::from_i16(row.chain_layout)?,
         })
     }
 }
 
-/// Takes the chain lock for the rest of the transaction and returns the hash of the last row (`None` for
-/// an empty log). Appends by concurrent transactions wait here, so each sees the row the other wrote.
+/// Takes the chain lock for the rest of the transaction and returns the last row (`None` for an empty
+/// log). Appends by concurrent transactions wait here, so each sees the row the other wrote.
 #[tracing::instrument(skip_all)]
-pub async fn lock_chain_head(tx: &mut PgTransaction<'_>) -> StorageResult<Option<[u8; 32]>> {
+pub async fn lock_chain_head(tx: &mut PgTransaction<'_>) -> StorageResult<Option<ChainHead>> {
     sqlx::query_file!("../../sql/audit/lock_chain.sql").execute(&mut **tx).await?;
-    let last = sqlx::query_file!("../../sql/audit/last.sql").fetch_optional(&mut **tx).await?;
-    last.map(|row| digest32("audit_events.hash", Some(row.hash))).transpose().map(Option::flatten)
+    head(tx).await
+}
+
+/// The newest row of the chain as committed (`None` for an empty log).
+#[tracing::instrument(skip_all)]
+pub async fn head(conn: &mut PgConnection) -> StorageResult<Option<ChainHead>> {
+    let Some(row) = sqlx::query_file!("../../sql/audit/last.sql").fetch_optional(conn).await? else {
+        return Ok(None);
+    };
+    let hash = digest32("audit_events.hash", Some(row.hash))?
+        .ok_or_else(|| StorageError::Corrupt("audit_events.hash: missing".into()))?;
+    Ok(Some(ChainHead { id: row.id, hash, layout: ChainLayout::from_i16(row.chain_layout)? }))
+}
+
+/// The hash of row `id`, if there is such a row.
+#[tracing::instrument(skip_all, fields(audit.id = id))]
+pub async fn hash_at(conn: &mut PgConnection, id: i64) -> StorageResult<Option<[u8; 32]>> {
+    let row = sqlx::query_file!("../../sql/audit/hash_at.sql", id).fetch_optional(conn).await?;
+    row.map(|r| digest32("audit_events.hash", Some(r.hash))).transpose().map(Option::flatten)
 }
 
 /// Appends a row; call [`lock_chain_head`] first in the same transaction.
@@ -110,6 +165,7 @@ pub async fn append(tx: &mut PgTransaction<'_>, new: &NewAuditRecord) -> Storage
         entry.user_agent.as_deref(),
         new.prev_hash.as_ref().map(|h| &h[..]),
         &new.hash[..],
+        new.layout.as_i16(),
     )
     .fetch_one(&mut **tx)
     .await?

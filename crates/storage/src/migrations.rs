@@ -7,7 +7,15 @@ use domain::values::{MigrationName, VersionKey};
 use uuid::Uuid;
 
 use crate::convert::parse;
-use crate::{Page, PageRequest, PgConnection, StorageError, StorageResult};
+use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
+
+/// A migration to create among many at once ([`create_many`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewMigration<'a> {
+    pub key: &'a VersionKey,
+    pub name: &'a MigrationName,
+    pub source_path: Option<&'a str>,
+}
 
 struct Row {
     id: Uuid,
@@ -57,6 +65,52 @@ pub async fn create(
     .fetch_one(conn)
     .await?
     .try_into()
+}
+
+/// Creates many migrations of one project in one statement and returns their ids, in the order given.
+#[tracing::instrument(skip_all, fields(project.id = %project, count = new.len()))]
+pub async fn create_many(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    new: &[NewMigration<'_>],
+    created_by: UserId,
+) -> StorageResult<Vec<MigrationId>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<MigrationId> = new.iter().map(|_| MigrationId::new()).collect();
+    let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let keys: Vec<&str> = new.iter().map(|m| m.key.as_str()).collect();
+    let names: Vec<&str> = new.iter().map(|m| m.name.as_str()).collect();
+    let paths: Vec<Option<&str>> = new.iter().map(|m| m.source_path).collect();
+    sqlx::query_file!(
+        "../../sql/migrations/create_many.sql",
+        project.as_uuid(),
+        &uuids,
+        &keys as &[&str],
+        &names as &[&str],
+        &paths as &[Option<&str>],
+        created_by.as_uuid()
+    )
+    .execute(conn)
+    .await?;
+    Ok(ids)
+}
+
+/// The migrations of `project` with these keys (those that exist), locked until the transaction ends.
+#[tracing::instrument(skip_all, fields(project.id = %project, count = keys.len()))]
+pub async fn lock_by_keys(
+    tx: &mut PgTransaction<'_>,
+    project: ProjectId,
+    keys: &[&VersionKey],
+) -> StorageResult<Vec<Migration>> {
+    let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+    sqlx::query_file_as!(Row, "../../sql/migrations/lock_by_keys.sql", project.as_uuid(), &keys as &[&str])
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(Migration::try_from)
+        .collect()
 }
 
 #[tracing::instrument(skip_all, fields(migration.id = %id))]

@@ -7,7 +7,7 @@ use domain::values::Name;
 use uuid::Uuid;
 
 use crate::convert::{parse, string_map, to_json, unsigned};
-use crate::{Page, PageRequest, PgConnection, StorageError, StorageResult};
+use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
 
 pub(crate) struct Row {
     pub(crate) id: Uuid,
@@ -93,6 +93,16 @@ pub async fn create(
 pub async fn get(conn: &mut PgConnection, id: TargetId) -> StorageResult<Target> {
     sqlx::query_file_as!(Row, "../../sql/targets/get.sql", id.as_uuid())
         .fetch_optional(conn)
+        .await?
+        .ok_or(StorageError::NotFound("target"))?
+        .try_into()
+}
+
+/// A target, its row locked for the rest of the transaction.
+#[tracing::instrument(skip_all, fields(target.id = %id))]
+pub async fn get_for_update(tx: &mut PgTransaction<'_>, id: TargetId) -> StorageResult<Target> {
+    sqlx::query_file_as!(Row, "../../sql/targets/get_for_update.sql", id.as_uuid())
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or(StorageError::NotFound("target"))?
         .try_into()
@@ -239,6 +249,41 @@ pub async fn sealed_not_under_key(
     .map(TargetId::from_uuid)
     .collect();
     Ok(Page::from_items(ids, limit, |id| *id))
+}
+
+/// Ids of targets whose secret is sealed, in id order after `after`.
+#[tracing::instrument(skip_all)]
+pub async fn sealed(conn: &mut PgConnection, page: &PageRequest<TargetId>) -> StorageResult<Page<TargetId, TargetId>> {
+    let limit = page.sql_limit();
+    let ids = sqlx::query_file_scalar!("../../sql/targets/list_sealed.sql", page.after.map(|t| t.as_uuid()), limit)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(TargetId::from_uuid)
+        .collect();
+    Ok(Page::from_items(ids, limit, |id| *id))
+}
+
+/// Which Postgres server and database a session is on (see [`database_identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseIdentity {
+    /// `pg_control_system().system_identifier`: the cluster (and its physical replicas).
+    pub system_identifier: i64,
+    /// The database's OID in that cluster.
+    pub database_oid: i64,
+    /// Its name, for messages.
+    pub database: String,
+}
+
+/// The identity of the tool database, to refuse targets that are the tool database itself.
+#[tracing::instrument(skip_all)]
+pub async fn database_identity(conn: &mut PgConnection) -> StorageResult<DatabaseIdentity> {
+    let row = sqlx::query_file!("../../sql/targets/database_identity.sql").fetch_one(conn).await?;
+    Ok(DatabaseIdentity {
+        system_identifier: row.system_identifier,
+        database_oid: row.database_oid,
+        database: row.database,
+    })
 }
 
 /// Deletes a target that no run refers to (runs keep their history, so a used target cannot go).

@@ -1,8 +1,10 @@
 //! Migration versions: immutable content (up/down SQL, checksums, statement split, lint results).
 
 use chrono::{DateTime, Utc};
+use domain::enums::TransactionMode;
 use domain::ids::{MigrationId, ProjectId, RunId, UserId, VersionId};
 use domain::model::{MigrationVersion, NewMigrationVersion, ReleaseVersion};
+use domain::policy::PinnedChecksums;
 use domain::values::{MigrationName, VersionKey};
 use uuid::Uuid;
 
@@ -79,6 +81,94 @@ pub async fn create(tx: &mut PgTransaction<'_>, new: &NewMigrationVersion) -> St
     .fetch_one(&mut **tx)
     .await?
     .try_into()
+}
+
+/// Creates the next version of each of many migrations (at most one version per migration) in one
+/// statement, as [`create`] does for one: the migrations are locked first, numbers follow each one's last,
+/// and checksums are computed here from the text.
+#[tracing::instrument(skip_all, fields(count = new.len()))]
+pub async fn create_many(tx: &mut PgTransaction<'_>, new: &[NewMigrationVersion]) -> StorageResult<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let migrations: Vec<Uuid> = new.iter().map(|v| v.migration_id.as_uuid()).collect();
+    let distinct: std::collections::HashSet<&Uuid> = migrations.iter().collect();
+    if distinct.len() != migrations.len() {
+        // Two versions of one migration in one statement would take the same number.
+        return Err(StorageError::Conflict { constraint: "migration_versions_number_key".into() });
+    }
+    let locked =
+        sqlx::query_file_scalar!("../../sql/migrations/lock_many.sql", &migrations).fetch_all(&mut **tx).await?;
+    if locked.len() != migrations.len() {
+        return Err(StorageError::NotFound("migration"));
+    }
+    let ids: Vec<Uuid> = new.iter().map(|_| VersionId::new().as_uuid()).collect();
+    let checksums: Vec<_> = new.iter().map(NewMigrationVersion::checksums).collect();
+    let up_sql: Vec<&str> = new.iter().map(|v| v.up_sql.as_str()).collect();
+    let down_sql: Vec<Option<&str>> = new.iter().map(|v| v.down_sql.as_deref()).collect();
+    let algorithms: Vec<&str> = checksums.iter().map(|c| c.up.algorithm().as_str()).collect();
+    let up_checksums: Vec<&[u8]> = checksums.iter().map(|c| &c.up.digest()[..]).collect();
+    let down_checksums: Vec<Option<&[u8]>> =
+        checksums.iter().map(|c| c.down.as_ref().map(|d| &d.digest()[..])).collect();
+    let modes: Vec<&str> = new.iter().map(|v| v.transaction_mode.as_str()).collect();
+    let up_statements = new.iter().map(|v| to_json(&v.up_statements)).collect::<StorageResult<Vec<_>>>()?;
+    let down_statements = new.iter().map(|v| to_json(&v.down_statements)).collect::<StorageResult<Vec<_>>>()?;
+    let lint_results = new.iter().map(|v| to_json(&v.lint_results)).collect::<StorageResult<Vec<_>>>()?;
+    let source_hashes: Vec<Option<&[u8]>> = new.iter().map(|v| v.source_hash.as_ref().map(|h| &h[..])).collect();
+    let authors: Vec<Uuid> = new.iter().map(|v| v.author_id.as_uuid()).collect();
+    sqlx::query_file!(
+        "../../sql/versions/create_many.sql",
+        &ids,
+        &migrations,
+        &up_sql as &[&str],
+        &down_sql as &[Option<&str>],
+        &algorithms as &[&str],
+        &up_checksums as &[&[u8]],
+        &down_checksums as &[Option<&[u8]>],
+        &modes as &[&str],
+        &up_statements,
+        &down_statements,
+        &lint_results,
+        &source_hashes as &[Option<&[u8]>],
+        &authors,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What identifies a version's content, without the content: checksums, mode and the import's source
+/// hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionDigest {
+    pub migration_id: MigrationId,
+    pub version_no: u32,
+    pub checksums: PinnedChecksums,
+    pub transaction_mode: TransactionMode,
+    pub source_hash: Option<[u8; 32]>,
+}
+
+/// The digest of the newest version of each of `migrations` that has one.
+#[tracing::instrument(skip_all, fields(count = migrations.len()))]
+pub async fn latest_digests(conn: &mut PgConnection, migrations: &[MigrationId]) -> StorageResult<Vec<VersionDigest>> {
+    if migrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = migrations.iter().map(|id| id.as_uuid()).collect();
+    sqlx::query_file!("../../sql/versions/latest_digests.sql", &ids)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(VersionDigest {
+                migration_id: MigrationId::from_uuid(r.migration_id),
+                version_no: unsigned("migration_versions.version_no", r.version_no)?,
+                checksums: pinned(&r.checksum_algorithm, &r.up_checksum, r.down_checksum.as_deref())?,
+                transaction_mode: parse("migration_versions.transaction_mode", &r.transaction_mode)?,
+                source_hash: digest32("migration_versions.source_hash", r.source_hash)?,
+            })
+        })
+        .collect()
 }
 
 #[tracing::instrument(skip_all, fields(version.id = %id))]

@@ -310,8 +310,9 @@ pub(crate) async fn create_token(
     let scope = form.optional::<TokenScope>("scope", "scope", &mut problems);
     let days = form.required::<u32>("expires_in_days", "number of days", &mut problems);
     let name = form.needed("name", "name", &mut problems);
+    let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     if let (true, Some(name)) = (problems.is_empty(), name) {
-        let input = NewTokenInput { name, scope, expires_in_days: days, user_id: None };
+        let input = NewTokenInput { name, scope, expires_in_days: days };
         match app::identity::create_token(&state.pool, &viewer.caller, &state.auth.token_key, input).await {
             Ok(created) => {
                 let page = created_page(&viewer, &created);
@@ -320,11 +321,17 @@ pub(crate) async fn create_token(
                     .content_type("text/html; charset=utf-8")
                     .body(page.into_string()));
             }
-            Err(e) => problems = Problems::from_app(&viewer, e, TOKEN_FIELDS)?,
+            Err(e) => {
+                // Refused for who is asking (e.g. with a token rather than a session): 403, as the API says.
+                if e.is_forbidden() {
+                    status = StatusCode::FORBIDDEN;
+                }
+                problems = Problems::from_app(&viewer, e, TOKEN_FIELDS)?;
+            }
         }
     }
     let (tokens, next) = my_tokens(&state, &viewer, None).await?;
-    Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, tokens_page(&viewer, &tokens, next, &form, &problems, None)))
+    Ok(respond(status, tokens_page(&viewer, &tokens, next, &form, &problems, None)))
 }
 
 /// `POST /tokens/{id}/revoke`: the viewer's own token (or, for an admin, anyone's).

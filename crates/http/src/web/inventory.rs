@@ -536,6 +536,8 @@ fn target_patch(form: &Form, problems: &mut Problems) -> app::inventory::TargetP
         tls_mode: form.optional::<TlsMode>("tls_mode", "TLS mode", problems),
         labels: Some(map_field(form, "labels", problems)),
         variables: Some(map_field(form, "variables", problems)),
+        // The settings form has no password; the secret form sets one.
+        password: None,
     }
 }
 
@@ -705,6 +707,11 @@ pub(crate) async fn target(
     let (t, env) = target_and_env(&state, &viewer, *id).await?;
     let notice = match q.saved.as_deref() {
         Some("settings") => Some("Settings saved.".to_owned()),
+        Some("settings-secret-dropped") => Some(
+            "Settings saved. The sealed password was removed: it was entered for the previous engine, host, port, \
+             database or user, and is never sent anywhere else. Set it again below."
+                .to_owned(),
+        ),
         Some("secret") => Some("Secret saved.".to_owned()),
         _ => None,
     };
@@ -724,8 +731,11 @@ pub(crate) async fn update_target(
     let mut problems = Problems::default();
     let patch = target_patch(&form, &mut problems);
     if problems.is_empty() {
-        match app::inventory::update_target(&state.pool, &viewer.caller, t.id, patch).await {
-            Ok(t) => return Ok(see_other(&format!("/admin/targets/{}?saved=settings", t.id))),
+        match app::inventory::update_target(&state.pool, state.keys.as_deref(), &viewer.caller, t.id, patch).await {
+            Ok(updated) if updated.secret_dropped => {
+                return Ok(see_other(&format!("/admin/targets/{}?saved=settings-secret-dropped", updated.target.id)));
+            }
+            Ok(updated) => return Ok(see_other(&format!("/admin/targets/{}?saved=settings", updated.target.id))),
             Err(e) => problems = Problems::from_app(&viewer, e, TARGET_FIELDS)?,
         }
     }
