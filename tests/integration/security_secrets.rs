@@ -642,3 +642,29 @@ async fn a_keyed_audit_chain_detects_a_cut_tail_against_its_published_head() {
     let (ok, said) = verify(&tool, Some(SERVER_SECRET), &["--expect-head", "not-a-head"]);
     assert!(!ok && said.contains("SEQ:HASH"), "{said}");
 }
+
+// --- the worker's own libpq settings ---
+
+#[tokio::test]
+async fn a_target_without_a_password_never_gets_the_workers_own_pgpassword() {
+    let tool = PgDatabase::migrated().await;
+    let fake = FakePostgres::start().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    let target = fleet.add_target("no-password", &fake.url(), None).await;
+    let version = fleet
+        .migration("0001", "CREATE TABLE widgets (id int)", None, TransactionMode::Transaction, Engine::Postgres)
+        .await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1).await;
+    let canary = "pgpassword-canary-7f3a";
+    let _worker = Worker(start_worker(&tool, &[("PGPASSWORD", canary)]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fake.connections() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the worker never tried the target");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Whatever the run comes to, the password the server asked for was not the worker's environment's.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!fake.saw(canary), "the worker sent its own PGPASSWORD to a target that has none");
+    let item = item_of(&tool.pool, run.id, target).await;
+    assert_ne!(item.status, RunItemStatus::Succeeded, "{item:?}");
+}
