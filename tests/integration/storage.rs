@@ -798,7 +798,7 @@ async fn audit_chain_verifies_and_detects_tampering() {
             &mut tx,
             &audit::Event {
                 actor: actor.clone(),
-                action: "environment.create".into(),
+                action: audit::Action::EnvironmentCreate,
                 object_type: "environment".into(),
                 object_id: Some(format!("env-{i}")),
                 details: serde_json::json!({"name": format!("env-{i}"), "approvals": i}),

@@ -15,10 +15,16 @@ fn system(label: &str) -> AuditActor {
     AuditActor { kind: ActorKind::System, user_id: None, label: label.to_owned() }
 }
 
-fn event(label: &str, action: &str, object_type: &str, object_id: String, details: serde_json::Value) -> audit::Event {
+fn event(
+    label: &str,
+    action: audit::Action,
+    object_type: &str,
+    object_id: String,
+    details: serde_json::Value,
+) -> audit::Event {
     audit::Event {
         actor: system(label),
-        action: action.into(),
+        action,
         object_type: object_type.into(),
         object_id: Some(object_id),
         details,
@@ -52,7 +58,8 @@ pub async fn create_admin(
                 user = storage::users::set_disabled(&mut tx, user.id, false).await?;
             }
             let details = serde_json::json!({ "role": "admin", "enabled": true });
-            audit::record(&mut tx, &event(WHO, "user.promoted", "user", user.id.to_string(), details)).await?;
+            audit::record(&mut tx, &event(WHO, audit::Action::UserPromoted, "user", user.id.to_string(), details))
+                .await?;
             user
         }
         None => {
@@ -66,7 +73,8 @@ pub async fn create_admin(
             };
             let user = storage::users::create(&mut tx, &new).await?;
             let details = serde_json::json!({ "email": user.email.as_str(), "role": "admin" });
-            audit::record(&mut tx, &event(WHO, "user.created", "user", user.id.to_string(), details)).await?;
+            audit::record(&mut tx, &event(WHO, audit::Action::UserCreated, "user", user.id.to_string(), details))
+                .await?;
             user
         }
     };
@@ -76,7 +84,8 @@ pub async fn create_admin(
     let token = storage::tokens::create(&mut tx, &minted.new).await?;
     let details =
         serde_json::json!({ "owner": user.id, "name": token.name, "scope": "write", "expires_at": expires_at });
-    audit::record(&mut tx, &event(WHO, "token.created", "api_token", token.id.to_string(), details)).await?;
+    audit::record(&mut tx, &event(WHO, audit::Action::TokenCreated, "api_token", token.id.to_string(), details))
+        .await?;
     tx.commit().await?;
     tracing::info!(user.id = %user.id, token.id = %token.id, "admin ready; the API token follows on standard output");
     let mut out = std::io::stdout().lock();
@@ -109,13 +118,13 @@ pub async fn set_password(
     let mut tx = pool.begin().await.context("cannot reach the tool database")?;
     let user = storage::users::find_by_email(&mut tx, &email).await?.context("no user with this email")?;
     storage::users::set_password_hash(&mut tx, user.id, hash.as_deref()).await?;
-    let action = if clear { "user.password_cleared" } else { "user.password_set" };
+    let action = if clear { audit::Action::UserPasswordCleared } else { audit::Action::UserPasswordSet };
     audit::record(
         &mut tx,
         &event("migrate-hub-server set-password", action, "user", user.id.to_string(), serde_json::json!({})),
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(user.id = %user.id, action, "done");
+    tracing::info!(user.id = %user.id, action = %action, "done");
     Ok(())
 }

@@ -168,7 +168,7 @@ async fn rotate_key(
             user_id: None,
             label: "migrate-hub-server rotate-key".into(),
         },
-        action: "secrets.rotated".into(),
+        action: audit::Action::SecretsRotated,
         object_type: "master_key".into(),
         object_id: Some(ring.current_id().to_owned()),
         details: serde_json::json!({ "resealed": rotation.resealed, "changed_meanwhile": rotation.raced }),

@@ -9,6 +9,7 @@
 //! expiry, scope and revocation. A refused creation is audited (`token.create_refused`). A token's value is
 //! returned once, by [`create_token`], and stored only as a MAC.
 
+use audit::Action;
 use chrono::{Duration, Utc};
 use domain::enums::{Role, TokenScope};
 use domain::ids::{TokenId, UserId};
@@ -65,7 +66,7 @@ pub async fn create_user(pool: &PgPool, caller: &Caller, input: NewUserInput) ->
         Err(e) => return Err(e.into()),
     };
     let details = json!({ "email": user.email.as_str(), "role": role });
-    record(&mut tx, caller, "user.created", "user", user.id, details).await?;
+    record(&mut tx, caller, Action::UserCreated, "user", user.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(user)
 }
@@ -110,7 +111,7 @@ pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: Use
         "role": { "from": before.role, "to": user.role },
         "disabled": { "from": before.disabled, "to": user.disabled },
     });
-    record(&mut tx, caller, "user.updated", "user", user.id, details).await?;
+    record(&mut tx, caller, Action::UserUpdated, "user", user.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(user)
 }
@@ -200,7 +201,7 @@ pub async fn create_token(
     }
     let token = storage::tokens::create(&mut tx, &minted.new).await?;
     let details = json!({ "owner": owner, "name": token.name, "scope": scope, "expires_at": expires_at });
-    record(&mut tx, caller, "token.created", "api_token", token.id, details).await?;
+    record(&mut tx, caller, Action::TokenCreated, "api_token", token.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(CreatedToken { token, value: minted.token })
 }
@@ -211,7 +212,7 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, error: &AppError) {
     let result = async {
         let mut tx = pool.begin().await.map_err(db)?;
         let details = json!({ "reason": error.code(), "message": error.to_string() });
-        record(&mut tx, caller, "token.create_refused", "user", caller.actor.user_id, details).await?;
+        record(&mut tx, caller, Action::TokenCreateRefused, "user", caller.actor.user_id, details).await?;
         tx.commit().await.map_err(db)
     }
     .await;
@@ -230,7 +231,7 @@ pub async fn revoke_token(pool: &PgPool, caller: &Caller, id: TokenId) -> AppRes
         return Err(AppError::NotFound { what: "token" });
     }
     let token = storage::tokens::revoke(&mut tx, token.id).await?;
-    record(&mut tx, caller, "token.revoked", "api_token", token.id, json!({ "owner": token.user_id })).await?;
+    record(&mut tx, caller, Action::TokenRevoked, "api_token", token.id, json!({ "owner": token.user_id })).await?;
     tx.commit().await.map_err(db)?;
     Ok(token)
 }

@@ -9,6 +9,7 @@
 //! - A target may not be the tool database itself: refused at creation and change when the target is
 //!   reachable, at each connection check, and by the worker before every apply (`executor::secrets`).
 
+use audit::Action;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -229,7 +230,7 @@ pub async fn create_environment(pool: &PgPool, caller: &Caller, input: NewEnviro
     record(
         &mut tx,
         caller,
-        "environment.create",
+        Action::EnvironmentCreate,
         "environment",
         env.id,
         json!({"name": env.name.as_str(), "policy": policy_details(&env.policy)}),
@@ -257,7 +258,7 @@ pub async fn update_environment(
     record(
         &mut tx,
         caller,
-        "environment.update",
+        Action::EnvironmentUpdate,
         "environment",
         env.id,
         json!({"name": env.name.as_str(), "before": policy_details(&current.policy), "after": policy_details(&env.policy)}),
@@ -528,7 +529,7 @@ pub async fn create_target(
     record(
         &mut tx,
         caller,
-        "target.create",
+        Action::TargetCreate,
         "target",
         target.id,
         json!({
@@ -622,7 +623,7 @@ pub async fn update_target(
     record(
         &mut tx,
         caller,
-        "target.update",
+        Action::TargetUpdate,
         "target",
         target.id,
         json!({
@@ -661,7 +662,7 @@ pub async fn set_target_secret(
     record(
         &mut tx,
         caller,
-        "target.secret_set",
+        Action::TargetSecretSet,
         "target",
         id,
         json!({"name": target.name.as_str(), "before": secret_kind(&before.secret), "after": secret_kind(&target.secret)}),
@@ -680,7 +681,7 @@ pub async fn clear_target_secret(pool: &PgPool, caller: &Caller, id: TargetId) -
     record(
         &mut tx,
         caller,
-        "target.secret_clear",
+        Action::TargetSecretClear,
         "target",
         id,
         json!({"name": target.name.as_str(), "before": secret_kind(&before.secret)}),
@@ -695,7 +696,7 @@ pub async fn delete_target(pool: &PgPool, caller: &Caller, id: TargetId) -> AppR
     let mut tx = pool.begin().await.map_err(db)?;
     let target = storage::targets::get(&mut tx, id).await?;
     storage::targets::delete(&mut tx, id).await?;
-    record(&mut tx, caller, "target.delete", "target", id, json!({"name": target.name.as_str()})).await?;
+    record(&mut tx, caller, Action::TargetDelete, "target", id, json!({"name": target.name.as_str()})).await?;
     tx.commit().await.map_err(db)?;
     Ok(())
 }
@@ -752,7 +753,7 @@ pub async fn test_connection(
         ConnectionTest::Failed { stage, .. } => json!({"name": target.name.as_str(), "ok": false, "stage": stage}),
     };
     let mut tx = pool.begin().await.map_err(db)?;
-    record(&mut tx, caller, "target.test_connection", "target", id, details).await?;
+    record(&mut tx, caller, Action::TargetTestConnection, "target", id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(outcome)
 }
@@ -860,7 +861,7 @@ pub async fn create_db_set(pool: &PgPool, caller: &Caller, input: NewDbSetInput)
     record(
         &mut tx,
         caller,
-        "db_set.create",
+        Action::DbSetCreate,
         "db_set",
         set.id,
         json!({"name": set.name.as_str(), "environment_id": set.environment_id, "members": added}),
@@ -900,7 +901,7 @@ pub async fn update_db_set(pool: &PgPool, caller: &Caller, id: DbSetId, patch: D
     record(
         &mut tx,
         caller,
-        "db_set.update",
+        Action::DbSetUpdate,
         "db_set",
         id,
         json!({"name": set.name.as_str(), "before": current.name.as_str()}),
@@ -930,7 +931,7 @@ pub async fn change_members(
     record(
         &mut tx,
         caller,
-        "db_set.members",
+        Action::DbSetMembers,
         "db_set",
         id,
         json!({"name": set.name.as_str(), "added": added, "removed": removed, "members": members}),

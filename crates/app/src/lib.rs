@@ -43,14 +43,14 @@ pub struct Caller {
 pub(crate) async fn record(
     tx: &mut PgTransaction<'_>,
     caller: &Caller,
-    action: &str,
+    action: audit::Action,
     object_type: &str,
     object_id: impl ToString,
     details: serde_json::Value,
 ) -> AppResult<()> {
     let event = audit::Event {
         actor: caller.audit.clone(),
-        action: action.to_owned(),
+        action,
         object_type: object_type.to_owned(),
         object_id: Some(object_id.to_string()),
         details,

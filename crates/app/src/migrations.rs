@@ -5,6 +5,7 @@
 //! refuses inside a transaction. What is worth knowing but not fatal is kept with the version as
 //! validation messages.
 
+use audit::Action;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
@@ -332,7 +333,7 @@ pub async fn create_migration(
         storage::migrations::create(&mut tx, input.project_id, &key, &name, None, caller.actor.user_id).await?;
     let new = new_version(migration.id, input.up_sql, input.down_sql, mode, checked, None, caller);
     let version = storage::versions::create(&mut tx, &new).await?;
-    record(&mut tx, caller, "migration.create", "migration", migration.id, version_details(&migration, &version))
+    record(&mut tx, caller, Action::MigrationCreate, "migration", migration.id, version_details(&migration, &version))
         .await?;
     tx.commit().await.map_err(db)?;
     Ok((migration, version))
@@ -359,7 +360,7 @@ pub async fn create_version(
         return Ok((latest, false));
     }
     let version = storage::versions::create(&mut tx, &new).await?;
-    record(&mut tx, caller, "migration.version", "migration", m.id, version_details(&m, &version)).await?;
+    record(&mut tx, caller, Action::MigrationVersion, "migration", m.id, version_details(&m, &version)).await?;
     tx.commit().await.map_err(db)?;
     Ok((version, true))
 }
@@ -567,7 +568,7 @@ pub async fn import(
     record(
         &mut tx,
         caller,
-        "migration.import",
+        Action::MigrationImport,
         "project",
         project,
         json!({

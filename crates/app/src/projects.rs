@@ -1,5 +1,6 @@
 //! Projects: ordered series of migrations, each with the name of its history table on the targets.
 
+use audit::Action;
 use domain::enums::Role;
 use domain::ids::ProjectId;
 use domain::model::Project;
@@ -48,7 +49,7 @@ pub async fn create_project(pool: &PgPool, caller: &Caller, input: NewProjectInp
     record(
         &mut tx,
         caller,
-        "project.create",
+        Action::ProjectCreate,
         "project",
         project.id,
         json!({"name": project.name.as_str(), "history_table": project.history_table.as_str()}),
@@ -68,7 +69,7 @@ pub async fn update_project(pool: &PgPool, caller: &Caller, id: ProjectId, patch
         None => current.description.clone(),
     };
     let project = storage::projects::update(&mut tx, id, &description, &current.history_table).await?;
-    record(&mut tx, caller, "project.update", "project", id, json!({"name": project.name.as_str()})).await?;
+    record(&mut tx, caller, Action::ProjectUpdate, "project", id, json!({"name": project.name.as_str()})).await?;
     tx.commit().await.map_err(db)?;
     Ok(project)
 }

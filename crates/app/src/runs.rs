@@ -18,6 +18,7 @@
 //! Refused approvals, denials, executions, cancellations, refreshes and retries are audited too
 //! (`run.*_refused`, in their own transaction), so attempts at self-approval leave a trace.
 
+use audit::Action;
 use std::collections::HashMap;
 
 use domain::checksum::Checksum;
@@ -539,7 +540,7 @@ pub async fn request_run(
     record(
         &mut tx,
         caller,
-        "run.request",
+        Action::RunRequest,
         "run",
         run.id,
         json!({
@@ -588,7 +589,7 @@ async fn same_request(
 
 /// Records a refused action in its own transaction (the action's was rolled back). A failure to record is
 /// logged, not returned: the caller still gets the refusal.
-async fn record_refusal(pool: &PgPool, caller: &Caller, action: &str, run: RunId, error: &AppError) {
+async fn record_refusal(pool: &PgPool, caller: &Caller, action: Action, run: RunId, error: &AppError) {
     if !matches!(error, AppError::Denied(_) | AppError::Conflict { .. } | AppError::Invalid { .. }) {
         return;
     }
@@ -608,7 +609,7 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, action: &str, run: RunId
 pub async fn approve(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
     let result = decide(pool, caller, id, input, ApprovalDecision::Approve).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, "run.approve_refused", id, e).await;
+        record_refusal(pool, caller, Action::RunApproveRefused, id, e).await;
     }
     result
 }
@@ -617,7 +618,7 @@ pub async fn approve(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionI
 pub async fn deny(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
     let result = decide(pool, caller, id, input, ApprovalDecision::Deny).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, "run.deny_refused", id, e).await;
+        record_refusal(pool, caller, Action::RunDenyRefused, id, e).await;
     }
     result
 }
@@ -707,8 +708,8 @@ async fn decide(
         _ => (environment.policy.approvals_required, environment.policy.approvals_required),
     };
     let action = match decision {
-        ApprovalDecision::Approve => "run.approve",
-        ApprovalDecision::Deny => "run.deny",
+        ApprovalDecision::Approve => Action::RunApprove,
+        ApprovalDecision::Deny => Action::RunDeny,
     };
     record(
         &mut tx,
@@ -731,7 +732,7 @@ async fn decide(
 pub async fn execute(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let result = execute_inner(pool, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, "run.execute_refused", id, e).await;
+        record_refusal(pool, caller, Action::RunExecuteRefused, id, e).await;
     }
     result
 }
@@ -761,7 +762,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     record(
         &mut tx,
         caller,
-        "run.execute",
+        Action::RunExecute,
         "run",
         id,
         json!({"content_checksum": run.content.to_hex(), "migrations": versions.len(), "status": run.status.as_str()}),
@@ -779,7 +780,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
 pub async fn refresh(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let result = refresh_inner(pool, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, "run.refresh_refused", id, e).await;
+        record_refusal(pool, caller, Action::RunRefreshRefused, id, e).await;
     }
     result
 }
@@ -811,7 +812,7 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     record(
         &mut tx,
         caller,
-        "run.refresh",
+        Action::RunRefresh,
         "run",
         id,
         json!({
@@ -830,7 +831,7 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
 pub async fn retry(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let result = retry_inner(pool, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, "run.retry_refused", id, e).await;
+        record_refusal(pool, caller, Action::RunRetryRefused, id, e).await;
     }
     result
 }
@@ -897,7 +898,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
             record(
                 &mut tx,
                 caller,
-                "run.approval_carried",
+                Action::RunApprovalCarried,
                 "run",
                 run.id,
                 json!({"from_run": original.id, "from_approval": approval.id, "approver": approval.approver, "content_checksum": approval.pinned.to_hex()}),
@@ -913,7 +914,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
     record(
         &mut tx,
         caller,
-        "run.retry",
+        Action::RunRetry,
         "run",
         run.id,
         json!({
@@ -930,7 +931,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
 pub async fn cancel(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
     let result = cancel_inner(pool, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, "run.cancel_refused", id, e).await;
+        record_refusal(pool, caller, Action::RunCancelRefused, id, e).await;
     }
     result
 }
@@ -942,7 +943,7 @@ async fn cancel_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Ru
     let from = run.status;
     let run = storage::runs::set_status(&mut tx, id, from, RunStatus::Cancelled, Some(caller.actor.user_id)).await?;
     let cancelled = storage::run_items::cancel_pending(&mut tx, id).await?;
-    record(&mut tx, caller, "run.cancel", "run", id, json!({"from": from.as_str(), "items_cancelled": cancelled}))
+    record(&mut tx, caller, Action::RunCancel, "run", id, json!({"from": from.as_str(), "items_cancelled": cancelled}))
         .await?;
     storage::queue::notify(&mut tx, id).await?;
     tx.commit().await.map_err(db)?;

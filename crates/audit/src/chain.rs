@@ -88,8 +88,8 @@ pub fn chain_key_installed() -> bool {
 #[derive(Debug, Clone)]
 pub struct Event {
     pub actor: AuditActor,
-    /// Dotted action name, e.g. `run.approve`.
-    pub action: String,
+    /// What happened (stored as its dotted name, e.g. `run.approve`).
+    pub action: crate::Action,
     pub object_type: String,
     pub object_id: Option<String>,
     /// Ids, names and outcomes; never a secret.
@@ -122,7 +122,7 @@ pub async fn record(tx: &mut PgTransaction<'_>, event: &Event) -> Result<AuditRe
         actor_kind: event.actor.kind,
         actor_user_id: event.actor.user_id,
         actor_label: event.actor.label.clone(),
-        action: event.action.clone(),
+        action: event.action.as_str().to_owned(),
         object_type: event.object_type.clone(),
         object_id: event.object_id.clone(),
         details: event.details.clone(),

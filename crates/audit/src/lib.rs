@@ -11,8 +11,10 @@
 //! This crate must never receive a secret: details are built from ids and names, and it knows nothing about
 //! HTTP or SQL (rows go through `storage::audit`).
 
+mod action;
 mod chain;
 
+pub use action::Action;
 pub use chain::{
     AuditError, ChainKey, ChainKeyError, Event, Head, HeadCheck, HeadSyntax, NO_CHAIN_KEY, Verification,
     chain_key_installed, check_head, head, record, verify,

@@ -138,7 +138,7 @@ async fn record(
 ) -> Result<(), LoginError> {
     let event = audit::Event {
         actor: AuditActor { kind: ActorKind::User, user_id: Some(user.id), label: user.email.as_str().to_owned() },
-        action: "auth.login".into(),
+        action: audit::Action::AuthLogin,
         object_type: "user".into(),
         object_id: Some(user.id.to_string()),
         details: serde_json::json!({ "method": method, "account_created": created }),

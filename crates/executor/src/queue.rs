@@ -735,9 +735,13 @@ async fn audit_run(
     status: RunStatus,
 ) -> Result<(), StorageError> {
     tracing::info!(run.id = %run, status = %status, "run finished");
+    let Some(action) = audit::Action::run_ended(status) else {
+        tracing::error!(run.id = %run, status = %status, "a run ended in a status that is not an end; not audited");
+        return Ok(());
+    };
     let event = audit::Event {
         actor: AuditActor { kind: ActorKind::Worker, user_id: None, label: shared.label.clone() },
-        action: format!("run.{status}"),
+        action,
         object_type: "run".into(),
         object_id: Some(run.to_string()),
         details: serde_json::json!({ "status": status.as_str(), "worker": shared.worker.to_string() }),
@@ -755,7 +759,7 @@ async fn mark_running(shared: &Shared, run: RunId) -> Result<(), StorageError> {
         Ok(_) => {
             let event = audit::Event {
                 actor: AuditActor { kind: ActorKind::Worker, user_id: None, label: shared.label.clone() },
-                action: "run.running".into(),
+                action: audit::Action::RunRunning,
                 object_type: "run".into(),
                 object_id: Some(run.to_string()),
                 details: serde_json::json!({ "worker": shared.worker.to_string() }),

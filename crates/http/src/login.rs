@@ -273,7 +273,7 @@ pub(crate) async fn logout(
     let origin = origin(&req);
     let event = audit::Event {
         actor: principal.audit_actor(),
-        action: "auth.logout".into(),
+        action: audit::Action::AuthLogout,
         object_type: "user".into(),
         object_id: Some(principal.user.id.to_string()),
         details: serde_json::json!({}),
