@@ -24,6 +24,11 @@ pub(crate) struct Api {
 }
 
 impl Api {
+    /// A client of the hub at `base` with the API token `token`.
+    pub(crate) fn new(base: String, token: String) -> Self {
+        Api { client: reqwest::Client::new(), base, token }
+    }
+
     pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(body) = body {

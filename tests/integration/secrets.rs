@@ -42,7 +42,7 @@ fn stop_worker(child: Child) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-async fn wait_for_end(pool: &sqlx::PgPool, run: RunId) -> RunStatus {
+pub(crate) async fn wait_for_end(pool: &sqlx::PgPool, run: RunId) -> RunStatus {
     for _ in 0..600 {
         let mut conn = pool.acquire().await.unwrap();
         let status = storage::runs::get(&mut conn, run).await.unwrap().status;

@@ -29,7 +29,9 @@ use serde_json::{Value, json};
 use storage::PageRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::api::Api;
 use crate::hub::Browser;
+use crate::secrets::wait_for_end;
 
 const SERVER_SECRET: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7";
 const KEY: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0";
@@ -124,9 +126,8 @@ fn text(output: &Output) -> String {
 struct Hub {
     child: Child,
     url: String,
-    token: String,
+    api: Api,
     log: PathBuf,
-    client: reqwest::Client,
 }
 
 impl Drop for Hub {
@@ -175,18 +176,12 @@ impl Hub {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Hub { child, url, token, log, client }
+        let api = Api::new(url.clone(), token);
+        Hub { child, url, api, log }
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        self.api.call(method, path, body).await
     }
 
     async fn environment(&self, name: &str) -> String {
@@ -267,18 +262,6 @@ impl Drop for Worker {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn wait_for_end(pool: &sqlx::PgPool, run: RunId) -> RunStatus {
-    for _ in 0..600 {
-        let mut conn = pool.acquire().await.unwrap();
-        let status = storage::runs::get(&mut conn, run).await.unwrap().status;
-        if status.is_terminal() {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("run {run} did not end");
 }
 
 async fn item_of(pool: &sqlx::PgPool, run: RunId, target: TargetId) -> RunItem {

@@ -378,10 +378,24 @@ async fn run_statement(
     statement: &str,
     observer: &mut impl Observer,
 ) -> Result<(), ApplyError> {
+    run_prefixed(conn, index, "", statement, observer).await
+}
+
+/// Runs `statement` with `prefix` sent in the same message (e.g. `BEGIN;`); the observer sees the statement
+/// as written.
+async fn run_prefixed(
+    conn: &mut TargetConnection,
+    index: usize,
+    prefix: &str,
+    statement: &str,
+    observer: &mut impl Observer,
+) -> Result<(), ApplyError> {
     observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
     conn.check_lock(false).await?;
     let started = Instant::now();
-    let rows = conn.execute(statement).await.map_err(|source| ApplyError::Statement { index, source })?;
+    let sent =
+        if prefix.is_empty() { std::borrow::Cow::Borrowed(statement) } else { format!("{prefix}{statement}").into() };
+    let rows = conn.execute(&sent).await.map_err(|source| ApplyError::Statement { index, source })?;
     observer.after_statement(index, statement, started.elapsed(), rows).await;
     Ok(())
 }
@@ -397,20 +411,10 @@ async fn atomically(
     let mut begun = false;
     let work = async {
         for (index, statement) in migration.statements.iter().enumerate() {
-            if begun {
-                run_statement(conn, index, statement, observer).await?;
-            } else {
-                // The observer sees the statement as written; the server gets `BEGIN;` in front of it.
-                observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
-                conn.check_lock(false).await?;
-                let started = Instant::now();
-                begun = true;
-                let rows = conn
-                    .execute(&format!("BEGIN;\n{statement}"))
-                    .await
-                    .map_err(|source| ApplyError::Statement { index, source })?;
-                observer.after_statement(index, statement, started.elapsed(), rows).await;
-            }
+            let prefix = if begun { "" } else { "BEGIN;\n" };
+            // Set before sending: if the message fails after BEGIN ran, the transaction must be rolled back.
+            begun = true;
+            run_prefixed(conn, index, prefix, statement, observer).await?;
         }
         if !begun {
             begun = true;

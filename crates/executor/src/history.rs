@@ -201,7 +201,7 @@ pub async fn ensure_and_read(
     let read = match engine {
         Engine::Postgres => {
             let sql = format!("{};\n{}", create_sql(table, engine), select_sql(table, engine, true));
-            read_rows(conn, &sql, None).await
+            read_rows(conn, &sql, true, None).await
         }
         Engine::Mysql => {
             conn.execute(&create_sql(table, engine)).await?;
@@ -309,8 +309,13 @@ fn select_sql(table: &HistoryTable, engine: Engine, with_project: bool) -> Strin
     }
 }
 
-async fn read_rows(conn: &mut TargetConnection, sql: &str, bind: Option<&str>) -> Result<Vec<HistoryRow>, TargetError> {
-    let with_project = sql.contains(", project FROM");
+/// Runs a SELECT of [`select_sql`]'s shape (`with_project`: it reads the `project` column too).
+async fn read_rows(
+    conn: &mut TargetConnection,
+    sql: &str,
+    with_project: bool,
+    bind: Option<&str>,
+) -> Result<Vec<HistoryRow>, TargetError> {
     let rows = match conn.session_mut() {
         Session::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(c)
@@ -337,7 +342,7 @@ async fn select(
 ) -> Result<Vec<HistoryRow>, TargetError> {
     let engine = conn.engine();
     let bind = (engine == Engine::Mysql && with_project).then_some(table.project.as_str());
-    read_rows(conn, &select_sql(table, engine, with_project), bind).await
+    read_rows(conn, &select_sql(table, engine, with_project), with_project, bind).await
 }
 
 /// The rows this project may see, in no particular order: its own and the empty-key ones (marked
