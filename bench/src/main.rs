@@ -136,6 +136,10 @@ impl ToolDb {
 struct Workers(Vec<Child>);
 
 impl Workers {
+    fn pids(&self) -> Vec<u32> {
+        self.0.iter().map(Child::id).collect()
+    }
+
     fn start(tool_url: &str, count: usize, extra: &[(&str, String)]) -> anyhow::Result<Self> {
         let binary = target_dir().join("release/migrate-hub-worker");
         let mut children = Vec::new();
@@ -404,6 +408,8 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         // The whole set as one release run: one request, one approval, one execute.
         let unix = || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let hub_from = unix();
+        let worker_pids = procs.pids();
+        let hub_cpu = Cpu::read(Some(&worker_pids));
         let started = Instant::now();
         let limit = u32::try_from(concurrency).unwrap_or(1000).clamp(1, 1000);
         let run = fleet.queue_release(&versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None).await;
@@ -412,6 +418,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
             bail!("the release run ended {status}");
         }
         let hub = started.elapsed();
+        let hub_cpu = hub_cpu.zip(Cpu::read(Some(&worker_pids))).map(|(a, b)| a.since(b));
         // For profiles of the hub phase alone (e.g. `perf record -k realtime`, then `perf report --time`).
         eprintln!("bench fleet: hub phase from {hub_from:.6} to {:.6} (unix seconds)", unix());
         let measured: Vec<f64> =
@@ -431,6 +438,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         // What a team that scripts its fleet does: four databases at a time.
         settle_io(&tool.pool).await?;
         let par_from = unix();
+        let par_cpu = Cpu::read(None);
         let started = Instant::now();
         // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
         let queue = std::sync::Arc::new(std::sync::Mutex::new(par_dbs.clone()));
@@ -451,8 +459,9 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
             lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
         }
         let parallel = started.elapsed();
+        let par_cpu = par_cpu.zip(Cpu::read(None)).map(|(a, b)| a.since(b));
         eprintln!("bench fleet: 4-way sqlx phase from {par_from:.6} to {:.6} (unix seconds)", unix());
-        Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead, measured))
+        Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead, measured, hub_cpu, par_cpu))
     }
     .await;
     // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
@@ -462,7 +471,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         drop_databases(engine, &seq_dbs).await;
         drop_databases(engine, &par_dbs).await;
     }
-    let (hub, sequential, parallel, overhead, measured) = result?;
+    let (hub, sequential, parallel, overhead, measured, hub_cpu, par_cpu) = result?;
     println!(
         "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} (one release run)",
         set.migrations.len()
@@ -476,6 +485,18 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         "fleet: hub per-item overhead as each worker measured it (exact statement times) p50_ms={}",
         if measured.is_empty() { "unavailable".to_owned() } else { measured.join(",") }
     );
+    // CPU per target, whatever else ran on the machine: where the hub's time goes, against the peer.
+    let per_target = |cpu: Option<(f64, f64)>| match cpu {
+        Some((server, client)) => format!(
+            "server_ms={:.1} client_ms={:.1} total_ms={:.1}",
+            server * 1000.0 / targets as f64,
+            client * 1000.0 / targets as f64,
+            (server + client) * 1000.0 / targets as f64
+        ),
+        None => "unavailable (no /proc)".to_owned(),
+    };
+    println!("fleet: cpu per target, hub (database server; worker processes): {}", per_target(hub_cpu));
+    println!("fleet: cpu per target, 4-way sqlx (database server; the sqlx lanes): {}", per_target(par_cpu));
     println!(
         "fleet: targets={targets} workers={workers} hub_s={:.2} baseline_s={:.2} sqlx4_s={:.2} ratio={:.2} ratio_sqlx4={:.2}",
         hub.as_secs_f64(),
@@ -542,6 +563,80 @@ async fn overhead_p50(pool: &PgPool) -> anyhow::Result<f64> {
     .await?;
     let mut overheads: Vec<f64> = rows.iter().map(|(total, sql)| (total - sql).max(0) as f64).collect();
     Ok(percentile(&mut overheads, 0.5))
+}
+
+/// CPU time (user + system) used so far, in clock ticks, read from `/proc` (Linux): by the database
+/// server (every `postgres` process, plus the postmaster's reaped children: the backends that ended), and
+/// by the processes `pids` (with `None`, this process). Differences of two readings tell what a phase cost
+/// whatever else the machine was doing meanwhile; `None` where `/proc` is not readable.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    server: u64,
+    client: u64,
+}
+
+impl Cpu {
+    fn read(pids: Option<&[u32]>) -> Option<Cpu> {
+        let mut server = 0;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(stat) = proc_stat(&entry.path()) else { continue };
+            if stat.comm == "postgres" {
+                server += stat.own;
+                // The postmaster: its parent is not a postgres process.
+                let parent = proc_stat(&PathBuf::from(format!("/proc/{}", stat.ppid)));
+                if parent.is_none_or(|p| p.comm != "postgres") {
+                    server += stat.children;
+                }
+            }
+        }
+        let client = match pids {
+            Some(pids) => pids.iter().filter_map(|p| proc_stat(&PathBuf::from(format!("/proc/{p}")))).map(|s| s.own).sum(),
+            None => proc_stat(Path::new("/proc/self"))?.own,
+        };
+        Some(Cpu { server, client })
+    }
+
+    /// Seconds of CPU between `self` (earlier) and `later`: (server, client).
+    fn since(self, later: Cpu) -> (f64, f64) {
+        // Clock ticks per second (`getconf CLK_TCK`; 100 on Linux unless told otherwise).
+        let ticks = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0);
+        (
+            later.server.saturating_sub(self.server) as f64 / ticks,
+            later.client.saturating_sub(self.client) as f64 / ticks,
+        )
+    }
+}
+
+struct ProcStat {
+    comm: String,
+    ppid: u32,
+    /// utime + stime
+    own: u64,
+    /// cutime + cstime (reaped children)
+    children: u64,
+}
+
+fn proc_stat(dir: &Path) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so split at the last ')'.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    // After comm: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some(ProcStat {
+        comm,
+        ppid: u32::try_from(number(1)?).ok()?,
+        own: number(11)? + number(12)?,
+        children: number(13)? + number(14)?,
+    })
 }
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {

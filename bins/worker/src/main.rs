@@ -104,6 +104,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let opener: std::sync::Arc<dyn executor::secrets::SecretOpener> =
         std::sync::Arc::new(executor::secrets::WorkerSecrets::new(ring, references));
+    // The queue listener keeps one pool connection for good; the items and the heartbeat need at least one.
+    anyhow::ensure!(
+        cli.db.db_max_connections >= 2,
+        "MIGRATE_HUB_DB_MAX_CONNECTIONS is {}: a worker needs at least 2 tool-database connections (one listens for \
+         new work)",
+        cli.db.db_max_connections
+    );
     let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &cli.db.pool_settings("migrate-hub-worker"));
     cli::require_current_schema(&pool).await?;
     match cli.audit_key.load()? {

@@ -291,10 +291,14 @@ async fn renew_leases(shared: &Shared) {
 
 async fn beat(shared: &Shared) {
     let result = async {
-        let mut conn = shared.pool.acquire().await?;
-        storage::workers::heartbeat(&mut conn, shared.worker).await?;
-        let depth = storage::queue::depth(&mut conn).await?;
+        let depth = {
+            let mut conn = shared.pool.acquire().await?;
+            storage::workers::heartbeat(&mut conn, shared.worker).await?;
+            storage::queue::depth(&mut conn).await?
+        };
         metrics::gauge!("migrate_hub_queue_depth").set(depth as f64);
+        // The connection above is back in the pool first: holding one while waiting for another deadlocks
+        // a small pool (the listener holds one of its connections for good).
         sweep(shared).await
     }
     .await;
@@ -675,8 +679,12 @@ fn backoff(settings: &Settings, attempt: u32) -> Duration {
 }
 
 async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>) -> Result<(), StorageError> {
-    let mut conn = shared.pool.acquire().await?;
-    match storage::queue::finish(&mut conn, claim.item, claim.token, ending).await? {
+    let finished = {
+        let mut conn = shared.pool.acquire().await?;
+        storage::queue::finish(&mut conn, claim.item, claim.token, ending).await?
+    };
+    // The connection is back in the pool before `end_run` takes one (see `beat`).
+    match finished {
         Ended::Fenced => {
             tracing::warn!("the lease was taken over before the result could be recorded; discarded");
         }
