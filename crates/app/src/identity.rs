@@ -11,6 +11,7 @@
 
 use audit::Action;
 use chrono::{Duration, Utc};
+use domain::ErrorCode;
 use domain::enums::{Role, TokenScope};
 use domain::ids::{TokenId, UserId};
 use domain::model::{ApiToken, NewUser, User};
@@ -51,17 +52,17 @@ pub struct NewUserInput {
 pub async fn create_user(pool: &PgPool, caller: &Caller, input: NewUserInput) -> AppResult<User> {
     may_administer(&caller.actor)?;
     let email = Email::parse(input.email.trim().to_lowercase())
-        .map_err(|e| AppError::invalid("email", "invalid_email", e.to_string()))?;
+        .map_err(|e| AppError::invalid("email", ErrorCode::InvalidEmail, e.to_string()))?;
     let name = input.display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or_default().to_owned());
     let display_name = DisplayName::parse(name)
-        .map_err(|e| AppError::invalid("display_name", "invalid_display_name", e.to_string()))?;
+        .map_err(|e| AppError::invalid("display_name", ErrorCode::InvalidDisplayName, e.to_string()))?;
     let role = input.role.unwrap_or(Role::User);
     let mut tx = pool.begin().await.map_err(db)?;
     let new = NewUser { email, display_name, role, oidc_identity: None, password_hash: None };
     let user = match storage::users::create(&mut tx, &new).await {
         Ok(user) => user,
         Err(StorageError::Conflict { .. }) => {
-            return Err(AppError::conflict("email_taken", "a user with this email already exists"));
+            return Err(AppError::conflict(ErrorCode::EmailTaken, "a user with this email already exists"));
         }
         Err(e) => return Err(e.into()),
     };
@@ -85,7 +86,7 @@ pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: Use
     if change.role.is_none() && change.disabled.is_none() {
         return Err(AppError::Invalid {
             field: None,
-            code: "empty_patch",
+            code: ErrorCode::EmptyPatch,
             message: "give `role`, `disabled` or both".into(),
         });
     }
@@ -105,7 +106,7 @@ pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: Use
     let was_admin = before.role == Role::Admin && !before.disabled;
     let is_admin = user.role == Role::Admin && !user.disabled;
     if was_admin && !is_admin && storage::users::count_active_admins(&mut tx).await? == 0 {
-        return Err(AppError::conflict("last_admin", "the last enabled admin cannot be demoted or disabled"));
+        return Err(AppError::conflict(ErrorCode::LastAdmin, "the last enabled admin cannot be demoted or disabled"));
     }
     let details = json!({
         "role": { "from": before.role, "to": user.role },
@@ -180,13 +181,13 @@ pub async fn create_token(
     let owner = caller.actor.user_id;
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::invalid("name", "invalid_name", "the token name must be 1 to 100 characters"));
+        return Err(AppError::invalid("name", ErrorCode::InvalidName, "the token name must be 1 to 100 characters"));
     }
     let days = input.expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
     if !(1..=MAX_TOKEN_DAYS).contains(&days) {
         return Err(AppError::invalid(
             "expires_in_days",
-            "invalid_expiry",
+            ErrorCode::InvalidExpiry,
             format!("expires_in_days must be between 1 and {MAX_TOKEN_DAYS}"),
         ));
     }
@@ -197,7 +198,7 @@ pub async fn create_token(
     let mut tx = pool.begin().await.map_err(db)?;
     let owner_user = storage::users::get(&mut tx, owner).await?;
     if owner_user.disabled {
-        return Err(AppError::conflict("user_disabled", "tokens cannot be created for a disabled user"));
+        return Err(AppError::conflict(ErrorCode::UserDisabled, "tokens cannot be created for a disabled user"));
     }
     let token = storage::tokens::create(&mut tx, &minted.new).await?;
     let details = json!({ "owner": owner, "name": token.name, "scope": scope, "expires_at": expires_at });
@@ -211,7 +212,7 @@ pub async fn create_token(
 async fn record_refusal(pool: &PgPool, caller: &Caller, error: &AppError) {
     let result = async {
         let mut tx = pool.begin().await.map_err(db)?;
-        let details = json!({ "reason": error.code(), "message": error.to_string() });
+        let details = json!({ "reason": error.code().as_str(), "message": error.to_string() });
         record(&mut tx, caller, Action::TokenCreateRefused, "user", caller.actor.user_id, details).await?;
         tx.commit().await.map_err(db)
     }

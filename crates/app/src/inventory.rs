@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use auth::secrets::Binding;
+use domain::ErrorCode;
 use domain::enums::{Engine, Role, TlsMode};
 use domain::ids::{DbSetId, EnvironmentId, TargetId};
 use domain::model::{DbSet, Environment, NewEnvironment, SecretSource, Target, TargetSpec};
@@ -365,7 +366,7 @@ fn text(field: &'static str, value: &str, max: usize) -> AppResult<String> {
     if value.is_empty() || value.chars().count() > max || value.chars().any(|c| c.is_control()) {
         return Err(AppError::invalid(
             field,
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!("{field} must be 1 to {max} characters, without control characters"),
         ));
     }
@@ -375,14 +376,14 @@ fn text(field: &'static str, value: &str, max: usize) -> AppResult<String> {
 fn host(value: &str) -> AppResult<String> {
     let value = text("host", value, 253)?;
     if value.chars().any(char::is_whitespace) {
-        return Err(AppError::invalid("host", "invalid_value", "host must not contain spaces"));
+        return Err(AppError::invalid("host", ErrorCode::InvalidValue, "host must not contain spaces"));
     }
     Ok(value)
 }
 
 fn port(value: u16) -> AppResult<u16> {
     if value == 0 {
-        return Err(AppError::invalid("port", "invalid_value", "port must be between 1 and 65535"));
+        return Err(AppError::invalid("port", ErrorCode::InvalidValue, "port must be between 1 and 65535"));
     }
     Ok(value)
 }
@@ -390,10 +391,14 @@ fn port(value: u16) -> AppResult<u16> {
 fn string_map(field: &'static str, map: BTreeMap<String, String>) -> AppResult<BTreeMap<String, String>> {
     let size: usize = map.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
     if size > MAX_MAP_BYTES {
-        return Err(AppError::invalid(field, "too_long", format!("{field} must be at most {MAX_MAP_BYTES} bytes")));
+        return Err(AppError::invalid(
+            field,
+            ErrorCode::TooLong,
+            format!("{field} must be at most {MAX_MAP_BYTES} bytes"),
+        ));
     }
     if map.keys().any(|k| k.is_empty() || k.len() > 128) {
-        return Err(AppError::invalid(field, "invalid_value", format!("{field} keys must be 1 to 128 bytes")));
+        return Err(AppError::invalid(field, ErrorCode::InvalidValue, format!("{field} keys must be 1 to 128 bytes")));
     }
     Ok(map)
 }
@@ -402,7 +407,7 @@ fn secret_ref(value: String) -> AppResult<String> {
     let parsed = SecretRef::parse(&value).map_err(|e| {
         AppError::invalid(
             "secret_ref",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!("secret_ref must be env:NAME (letters, digits, underscores) or file:/absolute/path: {e}"),
         )
     })?;
@@ -413,7 +418,7 @@ fn secret_ref(value: String) -> AppResult<String> {
             ),
             Refusal::HubSetting(_) | Refusal::SystemPath(_) => refusal.to_string(),
         };
-        AppError::invalid("secret_ref", "secret_ref_not_allowed", message)
+        AppError::invalid("secret_ref", ErrorCode::SecretRefNotAllowed, message)
     })?;
     Ok(value)
 }
@@ -421,7 +426,7 @@ fn secret_ref(value: String) -> AppResult<String> {
 fn password(value: &Password) -> AppResult<()> {
     let len = value.0.expose_secret().len();
     if len == 0 || len > 1024 {
-        return Err(AppError::invalid("password", "invalid_value", "password must be 1 to 1024 bytes"));
+        return Err(AppError::invalid("password", ErrorCode::InvalidValue, "password must be 1 to 1024 bytes"));
     }
     Ok(())
 }
@@ -434,7 +439,7 @@ enum NewSecret {
 fn one_secret(password_in: Option<Password>, reference: Option<String>) -> AppResult<Option<NewSecret>> {
     match (password_in, reference) {
         (Some(_), Some(_)) => {
-            Err(AppError::invalid("secret_ref", "two_secrets", "give a password or a secret_ref, not both"))
+            Err(AppError::invalid("secret_ref", ErrorCode::TwoSecrets, "give a password or a secret_ref, not both"))
         }
         (Some(p), None) => {
             password(&p)?;
@@ -455,7 +460,7 @@ fn secret_kind(source: &SecretSource) -> &'static str {
 
 fn no_keys() -> AppError {
     AppError::conflict(
-        "no_master_keys",
+        ErrorCode::NoMasterKeys,
         "this hub has no master keys to seal passwords with (set MIGRATE_HUB_MASTER_KEYS); use a secret_ref instead",
     )
 }
@@ -481,7 +486,7 @@ async fn refuse_tool_database(pool: &PgPool, spec: &TargetSpec, password: Option
     if executor::secrets::reaches_tool_database(pool, &settings, TOOL_DATABASE_CHECK).await {
         return Err(AppError::invalid(
             "database",
-            "tool_database",
+            ErrorCode::ToolDatabase,
             "this target is the hub's own tool database (same server and database): migrations must never run there",
         ));
     }
@@ -647,7 +652,7 @@ pub async fn set_target_secret(
 ) -> AppResult<Target> {
     may_administer(&caller.actor)?;
     let secret = one_secret(input.password, input.secret_ref)?
-        .ok_or_else(|| AppError::invalid("password", "missing", "give a password or a secret_ref"))?;
+        .ok_or_else(|| AppError::invalid("password", ErrorCode::Missing, "give a password or a secret_ref"))?;
     let mut tx = pool.begin().await.map_err(db)?;
     let before = storage::targets::get(&mut tx, id).await?;
     let target = match secret {
@@ -842,7 +847,7 @@ fn member_count(ids: &[TargetId], field: &'static str) -> AppResult<()> {
     if ids.len() > MAX_MEMBERS_PER_CHANGE {
         return Err(AppError::invalid(
             field,
-            "too_many",
+            ErrorCode::TooMany,
             format!("at most {MAX_MEMBERS_PER_CHANGE} targets per change"),
         ));
     }
@@ -877,7 +882,7 @@ fn member_error(e: storage::StorageError) -> AppError {
         storage::StorageError::Reference { constraint } if constraint == "db_set_members_target_fkey" => {
             AppError::invalid(
                 "target_ids",
-                "unknown_target",
+                ErrorCode::UnknownTarget,
                 "every target must exist and belong to the db set's environment",
             )
         }

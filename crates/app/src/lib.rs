@@ -20,6 +20,7 @@ pub mod runs;
 
 use std::net::IpAddr;
 
+use domain::ErrorCode;
 use domain::model::AuditActor;
 use domain::policy::Actor;
 use storage::PgTransaction;
@@ -66,7 +67,11 @@ pub(crate) fn free_text(field: &'static str, text: Option<String>) -> AppResult<
     const MAX: usize = 2000;
     let text = text.unwrap_or_default();
     if text.chars().count() > MAX {
-        return Err(AppError::invalid(field, "too_long", format!("the {field} must be at most {MAX} characters")));
+        return Err(AppError::invalid(
+            field,
+            ErrorCode::TooLong,
+            format!("the {field} must be at most {MAX} characters"),
+        ));
     }
     Ok(text)
 }

@@ -9,6 +9,7 @@ use audit::Action;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
+use domain::ErrorCode;
 use domain::enums::{Direction, Engine, TransactionMode};
 use domain::ids::{MigrationId, ProjectId, UserId};
 use domain::model::{Migration, MigrationVersion, NewMigrationVersion, Severity, StatementRange, ValidationMessage};
@@ -189,7 +190,7 @@ fn split_both(
         (Err(e), Err(_)) => {
             return Err(AppError::invalid(
                 field,
-                "unsplittable",
+                ErrorCode::Unsplittable,
                 format!("{field} does not split into statements: line {}, column {}: {}", e.line, e.column, e.message),
             ));
         }
@@ -211,7 +212,11 @@ fn check(
     let mut messages = Vec::new();
     let (up_split, up_dialect) = split_both("up_sql", up, Direction::Up, written_for, &mut messages)?;
     if up_split.is_empty() {
-        return Err(AppError::invalid("up_sql", "empty", "up_sql has no statements (only whitespace or comments)"));
+        return Err(AppError::invalid(
+            "up_sql",
+            ErrorCode::Empty,
+            "up_sql has no statements (only whitespace or comments)",
+        ));
     }
     let down_split = match down {
         Some(down) => {
@@ -219,7 +224,7 @@ fn check(
             if statements.is_empty() {
                 return Err(AppError::invalid(
                     "down_sql",
-                    "empty",
+                    ErrorCode::Empty,
                     "down_sql has no statements; leave it out if there is no rollback",
                 ));
             }
@@ -250,7 +255,7 @@ fn check(
                 if mode == TransactionMode::Transaction {
                     return Err(AppError::invalid(
                         "transaction_mode",
-                        "needs_no_transaction",
+                        ErrorCode::NeedsNoTransaction,
                         format!(
                             "{field} statement {} ({what}) cannot run inside a transaction on Postgres; set transaction_mode to \"none\"",
                             i + 1
@@ -418,13 +423,13 @@ impl ImportGate {
         let mut running = self.running();
         if running.contains(&user) {
             return Err(AppError::Busy {
-                code: "import_in_progress",
+                code: ErrorCode::ImportInProgress,
                 message: "you already have an import running; wait for it to finish, then try again".into(),
             });
         }
         if running.len() >= MAX_CONCURRENT_IMPORTS {
             return Err(AppError::Busy {
-                code: "imports_busy",
+                code: ErrorCode::ImportsBusy,
                 message: format!(
                     "the hub is running {MAX_CONCURRENT_IMPORTS} imports already; try again in a few seconds"
                 ),
@@ -472,10 +477,14 @@ pub async fn import(
     input: ImportInput,
 ) -> AppResult<ImportReport> {
     if input.files.is_empty() {
-        return Err(AppError::invalid("files", "empty", "an import needs at least one file"));
+        return Err(AppError::invalid("files", ErrorCode::Empty, "an import needs at least one file"));
     }
     if input.files.len() > MAX_IMPORT_FILES {
-        return Err(AppError::invalid("files", "too_many", format!("at most {MAX_IMPORT_FILES} files per import")));
+        return Err(AppError::invalid(
+            "files",
+            ErrorCode::TooMany,
+            format!("at most {MAX_IMPORT_FILES} files per import"),
+        ));
     }
     let _permit = gate.enter(caller.actor.user_id)?;
     let layout = input
@@ -483,11 +492,11 @@ pub async fn import(
         .as_deref()
         .map(str::parse::<Layout>)
         .transpose()
-        .map_err(|e| AppError::invalid("layout", "unknown_layout", e.to_string()))?;
+        .map_err(|e| AppError::invalid("layout", ErrorCode::UnknownLayout, e.to_string()))?;
     let files: Vec<SourceFile<'_>> =
         input.files.iter().map(|f| SourceFile { path: f.path.as_str(), content: f.content.as_str() }).collect();
     let source = domain::source::read(&files, layout, input.engine.unwrap_or(Engine::Postgres))
-        .map_err(|e| AppError::invalid("files", "unreadable", e.to_string()))?;
+        .map_err(|e| AppError::invalid("files", ErrorCode::Unreadable, e.to_string()))?;
     let mut report = ImportReport {
         layout: source.layout.as_str().to_owned(),
         skipped: source
@@ -513,7 +522,7 @@ pub async fn import(
         } else {
             m.name.replace('_', " ")
         })
-        .map_err(|e| AppError::invalid("files", "invalid_value", format!("{}: {e}", m.up_path)))?;
+        .map_err(|e| AppError::invalid("files", ErrorCode::InvalidValue, format!("{}: {e}", m.up_path)))?;
         let hash = source_hash(&m.up_path, &m.up, m.down_path.as_deref(), m.down.as_deref(), m.transaction_mode);
         imported.push(Imported { file: m, checked, name, hash });
     }

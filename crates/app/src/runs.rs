@@ -21,6 +21,7 @@
 use audit::Action;
 use std::collections::HashMap;
 
+use domain::ErrorCode;
 use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
@@ -192,7 +193,7 @@ fn idempotency_key(key: Option<String>) -> AppResult<Option<String>> {
         Some(k) if (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(k)),
         Some(_) => Err(AppError::invalid(
             "Idempotency-Key",
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
             "the Idempotency-Key must be 1 to 200 printable ASCII characters without spaces",
         )),
     }
@@ -255,19 +256,19 @@ async fn resolve(
     match (input.migration_id, input.project_id) {
         (Some(_), Some(_)) => Err(AppError::invalid(
             "project_id",
-            "conflicting_fields",
+            ErrorCode::ConflictingFields,
             "give either migration_id (a release of one migration) or project_id (a release of the project), not both",
         )),
         (None, None) => Err(AppError::invalid(
             "migration_id",
-            "missing",
+            ErrorCode::Missing,
             "give migration_id (a release of one migration) or project_id (a release of the project's migrations)",
         )),
         (Some(migration_id), None) => {
             if input.up_to.is_some() || input.down_to.is_some() {
                 return Err(AppError::invalid(
                     if input.up_to.is_some() { "up_to" } else { "down_to" },
-                    "conflicting_fields",
+                    ErrorCode::ConflictingFields,
                     "up_to and down_to go with project_id, not with migration_id",
                 ));
             }
@@ -279,7 +280,7 @@ async fn resolve(
                 && wanted != version.version_no
             {
                 return Err(AppError::conflict(
-                    "version_superseded",
+                    ErrorCode::VersionSuperseded,
                     format!(
                         "version {wanted} is not the newest version of this migration (version {} is); review it and request again",
                         version.version_no
@@ -287,7 +288,11 @@ async fn resolve(
                 ));
             }
             if direction == Direction::Down && version.down_sql.is_none() {
-                return Err(AppError::invalid("direction", "no_down", "this migration has no down script to run"));
+                return Err(AppError::invalid(
+                    "direction",
+                    ErrorCode::NoDown,
+                    "this migration has no down script to run",
+                ));
             }
             let project = storage::projects::get(conn, migration.project_id).await?;
             let name = migration.name.clone();
@@ -297,12 +302,14 @@ async fn resolve(
             if input.version.is_some() {
                 return Err(AppError::invalid(
                     "version",
-                    "conflicting_fields",
+                    ErrorCode::ConflictingFields,
                     "version goes with migration_id; with project_id use up_to or down_to",
                 ));
             }
             let project = storage::projects::get(conn, project_id).await.map_err(|e| match e {
-                StorageError::NotFound(_) => AppError::invalid("project_id", "unknown_project", "no such project"),
+                StorageError::NotFound(_) => {
+                    AppError::invalid("project_id", ErrorCode::UnknownProject, "no such project")
+                }
                 other => other.into(),
             })?;
             let all = storage::versions::newest_of_project(conn, project.id, None).await?;
@@ -315,7 +322,7 @@ async fn resolve(
                     if input.down_to.is_some() {
                         return Err(AppError::invalid(
                             "down_to",
-                            "conflicting_fields",
+                            ErrorCode::ConflictingFields,
                             "down_to goes with direction down",
                         ));
                     }
@@ -323,12 +330,16 @@ async fn resolve(
                 }
                 Direction::Down => {
                     if input.up_to.is_some() {
-                        return Err(AppError::invalid("up_to", "conflicting_fields", "up_to goes with direction up"));
+                        return Err(AppError::invalid(
+                            "up_to",
+                            ErrorCode::ConflictingFields,
+                            "up_to goes with direction up",
+                        ));
                     }
                     let down_to = key("down_to", &input.down_to)?.ok_or_else(|| {
                         AppError::invalid(
                             "down_to",
-                            "missing",
+                            ErrorCode::Missing,
                             "a down release needs down_to: the version to go back to (every migration above it is reverted)",
                         )
                     })?;
@@ -336,8 +347,10 @@ async fn resolve(
                 }
             };
             let chosen = chosen.map_err(|e| match e {
-                SelectError::UnknownVersion { .. } => AppError::invalid(field, "unknown_version", e.to_string()),
-                SelectError::Empty => AppError::invalid(field, "nothing_to_apply", e.to_string()),
+                SelectError::UnknownVersion { .. } => {
+                    AppError::invalid(field, ErrorCode::UnknownVersion, e.to_string())
+                }
+                SelectError::Empty => AppError::invalid(field, ErrorCode::NothingToApply, e.to_string()),
             })?;
             let mut all: Vec<Option<ReleaseVersion>> = all.into_iter().map(Some).collect();
             let versions = chosen
@@ -446,15 +459,21 @@ pub async fn preview(pool: &PgPool, input: &RunRequest) -> AppResult<Preview> {
 
 async fn db_set_of(conn: &mut PgConnection, environment: EnvironmentId, set: DbSetId) -> AppResult<DbSet> {
     let environment = storage::environments::get(conn, environment).await.map_err(|e| match e {
-        StorageError::NotFound(_) => AppError::invalid("environment_id", "unknown_environment", "no such environment"),
+        StorageError::NotFound(_) => {
+            AppError::invalid("environment_id", ErrorCode::UnknownEnvironment, "no such environment")
+        }
         other => other.into(),
     })?;
     let set = storage::db_sets::get(conn, set).await.map_err(|e| match e {
-        StorageError::NotFound(_) => AppError::invalid("db_set_id", "unknown_db_set", "no such db set"),
+        StorageError::NotFound(_) => AppError::invalid("db_set_id", ErrorCode::UnknownDbSet, "no such db set"),
         other => other.into(),
     })?;
     if set.environment_id != environment.id {
-        return Err(AppError::invalid("db_set_id", "wrong_environment", "the db set belongs to another environment"));
+        return Err(AppError::invalid(
+            "db_set_id",
+            ErrorCode::WrongEnvironment,
+            "the db set belongs to another environment",
+        ));
     }
     Ok(set)
 }
@@ -475,7 +494,7 @@ pub async fn request_run(
     if !(1..=MAX_CONCURRENCY).contains(&concurrency_limit) {
         return Err(AppError::invalid(
             "concurrency_limit",
-            "out_of_range",
+            ErrorCode::OutOfRange,
             format!("concurrency_limit must be between 1 and {MAX_CONCURRENCY}"),
         ));
     }
@@ -496,7 +515,7 @@ pub async fn request_run(
         && !previewed.eq_ignore_ascii_case(&content.to_hex())
     {
         return Err(AppError::conflict(
-            "content_changed",
+            ErrorCode::ContentChanged,
             format!(
                 "you previewed content {previewed}, but the release would now pin content {}; preview it again",
                 content.to_hex()
@@ -535,7 +554,7 @@ pub async fn request_run(
         Err(e) => return Err(e.into()),
     };
     if items == 0 {
-        return Err(AppError::invalid("db_set_id", "empty_db_set", "the db set has no targets"));
+        return Err(AppError::invalid("db_set_id", ErrorCode::EmptyDbSet, "the db set has no targets"));
     }
     record(
         &mut tx,
@@ -563,7 +582,7 @@ async fn same_request(
 ) -> AppResult<Requested> {
     let reused = || {
         AppError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             format!("this Idempotency-Key was already used for a different run request (run {})", existing.id),
         )
     };
@@ -595,8 +614,15 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, action: Action, run: Run
     }
     let result = async {
         let mut tx = pool.begin().await.map_err(db)?;
-        record(&mut tx, caller, action, "run", run, json!({"reason": error.code(), "message": error.to_string()}))
-            .await?;
+        record(
+            &mut tx,
+            caller,
+            action,
+            "run",
+            run,
+            json!({"reason": error.code().as_str(), "message": error.to_string()}),
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
     .await;
@@ -646,7 +672,7 @@ async fn decide(
         && !reviewed.eq_ignore_ascii_case(&run.content.to_hex())
     {
         return Err(AppError::conflict(
-            "content_changed",
+            ErrorCode::ContentChanged,
             format!(
                 "you reviewed content {reviewed}, but the run pins content {}; review it and decide again",
                 run.content.to_hex()
@@ -658,7 +684,7 @@ async fn decide(
             [one] if one.version.version_no == reviewed => {}
             [one] => {
                 return Err(AppError::conflict(
-                    "content_changed",
+                    ErrorCode::ContentChanged,
                     format!(
                         "you reviewed version {reviewed}, but the run applies version {}; review it and decide again",
                         one.version.version_no
@@ -668,7 +694,7 @@ async fn decide(
             _ => {
                 return Err(AppError::invalid(
                     "version",
-                    "not_single",
+                    ErrorCode::NotSingle,
                     "this run is a release of several migrations: name the content you reviewed with content_checksum",
                 ));
             }
@@ -750,7 +776,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     // The stored text must still hash to the stored checksums (the workers check again before applying).
     if content_from_sql(&versions) != run.content {
         return Err(AppError::conflict(
-            "stored_sql_mismatch",
+            ErrorCode::StoredSqlMismatch,
             "the stored SQL of a version in this run no longer matches its checksums; refusing to execute",
         ));
     }
@@ -795,7 +821,7 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     let content = content_of(&newest);
     if content == run.content {
         return Err(AppError::conflict(
-            "not_stale",
+            ErrorCode::NotStale,
             "the run already pins the newest version of each of its migrations; there is nothing to refresh",
         ));
     }
@@ -844,7 +870,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
     let targets = storage::runs::unfinished_targets(&mut tx, id).await?;
     if targets.is_empty() {
         return Err(AppError::conflict(
-            "nothing_to_retry",
+            ErrorCode::NothingToRetry,
             "every target of this run finished; there is nothing to retry",
         ));
     }
@@ -869,7 +895,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
     let (mut run, items) = storage::runs::create(&mut tx, &new).await?;
     if items == 0 {
         return Err(AppError::conflict(
-            "nothing_to_retry",
+            ErrorCode::NothingToRetry,
             "none of the unfinished targets is still a member of the db set; there is nothing to retry",
         ));
     }

@@ -10,6 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
 use chrono::{DateTime, Utc};
+use domain::ErrorCode;
 use domain::enums::{Role, TokenScope};
 use domain::ids::{TokenId, UserId};
 use domain::model::{ApiToken, User};
@@ -89,7 +90,7 @@ impl From<&ApiToken> for TokenDto {
 fn fail(req: &HttpRequest) -> impl FnOnce(AppError) -> ApiError + '_ {
     move |e| match e {
         AppError::Invalid { field: Some(_), code, message }
-        | AppError::Invalid { field: None, code: code @ "empty_patch", message } => {
+        | AppError::Invalid { field: None, code: code @ ErrorCode::EmptyPatch, message } => {
             ApiError::bad_request(code, message)
         }
         other => app_error(&request_id(req), other),
@@ -210,7 +211,7 @@ pub(crate) async fn list_users(
         .after
         .map(Email::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_after", format!("after: {e}")))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidAfter, format!("after: {e}")))?;
     let page = app::page(after, query.limit);
     let page = app::identity::list_users(&state.pool, &who.0.caller(&req), &page).await.map_err(fail(&req))?;
     let next = page.next.as_ref().map(|e| e.as_str().to_owned());

@@ -21,6 +21,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN, REFERER};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use domain::ErrorCode;
 use domain::enums::{ActorKind, Role, TokenScope};
 use domain::ids::TokenId;
 use domain::model::{AuditActor, User};
@@ -177,7 +178,7 @@ async fn admit(policy: Policy, req: &mut ServiceRequest) -> Result<(), ApiError>
     if !safe {
         match principal.as_ref().map(|p| (p.via, p.csrf.as_deref())) {
             Some((Via::Token { scope: TokenScope::Read, .. }, _)) => {
-                return Err(ApiError::forbidden("read_only_token", "this API token may only read"));
+                return Err(ApiError::forbidden(ErrorCode::ReadOnlyToken, "this API token may only read"));
             }
             Some((Via::Token { .. }, _)) => {}
             Some((Via::Session, csrf)) => {
@@ -254,7 +255,7 @@ pub(crate) fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), Ap
     if same {
         Ok(())
     } else {
-        Err(ApiError::forbidden("bad_origin", "state-changing requests must come from the hub's own pages"))
+        Err(ApiError::forbidden(ErrorCode::BadOrigin, "state-changing requests must come from the hub's own pages"))
     }
 }
 
@@ -262,7 +263,7 @@ pub(crate) fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), Ap
 const FORM_LIMIT: usize = 1 << 20;
 
 async fn check_csrf_token(req: &mut ServiceRequest, expected: Option<&str>) -> Result<(), ApiError> {
-    let refuse = || ApiError::forbidden("csrf", "missing or wrong CSRF token; reload the page and try again");
+    let refuse = || ApiError::forbidden(ErrorCode::Csrf, "missing or wrong CSRF token; reload the page and try again");
     let expected = expected.ok_or_else(refuse)?;
     if let Some(given) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
         return if constant_time_eq(given.as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(refuse()) };
@@ -279,9 +280,9 @@ async fn check_csrf_token(req: &mut ServiceRequest, expected: Option<&str>) -> R
     let (http_req, payload) = req.parts_mut();
     let body = web::Bytes::from_request(http_req, payload)
         .await
-        .map_err(|_| ApiError::bad_request("body_too_large", "the form is too large"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BodyTooLarge, "the form is too large"))?;
     if body.len() > FORM_LIMIT {
-        return Err(ApiError::bad_request("body_too_large", "the form is too large"));
+        return Err(ApiError::bad_request(ErrorCode::BodyTooLarge, "the form is too large"));
     }
     let given = url::form_urlencoded::parse(&body).find(|(k, _)| k == "csrf_token").map(|(_, v)| v.into_owned());
     req.set_payload(bytes_payload(body));

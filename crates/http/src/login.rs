@@ -13,6 +13,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{LOCATION, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, web};
+use domain::ErrorCode;
 use ring::digest::{SHA256, digest};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -265,7 +266,10 @@ pub(crate) async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let principal = caller.0;
     if principal.via != Via::Session {
-        return Err(ApiError::bad_request("no_session", "API tokens have no session; revoke the token instead"));
+        return Err(ApiError::bad_request(
+            ErrorCode::NoSession,
+            "API tokens have no session; revoke the token instead",
+        ));
     }
     use actix_session::SessionExt;
     req.get_session().purge();

@@ -10,6 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
 use chrono::{DateTime, Utc};
+use domain::ErrorCode;
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId};
 use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
@@ -33,7 +34,7 @@ fn cursor<K: std::str::FromStr>(after: Option<&str>) -> Result<Option<K>, ApiErr
     after
         .map(|a| a.parse::<K>())
         .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_cursor", "`after` is not a cursor this list gave out"))
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidCursor, "`after` is not a cursor this list gave out"))
 }
 
 /// `limit` and `after` of a list.
@@ -504,7 +505,7 @@ pub(crate) async fn request_run(
     let key = match req.headers().get("Idempotency-Key") {
         None => None,
         Some(v) => Some(v.to_str().map(str::to_owned).map_err(|_| {
-            ApiError::bad_request("invalid_idempotency_key", "the Idempotency-Key must be printable ASCII")
+            ApiError::bad_request(ErrorCode::InvalidIdempotencyKey, "the Idempotency-Key must be printable ASCII")
         })?),
     };
     let r =

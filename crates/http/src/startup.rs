@@ -14,6 +14,7 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server as ActixServer, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
+use domain::ErrorCode;
 use storage::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, TracingLogger};
@@ -147,7 +148,7 @@ async fn errors_as_responses(
     })
 }
 
-fn bad_input(code: &'static str, error: &dyn std::fmt::Display) -> actix_web::Error {
+fn bad_input(code: ErrorCode, error: &dyn std::fmt::Display) -> actix_web::Error {
     ApiError::bad_request(code, error.to_string()).into()
 }
 
@@ -159,8 +160,10 @@ fn json_error(error: &actix_web::error::JsonPayloadError) -> actix_web::Error {
         E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
             ApiError::TooLarge { message: format!("the request body is larger than {limit} bytes") }.into()
         }
-        E::ContentType => ApiError::bad_request("unsupported_content_type", "send the body as application/json").into(),
-        other => bad_input("invalid_json", other),
+        E::ContentType => {
+            ApiError::bad_request(ErrorCode::UnsupportedContentType, "send the body as application/json").into()
+        }
+        other => bad_input(ErrorCode::InvalidJson, other),
     }
 }
 
@@ -210,10 +213,12 @@ impl Server {
                 .app_data(data.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|e, _| json_error(&e)))
                 .app_data(
-                    web::FormConfig::default().limit(BODY_LIMIT).error_handler(|e, _| bad_input("invalid_form", &e)),
+                    web::FormConfig::default()
+                        .limit(BODY_LIMIT)
+                        .error_handler(|e, _| bad_input(ErrorCode::InvalidForm, &e)),
                 )
-                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input("invalid_query", &e)))
-                .app_data(web::PathConfig::default().error_handler(|e, _| bad_input("invalid_path", &e)))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(ErrorCode::InvalidQuery, &e)))
+                .app_data(web::PathConfig::default().error_handler(|e, _| bad_input(ErrorCode::InvalidPath, &e)))
                 .configure(crate::routes::configure)
                 .default_service(web::to(not_found))
         })

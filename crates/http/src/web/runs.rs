@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use app::runs::{Allowed, Preview, RunDetail};
+use domain::ErrorCode;
 use domain::enums::{Direction, FailurePolicy};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
 use domain::model::{Migration, ReleaseVersion, Run, RunItem};
@@ -189,7 +190,7 @@ impl Subject {
             (Some(m), None) => Ok(Subject::Migration(m)),
             (None, Some(p)) => Ok(Subject::Project(p)),
             _ => Err(PageError(crate::error::ApiError::bad_request(
-                "invalid_form",
+                ErrorCode::InvalidForm,
                 "name either a migration (migration_id) or a project (project_id) to release",
             ))),
         }
