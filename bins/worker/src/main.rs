@@ -104,8 +104,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let opener: std::sync::Arc<dyn executor::secrets::SecretOpener> =
         std::sync::Arc::new(executor::secrets::WorkerSecrets::new(ring, references));
-    let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &cli.db.pool_settings("migrate-hub-worker"));
-    cli::require_current_schema(&pool).await?;
+    let settings = storage::pool::PoolSettings {
+        max_connections: cli.db.db_max_connections,
+        application_name: "migrate-hub-worker".into(),
+        ..Default::default()
+    };
+    let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &settings);
+    require_current_schema(&pool).await?;
     match cli.audit_key.load()? {
         Some(secret) => secret.audit_chain_key().install().context("the audit chain key")?,
         None => {
@@ -148,6 +153,14 @@ async fn main() -> anyhow::Result<()> {
     let worked = queue.run(shutdown_signal()).await;
     registration.stop().await?;
     worked?;
+    Ok(())
+}
+
+/// Refuses to go on unless the tool database is reachable and its schema is exactly this binary's.
+async fn require_current_schema(pool: &storage::PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
+    let status = storage::schema::status(&mut conn).await.context("cannot read the tool database schema")?;
+    anyhow::ensure!(status.is_current(), "{}", status.describe());
     Ok(())
 }
 

@@ -1,15 +1,30 @@
 //! Reading the audit log, checking its chain and reading its head. All are for admins: the log names every
 //! actor.
 
+use chrono::{DateTime, Utc};
+use domain::ids::UserId;
 use domain::policy::may_administer;
-use storage::audit::{AuditFilter, AuditRecord};
 use storage::{Page, PageRequest, PgPool};
 
 use crate::error::db;
 use crate::{AppResult, Caller};
 
-pub use audit::{Head, Verification};
+pub use audit::{Head, HeadCheck, Verification};
+pub use storage::audit::{AuditEntry, AuditRecord};
 
+/// Which events a list shows; each field that is set narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<UserId>,
+    /// An action or its prefix: `run` matches `run.approve`.
+    pub action: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+}
+
+/// Audit events, newest first (admins).
 pub async fn list(
     pool: &PgPool,
     caller: &Caller,
@@ -17,15 +32,35 @@ pub async fn list(
     page: &PageRequest<i64>,
 ) -> AppResult<Page<AuditRecord, i64>> {
     may_administer(&caller.actor)?;
+    let filter = storage::audit::AuditFilter {
+        actor: filter.actor,
+        action: filter.action.clone(),
+        object_type: filter.object_type.clone(),
+        object_id: filter.object_id.clone(),
+        from: filter.from,
+        before: filter.before,
+    };
     let mut conn = pool.acquire().await.map_err(db)?;
-    Ok(storage::audit::list(&mut conn, filter, page).await?)
+    Ok(storage::audit::list(&mut conn, &filter, page).await?)
 }
 
 /// Recomputes the whole chain; names the first row that does not check out.
 pub async fn verify(pool: &PgPool, caller: &Caller) -> AppResult<Verification> {
     may_administer(&caller.actor)?;
+    verify_chain(pool).await
+}
+
+/// [`verify`] for the operator's `audit verify`, without a caller.
+pub async fn verify_chain(pool: &PgPool) -> AppResult<Verification> {
     let mut conn = pool.acquire().await.map_err(db)?;
     Ok(audit::verify(&mut conn).await?)
+}
+
+/// Whether the chain still reaches `expected`, a head published earlier, with the same hash (the
+/// operator's `audit verify --expect-head`).
+pub async fn check_head(pool: &PgPool, expected: &Head) -> AppResult<HeadCheck> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(audit::check_head(&mut conn, expected).await?)
 }
 
 /// The chain's newest row (sequence and hash), `None` while the log is empty. Kept somewhere the tool

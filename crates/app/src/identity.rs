@@ -10,19 +10,19 @@
 //! returned once, by [`create_token`], and stored only as a MAC.
 
 use audit::Action;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use domain::ErrorCode;
 use domain::enums::{Role, TokenScope};
 use domain::ids::{TokenId, UserId};
-use domain::model::{ApiToken, NewUser, User};
+use domain::model::{ApiToken, AuditActor, NewUser, User};
 use domain::policy::{may_administer, may_create_token};
 use domain::values::{DisplayName, Email};
 use secrecy::SecretString;
 use serde_json::json;
-use storage::{Page, PageRequest, PgPool, StorageError};
+use storage::{Page, PageRequest, PgPool, PgTransaction, StorageError};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, record};
+use crate::{AppError, AppResult, Caller, Origin, record, record_as};
 
 /// Default lifetime of a token created without one, in days.
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
@@ -193,17 +193,35 @@ pub async fn create_token(
     }
     let scope = input.scope.unwrap_or(TokenScope::Write);
     let expires_at = Utc::now() + Duration::days(i64::from(days));
-    let minted = auth::tokens::mint(key, owner, owner, name, scope, Some(expires_at))
-        .map_err(|e| AppError::Internal(Box::new(e)))?;
     let mut tx = pool.begin().await.map_err(db)?;
     let owner_user = storage::users::get(&mut tx, owner).await?;
     if owner_user.disabled {
         return Err(AppError::conflict(ErrorCode::UserDisabled, "tokens cannot be created for a disabled user"));
     }
-    let token = storage::tokens::create(&mut tx, &minted.new).await?;
-    let details = json!({ "owner": owner, "name": token.name, "scope": scope, "expires_at": expires_at });
-    record(&mut tx, caller, Action::TokenCreated, "api_token", token.id, details).await?;
+    let created = issue_token(&mut tx, key, &caller.audit, &caller.origin(), owner, name, scope, expires_at).await?;
     tx.commit().await.map_err(db)?;
+    Ok(created)
+}
+
+/// Mints a token for `owner`, who creates it themself (`auth::tokens::mint`), stores its MAC and audits
+/// `token.created` as `actor`, inside the caller's transaction: the one place a token is made, for the
+/// API and the web UI ([`create_token`]) and for the operator's `create-admin`.
+#[allow(clippy::too_many_arguments)] // each is a different fact of the token or its audit event
+pub(crate) async fn issue_token(
+    tx: &mut PgTransaction<'_>,
+    key: &ring::hmac::Key,
+    actor: &AuditActor,
+    origin: &Origin,
+    owner: UserId,
+    name: String,
+    scope: TokenScope,
+    expires_at: DateTime<Utc>,
+) -> AppResult<CreatedToken> {
+    let minted = auth::tokens::mint(key, owner, owner, name, scope, Some(expires_at))
+        .map_err(|e| AppError::Internal(Box::new(e)))?;
+    let token = storage::tokens::create(tx, &minted.new).await?;
+    let details = json!({ "owner": owner, "name": token.name, "scope": scope, "expires_at": expires_at });
+    record_as(tx, actor, origin, Action::TokenCreated, "api_token", token.id, details).await?;
     Ok(CreatedToken { token, value: minted.token })
 }
 

@@ -5,9 +5,13 @@
 //! The REST API and the web UI call the same functions, so a rule cannot hold in one and not the other;
 //! the rules themselves are `domain::policy`'s, applied here to the stored state under row locks.
 //!
-//! This crate must never know about HTTP, HTML or sessions (no actix, maud or reqwest), never speak SQL
-//! (no sqlx: queries are `storage`'s), and never return or log a secret: target passwords are sealed here
-//! and forgotten.
+//! It is the only door to the tool database from above: `http` and the server binary call these functions
+//! (signing in and out, sessions, operator commands included) and never `storage` (a tidy rule); the few
+//! storage types they hold (a pool, a page) are re-exported here.
+//!
+//! This crate must never know about HTTP, HTML or cookies (no actix, maud or reqwest; a browser session is
+//! opaque state under the hash of its key), never speak SQL (no sqlx: queries are `storage`'s), and never
+//! return or log a secret: target passwords are sealed here and forgotten.
 
 pub mod audit_log;
 mod error;
@@ -15,8 +19,11 @@ pub mod identity;
 pub mod inventory;
 pub mod lookup;
 pub mod migrations;
+pub mod operator;
 pub mod projects;
 pub mod runs;
+pub mod sessions;
+pub mod tool_db;
 
 use std::net::IpAddr;
 
@@ -26,6 +33,9 @@ use domain::policy::Actor;
 use storage::PgTransaction;
 
 pub use error::{AppError, AppResult};
+// Types of the tool database that callers hold and pass back (a pool, a page of a list and its request),
+// re-exported so that nothing above this crate needs `storage`.
+pub use storage::{MAX_PAGE, Page, PageRequest, PgPool};
 
 /// Who is asking, as the rules and the audit log need to know them.
 #[derive(Debug, Clone)]
@@ -40,6 +50,21 @@ pub struct Caller {
     pub user_agent: Option<String>,
 }
 
+impl Caller {
+    /// Where the caller's request came from.
+    pub fn origin(&self) -> Origin {
+        Origin { ip: self.ip, user_agent: self.user_agent.clone() }
+    }
+}
+
+/// Where a request came from, as the audit log records it (its `ip` and `user_agent`).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: Option<IpAddr>,
+    /// The client's `User-Agent`, truncated by the audit log.
+    pub user_agent: Option<String>,
+}
+
 /// Appends the audit event of a use case inside its transaction.
 pub(crate) async fn record(
     tx: &mut PgTransaction<'_>,
@@ -49,14 +74,28 @@ pub(crate) async fn record(
     object_id: impl ToString,
     details: serde_json::Value,
 ) -> AppResult<()> {
+    record_as(tx, &caller.audit, &caller.origin(), action, object_type, object_id, details).await
+}
+
+/// Appends an audit event naming `actor` (a caller, or the system for operator commands) inside the
+/// transaction of its use case.
+pub(crate) async fn record_as(
+    tx: &mut PgTransaction<'_>,
+    actor: &AuditActor,
+    origin: &Origin,
+    action: audit::Action,
+    object_type: &str,
+    object_id: impl ToString,
+    details: serde_json::Value,
+) -> AppResult<()> {
     let event = audit::Event {
-        actor: caller.audit.clone(),
+        actor: actor.clone(),
         action,
         object_type: object_type.to_owned(),
         object_id: Some(object_id.to_string()),
         details,
-        ip: caller.ip,
-        user_agent: caller.user_agent.clone(),
+        ip: origin.ip,
+        user_agent: origin.user_agent.clone(),
     };
     audit::record(tx, &event).await?;
     Ok(())
@@ -76,7 +115,7 @@ pub(crate) fn free_text(field: &'static str, text: Option<String>) -> AppResult<
     Ok(text)
 }
 
-/// A list request: the rows after `after`, at most `limit` (default 50, at most `storage::MAX_PAGE`).
-pub fn page<K>(after: Option<K>, limit: Option<u32>) -> storage::PageRequest<K> {
-    storage::PageRequest { after, limit: limit.unwrap_or(50).clamp(1, storage::MAX_PAGE) }
+/// A list request: the rows after `after`, at most `limit` (default 50, at most [`MAX_PAGE`]).
+pub fn page<K>(after: Option<K>, limit: Option<u32>) -> PageRequest<K> {
+    PageRequest { after, limit: limit.unwrap_or(50).clamp(1, MAX_PAGE) }
 }

@@ -9,6 +9,8 @@ use storage::PgPool;
 use crate::AppResult;
 use crate::error::db;
 
+pub use storage::runs::RunLabel;
+
 /// How a person is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
@@ -40,7 +42,7 @@ pub async fn people(pool: &PgPool, ids: &[UserId]) -> AppResult<HashMap<UserId, 
 }
 
 /// What lists show about each of `runs`.
-pub async fn run_labels(pool: &PgPool, runs: &[RunId]) -> AppResult<HashMap<RunId, storage::runs::RunLabel>> {
+pub async fn run_labels(pool: &PgPool, runs: &[RunId]) -> AppResult<HashMap<RunId, RunLabel>> {
     if runs.is_empty() {
         return Ok(HashMap::new());
     }

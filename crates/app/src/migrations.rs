@@ -24,6 +24,8 @@ use storage::{Page, PageRequest, PgPool};
 use crate::error::db;
 use crate::{AppError, AppResult, Caller, record};
 
+pub use storage::runs::LatestRun;
+
 /// Size limits on migration SQL.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -627,7 +629,7 @@ pub async fn get_version(pool: &PgPool, migration: MigrationId, number: u32) -> 
 }
 
 /// Where each of `migrations` stands per environment: its newest run there.
-pub async fn latest_runs(pool: &PgPool, migrations: &[MigrationId]) -> AppResult<Vec<storage::runs::LatestRun>> {
+pub async fn latest_runs(pool: &PgPool, migrations: &[MigrationId]) -> AppResult<Vec<LatestRun>> {
     if migrations.is_empty() {
         return Ok(Vec::new());
     }

@@ -21,6 +21,8 @@
 use audit::Action;
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use domain::ErrorCode;
 use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
@@ -37,7 +39,6 @@ use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
 use serde::Deserialize;
 use serde_json::json;
-use storage::runs::RunFilter;
 use storage::{Page, PageRequest, PgConnection, PgPool, StorageError};
 
 use crate::error::db;
@@ -1017,9 +1018,33 @@ pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
     })
 }
 
+/// Which runs a list shows; each field that is set narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub environment: Option<EnvironmentId>,
+    pub requested_by: Option<UserId>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Runs, newest first.
 pub async fn list_runs(pool: &PgPool, filter: &RunFilter, page: &PageRequest<RunId>) -> AppResult<Page<Run, RunId>> {
+    let filter = storage::runs::RunFilter {
+        status: filter.status,
+        environment: filter.environment,
+        requested_by: filter.requested_by,
+        created_from: filter.created_from,
+        created_before: filter.created_before,
+    };
     let mut conn = pool.acquire().await.map_err(db)?;
-    Ok(storage::runs::list(&mut conn, filter, page).await?)
+    Ok(storage::runs::list(&mut conn, &filter, page).await?)
+}
+
+/// How many runs are in each status (for the server's metrics).
+pub async fn count_by_status(pool: &PgPool) -> AppResult<Vec<(RunStatus, u64)>> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    Ok(storage::runs::count_by_status(&mut conn).await?)
 }
 
 pub async fn list_items(

@@ -21,6 +21,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN, REFERER};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use app::sessions::WhoError;
 use domain::ErrorCode;
 use domain::enums::{ActorKind, Role, TokenScope};
 use domain::ids::TokenId;
@@ -203,34 +204,40 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Prin
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be `Bearer <API token>`"))?;
         let token = SecretString::from(token.trim().to_owned());
-        let mut conn = state.pool.acquire().await.map_err(|e| unavailable(req, &e))?;
-        return match auth::tokens::authenticate(&mut conn, &state.auth.token_key, &token, chrono::Utc::now()).await {
+        return match app::sessions::authenticate_token(&state.pool, &state.auth.token_key, &token).await {
             Ok((token, user)) => {
                 Ok(Some(Principal { user, via: Via::Token { id: token.id, scope: token.scope }, csrf: None }))
             }
-            Err(auth::tokens::TokenError::Storage(e)) => Err(internal(&request_id(req), &e)),
-            Err(e) => {
+            Err(WhoError::Refused(e)) => {
                 tracing::info!(reason = %e, "API token refused");
                 Err(ApiError::unauthenticated(e.to_string()))
             }
+            Err(e) => Err(who_failed(req, &e)),
         };
     }
     let session = req.get_session();
     let Some(signed_in) = crate::session::signed_in(&session) else { return Ok(None) };
-    let mut conn = state.pool.acquire().await.map_err(|e| unavailable(req, &e))?;
-    let user = match storage::users::get(&mut conn, signed_in.user).await {
-        Ok(user) => user,
-        Err(storage::StorageError::NotFound(_)) => {
+    let user = match app::sessions::session_user(&state.pool, signed_in.user).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
             session.purge();
             return Ok(None);
         }
-        Err(e) => return Err(internal(&request_id(req), &e)),
+        Err(e) => return Err(who_failed(req, &e)),
     };
     if user.disabled {
         session.purge();
         return Err(ApiError::unauthenticated(DISABLED));
     }
     Ok(Some(Principal { user, via: Via::Session, csrf: Some(signed_in.csrf) }))
+}
+
+/// A failure to find out who is asking: 503 when the tool database gave no connection, else 500.
+fn who_failed(req: &HttpRequest, error: &WhoError) -> ApiError {
+    match error {
+        WhoError::Unavailable(e) => unavailable(req, e.as_ref()),
+        other => internal(&request_id(req), other),
+    }
 }
 
 fn unavailable(req: &HttpRequest, error: &(dyn std::error::Error + 'static)) -> ApiError {

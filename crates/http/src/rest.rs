@@ -49,7 +49,7 @@ pub(crate) struct PageParams {
 }
 
 impl PageParams {
-    fn page<K: std::str::FromStr>(&self) -> Result<storage::PageRequest<K>, ApiError> {
+    fn page<K: std::str::FromStr>(&self) -> Result<app::PageRequest<K>, ApiError> {
         Ok(app::page(cursor(self.after.as_deref())?, self.limit))
     }
 }
@@ -480,7 +480,7 @@ pub(crate) struct RunQuery {
 pub(crate) async fn list_runs(state: web::Data<AppState>, req: HttpRequest, q: web::Query<RunQuery>) -> Reply {
     let q = q.into_inner();
     let page = app::page(cursor::<RunId>(q.after.as_deref())?, q.limit);
-    let filter = storage::runs::RunFilter {
+    let filter = app::runs::RunFilter {
         status: q.status,
         environment: q.environment_id,
         requested_by: q.requested_by,
@@ -650,7 +650,7 @@ pub(crate) async fn list_audit(
 ) -> Reply {
     let q = q.into_inner();
     let page = app::page(cursor::<i64>(q.after.as_deref())?, q.limit);
-    let filter = storage::audit::AuditFilter {
+    let filter = app::audit_log::AuditFilter {
         actor: q.actor,
         action: q.action,
         object_type: q.object_type,

@@ -14,8 +14,8 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server as ActixServer, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
+use app::PgPool;
 use domain::ErrorCode;
-use storage::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, TracingLogger};
 

@@ -3,12 +3,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use app::audit_log::{AuditFilter, AuditRecord};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use domain::ids::UserId;
 use domain::values::Email;
 use maud::{Markup, html};
 use serde::Deserialize;
-use storage::audit::{AuditFilter, AuditRecord};
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems};

@@ -3,12 +3,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use app::runs::RunFilter;
 use domain::enums::Role;
 use domain::ids::RunId;
 use domain::model::Run;
 use domain::run::RunStatus;
 use maud::html;
-use storage::runs::RunFilter;
 
 use crate::startup::AppState;
 use crate::web::runs::{decorate, run_table};

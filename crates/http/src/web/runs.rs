@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use app::runs::{Allowed, Preview, RunDetail};
+use app::lookup::RunLabel;
+use app::runs::{Allowed, Preview, RunDetail, RunFilter};
 use domain::ErrorCode;
 use domain::enums::{Direction, FailurePolicy};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
@@ -21,7 +22,6 @@ use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
 use maud::{Markup, html};
 use serde::Deserialize;
-use storage::runs::{RunFilter, RunLabel};
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
@@ -209,7 +209,7 @@ async fn project_migrations(
     let mut all = Vec::new();
     let mut after: Option<VersionKey> = None;
     loop {
-        let page = app::migrations::list_migrations(&state.pool, project, &app::page(after, Some(storage::MAX_PAGE)))
+        let page = app::migrations::list_migrations(&state.pool, project, &app::page(after, Some(app::MAX_PAGE)))
             .await
             .map_err(viewer.fail())?;
         all.extend(page.items);
