@@ -7,7 +7,7 @@ use anyhow::Context;
 use domain::values::Email;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{ServerSecretArgs, cli, require_current_schema, tool_db};
+use crate::{ServerSecretArgs, cli, operator_hub};
 
 /// Creates or promotes the admin and prints a new token for them as the last line.
 pub async fn create_admin(
@@ -17,12 +17,10 @@ pub async fn create_admin(
     token_days: u32,
 ) -> anyhow::Result<()> {
     let secret = secret.load()?;
-    secret.audit_chain_key().install().context("the audit chain key")?;
     let key = secret.token_key();
     let email = Email::parse(email.trim().to_lowercase()).context("--email")?;
-    let pool = tool_db(db, "migrate-hub-server")?;
-    require_current_schema(&pool).await?;
-    let ready = app::operator::create_admin(&pool, "migrate-hub-server create-admin", &key, email, token_days).await?;
+    let hub = operator_hub(db, Some(&secret), "migrate-hub-server").await?;
+    let ready = app::operator::create_admin(&hub, "migrate-hub-server create-admin", &key, email, token_days).await?;
     tracing::info!(
         user.id = %ready.user.id,
         token.id = %ready.token.token.id,
@@ -40,7 +38,7 @@ pub async fn set_password(
     email: &str,
     clear: bool,
 ) -> anyhow::Result<()> {
-    secret.install_audit_chain_key()?;
+    let secret = secret.load_optional()?;
     let email = Email::parse(email.trim().to_lowercase()).context("--email")?;
     let password = if clear {
         None
@@ -52,10 +50,9 @@ pub async fn set_password(
             .context("cannot read the password from standard input")?;
         Some(SecretString::from(text.trim_end_matches(['\n', '\r']).to_owned()))
     };
-    let pool = tool_db(db, "migrate-hub-server")?;
-    require_current_schema(&pool).await?;
+    let hub = operator_hub(db, secret.as_ref(), "migrate-hub-server").await?;
     let (user, action) =
-        match app::operator::set_password(&pool, "migrate-hub-server set-password", &email, password).await {
+        match app::operator::set_password(&hub, "migrate-hub-server set-password", &email, password).await {
             Err(app::operator::OperatorError::App(app::AppError::NotFound { .. })) => {
                 anyhow::bail!("no user with this email")
             }
@@ -71,12 +68,11 @@ pub async fn rotate_key(
     keys: &cli::MasterKeyArgs,
     secret: &ServerSecretArgs,
 ) -> anyhow::Result<()> {
-    secret.install_audit_chain_key()?;
+    let secret = secret.load_optional()?;
     let ring =
         keys.key_ring()?.context("no master keys: set MIGRATE_HUB_MASTER_KEYS or MIGRATE_HUB_MASTER_KEY_FILE")?;
-    let pool = tool_db(db, "migrate-hub-server")?;
-    require_current_schema(&pool).await?;
-    let rotation = app::operator::rotate_keys(&pool, "migrate-hub-server rotate-key", &ring).await?;
+    let hub = operator_hub(db, secret.as_ref(), "migrate-hub-server").await?;
+    let rotation = app::operator::rotate_keys(&hub, "migrate-hub-server rotate-key", &ring).await?;
     tracing::info!(
         key.id = ring.current_id(),
         resealed = rotation.resealed,

@@ -159,6 +159,18 @@ fn tool_db(db: &cli::DatabaseArgs, application_name: &str) -> anyhow::Result<app
     Ok(app::tool_db::connect_lazy(db.connect_options()?, &settings))
 }
 
+/// What an operator command runs the use cases against: the tool database (once its schema is checked), its
+/// audit events keyed with the key derived from the server secret when one is given.
+async fn operator_hub(
+    db: &cli::DatabaseArgs,
+    secret: Option<&auth::keys::ServerSecret>,
+    application_name: &str,
+) -> anyhow::Result<app::Hub> {
+    let pool = tool_db(db, application_name)?;
+    require_current_schema(&pool).await?;
+    Ok(app::Hub::new(pool).with_audit_key(secret.map(auth::keys::ServerSecret::audit_chain_key)))
+}
+
 /// Refuses to go on unless the tool database is reachable and its schema is exactly this binary's.
 async fn require_current_schema(pool: &app::PgPool) -> anyhow::Result<()> {
     let status = app::tool_db::schema_status(pool).await.map_err(|e| {
@@ -195,10 +207,9 @@ async fn verify_audit(
     expect_head: Option<&app::audit_log::Head>,
 ) -> anyhow::Result<()> {
     use std::io::Write;
-    secret.install_audit_chain_key()?;
-    let pool = tool_db(db, "migrate-hub-server audit")?;
-    require_current_schema(&pool).await?;
-    let verdict = app::audit_log::verify_chain(&pool).await.context("cannot read the audit log")?;
+    let secret = secret.load_optional()?;
+    let hub = operator_hub(db, secret.as_ref(), "migrate-hub-server audit").await?;
+    let verdict = app::audit_log::verify_chain(&hub).await.context("cannot read the audit log")?;
     let mut stdout = std::io::stdout().lock();
     let rows = match verdict {
         app::audit_log::Verification::Intact { rows } => rows,
@@ -208,7 +219,7 @@ async fn verify_audit(
         }
     };
     if let Some(expected) = expect_head {
-        let check = app::audit_log::check_head(&pool, expected).await.context("cannot read the audit log")?;
+        let check = app::audit_log::check_head(&hub, expected).await.context("cannot read the audit log")?;
         if !check.is_reached() {
             writeln!(stdout, "audit log CUT: {check}")?;
             anyhow::bail!("the audit log does not reach the expected head {expected}: {check}")
@@ -238,20 +249,22 @@ async fn serve(
     let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     let server_secret = secret.load()?;
-    server_secret.audit_chain_key().install().context("the audit chain key")?;
-    guard.apply()?;
+    let audit_key = server_secret.audit_chain_key();
+    let secret_refs = guard.secret_refs()?;
     let settings = auth.settings(server_secret, &address)?;
     let pool = tool_db(db, "migrate-hub-server")?;
     require_current_schema(&pool).await?;
     let state = http::AppState::new(pool, settings)
         .context("invalid authentication settings")?
+        .with_audit_key(Some(audit_key))
+        .with_secret_refs(secret_refs)
         .with_keys(keys.key_ring()?)
         .with_limits(limits)
         .with_trusted_proxies(proxies.clone());
     if !proxies.is_empty() {
         tracing::info!(%proxies, "X-Forwarded-For is believed from these proxies only");
     }
-    tokio::spawn(log_audit_heads(state.pool.clone(), guard.audit_head_every));
+    tokio::spawn(log_audit_heads(state.hub.clone(), guard.audit_head_every));
     let server = http::Server::build(listener, state, &http::ServerSettings { workers: listen.http_workers })?;
     tracing::info!(%address, "migrate-hub server listening on http://{address}");
     server.run().await.context("server failed")
@@ -296,15 +309,8 @@ impl ServerSecretArgs {
         )
     }
 
-    /// Installs the audit chain key derived from the secret, when one is configured (commands that only
-    /// append to or check the audit log need it once the log is keyed, and say so when it is missing).
-    fn install_audit_chain_key(&self) -> anyhow::Result<()> {
-        if let Some(secret) = self.load_optional()? {
-            secret.audit_chain_key().install().context("the audit chain key")?;
-        }
-        Ok(())
-    }
-
+    /// The secret when one is configured: commands that only append to or check the audit log need it (for
+    /// the audit chain key) once the log is keyed, and say so when it is missing.
     fn load_optional(&self) -> anyhow::Result<Option<auth::keys::ServerSecret>> {
         let text = match (&self.server_secret, &self.server_secret_file) {
             (Some(secret), _) => secret.clone(),
@@ -334,14 +340,14 @@ struct GuardArgs {
 }
 
 impl GuardArgs {
-    fn apply(&self) -> anyhow::Result<()> {
+    /// The secret references targets may name, for the use cases (`app::Hub::with_secret_refs`).
+    fn secret_refs(&self) -> anyhow::Result<domain::secret_ref::SecretRefPolicy> {
         let references =
             domain::secret_ref::SecretRefPolicy::parse(&self.secret_refs).context("MIGRATE_HUB_SECRET_REFS")?;
         if !references.is_empty() {
             tracing::info!(allowed = %references, "targets may name these secret references");
         }
-        app::inventory::allow_secret_refs(references).context("MIGRATE_HUB_SECRET_REFS")?;
-        Ok(())
+        Ok(references)
     }
 }
 
@@ -349,14 +355,14 @@ impl GuardArgs {
 /// seconds), so that a copy of it lives in the log pipeline, out of reach of anyone who can write the tool
 /// database: `audit verify --expect-head SEQ:HASH` then detects a chain whose newest rows were removed. The
 /// head is read as committed, so a logged head never belongs to a transaction that rolled back.
-async fn log_audit_heads(pool: app::PgPool, every: u64) {
+async fn log_audit_heads(hub: app::Hub, every: u64) {
     let every = i64::try_from(every).unwrap_or(i64::MAX);
     let mut logged: Option<i64> = None;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match app::audit_log::current_head(&pool).await {
+        match app::audit_log::current_head(&hub).await {
             Ok(Some(head)) if logged.is_none_or(|last| head.sequence >= last.saturating_add(every)) => {
                 tracing::info!(audit.sequence = head.sequence, audit.head = %head, "audit chain head");
                 logged = Some(head.sequence);

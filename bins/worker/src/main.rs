@@ -111,8 +111,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &settings);
     require_current_schema(&pool).await?;
-    match cli.audit_key.load()? {
-        Some(secret) => secret.audit_chain_key().install().context("the audit chain key")?,
+    let audit_key = match cli.audit_key.load()? {
+        Some(secret) => Some(secret.audit_chain_key()),
         None => {
             let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
             let head = storage::audit::head(&mut conn).await.context("cannot read the audit log")?;
@@ -123,8 +123,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!(
                 "no server secret: this worker's audit events are not keyed (set MIGRATE_HUB_SERVER_SECRET)"
             );
+            None
         }
-    }
+    };
 
     if let Some(addr) = cli.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -147,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         listen: !cli.no_listen,
         retry_base: Duration::from_millis(cli.retry_base_ms),
         heartbeat: Duration::from_secs(cli.heartbeat_secs),
+        audit_key,
         ..executor::queue::Settings::default()
     };
     let queue = executor::queue::QueueWorker::new(pool, registration.worker().id, label, settings, opener);

@@ -19,10 +19,10 @@ use domain::policy::{may_administer, may_create_token};
 use domain::values::{DisplayName, Email};
 use secrecy::SecretString;
 use serde_json::json;
-use storage::{Page, PageRequest, PgPool, PgTransaction, StorageError};
+use storage::{Page, PageRequest, PgTransaction, StorageError};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, Origin, record, record_as};
+use crate::{AppError, AppResult, Caller, Hub, Origin, record, record_as};
 
 /// Default lifetime of a token created without one, in days.
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
@@ -32,9 +32,9 @@ pub const MAX_TOKEN_DAYS: u32 = 3650;
 // --- users ---
 
 /// All users by email (admins).
-pub async fn list_users(pool: &PgPool, caller: &Caller, page: &PageRequest<Email>) -> AppResult<Page<User, Email>> {
+pub async fn list_users(hub: &Hub, caller: &Caller, page: &PageRequest<Email>) -> AppResult<Page<User, Email>> {
     may_administer(&caller.actor)?;
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::users::list(&mut conn, page).await?)
 }
 
@@ -49,7 +49,7 @@ pub struct NewUserInput {
 }
 
 /// Pre-provisions a user (admins); audited as `user.created`.
-pub async fn create_user(pool: &PgPool, caller: &Caller, input: NewUserInput) -> AppResult<User> {
+pub async fn create_user(hub: &Hub, caller: &Caller, input: NewUserInput) -> AppResult<User> {
     may_administer(&caller.actor)?;
     let email = Email::parse(input.email.trim().to_lowercase())
         .map_err(|e| AppError::invalid("email", ErrorCode::InvalidEmail, e.to_string()))?;
@@ -57,7 +57,7 @@ pub async fn create_user(pool: &PgPool, caller: &Caller, input: NewUserInput) ->
     let display_name = DisplayName::parse(name)
         .map_err(|e| AppError::invalid("display_name", ErrorCode::InvalidDisplayName, e.to_string()))?;
     let role = input.role.unwrap_or(Role::User);
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let new = NewUser { email, display_name, role, oidc_identity: None, password_hash: None };
     let user = match storage::users::create(&mut tx, &new).await {
         Ok(user) => user,
@@ -67,7 +67,7 @@ pub async fn create_user(pool: &PgPool, caller: &Caller, input: NewUserInput) ->
         Err(e) => return Err(e.into()),
     };
     let details = json!({ "email": user.email.as_str(), "role": role });
-    record(&mut tx, caller, Action::UserCreated, "user", user.id, details).await?;
+    record(&mut tx, hub, caller, Action::UserCreated, "user", user.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(user)
 }
@@ -81,7 +81,7 @@ pub struct UserChange {
 
 /// Changes a user's role and disabled flag (admins); audited as `user.updated`. Disabling ends the user's
 /// sessions; the last enabled admin can be neither demoted nor disabled (409 `last_admin`).
-pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: UserChange) -> AppResult<User> {
+pub async fn update_user(hub: &Hub, caller: &Caller, id: UserId, change: UserChange) -> AppResult<User> {
     may_administer(&caller.actor)?;
     if change.role.is_none() && change.disabled.is_none() {
         return Err(AppError::Invalid {
@@ -90,7 +90,7 @@ pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: Use
             message: "give `role`, `disabled` or both".into(),
         });
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::users::lock_admins(&mut tx).await?;
     let before = storage::users::get(&mut tx, id).await?;
     let mut user = before.clone();
@@ -112,7 +112,7 @@ pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: Use
         "role": { "from": before.role, "to": user.role },
         "disabled": { "from": before.disabled, "to": user.disabled },
     });
-    record(&mut tx, caller, Action::UserUpdated, "user", user.id, details).await?;
+    record(&mut tx, hub, caller, Action::UserUpdated, "user", user.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(user)
 }
@@ -133,13 +133,13 @@ fn token_owner(caller: &Caller, wanted: Option<UserId>) -> AppResult<UserId> {
 
 /// The tokens of `owner` (default the caller), newest first; someone else's only for an admin.
 pub async fn list_tokens(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     owner: Option<UserId>,
     page: &PageRequest<TokenId>,
 ) -> AppResult<Page<ApiToken, TokenId>> {
     let owner = token_owner(caller, owner)?;
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::tokens::list_for_user(&mut conn, owner, page).await?)
 }
 
@@ -168,14 +168,14 @@ impl std::fmt::Debug for CreatedToken {
 /// Creates a token for the caller, who must be signed in with a session (not a token); audited as
 /// `token.created`, a refusal as `token.create_refused`.
 pub async fn create_token(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     key: &ring::hmac::Key,
     input: NewTokenInput,
 ) -> AppResult<CreatedToken> {
     if let Err(denial) = may_create_token(&caller.actor, caller.audit.kind) {
         let error = AppError::from(denial);
-        record_refusal(pool, caller, &error).await;
+        record_refusal(hub, caller, &error).await;
         return Err(error);
     }
     let owner = caller.actor.user_id;
@@ -193,12 +193,13 @@ pub async fn create_token(
     }
     let scope = input.scope.unwrap_or(TokenScope::Write);
     let expires_at = Utc::now() + Duration::days(i64::from(days));
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let owner_user = storage::users::get(&mut tx, owner).await?;
     if owner_user.disabled {
         return Err(AppError::conflict(ErrorCode::UserDisabled, "tokens cannot be created for a disabled user"));
     }
-    let created = issue_token(&mut tx, key, &caller.audit, &caller.origin(), owner, name, scope, expires_at).await?;
+    let created =
+        issue_token(&mut tx, hub, key, &caller.audit, &caller.origin(), owner, name, scope, expires_at).await?;
     tx.commit().await.map_err(db)?;
     Ok(created)
 }
@@ -209,6 +210,7 @@ pub async fn create_token(
 #[allow(clippy::too_many_arguments)] // each is a different fact of the token or its audit event
 pub(crate) async fn issue_token(
     tx: &mut PgTransaction<'_>,
+    hub: &Hub,
     key: &ring::hmac::Key,
     actor: &AuditActor,
     origin: &Origin,
@@ -221,17 +223,17 @@ pub(crate) async fn issue_token(
         .map_err(|e| AppError::Internal(Box::new(e)))?;
     let token = storage::tokens::create(tx, &minted.new).await?;
     let details = json!({ "owner": owner, "name": token.name, "scope": scope, "expires_at": expires_at });
-    record_as(tx, actor, origin, Action::TokenCreated, "api_token", token.id, details).await?;
+    record_as(tx, hub, actor, origin, Action::TokenCreated, "api_token", token.id, details).await?;
     Ok(CreatedToken { token, value: minted.token })
 }
 
 /// Records a refused token creation in a transaction of its own. A failure to record is logged, not
 /// returned: the caller still gets the refusal.
-async fn record_refusal(pool: &PgPool, caller: &Caller, error: &AppError) {
+async fn record_refusal(hub: &Hub, caller: &Caller, error: &AppError) {
     let result = async {
-        let mut tx = pool.begin().await.map_err(db)?;
+        let mut tx = hub.pool.begin().await.map_err(db)?;
         let details = json!({ "reason": error.code().as_str(), "message": error.to_string() });
-        record(&mut tx, caller, Action::TokenCreateRefused, "user", caller.actor.user_id, details).await?;
+        record(&mut tx, hub, caller, Action::TokenCreateRefused, "user", caller.actor.user_id, details).await?;
         tx.commit().await.map_err(db)
     }
     .await;
@@ -243,14 +245,15 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, error: &AppError) {
 
 /// Revokes a token (its owner or an admin); audited as `token.revoked`. Someone else's token is
 /// `NotFound` for a non-admin, so its existence is not confirmed.
-pub async fn revoke_token(pool: &PgPool, caller: &Caller, id: TokenId) -> AppResult<ApiToken> {
-    let mut tx = pool.begin().await.map_err(db)?;
+pub async fn revoke_token(hub: &Hub, caller: &Caller, id: TokenId) -> AppResult<ApiToken> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let token = storage::tokens::get(&mut tx, id).await?;
     if token.user_id != caller.actor.user_id && may_administer(&caller.actor).is_err() {
         return Err(AppError::NotFound { what: "token" });
     }
     let token = storage::tokens::revoke(&mut tx, token.id).await?;
-    record(&mut tx, caller, Action::TokenRevoked, "api_token", token.id, json!({ "owner": token.user_id })).await?;
+    record(&mut tx, hub, caller, Action::TokenRevoked, "api_token", token.id, json!({ "owner": token.user_id }))
+        .await?;
     tx.commit().await.map_err(db)?;
     Ok(token)
 }

@@ -26,16 +26,64 @@ pub mod sessions;
 pub mod tool_db;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use domain::ErrorCode;
 use domain::model::AuditActor;
 use domain::policy::Actor;
+use domain::secret_ref::SecretRefPolicy;
 use storage::PgTransaction;
 
 pub use error::{AppError, AppResult};
 // Types of the tool database that callers hold and pass back (a pool, a page of a list and its request),
 // re-exported so that nothing above this crate needs `storage`.
 pub use storage::{MAX_PAGE, Page, PageRequest, PgPool};
+
+/// What every use case runs against: the tool database, and the configuration of this hub that the rules
+/// and the audit log depend on (the audit chain key, the secret references targets may name). Built once
+/// at start-up from the process's settings and handed to every use case, so nothing is process-global:
+/// two hubs in one process (tests) can differ, and no handler can use a setting it was not given.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    pool: PgPool,
+    audit_key: Option<audit::ChainKey>,
+    secret_refs: Arc<SecretRefPolicy>,
+}
+
+impl Hub {
+    /// A hub on `pool` whose audit events are unkeyed (refused once the chain is keyed) and whose targets
+    /// may name no secret reference; see [`Hub::with_audit_key`] and [`Hub::with_secret_refs`].
+    pub fn new(pool: PgPool) -> Self {
+        Hub { pool, audit_key: None, secret_refs: Arc::new(SecretRefPolicy::none()) }
+    }
+
+    /// Keys the audit events this hub writes, and lets it verify keyed ones (the key derived from the
+    /// server secret, `auth::keys::ServerSecret::audit_chain_key`).
+    pub fn with_audit_key(mut self, key: Option<audit::ChainKey>) -> Self {
+        self.audit_key = key;
+        self
+    }
+
+    /// The secret references targets may name (`MIGRATE_HUB_SECRET_REFS`, the same setting the workers
+    /// resolve them with).
+    pub fn with_secret_refs(mut self, policy: SecretRefPolicy) -> Self {
+        self.secret_refs = Arc::new(policy);
+        self
+    }
+
+    /// The tool database, for `tool_db`'s checks of it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn audit_key(&self) -> Option<&audit::ChainKey> {
+        self.audit_key.as_ref()
+    }
+
+    pub(crate) fn secret_refs(&self) -> &SecretRefPolicy {
+        &self.secret_refs
+    }
+}
 
 /// Who is asking, as the rules and the audit log need to know them.
 #[derive(Debug, Clone)]
@@ -68,19 +116,22 @@ pub struct Origin {
 /// Appends the audit event of a use case inside its transaction.
 pub(crate) async fn record(
     tx: &mut PgTransaction<'_>,
+    hub: &Hub,
     caller: &Caller,
     action: audit::Action,
     object_type: &str,
     object_id: impl ToString,
     details: serde_json::Value,
 ) -> AppResult<()> {
-    record_as(tx, &caller.audit, &caller.origin(), action, object_type, object_id, details).await
+    record_as(tx, hub, &caller.audit, &caller.origin(), action, object_type, object_id, details).await
 }
 
 /// Appends an audit event naming `actor` (a caller, or the system for operator commands) inside the
 /// transaction of its use case.
+#[allow(clippy::too_many_arguments)] // the parts of one audit event
 pub(crate) async fn record_as(
     tx: &mut PgTransaction<'_>,
+    hub: &Hub,
     actor: &AuditActor,
     origin: &Origin,
     action: audit::Action,
@@ -97,7 +148,7 @@ pub(crate) async fn record_as(
         ip: origin.ip,
         user_agent: origin.user_agent.clone(),
     };
-    audit::record(tx, &event).await?;
+    audit::record(tx, hub.audit_key(), &event).await?;
     Ok(())
 }
 

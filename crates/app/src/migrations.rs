@@ -19,10 +19,10 @@ use domain::values::{MigrationName, VersionKey};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use storage::{Page, PageRequest, PgPool};
+use storage::{Page, PageRequest};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, record};
+use crate::{AppError, AppResult, Caller, Hub, record};
 
 pub use storage::runs::LatestRun;
 
@@ -325,7 +325,7 @@ fn version_details(m: &Migration, v: &MigrationVersion) -> serde_json::Value {
 
 /// A new migration and its version 1. Anyone signed in may author one; running it is what needs approval.
 pub async fn create_migration(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     limits: Limits,
     input: NewMigrationInput,
@@ -334,14 +334,22 @@ pub async fn create_migration(
     let name = MigrationName::parse(input.name).map_err(AppError::value("name"))?;
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
     let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::projects::get(&mut tx, input.project_id).await?;
     let migration =
         storage::migrations::create(&mut tx, input.project_id, &key, &name, None, caller.actor.user_id).await?;
     let new = new_version(migration.id, input.up_sql, input.down_sql, mode, checked, None, caller);
     let version = storage::versions::create(&mut tx, &new).await?;
-    record(&mut tx, caller, Action::MigrationCreate, "migration", migration.id, version_details(&migration, &version))
-        .await?;
+    record(
+        &mut tx,
+        hub,
+        caller,
+        Action::MigrationCreate,
+        "migration",
+        migration.id,
+        version_details(&migration, &version),
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok((migration, version))
 }
@@ -349,7 +357,7 @@ pub async fn create_migration(
 /// An edit: a new version of the migration. Content equal to the newest version's (same checksums and
 /// mode) makes nothing and returns that version with `false`.
 pub async fn create_version(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     limits: Limits,
     migration: MigrationId,
@@ -357,7 +365,7 @@ pub async fn create_version(
 ) -> AppResult<(MigrationVersion, bool)> {
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
     let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let m = storage::migrations::get(&mut tx, migration).await?;
     let new = new_version(migration, input.up_sql, input.down_sql, mode, checked, None, caller);
     if let Some(latest) = storage::versions::latest(&mut tx, migration).await?
@@ -367,7 +375,7 @@ pub async fn create_version(
         return Ok((latest, false));
     }
     let version = storage::versions::create(&mut tx, &new).await?;
-    record(&mut tx, caller, Action::MigrationVersion, "migration", m.id, version_details(&m, &version)).await?;
+    record(&mut tx, hub, caller, Action::MigrationVersion, "migration", m.id, version_details(&m, &version)).await?;
     tx.commit().await.map_err(db)?;
     Ok((version, true))
 }
@@ -471,7 +479,7 @@ impl Imported<'_> {
 /// writes are a fixed handful of statements whatever the number of files (each a batch over arrays), so
 /// the connection is held briefly.
 pub async fn import(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     limits: Limits,
     gate: &ImportGate,
@@ -529,7 +537,7 @@ pub async fn import(
         imported.push(Imported { file: m, checked, name, hash });
     }
 
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::projects::get(&mut tx, project).await?;
     // The migrations that exist, locked, and their newest versions: what each file is compared with.
     let keys: Vec<&VersionKey> = imported.iter().map(|i| &i.file.version).collect();
@@ -578,6 +586,7 @@ pub async fn import(
     const LISTED: usize = 200;
     record(
         &mut tx,
+        hub,
         caller,
         Action::MigrationImport,
         "project",
@@ -596,43 +605,43 @@ pub async fn import(
     Ok(report)
 }
 
-pub async fn get_migration(pool: &PgPool, id: MigrationId) -> AppResult<(Migration, Option<MigrationVersion>)> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_migration(hub: &Hub, id: MigrationId) -> AppResult<(Migration, Option<MigrationVersion>)> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let m = storage::migrations::get(&mut conn, id).await?;
     let latest = storage::versions::latest(&mut conn, id).await?;
     Ok((m, latest))
 }
 
 pub async fn list_migrations(
-    pool: &PgPool,
+    hub: &Hub,
     project: ProjectId,
     page: &PageRequest<VersionKey>,
 ) -> AppResult<Page<Migration, VersionKey>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::projects::get(&mut conn, project).await?;
     Ok(storage::migrations::list(&mut conn, project, page).await?)
 }
 
 pub async fn list_versions(
-    pool: &PgPool,
+    hub: &Hub,
     migration: MigrationId,
     page: &PageRequest<u32>,
 ) -> AppResult<Page<MigrationVersion, u32>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::migrations::get(&mut conn, migration).await?;
     Ok(storage::versions::list(&mut conn, migration, page).await?)
 }
 
-pub async fn get_version(pool: &PgPool, migration: MigrationId, number: u32) -> AppResult<MigrationVersion> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_version(hub: &Hub, migration: MigrationId, number: u32) -> AppResult<MigrationVersion> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::versions::get_by_number(&mut conn, migration, number).await?)
 }
 
 /// Where each of `migrations` stands per environment: its newest run there.
-pub async fn latest_runs(pool: &PgPool, migrations: &[MigrationId]) -> AppResult<Vec<LatestRun>> {
+pub async fn latest_runs(hub: &Hub, migrations: &[MigrationId]) -> AppResult<Vec<LatestRun>> {
     if migrations.is_empty() {
         return Ok(Vec::new());
     }
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::runs::latest_per_environment(&mut conn, migrations).await?)
 }

@@ -11,11 +11,10 @@ use domain::model::{AuditActor, NewUser, User};
 use domain::values::{DisplayName, Email};
 use secrecy::SecretString;
 use serde_json::json;
-use storage::PgPool;
 
 use crate::error::db;
 use crate::identity::{CreatedToken, issue_token};
-use crate::{AppError, Origin, record_as};
+use crate::{AppError, Hub, Origin, record_as};
 
 /// Why an operator command failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +42,7 @@ pub struct AdminReady {
 /// it, audited `user.promoted`) and creates a write token for them that expires in `token_days`, audited
 /// `token.created`: all in one transaction.
 pub async fn create_admin(
-    pool: &PgPool,
+    hub: &Hub,
     label: &str,
     key: &ring::hmac::Key,
     email: Email,
@@ -51,7 +50,7 @@ pub async fn create_admin(
 ) -> Result<AdminReady, OperatorError> {
     let actor = system(label);
     let origin = Origin::default();
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let user = match storage::users::find_by_email(&mut tx, &email).await.map_err(AppError::from)? {
         Some(user) => {
             let mut user = user;
@@ -62,7 +61,7 @@ pub async fn create_admin(
                 user = storage::users::set_disabled(&mut tx, user.id, false).await.map_err(AppError::from)?;
             }
             let details = json!({ "role": "admin", "enabled": true });
-            record_as(&mut tx, &actor, &origin, Action::UserPromoted, "user", user.id, details).await?;
+            record_as(&mut tx, hub, &actor, &origin, Action::UserPromoted, "user", user.id, details).await?;
             user
         }
         None => {
@@ -72,13 +71,13 @@ pub async fn create_admin(
             let new = NewUser { email, display_name, role: Role::Admin, oidc_identity: None, password_hash: None };
             let user = storage::users::create(&mut tx, &new).await.map_err(AppError::from)?;
             let details = json!({ "email": user.email.as_str(), "role": "admin" });
-            record_as(&mut tx, &actor, &origin, Action::UserCreated, "user", user.id, details).await?;
+            record_as(&mut tx, hub, &actor, &origin, Action::UserCreated, "user", user.id, details).await?;
             user
         }
     };
     let expires_at = Utc::now() + Duration::days(i64::from(token_days));
     let token =
-        issue_token(&mut tx, key, &actor, &origin, user.id, "create-admin".into(), TokenScope::Write, expires_at)
+        issue_token(&mut tx, hub, key, &actor, &origin, user.id, "create-admin".into(), TokenScope::Write, expires_at)
             .await?;
     tx.commit().await.map_err(db)?;
     Ok(AdminReady { user, token })
@@ -87,7 +86,7 @@ pub async fn create_admin(
 /// Sets the password of the user with `email` (hashed here) or, with `None`, removes it; audited
 /// `user.password_set` or `user.password_cleared`. `NotFound` when no user has this email.
 pub async fn set_password(
-    pool: &PgPool,
+    hub: &Hub,
     label: &str,
     email: &Email,
     password: Option<SecretString>,
@@ -96,28 +95,29 @@ pub async fn set_password(
         Some(password) => Some(auth::password::hash(password).await?),
         None => None,
     };
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let user = storage::users::find_by_email(&mut tx, email)
         .await
         .map_err(AppError::from)?
         .ok_or(AppError::NotFound { what: "user" })?;
     storage::users::set_password_hash(&mut tx, user.id, hash.as_deref()).await.map_err(AppError::from)?;
     let action = if hash.is_some() { Action::UserPasswordSet } else { Action::UserPasswordCleared };
-    record_as(&mut tx, &system(label), &Origin::default(), action, "user", user.id, json!({})).await?;
+    record_as(&mut tx, hub, &system(label), &Origin::default(), action, "user", user.id, json!({})).await?;
     tx.commit().await.map_err(db)?;
     Ok((user, action))
 }
 
 /// Reseals every target password under the current (last) key of `ring` (`auth::secrets::rotate`), then
 /// audits `secrets.rotated` with the counts.
-pub async fn rotate_keys(pool: &PgPool, label: &str, ring: &KeyRing) -> Result<Rotation, OperatorError> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn rotate_keys(hub: &Hub, label: &str, ring: &KeyRing) -> Result<Rotation, OperatorError> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let rotation = auth::secrets::rotate(&mut conn, ring).await?;
     drop(conn);
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let details = json!({ "resealed": rotation.resealed, "changed_meanwhile": rotation.raced });
     record_as(
         &mut tx,
+        hub,
         &system(label),
         &Origin::default(),
         Action::SecretsRotated,

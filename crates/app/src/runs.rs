@@ -39,10 +39,10 @@ use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
 use serde::Deserialize;
 use serde_json::json;
-use storage::{Page, PageRequest, PgConnection, PgPool, StorageError};
+use storage::{Page, PageRequest, PgConnection, StorageError};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, record};
+use crate::{AppError, AppResult, Caller, Hub, record};
 
 /// Most targets one run may hold items for at once, per concurrency setting.
 pub const MAX_CONCURRENCY: u32 = 1000;
@@ -448,9 +448,9 @@ pub struct Preview {
 }
 
 /// The release a request would make and what pre-flight finds, without making it.
-pub async fn preview(pool: &PgPool, input: &RunRequest) -> AppResult<Preview> {
+pub async fn preview(hub: &Hub, input: &RunRequest) -> AppResult<Preview> {
     let direction = input.direction.unwrap_or(Direction::Up);
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let (project, versions) = resolve(&mut conn, input, direction).await?;
     let set = db_set_of(&mut conn, input.environment_id, input.db_set_id).await?;
     let targets = set_targets(&mut conn, set.id).await?;
@@ -481,12 +481,7 @@ async fn db_set_of(conn: &mut PgConnection, environment: EnvironmentId, set: DbS
 
 /// Requests a run. With an idempotency key, repeating the same request returns the first run (`created:
 /// false`) however many arrive at once; the same key with a different request is a conflict.
-pub async fn request_run(
-    pool: &PgPool,
-    caller: &Caller,
-    input: RunRequest,
-    key: Option<String>,
-) -> AppResult<Requested> {
+pub async fn request_run(hub: &Hub, caller: &Caller, input: RunRequest, key: Option<String>) -> AppResult<Requested> {
     may_request_run(&caller.actor)?;
     let key = idempotency_key(key)?;
     let direction = input.direction.unwrap_or(Direction::Up);
@@ -502,12 +497,12 @@ pub async fn request_run(
     let comment = comment(input.comment.clone())?;
     let options = (direction, failure_policy, concurrency_limit, comment.as_str());
     if let Some(key) = &key {
-        let mut conn = pool.acquire().await.map_err(db)?;
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
         if let Some(existing) = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key).await? {
             return same_request(&mut conn, existing, &input, options).await;
         }
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let (project, versions) = resolve(&mut tx, &input, direction).await?;
     let environment = storage::environments::get(&mut tx, input.environment_id).await?;
     let set = db_set_of(&mut tx, environment.id, input.db_set_id).await?;
@@ -545,7 +540,7 @@ pub async fn request_run(
         Err(e) if e.is_conflict_on("runs_idempotency_key") => {
             // Another request with the same key committed first: answer with its run.
             drop(tx);
-            let mut conn = pool.acquire().await.map_err(db)?;
+            let mut conn = hub.pool.acquire().await.map_err(db)?;
             let key = key.as_deref().unwrap_or_default();
             let existing = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key)
                 .await?
@@ -559,6 +554,7 @@ pub async fn request_run(
     }
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunRequest,
         "run",
@@ -609,14 +605,15 @@ async fn same_request(
 
 /// Records a refused action in its own transaction (the action's was rolled back). A failure to record is
 /// logged, not returned: the caller still gets the refusal.
-async fn record_refusal(pool: &PgPool, caller: &Caller, action: Action, run: RunId, error: &AppError) {
+async fn record_refusal(hub: &Hub, caller: &Caller, action: Action, run: RunId, error: &AppError) {
     if !matches!(error, AppError::Denied(_) | AppError::Conflict { .. } | AppError::Invalid { .. }) {
         return;
     }
     let result = async {
-        let mut tx = pool.begin().await.map_err(db)?;
+        let mut tx = hub.pool.begin().await.map_err(db)?;
         record(
             &mut tx,
+            hub,
             caller,
             action,
             "run",
@@ -633,32 +630,32 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, action: Action, run: Run
 }
 
 /// Approves a run: pins the content checksum of the release it applies.
-pub async fn approve(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
-    let result = decide(pool, caller, id, input, ApprovalDecision::Approve).await;
+pub async fn approve(hub: &Hub, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
+    let result = decide(hub, caller, id, input, ApprovalDecision::Approve).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunApproveRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunApproveRefused, id, e).await;
     }
     result
 }
 
 /// Denies a run; a deny is final.
-pub async fn deny(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
-    let result = decide(pool, caller, id, input, ApprovalDecision::Deny).await;
+pub async fn deny(hub: &Hub, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
+    let result = decide(hub, caller, id, input, ApprovalDecision::Deny).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunDenyRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunDenyRefused, id, e).await;
     }
     result
 }
 
 async fn decide(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     id: RunId,
     input: DecisionInput,
     decision: ApprovalDecision,
 ) -> AppResult<Run> {
     let comment = comment(input.comment)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let mut run = storage::runs::lock(&mut tx, id).await?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
@@ -740,6 +737,7 @@ async fn decide(
     };
     record(
         &mut tx,
+        hub,
         caller,
         action,
         "run",
@@ -756,16 +754,16 @@ async fn decide(
 }
 
 /// Executes an approved run: queues its items for the workers.
-pub async fn execute(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = execute_inner(pool, caller, id).await;
+pub async fn execute(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = execute_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunExecuteRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunExecuteRefused, id, e).await;
     }
     result
 }
 
-async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn execute_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let versions = storage::versions::of_run(&mut tx, id).await?;
@@ -788,6 +786,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
             .await?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunExecute,
         "run",
@@ -804,16 +803,16 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
 /// Re-pins a run that has not started, after an edit of one of its migrations, to the newest versions of
 /// its migrations: a new revision, whose approval is asked for again (earlier decisions stay on record
 /// and no longer count).
-pub async fn refresh(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = refresh_inner(pool, caller, id).await;
+pub async fn refresh(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = refresh_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunRefreshRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunRefreshRefused, id, e).await;
     }
     result
 }
 
-async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn refresh_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
     may_refresh(&caller.actor, &run.facts())?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
@@ -838,6 +837,7 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
         .collect();
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunRefresh,
         "run",
@@ -855,16 +855,16 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
 /// Makes a new run over the same content for the targets of a failed or cancelled run that did not
 /// finish (failed, cancelled or never ran). Same content and environment, so the original's approvals
 /// are carried over (each audited): the retry starts approved when they still satisfy the policy.
-pub async fn retry(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = retry_inner(pool, caller, id).await;
+pub async fn retry(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = retry_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunRetryRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunRetryRefused, id, e).await;
     }
     result
 }
 
-async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn retry_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let original = storage::runs::lock(&mut tx, id).await?;
     may_retry(&caller.actor, &original.facts())?;
     let environment = storage::environments::get(&mut tx, original.environment_id).await?;
@@ -924,6 +924,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
             .await?;
             record(
                 &mut tx,
+                hub,
                 caller,
                 Action::RunApprovalCarried,
                 "run",
@@ -940,6 +941,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
     }
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunRetry,
         "run",
@@ -955,31 +957,39 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
 }
 
 /// Cancels a run: pending items are cancelled now, running ones stop at their next statement boundary.
-pub async fn cancel(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = cancel_inner(pool, caller, id).await;
+pub async fn cancel(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = cancel_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunCancelRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunCancelRefused, id, e).await;
     }
     result
 }
 
-async fn cancel_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn cancel_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
     may_cancel(&caller.actor, &run.facts())?;
     let from = run.status;
     let run = storage::runs::set_status(&mut tx, id, from, RunStatus::Cancelled, Some(caller.actor.user_id)).await?;
     let cancelled = storage::run_items::cancel_pending(&mut tx, id).await?;
-    record(&mut tx, caller, Action::RunCancel, "run", id, json!({"from": from.as_str(), "items_cancelled": cancelled}))
-        .await?;
+    record(
+        &mut tx,
+        hub,
+        caller,
+        Action::RunCancel,
+        "run",
+        id,
+        json!({"from": from.as_str(), "items_cancelled": cancelled}),
+    )
+    .await?;
     storage::queue::notify(&mut tx, id).await?;
     tx.commit().await.map_err(db)?;
     Ok(run)
 }
 
 /// A run with its content, environment, approvals and item counts.
-pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let run = storage::runs::get(&mut conn, id).await?;
     let project = storage::projects::get(&mut conn, run.project_id).await?;
     let versions = storage::versions::of_run(&mut conn, id).await?;
@@ -1029,7 +1039,7 @@ pub struct RunFilter {
 }
 
 /// Runs, newest first.
-pub async fn list_runs(pool: &PgPool, filter: &RunFilter, page: &PageRequest<RunId>) -> AppResult<Page<Run, RunId>> {
+pub async fn list_runs(hub: &Hub, filter: &RunFilter, page: &PageRequest<RunId>) -> AppResult<Page<Run, RunId>> {
     let filter = storage::runs::RunFilter {
         status: filter.status,
         environment: filter.environment,
@@ -1037,35 +1047,35 @@ pub async fn list_runs(pool: &PgPool, filter: &RunFilter, page: &PageRequest<Run
         created_from: filter.created_from,
         created_before: filter.created_before,
     };
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::runs::list(&mut conn, &filter, page).await?)
 }
 
 /// How many runs are in each status (for the server's metrics).
-pub async fn count_by_status(pool: &PgPool) -> AppResult<Vec<(RunStatus, u64)>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn count_by_status(hub: &Hub) -> AppResult<Vec<(RunStatus, u64)>> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::runs::count_by_status(&mut conn).await?)
 }
 
 pub async fn list_items(
-    pool: &PgPool,
+    hub: &Hub,
     run: RunId,
     status: Option<RunItemStatus>,
     page: &PageRequest<u32>,
 ) -> AppResult<Page<RunItem, u32>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::runs::get(&mut conn, run).await?;
     Ok(storage::run_items::list_for_run(&mut conn, run, status, page).await?)
 }
 
 /// The log of one item of a run (404 if the item is not the run's).
 pub async fn item_logs(
-    pool: &PgPool,
+    hub: &Hub,
     run: RunId,
     item: RunItemId,
     page: &PageRequest<u32>,
 ) -> AppResult<(RunItem, Page<RunItemLog, u32>)> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let found = storage::run_items::get(&mut conn, item).await?;
     if found.run_id != run {
         return Err(AppError::NotFound { what: "run item" });

@@ -204,7 +204,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Prin
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be `Bearer <API token>`"))?;
         let token = SecretString::from(token.trim().to_owned());
-        return match app::sessions::authenticate_token(&state.pool, &state.auth.token_key, &token).await {
+        return match app::sessions::authenticate_token(&state.hub, &state.auth.token_key, &token).await {
             Ok((token, user)) => {
                 Ok(Some(Principal { user, via: Via::Token { id: token.id, scope: token.scope }, csrf: None }))
             }
@@ -217,7 +217,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Prin
     }
     let session = req.get_session();
     let Some(signed_in) = crate::session::signed_in(&session) else { return Ok(None) };
-    let user = match app::sessions::session_user(&state.pool, signed_in.user).await {
+    let user = match app::sessions::session_user(&state.hub, signed_in.user).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             session.purge();

@@ -31,7 +31,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) async fn readyz(state: web::Data<AppState>, request_id: RequestId) -> Result<HttpResponse, ApiError> {
     let request_id = request_id.to_string();
-    let status = match tokio::time::timeout(READY_TIMEOUT, app::tool_db::schema_status(&state.pool)).await {
+    let status = match tokio::time::timeout(READY_TIMEOUT, app::tool_db::schema_status(state.hub.pool())).await {
         Ok(Ok(status)) => status,
         Ok(Err(e)) if e.is_unreachable() => {
             tracing::warn!(request_id, error = %crate::error::chain(&e), "readiness: tool database unreachable");

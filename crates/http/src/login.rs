@@ -96,7 +96,7 @@ pub(crate) async fn start_oidc(state: web::Data<AppState>, req: HttpRequest) -> 
     };
     use secrecy::ExposeSecret;
     let state_text = start.state.expose_secret();
-    app::sessions::save_pending_login(&state.pool, state_text, &start.pending, LOGIN_TTL)
+    app::sessions::save_pending_login(&state.hub, state_text, &start.pending, LOGIN_TTL)
         .await
         .map_err(|e| app_error(&request_id(&req), e))?;
     let cookie = Cookie::build(LOGIN_COOKIE, state_text.to_owned())
@@ -157,7 +157,7 @@ pub(crate) async fn callback(
         return Ok(refuse(&state, StatusCode::BAD_REQUEST, "state_mismatch", retry));
     }
     let pending =
-        app::sessions::take_pending_login(&state.pool, given).await.map_err(|e| app_error(&request_id(&req), e))?;
+        app::sessions::take_pending_login(&state.hub, given).await.map_err(|e| app_error(&request_id(&req), e))?;
     let Some(pending) = pending else {
         return Ok(refuse(&state, StatusCode::BAD_REQUEST, "state_unknown_used_or_expired", retry));
     };
@@ -186,7 +186,7 @@ pub(crate) async fn callback(
             return Ok(refuse(&state, StatusCode::FORBIDDEN, e.code(), message));
         }
     };
-    let user = match app::sessions::login_oidc(&state.pool, &identity, &origin(&req)).await {
+    let user = match app::sessions::login_oidc(&state.hub, &identity, &origin(&req)).await {
         Ok(user) => user,
         Err(e) if e.is_client_error() => {
             return Ok(refuse(&state, StatusCode::FORBIDDEN, e.code(), &sentence(&e)));
@@ -235,7 +235,7 @@ pub(crate) async fn password(
         return Err(ApiError::TooManyRequests);
     }
     let origin = origin(&req);
-    let user = match app::sessions::login_password(&state.pool, &account, SecretString::from(password), &origin).await {
+    let user = match app::sessions::login_password(&state.hub, &account, SecretString::from(password), &origin).await {
         Ok(user) => user,
         Err(e) if e.is_client_error() => return Ok(refuse(&state, StatusCode::UNAUTHORIZED, e.code(), &sentence(&e))),
         Err(e) => return Err(internal(&request_id(&req), &e)),
@@ -260,6 +260,6 @@ pub(crate) async fn logout(
     }
     use actix_session::SessionExt;
     req.get_session().purge();
-    app::sessions::logout(&state.pool, &principal.caller(&req)).await.map_err(|e| app_error(&request_id(&req), e))?;
+    app::sessions::logout(&state.hub, &principal.caller(&req)).await.map_err(|e| app_error(&request_id(&req), e))?;
     Ok(see_other("/login?error=signed_out"))
 }

@@ -86,7 +86,7 @@ pub(crate) async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Resul
     let Some(handle) = handle() else {
         return Err(ApiError::Unavailable { request_id: request_id(&req) });
     };
-    let counts = app::runs::count_by_status(&state.pool).await.map_err(|e| app_error(&request_id(&req), e))?;
+    let counts = app::runs::count_by_status(&state.hub).await.map_err(|e| app_error(&request_id(&req), e))?;
     for status in domain::run::RunStatus::ALL {
         let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
         metrics::gauge!("migrate_hub_runs", "status" => status.as_str()).set(n as f64);

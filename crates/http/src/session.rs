@@ -13,7 +13,7 @@ use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, Upd
 use actix_session::{Session, SessionExt};
 use actix_web::HttpRequest;
 use actix_web::cookie::time::Duration as CookieDuration;
-use app::PgPool;
+use app::Hub;
 use domain::ids::UserId;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ const METHOD: &str = "method";
 /// The session store over the tool database (through `app::sessions`, which keeps only the keys' hashes).
 #[derive(Debug, Clone)]
 pub(crate) struct PgSessionStore {
-    pub pool: PgPool,
+    pub hub: Hub,
     pub idle: Duration,
     pub absolute: Duration,
 }
@@ -43,7 +43,7 @@ fn user_of(state: &HashMap<String, String>) -> Option<UserId> {
 
 impl SessionStore for PgSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let loaded = app::sessions::load_session(&self.pool, session_key.as_ref(), self.idle)
+        let loaded = app::sessions::load_session(&self.hub, session_key.as_ref(), self.idle)
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
         let Some(loaded) = loaded else { return Ok(None) };
@@ -58,7 +58,7 @@ impl SessionStore for PgSessionStore {
         let user = user_of(&state)
             .ok_or_else(|| SaveError::Other(anyhow::anyhow!("a session is stored only once a user is signed in")))?;
         let key = generate_session_key();
-        app::sessions::create_session(&self.pool, key.as_ref(), user, &to_json(&state), self.idle, self.absolute)
+        app::sessions::create_session(&self.hub, key.as_ref(), user, &to_json(&state), self.idle, self.absolute)
             .await
             .map_err(|e| SaveError::Other(e.into()))?;
         Ok(key)
@@ -71,7 +71,7 @@ impl SessionStore for PgSessionStore {
         _ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
         // A session that ended meanwhile stays ended: nothing is recreated.
-        app::sessions::update_session(&self.pool, session_key.as_ref(), &to_json(&state))
+        app::sessions::update_session(&self.hub, session_key.as_ref(), &to_json(&state))
             .await
             .map_err(|e| UpdateError::Other(e.into()))?;
         Ok(session_key)
@@ -83,7 +83,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        app::sessions::delete_session(&self.pool, session_key.as_ref()).await?;
+        app::sessions::delete_session(&self.hub, session_key.as_ref()).await?;
         Ok(())
     }
 }

@@ -14,8 +14,9 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server as ActixServer, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
-use app::PgPool;
+use app::{Hub, PgPool};
 use domain::ErrorCode;
+use domain::secret_ref::SecretRefPolicy;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, TracingLogger};
 
@@ -26,7 +27,8 @@ use crate::settings::{Auth, AuthSettings, SettingsError, TrustedProxies};
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    /// What the use cases run against: the tool database and the hub's configuration.
+    pub hub: Hub,
     pub(crate) auth: Arc<Auth>,
     /// The master keys that seal target passwords; without them only secret references can be set.
     pub(crate) keys: Option<Arc<auth::secrets::KeyRing>>,
@@ -38,16 +40,29 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Checks the settings and builds the state.
+    /// Checks the settings and builds the state. The audit chain is unkeyed and no secret reference is allowed
+    /// until [`AppState::with_audit_key`] and [`AppState::with_secret_refs`] say otherwise.
     pub fn new(pool: PgPool, auth: AuthSettings) -> Result<Self, SettingsError> {
         Ok(Self {
-            pool,
+            hub: Hub::new(pool),
             auth: Auth::new(auth)?,
             keys: None,
             limits: app::migrations::Limits::default(),
             imports: Arc::default(),
             proxies: TrustedProxies::default(),
         })
+    }
+
+    /// Keys the audit events the use cases write, and lets them verify keyed ones.
+    pub fn with_audit_key(mut self, key: Option<audit::ChainKey>) -> Self {
+        self.hub = self.hub.with_audit_key(key);
+        self
+    }
+
+    /// The secret references targets may name (`MIGRATE_HUB_SECRET_REFS`).
+    pub fn with_secret_refs(mut self, policy: SecretRefPolicy) -> Self {
+        self.hub = self.hub.with_secret_refs(policy);
+        self
     }
 
     /// Lets the hub seal target passwords with `keys`.
@@ -182,8 +197,7 @@ impl Server {
     pub fn build(listener: TcpListener, state: AppState, settings: &ServerSettings) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let auth = state.auth.clone();
-        let store =
-            PgSessionStore { pool: state.pool.clone(), idle: auth.session_idle, absolute: auth.session_absolute };
+        let store = PgSessionStore { hub: state.hub.clone(), idle: auth.session_idle, absolute: auth.session_absolute };
         let cookie_key = Key::try_from(&auth.cookie_key[..]).map_err(std::io::Error::other)?;
         let data = web::Data::new(state);
         crate::metrics::handle();
