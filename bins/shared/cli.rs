@@ -54,14 +54,6 @@ impl DatabaseArgs {
         PgConnectOptions::from_str(self.url.expose_secret())
             .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid postgres:// URL"))
     }
-
-    pub fn pool_settings(&self, application_name: &str) -> storage::pool::PoolSettings {
-        storage::pool::PoolSettings {
-            max_connections: self.db_max_connections,
-            application_name: application_name.to_owned(),
-            ..Default::default()
-        }
-    }
 }
 
 /// The master keys that seal target passwords (see `auth::secrets`). Never printed: `--help` hides the
@@ -92,12 +84,4 @@ impl MasterKeyArgs {
         };
         Ok(Some(ring))
     }
-}
-
-/// Refuses to go on unless the tool database is reachable and its schema is exactly this binary's.
-pub async fn require_current_schema(pool: &storage::PgPool) -> anyhow::Result<()> {
-    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
-    let status = storage::schema::status(&mut conn).await.context("cannot read the tool database schema")?;
-    anyhow::ensure!(status.is_current(), "{}", status.describe());
-    Ok(())
 }

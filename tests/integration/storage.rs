@@ -796,6 +796,7 @@ async fn audit_chain_verifies_and_detects_tampering() {
         let mut tx = db.pool.begin().await.unwrap();
         audit::record(
             &mut tx,
+            None,
             &audit::Event {
                 actor: actor.clone(),
                 action: audit::Action::EnvironmentCreate,
@@ -811,7 +812,7 @@ async fn audit_chain_verifies_and_detects_tampering() {
         tx.commit().await.unwrap();
     }
     let mut conn = db.pool.acquire().await.unwrap();
-    assert_eq!(audit::verify(&mut conn).await.unwrap(), audit::Verification::Intact { rows: 3 });
+    assert_eq!(audit::verify(&mut conn, None).await.unwrap(), audit::Verification::Intact { rows: 3 });
     let listed = storage::audit::list(
         &mut conn,
         &storage::audit::AuditFilter { action: Some("environment".into()), ..Default::default() },
@@ -833,7 +834,44 @@ async fn audit_chain_verifies_and_detects_tampering() {
         .unwrap();
     let second = listed.items[1].id;
     assert_eq!(
-        audit::verify(&mut conn).await.unwrap(),
+        audit::verify(&mut conn, None).await.unwrap(),
         audit::Verification::Broken { row_id: second, reason: "content does not match its hash" }
+    );
+}
+
+/// The chain key is what each call is given (no process-wide key): a keyed chain verifies with its key only,
+/// and a writer without the key cannot extend it.
+#[tokio::test]
+async fn a_keyed_chain_verifies_with_its_key_and_refuses_unkeyed_writers() {
+    let db = PgDatabase::migrated().await;
+    let (key, other) = (audit::ChainKey::new(&[7; 32]), audit::ChainKey::new(&[8; 32]));
+    let event = |i: i32| audit::Event {
+        actor: AuditActor { kind: ActorKind::System, user_id: None, label: "system".into() },
+        action: audit::Action::EnvironmentCreate,
+        object_type: "environment".into(),
+        object_id: Some(format!("env-{i}")),
+        details: serde_json::json!({ "i": i }),
+        ip: None,
+        user_agent: None,
+    };
+    for i in 0..2 {
+        let mut tx = db.pool.begin().await.unwrap();
+        audit::record(&mut tx, Some(&key), &event(i)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(audit::verify(&mut conn, Some(&key)).await.unwrap(), audit::Verification::Intact { rows: 2 });
+    let first = storage::audit::scan(&mut conn, 0, 1).await.unwrap()[0].id;
+    assert_eq!(
+        audit::verify(&mut conn, Some(&other)).await.unwrap(),
+        audit::Verification::Broken { row_id: first, reason: "content does not match its hash" }
+    );
+    let unkeyed = audit::verify(&mut conn, None).await.unwrap();
+    assert!(matches!(unkeyed, audit::Verification::Broken { row_id, .. } if row_id == first), "{unkeyed:?}");
+    let mut tx = db.pool.begin().await.unwrap();
+    let refused = audit::record(&mut tx, None, &event(2)).await.unwrap_err();
+    assert!(
+        matches!(&refused, audit::AuditError::Storage(StorageError::Refused(m)) if m == audit::NO_CHAIN_KEY),
+        "{refused:?}"
     );
 }

@@ -142,7 +142,7 @@ async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once
         .await
         .unwrap();
     assert_eq!(actions, ["run.running", "run.succeeded"]);
-    let verified = audit::verify(&mut conn).await.unwrap();
+    let verified = audit::verify(&mut conn, None).await.unwrap();
     assert!(matches!(verified, audit::Verification::Intact { rows: 2 }), "{verified:?}");
 
     // A down run reverts it everywhere.

@@ -3,7 +3,8 @@
 //!
 //! - every Rust file opens with a `//!` doc saying what it is for;
 //! - no test is ignored or expected to panic (a test that cannot fail is a defect);
-//! - the crate dependency rules of ARCHITECTURE.md;
+//! - the crate dependency rules of ARCHITECTURE.md, among them that `app` is the only door to `storage` from
+//!   above: `http` and the server binary neither depend on it nor name it;
 //! - SQL for the tool database only in `storage`, and every file in `sql/` used by it.
 
 use std::collections::BTreeMap;
@@ -67,7 +68,6 @@ const RULES: &[Rule] = &[
         package: "migrate-hub-http",
         allowed_internal: &[
             "migrate-hub-domain",
-            "migrate-hub-storage",
             "migrate-hub-auth",
             "migrate-hub-audit",
             "migrate-hub-executor",
@@ -76,6 +76,11 @@ const RULES: &[Rule] = &[
         forbidden: &["sqlx"],
     },
 ];
+
+/// The packages above `app` that reach the tool database only through its use cases, and the sources of
+/// each, which must not name `storage` either (a path through another crate would be a back door).
+const THROUGH_APP: &[(&str, &str)] =
+    &[("migrate-hub-http", "crates/http/src/"), ("migrate-hub-server", "bins/server/src/")];
 
 /// Workspace packages that nothing else may depend on, with the one exception each may have.
 const LEAVES: &[(&str, Option<&str>)] = &[
@@ -165,6 +170,14 @@ fn check_sources(root: &Path, files: &[PathBuf], problems: &mut Vec<String>) -> 
             if line.contains(should_panic) {
                 problems.push(format!("{name}:{}: should_panic test (assert on a returned error instead)", n + 1));
             }
+            if let Some((package, _)) = THROUGH_APP.iter().find(|(_, dir)| name.starts_with(dir))
+                && names_storage(line)
+            {
+                problems.push(format!(
+                    "{name}:{}: names `storage`; {package} reaches the tool database only through `app`",
+                    n + 1
+                ));
+            }
             if name.starts_with("crates/http/src/")
                 && name != "crates/http/src/routes.rs"
                 && let Some(found) = ROUTE_REGISTRATION.iter().find(|p| line.contains(*p))
@@ -177,6 +190,13 @@ fn check_sources(root: &Path, files: &[PathBuf], problems: &mut Vec<String>) -> 
         }
     }
     Ok(())
+}
+
+/// Whether a line names the `storage` crate by path (`storage::…`, not e.g. `actix_session::storage::…`).
+fn names_storage(line: &str) -> bool {
+    let needle = concat!("storage", "::");
+    line.match_indices(needle)
+        .any(|(at, _)| line[..at].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':')))
 }
 
 fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> anyhow::Result<()> {
@@ -211,6 +231,17 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> anyhow::Result
             if rule.forbidden.contains(&dep.as_str()) {
                 problems.push(format!("{} must not depend on {dep} (see ARCHITECTURE.md)", rule.package));
             }
+        }
+    }
+    for (package, _) in THROUGH_APP {
+        let Some(list) = deps.get(*package) else {
+            problems.push(format!("crate {package} is missing from the workspace"));
+            continue;
+        };
+        if list.iter().any(|(dep, _)| dep == "migrate-hub-storage") {
+            problems.push(format!(
+                "{package} must not depend on migrate-hub-storage: `app` is the only door to the tool database"
+            ));
         }
     }
     for (package, list) in &deps {
@@ -258,6 +289,16 @@ fn check_sql(root: &Path, files: &[PathBuf], problems: &mut Vec<String>) -> anyh
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn storage_is_named_only_as_a_crate_path() {
+        for line in ["use storage::PgPool;", "    storage::users::get(&mut conn, id)", "(storage::MAX_PAGE)"] {
+            assert!(super::names_storage(line), "{line}");
+        }
+        for line in ["use actix_session::storage::{LoadError};", "app::storage_free()", "no_storage::x", "storage: 1"] {
+            assert!(!super::names_storage(line), "{line}");
+        }
+    }
+
     #[test]
     fn the_workspace_is_tidy() {
         let problems = super::check(&crate::workspace_root()).unwrap();

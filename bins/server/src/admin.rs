@@ -1,37 +1,13 @@
-//! Operator commands on accounts: `create-admin` and `set-password`.
+//! Operator commands on accounts and secrets: `create-admin`, `set-password` and `rotate-key`. Each reads
+//! its arguments and calls one `app::operator` use case, which runs in one transaction with its audit event.
 
 use std::io::{Read, Write};
 
 use anyhow::Context;
-use chrono::{Duration, Utc};
-use domain::enums::{ActorKind, Role, TokenScope};
-use domain::model::{AuditActor, NewUser};
-use domain::values::{DisplayName, Email};
+use domain::values::Email;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{ServerSecretArgs, cli};
-
-fn system(label: &str) -> AuditActor {
-    AuditActor { kind: ActorKind::System, user_id: None, label: label.to_owned() }
-}
-
-fn event(
-    label: &str,
-    action: audit::Action,
-    object_type: &str,
-    object_id: String,
-    details: serde_json::Value,
-) -> audit::Event {
-    audit::Event {
-        actor: system(label),
-        action,
-        object_type: object_type.into(),
-        object_id: Some(object_id),
-        details,
-        ip: None,
-        user_agent: None,
-    }
-}
+use crate::{ServerSecretArgs, cli, operator_hub};
 
 /// Creates or promotes the admin and prints a new token for them as the last line.
 pub async fn create_admin(
@@ -40,56 +16,18 @@ pub async fn create_admin(
     email: &str,
     token_days: u32,
 ) -> anyhow::Result<()> {
-    const WHO: &str = "migrate-hub-server create-admin";
     let secret = secret.load()?;
-    secret.audit_chain_key().install().context("the audit chain key")?;
     let key = secret.token_key();
     let email = Email::parse(email.trim().to_lowercase()).context("--email")?;
-    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
-    cli::require_current_schema(&pool).await?;
-    let mut tx = pool.begin().await.context("cannot reach the tool database")?;
-    let user = match storage::users::find_by_email(&mut tx, &email).await? {
-        Some(user) => {
-            let mut user = user;
-            if user.role != Role::Admin {
-                user = storage::users::set_role(&mut tx, user.id, Role::Admin).await?;
-            }
-            if user.disabled {
-                user = storage::users::set_disabled(&mut tx, user.id, false).await?;
-            }
-            let details = serde_json::json!({ "role": "admin", "enabled": true });
-            audit::record(&mut tx, &event(WHO, audit::Action::UserPromoted, "user", user.id.to_string(), details))
-                .await?;
-            user
-        }
-        None => {
-            let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
-            let new = NewUser {
-                email: email.clone(),
-                display_name: DisplayName::parse(local).context("display name from the email")?,
-                role: Role::Admin,
-                oidc_identity: None,
-                password_hash: None,
-            };
-            let user = storage::users::create(&mut tx, &new).await?;
-            let details = serde_json::json!({ "email": user.email.as_str(), "role": "admin" });
-            audit::record(&mut tx, &event(WHO, audit::Action::UserCreated, "user", user.id.to_string(), details))
-                .await?;
-            user
-        }
-    };
-    let expires_at = Utc::now() + Duration::days(i64::from(token_days));
-    let minted =
-        auth::tokens::mint(&key, user.id, user.id, "create-admin".into(), TokenScope::Write, Some(expires_at))?;
-    let token = storage::tokens::create(&mut tx, &minted.new).await?;
-    let details =
-        serde_json::json!({ "owner": user.id, "name": token.name, "scope": "write", "expires_at": expires_at });
-    audit::record(&mut tx, &event(WHO, audit::Action::TokenCreated, "api_token", token.id.to_string(), details))
-        .await?;
-    tx.commit().await?;
-    tracing::info!(user.id = %user.id, token.id = %token.id, "admin ready; the API token follows on standard output");
+    let hub = operator_hub(db, Some(&secret), "migrate-hub-server").await?;
+    let ready = app::operator::create_admin(&hub, "migrate-hub-server create-admin", &key, email, token_days).await?;
+    tracing::info!(
+        user.id = %ready.user.id,
+        token.id = %ready.token.token.id,
+        "admin ready; the API token follows on standard output"
+    );
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", minted.token.expose_secret())?;
+    writeln!(out, "{}", ready.token.value.expose_secret())?;
     Ok(())
 }
 
@@ -100,9 +38,9 @@ pub async fn set_password(
     email: &str,
     clear: bool,
 ) -> anyhow::Result<()> {
-    secret.install_audit_chain_key()?;
+    let secret = secret.load_optional()?;
     let email = Email::parse(email.trim().to_lowercase()).context("--email")?;
-    let hash = if clear {
+    let password = if clear {
         None
     } else {
         let mut text = String::new();
@@ -110,21 +48,36 @@ pub async fn set_password(
             .take(4096)
             .read_to_string(&mut text)
             .context("cannot read the password from standard input")?;
-        let password = SecretString::from(text.trim_end_matches(['\n', '\r']).to_owned());
-        Some(auth::password::hash(password).await?)
+        Some(SecretString::from(text.trim_end_matches(['\n', '\r']).to_owned()))
     };
-    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
-    cli::require_current_schema(&pool).await?;
-    let mut tx = pool.begin().await.context("cannot reach the tool database")?;
-    let user = storage::users::find_by_email(&mut tx, &email).await?.context("no user with this email")?;
-    storage::users::set_password_hash(&mut tx, user.id, hash.as_deref()).await?;
-    let action = if clear { audit::Action::UserPasswordCleared } else { audit::Action::UserPasswordSet };
-    audit::record(
-        &mut tx,
-        &event("migrate-hub-server set-password", action, "user", user.id.to_string(), serde_json::json!({})),
-    )
-    .await?;
-    tx.commit().await?;
+    let hub = operator_hub(db, secret.as_ref(), "migrate-hub-server").await?;
+    let (user, action) =
+        match app::operator::set_password(&hub, "migrate-hub-server set-password", &email, password).await {
+            Err(app::operator::OperatorError::App(app::AppError::NotFound { .. })) => {
+                anyhow::bail!("no user with this email")
+            }
+            other => other?,
+        };
     tracing::info!(user.id = %user.id, action = %action, "done");
+    Ok(())
+}
+
+/// Reseals every target password under the current (last) master key.
+pub async fn rotate_key(
+    db: &cli::DatabaseArgs,
+    keys: &cli::MasterKeyArgs,
+    secret: &ServerSecretArgs,
+) -> anyhow::Result<()> {
+    let secret = secret.load_optional()?;
+    let ring =
+        keys.key_ring()?.context("no master keys: set MIGRATE_HUB_MASTER_KEYS or MIGRATE_HUB_MASTER_KEY_FILE")?;
+    let hub = operator_hub(db, secret.as_ref(), "migrate-hub-server").await?;
+    let rotation = app::operator::rotate_keys(&hub, "migrate-hub-server rotate-key", &ring).await?;
+    tracing::info!(
+        key.id = ring.current_id(),
+        resealed = rotation.resealed,
+        changed_meanwhile = rotation.raced,
+        "every target secret is sealed under the current key"
+    );
     Ok(())
 }

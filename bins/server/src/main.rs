@@ -36,7 +36,7 @@ enum AuditCommand {
         /// A head published earlier (`GET /api/v1/audit/head` or the server's "audit chain head" log line),
         /// as SEQ:HASH: the chain must still have that row, with that hash.
         #[arg(long, value_name = "SEQ:HASH")]
-        expect_head: Option<audit::Head>,
+        expect_head: Option<app::audit_log::Head>,
     },
 }
 
@@ -129,8 +129,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate { db, create_database } => migrate(&db, create_database).await,
         Command::CheckSchema { db } => {
-            let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
-            cli::require_current_schema(&pool).await?;
+            let pool = tool_db(&db, "migrate-hub-server")?;
+            require_current_schema(&pool).await?;
             tracing::info!("the tool database schema is current");
             Ok(())
         }
@@ -145,44 +145,40 @@ async fn main() -> anyhow::Result<()> {
             admin::create_admin(&db, &secret, &email, token_days).await
         }
         Command::SetPassword { db, email, clear, secret } => admin::set_password(&db, &secret, &email, clear).await,
-        Command::RotateKey { db, keys, secret } => rotate_key(&db, &keys, &secret).await,
+        Command::RotateKey { db, keys, secret } => admin::rotate_key(&db, &keys, &secret).await,
     }
 }
 
-async fn rotate_key(
-    db: &cli::DatabaseArgs,
-    keys: &cli::MasterKeyArgs,
-    secret: &ServerSecretArgs,
-) -> anyhow::Result<()> {
-    secret.install_audit_chain_key()?;
-    let ring =
-        keys.key_ring()?.context("no master keys: set MIGRATE_HUB_MASTER_KEYS or MIGRATE_HUB_MASTER_KEY_FILE")?;
-    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
-    cli::require_current_schema(&pool).await?;
-    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
-    let rotation = auth::secrets::rotate(&mut conn, &ring).await?;
-    let mut tx = pool.begin().await?;
-    let event = audit::Event {
-        actor: domain::model::AuditActor {
-            kind: domain::enums::ActorKind::System,
-            user_id: None,
-            label: "migrate-hub-server rotate-key".into(),
-        },
-        action: audit::Action::SecretsRotated,
-        object_type: "master_key".into(),
-        object_id: Some(ring.current_id().to_owned()),
-        details: serde_json::json!({ "resealed": rotation.resealed, "changed_meanwhile": rotation.raced }),
-        ip: None,
-        user_agent: None,
+/// A pool on the tool database for this command, connected when first used.
+fn tool_db(db: &cli::DatabaseArgs, application_name: &str) -> anyhow::Result<app::PgPool> {
+    let settings = app::tool_db::PoolSettings {
+        max_connections: db.db_max_connections,
+        application_name: application_name.to_owned(),
+        ..Default::default()
     };
-    audit::record(&mut tx, &event).await?;
-    tx.commit().await?;
-    tracing::info!(
-        key.id = ring.current_id(),
-        resealed = rotation.resealed,
-        changed_meanwhile = rotation.raced,
-        "every target secret is sealed under the current key"
-    );
+    Ok(app::tool_db::connect_lazy(db.connect_options()?, &settings))
+}
+
+/// What an operator command runs the use cases against: the tool database (once its schema is checked), its
+/// audit events keyed with the key derived from the server secret when one is given.
+async fn operator_hub(
+    db: &cli::DatabaseArgs,
+    secret: Option<&auth::keys::ServerSecret>,
+    application_name: &str,
+) -> anyhow::Result<app::Hub> {
+    let pool = tool_db(db, application_name)?;
+    require_current_schema(&pool).await?;
+    Ok(app::Hub::new(pool).with_audit_key(secret.map(auth::keys::ServerSecret::audit_chain_key)))
+}
+
+/// Refuses to go on unless the tool database is reachable and its schema is exactly this binary's.
+async fn require_current_schema(pool: &app::PgPool) -> anyhow::Result<()> {
+    let status = app::tool_db::schema_status(pool).await.map_err(|e| {
+        let context =
+            if e.did_not_connect() { "cannot reach the tool database" } else { "cannot read the tool database schema" };
+        anyhow::Error::new(e).context(context)
+    })?;
+    anyhow::ensure!(status.is_current(), "{}", status.describe());
     Ok(())
 }
 
@@ -193,12 +189,13 @@ async fn migrate(db: &cli::DatabaseArgs, create_database: bool) -> anyhow::Resul
         sqlx::Postgres::create_database(db.url.expose_secret()).await.context("cannot create the tool database")?;
         tracing::info!(database = options.get_database().unwrap_or_default(), "created the tool database");
     }
-    let pool = storage::pool::connect(options, &db.pool_settings("migrate-hub-server migrate"))
-        .await
-        .context("cannot reach the tool database")?;
-    storage::schema::migrate(&pool).await.context("applying the tool schema failed")?;
-    let mut conn = pool.acquire().await?;
-    let status = storage::schema::status(&mut conn).await?;
+    let settings = app::tool_db::PoolSettings {
+        max_connections: db.db_max_connections,
+        application_name: "migrate-hub-server migrate".into(),
+        ..Default::default()
+    };
+    let pool = app::tool_db::connect(options, &settings).await.context("cannot reach the tool database")?;
+    let status = app::tool_db::migrate(&pool).await.context("applying the tool schema failed")?;
     anyhow::ensure!(status.is_current(), "{}", status.describe());
     tracing::info!("the tool database schema is current");
     Ok(())
@@ -207,24 +204,22 @@ async fn migrate(db: &cli::DatabaseArgs, create_database: bool) -> anyhow::Resul
 async fn verify_audit(
     db: &cli::DatabaseArgs,
     secret: &ServerSecretArgs,
-    expect_head: Option<&audit::Head>,
+    expect_head: Option<&app::audit_log::Head>,
 ) -> anyhow::Result<()> {
     use std::io::Write;
-    secret.install_audit_chain_key()?;
-    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server audit"));
-    cli::require_current_schema(&pool).await?;
-    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
-    let verdict = audit::verify(&mut conn).await.context("cannot read the audit log")?;
+    let secret = secret.load_optional()?;
+    let hub = operator_hub(db, secret.as_ref(), "migrate-hub-server audit").await?;
+    let verdict = app::audit_log::verify_chain(&hub).await.context("cannot read the audit log")?;
     let mut stdout = std::io::stdout().lock();
     let rows = match verdict {
-        audit::Verification::Intact { rows } => rows,
-        audit::Verification::Broken { row_id, reason } => {
+        app::audit_log::Verification::Intact { rows } => rows,
+        app::audit_log::Verification::Broken { row_id, reason } => {
             writeln!(stdout, "audit log BROKEN at row {row_id}: {reason}")?;
             anyhow::bail!("the audit log chain is broken at row {row_id}: {reason}")
         }
     };
     if let Some(expected) = expect_head {
-        let check = audit::check_head(&mut conn, expected).await.context("cannot read the audit log")?;
+        let check = app::audit_log::check_head(&hub, expected).await.context("cannot read the audit log")?;
         if !check.is_reached() {
             writeln!(stdout, "audit log CUT: {check}")?;
             anyhow::bail!("the audit log does not reach the expected head {expected}: {check}")
@@ -254,20 +249,22 @@ async fn serve(
     let listener = TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     let server_secret = secret.load()?;
-    server_secret.audit_chain_key().install().context("the audit chain key")?;
-    guard.apply()?;
+    let audit_key = server_secret.audit_chain_key();
+    let secret_refs = guard.secret_refs()?;
     let settings = auth.settings(server_secret, &address)?;
-    let pool = storage::pool::connect_lazy(db.connect_options()?, &db.pool_settings("migrate-hub-server"));
-    cli::require_current_schema(&pool).await?;
+    let pool = tool_db(db, "migrate-hub-server")?;
+    require_current_schema(&pool).await?;
     let state = http::AppState::new(pool, settings)
         .context("invalid authentication settings")?
+        .with_audit_key(Some(audit_key))
+        .with_secret_refs(secret_refs)
         .with_keys(keys.key_ring()?)
         .with_limits(limits)
         .with_trusted_proxies(proxies.clone());
     if !proxies.is_empty() {
         tracing::info!(%proxies, "X-Forwarded-For is believed from these proxies only");
     }
-    tokio::spawn(log_audit_heads(state.pool.clone(), guard.audit_head_every));
+    tokio::spawn(log_audit_heads(state.hub.clone(), guard.audit_head_every));
     let server = http::Server::build(listener, state, &http::ServerSettings { workers: listen.http_workers })?;
     tracing::info!(%address, "migrate-hub server listening on http://{address}");
     server.run().await.context("server failed")
@@ -312,15 +309,8 @@ impl ServerSecretArgs {
         )
     }
 
-    /// Installs the audit chain key derived from the secret, when one is configured (commands that only
-    /// append to or check the audit log need it once the log is keyed, and say so when it is missing).
-    fn install_audit_chain_key(&self) -> anyhow::Result<()> {
-        if let Some(secret) = self.load_optional()? {
-            secret.audit_chain_key().install().context("the audit chain key")?;
-        }
-        Ok(())
-    }
-
+    /// The secret when one is configured: commands that only append to or check the audit log need it (for
+    /// the audit chain key) once the log is keyed, and say so when it is missing.
     fn load_optional(&self) -> anyhow::Result<Option<auth::keys::ServerSecret>> {
         let text = match (&self.server_secret, &self.server_secret_file) {
             (Some(secret), _) => secret.clone(),
@@ -350,14 +340,14 @@ struct GuardArgs {
 }
 
 impl GuardArgs {
-    fn apply(&self) -> anyhow::Result<()> {
+    /// The secret references targets may name, for the use cases (`app::Hub::with_secret_refs`).
+    fn secret_refs(&self) -> anyhow::Result<domain::secret_ref::SecretRefPolicy> {
         let references =
             domain::secret_ref::SecretRefPolicy::parse(&self.secret_refs).context("MIGRATE_HUB_SECRET_REFS")?;
         if !references.is_empty() {
             tracing::info!(allowed = %references, "targets may name these secret references");
         }
-        app::inventory::allow_secret_refs(references).context("MIGRATE_HUB_SECRET_REFS")?;
-        Ok(())
+        Ok(references)
     }
 }
 
@@ -365,14 +355,14 @@ impl GuardArgs {
 /// seconds), so that a copy of it lives in the log pipeline, out of reach of anyone who can write the tool
 /// database: `audit verify --expect-head SEQ:HASH` then detects a chain whose newest rows were removed. The
 /// head is read as committed, so a logged head never belongs to a transaction that rolled back.
-async fn log_audit_heads(pool: storage::PgPool, every: u64) {
+async fn log_audit_heads(hub: app::Hub, every: u64) {
     let every = i64::try_from(every).unwrap_or(i64::MAX);
     let mut logged: Option<i64> = None;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match app::audit_log::current_head(&pool).await {
+        match app::audit_log::current_head(&hub).await {
             Ok(Some(head)) if logged.is_none_or(|last| head.sequence >= last.saturating_add(every)) => {
                 tracing::info!(audit.sequence = head.sequence, audit.head = %head, "audit chain head");
                 logged = Some(head.sequence);

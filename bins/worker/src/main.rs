@@ -111,10 +111,15 @@ async fn main() -> anyhow::Result<()> {
          new work)",
         cli.db.db_max_connections
     );
-    let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &cli.db.pool_settings("migrate-hub-worker"));
-    cli::require_current_schema(&pool).await?;
-    match cli.audit_key.load()? {
-        Some(secret) => secret.audit_chain_key().install().context("the audit chain key")?,
+    let settings = storage::pool::PoolSettings {
+        max_connections: cli.db.db_max_connections,
+        application_name: "migrate-hub-worker".into(),
+        ..Default::default()
+    };
+    let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &settings);
+    require_current_schema(&pool).await?;
+    let audit_key = match cli.audit_key.load()? {
+        Some(secret) => Some(secret.audit_chain_key()),
         None => {
             let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
             let head = storage::audit::head(&mut conn).await.context("cannot read the audit log")?;
@@ -125,8 +130,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!(
                 "no server secret: this worker's audit events are not keyed (set MIGRATE_HUB_SERVER_SECRET)"
             );
+            None
         }
-    }
+    };
 
     if let Some(addr) = cli.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -149,12 +155,21 @@ async fn main() -> anyhow::Result<()> {
         listen: !cli.no_listen,
         retry_base: Duration::from_millis(cli.retry_base_ms),
         heartbeat: Duration::from_secs(cli.heartbeat_secs),
+        audit_key,
         ..executor::queue::Settings::default()
     };
     let queue = executor::queue::QueueWorker::new(pool, registration.worker().id, label, settings, opener);
     let worked = queue.run(shutdown_signal()).await;
     registration.stop().await?;
     worked?;
+    Ok(())
+}
+
+/// Refuses to go on unless the tool database is reachable and its schema is exactly this binary's.
+async fn require_current_schema(pool: &storage::PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await.context("cannot reach the tool database")?;
+    let status = storage::schema::status(&mut conn).await.context("cannot read the tool database schema")?;
+    anyhow::ensure!(status.is_current(), "{}", status.describe());
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! What a use case can answer besides success, in terms the edge maps to a status without guessing.
 
+use domain::ErrorCode;
 use domain::policy::{Denial, PolicyError};
 use domain::values::ValueError;
 use storage::StorageError;
@@ -9,20 +10,20 @@ use storage::StorageError;
 pub enum AppError {
     /// A value in the request is invalid (422); `field` names it when there is one.
     #[error("{message}")]
-    Invalid { field: Option<&'static str>, code: &'static str, message: String },
+    Invalid { field: Option<&'static str>, code: ErrorCode, message: String },
     /// No such thing (404).
     #[error("{what} not found")]
     NotFound { what: &'static str },
     /// The request conflicts with the current state (409).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// A rule of `domain::policy` refuses it (403 when it is about who the caller is, 409 when about the
     /// state of the thing).
     #[error("{0}")]
     Denied(Denial),
     /// Too much of this is running already (429); `code` says what, the message when to try again.
     #[error("{message}")]
-    Busy { code: &'static str, message: String },
+    Busy { code: ErrorCode, message: String },
     /// A text is over its size limit (413).
     #[error("{what} is {size} bytes; the limit is {limit} bytes")]
     TooLarge { what: &'static str, size: usize, limit: usize },
@@ -34,22 +35,22 @@ pub enum AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    pub(crate) fn invalid(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &'static str, code: ErrorCode, message: impl Into<String>) -> Self {
         AppError::Invalid { field: Some(field), code, message: message.into() }
     }
 
-    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError::Conflict { code, message: message.into() }
     }
 
     /// A stable code for clients.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::Invalid { code, .. } | AppError::Conflict { code, .. } | AppError::Busy { code, .. } => code,
-            AppError::NotFound { .. } => "not_found",
+            AppError::Invalid { code, .. } | AppError::Conflict { code, .. } | AppError::Busy { code, .. } => *code,
+            AppError::NotFound { .. } => ErrorCode::NotFound,
             AppError::Denied(denial) => denial.code(),
-            AppError::TooLarge { .. } => "too_large",
-            AppError::Internal(_) => "internal",
+            AppError::TooLarge { .. } => ErrorCode::TooLarge,
+            AppError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -70,7 +71,7 @@ impl AppError {
 
     /// A value that failed to parse, attributed to `field`.
     pub(crate) fn value(field: &'static str) -> impl FnOnce(ValueError) -> AppError {
-        move |e| AppError::invalid(field, "invalid_value", e.to_string())
+        move |e| AppError::invalid(field, ErrorCode::InvalidValue, e.to_string())
     }
 
     pub(crate) fn policy(e: PolicyError) -> AppError {
@@ -85,19 +86,23 @@ impl From<Denial> for AppError {
 }
 
 /// Unique and foreign-key constraints that users can run into, with what to tell them.
-const CONSTRAINTS: &[(&str, &str, &str)] = &[
-    ("environments_name_key", "name_taken", "an environment with this name exists"),
-    ("db_targets_env_name_key", "name_taken", "a target with this name exists in this environment"),
-    ("db_sets_env_name_key", "name_taken", "a db set with this name exists in this environment"),
-    ("projects_name_key", "name_taken", "a project with this name exists"),
-    ("migrations_project_version_key", "version_key_taken", "this project has a migration with this version key"),
-    ("users_email_key", "email_taken", "a user with this email exists"),
-    ("db_targets_environment_id_fkey", "in_use", "the environment still has targets"),
-    ("db_sets_environment_id_fkey", "in_use", "the environment still has db sets"),
-    ("run_items_target_fkey", "in_use", "the target is part of runs; it cannot be deleted"),
-    ("db_set_members_target_fkey", "wrong_environment", "every target must belong to the db set's environment"),
-    ("approvals_one_decision_per_approver", "already_decided", "you have already approved or denied this run"),
-    ("runs_status", "status_changed", "the run changed status meanwhile; reload it and try again"),
+const CONSTRAINTS: &[(&str, ErrorCode, &str)] = &[
+    ("environments_name_key", ErrorCode::NameTaken, "an environment with this name exists"),
+    ("db_targets_env_name_key", ErrorCode::NameTaken, "a target with this name exists in this environment"),
+    ("db_sets_env_name_key", ErrorCode::NameTaken, "a db set with this name exists in this environment"),
+    ("projects_name_key", ErrorCode::NameTaken, "a project with this name exists"),
+    (
+        "migrations_project_version_key",
+        ErrorCode::VersionKeyTaken,
+        "this project has a migration with this version key",
+    ),
+    ("users_email_key", ErrorCode::EmailTaken, "a user with this email exists"),
+    ("db_targets_environment_id_fkey", ErrorCode::InUse, "the environment still has targets"),
+    ("db_sets_environment_id_fkey", ErrorCode::InUse, "the environment still has db sets"),
+    ("run_items_target_fkey", ErrorCode::InUse, "the target is part of runs; it cannot be deleted"),
+    ("db_set_members_target_fkey", ErrorCode::WrongEnvironment, "every target must belong to the db set's environment"),
+    ("approvals_one_decision_per_approver", ErrorCode::AlreadyDecided, "you have already approved or denied this run"),
+    ("runs_status", ErrorCode::StatusChanged, "the run changed status meanwhile; reload it and try again"),
 ];
 
 impl From<StorageError> for AppError {
@@ -106,12 +111,12 @@ impl From<StorageError> for AppError {
             StorageError::NotFound(what) => AppError::NotFound { what },
             StorageError::Invalid { constraint } if constraint == storage::TEXT_ENCODING => AppError::Invalid {
                 field: None,
-                code: "invalid_text",
+                code: ErrorCode::InvalidText,
                 message: "text must not contain NUL (\\u0000) characters".into(),
             },
             StorageError::Conflict { constraint } | StorageError::Reference { constraint } => {
                 match CONSTRAINTS.iter().find(|(name, _, _)| name == constraint) {
-                    Some((_, code, message)) => AppError::conflict(code, *message),
+                    Some((_, code, message)) => AppError::conflict(*code, *message),
                     None => AppError::Internal(Box::new(e)),
                 }
             }

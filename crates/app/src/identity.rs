@@ -10,18 +10,19 @@
 //! returned once, by [`create_token`], and stored only as a MAC.
 
 use audit::Action;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
+use domain::ErrorCode;
 use domain::enums::{Role, TokenScope};
 use domain::ids::{TokenId, UserId};
-use domain::model::{ApiToken, NewUser, User};
+use domain::model::{ApiToken, AuditActor, NewUser, User};
 use domain::policy::{may_administer, may_create_token};
 use domain::values::{DisplayName, Email};
 use secrecy::SecretString;
 use serde_json::json;
-use storage::{Page, PageRequest, PgPool, StorageError};
+use storage::{Page, PageRequest, PgTransaction, StorageError};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, record};
+use crate::{AppError, AppResult, Caller, Hub, Origin, record, record_as};
 
 /// Default lifetime of a token created without one, in days.
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
@@ -31,9 +32,9 @@ pub const MAX_TOKEN_DAYS: u32 = 3650;
 // --- users ---
 
 /// All users by email (admins).
-pub async fn list_users(pool: &PgPool, caller: &Caller, page: &PageRequest<Email>) -> AppResult<Page<User, Email>> {
+pub async fn list_users(hub: &Hub, caller: &Caller, page: &PageRequest<Email>) -> AppResult<Page<User, Email>> {
     may_administer(&caller.actor)?;
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::users::list(&mut conn, page).await?)
 }
 
@@ -48,25 +49,25 @@ pub struct NewUserInput {
 }
 
 /// Pre-provisions a user (admins); audited as `user.created`.
-pub async fn create_user(pool: &PgPool, caller: &Caller, input: NewUserInput) -> AppResult<User> {
+pub async fn create_user(hub: &Hub, caller: &Caller, input: NewUserInput) -> AppResult<User> {
     may_administer(&caller.actor)?;
     let email = Email::parse(input.email.trim().to_lowercase())
-        .map_err(|e| AppError::invalid("email", "invalid_email", e.to_string()))?;
+        .map_err(|e| AppError::invalid("email", ErrorCode::InvalidEmail, e.to_string()))?;
     let name = input.display_name.unwrap_or_else(|| email.as_str().split('@').next().unwrap_or_default().to_owned());
     let display_name = DisplayName::parse(name)
-        .map_err(|e| AppError::invalid("display_name", "invalid_display_name", e.to_string()))?;
+        .map_err(|e| AppError::invalid("display_name", ErrorCode::InvalidDisplayName, e.to_string()))?;
     let role = input.role.unwrap_or(Role::User);
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let new = NewUser { email, display_name, role, oidc_identity: None, password_hash: None };
     let user = match storage::users::create(&mut tx, &new).await {
         Ok(user) => user,
         Err(StorageError::Conflict { .. }) => {
-            return Err(AppError::conflict("email_taken", "a user with this email already exists"));
+            return Err(AppError::conflict(ErrorCode::EmailTaken, "a user with this email already exists"));
         }
         Err(e) => return Err(e.into()),
     };
     let details = json!({ "email": user.email.as_str(), "role": role });
-    record(&mut tx, caller, Action::UserCreated, "user", user.id, details).await?;
+    record(&mut tx, hub, caller, Action::UserCreated, "user", user.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(user)
 }
@@ -80,16 +81,16 @@ pub struct UserChange {
 
 /// Changes a user's role and disabled flag (admins); audited as `user.updated`. Disabling ends the user's
 /// sessions; the last enabled admin can be neither demoted nor disabled (409 `last_admin`).
-pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: UserChange) -> AppResult<User> {
+pub async fn update_user(hub: &Hub, caller: &Caller, id: UserId, change: UserChange) -> AppResult<User> {
     may_administer(&caller.actor)?;
     if change.role.is_none() && change.disabled.is_none() {
         return Err(AppError::Invalid {
             field: None,
-            code: "empty_patch",
+            code: ErrorCode::EmptyPatch,
             message: "give `role`, `disabled` or both".into(),
         });
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::users::lock_admins(&mut tx).await?;
     let before = storage::users::get(&mut tx, id).await?;
     let mut user = before.clone();
@@ -105,13 +106,13 @@ pub async fn update_user(pool: &PgPool, caller: &Caller, id: UserId, change: Use
     let was_admin = before.role == Role::Admin && !before.disabled;
     let is_admin = user.role == Role::Admin && !user.disabled;
     if was_admin && !is_admin && storage::users::count_active_admins(&mut tx).await? == 0 {
-        return Err(AppError::conflict("last_admin", "the last enabled admin cannot be demoted or disabled"));
+        return Err(AppError::conflict(ErrorCode::LastAdmin, "the last enabled admin cannot be demoted or disabled"));
     }
     let details = json!({
         "role": { "from": before.role, "to": user.role },
         "disabled": { "from": before.disabled, "to": user.disabled },
     });
-    record(&mut tx, caller, Action::UserUpdated, "user", user.id, details).await?;
+    record(&mut tx, hub, caller, Action::UserUpdated, "user", user.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(user)
 }
@@ -132,13 +133,13 @@ fn token_owner(caller: &Caller, wanted: Option<UserId>) -> AppResult<UserId> {
 
 /// The tokens of `owner` (default the caller), newest first; someone else's only for an admin.
 pub async fn list_tokens(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     owner: Option<UserId>,
     page: &PageRequest<TokenId>,
 ) -> AppResult<Page<ApiToken, TokenId>> {
     let owner = token_owner(caller, owner)?;
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::tokens::list_for_user(&mut conn, owner, page).await?)
 }
 
@@ -167,52 +168,72 @@ impl std::fmt::Debug for CreatedToken {
 /// Creates a token for the caller, who must be signed in with a session (not a token); audited as
 /// `token.created`, a refusal as `token.create_refused`.
 pub async fn create_token(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     key: &ring::hmac::Key,
     input: NewTokenInput,
 ) -> AppResult<CreatedToken> {
     if let Err(denial) = may_create_token(&caller.actor, caller.audit.kind) {
         let error = AppError::from(denial);
-        record_refusal(pool, caller, &error).await;
+        record_refusal(hub, caller, &error).await;
         return Err(error);
     }
     let owner = caller.actor.user_id;
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::invalid("name", "invalid_name", "the token name must be 1 to 100 characters"));
+        return Err(AppError::invalid("name", ErrorCode::InvalidName, "the token name must be 1 to 100 characters"));
     }
     let days = input.expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
     if !(1..=MAX_TOKEN_DAYS).contains(&days) {
         return Err(AppError::invalid(
             "expires_in_days",
-            "invalid_expiry",
+            ErrorCode::InvalidExpiry,
             format!("expires_in_days must be between 1 and {MAX_TOKEN_DAYS}"),
         ));
     }
     let scope = input.scope.unwrap_or(TokenScope::Write);
     let expires_at = Utc::now() + Duration::days(i64::from(days));
-    let minted = auth::tokens::mint(key, owner, owner, name, scope, Some(expires_at))
-        .map_err(|e| AppError::Internal(Box::new(e)))?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let owner_user = storage::users::get(&mut tx, owner).await?;
     if owner_user.disabled {
-        return Err(AppError::conflict("user_disabled", "tokens cannot be created for a disabled user"));
+        return Err(AppError::conflict(ErrorCode::UserDisabled, "tokens cannot be created for a disabled user"));
     }
-    let token = storage::tokens::create(&mut tx, &minted.new).await?;
-    let details = json!({ "owner": owner, "name": token.name, "scope": scope, "expires_at": expires_at });
-    record(&mut tx, caller, Action::TokenCreated, "api_token", token.id, details).await?;
+    let created =
+        issue_token(&mut tx, hub, key, &caller.audit, &caller.origin(), owner, name, scope, expires_at).await?;
     tx.commit().await.map_err(db)?;
+    Ok(created)
+}
+
+/// Mints a token for `owner`, who creates it themself (`auth::tokens::mint`), stores its MAC and audits
+/// `token.created` as `actor`, inside the caller's transaction: the one place a token is made, for the
+/// API and the web UI ([`create_token`]) and for the operator's `create-admin`.
+#[allow(clippy::too_many_arguments)] // each is a different fact of the token or its audit event
+pub(crate) async fn issue_token(
+    tx: &mut PgTransaction<'_>,
+    hub: &Hub,
+    key: &ring::hmac::Key,
+    actor: &AuditActor,
+    origin: &Origin,
+    owner: UserId,
+    name: String,
+    scope: TokenScope,
+    expires_at: DateTime<Utc>,
+) -> AppResult<CreatedToken> {
+    let minted = auth::tokens::mint(key, owner, owner, name, scope, Some(expires_at))
+        .map_err(|e| AppError::Internal(Box::new(e)))?;
+    let token = storage::tokens::create(tx, &minted.new).await?;
+    let details = json!({ "owner": owner, "name": token.name, "scope": scope, "expires_at": expires_at });
+    record_as(tx, hub, actor, origin, Action::TokenCreated, "api_token", token.id, details).await?;
     Ok(CreatedToken { token, value: minted.token })
 }
 
 /// Records a refused token creation in a transaction of its own. A failure to record is logged, not
 /// returned: the caller still gets the refusal.
-async fn record_refusal(pool: &PgPool, caller: &Caller, error: &AppError) {
+async fn record_refusal(hub: &Hub, caller: &Caller, error: &AppError) {
     let result = async {
-        let mut tx = pool.begin().await.map_err(db)?;
-        let details = json!({ "reason": error.code(), "message": error.to_string() });
-        record(&mut tx, caller, Action::TokenCreateRefused, "user", caller.actor.user_id, details).await?;
+        let mut tx = hub.pool.begin().await.map_err(db)?;
+        let details = json!({ "reason": error.code().as_str(), "message": error.to_string() });
+        record(&mut tx, hub, caller, Action::TokenCreateRefused, "user", caller.actor.user_id, details).await?;
         tx.commit().await.map_err(db)
     }
     .await;
@@ -224,14 +245,15 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, error: &AppError) {
 
 /// Revokes a token (its owner or an admin); audited as `token.revoked`. Someone else's token is
 /// `NotFound` for a non-admin, so its existence is not confirmed.
-pub async fn revoke_token(pool: &PgPool, caller: &Caller, id: TokenId) -> AppResult<ApiToken> {
-    let mut tx = pool.begin().await.map_err(db)?;
+pub async fn revoke_token(hub: &Hub, caller: &Caller, id: TokenId) -> AppResult<ApiToken> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let token = storage::tokens::get(&mut tx, id).await?;
     if token.user_id != caller.actor.user_id && may_administer(&caller.actor).is_err() {
         return Err(AppError::NotFound { what: "token" });
     }
     let token = storage::tokens::revoke(&mut tx, token.id).await?;
-    record(&mut tx, caller, Action::TokenRevoked, "api_token", token.id, json!({ "owner": token.user_id })).await?;
+    record(&mut tx, hub, caller, Action::TokenRevoked, "api_token", token.id, json!({ "owner": token.user_id }))
+        .await?;
     tx.commit().await.map_err(db)?;
     Ok(token)
 }

@@ -2,58 +2,33 @@
 //! them is for admins; reading them is for everyone signed in (requesting a run means choosing them).
 //!
 //! Two rules keep a target from becoming a way to read the hub's secrets or rewrite its history:
-//! - A secret reference must match this process's allowlist (`MIGRATE_HUB_SECRET_REFS`, the same setting
-//!   the workers resolve with; nothing by default), and never names the hub's own settings or `/proc`
-//!   (`domain::secret_ref`). A sealed password is bound to the connection it was entered for: changing the
-//!   engine, host, port, database or user without a new password drops it, and the change says so.
+//! - A secret reference must match the hub's allowlist (`MIGRATE_HUB_SECRET_REFS`, given to the use cases
+//!   in [`Hub`], the same setting the workers resolve with; nothing by default), and never names the hub's
+//!   own settings or `/proc` (`domain::secret_ref`). A sealed password is bound to the connection it was
+//!   entered for: changing the engine, host, port, database or user without a new password drops it, and
+//!   the change says so.
 //! - A target may not be the tool database itself: refused at creation and change when the target is
 //!   reachable, at each connection check, and by the worker before every apply (`executor::secrets`).
 
 use audit::Action;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use auth::secrets::Binding;
+use domain::ErrorCode;
 use domain::enums::{Engine, Role, TlsMode};
 use domain::ids::{DbSetId, EnvironmentId, TargetId};
 use domain::model::{DbSet, Environment, NewEnvironment, SecretSource, Target, TargetSpec};
 use domain::policy::{EnvironmentPolicy, RoleSet, may_administer};
-use domain::secret_ref::{Refusal, SecretRef, SecretRefPolicy};
+use domain::secret_ref::{Refusal, SecretRef};
 use domain::values::{Identifier, Name};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
-use storage::{Page, PageRequest, PgPool};
+use storage::{Page, PageRequest};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, record};
-
-/// The secret references targets may name, set once at start-up by the server binary from
-/// `MIGRATE_HUB_SECRET_REFS` (see [`allow_secret_refs`]); unset, none is allowed. It is process
-/// configuration, like the workers' own copy of the same setting, rather than a parameter of every use case
-/// that takes a secret, so that no handler (REST or web) can forget to pass it.
-static SECRET_REFS: OnceLock<SecretRefPolicy> = OnceLock::new();
-
-/// Why the allowlist could not be set.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("the secret reference allowlist is already set to something else in this process")]
-pub struct SecretRefsAlreadySet;
-
-/// Sets which secret references targets may name (the server's `MIGRATE_HUB_SECRET_REFS`). Once per
-/// process; setting the same patterns again is harmless.
-pub fn allow_secret_refs(policy: SecretRefPolicy) -> Result<(), SecretRefsAlreadySet> {
-    match SECRET_REFS.set(policy) {
-        Ok(()) => Ok(()),
-        Err(policy) if SECRET_REFS.get() == Some(&policy) => Ok(()),
-        Err(_) => Err(SecretRefsAlreadySet),
-    }
-}
-
-fn secret_refs() -> &'static SecretRefPolicy {
-    static NONE: SecretRefPolicy = SecretRefPolicy::none();
-    SECRET_REFS.get().unwrap_or(&NONE)
-}
+use crate::{AppError, AppResult, Caller, Hub, record};
 
 /// How long the server tries to reach a new or changed target to make sure it is not the tool database.
 const TOOL_DATABASE_CHECK: Duration = Duration::from_secs(3);
@@ -208,7 +183,7 @@ fn policy_details(p: &EnvironmentPolicy) -> serde_json::Value {
     })
 }
 
-pub async fn create_environment(pool: &PgPool, caller: &Caller, input: NewEnvironmentInput) -> AppResult<Environment> {
+pub async fn create_environment(hub: &Hub, caller: &Caller, input: NewEnvironmentInput) -> AppResult<Environment> {
     may_administer(&caller.actor)?;
     let name = Name::parse(input.name).map_err(AppError::value("name"))?;
     let description = description(input.description)?;
@@ -225,10 +200,11 @@ pub async fn create_environment(pool: &PgPool, caller: &Caller, input: NewEnviro
         allow_out_of_order: input.allow_out_of_order,
     };
     let policy = apply_patch(base, &patch)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let env = storage::environments::create(&mut tx, &NewEnvironment { name, description, policy }).await?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::EnvironmentCreate,
         "environment",
@@ -241,13 +217,13 @@ pub async fn create_environment(pool: &PgPool, caller: &Caller, input: NewEnviro
 }
 
 pub async fn update_environment(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     id: EnvironmentId,
     patch: EnvironmentPatch,
 ) -> AppResult<Environment> {
     may_administer(&caller.actor)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let current = storage::environments::get(&mut tx, id).await?;
     let description = match patch.description.clone() {
         Some(text) => description(Some(text))?,
@@ -257,6 +233,7 @@ pub async fn update_environment(
     let env = storage::environments::update(&mut tx, id, &description, &policy).await?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::EnvironmentUpdate,
         "environment",
@@ -268,13 +245,13 @@ pub async fn update_environment(
     Ok(env)
 }
 
-pub async fn get_environment(pool: &PgPool, id: EnvironmentId) -> AppResult<Environment> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_environment(hub: &Hub, id: EnvironmentId) -> AppResult<Environment> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::environments::get(&mut conn, id).await?)
 }
 
-pub async fn list_environments(pool: &PgPool, page: &PageRequest<Name>) -> AppResult<Page<Environment, Name>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn list_environments(hub: &Hub, page: &PageRequest<Name>) -> AppResult<Page<Environment, Name>> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::environments::list(&mut conn, page).await?)
 }
 
@@ -365,7 +342,7 @@ fn text(field: &'static str, value: &str, max: usize) -> AppResult<String> {
     if value.is_empty() || value.chars().count() > max || value.chars().any(|c| c.is_control()) {
         return Err(AppError::invalid(
             field,
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!("{field} must be 1 to {max} characters, without control characters"),
         ));
     }
@@ -375,14 +352,14 @@ fn text(field: &'static str, value: &str, max: usize) -> AppResult<String> {
 fn host(value: &str) -> AppResult<String> {
     let value = text("host", value, 253)?;
     if value.chars().any(char::is_whitespace) {
-        return Err(AppError::invalid("host", "invalid_value", "host must not contain spaces"));
+        return Err(AppError::invalid("host", ErrorCode::InvalidValue, "host must not contain spaces"));
     }
     Ok(value)
 }
 
 fn port(value: u16) -> AppResult<u16> {
     if value == 0 {
-        return Err(AppError::invalid("port", "invalid_value", "port must be between 1 and 65535"));
+        return Err(AppError::invalid("port", ErrorCode::InvalidValue, "port must be between 1 and 65535"));
     }
     Ok(value)
 }
@@ -390,30 +367,35 @@ fn port(value: u16) -> AppResult<u16> {
 fn string_map(field: &'static str, map: BTreeMap<String, String>) -> AppResult<BTreeMap<String, String>> {
     let size: usize = map.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
     if size > MAX_MAP_BYTES {
-        return Err(AppError::invalid(field, "too_long", format!("{field} must be at most {MAX_MAP_BYTES} bytes")));
+        return Err(AppError::invalid(
+            field,
+            ErrorCode::TooLong,
+            format!("{field} must be at most {MAX_MAP_BYTES} bytes"),
+        ));
     }
     if map.keys().any(|k| k.is_empty() || k.len() > 128) {
-        return Err(AppError::invalid(field, "invalid_value", format!("{field} keys must be 1 to 128 bytes")));
+        return Err(AppError::invalid(field, ErrorCode::InvalidValue, format!("{field} keys must be 1 to 128 bytes")));
     }
     Ok(map)
 }
 
-fn secret_ref(value: String) -> AppResult<String> {
+/// A secret reference, if well-formed and one the hub's allowlist ([`Hub::with_secret_refs`]) permits.
+fn secret_ref(hub: &Hub, value: String) -> AppResult<String> {
     let parsed = SecretRef::parse(&value).map_err(|e| {
         AppError::invalid(
             "secret_ref",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!("secret_ref must be env:NAME (letters, digits, underscores) or file:/absolute/path: {e}"),
         )
     })?;
-    secret_refs().check(&parsed).map_err(|refusal| {
+    hub.secret_refs().check(&parsed).map_err(|refusal| {
         let message = match &refusal {
             Refusal::NotAllowed { .. } => format!(
                 "{refusal}; the workers resolve only references that MIGRATE_HUB_SECRET_REFS allows, set it on the hub and the workers (e.g. env:TARGET_*,file:/run/secrets/*)"
             ),
             Refusal::HubSetting(_) | Refusal::SystemPath(_) => refusal.to_string(),
         };
-        AppError::invalid("secret_ref", "secret_ref_not_allowed", message)
+        AppError::invalid("secret_ref", ErrorCode::SecretRefNotAllowed, message)
     })?;
     Ok(value)
 }
@@ -421,7 +403,7 @@ fn secret_ref(value: String) -> AppResult<String> {
 fn password(value: &Password) -> AppResult<()> {
     let len = value.0.expose_secret().len();
     if len == 0 || len > 1024 {
-        return Err(AppError::invalid("password", "invalid_value", "password must be 1 to 1024 bytes"));
+        return Err(AppError::invalid("password", ErrorCode::InvalidValue, "password must be 1 to 1024 bytes"));
     }
     Ok(())
 }
@@ -431,16 +413,16 @@ enum NewSecret {
     Reference(String),
 }
 
-fn one_secret(password_in: Option<Password>, reference: Option<String>) -> AppResult<Option<NewSecret>> {
+fn one_secret(hub: &Hub, password_in: Option<Password>, reference: Option<String>) -> AppResult<Option<NewSecret>> {
     match (password_in, reference) {
         (Some(_), Some(_)) => {
-            Err(AppError::invalid("secret_ref", "two_secrets", "give a password or a secret_ref, not both"))
+            Err(AppError::invalid("secret_ref", ErrorCode::TwoSecrets, "give a password or a secret_ref, not both"))
         }
         (Some(p), None) => {
             password(&p)?;
             Ok(Some(NewSecret::Password(p)))
         }
-        (None, Some(r)) => Ok(Some(NewSecret::Reference(secret_ref(r)?))),
+        (None, Some(r)) => Ok(Some(NewSecret::Reference(secret_ref(hub, r)?))),
         (None, None) => Ok(None),
     }
 }
@@ -455,7 +437,7 @@ fn secret_kind(source: &SecretSource) -> &'static str {
 
 fn no_keys() -> AppError {
     AppError::conflict(
-        "no_master_keys",
+        ErrorCode::NoMasterKeys,
         "this hub has no master keys to seal passwords with (set MIGRATE_HUB_MASTER_KEYS); use a secret_ref instead",
     )
 }
@@ -463,7 +445,7 @@ fn no_keys() -> AppError {
 /// Refuses a target that is the tool database itself, when it can be reached with `password` (the one
 /// given with the change, never a stored one) within a few seconds. One that cannot be reached now is
 /// checked by the workers before every apply and by every connection check.
-async fn refuse_tool_database(pool: &PgPool, spec: &TargetSpec, password: Option<&SecretString>) -> AppResult<()> {
+async fn refuse_tool_database(hub: &Hub, spec: &TargetSpec, password: Option<&SecretString>) -> AppResult<()> {
     if spec.engine != Engine::Postgres {
         return Ok(());
     }
@@ -478,10 +460,10 @@ async fn refuse_tool_database(pool: &PgPool, spec: &TargetSpec, password: Option
         connect_timeout: TOOL_DATABASE_CHECK,
         mysql_sql_mode: None,
     };
-    if executor::secrets::reaches_tool_database(pool, &settings, TOOL_DATABASE_CHECK).await {
+    if executor::secrets::reaches_tool_database(&hub.pool, &settings, TOOL_DATABASE_CHECK).await {
         return Err(AppError::invalid(
             "database",
-            "tool_database",
+            ErrorCode::ToolDatabase,
             "this target is the hub's own tool database (same server and database): migrations must never run there",
         ));
     }
@@ -489,7 +471,7 @@ async fn refuse_tool_database(pool: &PgPool, spec: &TargetSpec, password: Option
 }
 
 pub async fn create_target(
-    pool: &PgPool,
+    hub: &Hub,
     keys: Option<&auth::secrets::KeyRing>,
     caller: &Caller,
     input: NewTargetInput,
@@ -507,13 +489,13 @@ pub async fn create_target(
         labels: string_map("labels", input.labels)?,
         variables: string_map("variables", input.variables)?,
     };
-    let secret = one_secret(input.password, input.secret_ref)?;
+    let secret = one_secret(hub, input.password, input.secret_ref)?;
     let password = match &secret {
         Some(NewSecret::Password(p)) => Some(&p.0),
         _ => None,
     };
-    refuse_tool_database(pool, &spec, password).await?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    refuse_tool_database(hub, &spec, password).await?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::environments::get(&mut tx, input.environment_id).await?;
     let id = TargetId::new();
     let reference = match &secret {
@@ -528,6 +510,7 @@ pub async fn create_target(
     }
     record(
         &mut tx,
+        hub,
         caller,
         Action::TargetCreate,
         "target",
@@ -547,7 +530,7 @@ pub async fn create_target(
 /// given, it is dropped (and the result and the audit event say so), so it can never be sent to a server it
 /// was not entered for.
 pub async fn update_target(
-    pool: &PgPool,
+    hub: &Hub,
     keys: Option<&auth::secrets::KeyRing>,
     caller: &Caller,
     id: TargetId,
@@ -558,7 +541,7 @@ pub async fn update_target(
         password(p)?;
     }
     let current = {
-        let mut conn = pool.acquire().await.map_err(db)?;
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
         storage::targets::get(&mut conn, id).await?
     };
     let spec = TargetSpec {
@@ -601,9 +584,9 @@ pub async fn update_target(
     let new_password = patch.password.as_ref().map(|p| &p.0);
     if moved {
         // Connect with the new password or none: never with the sealed one, which was not entered for this.
-        refuse_tool_database(pool, &spec, new_password).await?;
+        refuse_tool_database(hub, &spec, new_password).await?;
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     // The row as it is now, under lock: what was sealed for it is judged against these settings.
     let current = storage::targets::get_for_update(&mut tx, id).await?;
     let moved = Binding::of(&current) != Binding::of_spec(id, &spec);
@@ -622,6 +605,7 @@ pub async fn update_target(
     }
     record(
         &mut tx,
+        hub,
         caller,
         Action::TargetUpdate,
         "target",
@@ -639,16 +623,16 @@ pub async fn update_target(
 
 /// Sets or replaces a target's secret. The audit event says which kind of secret it now has, never the value.
 pub async fn set_target_secret(
-    pool: &PgPool,
+    hub: &Hub,
     keys: Option<&auth::secrets::KeyRing>,
     caller: &Caller,
     id: TargetId,
     input: SecretInput,
 ) -> AppResult<Target> {
     may_administer(&caller.actor)?;
-    let secret = one_secret(input.password, input.secret_ref)?
-        .ok_or_else(|| AppError::invalid("password", "missing", "give a password or a secret_ref"))?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let secret = one_secret(hub, input.password, input.secret_ref)?
+        .ok_or_else(|| AppError::invalid("password", ErrorCode::Missing, "give a password or a secret_ref"))?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let before = storage::targets::get(&mut tx, id).await?;
     let target = match secret {
         NewSecret::Password(p) => {
@@ -661,6 +645,7 @@ pub async fn set_target_secret(
     };
     record(
         &mut tx,
+        hub,
         caller,
         Action::TargetSecretSet,
         "target",
@@ -673,13 +658,14 @@ pub async fn set_target_secret(
 }
 
 /// Removes a target's secret (it then connects without a password).
-pub async fn clear_target_secret(pool: &PgPool, caller: &Caller, id: TargetId) -> AppResult<Target> {
+pub async fn clear_target_secret(hub: &Hub, caller: &Caller, id: TargetId) -> AppResult<Target> {
     may_administer(&caller.actor)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let before = storage::targets::get(&mut tx, id).await?;
     let target = storage::targets::set_secret_ref(&mut tx, id, None).await?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::TargetSecretClear,
         "target",
@@ -691,28 +677,28 @@ pub async fn clear_target_secret(pool: &PgPool, caller: &Caller, id: TargetId) -
     Ok(target)
 }
 
-pub async fn delete_target(pool: &PgPool, caller: &Caller, id: TargetId) -> AppResult<()> {
+pub async fn delete_target(hub: &Hub, caller: &Caller, id: TargetId) -> AppResult<()> {
     may_administer(&caller.actor)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let target = storage::targets::get(&mut tx, id).await?;
     storage::targets::delete(&mut tx, id).await?;
-    record(&mut tx, caller, Action::TargetDelete, "target", id, json!({"name": target.name.as_str()})).await?;
+    record(&mut tx, hub, caller, Action::TargetDelete, "target", id, json!({"name": target.name.as_str()})).await?;
     tx.commit().await.map_err(db)?;
     Ok(())
 }
 
-pub async fn get_target(pool: &PgPool, id: TargetId) -> AppResult<Target> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_target(hub: &Hub, id: TargetId) -> AppResult<Target> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::targets::get(&mut conn, id).await?)
 }
 
 pub async fn list_targets(
-    pool: &PgPool,
+    hub: &Hub,
     environment: EnvironmentId,
     search: Option<&str>,
     page: &PageRequest<Name>,
 ) -> AppResult<Page<Target, Name>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::environments::get(&mut conn, environment).await?;
     Ok(storage::targets::list(&mut conn, environment, search, page).await?)
 }
@@ -737,28 +723,28 @@ pub enum ConnectionTest {
 /// server would otherwise read its own environment or any file it can open and send it to a host an
 /// admin chose, so such targets are reported as not testable here.
 pub async fn test_connection(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     keys: Option<&auth::secrets::KeyRing>,
     id: TargetId,
 ) -> AppResult<ConnectionTest> {
     may_administer(&caller.actor)?;
     let target = {
-        let mut conn = pool.acquire().await.map_err(db)?;
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
         storage::targets::get(&mut conn, id).await?
     };
-    let outcome = probe(pool, keys, &target).await;
+    let outcome = probe(hub, keys, &target).await;
     let details = match &outcome {
         ConnectionTest::Ok { .. } => json!({"name": target.name.as_str(), "ok": true}),
         ConnectionTest::Failed { stage, .. } => json!({"name": target.name.as_str(), "ok": false, "stage": stage}),
     };
-    let mut tx = pool.begin().await.map_err(db)?;
-    record(&mut tx, caller, Action::TargetTestConnection, "target", id, details).await?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
+    record(&mut tx, hub, caller, Action::TargetTestConnection, "target", id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(outcome)
 }
 
-async fn probe(pool: &PgPool, keys: Option<&auth::secrets::KeyRing>, target: &Target) -> ConnectionTest {
+async fn probe(hub: &Hub, keys: Option<&auth::secrets::KeyRing>, target: &Target) -> ConnectionTest {
     let failed = |stage, message: String| ConnectionTest::Failed { stage, message };
     if let SecretSource::Reference { .. } = target.secret {
         return failed(
@@ -768,15 +754,15 @@ async fn probe(pool: &PgPool, keys: Option<&auth::secrets::KeyRing>, target: &Ta
         );
     }
     let password = match keys {
-        Some(ring) => executor::secrets::resolve_password(pool, ring, target).await,
-        None => executor::secrets::resolve_password(pool, &executor::secrets::NoMasterKey, target).await,
+        Some(ring) => executor::secrets::resolve_password(&hub.pool, ring, target).await,
+        None => executor::secrets::resolve_password(&hub.pool, &executor::secrets::NoMasterKey, target).await,
     };
     let password = match password {
         Ok(password) => password,
         Err(message) => return failed("secret", message.replace("this worker", "this hub")),
     };
     let settings = executor::target::ConnectSettings::for_target(target, password, TEST_TIMEOUT);
-    let result = executor::secrets::probe(pool, &settings, TEST_TIMEOUT).await;
+    let result = executor::secrets::probe(&hub.pool, &settings, TEST_TIMEOUT).await;
     // The driver's messages do not carry the password; this makes sure of it.
     let scrub = |message: String| match &settings.password {
         Some(p) if !p.expose_secret().is_empty() => message.replace(p.expose_secret(), "[redacted]"),
@@ -842,24 +828,25 @@ fn member_count(ids: &[TargetId], field: &'static str) -> AppResult<()> {
     if ids.len() > MAX_MEMBERS_PER_CHANGE {
         return Err(AppError::invalid(
             field,
-            "too_many",
+            ErrorCode::TooMany,
             format!("at most {MAX_MEMBERS_PER_CHANGE} targets per change"),
         ));
     }
     Ok(())
 }
 
-pub async fn create_db_set(pool: &PgPool, caller: &Caller, input: NewDbSetInput) -> AppResult<DbSet> {
+pub async fn create_db_set(hub: &Hub, caller: &Caller, input: NewDbSetInput) -> AppResult<DbSet> {
     may_administer(&caller.actor)?;
     let name = Name::parse(input.name).map_err(AppError::value("name"))?;
     let description = description(input.description)?;
     member_count(&input.target_ids, "target_ids")?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::environments::get(&mut tx, input.environment_id).await?;
     let set = storage::db_sets::create(&mut tx, input.environment_id, &name, &description).await?;
     let added = storage::db_sets::add_members(&mut tx, set.id, &input.target_ids).await.map_err(member_error)?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::DbSetCreate,
         "db_set",
@@ -877,7 +864,7 @@ fn member_error(e: storage::StorageError) -> AppError {
         storage::StorageError::Reference { constraint } if constraint == "db_set_members_target_fkey" => {
             AppError::invalid(
                 "target_ids",
-                "unknown_target",
+                ErrorCode::UnknownTarget,
                 "every target must exist and belong to the db set's environment",
             )
         }
@@ -885,9 +872,9 @@ fn member_error(e: storage::StorageError) -> AppError {
     }
 }
 
-pub async fn update_db_set(pool: &PgPool, caller: &Caller, id: DbSetId, patch: DbSetPatch) -> AppResult<DbSet> {
+pub async fn update_db_set(hub: &Hub, caller: &Caller, id: DbSetId, patch: DbSetPatch) -> AppResult<DbSet> {
     may_administer(&caller.actor)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let current = storage::db_sets::get(&mut tx, id).await?;
     let name = match patch.name {
         Some(n) => Name::parse(n).map_err(AppError::value("name"))?,
@@ -900,6 +887,7 @@ pub async fn update_db_set(pool: &PgPool, caller: &Caller, id: DbSetId, patch: D
     let set = storage::db_sets::update(&mut tx, id, &name, &description).await?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::DbSetUpdate,
         "db_set",
@@ -912,7 +900,7 @@ pub async fn update_db_set(pool: &PgPool, caller: &Caller, id: DbSetId, patch: D
 }
 
 pub async fn change_members(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     id: DbSetId,
     change: MembershipChange,
@@ -920,7 +908,7 @@ pub async fn change_members(
     may_administer(&caller.actor)?;
     member_count(&change.add, "add")?;
     member_count(&change.remove, "remove")?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let set = storage::db_sets::get(&mut tx, id).await?;
     let mut add = change.add.clone();
     add.sort_unstable();
@@ -930,6 +918,7 @@ pub async fn change_members(
     let members = storage::db_sets::count_members(&mut tx, id).await?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::DbSetMembers,
         "db_set",
@@ -941,41 +930,41 @@ pub async fn change_members(
     Ok(MembershipResult { added, removed, members })
 }
 
-pub async fn get_db_set(pool: &PgPool, id: DbSetId) -> AppResult<(DbSet, u64)> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_db_set(hub: &Hub, id: DbSetId) -> AppResult<(DbSet, u64)> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let set = storage::db_sets::get(&mut conn, id).await?;
     let members = storage::db_sets::count_members(&mut conn, id).await?;
     Ok((set, members))
 }
 
 pub async fn list_db_sets(
-    pool: &PgPool,
+    hub: &Hub,
     environment: Option<EnvironmentId>,
     page: &PageRequest<Name>,
 ) -> AppResult<Page<DbSet, Name>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::db_sets::list(&mut conn, environment, page).await?)
 }
 
 pub async fn list_members(
-    pool: &PgPool,
+    hub: &Hub,
     id: DbSetId,
     search: Option<&str>,
     page: &PageRequest<Name>,
 ) -> AppResult<Page<Target, Name>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::db_sets::get(&mut conn, id).await?;
     Ok(storage::db_sets::list_members(&mut conn, id, search, page).await?)
 }
 
 /// Targets of the set's environment that are not members of it (to choose members to add).
 pub async fn list_non_members(
-    pool: &PgPool,
+    hub: &Hub,
     id: DbSetId,
     search: Option<&str>,
     page: &PageRequest<Name>,
 ) -> AppResult<Page<Target, Name>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::db_sets::get(&mut conn, id).await?;
     Ok(storage::db_sets::list_non_members(&mut conn, id, search, page).await?)
 }

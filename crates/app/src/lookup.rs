@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use domain::ids::{RunId, TargetId, UserId};
-use storage::PgPool;
 
-use crate::AppResult;
 use crate::error::db;
+use crate::{AppResult, Hub};
+
+pub use storage::runs::RunLabel;
 
 /// How a person is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,21 +18,21 @@ pub struct Person {
 }
 
 /// The names of `ids` (deleted targets are missing from the map).
-pub async fn target_names(pool: &PgPool, ids: &[TargetId]) -> AppResult<HashMap<TargetId, String>> {
+pub async fn target_names(hub: &Hub, ids: &[TargetId]) -> AppResult<HashMap<TargetId, String>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let names = storage::targets::names(&mut conn, ids).await?;
     Ok(names.into_iter().map(|(id, name)| (id, name.as_str().to_owned())).collect())
 }
 
 /// The people `ids` name.
-pub async fn people(pool: &PgPool, ids: &[UserId]) -> AppResult<HashMap<UserId, Person>> {
+pub async fn people(hub: &Hub, ids: &[UserId]) -> AppResult<HashMap<UserId, Person>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let rows = storage::users::names(&mut conn, ids).await?;
     Ok(rows
         .into_iter()
@@ -40,10 +41,10 @@ pub async fn people(pool: &PgPool, ids: &[UserId]) -> AppResult<HashMap<UserId, 
 }
 
 /// What lists show about each of `runs`.
-pub async fn run_labels(pool: &PgPool, runs: &[RunId]) -> AppResult<HashMap<RunId, storage::runs::RunLabel>> {
+pub async fn run_labels(hub: &Hub, runs: &[RunId]) -> AppResult<HashMap<RunId, RunLabel>> {
     if runs.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::runs::labels(&mut conn, runs).await?.into_iter().collect())
 }

@@ -9,6 +9,7 @@ use audit::Action;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
+use domain::ErrorCode;
 use domain::enums::{Direction, Engine, TransactionMode};
 use domain::ids::{MigrationId, ProjectId, UserId};
 use domain::model::{Migration, MigrationVersion, NewMigrationVersion, Severity, StatementRange, ValidationMessage};
@@ -18,10 +19,12 @@ use domain::values::{MigrationName, VersionKey};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use storage::{Page, PageRequest, PgPool};
+use storage::{Page, PageRequest};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, record};
+use crate::{AppError, AppResult, Caller, Hub, record};
+
+pub use storage::runs::LatestRun;
 
 /// Size limits on migration SQL.
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +192,7 @@ fn split_both(
         (Err(e), Err(_)) => {
             return Err(AppError::invalid(
                 field,
-                "unsplittable",
+                ErrorCode::Unsplittable,
                 format!("{field} does not split into statements: line {}, column {}: {}", e.line, e.column, e.message),
             ));
         }
@@ -211,7 +214,11 @@ fn check(
     let mut messages = Vec::new();
     let (up_split, up_dialect) = split_both("up_sql", up, Direction::Up, written_for, &mut messages)?;
     if up_split.is_empty() {
-        return Err(AppError::invalid("up_sql", "empty", "up_sql has no statements (only whitespace or comments)"));
+        return Err(AppError::invalid(
+            "up_sql",
+            ErrorCode::Empty,
+            "up_sql has no statements (only whitespace or comments)",
+        ));
     }
     let down_split = match down {
         Some(down) => {
@@ -219,7 +226,7 @@ fn check(
             if statements.is_empty() {
                 return Err(AppError::invalid(
                     "down_sql",
-                    "empty",
+                    ErrorCode::Empty,
                     "down_sql has no statements; leave it out if there is no rollback",
                 ));
             }
@@ -250,7 +257,7 @@ fn check(
                 if mode == TransactionMode::Transaction {
                     return Err(AppError::invalid(
                         "transaction_mode",
-                        "needs_no_transaction",
+                        ErrorCode::NeedsNoTransaction,
                         format!(
                             "{field} statement {} ({what}) cannot run inside a transaction on Postgres; set transaction_mode to \"none\"",
                             i + 1
@@ -318,7 +325,7 @@ fn version_details(m: &Migration, v: &MigrationVersion) -> serde_json::Value {
 
 /// A new migration and its version 1. Anyone signed in may author one; running it is what needs approval.
 pub async fn create_migration(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     limits: Limits,
     input: NewMigrationInput,
@@ -327,14 +334,22 @@ pub async fn create_migration(
     let name = MigrationName::parse(input.name).map_err(AppError::value("name"))?;
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
     let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::projects::get(&mut tx, input.project_id).await?;
     let migration =
         storage::migrations::create(&mut tx, input.project_id, &key, &name, None, caller.actor.user_id).await?;
     let new = new_version(migration.id, input.up_sql, input.down_sql, mode, checked, None, caller);
     let version = storage::versions::create(&mut tx, &new).await?;
-    record(&mut tx, caller, Action::MigrationCreate, "migration", migration.id, version_details(&migration, &version))
-        .await?;
+    record(
+        &mut tx,
+        hub,
+        caller,
+        Action::MigrationCreate,
+        "migration",
+        migration.id,
+        version_details(&migration, &version),
+    )
+    .await?;
     tx.commit().await.map_err(db)?;
     Ok((migration, version))
 }
@@ -342,7 +357,7 @@ pub async fn create_migration(
 /// An edit: a new version of the migration. Content equal to the newest version's (same checksums and
 /// mode) makes nothing and returns that version with `false`.
 pub async fn create_version(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     limits: Limits,
     migration: MigrationId,
@@ -350,7 +365,7 @@ pub async fn create_version(
 ) -> AppResult<(MigrationVersion, bool)> {
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
     let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let m = storage::migrations::get(&mut tx, migration).await?;
     let new = new_version(migration, input.up_sql, input.down_sql, mode, checked, None, caller);
     if let Some(latest) = storage::versions::latest(&mut tx, migration).await?
@@ -360,7 +375,7 @@ pub async fn create_version(
         return Ok((latest, false));
     }
     let version = storage::versions::create(&mut tx, &new).await?;
-    record(&mut tx, caller, Action::MigrationVersion, "migration", m.id, version_details(&m, &version)).await?;
+    record(&mut tx, hub, caller, Action::MigrationVersion, "migration", m.id, version_details(&m, &version)).await?;
     tx.commit().await.map_err(db)?;
     Ok((version, true))
 }
@@ -418,13 +433,13 @@ impl ImportGate {
         let mut running = self.running();
         if running.contains(&user) {
             return Err(AppError::Busy {
-                code: "import_in_progress",
+                code: ErrorCode::ImportInProgress,
                 message: "you already have an import running; wait for it to finish, then try again".into(),
             });
         }
         if running.len() >= MAX_CONCURRENT_IMPORTS {
             return Err(AppError::Busy {
-                code: "imports_busy",
+                code: ErrorCode::ImportsBusy,
                 message: format!(
                     "the hub is running {MAX_CONCURRENT_IMPORTS} imports already; try again in a few seconds"
                 ),
@@ -464,7 +479,7 @@ impl Imported<'_> {
 /// writes are a fixed handful of statements whatever the number of files (each a batch over arrays), so
 /// the connection is held briefly.
 pub async fn import(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     limits: Limits,
     gate: &ImportGate,
@@ -472,10 +487,14 @@ pub async fn import(
     input: ImportInput,
 ) -> AppResult<ImportReport> {
     if input.files.is_empty() {
-        return Err(AppError::invalid("files", "empty", "an import needs at least one file"));
+        return Err(AppError::invalid("files", ErrorCode::Empty, "an import needs at least one file"));
     }
     if input.files.len() > MAX_IMPORT_FILES {
-        return Err(AppError::invalid("files", "too_many", format!("at most {MAX_IMPORT_FILES} files per import")));
+        return Err(AppError::invalid(
+            "files",
+            ErrorCode::TooMany,
+            format!("at most {MAX_IMPORT_FILES} files per import"),
+        ));
     }
     let _permit = gate.enter(caller.actor.user_id)?;
     let layout = input
@@ -483,11 +502,11 @@ pub async fn import(
         .as_deref()
         .map(str::parse::<Layout>)
         .transpose()
-        .map_err(|e| AppError::invalid("layout", "unknown_layout", e.to_string()))?;
+        .map_err(|e| AppError::invalid("layout", ErrorCode::UnknownLayout, e.to_string()))?;
     let files: Vec<SourceFile<'_>> =
         input.files.iter().map(|f| SourceFile { path: f.path.as_str(), content: f.content.as_str() }).collect();
     let source = domain::source::read(&files, layout, input.engine.unwrap_or(Engine::Postgres))
-        .map_err(|e| AppError::invalid("files", "unreadable", e.to_string()))?;
+        .map_err(|e| AppError::invalid("files", ErrorCode::Unreadable, e.to_string()))?;
     let mut report = ImportReport {
         layout: source.layout.as_str().to_owned(),
         skipped: source
@@ -513,12 +532,12 @@ pub async fn import(
         } else {
             m.name.replace('_', " ")
         })
-        .map_err(|e| AppError::invalid("files", "invalid_value", format!("{}: {e}", m.up_path)))?;
+        .map_err(|e| AppError::invalid("files", ErrorCode::InvalidValue, format!("{}: {e}", m.up_path)))?;
         let hash = source_hash(&m.up_path, &m.up, m.down_path.as_deref(), m.down.as_deref(), m.transaction_mode);
         imported.push(Imported { file: m, checked, name, hash });
     }
 
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     storage::projects::get(&mut tx, project).await?;
     // The migrations that exist, locked, and their newest versions: what each file is compared with.
     let keys: Vec<&VersionKey> = imported.iter().map(|i| &i.file.version).collect();
@@ -567,6 +586,7 @@ pub async fn import(
     const LISTED: usize = 200;
     record(
         &mut tx,
+        hub,
         caller,
         Action::MigrationImport,
         "project",
@@ -585,43 +605,43 @@ pub async fn import(
     Ok(report)
 }
 
-pub async fn get_migration(pool: &PgPool, id: MigrationId) -> AppResult<(Migration, Option<MigrationVersion>)> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_migration(hub: &Hub, id: MigrationId) -> AppResult<(Migration, Option<MigrationVersion>)> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let m = storage::migrations::get(&mut conn, id).await?;
     let latest = storage::versions::latest(&mut conn, id).await?;
     Ok((m, latest))
 }
 
 pub async fn list_migrations(
-    pool: &PgPool,
+    hub: &Hub,
     project: ProjectId,
     page: &PageRequest<VersionKey>,
 ) -> AppResult<Page<Migration, VersionKey>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::projects::get(&mut conn, project).await?;
     Ok(storage::migrations::list(&mut conn, project, page).await?)
 }
 
 pub async fn list_versions(
-    pool: &PgPool,
+    hub: &Hub,
     migration: MigrationId,
     page: &PageRequest<u32>,
 ) -> AppResult<Page<MigrationVersion, u32>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::migrations::get(&mut conn, migration).await?;
     Ok(storage::versions::list(&mut conn, migration, page).await?)
 }
 
-pub async fn get_version(pool: &PgPool, migration: MigrationId, number: u32) -> AppResult<MigrationVersion> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_version(hub: &Hub, migration: MigrationId, number: u32) -> AppResult<MigrationVersion> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::versions::get_by_number(&mut conn, migration, number).await?)
 }
 
 /// Where each of `migrations` stands per environment: its newest run there.
-pub async fn latest_runs(pool: &PgPool, migrations: &[MigrationId]) -> AppResult<Vec<storage::runs::LatestRun>> {
+pub async fn latest_runs(hub: &Hub, migrations: &[MigrationId]) -> AppResult<Vec<LatestRun>> {
     if migrations.is_empty() {
         return Ok(Vec::new());
     }
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::runs::latest_per_environment(&mut conn, migrations).await?)
 }

@@ -21,6 +21,9 @@
 use audit::Action;
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
+use domain::ErrorCode;
 use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
@@ -36,11 +39,10 @@ use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
 use serde::Deserialize;
 use serde_json::json;
-use storage::runs::RunFilter;
-use storage::{Page, PageRequest, PgConnection, PgPool, StorageError};
+use storage::{Page, PageRequest, PgConnection, StorageError};
 
 use crate::error::db;
-use crate::{AppError, AppResult, Caller, record};
+use crate::{AppError, AppResult, Caller, Hub, record};
 
 /// Most targets one run may hold items for at once, per concurrency setting.
 pub const MAX_CONCURRENCY: u32 = 1000;
@@ -192,7 +194,7 @@ fn idempotency_key(key: Option<String>) -> AppResult<Option<String>> {
         Some(k) if (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(k)),
         Some(_) => Err(AppError::invalid(
             "Idempotency-Key",
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
             "the Idempotency-Key must be 1 to 200 printable ASCII characters without spaces",
         )),
     }
@@ -255,19 +257,19 @@ async fn resolve(
     match (input.migration_id, input.project_id) {
         (Some(_), Some(_)) => Err(AppError::invalid(
             "project_id",
-            "conflicting_fields",
+            ErrorCode::ConflictingFields,
             "give either migration_id (a release of one migration) or project_id (a release of the project), not both",
         )),
         (None, None) => Err(AppError::invalid(
             "migration_id",
-            "missing",
+            ErrorCode::Missing,
             "give migration_id (a release of one migration) or project_id (a release of the project's migrations)",
         )),
         (Some(migration_id), None) => {
             if input.up_to.is_some() || input.down_to.is_some() {
                 return Err(AppError::invalid(
                     if input.up_to.is_some() { "up_to" } else { "down_to" },
-                    "conflicting_fields",
+                    ErrorCode::ConflictingFields,
                     "up_to and down_to go with project_id, not with migration_id",
                 ));
             }
@@ -279,7 +281,7 @@ async fn resolve(
                 && wanted != version.version_no
             {
                 return Err(AppError::conflict(
-                    "version_superseded",
+                    ErrorCode::VersionSuperseded,
                     format!(
                         "version {wanted} is not the newest version of this migration (version {} is); review it and request again",
                         version.version_no
@@ -287,7 +289,11 @@ async fn resolve(
                 ));
             }
             if direction == Direction::Down && version.down_sql.is_none() {
-                return Err(AppError::invalid("direction", "no_down", "this migration has no down script to run"));
+                return Err(AppError::invalid(
+                    "direction",
+                    ErrorCode::NoDown,
+                    "this migration has no down script to run",
+                ));
             }
             let project = storage::projects::get(conn, migration.project_id).await?;
             let name = migration.name.clone();
@@ -297,12 +303,14 @@ async fn resolve(
             if input.version.is_some() {
                 return Err(AppError::invalid(
                     "version",
-                    "conflicting_fields",
+                    ErrorCode::ConflictingFields,
                     "version goes with migration_id; with project_id use up_to or down_to",
                 ));
             }
             let project = storage::projects::get(conn, project_id).await.map_err(|e| match e {
-                StorageError::NotFound(_) => AppError::invalid("project_id", "unknown_project", "no such project"),
+                StorageError::NotFound(_) => {
+                    AppError::invalid("project_id", ErrorCode::UnknownProject, "no such project")
+                }
                 other => other.into(),
             })?;
             let all = storage::versions::newest_of_project(conn, project.id, None).await?;
@@ -315,7 +323,7 @@ async fn resolve(
                     if input.down_to.is_some() {
                         return Err(AppError::invalid(
                             "down_to",
-                            "conflicting_fields",
+                            ErrorCode::ConflictingFields,
                             "down_to goes with direction down",
                         ));
                     }
@@ -323,12 +331,16 @@ async fn resolve(
                 }
                 Direction::Down => {
                     if input.up_to.is_some() {
-                        return Err(AppError::invalid("up_to", "conflicting_fields", "up_to goes with direction up"));
+                        return Err(AppError::invalid(
+                            "up_to",
+                            ErrorCode::ConflictingFields,
+                            "up_to goes with direction up",
+                        ));
                     }
                     let down_to = key("down_to", &input.down_to)?.ok_or_else(|| {
                         AppError::invalid(
                             "down_to",
-                            "missing",
+                            ErrorCode::Missing,
                             "a down release needs down_to: the version to go back to (every migration above it is reverted)",
                         )
                     })?;
@@ -336,8 +348,10 @@ async fn resolve(
                 }
             };
             let chosen = chosen.map_err(|e| match e {
-                SelectError::UnknownVersion { .. } => AppError::invalid(field, "unknown_version", e.to_string()),
-                SelectError::Empty => AppError::invalid(field, "nothing_to_apply", e.to_string()),
+                SelectError::UnknownVersion { .. } => {
+                    AppError::invalid(field, ErrorCode::UnknownVersion, e.to_string())
+                }
+                SelectError::Empty => AppError::invalid(field, ErrorCode::NothingToApply, e.to_string()),
             })?;
             let mut all: Vec<Option<ReleaseVersion>> = all.into_iter().map(Some).collect();
             let versions = chosen
@@ -434,9 +448,9 @@ pub struct Preview {
 }
 
 /// The release a request would make and what pre-flight finds, without making it.
-pub async fn preview(pool: &PgPool, input: &RunRequest) -> AppResult<Preview> {
+pub async fn preview(hub: &Hub, input: &RunRequest) -> AppResult<Preview> {
     let direction = input.direction.unwrap_or(Direction::Up);
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let (project, versions) = resolve(&mut conn, input, direction).await?;
     let set = db_set_of(&mut conn, input.environment_id, input.db_set_id).await?;
     let targets = set_targets(&mut conn, set.id).await?;
@@ -446,27 +460,28 @@ pub async fn preview(pool: &PgPool, input: &RunRequest) -> AppResult<Preview> {
 
 async fn db_set_of(conn: &mut PgConnection, environment: EnvironmentId, set: DbSetId) -> AppResult<DbSet> {
     let environment = storage::environments::get(conn, environment).await.map_err(|e| match e {
-        StorageError::NotFound(_) => AppError::invalid("environment_id", "unknown_environment", "no such environment"),
+        StorageError::NotFound(_) => {
+            AppError::invalid("environment_id", ErrorCode::UnknownEnvironment, "no such environment")
+        }
         other => other.into(),
     })?;
     let set = storage::db_sets::get(conn, set).await.map_err(|e| match e {
-        StorageError::NotFound(_) => AppError::invalid("db_set_id", "unknown_db_set", "no such db set"),
+        StorageError::NotFound(_) => AppError::invalid("db_set_id", ErrorCode::UnknownDbSet, "no such db set"),
         other => other.into(),
     })?;
     if set.environment_id != environment.id {
-        return Err(AppError::invalid("db_set_id", "wrong_environment", "the db set belongs to another environment"));
+        return Err(AppError::invalid(
+            "db_set_id",
+            ErrorCode::WrongEnvironment,
+            "the db set belongs to another environment",
+        ));
     }
     Ok(set)
 }
 
 /// Requests a run. With an idempotency key, repeating the same request returns the first run (`created:
 /// false`) however many arrive at once; the same key with a different request is a conflict.
-pub async fn request_run(
-    pool: &PgPool,
-    caller: &Caller,
-    input: RunRequest,
-    key: Option<String>,
-) -> AppResult<Requested> {
+pub async fn request_run(hub: &Hub, caller: &Caller, input: RunRequest, key: Option<String>) -> AppResult<Requested> {
     may_request_run(&caller.actor)?;
     let key = idempotency_key(key)?;
     let direction = input.direction.unwrap_or(Direction::Up);
@@ -475,19 +490,19 @@ pub async fn request_run(
     if !(1..=MAX_CONCURRENCY).contains(&concurrency_limit) {
         return Err(AppError::invalid(
             "concurrency_limit",
-            "out_of_range",
+            ErrorCode::OutOfRange,
             format!("concurrency_limit must be between 1 and {MAX_CONCURRENCY}"),
         ));
     }
     let comment = comment(input.comment.clone())?;
     let options = (direction, failure_policy, concurrency_limit, comment.as_str());
     if let Some(key) = &key {
-        let mut conn = pool.acquire().await.map_err(db)?;
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
         if let Some(existing) = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key).await? {
             return same_request(&mut conn, existing, &input, options).await;
         }
     }
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let (project, versions) = resolve(&mut tx, &input, direction).await?;
     let environment = storage::environments::get(&mut tx, input.environment_id).await?;
     let set = db_set_of(&mut tx, environment.id, input.db_set_id).await?;
@@ -496,7 +511,7 @@ pub async fn request_run(
         && !previewed.eq_ignore_ascii_case(&content.to_hex())
     {
         return Err(AppError::conflict(
-            "content_changed",
+            ErrorCode::ContentChanged,
             format!(
                 "you previewed content {previewed}, but the release would now pin content {}; preview it again",
                 content.to_hex()
@@ -525,7 +540,7 @@ pub async fn request_run(
         Err(e) if e.is_conflict_on("runs_idempotency_key") => {
             // Another request with the same key committed first: answer with its run.
             drop(tx);
-            let mut conn = pool.acquire().await.map_err(db)?;
+            let mut conn = hub.pool.acquire().await.map_err(db)?;
             let key = key.as_deref().unwrap_or_default();
             let existing = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key)
                 .await?
@@ -535,10 +550,11 @@ pub async fn request_run(
         Err(e) => return Err(e.into()),
     };
     if items == 0 {
-        return Err(AppError::invalid("db_set_id", "empty_db_set", "the db set has no targets"));
+        return Err(AppError::invalid("db_set_id", ErrorCode::EmptyDbSet, "the db set has no targets"));
     }
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunRequest,
         "run",
@@ -563,7 +579,7 @@ async fn same_request(
 ) -> AppResult<Requested> {
     let reused = || {
         AppError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             format!("this Idempotency-Key was already used for a different run request (run {})", existing.id),
         )
     };
@@ -589,14 +605,22 @@ async fn same_request(
 
 /// Records a refused action in its own transaction (the action's was rolled back). A failure to record is
 /// logged, not returned: the caller still gets the refusal.
-async fn record_refusal(pool: &PgPool, caller: &Caller, action: Action, run: RunId, error: &AppError) {
+async fn record_refusal(hub: &Hub, caller: &Caller, action: Action, run: RunId, error: &AppError) {
     if !matches!(error, AppError::Denied(_) | AppError::Conflict { .. } | AppError::Invalid { .. }) {
         return;
     }
     let result = async {
-        let mut tx = pool.begin().await.map_err(db)?;
-        record(&mut tx, caller, action, "run", run, json!({"reason": error.code(), "message": error.to_string()}))
-            .await?;
+        let mut tx = hub.pool.begin().await.map_err(db)?;
+        record(
+            &mut tx,
+            hub,
+            caller,
+            action,
+            "run",
+            run,
+            json!({"reason": error.code().as_str(), "message": error.to_string()}),
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
     .await;
@@ -606,32 +630,32 @@ async fn record_refusal(pool: &PgPool, caller: &Caller, action: Action, run: Run
 }
 
 /// Approves a run: pins the content checksum of the release it applies.
-pub async fn approve(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
-    let result = decide(pool, caller, id, input, ApprovalDecision::Approve).await;
+pub async fn approve(hub: &Hub, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
+    let result = decide(hub, caller, id, input, ApprovalDecision::Approve).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunApproveRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunApproveRefused, id, e).await;
     }
     result
 }
 
 /// Denies a run; a deny is final.
-pub async fn deny(pool: &PgPool, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
-    let result = decide(pool, caller, id, input, ApprovalDecision::Deny).await;
+pub async fn deny(hub: &Hub, caller: &Caller, id: RunId, input: DecisionInput) -> AppResult<Run> {
+    let result = decide(hub, caller, id, input, ApprovalDecision::Deny).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunDenyRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunDenyRefused, id, e).await;
     }
     result
 }
 
 async fn decide(
-    pool: &PgPool,
+    hub: &Hub,
     caller: &Caller,
     id: RunId,
     input: DecisionInput,
     decision: ApprovalDecision,
 ) -> AppResult<Run> {
     let comment = comment(input.comment)?;
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let mut run = storage::runs::lock(&mut tx, id).await?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
@@ -646,7 +670,7 @@ async fn decide(
         && !reviewed.eq_ignore_ascii_case(&run.content.to_hex())
     {
         return Err(AppError::conflict(
-            "content_changed",
+            ErrorCode::ContentChanged,
             format!(
                 "you reviewed content {reviewed}, but the run pins content {}; review it and decide again",
                 run.content.to_hex()
@@ -658,7 +682,7 @@ async fn decide(
             [one] if one.version.version_no == reviewed => {}
             [one] => {
                 return Err(AppError::conflict(
-                    "content_changed",
+                    ErrorCode::ContentChanged,
                     format!(
                         "you reviewed version {reviewed}, but the run applies version {}; review it and decide again",
                         one.version.version_no
@@ -668,7 +692,7 @@ async fn decide(
             _ => {
                 return Err(AppError::invalid(
                     "version",
-                    "not_single",
+                    ErrorCode::NotSingle,
                     "this run is a release of several migrations: name the content you reviewed with content_checksum",
                 ));
             }
@@ -713,6 +737,7 @@ async fn decide(
     };
     record(
         &mut tx,
+        hub,
         caller,
         action,
         "run",
@@ -729,16 +754,16 @@ async fn decide(
 }
 
 /// Executes an approved run: queues its items for the workers.
-pub async fn execute(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = execute_inner(pool, caller, id).await;
+pub async fn execute(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = execute_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunExecuteRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunExecuteRefused, id, e).await;
     }
     result
 }
 
-async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn execute_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let versions = storage::versions::of_run(&mut tx, id).await?;
@@ -750,7 +775,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     // The stored text must still hash to the stored checksums (the workers check again before applying).
     if content_from_sql(&versions) != run.content {
         return Err(AppError::conflict(
-            "stored_sql_mismatch",
+            ErrorCode::StoredSqlMismatch,
             "the stored SQL of a version in this run no longer matches its checksums; refusing to execute",
         ));
     }
@@ -761,6 +786,7 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
             .await?;
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunExecute,
         "run",
@@ -777,16 +803,16 @@ async fn execute_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
 /// Re-pins a run that has not started, after an edit of one of its migrations, to the newest versions of
 /// its migrations: a new revision, whose approval is asked for again (earlier decisions stay on record
 /// and no longer count).
-pub async fn refresh(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = refresh_inner(pool, caller, id).await;
+pub async fn refresh(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = refresh_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunRefreshRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunRefreshRefused, id, e).await;
     }
     result
 }
 
-async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn refresh_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
     may_refresh(&caller.actor, &run.facts())?;
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
@@ -795,7 +821,7 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
     let content = content_of(&newest);
     if content == run.content {
         return Err(AppError::conflict(
-            "not_stale",
+            ErrorCode::NotStale,
             "the run already pins the newest version of each of its migrations; there is nothing to refresh",
         ));
     }
@@ -811,6 +837,7 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
         .collect();
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunRefresh,
         "run",
@@ -828,23 +855,23 @@ async fn refresh_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<R
 /// Makes a new run over the same content for the targets of a failed or cancelled run that did not
 /// finish (failed, cancelled or never ran). Same content and environment, so the original's approvals
 /// are carried over (each audited): the retry starts approved when they still satisfy the policy.
-pub async fn retry(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = retry_inner(pool, caller, id).await;
+pub async fn retry(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = retry_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunRetryRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunRetryRefused, id, e).await;
     }
     result
 }
 
-async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn retry_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let original = storage::runs::lock(&mut tx, id).await?;
     may_retry(&caller.actor, &original.facts())?;
     let environment = storage::environments::get(&mut tx, original.environment_id).await?;
     let targets = storage::runs::unfinished_targets(&mut tx, id).await?;
     if targets.is_empty() {
         return Err(AppError::conflict(
-            "nothing_to_retry",
+            ErrorCode::NothingToRetry,
             "every target of this run finished; there is nothing to retry",
         ));
     }
@@ -869,7 +896,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
     let (mut run, items) = storage::runs::create(&mut tx, &new).await?;
     if items == 0 {
         return Err(AppError::conflict(
-            "nothing_to_retry",
+            ErrorCode::NothingToRetry,
             "none of the unfinished targets is still a member of the db set; there is nothing to retry",
         ));
     }
@@ -897,6 +924,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
             .await?;
             record(
                 &mut tx,
+                hub,
                 caller,
                 Action::RunApprovalCarried,
                 "run",
@@ -913,6 +941,7 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
     }
     record(
         &mut tx,
+        hub,
         caller,
         Action::RunRetry,
         "run",
@@ -928,31 +957,39 @@ async fn retry_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run
 }
 
 /// Cancels a run: pending items are cancelled now, running ones stop at their next statement boundary.
-pub async fn cancel(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let result = cancel_inner(pool, caller, id).await;
+pub async fn cancel(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let result = cancel_inner(hub, caller, id).await;
     if let Err(e) = &result {
-        record_refusal(pool, caller, Action::RunCancelRefused, id, e).await;
+        record_refusal(hub, caller, Action::RunCancelRefused, id, e).await;
     }
     result
 }
 
-async fn cancel_inner(pool: &PgPool, caller: &Caller, id: RunId) -> AppResult<Run> {
-    let mut tx = pool.begin().await.map_err(db)?;
+async fn cancel_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let run = storage::runs::lock(&mut tx, id).await?;
     may_cancel(&caller.actor, &run.facts())?;
     let from = run.status;
     let run = storage::runs::set_status(&mut tx, id, from, RunStatus::Cancelled, Some(caller.actor.user_id)).await?;
     let cancelled = storage::run_items::cancel_pending(&mut tx, id).await?;
-    record(&mut tx, caller, Action::RunCancel, "run", id, json!({"from": from.as_str(), "items_cancelled": cancelled}))
-        .await?;
+    record(
+        &mut tx,
+        hub,
+        caller,
+        Action::RunCancel,
+        "run",
+        id,
+        json!({"from": from.as_str(), "items_cancelled": cancelled}),
+    )
+    .await?;
     storage::queue::notify(&mut tx, id).await?;
     tx.commit().await.map_err(db)?;
     Ok(run)
 }
 
 /// A run with its content, environment, approvals and item counts.
-pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let run = storage::runs::get(&mut conn, id).await?;
     let project = storage::projects::get(&mut conn, run.project_id).await?;
     let versions = storage::versions::of_run(&mut conn, id).await?;
@@ -991,30 +1028,54 @@ pub async fn get_run(pool: &PgPool, id: RunId) -> AppResult<RunDetail> {
     })
 }
 
-pub async fn list_runs(pool: &PgPool, filter: &RunFilter, page: &PageRequest<RunId>) -> AppResult<Page<Run, RunId>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
-    Ok(storage::runs::list(&mut conn, filter, page).await?)
+/// Which runs a list shows; each field that is set narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub environment: Option<EnvironmentId>,
+    pub requested_by: Option<UserId>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Runs, newest first.
+pub async fn list_runs(hub: &Hub, filter: &RunFilter, page: &PageRequest<RunId>) -> AppResult<Page<Run, RunId>> {
+    let filter = storage::runs::RunFilter {
+        status: filter.status,
+        environment: filter.environment,
+        requested_by: filter.requested_by,
+        created_from: filter.created_from,
+        created_before: filter.created_before,
+    };
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
+    Ok(storage::runs::list(&mut conn, &filter, page).await?)
+}
+
+/// How many runs are in each status (for the server's metrics).
+pub async fn count_by_status(hub: &Hub) -> AppResult<Vec<(RunStatus, u64)>> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
+    Ok(storage::runs::count_by_status(&mut conn).await?)
 }
 
 pub async fn list_items(
-    pool: &PgPool,
+    hub: &Hub,
     run: RunId,
     status: Option<RunItemStatus>,
     page: &PageRequest<u32>,
 ) -> AppResult<Page<RunItem, u32>> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     storage::runs::get(&mut conn, run).await?;
     Ok(storage::run_items::list_for_run(&mut conn, run, status, page).await?)
 }
 
 /// The log of one item of a run (404 if the item is not the run's).
 pub async fn item_logs(
-    pool: &PgPool,
+    hub: &Hub,
     run: RunId,
     item: RunItemId,
     page: &PageRequest<u32>,
 ) -> AppResult<(RunItem, Page<RunItemLog, u32>)> {
-    let mut conn = pool.acquire().await.map_err(db)?;
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
     let found = storage::run_items::get(&mut conn, item).await?;
     if found.run_id != run {
         return Err(AppError::NotFound { what: "run item" });

@@ -2,13 +2,13 @@
 //!
 //! Rows are hashed in one of two layouts ([`ChainLayout`]): `Unkeyed` (SHA-256, what every row was until
 //! the chain was keyed) and `Keyed` (HMAC-SHA256 under the [`ChainKey`], derived from the server secret,
-//! which the tool database never holds). A process that has the key installed writes keyed rows; one that
-//! has not may append only while the chain has no keyed row yet (a hub whose processes were all started
-//! without the key), and is refused once it has, because an unkeyed row after a keyed one is a break.
+//! which the tool database never holds). A writer given the key writes keyed rows; one without it may
+//! append only while the chain has no keyed row yet (a hub whose processes were all started without the
+//! key), and is refused once it has, because an unkeyed row after a keyed one is a break.
 //!
-//! The key is installed once per process at start-up ([`ChainKey::install`]) rather than passed to
-//! [`record`]: every use case, the login flow and the worker append events through the one `record`
-//! function, and the key is configuration of the process, like its log subscriber.
+//! The key is passed to [`record`] and [`verify`] by their callers, who hold it in their own state (the
+//! use cases' `app::Hub`, the worker's `executor::queue::Settings`), built at start-up from the server
+//! secret: there is no process-wide key, so what a call uses is what its caller was given.
 //!
 //! A keyed chain cannot be rewritten without the key, but it can still be cut: deleting its newest rows
 //! leaves a shorter chain that verifies. The [`Head`] (sequence and hash of the newest row) is therefore
@@ -18,7 +18,6 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::OnceLock;
 
 use chrono::{SubsecRound, Utc};
 use domain::model::AuditActor;
@@ -31,15 +30,14 @@ const LAYOUT: &[u8] = b"migrate-hub/audit/v1";
 /// Version tag of the keyed layout: the same fields under an HMAC.
 const KEYED_LAYOUT: &[u8] = b"migrate-hub/audit/v2-hmac";
 
-/// Why a keyed chain refuses an append from a process without the key (as a [`StorageError::Refused`],
+/// Why a keyed chain refuses an append from a writer without the key (as a [`StorageError::Refused`],
 /// so callers that only know storage errors report it as a refusal, not as a database failure).
 pub const NO_CHAIN_KEY: &str = "the audit chain is keyed and this process has no audit chain key: configure the server secret (MIGRATE_HUB_SERVER_SECRET or MIGRATE_HUB_SERVER_SECRET_FILE)";
 
 /// The key that makes the chain's hashes HMACs. Never printed.
+#[derive(Clone)]
 pub struct ChainKey {
     key: hmac::Key,
-    /// A MAC of a fixed label, to tell two keys apart without revealing either.
-    fingerprint: [u8; 32],
 }
 
 impl fmt::Debug for ChainKey {
@@ -48,40 +46,11 @@ impl fmt::Debug for ChainKey {
     }
 }
 
-/// Why a chain key could not be installed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ChainKeyError {
-    #[error("a different audit chain key is already installed in this process")]
-    AlreadyInstalled,
-}
-
-static CHAIN_KEY: OnceLock<ChainKey> = OnceLock::new();
-
 impl ChainKey {
     /// A key from (derived, uniformly random) key material.
     pub fn new(material: &[u8]) -> Self {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, material);
-        let mut fingerprint = [0; 32];
-        fingerprint.copy_from_slice(hmac::sign(&key, b"migrate-hub audit chain key fingerprint").as_ref());
-        ChainKey { key, fingerprint }
+        ChainKey { key: hmac::Key::new(hmac::HMAC_SHA256, material) }
     }
-
-    /// Makes this the key every later [`record`] and [`verify`] of this process uses. Installing the same
-    /// key again is harmless; another one is refused.
-    pub fn install(self) -> Result<(), ChainKeyError> {
-        let fingerprint = self.fingerprint;
-        let installed = CHAIN_KEY.get_or_init(|| self);
-        if installed.fingerprint == fingerprint { Ok(()) } else { Err(ChainKeyError::AlreadyInstalled) }
-    }
-
-    fn installed() -> Option<&'static ChainKey> {
-        CHAIN_KEY.get()
-    }
-}
-
-/// Whether this process has a chain key installed.
-pub fn chain_key_installed() -> bool {
-    ChainKey::installed().is_some()
 }
 
 /// Something that happened, as the caller describes it.
@@ -104,12 +73,15 @@ pub enum AuditError {
     Storage(#[from] StorageError),
 }
 
-/// Appends `event` to the chain inside the caller's transaction: keyed when this process has the chain
-/// key; unkeyed only while the chain has no keyed row (else refused with [`NO_CHAIN_KEY`]).
+/// Appends `event` to the chain inside the caller's transaction: keyed under `key` when there is one;
+/// unkeyed only while the chain has no keyed row (else refused with [`NO_CHAIN_KEY`]).
 #[tracing::instrument(skip_all, fields(action = %event.action))]
-pub async fn record(tx: &mut PgTransaction<'_>, event: &Event) -> Result<AuditRecord, AuditError> {
+pub async fn record(
+    tx: &mut PgTransaction<'_>,
+    key: Option<&ChainKey>,
+    event: &Event,
+) -> Result<AuditRecord, AuditError> {
     let head = storage::audit::lock_chain_head(tx).await?;
-    let key = ChainKey::installed();
     if key.is_none() && head.is_some_and(|h| h.layout == ChainLayout::Keyed) {
         return Err(StorageError::Refused(NO_CHAIN_KEY.into()).into());
     }
@@ -146,12 +118,11 @@ pub enum Verification {
     Broken { row_id: i64, reason: &'static str },
 }
 
-/// Recomputes the chain from the first row: unkeyed rows as they were written, keyed rows with this
-/// process's chain key.
+/// Recomputes the chain from the first row: unkeyed rows as they were written, keyed rows with `key`
+/// (without it, the first keyed row is reported as one that cannot be checked).
 #[tracing::instrument(skip_all)]
-pub async fn verify(conn: &mut PgConnection) -> Result<Verification, AuditError> {
+pub async fn verify(conn: &mut PgConnection, key: Option<&ChainKey>) -> Result<Verification, AuditError> {
     const BATCH: u32 = 500;
-    let key = ChainKey::installed();
     let mut after = 0;
     let mut prev: Option<[u8; 32]> = None;
     let mut keyed = false;
@@ -386,7 +357,6 @@ mod tests {
         changed.action = "environment.delete".into();
         assert_ne!(keyed, keyed_hash_of(&a, &changed, None));
         assert_ne!(keyed, keyed_hash_of(&a, &sample(), Some(&[7; 32])));
-        assert_ne!(a.fingerprint, b.fingerprint);
         assert_eq!(format!("{a:?}"), "ChainKey(..)");
     }
 

@@ -16,6 +16,6 @@ mod chain;
 
 pub use action::Action;
 pub use chain::{
-    AuditError, ChainKey, ChainKeyError, Event, Head, HeadCheck, HeadSyntax, NO_CHAIN_KEY, Verification,
-    chain_key_installed, check_head, head, record, verify,
+    AuditError, ChainKey, Event, Head, HeadCheck, HeadSyntax, NO_CHAIN_KEY, Verification, check_head, head, record,
+    verify,
 };

@@ -83,7 +83,8 @@ impl ServerSecret {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.derive(b"api token hash", 32))
     }
 
-    /// The key of the audit log's hash chain (install it with [`audit::ChainKey::install`]).
+    /// The key of the audit log's hash chain, for whatever writes or verifies the log (`app::Hub`, the worker's
+    /// settings).
     pub fn audit_chain_key(&self) -> audit::ChainKey {
         audit::ChainKey::new(&self.derive(b"audit chain", 32))
     }

@@ -6,23 +6,22 @@
 //!   the old owner's account to a new person).
 //! - Disabled users cannot log in, by any method.
 //!
-//! Every login is audited in the same transaction that records it.
+//! These functions work inside the caller's transaction and write no audit event: the sign-in use cases
+//! (`app::sessions`) open the transaction, audit the login in it and commit.
 
-use std::net::IpAddr;
-
-use domain::enums::{ActorKind, Role};
-use domain::model::{AuditActor, NewUser, OidcIdentity, User};
+use domain::enums::Role;
+use domain::model::{NewUser, OidcIdentity, User};
 use domain::values::{DisplayName, Email};
 use secrecy::SecretString;
 use storage::PgTransaction;
 
 use crate::oidc::Identity;
 
-/// Where a request came from, for the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
+/// A user who has just signed in, and whether this login created their account.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub account_created: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +72,7 @@ fn display_name(name: Option<&str>, email: &Email) -> Result<DisplayName, LoginE
 }
 
 /// Signs in (and on first login, creates or binds) the user an OIDC identity belongs to.
-pub async fn oidc(tx: &mut PgTransaction<'_>, identity: &Identity, origin: &Origin) -> Result<User, LoginError> {
+pub async fn oidc(tx: &mut PgTransaction<'_>, identity: &Identity) -> Result<SignedIn, LoginError> {
     let pair = OidcIdentity { issuer: identity.issuer.clone(), subject: identity.subject.clone() };
     let name = display_name(identity.name.as_deref(), &identity.email)?;
     let (user, created) = match storage::users::find_by_oidc(tx, &pair).await? {
@@ -97,18 +96,12 @@ pub async fn oidc(tx: &mut PgTransaction<'_>, identity: &Identity, origin: &Orig
         return Err(LoginError::Disabled);
     }
     let user = storage::users::record_login(tx, user.id, Some(&pair), &name).await?;
-    record(tx, &user, "oidc", created, origin).await?;
-    Ok(user)
+    Ok(SignedIn { user, account_created: created })
 }
 
 /// Signs in with email and password (when password login is enabled). The work done is the same whether
 /// or not the email exists.
-pub async fn password(
-    tx: &mut PgTransaction<'_>,
-    email: &str,
-    password: SecretString,
-    origin: &Origin,
-) -> Result<User, LoginError> {
+pub async fn password(tx: &mut PgTransaction<'_>, email: &str, password: SecretString) -> Result<SignedIn, LoginError> {
     let email = Email::parse(email.trim().to_lowercase()).ok();
     let stored = match &email {
         Some(email) => storage::users::password_hash(tx, email).await?,
@@ -125,26 +118,5 @@ pub async fn password(
         return Err(LoginError::Disabled);
     }
     let user = storage::users::record_login(tx, user.id, None, &user.display_name).await?;
-    record(tx, &user, "password", false, origin).await?;
-    Ok(user)
-}
-
-async fn record(
-    tx: &mut PgTransaction<'_>,
-    user: &User,
-    method: &str,
-    created: bool,
-    origin: &Origin,
-) -> Result<(), LoginError> {
-    let event = audit::Event {
-        actor: AuditActor { kind: ActorKind::User, user_id: Some(user.id), label: user.email.as_str().to_owned() },
-        action: audit::Action::AuthLogin,
-        object_type: "user".into(),
-        object_id: Some(user.id.to_string()),
-        details: serde_json::json!({ "method": method, "account_created": created }),
-        ip: origin.ip,
-        user_agent: origin.user_agent.clone(),
-    };
-    audit::record(tx, &event).await?;
-    Ok(())
+    Ok(SignedIn { user, account_created: false })
 }

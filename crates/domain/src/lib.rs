@@ -18,6 +18,7 @@ mod macros;
 
 pub mod checksum;
 pub mod enums;
+pub mod error_code;
 pub mod ids;
 pub mod model;
 #[cfg(feature = "openapi")]
@@ -41,6 +42,7 @@ pub use enums::{
     ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, LogLevel, Role, TlsMode, TokenScope,
     TransactionMode, UnknownVariant, WorkerStatus,
 };
+pub use error_code::ErrorCode;
 pub use ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, TokenId, UserId, VersionId,
     WorkerId,

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::checksum::Checksum;
 use crate::enums::{ActorKind, ApprovalDecision, Direction, Role};
+use crate::error_code::ErrorCode;
 use crate::ids::{RunId, UserId};
 use crate::run::RunStatus;
 
@@ -177,13 +178,13 @@ pub enum PolicyError {
 
 impl PolicyError {
     /// A stable code for API clients and bug reports.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            PolicyError::ApprovalsOutOfRange { .. } => "approvals_out_of_range",
-            PolicyError::ApprovalsWithoutApproval { .. } => "approvals_without_approval",
-            PolicyError::NoExecuteRoles => "no_execute_roles",
-            PolicyError::TooShort { .. } => "timeout_too_short",
-            PolicyError::TooLong { .. } => "timeout_too_long",
+            PolicyError::ApprovalsOutOfRange { .. } => ErrorCode::ApprovalsOutOfRange,
+            PolicyError::ApprovalsWithoutApproval { .. } => ErrorCode::ApprovalsWithoutApproval,
+            PolicyError::NoExecuteRoles => ErrorCode::NoExecuteRoles,
+            PolicyError::TooShort { .. } => ErrorCode::TimeoutTooShort,
+            PolicyError::TooLong { .. } => ErrorCode::TimeoutTooLong,
         }
     }
 }
@@ -416,19 +417,19 @@ pub enum Denial {
 
 impl Denial {
     /// A stable code for API clients and bug reports.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Denial::RoleTooLow { .. } => "role_too_low",
-            Denial::SelfApproval => "self_approval",
-            Denial::AuthorApproval => "author_approval",
-            Denial::AlreadyDecided => "already_decided",
-            Denial::WrongStatus { .. } => "wrong_status",
-            Denial::NotApproved { .. } => "not_approved",
-            Denial::ChecksumMismatch => "checksum_mismatch",
-            Denial::Denied => "denied",
-            Denial::RoleCannotExecute { .. } => "role_cannot_execute",
-            Denial::NotAdmin => "not_admin",
-            Denial::SessionRequired => "session_required",
+            Denial::RoleTooLow { .. } => ErrorCode::RoleTooLow,
+            Denial::SelfApproval => ErrorCode::SelfApproval,
+            Denial::AuthorApproval => ErrorCode::AuthorApproval,
+            Denial::AlreadyDecided => ErrorCode::AlreadyDecided,
+            Denial::WrongStatus { .. } => ErrorCode::WrongStatus,
+            Denial::NotApproved { .. } => ErrorCode::NotApproved,
+            Denial::ChecksumMismatch => ErrorCode::ChecksumMismatch,
+            Denial::Denied => ErrorCode::Denied,
+            Denial::RoleCannotExecute { .. } => ErrorCode::RoleCannotExecute,
+            Denial::NotAdmin => ErrorCode::NotAdmin,
+            Denial::SessionRequired => ErrorCode::SessionRequired,
         }
     }
 }
@@ -899,7 +900,7 @@ mod tests {
         for (result, error, code, message) in cases {
             let err = result.unwrap_err();
             assert_eq!(err, error);
-            assert_eq!(err.code(), code);
+            assert_eq!(err.code().as_str(), code);
             assert_eq!(err.to_string(), message);
         }
     }
@@ -946,7 +947,7 @@ mod tests {
         let run = run_by(&actor(Role::User), RunStatus::AwaitingApproval);
         let denial = may_approve(&actor(Role::User), &run, &[], &[]).unwrap_err();
         assert_eq!(denial, Denial::RoleTooLow { needed: "manager" });
-        assert_eq!(denial.code(), "role_too_low");
+        assert_eq!(denial.code().as_str(), "role_too_low");
         assert_eq!(denial.to_string(), "this action requires the manager role or higher");
         assert_eq!(may_deny(&actor(Role::User), &run, &[], &[]), Err(denial));
     }
@@ -957,7 +958,7 @@ mod tests {
         let run = run_by(&admin, RunStatus::AwaitingApproval);
         let denial = may_approve(&admin, &run, &[], &[]).unwrap_err();
         assert_eq!(denial, Denial::SelfApproval);
-        assert_eq!(denial.code(), "self_approval");
+        assert_eq!(denial.code().as_str(), "self_approval");
         assert!(denial.to_string().starts_with("the requester of a run cannot approve it"));
         assert_eq!(may_deny(&admin, &run, &[], &[]), Err(Denial::SelfApproval));
         let manager = actor(Role::Manager);
@@ -983,7 +984,7 @@ mod tests {
             }
         }
         let denial = may_approve(&manager, &run_by(&requester, RunStatus::Approved), &[], &[]).unwrap_err();
-        assert_eq!(denial.code(), "wrong_status");
+        assert_eq!(denial.code().as_str(), "wrong_status");
         assert_eq!(denial.to_string(), r#"cannot approve this run: its status is "approved""#);
     }
 
@@ -996,7 +997,7 @@ mod tests {
         for previous in [approve(&manager, &run), deny(&manager, &run)] {
             let denial = may_approve(&manager, &run, &[], &[previous]).unwrap_err();
             assert_eq!(denial, Denial::AlreadyDecided);
-            assert_eq!(denial.code(), "already_decided");
+            assert_eq!(denial.code().as_str(), "already_decided");
             assert_eq!(denial.to_string(), "you have already approved or denied this run");
             assert_eq!(may_deny(&manager, &run, &[], &[previous]), Err(Denial::AlreadyDecided));
             // Someone else's decision does not block this approver.
@@ -1041,7 +1042,7 @@ mod tests {
         for who in [&author, &co_author] {
             let denial = may_approve(who, &run, &authors, &[]).unwrap_err();
             assert_eq!(denial, Denial::AuthorApproval);
-            assert_eq!(denial.code(), "author_approval");
+            assert_eq!(denial.code().as_str(), "author_approval");
             assert!(denial.to_string().starts_with("you authored a migration version in this run"), "{denial}");
             assert_eq!(may_deny(who, &run, &authors, &[]), Err(Denial::AuthorApproval));
         }
@@ -1068,7 +1069,7 @@ mod tests {
             for credential in [ActorKind::Token, ActorKind::System, ActorKind::Worker] {
                 let denial = may_create_token(&who, credential).unwrap_err();
                 assert_eq!(denial, Denial::SessionRequired);
-                assert_eq!(denial.code(), "session_required");
+                assert_eq!(denial.code().as_str(), "session_required");
             }
         }
         assert!(Denial::SessionRequired.to_string().contains("signed-in session"));
@@ -1240,7 +1241,7 @@ mod tests {
         let edited = content("SELECT 2;");
         let denial = may_apply(&needing(2), &run, &approvals, &edited).unwrap_err();
         assert_eq!(denial, Denial::ChecksumMismatch);
-        assert_eq!(denial.code(), "checksum_mismatch");
+        assert_eq!(denial.code().as_str(), "checksum_mismatch");
         assert_eq!(
             denial.to_string(),
             "the migrations changed after this run was requested, so its approval was given for different \
@@ -1327,7 +1328,7 @@ mod tests {
         let policy = EnvironmentPolicy::production_default();
         let denial = may_execute(&requester, &run, &policy, &decisions, &run.content).unwrap_err();
         assert_eq!(denial, Denial::RoleCannotExecute { role: Role::User });
-        assert_eq!(denial.code(), "role_cannot_execute");
+        assert_eq!(denial.code().as_str(), "role_cannot_execute");
         assert_eq!(denial.to_string(), "the user role may not execute runs in this environment");
         // Roles are a set, not a threshold: an admin is refused where only managers execute.
         let managers_only = EnvironmentPolicy { execute_roles: RoleSet::from_roles(&[Role::Manager]), ..policy };
@@ -1377,7 +1378,7 @@ mod tests {
         let newest = content("SELECT 2;");
         let denial = may_execute(&executor, &run, &policy, &decisions, &newest).unwrap_err();
         assert_eq!(denial, Denial::ChecksumMismatch);
-        assert_eq!(denial.code(), "checksum_mismatch");
+        assert_eq!(denial.code().as_str(), "checksum_mismatch");
         assert!(denial.to_string().starts_with("the migrations changed after this run was requested"), "{denial}");
         // Where no approval is needed too.
         let permissive = EnvironmentPolicy::permissive_default();
@@ -1416,7 +1417,7 @@ mod tests {
         let run = run_by(&requester, RunStatus::Approved);
         let denial = may_execute(&executor, &run, &needing(2), &[approve(&a, &run)], &run.content).unwrap_err();
         assert_eq!(denial, Denial::NotApproved { have: 1, need: 2 });
-        assert_eq!(denial.code(), "not_approved");
+        assert_eq!(denial.code().as_str(), "not_approved");
         assert_eq!(denial.to_string(), "the run has 1 of the 2 approvals it needs");
         // Approvals for the other direction are not stale content: it is simply not approved.
         let down = ApprovalFacts { direction: Direction::Down, ..approve(&a, &run) };
@@ -1445,7 +1446,7 @@ mod tests {
         let decisions = [approve(&a, &run), deny(&b, &run)];
         let denial = may_execute(&executor, &run, &needing(1), &decisions, &run.content).unwrap_err();
         assert_eq!(denial, Denial::Denied);
-        assert_eq!(denial.code(), "denied");
+        assert_eq!(denial.code().as_str(), "denied");
         assert_eq!(denial.to_string(), "the run was denied");
         // A deny is reported even when the approvals do not count either.
         let odd = ApprovalFacts { pinned: content("SELECT 0;"), ..approve(&a, &run) };
@@ -1489,7 +1490,7 @@ mod tests {
             }
         }
         let denial = may_refresh(&requester, &run_by(&requester, RunStatus::Queued)).unwrap_err();
-        assert_eq!(denial.code(), "wrong_status");
+        assert_eq!(denial.code().as_str(), "wrong_status");
         assert_eq!(denial.to_string(), r#"cannot refresh this run: its status is "queued""#);
     }
 
@@ -1580,12 +1581,12 @@ mod tests {
             Denial::AuthorApproval,
             Denial::SessionRequired,
         ];
-        let mut codes: Vec<&str> = all.iter().map(Denial::code).collect();
+        let mut codes: Vec<&str> = all.iter().map(|d| d.code().as_str()).collect();
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert_eq!(Denial::NotAdmin.to_string(), "this action requires the admin role");
-        assert_eq!(Denial::NotAdmin.code(), "not_admin");
+        assert_eq!(Denial::NotAdmin.code().as_str(), "not_admin");
     }
 
     #[test]

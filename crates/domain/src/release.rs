@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 
 use crate::checksum::Checksum;
 use crate::enums::{Direction, Engine, TransactionMode};
+use crate::error_code::ErrorCode;
 use crate::model::{Severity, ValidationMessage};
 use crate::placeholder::{self, PlaceholderError, Syntax};
 use crate::policy::PinnedChecksums;
@@ -185,14 +186,14 @@ pub enum Problem {
 impl Problem {
     /// A stable code for the kind of problem: `missing_variable`, `invalid_variable`, `split_error`,
     /// `needs_no_transaction`, `no_down` or `lint_error`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Problem::MissingVariable { .. } => "missing_variable",
-            Problem::InvalidVariable { .. } => "invalid_variable",
-            Problem::Split { .. } => "split_error",
-            Problem::NeedsNoTransaction { .. } => "needs_no_transaction",
-            Problem::NoDown { .. } => "no_down",
-            Problem::Lint { .. } => "lint_error",
+            Problem::MissingVariable { .. } => ErrorCode::MissingVariable,
+            Problem::InvalidVariable { .. } => ErrorCode::InvalidVariable,
+            Problem::Split { .. } => ErrorCode::SplitError,
+            Problem::NeedsNoTransaction { .. } => ErrorCode::NeedsNoTransaction,
+            Problem::NoDown { .. } => ErrorCode::NoDown,
+            Problem::Lint { .. } => ErrorCode::LintError,
         }
     }
 }
@@ -634,7 +635,7 @@ mod tests {
             target: target.to_owned(),
         };
         assert_eq!(problems, [missing("role", "t-02"), missing("schema", "t-03"), missing("role", "t-03")]);
-        assert_eq!(problems[1].code(), "missing_variable");
+        assert_eq!(problems[1].code().as_str(), "missing_variable");
         assert_eq!(problems[1].to_string(), "005 uses the placeholder variable `schema`, which target t-03 lacks");
     }
 
@@ -673,7 +674,9 @@ mod tests {
         let names: Vec<(&str, &str, &str)> = problems
             .iter()
             .map(|p| match p {
-                Problem::InvalidVariable { variable, target, .. } => (p.code(), variable.as_str(), target.as_str()),
+                Problem::InvalidVariable { variable, target, .. } => {
+                    (p.code().as_str(), variable.as_str(), target.as_str())
+                }
                 other => panic!("unexpected {other}"),
             })
             .collect();
@@ -703,7 +706,7 @@ mod tests {
                 what: "CREATE INDEX CONCURRENTLY"
             }]
         );
-        assert_eq!(problems[0].code(), "needs_no_transaction");
+        assert_eq!(problems[0].code().as_str(), "needs_no_transaction");
         assert_eq!(
             problems[0].to_string(),
             "010 runs in a transaction, but its statement 2 (CREATE INDEX CONCURRENTLY) cannot run inside one on \
@@ -738,7 +741,7 @@ mod tests {
         let targets = [target("t", Engine::Postgres, &empty), target("u", Engine::Mysql, &empty)];
         let problems = preflight(Direction::Down, &versions, &targets);
         assert_eq!(problems, [Problem::NoDown { version_key: "001".into() }]);
-        assert_eq!(problems[0].code(), "no_down");
+        assert_eq!(problems[0].code().as_str(), "no_down");
         assert_eq!(problems[0].to_string(), "001 has no down script, so it cannot be reverted");
         assert_eq!(preflight(Direction::Up, &versions, &targets), []);
     }
@@ -758,7 +761,7 @@ mod tests {
         let Problem::Split { version_key, engine, message } = &problems[0] else { panic!("{problems:?}") };
         assert_eq!((version_key.as_str(), *engine), ("003", Engine::Postgres));
         assert!(message.starts_with("line 1, column "), "{message}");
-        assert_eq!(problems[0].code(), "split_error");
+        assert_eq!(problems[0].code().as_str(), "split_error");
         assert!(problems[0].to_string().starts_with("003 cannot be split into statements for postgres: line 1"));
     }
 
@@ -781,7 +784,7 @@ mod tests {
                 message: "ban-drop-column says no".into()
             }]
         );
-        assert_eq!(up[0].code(), "lint_error");
+        assert_eq!(up[0].code().as_str(), "lint_error");
         assert_eq!(up[0].to_string(), "004 has the lint error ban-drop-column: ban-drop-column says no");
         let down = preflight(Direction::Down, &versions, &[]);
         assert!(matches!(&down[..], [Problem::Lint { code, .. }] if code == "ban-drop-table"), "{down:?}");
@@ -804,7 +807,7 @@ mod tests {
                     Problem::MissingVariable { target, .. } => target.clone(),
                     _ => String::new(),
                 };
-                (p.code(), target)
+                (p.code().as_str(), target)
             })
             .collect();
         assert_eq!(
@@ -827,8 +830,8 @@ mod tests {
             (0..5000).map(|i| if i % 1000 == 7 { vars(&[]) } else { vars(&[("schema", "tenant")]) }).collect();
         let targets: Vec<_> = maps.iter().map(|m| target("t", Engine::Postgres, m)).collect();
         let problems = preflight(Direction::Up, &versions, &targets);
-        assert_eq!(problems.iter().filter(|p| p.code() == "missing_variable").count(), 5);
-        assert_eq!(problems.iter().filter(|p| p.code() == "needs_no_transaction").count(), 1);
+        assert_eq!(problems.iter().filter(|p| p.code().as_str() == "missing_variable").count(), 5);
+        assert_eq!(problems.iter().filter(|p| p.code().as_str() == "needs_no_transaction").count(), 1);
     }
 
     // --- summarize ---

@@ -56,6 +56,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Seconds between worker heartbeats (the `workers` row).
     pub heartbeat: Duration,
+    /// The key of the audit chain the worker's run events extend (`None`: unkeyed, refused once it is keyed).
+    pub audit_key: Option<audit::ChainKey>,
 }
 
 impl Default for Settings {
@@ -70,6 +72,7 @@ impl Default for Settings {
             retry_max: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(10),
+            audit_key: None,
         }
     }
 }
@@ -756,7 +759,7 @@ async fn audit_run(
         ip: None,
         user_agent: None,
     };
-    audit::record(tx, &event).await.map_err(|audit::AuditError::Storage(e)| e)?;
+    audit::record(tx, shared.settings.audit_key.as_ref(), &event).await.map_err(|audit::AuditError::Storage(e)| e)?;
     Ok(())
 }
 
@@ -774,7 +777,8 @@ async fn mark_running(shared: &Shared, run: RunId) -> Result<(), StorageError> {
                 ip: None,
                 user_agent: None,
             };
-            audit::record(&mut tx, &event).await.map_err(|audit::AuditError::Storage(e)| e)?;
+            let key = shared.settings.audit_key.as_ref();
+            audit::record(&mut tx, key, &event).await.map_err(|audit::AuditError::Storage(e)| e)?;
             tx.commit().await?;
         }
         // Another worker did it first, or the run was cancelled meanwhile (its items will see that).

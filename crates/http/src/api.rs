@@ -10,6 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
 use chrono::{DateTime, Utc};
+use domain::ErrorCode;
 use domain::enums::{Role, TokenScope};
 use domain::ids::{TokenId, UserId};
 use domain::model::{ApiToken, User};
@@ -89,7 +90,7 @@ impl From<&ApiToken> for TokenDto {
 fn fail(req: &HttpRequest) -> impl FnOnce(AppError) -> ApiError + '_ {
     move |e| match e {
         AppError::Invalid { field: Some(_), code, message }
-        | AppError::Invalid { field: None, code: code @ "empty_patch", message } => {
+        | AppError::Invalid { field: None, code: code @ ErrorCode::EmptyPatch, message } => {
             ApiError::bad_request(code, message)
         }
         other => app_error(&request_id(req), other),
@@ -139,7 +140,7 @@ pub(crate) async fn list_tokens(
     let query = query.into_inner();
     let page = app::page(query.after, query.limit);
     let page =
-        app::identity::list_tokens(&state.pool, &who.0.caller(&req), query.user_id, &page).await.map_err(fail(&req))?;
+        app::identity::list_tokens(&state.hub, &who.0.caller(&req), query.user_id, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, TokenDto::from)))
 }
 
@@ -175,7 +176,7 @@ pub(crate) async fn create_token(
     let body = body.into_inner();
     let input =
         app::identity::NewTokenInput { name: body.name, scope: body.scope, expires_in_days: body.expires_in_days };
-    let created = app::identity::create_token(&state.pool, &who.0.caller(&req), &state.auth.token_key, input)
+    let created = app::identity::create_token(&state.hub, &who.0.caller(&req), &state.auth.token_key, input)
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Created()
@@ -192,7 +193,7 @@ pub(crate) async fn revoke_token(
     who: Authed,
     id: web::Path<TokenId>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = app::identity::revoke_token(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    let token = app::identity::revoke_token(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(TokenDto::from(&token)))
 }
 
@@ -210,9 +211,9 @@ pub(crate) async fn list_users(
         .after
         .map(Email::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_after", format!("after: {e}")))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidAfter, format!("after: {e}")))?;
     let page = app::page(after, query.limit);
-    let page = app::identity::list_users(&state.pool, &who.0.caller(&req), &page).await.map_err(fail(&req))?;
+    let page = app::identity::list_users(&state.hub, &who.0.caller(&req), &page).await.map_err(fail(&req))?;
     let next = page.next.as_ref().map(|e| e.as_str().to_owned());
     Ok(HttpResponse::Ok().json(List { items: page.items.iter().map(UserDto::from).collect(), next }))
 }
@@ -239,7 +240,7 @@ pub(crate) async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = app::identity::NewUserInput { email: body.email, display_name: body.display_name, role: body.role };
-    let user = app::identity::create_user(&state.pool, &who.0.caller(&req), input).await.map_err(fail(&req))?;
+    let user = app::identity::create_user(&state.hub, &who.0.caller(&req), input).await.map_err(fail(&req))?;
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
@@ -265,7 +266,7 @@ pub(crate) async fn update_user(
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.into_inner();
     let change = app::identity::UserChange { role: patch.role, disabled: patch.disabled };
-    let user = app::identity::update_user(&state.pool, &who.0.caller(&req), *id, change).await.map_err(fail(&req))?;
+    let user = app::identity::update_user(&state.hub, &who.0.caller(&req), *id, change).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }
 
@@ -286,7 +287,7 @@ pub(crate) async fn audit_head(
     req: HttpRequest,
     who: Authed,
 ) -> Result<HttpResponse, ApiError> {
-    let head = app::audit_log::head(&state.pool, &who.0.caller(&req)).await.map_err(fail(&req))?;
+    let head = app::audit_log::head(&state.hub, &who.0.caller(&req)).await.map_err(fail(&req))?;
     let dto = match head {
         Some(head) => AuditHeadDto { sequence: head.sequence, hash: Some(hex::encode(head.hash)) },
         None => AuditHeadDto { sequence: 0, hash: None },

@@ -30,7 +30,7 @@ pub(crate) struct List<T: ToSchema> {
 }
 
 impl<T: ToSchema> List<T> {
-    pub fn of<'a, R, K: ToString>(page: &'a storage::Page<R, K>, f: impl Fn(&'a R) -> T) -> Self {
+    pub fn of<'a, R, K: ToString>(page: &'a app::Page<R, K>, f: impl Fn(&'a R) -> T) -> Self {
         List { items: page.items.iter().map(f).collect(), next: page.next.as_ref().map(ToString::to_string) }
     }
 }
@@ -642,8 +642,8 @@ pub(crate) struct AuditEventDto {
     pub hash: String,
 }
 
-impl From<&storage::audit::AuditRecord> for AuditEventDto {
-    fn from(r: &storage::audit::AuditRecord) -> Self {
+impl From<&app::audit_log::AuditRecord> for AuditEventDto {
+    fn from(r: &app::audit_log::AuditRecord) -> Self {
         let e = &r.entry;
         AuditEventDto {
             id: r.id,

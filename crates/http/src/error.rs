@@ -1,6 +1,7 @@
 //! Every error response of the server is made here.
 //!
-//! The body is always JSON `{"error": {"code", "message", "request_id"?}}`. A 4xx message says what was
+//! The body is always JSON `{"error": {"code", "message", "request_id"?}}`, where `code` is a
+//! [`domain::ErrorCode`] (one closed list, documented in the README). A 4xx message says what was
 //! wrong with the request; a 5xx message is a fixed sentence and the request id, which is also in the log
 //! line that carries the full cause chain, so an operator can find it and a client learns nothing inside.
 //! 5xx responses made elsewhere (a middleware's own error) are rewritten into the same shape by
@@ -12,6 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use domain::ErrorCode;
 use serde::Serialize;
 use tracing_actix_web::RequestId;
 
@@ -20,22 +22,22 @@ use tracing_actix_web::RequestId;
 pub enum ApiError {
     /// The request is malformed or a value in it is invalid; the message says which.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     /// No valid credentials: not signed in, or a bad, expired or revoked token.
     #[error("{message}")]
     Unauthenticated { message: String },
     /// Signed in, but not allowed to do this; the message says why.
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     /// No such thing (or one the caller may not know exists).
     #[error("{what} not found")]
     NotFound { what: &'static str },
     /// The request conflicts with the current state (e.g. a name in use).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// A value in the request is well-formed but invalid; `field` names it when there is one.
     #[error("{message}")]
-    Unprocessable { code: &'static str, message: String, field: Option<&'static str> },
+    Unprocessable { code: ErrorCode, message: String, field: Option<&'static str> },
     /// The body, or a text in it, is over its size limit.
     #[error("{message}")]
     TooLarge { message: String },
@@ -44,7 +46,7 @@ pub enum ApiError {
     TooManyRequests,
     /// Too much of this is running already (e.g. an import); the code says what, the message when to retry.
     #[error("{message}")]
-    Busy { code: &'static str, message: String },
+    Busy { code: ErrorCode, message: String },
     /// The tool database or another dependency is not available right now.
     #[error("service unavailable")]
     Unavailable { request_id: String },
@@ -72,11 +74,11 @@ const UNAVAILABLE: &str = "the service is temporarily unavailable; try again lat
 const INTERNAL: &str = "an internal error occurred; quote the request id when reporting it";
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::BadRequest { code, message: message.into() }
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Forbidden { code, message: message.into() }
     }
 
@@ -84,23 +86,24 @@ impl ApiError {
         ApiError::Unauthenticated { message: message.into() }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Conflict { code, message: message.into() }
     }
 
-    fn code(&self) -> &str {
+    /// The stable code of this answer.
+    pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. }
-            | ApiError::Busy { code, .. } => code,
-            ApiError::TooLarge { .. } => "too_large",
-            ApiError::Unauthenticated { .. } => "unauthenticated",
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::TooManyRequests => "too_many_requests",
-            ApiError::Unavailable { .. } => "unavailable",
-            ApiError::Internal { .. } => "internal",
+            | ApiError::Busy { code, .. } => *code,
+            ApiError::TooLarge { .. } => ErrorCode::TooLarge,
+            ApiError::Unauthenticated { .. } => ErrorCode::Unauthenticated,
+            ApiError::NotFound { .. } => ErrorCode::NotFound,
+            ApiError::TooManyRequests => ErrorCode::TooManyRequests,
+            ApiError::Unavailable { .. } => ErrorCode::Unavailable,
+            ApiError::Internal { .. } => ErrorCode::Internal,
         }
     }
 }
@@ -136,7 +139,7 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable { field, .. } => *field,
             _ => None,
         };
-        response.json(Body { error: Detail { code: self.code(), message, field, request_id } })
+        response.json(Body { error: Detail { code: self.code().as_str(), message, field, request_id } })
     }
 }
 

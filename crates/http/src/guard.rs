@@ -21,6 +21,8 @@ use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN, REFERER};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use app::sessions::WhoError;
+use domain::ErrorCode;
 use domain::enums::{ActorKind, Role, TokenScope};
 use domain::ids::TokenId;
 use domain::model::{AuditActor, User};
@@ -177,7 +179,7 @@ async fn admit(policy: Policy, req: &mut ServiceRequest) -> Result<(), ApiError>
     if !safe {
         match principal.as_ref().map(|p| (p.via, p.csrf.as_deref())) {
             Some((Via::Token { scope: TokenScope::Read, .. }, _)) => {
-                return Err(ApiError::forbidden("read_only_token", "this API token may only read"));
+                return Err(ApiError::forbidden(ErrorCode::ReadOnlyToken, "this API token may only read"));
             }
             Some((Via::Token { .. }, _)) => {}
             Some((Via::Session, csrf)) => {
@@ -202,34 +204,40 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Option<Prin
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be `Bearer <API token>`"))?;
         let token = SecretString::from(token.trim().to_owned());
-        let mut conn = state.pool.acquire().await.map_err(|e| unavailable(req, &e))?;
-        return match auth::tokens::authenticate(&mut conn, &state.auth.token_key, &token, chrono::Utc::now()).await {
+        return match app::sessions::authenticate_token(&state.hub, &state.auth.token_key, &token).await {
             Ok((token, user)) => {
                 Ok(Some(Principal { user, via: Via::Token { id: token.id, scope: token.scope }, csrf: None }))
             }
-            Err(auth::tokens::TokenError::Storage(e)) => Err(internal(&request_id(req), &e)),
-            Err(e) => {
+            Err(WhoError::Refused(e)) => {
                 tracing::info!(reason = %e, "API token refused");
                 Err(ApiError::unauthenticated(e.to_string()))
             }
+            Err(e) => Err(who_failed(req, &e)),
         };
     }
     let session = req.get_session();
     let Some(signed_in) = crate::session::signed_in(&session) else { return Ok(None) };
-    let mut conn = state.pool.acquire().await.map_err(|e| unavailable(req, &e))?;
-    let user = match storage::users::get(&mut conn, signed_in.user).await {
-        Ok(user) => user,
-        Err(storage::StorageError::NotFound(_)) => {
+    let user = match app::sessions::session_user(&state.hub, signed_in.user).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
             session.purge();
             return Ok(None);
         }
-        Err(e) => return Err(internal(&request_id(req), &e)),
+        Err(e) => return Err(who_failed(req, &e)),
     };
     if user.disabled {
         session.purge();
         return Err(ApiError::unauthenticated(DISABLED));
     }
     Ok(Some(Principal { user, via: Via::Session, csrf: Some(signed_in.csrf) }))
+}
+
+/// A failure to find out who is asking: 503 when the tool database gave no connection, else 500.
+fn who_failed(req: &HttpRequest, error: &WhoError) -> ApiError {
+    match error {
+        WhoError::Unavailable(e) => unavailable(req, e.as_ref()),
+        other => internal(&request_id(req), other),
+    }
 }
 
 fn unavailable(req: &HttpRequest, error: &(dyn std::error::Error + 'static)) -> ApiError {
@@ -254,7 +262,7 @@ pub(crate) fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), Ap
     if same {
         Ok(())
     } else {
-        Err(ApiError::forbidden("bad_origin", "state-changing requests must come from the hub's own pages"))
+        Err(ApiError::forbidden(ErrorCode::BadOrigin, "state-changing requests must come from the hub's own pages"))
     }
 }
 
@@ -262,7 +270,7 @@ pub(crate) fn check_origin(state: &AppState, req: &HttpRequest) -> Result<(), Ap
 const FORM_LIMIT: usize = 1 << 20;
 
 async fn check_csrf_token(req: &mut ServiceRequest, expected: Option<&str>) -> Result<(), ApiError> {
-    let refuse = || ApiError::forbidden("csrf", "missing or wrong CSRF token; reload the page and try again");
+    let refuse = || ApiError::forbidden(ErrorCode::Csrf, "missing or wrong CSRF token; reload the page and try again");
     let expected = expected.ok_or_else(refuse)?;
     if let Some(given) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
         return if constant_time_eq(given.as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(refuse()) };
@@ -279,9 +287,9 @@ async fn check_csrf_token(req: &mut ServiceRequest, expected: Option<&str>) -> R
     let (http_req, payload) = req.parts_mut();
     let body = web::Bytes::from_request(http_req, payload)
         .await
-        .map_err(|_| ApiError::bad_request("body_too_large", "the form is too large"))?;
+        .map_err(|_| ApiError::bad_request(ErrorCode::BodyTooLarge, "the form is too large"))?;
     if body.len() > FORM_LIMIT {
-        return Err(ApiError::bad_request("body_too_large", "the form is too large"));
+        return Err(ApiError::bad_request(ErrorCode::BodyTooLarge, "the form is too large"));
     }
     let given = url::form_urlencoded::parse(&body).find(|(k, _)| k == "csrf_token").map(|(_, v)| v.into_owned());
     req.set_payload(bytes_payload(body));

@@ -31,13 +31,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) async fn readyz(state: web::Data<AppState>, request_id: RequestId) -> Result<HttpResponse, ApiError> {
     let request_id = request_id.to_string();
-    let check = async {
-        let mut conn = state.pool.acquire().await?;
-        storage::schema::status(&mut conn).await
-    };
-    let status = match tokio::time::timeout(READY_TIMEOUT, check).await {
+    let status = match tokio::time::timeout(READY_TIMEOUT, app::tool_db::schema_status(state.hub.pool())).await {
         Ok(Ok(status)) => status,
-        Ok(Err(storage::StorageError::Database(e))) => {
+        Ok(Err(e)) if e.is_unreachable() => {
             tracing::warn!(request_id, error = %crate::error::chain(&e), "readiness: tool database unreachable");
             return Ok(unready("unreachable", "unknown"));
         }

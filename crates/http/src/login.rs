@@ -13,11 +13,11 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{LOCATION, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, web};
-use ring::digest::{SHA256, digest};
+use domain::ErrorCode;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::error::{ApiError, internal};
+use crate::error::{ApiError, app_error, internal};
 use crate::guard::{Authed, MaybeAuthed, Via, constant_time_eq, request_id};
 use crate::session::{self, Method};
 use crate::startup::AppState;
@@ -27,12 +27,6 @@ use crate::web as pages;
 const LOGIN_COOKIE: &str = "mh_login";
 /// How long a login may take at the provider.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
-
-fn hash(text: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest(&SHA256, text.as_bytes()).as_ref());
-    out
-}
 
 fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((LOCATION, to)).finish()
@@ -49,8 +43,8 @@ pub(crate) fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
     Some(state.proxies.client_address(peer, forwarded))
 }
 
-fn origin(req: &HttpRequest) -> auth::login::Origin {
-    auth::login::Origin {
+fn origin(req: &HttpRequest) -> app::Origin {
+    app::Origin {
         ip: client_ip(req),
         user_agent: req
             .headers()
@@ -102,10 +96,9 @@ pub(crate) async fn start_oidc(state: web::Data<AppState>, req: HttpRequest) -> 
     };
     use secrecy::ExposeSecret;
     let state_text = start.state.expose_secret();
-    let mut conn = state.pool.acquire().await.map_err(|e| internal(&request_id(&req), &e))?;
-    storage::oidc_logins::create(&mut conn, &hash(state_text), &start.pending, LOGIN_TTL)
+    app::sessions::save_pending_login(&state.hub, state_text, &start.pending, LOGIN_TTL)
         .await
-        .map_err(|e| internal(&request_id(&req), &e))?;
+        .map_err(|e| app_error(&request_id(&req), e))?;
     let cookie = Cookie::build(LOGIN_COOKIE, state_text.to_owned())
         .path("/auth")
         .http_only(true)
@@ -163,10 +156,8 @@ pub(crate) async fn callback(
     if !constant_time_eq(given.as_bytes(), cookie.value().as_bytes()) {
         return Ok(refuse(&state, StatusCode::BAD_REQUEST, "state_mismatch", retry));
     }
-    let mut conn = state.pool.acquire().await.map_err(|e| internal(&request_id(&req), &e))?;
     let pending =
-        storage::oidc_logins::take(&mut conn, &hash(given)).await.map_err(|e| internal(&request_id(&req), &e))?;
-    drop(conn);
+        app::sessions::take_pending_login(&state.hub, given).await.map_err(|e| app_error(&request_id(&req), e))?;
     let Some(pending) = pending else {
         return Ok(refuse(&state, StatusCode::BAD_REQUEST, "state_unknown_used_or_expired", retry));
     };
@@ -195,15 +186,13 @@ pub(crate) async fn callback(
             return Ok(refuse(&state, StatusCode::FORBIDDEN, e.code(), message));
         }
     };
-    let mut tx = state.pool.begin().await.map_err(|e| internal(&request_id(&req), &e))?;
-    let user = match auth::login::oidc(&mut tx, &identity, &origin(&req)).await {
+    let user = match app::sessions::login_oidc(&state.hub, &identity, &origin(&req)).await {
         Ok(user) => user,
         Err(e) if e.is_client_error() => {
             return Ok(refuse(&state, StatusCode::FORBIDDEN, e.code(), &sentence(&e)));
         }
         Err(e) => return Err(internal(&request_id(&req), &e)),
     };
-    tx.commit().await.map_err(|e| internal(&request_id(&req), &e))?;
     session::begin(&req, user.id, Method::Oidc).map_err(|e| internal(&request_id(&req), &e))?;
     tracing::info!(user.id = %user.id, "signed in with OIDC");
     let mut response = see_other("/");
@@ -245,13 +234,12 @@ pub(crate) async fn password(
         tracing::warn!("password login rate-limited");
         return Err(ApiError::TooManyRequests);
     }
-    let mut tx = state.pool.begin().await.map_err(|e| internal(&request_id(&req), &e))?;
-    let user = match auth::login::password(&mut tx, &account, SecretString::from(password), &origin(&req)).await {
+    let origin = origin(&req);
+    let user = match app::sessions::login_password(&state.hub, &account, SecretString::from(password), &origin).await {
         Ok(user) => user,
         Err(e) if e.is_client_error() => return Ok(refuse(&state, StatusCode::UNAUTHORIZED, e.code(), &sentence(&e))),
         Err(e) => return Err(internal(&request_id(&req), &e)),
     };
-    tx.commit().await.map_err(|e| internal(&request_id(&req), &e))?;
     session::begin(&req, user.id, Method::Password).map_err(|e| internal(&request_id(&req), &e))?;
     tracing::info!(user.id = %user.id, "signed in with a password");
     Ok(see_other("/"))
@@ -265,22 +253,13 @@ pub(crate) async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let principal = caller.0;
     if principal.via != Via::Session {
-        return Err(ApiError::bad_request("no_session", "API tokens have no session; revoke the token instead"));
+        return Err(ApiError::bad_request(
+            ErrorCode::NoSession,
+            "API tokens have no session; revoke the token instead",
+        ));
     }
     use actix_session::SessionExt;
     req.get_session().purge();
-    let mut tx = state.pool.begin().await.map_err(|e| internal(&request_id(&req), &e))?;
-    let origin = origin(&req);
-    let event = audit::Event {
-        actor: principal.audit_actor(),
-        action: audit::Action::AuthLogout,
-        object_type: "user".into(),
-        object_id: Some(principal.user.id.to_string()),
-        details: serde_json::json!({}),
-        ip: origin.ip,
-        user_agent: origin.user_agent,
-    };
-    audit::record(&mut tx, &event).await.map_err(|e| internal(&request_id(&req), &e))?;
-    tx.commit().await.map_err(|e| internal(&request_id(&req), &e))?;
+    app::sessions::logout(&state.hub, &principal.caller(&req)).await.map_err(|e| app_error(&request_id(&req), e))?;
     Ok(see_other("/login?error=signed_out"))
 }

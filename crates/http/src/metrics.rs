@@ -18,7 +18,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::error::{ApiError, internal};
+use crate::error::{ApiError, app_error};
 use crate::guard::request_id;
 use crate::startup::AppState;
 
@@ -86,8 +86,7 @@ pub(crate) async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Resul
     let Some(handle) = handle() else {
         return Err(ApiError::Unavailable { request_id: request_id(&req) });
     };
-    let mut conn = state.pool.acquire().await.map_err(|e| internal(&request_id(&req), &e))?;
-    let counts = storage::runs::count_by_status(&mut conn).await.map_err(|e| internal(&request_id(&req), &e))?;
+    let counts = app::runs::count_by_status(&state.hub).await.map_err(|e| app_error(&request_id(&req), e))?;
     for status in domain::run::RunStatus::ALL {
         let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
         metrics::gauge!("migrate_hub_runs", "status" => status.as_str()).set(n as f64);

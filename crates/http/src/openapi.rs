@@ -27,7 +27,8 @@ pub(crate) struct ErrorBody {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct ErrorDetail {
-    /// A stable code, e.g. `self_approval`, `checksum_mismatch`, `invalid_json`.
+    /// A stable code (`domain::ErrorCode`, listed in the README's "Error codes"), e.g. `self_approval`,
+    /// `checksum_mismatch`, `invalid_json`.
     code: String,
     /// What was wrong, for people.
     message: String,

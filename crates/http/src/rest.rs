@@ -10,6 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
 use chrono::{DateTime, Utc};
+use domain::ErrorCode;
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId};
 use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
@@ -33,7 +34,7 @@ fn cursor<K: std::str::FromStr>(after: Option<&str>) -> Result<Option<K>, ApiErr
     after
         .map(|a| a.parse::<K>())
         .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_cursor", "`after` is not a cursor this list gave out"))
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidCursor, "`after` is not a cursor this list gave out"))
 }
 
 /// `limit` and `after` of a list.
@@ -48,7 +49,7 @@ pub(crate) struct PageParams {
 }
 
 impl PageParams {
-    fn page<K: std::str::FromStr>(&self) -> Result<storage::PageRequest<K>, ApiError> {
+    fn page<K: std::str::FromStr>(&self) -> Result<app::PageRequest<K>, ApiError> {
         Ok(app::page(cursor(self.after.as_deref())?, self.limit))
     }
 }
@@ -66,7 +67,7 @@ pub(crate) async fn list_environments(
     req: HttpRequest,
     q: web::Query<PageParams>,
 ) -> Reply {
-    let page = app::inventory::list_environments(&state.pool, &q.page::<Name>()?).await.map_err(fail(&req))?;
+    let page = app::inventory::list_environments(&state.hub, &q.page::<Name>()?).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, EnvironmentDto::from)))
 }
 
@@ -78,7 +79,7 @@ pub(crate) async fn create_environment(
     who: Authed,
     body: web::Json<app::inventory::NewEnvironmentInput>,
 ) -> Reply {
-    let env = app::inventory::create_environment(&state.pool, &who.0.caller(&req), body.into_inner())
+    let env = app::inventory::create_environment(&state.hub, &who.0.caller(&req), body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(created(EnvironmentDto::from(&env)))
@@ -91,7 +92,7 @@ pub(crate) async fn get_environment(
     req: HttpRequest,
     id: web::Path<EnvironmentId>,
 ) -> Reply {
-    let env = app::inventory::get_environment(&state.pool, *id).await.map_err(fail(&req))?;
+    let env = app::inventory::get_environment(&state.hub, *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(EnvironmentDto::from(&env)))
 }
 
@@ -104,7 +105,7 @@ pub(crate) async fn update_environment(
     id: web::Path<EnvironmentId>,
     body: web::Json<app::inventory::EnvironmentPatch>,
 ) -> Reply {
-    let env = app::inventory::update_environment(&state.pool, &who.0.caller(&req), *id, body.into_inner())
+    let env = app::inventory::update_environment(&state.hub, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(EnvironmentDto::from(&env)))
@@ -127,7 +128,7 @@ pub(crate) struct TargetQuery {
     responses((status = 200, body = List<TargetDto>), Errors))]
 pub(crate) async fn list_targets(state: web::Data<AppState>, req: HttpRequest, q: web::Query<TargetQuery>) -> Reply {
     let page = app::page(cursor::<Name>(q.after.as_deref())?, q.limit);
-    let page = app::inventory::list_targets(&state.pool, q.environment_id, q.search.as_deref(), &page)
+    let page = app::inventory::list_targets(&state.hub, q.environment_id, q.search.as_deref(), &page)
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, TargetDto::from)))
@@ -142,7 +143,7 @@ pub(crate) async fn create_target(
     body: web::Json<app::inventory::NewTargetInput>,
 ) -> Reply {
     let target =
-        app::inventory::create_target(&state.pool, state.keys.as_deref(), &who.0.caller(&req), body.into_inner())
+        app::inventory::create_target(&state.hub, state.keys.as_deref(), &who.0.caller(&req), body.into_inner())
             .await
             .map_err(fail(&req))?;
     Ok(created(TargetDto::from(&target)))
@@ -151,7 +152,7 @@ pub(crate) async fn create_target(
 #[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "inventory", params(("id" = TargetId, Path)),
     responses((status = 200, body = TargetDto), Errors))]
 pub(crate) async fn get_target(state: web::Data<AppState>, req: HttpRequest, id: web::Path<TargetId>) -> Reply {
-    let target = app::inventory::get_target(&state.pool, *id).await.map_err(fail(&req))?;
+    let target = app::inventory::get_target(&state.hub, *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
 }
 
@@ -165,7 +166,7 @@ pub(crate) async fn update_target(
     body: web::Json<app::inventory::TargetPatch>,
 ) -> Reply {
     let caller = who.0.caller(&req);
-    let updated = app::inventory::update_target(&state.pool, state.keys.as_deref(), &caller, *id, body.into_inner())
+    let updated = app::inventory::update_target(&state.hub, state.keys.as_deref(), &caller, *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok()
@@ -180,7 +181,7 @@ pub(crate) async fn delete_target(
     who: Authed,
     id: web::Path<TargetId>,
 ) -> Reply {
-    app::inventory::delete_target(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    app::inventory::delete_target(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -194,7 +195,7 @@ pub(crate) async fn set_target_secret(
     body: web::Json<app::inventory::SecretInput>,
 ) -> Reply {
     let target = app::inventory::set_target_secret(
-        &state.pool,
+        &state.hub,
         state.keys.as_deref(),
         &who.0.caller(&req),
         *id,
@@ -213,8 +214,7 @@ pub(crate) async fn clear_target_secret(
     who: Authed,
     id: web::Path<TargetId>,
 ) -> Reply {
-    let target =
-        app::inventory::clear_target_secret(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    let target = app::inventory::clear_target_secret(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
 }
 
@@ -233,7 +233,7 @@ pub(crate) struct DbSetQuery {
     responses((status = 200, body = List<DbSetDto>), Errors))]
 pub(crate) async fn list_db_sets(state: web::Data<AppState>, req: HttpRequest, q: web::Query<DbSetQuery>) -> Reply {
     let page = app::page(cursor::<Name>(q.after.as_deref())?, q.limit);
-    let page = app::inventory::list_db_sets(&state.pool, q.environment_id, &page).await.map_err(fail(&req))?;
+    let page = app::inventory::list_db_sets(&state.hub, q.environment_id, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, |s| DbSetDto::new(s, None))))
 }
 
@@ -246,15 +246,15 @@ pub(crate) async fn create_db_set(
     body: web::Json<app::inventory::NewDbSetInput>,
 ) -> Reply {
     let set =
-        app::inventory::create_db_set(&state.pool, &who.0.caller(&req), body.into_inner()).await.map_err(fail(&req))?;
-    let (set, members) = app::inventory::get_db_set(&state.pool, set.id).await.map_err(fail(&req))?;
+        app::inventory::create_db_set(&state.hub, &who.0.caller(&req), body.into_inner()).await.map_err(fail(&req))?;
+    let (set, members) = app::inventory::get_db_set(&state.hub, set.id).await.map_err(fail(&req))?;
     Ok(created(DbSetDto::new(&set, Some(members))))
 }
 
 #[utoipa::path(get, path = "/api/v1/db-sets/{id}", tag = "inventory", params(("id" = DbSetId, Path)),
     responses((status = 200, body = DbSetDto), Errors))]
 pub(crate) async fn get_db_set(state: web::Data<AppState>, req: HttpRequest, id: web::Path<DbSetId>) -> Reply {
-    let (set, members) = app::inventory::get_db_set(&state.pool, *id).await.map_err(fail(&req))?;
+    let (set, members) = app::inventory::get_db_set(&state.hub, *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(DbSetDto::new(&set, Some(members))))
 }
 
@@ -267,7 +267,7 @@ pub(crate) async fn update_db_set(
     id: web::Path<DbSetId>,
     body: web::Json<app::inventory::DbSetPatch>,
 ) -> Reply {
-    let set = app::inventory::update_db_set(&state.pool, &who.0.caller(&req), *id, body.into_inner())
+    let set = app::inventory::update_db_set(&state.hub, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(DbSetDto::new(&set, None)))
@@ -291,7 +291,7 @@ pub(crate) async fn list_members(
     q: web::Query<MemberQuery>,
 ) -> Reply {
     let page = app::page(cursor::<Name>(q.after.as_deref())?, q.limit);
-    let page = app::inventory::list_members(&state.pool, *id, q.search.as_deref(), &page).await.map_err(fail(&req))?;
+    let page = app::inventory::list_members(&state.hub, *id, q.search.as_deref(), &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, TargetDto::from)))
 }
 
@@ -304,7 +304,7 @@ pub(crate) async fn change_members(
     id: web::Path<DbSetId>,
     body: web::Json<app::inventory::MembershipChange>,
 ) -> Reply {
-    let r = app::inventory::change_members(&state.pool, &who.0.caller(&req), *id, body.into_inner())
+    let r = app::inventory::change_members(&state.hub, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(MembershipDto { added: r.added, removed: r.removed, members: r.members }))
@@ -315,7 +315,7 @@ pub(crate) async fn change_members(
 #[utoipa::path(get, path = "/api/v1/projects", tag = "migrations", params(PageParams),
     responses((status = 200, body = List<ProjectDto>), Errors))]
 pub(crate) async fn list_projects(state: web::Data<AppState>, req: HttpRequest, q: web::Query<PageParams>) -> Reply {
-    let page = app::projects::list_projects(&state.pool, &q.page::<Name>()?).await.map_err(fail(&req))?;
+    let page = app::projects::list_projects(&state.hub, &q.page::<Name>()?).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, ProjectDto::from)))
 }
 
@@ -328,14 +328,14 @@ pub(crate) async fn create_project(
     body: web::Json<app::projects::NewProjectInput>,
 ) -> Reply {
     let p =
-        app::projects::create_project(&state.pool, &who.0.caller(&req), body.into_inner()).await.map_err(fail(&req))?;
+        app::projects::create_project(&state.hub, &who.0.caller(&req), body.into_inner()).await.map_err(fail(&req))?;
     Ok(created(ProjectDto::from(&p)))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "migrations", params(("id" = ProjectId, Path)),
     responses((status = 200, body = ProjectDto), Errors))]
 pub(crate) async fn get_project(state: web::Data<AppState>, req: HttpRequest, id: web::Path<ProjectId>) -> Reply {
-    let p = app::projects::get_project(&state.pool, *id).await.map_err(fail(&req))?;
+    let p = app::projects::get_project(&state.hub, *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(ProjectDto::from(&p)))
 }
 
@@ -348,7 +348,7 @@ pub(crate) async fn update_project(
     id: web::Path<ProjectId>,
     body: web::Json<app::projects::ProjectPatch>,
 ) -> Reply {
-    let p = app::projects::update_project(&state.pool, &who.0.caller(&req), *id, body.into_inner())
+    let p = app::projects::update_project(&state.hub, &who.0.caller(&req), *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(ProjectDto::from(&p)))
@@ -364,7 +364,7 @@ pub(crate) async fn import(
     body: web::Json<app::migrations::ImportInput>,
 ) -> Reply {
     let caller = who.0.caller(&req);
-    let report = app::migrations::import(&state.pool, &caller, state.limits, &state.imports, *id, body.into_inner())
+    let report = app::migrations::import(&state.hub, &caller, state.limits, &state.imports, *id, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(report))
@@ -389,7 +389,7 @@ pub(crate) async fn list_migrations(
     q: web::Query<MigrationQuery>,
 ) -> Reply {
     let page = app::page(cursor::<VersionKey>(q.after.as_deref())?, q.limit);
-    let page = app::migrations::list_migrations(&state.pool, q.project_id, &page).await.map_err(fail(&req))?;
+    let page = app::migrations::list_migrations(&state.hub, q.project_id, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, |m| MigrationDto::new(m, None))))
 }
 
@@ -401,7 +401,7 @@ pub(crate) async fn create_migration(
     who: Authed,
     body: web::Json<app::migrations::NewMigrationInput>,
 ) -> Reply {
-    let (m, v) = app::migrations::create_migration(&state.pool, &who.0.caller(&req), state.limits, body.into_inner())
+    let (m, v) = app::migrations::create_migration(&state.hub, &who.0.caller(&req), state.limits, body.into_inner())
         .await
         .map_err(fail(&req))?;
     Ok(created(MigrationCreatedDto { migration: MigrationDto::new(&m, Some(&v)), version: VersionDto::from(&v) }))
@@ -410,7 +410,7 @@ pub(crate) async fn create_migration(
 #[utoipa::path(get, path = "/api/v1/migrations/{id}", tag = "migrations", params(("id" = MigrationId, Path)),
     responses((status = 200, body = MigrationDto), Errors))]
 pub(crate) async fn get_migration(state: web::Data<AppState>, req: HttpRequest, id: web::Path<MigrationId>) -> Reply {
-    let (m, latest) = app::migrations::get_migration(&state.pool, *id).await.map_err(fail(&req))?;
+    let (m, latest) = app::migrations::get_migration(&state.hub, *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(MigrationDto::new(&m, latest.as_ref())))
 }
 
@@ -422,7 +422,7 @@ pub(crate) async fn list_versions(
     id: web::Path<MigrationId>,
     q: web::Query<PageParams>,
 ) -> Reply {
-    let page = app::migrations::list_versions(&state.pool, *id, &q.page::<u32>()?).await.map_err(fail(&req))?;
+    let page = app::migrations::list_versions(&state.hub, *id, &q.page::<u32>()?).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, VersionSummaryDto::from)))
 }
 
@@ -437,7 +437,7 @@ pub(crate) async fn create_version(
     body: web::Json<app::migrations::VersionInput>,
 ) -> Reply {
     let (v, made) =
-        app::migrations::create_version(&state.pool, &who.0.caller(&req), state.limits, *id, body.into_inner())
+        app::migrations::create_version(&state.hub, &who.0.caller(&req), state.limits, *id, body.into_inner())
             .await
             .map_err(fail(&req))?;
     let body = VersionCreatedDto { created: made, version: VersionDto::from(&v) };
@@ -453,7 +453,7 @@ pub(crate) async fn get_version(
     path: web::Path<(MigrationId, u32)>,
 ) -> Reply {
     let (id, number) = path.into_inner();
-    let v = app::migrations::get_version(&state.pool, id, number).await.map_err(fail(&req))?;
+    let v = app::migrations::get_version(&state.hub, id, number).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(VersionDto::from(&v)))
 }
 
@@ -479,14 +479,14 @@ pub(crate) struct RunQuery {
 pub(crate) async fn list_runs(state: web::Data<AppState>, req: HttpRequest, q: web::Query<RunQuery>) -> Reply {
     let q = q.into_inner();
     let page = app::page(cursor::<RunId>(q.after.as_deref())?, q.limit);
-    let filter = storage::runs::RunFilter {
+    let filter = app::runs::RunFilter {
         status: q.status,
         environment: q.environment_id,
         requested_by: q.requested_by,
         created_from: q.created_from,
         created_before: q.created_before,
     };
-    let page = app::runs::list_runs(&state.pool, &filter, &page).await.map_err(fail(&req))?;
+    let page = app::runs::list_runs(&state.hub, &filter, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, RunDto::from)))
 }
 
@@ -504,12 +504,12 @@ pub(crate) async fn request_run(
     let key = match req.headers().get("Idempotency-Key") {
         None => None,
         Some(v) => Some(v.to_str().map(str::to_owned).map_err(|_| {
-            ApiError::bad_request("invalid_idempotency_key", "the Idempotency-Key must be printable ASCII")
+            ApiError::bad_request(ErrorCode::InvalidIdempotencyKey, "the Idempotency-Key must be printable ASCII")
         })?),
     };
     let r =
-        app::runs::request_run(&state.pool, &who.0.caller(&req), body.into_inner(), key).await.map_err(fail(&req))?;
-    let detail = app::runs::get_run(&state.pool, r.run.id).await.map_err(fail(&req))?;
+        app::runs::request_run(&state.hub, &who.0.caller(&req), body.into_inner(), key).await.map_err(fail(&req))?;
+    let detail = app::runs::get_run(&state.hub, r.run.id).await.map_err(fail(&req))?;
     let body = RunDetailDto::from(&detail);
     Ok(if r.created { created(body) } else { HttpResponse::Ok().json(body) })
 }
@@ -517,12 +517,12 @@ pub(crate) async fn request_run(
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = RunId, Path)),
     responses((status = 200, body = RunDetailDto), Errors))]
 pub(crate) async fn get_run(state: web::Data<AppState>, req: HttpRequest, id: web::Path<RunId>) -> Reply {
-    let detail = app::runs::get_run(&state.pool, *id).await.map_err(fail(&req))?;
+    let detail = app::runs::get_run(&state.hub, *id).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(RunDetailDto::from(&detail)))
 }
 
 async fn run_reply(state: &AppState, req: &HttpRequest, id: RunId) -> Reply {
-    let detail = app::runs::get_run(&state.pool, id).await.map_err(fail(req))?;
+    let detail = app::runs::get_run(&state.hub, id).await.map_err(fail(req))?;
     Ok(HttpResponse::Ok().json(RunDetailDto::from(&detail)))
 }
 
@@ -535,7 +535,7 @@ pub(crate) async fn approve(
     id: web::Path<RunId>,
     body: web::Json<app::runs::DecisionInput>,
 ) -> Reply {
-    app::runs::approve(&state.pool, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
+    app::runs::approve(&state.hub, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
@@ -548,21 +548,21 @@ pub(crate) async fn deny(
     id: web::Path<RunId>,
     body: web::Json<app::runs::DecisionInput>,
 ) -> Reply {
-    app::runs::deny(&state.pool, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
+    app::runs::deny(&state.hub, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/execute", tag = "runs", params(("id" = RunId, Path)),
     responses((status = 200, body = RunDetailDto), Errors))]
 pub(crate) async fn execute(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
-    app::runs::execute(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    app::runs::execute(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = RunId, Path)),
     responses((status = 200, body = RunDetailDto), Errors))]
 pub(crate) async fn cancel(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
-    app::runs::cancel(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    app::runs::cancel(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
@@ -571,7 +571,7 @@ pub(crate) async fn cancel(state: web::Data<AppState>, req: HttpRequest, who: Au
 #[utoipa::path(post, path = "/api/v1/runs/{id}/refresh", tag = "runs", params(("id" = RunId, Path)),
     responses((status = 200, body = RunDetailDto), Errors))]
 pub(crate) async fn refresh(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
-    app::runs::refresh(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    app::runs::refresh(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
     run_reply(&state, &req, *id).await
 }
 
@@ -580,8 +580,8 @@ pub(crate) async fn refresh(state: web::Data<AppState>, req: HttpRequest, who: A
 #[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs", params(("id" = RunId, Path)),
     responses((status = 201, body = RunDetailDto), Errors))]
 pub(crate) async fn retry(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
-    let run = app::runs::retry(&state.pool, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
-    let detail = app::runs::get_run(&state.pool, run.id).await.map_err(fail(&req))?;
+    let run = app::runs::retry(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    let detail = app::runs::get_run(&state.hub, run.id).await.map_err(fail(&req))?;
     Ok(created(RunDetailDto::from(&detail)))
 }
 
@@ -603,7 +603,7 @@ pub(crate) async fn list_items(
     q: web::Query<ItemQuery>,
 ) -> Reply {
     let page = app::page(cursor::<u32>(q.after.as_deref())?, q.limit);
-    let page = app::runs::list_items(&state.pool, *id, q.status, &page).await.map_err(fail(&req))?;
+    let page = app::runs::list_items(&state.hub, *id, q.status, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, RunItemDto::from)))
 }
 
@@ -617,7 +617,7 @@ pub(crate) async fn item_logs(
     q: web::Query<PageParams>,
 ) -> Reply {
     let (run, item) = path.into_inner();
-    let (item, lines) = app::runs::item_logs(&state.pool, run, item, &q.page::<u32>()?).await.map_err(fail(&req))?;
+    let (item, lines) = app::runs::item_logs(&state.hub, run, item, &q.page::<u32>()?).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok()
         .json(ItemLogsDto { item: RunItemDto::from(&item), lines: List::of(&lines, LogLineDto::from) }))
 }
@@ -649,7 +649,7 @@ pub(crate) async fn list_audit(
 ) -> Reply {
     let q = q.into_inner();
     let page = app::page(cursor::<i64>(q.after.as_deref())?, q.limit);
-    let filter = storage::audit::AuditFilter {
+    let filter = app::audit_log::AuditFilter {
         actor: q.actor,
         action: q.action,
         object_type: q.object_type,
@@ -657,13 +657,13 @@ pub(crate) async fn list_audit(
         from: q.from,
         before: q.before,
     };
-    let page = app::audit_log::list(&state.pool, &who.0.caller(&req), &filter, &page).await.map_err(fail(&req))?;
+    let page = app::audit_log::list(&state.hub, &who.0.caller(&req), &filter, &page).await.map_err(fail(&req))?;
     Ok(HttpResponse::Ok().json(List::of(&page, AuditEventDto::from)))
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = VerificationDto), Errors))]
 pub(crate) async fn verify_audit(state: web::Data<AppState>, req: HttpRequest, who: Authed) -> Reply {
-    let v = app::audit_log::verify(&state.pool, &who.0.caller(&req)).await.map_err(fail(&req))?;
+    let v = app::audit_log::verify(&state.hub, &who.0.caller(&req)).await.map_err(fail(&req))?;
     let dto = match v {
         app::audit_log::Verification::Intact { rows } => {
             VerificationDto { intact: true, rows: Some(rows), broken_row: None, reason: None }

@@ -13,11 +13,10 @@ use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, Upd
 use actix_session::{Session, SessionExt};
 use actix_web::HttpRequest;
 use actix_web::cookie::time::Duration as CookieDuration;
+use app::Hub;
 use domain::ids::UserId;
-use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use storage::PgPool;
 
 /// The session entry that says who is signed in.
 const USER: &str = "uid";
@@ -26,18 +25,12 @@ const CSRF: &str = "csrf";
 /// How the user signed in.
 const METHOD: &str = "method";
 
-/// The session store over the tool database.
+/// The session store over the tool database (through `app::sessions`, which keeps only the keys' hashes).
 #[derive(Debug, Clone)]
 pub(crate) struct PgSessionStore {
-    pub pool: PgPool,
+    pub hub: Hub,
     pub idle: Duration,
     pub absolute: Duration,
-}
-
-fn key_hash(key: &SessionKey) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest(&SHA256, key.as_ref().as_bytes()).as_ref());
-    out
 }
 
 fn to_json(state: &HashMap<String, String>) -> serde_json::Value {
@@ -50,12 +43,11 @@ fn user_of(state: &HashMap<String, String>) -> Option<UserId> {
 
 impl SessionStore for PgSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| LoadError::Other(e.into()))?;
-        let loaded = storage::sessions::load(&mut conn, &key_hash(session_key), self.idle)
+        let loaded = app::sessions::load_session(&self.hub, session_key.as_ref(), self.idle)
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
         let Some(loaded) = loaded else { return Ok(None) };
-        let serde_json::Value::Object(map) = loaded.state else {
+        let serde_json::Value::Object(map) = loaded else {
             return Err(LoadError::Deserialization(anyhow::anyhow!("session state is not an object")));
         };
         let state = map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
@@ -66,9 +58,7 @@ impl SessionStore for PgSessionStore {
         let user = user_of(&state)
             .ok_or_else(|| SaveError::Other(anyhow::anyhow!("a session is stored only once a user is signed in")))?;
         let key = generate_session_key();
-        let mut conn = self.pool.acquire().await.map_err(|e| SaveError::Other(e.into()))?;
-        storage::sessions::purge(&mut conn, self.idle).await.map_err(|e| SaveError::Other(e.into()))?;
-        storage::sessions::create(&mut conn, &key_hash(&key), user, &to_json(&state), self.absolute)
+        app::sessions::create_session(&self.hub, key.as_ref(), user, &to_json(&state), self.idle, self.absolute)
             .await
             .map_err(|e| SaveError::Other(e.into()))?;
         Ok(key)
@@ -80,9 +70,8 @@ impl SessionStore for PgSessionStore {
         state: HashMap<String, String>,
         _ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| UpdateError::Other(e.into()))?;
         // A session that ended meanwhile stays ended: nothing is recreated.
-        storage::sessions::update_state(&mut conn, &key_hash(&session_key), &to_json(&state))
+        app::sessions::update_session(&self.hub, session_key.as_ref(), &to_json(&state))
             .await
             .map_err(|e| UpdateError::Other(e.into()))?;
         Ok(session_key)
@@ -94,8 +83,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        let mut conn = self.pool.acquire().await?;
-        storage::sessions::delete(&mut conn, &key_hash(session_key)).await?;
+        app::sessions::delete_session(&self.hub, session_key.as_ref()).await?;
         Ok(())
     }
 }

@@ -14,7 +14,9 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{Server as ActixServer, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
-use storage::PgPool;
+use app::{Hub, PgPool};
+use domain::ErrorCode;
+use domain::secret_ref::SecretRefPolicy;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, TracingLogger};
 
@@ -25,7 +27,8 @@ use crate::settings::{Auth, AuthSettings, SettingsError, TrustedProxies};
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    /// What the use cases run against: the tool database and the hub's configuration.
+    pub hub: Hub,
     pub(crate) auth: Arc<Auth>,
     /// The master keys that seal target passwords; without them only secret references can be set.
     pub(crate) keys: Option<Arc<auth::secrets::KeyRing>>,
@@ -37,16 +40,29 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Checks the settings and builds the state.
+    /// Checks the settings and builds the state. The audit chain is unkeyed and no secret reference is allowed
+    /// until [`AppState::with_audit_key`] and [`AppState::with_secret_refs`] say otherwise.
     pub fn new(pool: PgPool, auth: AuthSettings) -> Result<Self, SettingsError> {
         Ok(Self {
-            pool,
+            hub: Hub::new(pool),
             auth: Auth::new(auth)?,
             keys: None,
             limits: app::migrations::Limits::default(),
             imports: Arc::default(),
             proxies: TrustedProxies::default(),
         })
+    }
+
+    /// Keys the audit events the use cases write, and lets them verify keyed ones.
+    pub fn with_audit_key(mut self, key: Option<audit::ChainKey>) -> Self {
+        self.hub = self.hub.with_audit_key(key);
+        self
+    }
+
+    /// The secret references targets may name (`MIGRATE_HUB_SECRET_REFS`).
+    pub fn with_secret_refs(mut self, policy: SecretRefPolicy) -> Self {
+        self.hub = self.hub.with_secret_refs(policy);
+        self
     }
 
     /// Lets the hub seal target passwords with `keys`.
@@ -147,7 +163,7 @@ async fn errors_as_responses(
     })
 }
 
-fn bad_input(code: &'static str, error: &dyn std::fmt::Display) -> actix_web::Error {
+fn bad_input(code: ErrorCode, error: &dyn std::fmt::Display) -> actix_web::Error {
     ApiError::bad_request(code, error.to_string()).into()
 }
 
@@ -159,8 +175,10 @@ fn json_error(error: &actix_web::error::JsonPayloadError) -> actix_web::Error {
         E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
             ApiError::TooLarge { message: format!("the request body is larger than {limit} bytes") }.into()
         }
-        E::ContentType => ApiError::bad_request("unsupported_content_type", "send the body as application/json").into(),
-        other => bad_input("invalid_json", other),
+        E::ContentType => {
+            ApiError::bad_request(ErrorCode::UnsupportedContentType, "send the body as application/json").into()
+        }
+        other => bad_input(ErrorCode::InvalidJson, other),
     }
 }
 
@@ -179,8 +197,7 @@ impl Server {
     pub fn build(listener: TcpListener, state: AppState, settings: &ServerSettings) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let auth = state.auth.clone();
-        let store =
-            PgSessionStore { pool: state.pool.clone(), idle: auth.session_idle, absolute: auth.session_absolute };
+        let store = PgSessionStore { hub: state.hub.clone(), idle: auth.session_idle, absolute: auth.session_absolute };
         let cookie_key = Key::try_from(&auth.cookie_key[..]).map_err(std::io::Error::other)?;
         let data = web::Data::new(state);
         crate::metrics::handle();
@@ -210,10 +227,12 @@ impl Server {
                 .app_data(data.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|e, _| json_error(&e)))
                 .app_data(
-                    web::FormConfig::default().limit(BODY_LIMIT).error_handler(|e, _| bad_input("invalid_form", &e)),
+                    web::FormConfig::default()
+                        .limit(BODY_LIMIT)
+                        .error_handler(|e, _| bad_input(ErrorCode::InvalidForm, &e)),
                 )
-                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input("invalid_query", &e)))
-                .app_data(web::PathConfig::default().error_handler(|e, _| bad_input("invalid_path", &e)))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(ErrorCode::InvalidQuery, &e)))
+                .app_data(web::PathConfig::default().error_handler(|e, _| bad_input(ErrorCode::InvalidPath, &e)))
                 .configure(crate::routes::configure)
                 .default_service(web::to(not_found))
         })

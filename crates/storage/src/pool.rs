@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
+
+/// How to reach the tool database, parsed from its URL by the caller.
+pub use sqlx::postgres::PgConnectOptions;
 
 use crate::StorageResult;
 

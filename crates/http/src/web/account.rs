@@ -112,7 +112,7 @@ async fn list_users(
     after: Option<&str>,
 ) -> Result<(Vec<User>, Option<String>), PageError> {
     let after = after.and_then(|a| Email::parse(a).ok());
-    let page = app::identity::list_users(&state.pool, &viewer.caller, &app::page(after, Some(100)))
+    let page = app::identity::list_users(&state.hub, &viewer.caller, &app::page(after, Some(100)))
         .await
         .map_err(viewer.fail())?;
     Ok((page.items, page.next.map(|e| e.as_str().to_owned())))
@@ -144,7 +144,7 @@ pub(crate) async fn create_user(
     let email = form.needed("email", "email address", &mut problems);
     if let (true, Some(email)) = (problems.is_empty(), email) {
         let input = NewUserInput { email, display_name: form.text("display_name"), role };
-        match app::identity::create_user(&state.pool, &viewer.caller, input).await {
+        match app::identity::create_user(&state.hub, &viewer.caller, input).await {
             Ok(user) => return Ok(see_other(&format!("/admin/users?saved={}", user.email.as_str()))),
             Err(e) => problems = Problems::from_app(&viewer, e, USER_FIELDS)?,
         }
@@ -167,7 +167,7 @@ pub(crate) async fn update_user(
         disabled: form.optional::<bool>("disabled", "choice", &mut problems),
     };
     if problems.is_empty() {
-        match app::identity::update_user(&state.pool, &viewer.caller, *id, change).await {
+        match app::identity::update_user(&state.hub, &viewer.caller, *id, change).await {
             Ok(user) => return Ok(see_other(&format!("/admin/users?saved={}", user.email.as_str()))),
             Err(e) => problems = Problems::from_app(&viewer, e, &[])?,
         }
@@ -265,7 +265,7 @@ async fn my_tokens(
     after: Option<&str>,
 ) -> Result<(Vec<ApiToken>, Option<String>), PageError> {
     let after = after.and_then(|a| a.parse::<TokenId>().ok());
-    let page = app::identity::list_tokens(&state.pool, &viewer.caller, None, &app::page(after, Some(100)))
+    let page = app::identity::list_tokens(&state.hub, &viewer.caller, None, &app::page(after, Some(100)))
         .await
         .map_err(viewer.fail())?;
     Ok((page.items, page.next.map(|id| id.to_string())))
@@ -313,7 +313,7 @@ pub(crate) async fn create_token(
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     if let (true, Some(name)) = (problems.is_empty(), name) {
         let input = NewTokenInput { name, scope, expires_in_days: days };
-        match app::identity::create_token(&state.pool, &viewer.caller, &state.auth.token_key, input).await {
+        match app::identity::create_token(&state.hub, &viewer.caller, &state.auth.token_key, input).await {
             Ok(created) => {
                 let page = created_page(&viewer, &created);
                 return Ok(HttpResponse::Ok()
@@ -336,7 +336,7 @@ pub(crate) async fn create_token(
 
 /// `POST /tokens/{id}/revoke`: the viewer's own token (or, for an admin, anyone's).
 pub(crate) async fn revoke_token(state: web::Data<AppState>, viewer: Viewer, id: web::Path<TokenId>) -> Page {
-    let token = app::identity::revoke_token(&state.pool, &viewer.caller, *id).await.map_err(viewer.fail())?;
+    let token = app::identity::revoke_token(&state.hub, &viewer.caller, *id).await.map_err(viewer.fail())?;
     let mut url = url::form_urlencoded::Serializer::new(String::new());
     url.append_pair("revoked", &token.name);
     Ok(see_other(&format!("/tokens?{}", url.finish())))

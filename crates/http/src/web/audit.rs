@@ -3,12 +3,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use app::audit_log::{AuditFilter, AuditRecord};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use domain::ids::UserId;
 use domain::values::Email;
 use maud::{Markup, html};
 use serde::Deserialize;
-use storage::audit::{AuditFilter, AuditRecord};
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems};
@@ -115,11 +115,11 @@ pub(crate) async fn audit(state: web::Data<AppState>, viewer: Viewer, q: web::Qu
         before,
     };
     let after = text(&q.after).and_then(|a| a.parse::<i64>().ok());
-    let page = app::audit_log::list(&state.pool, &viewer.caller, &filter, &app::page(after, Some(100)))
+    let page = app::audit_log::list(&state.hub, &viewer.caller, &filter, &app::page(after, Some(100)))
         .await
         .map_err(viewer.fail())?;
-    let verification = app::audit_log::verify(&state.pool, &viewer.caller).await.map_err(viewer.fail())?;
-    let users = app::identity::list_users(&state.pool, &viewer.caller, &app::page::<Email>(None, Some(500)))
+    let verification = app::audit_log::verify(&state.hub, &viewer.caller).await.map_err(viewer.fail())?;
+    let users = app::identity::list_users(&state.hub, &viewer.caller, &app::page::<Email>(None, Some(500)))
         .await
         .map_err(viewer.fail())?
         .items;

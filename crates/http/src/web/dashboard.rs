@@ -3,12 +3,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use app::runs::RunFilter;
 use domain::enums::Role;
 use domain::ids::RunId;
 use domain::model::Run;
 use domain::run::RunStatus;
 use maud::html;
-use storage::runs::RunFilter;
 
 use crate::startup::AppState;
 use crate::web::runs::{decorate, run_table};
@@ -18,7 +18,7 @@ use crate::web::{PageError, Section, Viewer, layout, respond};
 const PANEL: u32 = 10;
 
 async fn runs(state: &AppState, viewer: &Viewer, filter: RunFilter, limit: u32) -> Result<Vec<Run>, PageError> {
-    let page = app::runs::list_runs(&state.pool, &filter, &app::page::<RunId>(None, Some(limit)))
+    let page = app::runs::list_runs(&state.hub, &filter, &app::page::<RunId>(None, Some(limit)))
         .await
         .map_err(viewer.fail())?;
     Ok(page.items)
@@ -39,7 +39,7 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, viewer: Viewer) -> Res
             if run.requested_by == me {
                 continue;
             }
-            let detail = app::runs::get_run(&state.pool, run.id).await.map_err(viewer.fail())?;
+            let detail = app::runs::get_run(&state.hub, run.id).await.map_err(viewer.fail())?;
             if detail.allowed(&viewer.caller.actor).approve.is_ok() {
                 mine_to_decide.push(run);
             }
@@ -56,7 +56,7 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, viewer: Viewer) -> Res
     let failed = runs(&state, &viewer, with_status(RunStatus::Failed), PANEL).await?;
     let mut progress = Vec::new();
     for run in &running {
-        let detail = app::runs::get_run(&state.pool, run.id).await.map_err(viewer.fail())?;
+        let detail = app::runs::get_run(&state.hub, run.id).await.map_err(viewer.fail())?;
         let total: u64 = detail.items.iter().map(|(_, n)| n).sum();
         let done: u64 = detail.items.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum();
         progress.push((run.id, done, total));

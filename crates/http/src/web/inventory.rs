@@ -29,7 +29,7 @@ const PAGE: u32 = 100;
 
 /// Every environment, by name (at most 500: more would not fit a select either).
 async fn environments(state: &AppState, viewer: &Viewer) -> Result<Vec<Environment>, PageError> {
-    let page = app::inventory::list_environments(&state.pool, &app::page::<Name>(None, Some(500)))
+    let page = app::inventory::list_environments(&state.hub, &app::page::<Name>(None, Some(500)))
         .await
         .map_err(viewer.fail())?;
     Ok(page.items)
@@ -258,7 +258,7 @@ pub(crate) async fn create_environment(
             target_lock_wait_ms,
             allow_out_of_order,
         };
-        match app::inventory::create_environment(&state.pool, &viewer.caller, input).await {
+        match app::inventory::create_environment(&state.hub, &viewer.caller, input).await {
             Ok(env) => return Ok(see_other(&format!("/admin/environments?saved={}", env.name.as_str()))),
             Err(e) => problems = Problems::from_app(&viewer, e, ENV_FIELDS)?,
         }
@@ -292,7 +292,7 @@ fn environment_page(viewer: &Viewer, env: &Environment, form: &Form, problems: &
 
 /// `GET /admin/environments/{id}`.
 pub(crate) async fn environment(state: web::Data<AppState>, viewer: Viewer, id: web::Path<EnvironmentId>) -> Page {
-    let env = app::inventory::get_environment(&state.pool, *id).await.map_err(viewer.fail())?;
+    let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
     Ok(respond(StatusCode::OK, environment_page(&viewer, &env, &env_values(&env), &Problems::default())))
 }
 
@@ -305,7 +305,7 @@ pub(crate) async fn update_environment(
     form: web::Form<Vec<(String, String)>>,
 ) -> Page {
     let form = Form::new(form);
-    let env = app::inventory::get_environment(&state.pool, *id).await.map_err(viewer.fail())?;
+    let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
     let mut problems = Problems::default();
     let patch = EnvironmentPatch {
         description: Some(form.get("description").trim().to_owned()),
@@ -322,7 +322,7 @@ pub(crate) async fn update_environment(
         allow_out_of_order: form.optional::<bool>("allow_out_of_order", "choice", &mut problems),
     };
     if problems.is_empty() {
-        match app::inventory::update_environment(&state.pool, &viewer.caller, env.id, patch).await {
+        match app::inventory::update_environment(&state.hub, &viewer.caller, env.id, patch).await {
             Ok(env) => return Ok(see_other(&format!("/admin/environments?saved={}", env.name.as_str()))),
             Err(e) => problems = Problems::from_app(&viewer, e, ENV_FIELDS)?,
         }
@@ -484,7 +484,7 @@ async fn list_targets(
     let Some(env) = env else { return Ok((Vec::new(), None)) };
     let after = after.and_then(|a| Name::parse(a.to_owned()).ok());
     let search = (!search.is_empty()).then_some(search);
-    let page = app::inventory::list_targets(&state.pool, env.id, search, &app::page(after, Some(PAGE)))
+    let page = app::inventory::list_targets(&state.hub, env.id, search, &app::page(after, Some(PAGE)))
         .await
         .map_err(viewer.fail())?;
     Ok((page.items, page.next.map(|n| n.as_str().to_owned())))
@@ -569,7 +569,7 @@ pub(crate) async fn create_target(
             password: form.raw("password").map(|p| Password(SecretString::from(p))),
             secret_ref: form.text("secret_ref"),
         };
-        match app::inventory::create_target(&state.pool, state.keys.as_deref(), &viewer.caller, input).await {
+        match app::inventory::create_target(&state.hub, state.keys.as_deref(), &viewer.caller, input).await {
             Ok(t) => {
                 return Ok(see_other(&format!(
                     "/admin/targets?environment_id={}&saved={}",
@@ -692,8 +692,8 @@ fn target_page(viewer: &Viewer, env: &Environment, t: &Target, view: TargetView<
 }
 
 async fn target_and_env(state: &AppState, viewer: &Viewer, id: TargetId) -> Result<(Target, Environment), PageError> {
-    let t = app::inventory::get_target(&state.pool, id).await.map_err(viewer.fail())?;
-    let env = app::inventory::get_environment(&state.pool, t.environment_id).await.map_err(viewer.fail())?;
+    let t = app::inventory::get_target(&state.hub, id).await.map_err(viewer.fail())?;
+    let env = app::inventory::get_environment(&state.hub, t.environment_id).await.map_err(viewer.fail())?;
     Ok((t, env))
 }
 
@@ -731,7 +731,7 @@ pub(crate) async fn update_target(
     let mut problems = Problems::default();
     let patch = target_patch(&form, &mut problems);
     if problems.is_empty() {
-        match app::inventory::update_target(&state.pool, state.keys.as_deref(), &viewer.caller, t.id, patch).await {
+        match app::inventory::update_target(&state.hub, state.keys.as_deref(), &viewer.caller, t.id, patch).await {
             Ok(updated) if updated.secret_dropped => {
                 return Ok(see_other(&format!("/admin/targets/{}?saved=settings-secret-dropped", updated.target.id)));
             }
@@ -756,25 +756,18 @@ pub(crate) async fn set_secret(
         password: form.raw("password").map(|p| Password(SecretString::from(p))),
         secret_ref: form.text("secret_ref"),
     };
-    let problems = match app::inventory::set_target_secret(
-        &state.pool,
-        state.keys.as_deref(),
-        &viewer.caller,
-        t.id,
-        input,
-    )
-    .await
-    {
-        Ok(t) => return Ok(see_other(&format!("/admin/targets/{}?saved=secret", t.id))),
-        Err(e) => Problems::from_app(&viewer, e, TARGET_FIELDS)?,
-    };
+    let problems =
+        match app::inventory::set_target_secret(&state.hub, state.keys.as_deref(), &viewer.caller, t.id, input).await {
+            Ok(t) => return Ok(see_other(&format!("/admin/targets/{}?saved=secret", t.id))),
+            Err(e) => Problems::from_app(&viewer, e, TARGET_FIELDS)?,
+        };
     let view = TargetView { secret_problems: problems, ..TargetView::default() };
     Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, target_page(&viewer, &env, &t, view)))
 }
 
 /// `POST /admin/targets/{id}/secret/clear`.
 pub(crate) async fn clear_secret(state: web::Data<AppState>, viewer: Viewer, id: web::Path<TargetId>) -> Page {
-    let t = app::inventory::clear_target_secret(&state.pool, &viewer.caller, *id).await.map_err(viewer.fail())?;
+    let t = app::inventory::clear_target_secret(&state.hub, &viewer.caller, *id).await.map_err(viewer.fail())?;
     Ok(see_other(&format!("/admin/targets/{}?saved=secret", t.id)))
 }
 
@@ -791,7 +784,7 @@ pub(crate) async fn delete_target(
     if form.get("confirm") != "yes" {
         problems.general("Tick the box to confirm the deletion.");
     } else {
-        match app::inventory::delete_target(&state.pool, &viewer.caller, t.id).await {
+        match app::inventory::delete_target(&state.hub, &viewer.caller, t.id).await {
             Ok(()) => {
                 return Ok(see_other(&format!("/admin/targets?environment_id={}&deleted={}", env.id, t.name.as_str())));
             }
@@ -804,7 +797,7 @@ pub(crate) async fn delete_target(
 
 /// `POST /admin/targets/{id}/test`: the connection check, shown on the target's page.
 pub(crate) async fn test_connection(state: web::Data<AppState>, viewer: Viewer, id: web::Path<TargetId>) -> Page {
-    let outcome = app::inventory::test_connection(&state.pool, &viewer.caller, state.keys.as_deref(), *id)
+    let outcome = app::inventory::test_connection(&state.hub, &viewer.caller, state.keys.as_deref(), *id)
         .await
         .map_err(viewer.fail())?;
     let (t, env) = target_and_env(&state, &viewer, *id).await?;
@@ -883,7 +876,7 @@ async fn list_sets(
 ) -> Result<(Vec<DbSet>, Option<String>), PageError> {
     let Some(env) = env else { return Ok((Vec::new(), None)) };
     let after = after.and_then(|a| Name::parse(a.to_owned()).ok());
-    let page = app::inventory::list_db_sets(&state.pool, Some(env.id), &app::page(after, Some(PAGE)))
+    let page = app::inventory::list_db_sets(&state.hub, Some(env.id), &app::page(after, Some(PAGE)))
         .await
         .map_err(viewer.fail())?;
     Ok((page.items, page.next.map(|n| n.as_str().to_owned())))
@@ -915,7 +908,7 @@ pub(crate) async fn create_db_set(
             description: form.text("description"),
             target_ids: Vec::new(),
         };
-        match app::inventory::create_db_set(&state.pool, &viewer.caller, input).await {
+        match app::inventory::create_db_set(&state.hub, &viewer.caller, input).await {
             Ok(set) => return Ok(see_other(&format!("/admin/db-sets/{}", set.id))),
             Err(e) => problems = Problems::from_app(&viewer, e, SET_FIELDS)?,
         }
@@ -1066,12 +1059,12 @@ async fn render_members(
     problems: &Problems,
     status: StatusCode,
 ) -> Page {
-    let (set, count) = app::inventory::get_db_set(&state.pool, id).await.map_err(viewer.fail())?;
-    let env = app::inventory::get_environment(&state.pool, set.environment_id).await.map_err(viewer.fail())?;
+    let (set, count) = app::inventory::get_db_set(&state.hub, id).await.map_err(viewer.fail())?;
+    let env = app::inventory::get_environment(&state.hub, set.environment_id).await.map_err(viewer.fail())?;
     let cursor = |a: Option<&str>| a.and_then(|a| Name::parse(a.to_owned()).ok());
     let search = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let members = app::inventory::list_members(
-        &state.pool,
+        &state.hub,
         id,
         search(q.search()).as_deref(),
         &app::page(cursor(q.after.as_deref()), Some(PAGE)),
@@ -1079,7 +1072,7 @@ async fn render_members(
     .await
     .map_err(viewer.fail())?;
     let candidates = app::inventory::list_non_members(
-        &state.pool,
+        &state.hub,
         id,
         search(q.add_search()).as_deref(),
         &app::page(cursor(q.add_after.as_deref()), Some(PAGE)),
@@ -1135,7 +1128,7 @@ pub(crate) async fn change_members(
         problems.general("Tick the targets to add or remove first.");
     }
     if problems.is_empty() {
-        match app::inventory::change_members(&state.pool, &viewer.caller, *id, change).await {
+        match app::inventory::change_members(&state.hub, &viewer.caller, *id, change).await {
             Ok(result) => {
                 let mut url = url::form_urlencoded::Serializer::new(String::new());
                 for (k, v) in [("search", q.search()), ("add_search", q.add_search())] {

@@ -22,7 +22,7 @@ type Page = Result<HttpResponse, PageError>;
 /// The projects, by name (at most one page of 500: more would not fit a select either).
 async fn projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Project>, PageError> {
     let page =
-        app::projects::list_projects(&state.pool, &app::page::<Name>(None, Some(500))).await.map_err(viewer.fail())?;
+        app::projects::list_projects(&state.hub, &app::page::<Name>(None, Some(500))).await.map_err(viewer.fail())?;
     Ok(page.items)
 }
 
@@ -37,7 +37,7 @@ pub(crate) async fn migrations(state: web::Data<AppState>, viewer: Viewer, q: we
     let projects = projects(&state, &viewer).await?;
     let chosen = q.project_id.as_deref().and_then(|p| p.parse::<ProjectId>().ok());
     let project = chosen.and_then(|id| projects.iter().find(|p| p.id == id)).or(projects.first());
-    let environments = app::inventory::list_environments(&state.pool, &app::page::<Name>(None, Some(500)))
+    let environments = app::inventory::list_environments(&state.hub, &app::page::<Name>(None, Some(500)))
         .await
         .map_err(viewer.fail())?
         .items;
@@ -45,14 +45,14 @@ pub(crate) async fn migrations(state: web::Data<AppState>, viewer: Viewer, q: we
         None => (Vec::new(), None),
         Some(project) => {
             let after = q.after.as_deref().and_then(|a| a.parse::<VersionKey>().ok());
-            let page = app::migrations::list_migrations(&state.pool, project.id, &app::page(after, Some(100)))
+            let page = app::migrations::list_migrations(&state.hub, project.id, &app::page(after, Some(100)))
                 .await
                 .map_err(viewer.fail())?;
             (page.items, page.next.map(|k| k.as_str().to_owned()))
         }
     };
     let ids: Vec<MigrationId> = items.iter().map(|m| m.id).collect();
-    let latest = app::migrations::latest_runs(&state.pool, &ids).await.map_err(viewer.fail())?;
+    let latest = app::migrations::latest_runs(&state.hub, &ids).await.map_err(viewer.fail())?;
     let runs: HashMap<_, _> = latest.iter().map(|l| ((l.migration, l.environment), l)).collect();
     let options: Vec<(String, String)> =
         projects.iter().map(|p| (p.id.to_string(), p.name.as_str().to_owned())).collect();
@@ -179,7 +179,7 @@ pub(crate) async fn create_migration(
             down_sql: form.raw("down_sql"),
             transaction_mode: mode,
         };
-        match app::migrations::create_migration(&state.pool, &viewer.caller, state.limits, input).await {
+        match app::migrations::create_migration(&state.hub, &viewer.caller, state.limits, input).await {
             Ok((migration, _)) => return Ok(see_other(&format!("/migrations/{}", migration.id))),
             Err(e) => problems = Problems::from_app(&viewer, e, MIGRATION_FIELDS)?,
         }
@@ -248,20 +248,20 @@ pub(crate) async fn migration(
     id: web::Path<MigrationId>,
     q: web::Query<DetailQuery>,
 ) -> Page {
-    let (migration, latest) = app::migrations::get_migration(&state.pool, *id).await.map_err(viewer.fail())?;
-    let project = app::projects::get_project(&state.pool, migration.project_id).await.map_err(viewer.fail())?;
-    let versions = app::migrations::list_versions(&state.pool, migration.id, &app::page::<u32>(None, Some(500)))
+    let (migration, latest) = app::migrations::get_migration(&state.hub, *id).await.map_err(viewer.fail())?;
+    let project = app::projects::get_project(&state.hub, migration.project_id).await.map_err(viewer.fail())?;
+    let versions = app::migrations::list_versions(&state.hub, migration.id, &app::page::<u32>(None, Some(500)))
         .await
         .map_err(viewer.fail())?
         .items;
     let version = match (q.version, latest) {
-        (Some(n), _) => app::migrations::get_version(&state.pool, migration.id, n).await.map_err(viewer.fail())?,
+        (Some(n), _) => app::migrations::get_version(&state.hub, migration.id, n).await.map_err(viewer.fail())?,
         (None, Some(latest)) => latest,
         (None, None) => return Err(PageError(crate::error::ApiError::NotFound { what: "migration version" })),
     };
     let compare = match q.compare {
         Some(n) if n != version.version_no => {
-            Some(app::migrations::get_version(&state.pool, migration.id, n).await.map_err(viewer.fail())?)
+            Some(app::migrations::get_version(&state.hub, migration.id, n).await.map_err(viewer.fail())?)
         }
         _ => None,
     };
@@ -353,7 +353,7 @@ fn version_form(viewer: &Viewer, migration: &Migration, form: &Form, problems: &
 
 /// `GET /migrations/{id}/versions/new`: the newest content, to edit.
 pub(crate) async fn new_version(state: web::Data<AppState>, viewer: Viewer, id: web::Path<MigrationId>) -> Page {
-    let (migration, latest) = app::migrations::get_migration(&state.pool, *id).await.map_err(viewer.fail())?;
+    let (migration, latest) = app::migrations::get_migration(&state.hub, *id).await.map_err(viewer.fail())?;
     let form = match &latest {
         Some(v) => Form::with(&[
             ("up_sql", &v.up_sql),
@@ -373,7 +373,7 @@ pub(crate) async fn create_version(
     form: web::Form<Vec<(String, String)>>,
 ) -> Page {
     let form = Form::new(form);
-    let (migration, _) = app::migrations::get_migration(&state.pool, *id).await.map_err(viewer.fail())?;
+    let (migration, _) = app::migrations::get_migration(&state.hub, *id).await.map_err(viewer.fail())?;
     let mut problems = Problems::default();
     let mode = form.optional::<TransactionMode>("transaction_mode", "transaction mode", &mut problems);
     if form.raw("up_sql").is_none() {
@@ -385,7 +385,7 @@ pub(crate) async fn create_version(
             down_sql: form.raw("down_sql"),
             transaction_mode: mode,
         };
-        match app::migrations::create_version(&state.pool, &viewer.caller, state.limits, migration.id, input).await {
+        match app::migrations::create_version(&state.hub, &viewer.caller, state.limits, migration.id, input).await {
             Ok((version, _)) => {
                 return Ok(see_other(&format!("/migrations/{}?version={}", migration.id, version.version_no)));
             }

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use app::runs::{Allowed, Preview, RunDetail};
+use app::lookup::RunLabel;
+use app::runs::{Allowed, Preview, RunDetail, RunFilter};
+use domain::ErrorCode;
 use domain::enums::{Direction, FailurePolicy};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
 use domain::model::{Migration, ReleaseVersion, Run, RunItem};
@@ -20,7 +22,6 @@ use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
 use maud::{Markup, html};
 use serde::Deserialize;
-use storage::runs::{RunFilter, RunLabel};
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
@@ -89,13 +90,13 @@ pub(crate) async fn decorate(
 ) -> Result<(HashMap<RunId, RunLabel>, HashMap<UserId, app::lookup::Person>), PageError> {
     let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
     let users: Vec<UserId> = runs.iter().map(|r| r.requested_by).collect();
-    let labels = app::lookup::run_labels(&state.pool, &ids).await.map_err(viewer.fail())?;
-    let people = app::lookup::people(&state.pool, &users).await.map_err(viewer.fail())?;
+    let labels = app::lookup::run_labels(&state.hub, &ids).await.map_err(viewer.fail())?;
+    let people = app::lookup::people(&state.hub, &users).await.map_err(viewer.fail())?;
     Ok((labels, people))
 }
 
 async fn environments(state: &AppState, viewer: &Viewer) -> Result<Vec<(String, String)>, PageError> {
-    let page = app::inventory::list_environments(&state.pool, &app::page::<Name>(None, Some(500)))
+    let page = app::inventory::list_environments(&state.hub, &app::page::<Name>(None, Some(500)))
         .await
         .map_err(viewer.fail())?;
     Ok(page.items.iter().map(|e| (e.id.to_string(), e.name.as_str().to_owned())).collect())
@@ -136,7 +137,7 @@ pub(crate) async fn runs(state: web::Data<AppState>, viewer: Viewer, q: web::Que
         created_before: day(&form, "before", &mut problems),
     };
     let after = q.after.as_deref().and_then(|a| a.parse::<RunId>().ok());
-    let page = app::runs::list_runs(&state.pool, &filter, &app::page(after, Some(50))).await.map_err(viewer.fail())?;
+    let page = app::runs::list_runs(&state.hub, &filter, &app::page(after, Some(50))).await.map_err(viewer.fail())?;
     let (labels, people) = decorate(&state, &viewer, &page.items).await?;
     let environments = environments(&state, &viewer).await?;
     let query = [
@@ -189,7 +190,7 @@ impl Subject {
             (Some(m), None) => Ok(Subject::Migration(m)),
             (None, Some(p)) => Ok(Subject::Project(p)),
             _ => Err(PageError(crate::error::ApiError::bad_request(
-                "invalid_form",
+                ErrorCode::InvalidForm,
                 "name either a migration (migration_id) or a project (project_id) to release",
             ))),
         }
@@ -208,7 +209,7 @@ async fn project_migrations(
     let mut all = Vec::new();
     let mut after: Option<VersionKey> = None;
     loop {
-        let page = app::migrations::list_migrations(&state.pool, project, &app::page(after, Some(storage::MAX_PAGE)))
+        let page = app::migrations::list_migrations(&state.hub, project, &app::page(after, Some(app::MAX_PAGE)))
             .await
             .map_err(viewer.fail())?;
         all.extend(page.items);
@@ -225,7 +226,7 @@ async fn set_options(
     viewer: &Viewer,
     environments: &[(String, String)],
 ) -> Result<Vec<(String, String)>, PageError> {
-    let sets = app::inventory::list_db_sets(&state.pool, None, &app::page::<Name>(None, Some(500)))
+    let sets = app::inventory::list_db_sets(&state.hub, None, &app::page::<Name>(None, Some(500)))
         .await
         .map_err(viewer.fail())?
         .items;
@@ -254,7 +255,7 @@ async fn run_form(
     // What differs between the two forms: the heading, what the release is, and the fields choosing it.
     let (title, intro, hidden, choice) = match subject {
         Subject::Migration(id) => {
-            let (migration, latest) = app::migrations::get_migration(&state.pool, id).await.map_err(viewer.fail())?;
+            let (migration, latest) = app::migrations::get_migration(&state.hub, id).await.map_err(viewer.fail())?;
             let intro = html! {
                 p.muted { a href={ "/migrations/" (migration.id) } { code { (migration.version_key.as_str()) } " " (migration.name.as_str()) } }
                 h1 { "Request a run" }
@@ -273,7 +274,7 @@ async fn run_form(
             ("Request a run", intro, hidden, choice)
         }
         Subject::Project(id) => {
-            let project = app::projects::get_project(&state.pool, id).await.map_err(viewer.fail())?;
+            let project = app::projects::get_project(&state.hub, id).await.map_err(viewer.fail())?;
             let migrations = project_migrations(state, viewer, id).await?;
             let keys: Vec<(String, String)> = migrations
                 .iter()
@@ -389,7 +390,7 @@ pub(crate) async fn new_run(state: web::Data<AppState>, viewer: Viewer, q: web::
     ];
     match subject {
         Subject::Migration(id) => {
-            let (_, latest) = app::migrations::get_migration(&state.pool, id).await.map_err(viewer.fail())?;
+            let (_, latest) = app::migrations::get_migration(&state.hub, id).await.map_err(viewer.fail())?;
             pairs.push(("version", latest.map(|v| v.version_no.to_string()).unwrap_or_default()));
         }
         Subject::Project(id) => {
@@ -445,12 +446,12 @@ pub(crate) async fn create_run(
             content_checksum: form.text("content_checksum").filter(|_| form.get("action") != "preview"),
         };
         if form.get("action") == "preview" {
-            match app::runs::preview(&state.pool, &input).await {
+            match app::runs::preview(&state.hub, &input).await {
                 Ok(found) => preview = Some(found),
                 Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
             }
         } else {
-            match app::runs::request_run(&state.pool, &viewer.caller, input, form.text("idempotency_key")).await {
+            match app::runs::request_run(&state.hub, &viewer.caller, input, form.text("idempotency_key")).await {
                 Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
                 Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
             }
@@ -577,7 +578,7 @@ pub(crate) async fn run(
     id: web::Path<RunId>,
     q: web::Query<RunQuery>,
 ) -> Page {
-    let detail = app::runs::get_run(&state.pool, *id).await.map_err(viewer.fail())?;
+    let detail = app::runs::get_run(&state.hub, *id).await.map_err(viewer.fail())?;
     let body = run_page(&state, &viewer, &detail, q.after.as_deref(), &Problems::default()).await?;
     Ok(respond(StatusCode::OK, layout(&viewer, Section::Runs, "Run", body)))
 }
@@ -593,7 +594,7 @@ async fn run_page(
     let allowed = detail.allowed(&viewer.caller.actor);
     let mut users: Vec<UserId> = detail.approvals.iter().map(|a| a.approver).collect();
     users.push(run.requested_by);
-    let people = app::lookup::people(&state.pool, &users).await.map_err(viewer.fail())?;
+    let people = app::lookup::people(&state.hub, &users).await.map_err(viewer.fail())?;
     let grid = grid(state, viewer, detail, after).await?;
     let single = detail.single();
     Ok(html! {
@@ -708,9 +709,9 @@ async fn grid(state: &AppState, viewer: &Viewer, detail: &RunDetail, after: Opti
     let run = &detail.run;
     let after = after.and_then(|a| a.parse::<u32>().ok());
     let page =
-        app::runs::list_items(&state.pool, run.id, None, &app::page(after, Some(500))).await.map_err(viewer.fail())?;
+        app::runs::list_items(&state.hub, run.id, None, &app::page(after, Some(500))).await.map_err(viewer.fail())?;
     let targets: Vec<_> = page.items.iter().map(|i| i.target_id).collect();
-    let names = app::lookup::target_names(&state.pool, &targets).await.map_err(viewer.fail())?;
+    let names = app::lookup::target_names(&state.hub, &targets).await.map_err(viewer.fail())?;
     let total: u64 = detail.items.iter().map(|(_, n)| n).sum();
     let done: u64 = detail.items.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum();
     let live = !run.status.is_terminal();
@@ -781,7 +782,7 @@ fn item_row(run: RunId, item: &RunItem, name: Option<&str>) -> Markup {
 
 /// `GET /runs/{id}/live`: the grid alone, for the page's script.
 pub(crate) async fn run_live(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
-    let detail = app::runs::get_run(&state.pool, *id).await.map_err(viewer.fail())?;
+    let detail = app::runs::get_run(&state.hub, *id).await.map_err(viewer.fail())?;
     let grid = grid(&state, &viewer, &detail, None).await?;
     Ok(respond(StatusCode::OK, grid))
 }
@@ -797,7 +798,7 @@ async fn after_action(state: &AppState, viewer: &Viewer, id: RunId, result: app:
         Ok(_) => Ok(see_other(&format!("/runs/{id}"))),
         Err(e) => {
             let problems = Problems::from_app(viewer, e, &[])?;
-            let detail = app::runs::get_run(&state.pool, id).await.map_err(viewer.fail())?;
+            let detail = app::runs::get_run(&state.hub, id).await.map_err(viewer.fail())?;
             let body = run_page(state, viewer, &detail, None, &problems).await?;
             let code = StatusCode::CONFLICT;
             Ok(respond(code, layout(viewer, Section::Runs, "Run", body)))
@@ -820,7 +821,7 @@ pub(crate) async fn approve(
     id: web::Path<RunId>,
     form: web::Form<DecisionForm>,
 ) -> Page {
-    let result = app::runs::approve(&state.pool, &viewer.caller, *id, decision(form.into_inner())).await;
+    let result = app::runs::approve(&state.hub, &viewer.caller, *id, decision(form.into_inner())).await;
     after_action(&state, &viewer, *id, result).await
 }
 
@@ -831,19 +832,19 @@ pub(crate) async fn deny(
     id: web::Path<RunId>,
     form: web::Form<DecisionForm>,
 ) -> Page {
-    let result = app::runs::deny(&state.pool, &viewer.caller, *id, decision(form.into_inner())).await;
+    let result = app::runs::deny(&state.hub, &viewer.caller, *id, decision(form.into_inner())).await;
     after_action(&state, &viewer, *id, result).await
 }
 
 /// `POST /runs/{id}/refresh`.
 pub(crate) async fn refresh(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
-    let result = app::runs::refresh(&state.pool, &viewer.caller, *id).await;
+    let result = app::runs::refresh(&state.hub, &viewer.caller, *id).await;
     after_action(&state, &viewer, *id, result).await
 }
 
 /// `POST /runs/{id}/retry`: the new run's page.
 pub(crate) async fn retry(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
-    match app::runs::retry(&state.pool, &viewer.caller, *id).await {
+    match app::runs::retry(&state.hub, &viewer.caller, *id).await {
         Ok(run) => Ok(see_other(&format!("/runs/{}", run.id))),
         Err(e) => after_action(&state, &viewer, *id, Err(e)).await,
     }
@@ -851,13 +852,13 @@ pub(crate) async fn retry(state: web::Data<AppState>, viewer: Viewer, id: web::P
 
 /// `POST /runs/{id}/execute`.
 pub(crate) async fn execute(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
-    let result = app::runs::execute(&state.pool, &viewer.caller, *id).await;
+    let result = app::runs::execute(&state.hub, &viewer.caller, *id).await;
     after_action(&state, &viewer, *id, result).await
 }
 
 /// `POST /runs/{id}/cancel`.
 pub(crate) async fn cancel(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
-    let result = app::runs::cancel(&state.pool, &viewer.caller, *id).await;
+    let result = app::runs::cancel(&state.hub, &viewer.caller, *id).await;
     after_action(&state, &viewer, *id, result).await
 }
 
@@ -875,10 +876,9 @@ pub(crate) async fn item_logs(
 ) -> Page {
     let (run_id, item_id) = path.into_inner();
     let after = q.after.as_deref().and_then(|a| a.parse::<u32>().ok());
-    let (item, logs) = app::runs::item_logs(&state.pool, run_id, item_id, &app::page(after, Some(500)))
-        .await
-        .map_err(viewer.fail())?;
-    let names = app::lookup::target_names(&state.pool, &[item.target_id]).await.map_err(viewer.fail())?;
+    let (item, logs) =
+        app::runs::item_logs(&state.hub, run_id, item_id, &app::page(after, Some(500))).await.map_err(viewer.fail())?;
+    let names = app::lookup::target_names(&state.hub, &[item.target_id]).await.map_err(viewer.fail())?;
     let name = names.get(&item.target_id).map_or("(deleted target)", String::as_str);
     let body = html! {
         p.muted { a href="/runs" { "Runs" } " / " a href={ "/runs/" (run_id) } { code { (short(&run_id)) } } " / " (name) }
