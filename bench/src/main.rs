@@ -590,7 +590,9 @@ impl Cpu {
             }
         }
         let client = match pids {
-            Some(pids) => pids.iter().filter_map(|p| proc_stat(&PathBuf::from(format!("/proc/{p}")))).map(|s| s.own).sum(),
+            Some(pids) => {
+                pids.iter().filter_map(|p| proc_stat(&PathBuf::from(format!("/proc/{p}")))).map(|s| s.own).sum()
+            }
             None => proc_stat(Path::new("/proc/self"))?.own,
         };
         Some(Cpu { server, client })
