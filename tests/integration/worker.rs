@@ -463,6 +463,74 @@ async fn cancelling_a_run_stops_its_running_item_at_the_next_statement() {
     handle.await.unwrap();
 }
 
+/// Transaction mode on Postgres sends a migration's statements as one message; a cancel between two of them
+/// still stops the rest: the statement running then is cancelled on the server (a 30 s sleep here), and the
+/// whole transaction is rolled back.
+#[tokio::test]
+async fn cancelling_a_run_cancels_the_running_statement_of_a_transaction_and_rolls_it_back() {
+    let tool = PgDatabase::migrated().await;
+    let target = PgDatabase::fresh().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    fleet.add_target("t-1", &target.url, None).await;
+    let version = fleet
+        .migration(
+            "0001",
+            "CREATE TABLE before_sleep (id int);\nSELECT pg_sleep(1.5);\nSELECT pg_sleep(30);\nCREATE TABLE after_sleep (id int);\n",
+            None,
+            TransactionMode::Transaction,
+            Engine::Postgres,
+        )
+        .await;
+    let (stop, handle) = start_worker(&tool.pool, fast()).await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::StopOnFirstFailure, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let sleeping: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND state = 'active' AND query LIKE '%pg\\_sleep(1.5)%' \
+               AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&target.pool)
+        .await
+        .unwrap();
+        if sleeping > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the migration never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut tx = tool.pool.begin().await.unwrap();
+    storage::runs::set_status(&mut tx, run.id, RunStatus::Running, RunStatus::Cancelled, Some(fleet.manager.id))
+        .await
+        .unwrap();
+    storage::run_items::cancel_pending(&mut tx, run.id).await.unwrap();
+    tx.commit().await.unwrap();
+    let cancelled = tokio::time::Instant::now();
+    let item = loop {
+        let item = items(&tool.pool, run.id).await.remove(0);
+        if item.status.is_terminal() {
+            break item;
+        }
+        assert!(cancelled.elapsed() < Duration::from_secs(15), "the 30 s statement was not cancelled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(item.status, RunItemStatus::Cancelled);
+    assert!(
+        item.error_message
+            .as_deref()
+            .unwrap()
+            .starts_with("run cancelled before statement 3 of 0001; on Postgres its transaction was rolled back"),
+        "{:?}",
+        item.error_message
+    );
+    assert!(!target.has_table("before_sleep").await && !target.has_table("after_sleep").await, "rolled back");
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM migrate_hub_history").fetch_one(&target.pool).await.unwrap();
+    assert_eq!(rows, 0, "no history row for a rolled-back migration");
+    drop(stop);
+    handle.await.unwrap();
+}
+
 #[tokio::test]
 async fn connection_errors_are_retried_with_backoff_then_fail() {
     let tool = PgDatabase::migrated().await;
