@@ -32,7 +32,7 @@ use domain::split;
 use domain::values::VersionKey;
 
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable, NewHistoryRow};
-use crate::target::{BatchFailed, SessionLimits, TargetConnection, TargetError};
+use crate::target::{SessionLimits, TargetConnection, TargetError};
 
 /// The migration to apply, with its statements already split and substituted.
 #[derive(Debug, Clone)]
@@ -378,97 +378,70 @@ async fn run_statement(
     statement: &str,
     observer: &mut impl Observer,
 ) -> Result<(), ApplyError> {
+    run_prefixed(conn, index, "", statement, observer).await
+}
+
+/// Runs `statement` with `prefix` sent in the same message (e.g. `BEGIN;`); the observer sees the statement
+/// as written.
+async fn run_prefixed(
+    conn: &mut TargetConnection,
+    index: usize,
+    prefix: &str,
+    statement: &str,
+    observer: &mut impl Observer,
+) -> Result<(), ApplyError> {
     observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
     conn.check_lock(false).await?;
     let started = Instant::now();
-    let rows = conn.execute(statement).await.map_err(|source| ApplyError::Statement { index, source })?;
+    let sent =
+        if prefix.is_empty() { std::borrow::Cow::Borrowed(statement) } else { format!("{prefix}{statement}").into() };
+    let rows = conn.execute(&sent).await.map_err(|source| ApplyError::Statement { index, source })?;
     observer.after_statement(index, statement, started.elapsed(), rows).await;
     Ok(())
 }
 
-/// Postgres, transaction mode: the statements and the history change in one transaction, sent as one
-/// message (`BEGIN`, the statements, the history row) and committed by a second one after the lock
-/// session was confirmed alive: two round trips per migration, whatever its number of statements.
-///
-/// The observer still hears every statement as it completes and may stop the rest: the statement then
-/// running is cancelled and the transaction rolled back. Nothing commits before the lock is confirmed.
+/// Postgres, transaction mode: statements and history change in one transaction. BEGIN travels with the
+/// first statement and COMMIT with the history change, so the transaction costs no round trip of its own.
 async fn atomically(
     conn: &mut TargetConnection,
     migration: &Migration<'_>,
     options: &ApplyOptions,
     observer: &mut impl Observer,
 ) -> Result<Outcome, ApplyError> {
-    let statements = &migration.statements;
-    let total = statements.len();
-    if total > 0 {
-        observer.before_statement(0).await.map_err(|reason| ApplyError::Stopped { index: 0, reason })?;
-    }
-    conn.check_lock(false).await?;
-    let history = match migration.direction {
-        Direction::Up => {
-            let row = new_row(migration, options, HistoryStatus::Applied, migration.up_checksum.digest());
-            history::insert_sql(&options.history, &row)
+    let mut begun = false;
+    let work = async {
+        for (index, statement) in migration.statements.iter().enumerate() {
+            let prefix = if begun { "" } else { "BEGIN;\n" };
+            // Set before sending: if the message fails after BEGIN ran, the transaction must be rolled back.
+            begun = true;
+            run_prefixed(conn, index, prefix, statement, observer).await?;
         }
-        Direction::Down => history::delete_sql(&options.history, migration.version.as_str()),
-    };
-    let mut message = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 8);
-    message.push_str("BEGIN;\n");
-    for statement in statements {
-        message.push_str(statement);
-        message.push_str(";\n");
-    }
-    message.push_str(&history);
-    // Results of the message: 0 is BEGIN, 1..=total the statements, total + 1 the history change.
-    let ran = async {
-        let mut batch =
-            conn.execute_batch(&message).map_err(|error| BatchFailed { completed: 0, error, stopped: None })?;
-        loop {
-            match batch.next().await {
-                Ok(Some((result, rows, elapsed))) => {
-                    if result == 0 || result > total {
-                        continue;
-                    }
-                    let index = result - 1;
-                    observer.after_statement(index, &statements[index], elapsed, rows).await;
-                    if index + 1 < total
-                        && let Err(reason) = observer.before_statement(index + 1).await
-                    {
-                        batch.stop(reason).await;
-                    }
-                    batch.resume();
-                }
-                Ok(None) => return Ok(batch.stopped()),
-                Err(failed) => return Err(failed),
+        if !begun {
+            begun = true;
+            conn.execute("BEGIN").await?;
+        }
+        conn.check_lock(false).await?;
+        let checksum = migration.up_checksum.digest();
+        match migration.direction {
+            Direction::Up => {
+                let row = new_row(migration, options, HistoryStatus::Applied, checksum);
+                history::insert_and_commit(conn, &options.history, &row).await?;
             }
+            Direction::Down => history::delete_and_commit(conn, &options.history, migration.version.as_str()).await?,
         }
+        Ok::<(), ApplyError>(())
     }
     .await;
-    let error = match ran {
-        Ok(None) => {
-            let committed = async {
-                conn.check_lock(false).await?;
-                conn.execute("COMMIT").await?;
-                Ok::<(), ApplyError>(())
+    match work {
+        Ok(()) => Ok(Outcome::Applied { statements: migration.statements.len() }),
+        Err(e) => {
+            if begun {
+                // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
+                let _ = conn.execute("ROLLBACK").await;
             }
-            .await;
-            match committed {
-                Ok(()) => return Ok(Outcome::Applied { statements: total }),
-                Err(e) => e,
-            }
+            Err(e)
         }
-        // Asked to stop after the last statement had already run: nothing is committed.
-        Ok(Some((result, reason))) => ApplyError::Stopped { index: result.saturating_sub(1), reason },
-        Err(failed) => match failed.stopped {
-            Some((result, reason)) => ApplyError::Stopped { index: result.saturating_sub(1), reason },
-            None if (1..=total).contains(&failed.completed) => {
-                ApplyError::Statement { index: failed.completed - 1, source: failed.error }
-            }
-            None => ApplyError::Target(failed.error),
-        },
-    };
-    // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
-    let _ = conn.execute("ROLLBACK").await;
-    Err(error)
+    }
 }
 
 /// Statement by statement, with progress recorded after each.

@@ -414,15 +414,19 @@ pub async fn insert(
     result.map_err(TargetError::from_sqlx)
 }
 
-/// Postgres: the INSERT of a migration's `applied` row, with its values as literals (see [`pg_literal`]), to
-/// send in the same message as the migration's statements.
-pub fn insert_sql(table: &HistoryTable, row: &NewHistoryRow<'_>) -> String {
+/// Postgres: the `applied` row of a migration and the COMMIT of its transaction, sent as one message (one
+/// round trip). Values are literals (see [`pg_literal`]); if the INSERT fails, the COMMIT does not run.
+pub async fn insert_and_commit(
+    conn: &mut TargetConnection,
+    table: &HistoryTable,
+    row: &NewHistoryRow<'_>,
+) -> Result<(), TargetError> {
     let name = table.name(Engine::Postgres);
     let run_id = row.run_id.as_deref().map_or_else(|| "NULL".to_owned(), pg_literal);
-    format!(
+    let sql = format!(
         "INSERT INTO {name} (project, version, name, checksum, checksum_algorithm, status, statements_done, \
          statements_total, run_id, worker, finished_at) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {run_id}, {}, now())",
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {run_id}, {}, now());\nCOMMIT",
         pg_literal(&table.project),
         pg_literal(row.version),
         pg_literal(row.name),
@@ -432,13 +436,23 @@ pub fn insert_sql(table: &HistoryTable, row: &NewHistoryRow<'_>) -> String {
         count(row.statements_done),
         count(row.statements_total),
         pg_literal(row.worker),
-    )
+    );
+    conn.execute(&sql).await.map(|_| ())
 }
 
-/// Postgres: the DELETE of a reverted migration's row, with literal values (see [`insert_sql`]).
-pub fn delete_sql(table: &HistoryTable, version: &str) -> String {
+/// Postgres: deletes a reverted migration's row and COMMITs its transaction in one round trip.
+pub async fn delete_and_commit(
+    conn: &mut TargetConnection,
+    table: &HistoryTable,
+    version: &str,
+) -> Result<(), TargetError> {
     let name = table.name(Engine::Postgres);
-    format!("DELETE FROM {name} WHERE project = {} AND version = {}", pg_literal(&table.project), pg_literal(version))
+    let sql = format!(
+        "DELETE FROM {name} WHERE project = {} AND version = {};\nCOMMIT",
+        pg_literal(&table.project),
+        pg_literal(version)
+    );
+    conn.execute(&sql).await.map(|_| ())
 }
 
 /// Records progress, or the end (`applied`/`failed`, with the error), of the row for `version`.

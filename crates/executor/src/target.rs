@@ -15,7 +15,7 @@ use domain::model::Target;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlConnection, PgConnection, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlConnection, PgConnection};
 
 /// Everything needed to open a session on a target.
 #[derive(Clone)]
@@ -256,19 +256,6 @@ impl Session {
         result.map_err(TargetError::from_sqlx)
     }
 
-    /// Postgres: cancels the statement backend `pid` is running (a session of the same role).
-    async fn cancel_backend(&mut self, pid: i32) -> Result<(), TargetError> {
-        match self {
-            Session::Postgres(conn) => sqlx::query_scalar::<_, bool>("SELECT pg_cancel_backend($1)")
-                .bind(pid)
-                .fetch_one(conn)
-                .await
-                .map(|_| ())
-                .map_err(TargetError::from_sqlx),
-            Session::Mysql { .. } => Ok(()),
-        }
-    }
-
     async fn close(self) {
         let _ = match self {
             Session::Postgres(conn) => conn.close().await,
@@ -288,88 +275,6 @@ impl Session {
 pub struct TargetConnection {
     session: Session,
     guard: Option<Guard>,
-    /// Postgres: the work session's backend, read with the session limits, so that the lock session can
-    /// cancel a statement of a batch that must stop (see [`execute_batch`](Self::execute_batch)).
-    work_pid: Option<i32>,
-}
-
-/// Statements sent as one message that did not all complete (see [`TargetConnection::execute_batch`]).
-#[derive(Debug)]
-pub struct BatchFailed {
-    /// Results received before the error: the statement at this index (from 0) of the message failed.
-    pub completed: usize,
-    pub error: TargetError,
-    /// Set when the caller had asked to stop (the statement at this index was cancelled, or never ran).
-    pub stopped: Option<(usize, String)>,
-}
-
-/// The results of statements sent as one message ([`TargetConnection::execute_batch`]), read in order.
-pub struct Batch<'c> {
-    stream: futures_core::stream::BoxStream<
-        'c,
-        Result<sqlx::Either<sqlx::postgres::PgQueryResult, sqlx::postgres::PgRow>, sqlx::Error>,
-    >,
-    guard: Option<&'c mut Guard>,
-    work_pid: Option<i32>,
-    completed: usize,
-    stopped: Option<(usize, String)>,
-    last: std::time::Instant,
-}
-
-impl std::fmt::Debug for Batch<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batch").field("completed", &self.completed).field("stopped", &self.stopped).finish()
-    }
-}
-
-impl Batch<'_> {
-    /// The next statement's result: `(index, rows_affected, elapsed)`, `index` counting the message's
-    /// statements from 0 and `elapsed` running from the previous result's handover; `Ok(None)` at the end
-    /// of the message.
-    pub async fn next(&mut self) -> Result<Option<(usize, u64, Duration)>, BatchFailed> {
-        loop {
-            let next = std::future::poll_fn(|cx| self.stream.as_mut().poll_next(cx)).await;
-            match next {
-                None => return Ok(None),
-                Some(Ok(sqlx::Either::Left(done))) => {
-                    let index = self.completed;
-                    self.completed += 1;
-                    let elapsed = self.last.elapsed();
-                    self.last = std::time::Instant::now();
-                    return Ok(Some((index, done.rows_affected(), elapsed)));
-                }
-                Some(Ok(sqlx::Either::Right(_row))) => {}
-                Some(Err(e)) => {
-                    return Err(BatchFailed {
-                        completed: self.completed,
-                        error: TargetError::from_sqlx(e),
-                        stopped: self.stopped.take(),
-                    });
-                }
-            }
-        }
-    }
-
-    /// Marks the handover of a result done (the next statement's time runs from here).
-    pub fn resume(&mut self) {
-        self.last = std::time::Instant::now();
-    }
-
-    /// The statements from the next one on must not go on: cancels the statement running now from the lock
-    /// session (`pg_cancel_backend`; the server ignores it if that statement already ended). Returns
-    /// where it stopped when the message then ends without an error.
-    pub async fn stop(&mut self, reason: String) {
-        self.stopped = Some((self.completed, reason));
-        if let (Some(pid), Some(guard)) = (self.work_pid, self.guard.as_mut()) {
-            // Best effort: the caller rolls back whatever the message did.
-            let _ = guard.session.cancel_backend(pid).await;
-        }
-    }
-
-    /// Where the caller asked to stop, if it did: (index of the first statement that must not run, reason).
-    pub fn stopped(&mut self) -> Option<(usize, String)> {
-        self.stopped.take()
-    }
 }
 
 #[derive(Debug)]
@@ -389,14 +294,14 @@ impl TargetConnection {
     pub async fn connect(settings: &ConnectSettings) -> Result<Self, TargetError> {
         let both = async { tokio::try_join!(Session::open(settings), Session::open(settings)) };
         let (session, guard) = timed(settings.connect_timeout, both).await?;
-        Ok(TargetConnection { session, guard: Some(Guard { session: guard, confirmed: None }), work_pid: None })
+        Ok(TargetConnection { session, guard: Some(Guard { session: guard, confirmed: None }) })
     }
 
     /// Opens only a work session: for reading (status, probes), never for applying (it cannot take the lock).
     #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
     pub async fn connect_single(settings: &ConnectSettings) -> Result<Self, TargetError> {
         let session = timed(settings.connect_timeout, Session::open(settings)).await?;
-        Ok(TargetConnection { session, guard: None, work_pid: None })
+        Ok(TargetConnection { session, guard: None })
     }
 
     pub fn engine(&self) -> Engine {
@@ -417,14 +322,9 @@ impl TargetConnection {
     pub async fn set_limits(&mut self, limits: SessionLimits) -> Result<(), TargetError> {
         let lock_ms = limits.lock_timeout.as_millis().max(1);
         let statement_ms = limits.statement_timeout.map_or(0, |d| d.as_millis().max(1));
-        let sql = match &mut self.session {
-            Session::Postgres(conn) => {
-                let sql = format!(
-                    "SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms}; SELECT pg_backend_pid()"
-                );
-                let rows = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(conn).await.map_err(TargetError::from_sqlx)?;
-                self.work_pid = rows.last().and_then(|row| row.try_get::<i32, _>(0).ok());
-                return Ok(());
+        let sql = match self.session {
+            Session::Postgres(_) => {
+                format!("SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms}")
             }
             // lock_wait_timeout is in whole seconds (at least 1).
             Session::Mysql { mariadb: true, .. } => format!(
@@ -444,28 +344,6 @@ impl TargetConnection {
     /// number of rows affected.
     pub async fn execute(&mut self, sql: &str) -> Result<u64, TargetError> {
         self.session.execute(sql).await
-    }
-
-    /// Postgres: sends `sql` (several statements) as one message, in the simple protocol; the [`Batch`] then
-    /// hands each statement's result as it completes. One round trip for the lot instead of one per
-    /// statement. A statement's error ends the message (the server skips the rest); the caller rolls back.
-    pub fn execute_batch<'c>(&'c mut self, sql: &'c str) -> Result<Batch<'c>, TargetError> {
-        let TargetConnection { session, guard, work_pid } = self;
-        let Session::Postgres(conn) = session else {
-            return Err(TargetError::Statement {
-                code: None,
-                message: "statements are sent as one message only to Postgres".into(),
-                timeout: false,
-            });
-        };
-        Ok(Batch {
-            stream: sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut *conn),
-            guard: guard.as_mut(),
-            work_pid: *work_pid,
-            completed: 0,
-            stopped: None,
-            last: std::time::Instant::now(),
-        })
     }
 
     fn guard(&mut self) -> Result<&mut Guard, TargetError> {
