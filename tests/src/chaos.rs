@@ -255,7 +255,7 @@ impl Targets {
             Targets::Postgres(dbs) => {
                 sqlx::query_scalar::<_, i64>(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
-                 AND query LIKE 'SELECT pg_sleep(%'",
+                 AND wait_event = 'PgSleep'",
                 )
                 .fetch_one(&dbs[i].pool)
                 .await
