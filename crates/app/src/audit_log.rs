@@ -1,8 +1,6 @@
 //! Reading the audit log, checking its chain and reading its head. All are for admins: the log names every
 //! actor.
 
-use chrono::{DateTime, Utc};
-use domain::ids::UserId;
 use domain::policy::may_administer;
 use storage::{Page, PageRequest};
 
@@ -10,19 +8,7 @@ use crate::error::db;
 use crate::{AppResult, Caller, Hub};
 
 pub use audit::{Head, HeadCheck, Verification};
-pub use storage::audit::{AuditEntry, AuditRecord};
-
-/// Which events a list shows; each field that is set narrows it.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub actor: Option<UserId>,
-    /// An action or its prefix: `run` matches `run.approve`.
-    pub action: Option<String>,
-    pub object_type: Option<String>,
-    pub object_id: Option<String>,
-    pub from: Option<DateTime<Utc>>,
-    pub before: Option<DateTime<Utc>>,
-}
+pub use storage::audit::{AuditEntry, AuditFilter, AuditRecord};
 
 /// Audit events, newest first (admins).
 pub async fn list(
@@ -32,16 +18,8 @@ pub async fn list(
     page: &PageRequest<i64>,
 ) -> AppResult<Page<AuditRecord, i64>> {
     may_administer(&caller.actor)?;
-    let filter = storage::audit::AuditFilter {
-        actor: filter.actor,
-        action: filter.action.clone(),
-        object_type: filter.object_type.clone(),
-        object_id: filter.object_id.clone(),
-        from: filter.from,
-        before: filter.before,
-    };
     let mut conn = hub.pool.acquire().await.map_err(db)?;
-    Ok(storage::audit::list(&mut conn, &filter, page).await?)
+    Ok(storage::audit::list(&mut conn, filter, page).await?)
 }
 
 /// Recomputes the whole chain; names the first row that does not check out.

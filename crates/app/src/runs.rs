@@ -21,8 +21,6 @@
 use audit::Action;
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-
 use domain::ErrorCode;
 use domain::checksum::Checksum;
 use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
@@ -1028,27 +1026,13 @@ pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
     })
 }
 
-/// Which runs a list shows; each field that is set narrows it.
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub status: Option<RunStatus>,
-    pub environment: Option<EnvironmentId>,
-    pub requested_by: Option<UserId>,
-    pub created_from: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
-}
+/// Which runs a list shows (the storage filter; each field that is set narrows it).
+pub use storage::runs::RunFilter;
 
 /// Runs, newest first.
 pub async fn list_runs(hub: &Hub, filter: &RunFilter, page: &PageRequest<RunId>) -> AppResult<Page<Run, RunId>> {
-    let filter = storage::runs::RunFilter {
-        status: filter.status,
-        environment: filter.environment,
-        requested_by: filter.requested_by,
-        created_from: filter.created_from,
-        created_before: filter.created_before,
-    };
     let mut conn = hub.pool.acquire().await.map_err(db)?;
-    Ok(storage::runs::list(&mut conn, &filter, page).await?)
+    Ok(storage::runs::list(&mut conn, filter, page).await?)
 }
 
 /// How many runs are in each status (for the server's metrics).
