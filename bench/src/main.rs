@@ -358,6 +358,22 @@ async fn create_databases(engine: Engine, prefix: &str, count: usize) -> anyhow:
     Ok(urls)
 }
 
+/// Drops the databases [`create_databases`] would have made with `prefix`, quietly.
+async fn drop_leftovers(engine: Engine, prefix: &str, count: usize) -> anyhow::Result<()> {
+    let server = match engine {
+        Engine::Postgres => migrate_hub_tests::pg_server_url().await,
+        Engine::Mysql => migrate_hub_tests::mysql_server_url().await,
+    };
+    for i in 0..count {
+        let url = format!("{server}/{prefix}_{i:04}");
+        let _ = match engine {
+            Engine::Postgres => sqlx::Postgres::force_drop_database(&url).await,
+            Engine::Mysql => sqlx::MySql::drop_database(&url).await,
+        };
+    }
+    Ok(())
+}
+
 async fn drop_databases(engine: Engine, urls: &[String]) {
     for url in urls {
         let dropped = match engine {
@@ -377,9 +393,11 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
     };
     let pid = std::process::id();
     eprintln!("bench fleet: {targets} {engine} databases each for the hub, a sequential and a 4-way sqlx loop");
+    // Each phase's databases exist only during that phase: with hundreds of idle databases beside it, the
+    // autovacuum launcher visits one every naptime/N seconds, and that cost would land on whichever phase
+    // runs alongside them.
+    let keep = std::env::var_os("MIGRATE_HUB_BENCH_KEEP").is_some();
     let hub_dbs = create_databases(engine, &format!("bench_hub_{pid}"), targets).await?;
-    let seq_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;
-    let par_dbs = create_databases(engine, &format!("bench_sqlx4_{pid}"), targets).await?;
     let tool = ToolDb::create(&format!("bench_tool_{pid}")).await?;
     let result = async {
         let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
@@ -425,6 +443,10 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
             (0..workers).filter_map(|i| worker_overhead_p50(&format!("127.0.0.1:{metrics_port}{i}"))).collect();
         procs.stop();
         let overhead = overhead_p50(&tool.pool).await?;
+        if !keep {
+            drop_databases(engine, &hub_dbs).await;
+        }
+        let seq_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;
 
         let dir = target_dir().join(format!("bench/sqlx-{engine}"));
         write_sqlx_dir(&set, &dir)?;
@@ -435,6 +457,10 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
             sqlx_migrate(&migrator, engine, url).await?;
         }
         let sequential = started.elapsed();
+        if !keep {
+            drop_databases(engine, &seq_dbs).await;
+        }
+        let par_dbs = create_databases(engine, &format!("bench_sqlx4_{pid}"), targets).await?;
         // What a team that scripts its fleet does: four databases at a time.
         settle_io(&tool.pool).await?;
         let par_from = unix();
@@ -461,15 +487,19 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         let parallel = started.elapsed();
         let par_cpu = par_cpu.zip(Cpu::read(None)).map(|(a, b)| a.since(b));
         eprintln!("bench fleet: 4-way sqlx phase from {par_from:.6} to {:.6} (unix seconds)", unix());
+        if !keep {
+            drop_databases(engine, &par_dbs).await;
+        }
         Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead, measured, hub_cpu, par_cpu))
     }
     .await;
     // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
-    if std::env::var_os("MIGRATE_HUB_BENCH_KEEP").is_none() {
+    if !keep {
         tool.drop().await;
-        drop_databases(engine, &hub_dbs).await;
-        drop_databases(engine, &seq_dbs).await;
-        drop_databases(engine, &par_dbs).await;
+        // After a failure part-way, whatever is left (dropping a database that is gone is harmless).
+        let _ = drop_leftovers(engine, &format!("bench_hub_{pid}"), targets).await;
+        let _ = drop_leftovers(engine, &format!("bench_sqlx_{pid}"), targets).await;
+        let _ = drop_leftovers(engine, &format!("bench_sqlx4_{pid}"), targets).await;
     }
     let (hub, sequential, parallel, overhead, measured, hub_cpu, par_cpu) = result?;
     println!(

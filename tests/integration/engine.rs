@@ -7,7 +7,7 @@ use domain::enums::{Direction, Engine, TlsMode, TransactionMode};
 use domain::values::{Identifier, VersionKey};
 use executor::apply::{ApplyError, ApplyOptions, Migration, Observer, Outcome, Silent, apply};
 use executor::history::{self, HistoryStatus, HistoryTable};
-use executor::target::{ConnectSettings, Session, SessionLimits, TargetConnection};
+use executor::target::{ConnectSettings, LockSession, Session, SessionLimits, TargetConnection};
 use migrate_hub_tests::{MySqlDatabase, PgDatabase};
 use secrecy::SecretString;
 
@@ -35,11 +35,11 @@ fn settings(engine: Engine, url: &str) -> ConnectSettings {
 }
 
 async fn pg(db: &PgDatabase) -> TargetConnection {
-    TargetConnection::connect(&settings(Engine::Postgres, &db.url)).await.unwrap()
+    TargetConnection::connect(&settings(Engine::Postgres, &db.url), LockSession::Work).await.unwrap()
 }
 
 async fn my(db: &MySqlDatabase) -> TargetConnection {
-    TargetConnection::connect(&settings(Engine::Mysql, &db.url)).await.unwrap()
+    TargetConnection::connect(&settings(Engine::Mysql, &db.url), LockSession::Work).await.unwrap()
 }
 
 fn options() -> ApplyOptions {
@@ -339,7 +339,7 @@ async fn a_mysql_target_may_name_its_session_sql_mode() {
         mysql_sql_mode: Some("ANSI_QUOTES,NO_ENGINE_SUBSTITUTION".into()),
         ..settings(Engine::Mysql, &db.url)
     };
-    let mut conn = TargetConnection::connect(&settings).await.unwrap();
+    let mut conn = TargetConnection::connect(&settings, LockSession::Work).await.unwrap();
     // ANSI_QUOTES makes double quotes delimit identifiers, as the migration author asked.
     conn.execute(r#"CREATE TABLE "quoted" (id int)"#).await.unwrap();
     let Session::Mysql { conn: raw, .. } = conn.session_mut() else { panic!("not a MySQL connection") };
@@ -373,13 +373,13 @@ async fn postgres_tls_modes_do_what_they_say() {
         let Session::Postgres(raw) = conn.session_mut() else { panic!("not a Postgres connection") };
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(raw).await.unwrap()
     }
-    let mut plain = TargetConnection::connect(&with(TlsMode::Disable)).await.unwrap();
+    let mut plain = TargetConnection::connect(&with(TlsMode::Disable), LockSession::Work).await.unwrap();
     assert!(!encrypted(&mut plain).await, "disable must not encrypt");
-    let required = TargetConnection::connect(&with(TlsMode::Require)).await;
+    let required = TargetConnection::connect(&with(TlsMode::Require), LockSession::Work).await;
     if server_ssl == "on" {
         assert!(encrypted(&mut required.unwrap()).await, "require must encrypt");
         // The local server's certificate is self-signed (Debian's snakeoil): nothing vouches for it.
-        match TargetConnection::connect(&with(TlsMode::VerifyFull)).await {
+        match TargetConnection::connect(&with(TlsMode::VerifyFull), LockSession::Work).await {
             Err(e) => assert!(e.is_transient() && e.to_string().contains("cannot connect"), "{e}"),
             Ok(mut conn) => assert!(encrypted(&mut conn).await, "verify-full connected without TLS"),
         }
@@ -400,9 +400,9 @@ async fn mysql_tls_modes_do_what_they_say() {
             sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'").fetch_one(raw).await.unwrap();
         value
     }
-    let mut plain = TargetConnection::connect(&with(TlsMode::Disable)).await.unwrap();
+    let mut plain = TargetConnection::connect(&with(TlsMode::Disable), LockSession::Work).await.unwrap();
     assert_eq!(cipher(&mut plain).await, "", "disabled must not encrypt");
-    let required = TargetConnection::connect(&with(TlsMode::Require)).await;
+    let required = TargetConnection::connect(&with(TlsMode::Require), LockSession::Work).await;
     if have_ssl == "YES" {
         assert_ne!(cipher(&mut required.unwrap()).await, "", "required must encrypt");
     } else {

@@ -8,7 +8,7 @@ use domain::enums::{Engine, TlsMode};
 use domain::values::{Identifier, VersionKey};
 use executor::apply::{ApplyOptions, Migration, Silent, apply};
 use executor::history::HistoryTable;
-use executor::target::{ConnectSettings, SessionLimits, TargetConnection, mysql_lock_name, pg_lock_key};
+use executor::target::{ConnectSettings, LockSession, SessionLimits, TargetConnection, mysql_lock_name, pg_lock_key};
 use migrate_hub_tests::{MySqlDatabase, PgDatabase};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -268,7 +268,7 @@ fn options(project: &str, earlier: &[&str]) -> ApplyOptions {
 #[tokio::test]
 async fn an_error_that_only_reads_like_a_timeout_is_not_retried() {
     let my = MySqlDatabase::fresh().await;
-    let mut conn = TargetConnection::connect(&settings(Engine::Mysql, &my.url)).await.unwrap();
+    let mut conn = TargetConnection::connect(&settings(Engine::Mysql, &my.url), LockSession::Own).await.unwrap();
     let key = VersionKey::parse("1").unwrap();
     let sql = "SIGNAL SQLSTATE 'HY000' SET MESSAGE_TEXT = 'Lock wait timeout exceeded; try restarting transaction'";
     let m = Migration {
@@ -282,7 +282,7 @@ async fn an_error_that_only_reads_like_a_timeout_is_not_retried() {
     let err = apply(&mut conn, &m, &options("p", &[]), &mut Silent).await.unwrap_err();
     assert!(!err.is_transient(), "a user's SIGNAL is a SQL error, whatever its text: {err}");
     let pg = PgDatabase::fresh().await;
-    let mut conn = TargetConnection::connect(&settings(Engine::Postgres, &pg.url)).await.unwrap();
+    let mut conn = TargetConnection::connect(&settings(Engine::Postgres, &pg.url), LockSession::Own).await.unwrap();
     let sql = "DO $$ BEGIN RAISE EXCEPTION 'canceling statement due to lock timeout'; END $$";
     let m = Migration { up_checksum: domain::checksum::Checksum::of(sql), statements: vec![sql.into()], ..m };
     let err = apply(&mut conn, &m, &options("p", &[]), &mut Silent).await.unwrap_err();
@@ -312,7 +312,7 @@ async fn a_history_table_from_before_projects_is_upgraded_and_its_rows_go_to_the
     .execute(&pg.pool)
     .await
     .unwrap();
-    let mut conn = TargetConnection::connect(&settings(Engine::Postgres, &pg.url)).await.unwrap();
+    let mut conn = TargetConnection::connect(&settings(Engine::Postgres, &pg.url), LockSession::Own).await.unwrap();
     let k2 = VersionKey::parse("2").unwrap();
     let migration = |key, sql: &'static str| Migration {
         version: key,
@@ -344,4 +344,60 @@ async fn a_history_table_from_before_projects_is_upgraded_and_its_rows_go_to_the
             .await
             .unwrap();
     assert_eq!(rows, [("p".into(), "1".into()), ("p".into(), "2".into()), ("q".into(), "9".into())]);
+}
+
+/// With the lock in the work session (nothing in the release names a lock-releasing call), a function the
+/// textual check cannot see into releases the lock anyway: the migration is not recorded as applied.
+#[tokio::test]
+async fn a_lock_released_out_of_sight_is_caught_before_the_migration_is_recorded() {
+    let pg = PgDatabase::fresh().await;
+    sqlx::raw_sql("CREATE FUNCTION innocent() RETURNS void LANGUAGE sql AS 'SELECT pg_advisory_unlock_all()'")
+        .execute(&pg.pool)
+        .await
+        .unwrap();
+    let statements = ["CREATE TABLE hidden (id int)", "SELECT innocent()"];
+    let (session, named) = LockSession::for_statements(statements);
+    assert_eq!((session, named), (LockSession::Work, None), "the call is out of the textual check's sight");
+    let mut conn = TargetConnection::connect(&settings(Engine::Postgres, &pg.url), session).await.unwrap();
+    let key = VersionKey::parse("1").unwrap();
+    let m = Migration {
+        version: &key,
+        name: "hidden unlock",
+        up_checksum: domain::checksum::Checksum::of(&statements.join(";\n")),
+        direction: domain::enums::Direction::Up,
+        statements: statements.iter().map(|s| (*s).to_owned()).collect(),
+        transaction_mode: domain::enums::TransactionMode::Transaction,
+    };
+    let err = apply(&mut conn, &m, &options("p", &[]), &mut Silent).await.unwrap_err();
+    assert!(err.to_string().contains("lock"), "{err}");
+    conn.close().await;
+    // Rolled back: neither the table nor a history row.
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'hidden'")
+        .fetch_one(&pg.pool)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM migrate_hub_history").fetch_one(&pg.pool).await.unwrap();
+    assert_eq!(rows, 0);
+
+    // MariaDB, statement by statement: the row ends failed, naming the lost lock.
+    let my = MySqlDatabase::fresh().await;
+    sqlx::raw_sql("CREATE FUNCTION innocent() RETURNS INT NO SQL RETURN RELEASE_ALL_LOCKS()")
+        .execute(&my.pool)
+        .await
+        .unwrap();
+    let statements = ["CREATE TABLE hidden (id int)", "DO innocent()"];
+    let mut conn = TargetConnection::connect(&settings(Engine::Mysql, &my.url), LockSession::Work).await.unwrap();
+    let m = Migration {
+        statements: statements.iter().map(|s| (*s).to_owned()).collect(),
+        transaction_mode: domain::enums::TransactionMode::None,
+        ..m
+    };
+    let err = apply(&mut conn, &m, &options("p", &[]), &mut Silent).await.unwrap_err();
+    assert!(err.to_string().contains("lock"), "{err}");
+    conn.close().await;
+    let row: (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM migrate_hub_history").fetch_one(&my.pool).await.unwrap();
+    assert_eq!(row.0, "failed");
+    assert!(row.1.unwrap_or_default().contains("lock"));
 }

@@ -16,7 +16,7 @@ use domain::values::{Identifier, VersionKey};
 use executor::apply::{Observer, Outcome};
 use executor::history::HistoryTable;
 use executor::local::{self, DownTo, LocalError, LocalOptions, Prepared, State};
-use executor::target::{SessionLimits, TargetConnection};
+use executor::target::{LockSession, SessionLimits, TargetConnection};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Parser)]
@@ -216,7 +216,10 @@ async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
         allow_out_of_order: target.allow_out_of_order,
         worker: format!("migrate-hub-cli/{}", env!("CARGO_PKG_VERSION")),
     };
-    let conn = TargetConnection::connect(&settings).await?;
+    // Down statements too: `migrate-hub down` runs them on this connection.
+    let all = prepared.iter().flat_map(|p| p.statements.iter().chain(p.down_statements.iter().flatten()));
+    let (lock_session, _) = LockSession::for_statements(all.map(String::as_str));
+    let conn = TargetConnection::connect(&settings, lock_session).await?;
     Ok(Loaded { conn, prepared, options })
 }
 

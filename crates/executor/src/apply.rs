@@ -1,9 +1,11 @@
 //! Applying one migration to one target, by the rules of SPEC §5.
 //!
-//! 1. Take the session-level lock for the target (retried until the policy's wait runs out), in a second
-//!    session of its own that no migration SQL runs in, so `pg_advisory_unlock_all()` or
-//!    `RELEASE_ALL_LOCKS()` in a migration cannot release it; that session is confirmed alive before
-//!    statements (at most 250 ms apart) and its loss stops the apply.
+//! 1. Take the session-level lock for the target (retried until the policy's wait runs out). It lives in
+//!    the work session unless the release's SQL may release session locks (`pg_advisory_unlock_all()`,
+//!    `DISCARD ALL`, `RELEASE_ALL_LOCKS()`…); then in a second session of its own that no migration SQL runs
+//!    in, confirmed alive before statements (at most 250 ms apart), whose loss stops the apply. Either way
+//!    the lock is confirmed held before a migration is recorded as applied, so a release that lost it
+//!    (say, through a function the textual check cannot see into) never records a migration as applied.
 //! 2. Make sure the project's history table exists, and read the project's rows (never another project's:
 //!    rows are keyed by project and version).
 //! 3. Decide: already applied with the same checksum → skipped; with another checksum → drift; a `running`
@@ -420,7 +422,7 @@ async fn atomically(
             begun = true;
             conn.execute("BEGIN").await?;
         }
-        conn.check_lock(false).await?;
+        conn.confirm_lock(&options.lock_name).await?;
         let checksum = migration.up_checksum.digest();
         match migration.direction {
             Direction::Up => {
@@ -488,6 +490,13 @@ async fn stepwise(
             return Err(e);
         }
         history::update(conn, &options.history, version, HistoryStatus::Running, done + 1, None).await?;
+    }
+    if let Err(e) = conn.confirm_lock(&options.lock_name).await {
+        let message = format!("{} ran every statement but {e}", migration.direction);
+        let _ =
+            history::update(conn, &options.history, version, HistoryStatus::Failed, total(migration), Some(&message))
+                .await;
+        return Err(e.into());
     }
     match migration.direction {
         Direction::Up => {

@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome, ReleaseFailed};
 use crate::history::HistoryTable;
 pub use crate::secrets::{NoMasterKey, SecretOpener, resolve_password};
-use crate::target::{ConnectSettings, SessionLimits, TargetConnection};
+use crate::target::{ConnectSettings, LockSession, SessionLimits, TargetConnection};
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -119,6 +119,8 @@ struct Shared {
     held: Mutex<HashMap<RunItemId, Held>>,
     runs: Mutex<HashMap<RunId, Arc<RunContext>>>,
     draining: AtomicBool,
+    /// The tool database's identity, read once: every target is compared with it before an apply.
+    tool_identity: tokio::sync::OnceCell<storage::targets::DatabaseIdentity>,
 }
 
 /// A worker executing the queue.
@@ -151,6 +153,7 @@ impl QueueWorker {
                 held: Mutex::new(HashMap::new()),
                 runs: Mutex::new(HashMap::new()),
                 draining: AtomicBool::new(false),
+                tool_identity: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -492,16 +495,26 @@ async fn execute(
     };
     let settings = ConnectSettings::for_target(&target, password, shared.settings.connect_timeout);
     timings.prepared = Some(Instant::now());
-    let mut conn = match TargetConnection::connect(&settings).await {
+    let (lock_session, releasing) = LockSession::for_statements(statements.iter().flatten().map(String::as_str));
+    if let Some(what) = releasing {
+        journal.line(
+            LogLevel::Info,
+            None,
+            format!("the release's SQL names {what}, so the target lock is held in a session of its own"),
+            None,
+        );
+    }
+    let mut conn = match TargetConnection::connect(&settings, lock_session).await {
         Ok(conn) => conn,
         Err(e) => return Verdict::Retry { code: "connect", message: e.to_string() },
     };
-    if let Err(refused) = crate::secrets::refuse_tool_database(&shared.pool, &mut conn).await {
-        return if refused.transient {
-            Verdict::Retry { code: "tool_db", message: refused.message }
-        } else {
-            Verdict::failed("tool_database", refused.message)
-        };
+    let tool = match shared.tool_identity.get_or_try_init(|| crate::secrets::tool_identity(&shared.pool)).await {
+        Ok(tool) => tool,
+        Err(refused) if refused.transient => return Verdict::Retry { code: "tool_db", message: refused.message },
+        Err(refused) => return Verdict::failed("tool_database", refused.message),
+    };
+    if crate::secrets::is_database(tool, &mut conn).await {
+        return Verdict::failed("tool_database", crate::secrets::TOOL_DATABASE);
     }
     drop(settings);
     timings.connected = Some(Instant::now());

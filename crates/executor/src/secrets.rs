@@ -150,7 +150,7 @@ async fn resolve_reference(policy: &SecretRefPolicy, reference: &str) -> Result<
 }
 
 /// Why an item is refused when its target is the tool database.
-const TOOL_DATABASE: &str =
+pub(crate) const TOOL_DATABASE: &str =
     "this target is the hub's own tool database (same server and database); migrations never run there";
 
 /// The identity query, as `sql/targets/database_identity.sql` has it for the tool database (target SQL
@@ -175,23 +175,31 @@ pub async fn is_tool_database(pool: &PgPool, conn: &mut TargetConnection) -> Res
         // The tool database is always Postgres.
         return Ok(false);
     }
-    let tool = {
-        let mut tool_conn = pool.acquire().await.map_err(|e| tool_identity_error(&e, true))?;
-        storage::targets::database_identity(&mut tool_conn).await.map_err(|e| {
-            // A refusal by the tool database itself (e.g. EXECUTE on pg_control_system() revoked) will not
-            // go away by waiting; a broken connection may.
-            let answered = matches!(&e, storage::StorageError::Database(sqlx::Error::Database(_)));
-            tool_identity_error(&e, !answered)
-        })?
-    };
-    let Session::Postgres(session) = conn.session_mut() else { return Ok(false) };
+    let tool = tool_identity(pool).await?;
+    Ok(is_database(&tool, conn).await)
+}
+
+/// The tool database's own identity (which does not change while a pool is connected to it).
+pub async fn tool_identity(pool: &PgPool) -> Result<storage::targets::DatabaseIdentity, Refused> {
+    let mut tool_conn = pool.acquire().await.map_err(|e| tool_identity_error(&e, true))?;
+    storage::targets::database_identity(&mut tool_conn).await.map_err(|e| {
+        // A refusal by the tool database itself (e.g. EXECUTE on pg_control_system() revoked) will not
+        // go away by waiting; a broken connection may.
+        let answered = matches!(&e, storage::StorageError::Database(sqlx::Error::Database(_)));
+        tool_identity_error(&e, !answered)
+    })
+}
+
+/// Whether `conn` is a session on the database `tool` identifies (see [`is_tool_database`]).
+pub async fn is_database(tool: &storage::targets::DatabaseIdentity, conn: &mut TargetConnection) -> bool {
+    let Session::Postgres(session) = conn.session_mut() else { return false };
     match sqlx::query_as::<_, (i64, i64, String)>(IDENTITY_SQL).fetch_one(session).await {
         Ok((system_identifier, database_oid, _)) => {
-            Ok(system_identifier == tool.system_identifier && database_oid == tool.database_oid)
+            system_identifier == tool.system_identifier && database_oid == tool.database_oid
         }
         Err(e) => {
             tracing::warn!(error = %TargetError::from_sqlx(e), "the target does not report its server identity; taken as another server");
-            Ok(false)
+            false
         }
     }
 }

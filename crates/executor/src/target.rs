@@ -240,6 +240,32 @@ impl Session {
         result.map_err(TargetError::from_sqlx)
     }
 
+    /// Whether this session holds the session-level lock `name`.
+    async fn holds_lock(&mut self, name: &str) -> Result<bool, TargetError> {
+        let result = match self {
+            Session::Postgres(conn) => {
+                // A bigint advisory key is stored as classid (high 32 bits), objid (low 32 bits), objsubid 1.
+                // Simple protocol, numbers only in the text: one round trip, nothing prepared.
+                let key = pg_lock_key(name) as u64;
+                let sql = format!(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() \
+                     AND classid = {} AND objid = {} AND objsubid = 1",
+                    key >> 32,
+                    key & 0xffff_ffff
+                );
+                sqlx::raw_sql(AssertSqlSafe(sql)).fetch_optional(conn).await.map(|row| row.is_some())
+            }
+            Session::Mysql { conn, .. } => {
+                sqlx::query_scalar::<_, Option<i64>>("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
+                    .bind(mysql_lock_name(name))
+                    .fetch_one(conn)
+                    .await
+                    .map(|held| held == Some(1))
+            }
+        };
+        result.map_err(TargetError::from_sqlx)
+    }
+
     async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
         let result = match self {
             Session::Postgres(conn) => sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
@@ -265,16 +291,47 @@ impl Session {
 }
 
 /// A connection to a target as a migration runner needs it: the session that runs the migrations' SQL and,
-/// when opened with [`connect`](Self::connect), a second session that only holds the target's lock.
+/// when opened with [`connect`](Self::connect), the target's lock.
 ///
-/// The lock lives in its own session so that nothing a migration runs can release it: on Postgres
-/// `pg_advisory_unlock_all()`, on MySQL `RELEASE_ALL_LOCKS()`, run by a migration, would otherwise drop the
-/// lock while the release goes on, and another worker could apply to the same target at the same time.
-/// [`check_lock`](Self::check_lock) confirms the lock session is alive; if it died, the lock is gone.
+/// Where the lock lives is a [`LockSession`]: in the work session itself (one session per target, as
+/// sqlx, Flyway and goose do) when nothing the release runs can release it, otherwise in a second session
+/// that only holds the lock, so that `pg_advisory_unlock_all()`, `DISCARD ALL` or `RELEASE_ALL_LOCKS()` in a
+/// migration cannot drop it while the release goes on and let another worker apply at the same time.
+/// [`check_lock`](Self::check_lock) confirms a lock session is alive; [`confirm_lock`](Self::confirm_lock)
+/// asks the server whether the lock is still held, before a migration is recorded as applied.
 #[derive(Debug)]
 pub struct TargetConnection {
     session: Session,
-    guard: Option<Guard>,
+    lock: Lock,
+}
+
+/// Where a [`TargetConnection`] holds the target's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockSession {
+    /// In the session that runs the migrations.
+    Work,
+    /// In a session of its own, in which no migration SQL runs.
+    Own,
+}
+
+impl LockSession {
+    /// [`Own`](Self::Own) when a statement of the release may release session-level locks
+    /// ([`domain::split::may_release_session_locks`]), with what it names; otherwise [`Work`](Self::Work).
+    pub fn for_statements<'a>(statements: impl IntoIterator<Item = &'a str>) -> (Self, Option<&'static str>) {
+        match statements.into_iter().find_map(domain::split::may_release_session_locks) {
+            Some(what) => (LockSession::Own, Some(what)),
+            None => (LockSession::Work, None),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Lock {
+    /// Opened for reading only ([`TargetConnection::connect_single`]).
+    None,
+    /// Taken in the work session.
+    Work,
+    Own(Guard),
 }
 
 #[derive(Debug)]
@@ -288,20 +345,37 @@ struct Guard {
 const GUARD_CONFIRMATION: Duration = Duration::from_millis(250);
 
 impl TargetConnection {
-    /// Opens the two sessions a migration runner needs (the work session and the lock session, at the same
-    /// time); nothing about the password reaches the error.
+    /// Opens the sessions a migration runner needs: the work session and, with [`LockSession::Own`], the
+    /// lock session (both at the same time). Nothing about the password reaches the error.
     #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
-    pub async fn connect(settings: &ConnectSettings) -> Result<Self, TargetError> {
-        let both = async { tokio::try_join!(Session::open(settings), Session::open(settings)) };
-        let (session, guard) = timed(settings.connect_timeout, both).await?;
-        Ok(TargetConnection { session, guard: Some(Guard { session: guard, confirmed: None }) })
+    pub async fn connect(settings: &ConnectSettings, lock: LockSession) -> Result<Self, TargetError> {
+        match lock {
+            LockSession::Work => {
+                let session = timed(settings.connect_timeout, Session::open(settings)).await?;
+                Ok(TargetConnection { session, lock: Lock::Work })
+            }
+            LockSession::Own => {
+                let both = async { tokio::try_join!(Session::open(settings), Session::open(settings)) };
+                let (session, guard) = timed(settings.connect_timeout, both).await?;
+                Ok(TargetConnection { session, lock: Lock::Own(Guard { session: guard, confirmed: None }) })
+            }
+        }
     }
 
     /// Opens only a work session: for reading (status, probes), never for applying (it cannot take the lock).
     #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
     pub async fn connect_single(settings: &ConnectSettings) -> Result<Self, TargetError> {
         let session = timed(settings.connect_timeout, Session::open(settings)).await?;
-        Ok(TargetConnection { session, guard: None })
+        Ok(TargetConnection { session, lock: Lock::None })
+    }
+
+    /// Where this connection holds its lock; `None` for a read-only connection.
+    pub fn lock_session(&self) -> Option<LockSession> {
+        match self.lock {
+            Lock::None => None,
+            Lock::Work => Some(LockSession::Work),
+            Lock::Own(_) => Some(LockSession::Own),
+        }
     }
 
     pub fn engine(&self) -> Engine {
@@ -346,19 +420,23 @@ impl TargetConnection {
         self.session.execute(sql).await
     }
 
-    fn guard(&mut self) -> Result<&mut Guard, TargetError> {
-        self.guard.as_mut().ok_or(TargetError::NoLockSession)
+    /// The session that holds (or takes) the lock.
+    fn lock_holder(&mut self) -> Result<&mut Session, TargetError> {
+        match &mut self.lock {
+            Lock::None => Err(TargetError::NoLockSession),
+            Lock::Work => Ok(&mut self.session),
+            Lock::Own(guard) => Ok(&mut guard.session),
+        }
     }
 
-    /// Tries to take the session-level lock `name` once, in the lock session; `true` if it now holds it.
+    /// Tries to take the session-level lock `name` once; `true` if it now holds it.
     ///
     /// Session-level, never transaction-level: a transaction-level lock would be held by an open
     /// transaction that `CREATE INDEX CONCURRENTLY` then waits on forever (Flyway's deadlock). The lock goes
     /// away with the session if the worker dies.
     pub async fn try_lock(&mut self, name: &str) -> Result<bool, TargetError> {
-        let guard = self.guard()?;
-        let got = guard.session.try_lock(name).await?;
-        if got {
+        let got = self.lock_holder()?.try_lock(name).await?;
+        if got && let Lock::Own(guard) = &mut self.lock {
             guard.confirmed = Some(std::time::Instant::now());
         }
         Ok(got)
@@ -381,10 +459,16 @@ impl TargetConnection {
         }
     }
 
-    /// Confirms the lock session is alive (so the lock is still held): asks it at most every 250 ms, and
-    /// always when `now` is set. An error means the lock is gone and nothing more may run.
+    /// Confirms a lock session of its own is alive (so the lock is still held): asks it at most every
+    /// 250 ms, and always when `now` is set. An error means the lock is gone and nothing more may run.
+    /// With the lock in the work session there is nothing to ask: if that session is gone, so is the next
+    /// statement.
     pub async fn check_lock(&mut self, now: bool) -> Result<(), TargetError> {
-        let guard = self.guard()?;
+        let guard = match &mut self.lock {
+            Lock::None => return Err(TargetError::NoLockSession),
+            Lock::Work => return Ok(()),
+            Lock::Own(guard) => guard,
+        };
         if !now && guard.confirmed.is_some_and(|at| at.elapsed() < GUARD_CONFIRMATION) {
             return Ok(());
         }
@@ -400,9 +484,27 @@ impl TargetConnection {
         }
     }
 
+    /// Before a migration is recorded as applied: with the lock in the work session, asks the server that
+    /// this session still holds `name` (a statement the textual check missed, e.g. a function that calls
+    /// `pg_advisory_unlock_all()`, is caught here and the migration is not recorded); with a lock session
+    /// of its own, [`check_lock`](Self::check_lock).
+    pub async fn confirm_lock(&mut self, name: &str) -> Result<(), TargetError> {
+        match &self.lock {
+            Lock::None => Err(TargetError::NoLockSession),
+            Lock::Own(_) => self.check_lock(false).await,
+            Lock::Work => match self.session.holds_lock(name).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(TargetError::LockLost(
+                    "a statement of the migration released it (the lock is no longer held by this session)".into(),
+                )),
+                Err(e) => Err(TargetError::LockLost(e.to_string())),
+            },
+        }
+    }
+
     /// Releases the lock taken with [`lock`](Self::lock).
     pub async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
-        self.guard()?.session.unlock(name).await
+        self.lock_holder()?.unlock(name).await
     }
 
     /// The server's version string (`SELECT version()`), for a connection check.
@@ -415,7 +517,7 @@ impl TargetConnection {
     }
 
     pub async fn close(self) {
-        if let Some(guard) = self.guard {
+        if let Lock::Own(guard) = self.lock {
             tokio::join!(self.session.close(), guard.session.close());
         } else {
             self.session.close().await;
