@@ -210,23 +210,26 @@ pub fn non_transactional(statement: &str) -> Option<&'static str> {
     })
 }
 
-/// Words whose presence anywhere in a statement (code, string or comment alike) means it may release the
-/// session-level locks of the session it runs in: Postgres `pg_advisory_unlock*()` and `DISCARD ALL`,
-/// MySQL `RELEASE_LOCK()` and `RELEASE_ALL_LOCKS()`.
+/// Calls whose name anywhere in a statement (code, string or comment alike) means it may release the
+/// session-level locks of the session it runs in: Postgres `pg_advisory_unlock*()`, MySQL `RELEASE_LOCK()`
+/// and `RELEASE_ALL_LOCKS()`.
 const LOCK_RELEASING: &[(&str, &str)] = &[
     ("advisory_unlock", "pg_advisory_unlock"),
     ("release_lock", "RELEASE_LOCK"),
     ("release_all_locks", "RELEASE_ALL_LOCKS"),
-    ("discard", "DISCARD"),
 ];
 
 /// If this statement may release session-level locks held by the session that runs it, what it names. A
 /// runner that holds its target lock in the session running the migration must then hold it in a session
-/// of its own instead. Deliberately textual and broad (a mention in a comment or a column name counts):
-/// a false alarm costs one more session, a miss could let two runners apply at once.
+/// of its own instead. The calls are found textually and broadly (a mention in a comment or a string
+/// counts): a false alarm costs one more session, a miss could let two runners apply at once. `DISCARD
+/// ALL` is a statement of its own (it cannot run inside a transaction, so no function can hide it).
 pub fn may_release_session_locks(statement: &str) -> Option<&'static str> {
     let lower = statement.to_ascii_lowercase();
-    LOCK_RELEASING.iter().find(|(word, _)| lower.contains(word)).map(|(_, what)| *what)
+    if let Some((_, what)) = LOCK_RELEASING.iter().find(|(word, _)| lower.contains(word)) {
+        return Some(what);
+    }
+    (leading_words(statement, 1).first().map(String::as_str) == Some("discard")).then_some("DISCARD")
 }
 
 /// The first `n` words of a statement, lower-cased, skipping comments; `(` and `)` count as words.

@@ -948,6 +948,9 @@ fn statements_that_may_release_session_locks_are_named() {
     assert_eq!(may_release_session_locks("SELECT pg_advisory_unlock_all()"), Some("pg_advisory_unlock"));
     assert_eq!(may_release_session_locks("select PG_ADVISORY_UNLOCK(42)"), Some("pg_advisory_unlock"));
     assert_eq!(may_release_session_locks("DISCARD ALL"), Some("DISCARD"));
+    assert_eq!(may_release_session_locks("/* reset */ discard all"), Some("DISCARD"));
+    // River's job state, not the statement.
+    assert_eq!(may_release_session_locks("ALTER TYPE s ADD VALUE 'pending' AFTER 'discarded'"), None);
     assert_eq!(may_release_session_locks("DO $$ BEGIN PERFORM RELEASE_ALL_LOCKS(); END $$"), Some("RELEASE_ALL_LOCKS"));
     assert_eq!(may_release_session_locks("SELECT RELEASE_LOCK('x')"), Some("RELEASE_LOCK"));
     assert_eq!(may_release_session_locks("CREATE TABLE t (id int PRIMARY KEY)"), None);
