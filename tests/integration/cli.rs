@@ -86,7 +86,12 @@ async fn river_applies_once_then_reports_nothing_to_do_and_refuses_an_edited_fil
 async fn ranger_mysql_baseline_with_delimiters_applies_and_patches_are_read() {
     let db = MySqlDatabase::fresh().await;
     let patches = workload("apache-ranger/security-admin/db/mysql/patches");
-    let plan = cli(&["status"], &patches, &db.url);
+    // Ranger's loader runs the `audit/` subfolder's patches on their own: without the flag the CLI stops
+    // and names them rather than skip them silently.
+    let refused = cli(&["status"], &patches, &db.url);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("skipping audit/"), "{}", stderr(&refused));
+    let plan = cli(&["status", "--allow-unknown-files"], &patches, &db.url);
     assert!(plan.status.success(), "{}", stderr(&plan));
     let files = std::fs::read_dir(&patches).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count();
     let pending = stdout(&plan).lines().filter(|l| l.starts_with("pending ")).count();
@@ -229,4 +234,93 @@ async fn commit_lines_are_refused_in_a_transaction_and_run_with_no_transaction()
     let b: Option<String> = sqlx::query_scalar("SELECT to_regclass('b')::text").fetch_one(&db.pool).await.unwrap();
     assert_eq!(b.as_deref(), Some("b"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn own_set(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(name)
+}
+
+/// Our own sets in the layouts the shared workloads do not cover: each applies, applies again as all
+/// skipped, and (where it has downs) reverts completely.
+#[tokio::test]
+async fn diesel_morph_refinery_and_pop_option_sets_apply_as_published() {
+    let cases: [(&str, &[&str], usize, bool); 4] = [
+        ("diesel-blog", &[], 4, true),
+        ("morph-shop", &[], 2, true),
+        ("refinery-notes", &[], 3, false),
+        ("pop-options", &["--placeholders", "go", "--var", "Namespace=public"], 2, true),
+    ];
+    for (set, extra, count, downs) in cases {
+        let db = PgDatabase::fresh().await;
+        let dir = own_set(set);
+        let args = |verb: &[&'static str]| -> Vec<&'static str> { [verb, extra].concat() };
+        let first = cli(&args(&["apply"]), &dir, &db.url);
+        assert!(first.status.success(), "{set}: {}{}", stdout(&first), stderr(&first));
+        assert!(
+            stdout(&first).ends_with(&format!("applied={count} skipped=0 failed=0\n")),
+            "{set}: {}",
+            stdout(&first)
+        );
+        let again = cli(&args(&["apply"]), &dir, &db.url);
+        assert!(
+            stdout(&again).ends_with(&format!("applied=0 skipped={count} failed=0\n")),
+            "{set}: {}",
+            stdout(&again)
+        );
+        if downs {
+            let steps = count.to_string();
+            let mut down_args = vec!["down", "--steps", steps.as_str()];
+            down_args.extend_from_slice(extra);
+            let down = cli(&down_args, &dir, &db.url);
+            assert!(down.status.success(), "{set}: {}{}", stdout(&down), stderr(&down));
+            let rows: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM migrate_hub_history").fetch_one(&db.pool).await.unwrap();
+            assert_eq!(rows, 0, "{set}: every version reverted");
+        }
+    }
+    // diesel's version is the folder's timestamp without dashes, as diesel records it; the index built
+    // outside a transaction (metadata.toml) is there.
+    let db = PgDatabase::fresh().await;
+    assert!(cli(&["apply"], &own_set("diesel-blog"), &db.url).status.success());
+    let versions: Vec<String> = sqlx::query_scalar("SELECT version FROM migrate_hub_history ORDER BY version")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, ["00000000000000", "20240110120000", "20240111090000", "20240112080000"]);
+    let index: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('blog_posts_author')::text").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(index.as_deref(), Some("blog_posts_author"));
+}
+
+/// A directory with files its layout does not read stops before the database, naming each one; an empty
+/// one says there is nothing to run. Neither is a silent `applied=0`.
+#[tokio::test]
+async fn unread_files_and_empty_directories_are_never_a_silent_no_op() {
+    let db = PgDatabase::fresh().await;
+    let dir = std::env::temp_dir().join(format!("unread-{}", db.name));
+    std::fs::create_dir_all(dir.join("versioned/v1.2")).unwrap();
+    std::fs::write(dir.join("0001_a.sql"), "CREATE TABLE unread_a (id int);").unwrap();
+    std::fs::write(dir.join("versioned/v1.2/0002_b.sql"), "CREATE TABLE unread_b (id int);").unwrap();
+    std::fs::write(dir.join("notes.txt"), "why").unwrap();
+    let refused = cli(&["apply"], &dir, &db.url);
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    let err = stderr(&refused);
+    assert!(err.contains("skipping versioned/v1.2/0002_b.sql") && err.contains("skipping notes.txt"), "{err}");
+    assert!(err.contains("--allow-unknown-files"), "{err}");
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'unread%'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0, "nothing ran");
+    let allowed = cli(&["apply", "--allow-unknown-files"], &dir, &db.url);
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    assert!(stdout(&allowed).ends_with("applied=1 skipped=0 failed=0\n"), "{}", stdout(&allowed));
+
+    let empty = std::env::temp_dir().join(format!("empty-{}", db.name));
+    std::fs::create_dir_all(&empty).unwrap();
+    let nothing = cli(&["apply"], &empty, &db.url);
+    assert!(!nothing.status.success());
+    assert!(stderr(&nothing).contains("no migration found"), "{}", stderr(&nothing));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&empty).unwrap();
 }

@@ -460,3 +460,51 @@ async fn a_release_goes_to_three_mariadb_targets_and_a_down_release_reverts_in_r
         assert_eq!(orders_columns, 3, "004's column is gone");
     }
 }
+
+/// Import through the API follows the CLI's rules: files the layout does not read are refused by name
+/// unless allowed, a directory without a migration is refused, and diesel's folders import.
+#[tokio::test]
+async fn an_import_refuses_unread_files_by_name_and_reads_diesel_folders() {
+    let db = PgDatabase::fresh().await;
+    let Setup { hub: _hub, admin, dev, .. } = setup("postgres", "i", &[db.url.as_str()], None).await;
+    let project = admin.ok(Method::POST, "/api/v1/projects", json!({"name": "blog"}), StatusCode::CREATED).await;
+    let path = format!("/api/v1/projects/{}/import", id(&project));
+    let mut files = vec![json!({"path": "0001_a.sql", "content": "CREATE TABLE a (id int);"})];
+    files.push(json!({"path": "versioned/v1.2/0002_b.sql", "content": "CREATE TABLE b (id int);"}));
+    let (status, refused) = dev.call(Method::POST, &path, Some(json!({"files": files}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "unreadable", "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("versioned/v1.2/0002_b.sql"), "{refused}");
+    let listed = dev.get(&format!("/api/v1/migrations?project_id={}", id(&project))).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0, "nothing was stored: {listed}");
+    let allowed =
+        dev.ok(Method::POST, &path, json!({"files": files, "allow_unknown_files": true}), StatusCode::OK).await;
+    assert_eq!(allowed["created"], json!(["0001"]), "{allowed}");
+    assert_eq!(allowed["skipped"][0]["path"], "versioned/v1.2/0002_b.sql", "{allowed}");
+
+    let (status, refused) =
+        dev.call(Method::POST, &path, Some(json!({"files": [{"path": "notes.txt", "content": "x"}]}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("no migration found"), "{refused}");
+
+    let diesel = admin.ok(Method::POST, "/api/v1/projects", json!({"name": "diesel"}), StatusCode::CREATED).await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/diesel-blog");
+    let mut files = Vec::new();
+    for folder in std::fs::read_dir(&dir).unwrap() {
+        let folder = folder.unwrap().path();
+        for file in std::fs::read_dir(&folder).unwrap() {
+            let file = file.unwrap().path();
+            let name = format!(
+                "{}/{}",
+                folder.file_name().unwrap().to_str().unwrap(),
+                file.file_name().unwrap().to_str().unwrap()
+            );
+            files.push(json!({"path": name, "content": std::fs::read_to_string(&file).unwrap()}));
+        }
+    }
+    let imported = dev
+        .ok(Method::POST, &format!("/api/v1/projects/{}/import", id(&diesel)), json!({"files": files}), StatusCode::OK)
+        .await;
+    assert_eq!(imported["layout"], "diesel", "{imported}");
+    assert_eq!(imported["created"].as_array().unwrap().len(), 4, "{imported}");
+}

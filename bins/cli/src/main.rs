@@ -56,6 +56,8 @@ enum PlaceholderSyntax {
     Dollar,
     /// River's `/* TEMPLATE: name */`
     River,
+    /// Go-template options as pop/fizz render them, `{{ index .Options "name" }}`
+    Go,
 }
 
 #[derive(Debug, Args)]
@@ -67,9 +69,14 @@ struct Target {
     /// Directory of migration files.
     #[arg(long, short)]
     dir: PathBuf,
-    /// Layout of the directory: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate (also up-down, pop).
+    /// Layout of the directory: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate, diesel, refinery
+    /// (also up-down, pop, morph).
     #[arg(long, default_value = "auto")]
     format: String,
+    /// Go on when the directory holds files or folders its layout does not read (they are listed either
+    /// way; without this flag the command stops before touching the database).
+    #[arg(long)]
+    allow_unknown_files: bool,
     /// A placeholder value, `name=value` (repeatable).
     #[arg(long = "var", value_parser = parse_var)]
     vars: Vec<(String, String)>,
@@ -182,6 +189,25 @@ async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
     for skipped in &source.skipped {
         eprintln!("skipping {}: {}", skipped.path, skipped.reason);
     }
+    if source.migrations.is_empty() {
+        return Err(format!(
+            "no migration found in {} (read as the {} layout; {} file(s) skipped, listed above)",
+            target.dir.display(),
+            source.layout.as_str(),
+            source.skipped.len()
+        )
+        .into());
+    }
+    if !source.skipped.is_empty() && !target.allow_unknown_files {
+        return Err(format!(
+            "{} file(s) in {} are not migrations of the {} layout (listed above); nothing was run. Move them, \
+             choose the layout with --format, or pass --allow-unknown-files to go on without them",
+            source.skipped.len(),
+            target.dir.display(),
+            source.layout.as_str()
+        )
+        .into());
+    }
     let vars: BTreeMap<String, String> = target.vars.iter().cloned().collect();
     let mut syntaxes: Vec<Syntax> = target
         .placeholders
@@ -189,6 +215,7 @@ async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
         .map(|p| match p {
             PlaceholderSyntax::Dollar => Syntax::DollarBraces,
             PlaceholderSyntax::River => Syntax::RiverTemplate,
+            PlaceholderSyntax::Go => Syntax::GoTemplate,
         })
         .collect();
     if syntaxes.is_empty() && !vars.is_empty() {

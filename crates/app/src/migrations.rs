@@ -84,12 +84,16 @@ pub struct ImportFile {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportInput {
     pub files: Vec<ImportFile>,
-    /// `plain`, `up-down`, `goose`, `flyway` or `dbmate`; detected when absent.
+    /// `plain`, `up-down`, `goose`, `flyway`, `dbmate`, `diesel` or `refinery`; detected when absent.
     #[serde(default)]
     pub layout: Option<String>,
     /// Whose dialect the files are written in (goose and dbmate statement annotations); default postgres.
     #[serde(default)]
     pub engine: Option<Engine>,
+    /// Import even when some files are not migrations of the layout (they are listed in `skipped`);
+    /// without it such an import is refused (422 `unreadable`) and nothing is stored.
+    #[serde(default)]
+    pub allow_unknown_files: bool,
 }
 
 /// What an import did, per migration (by version key).
@@ -507,6 +511,34 @@ pub async fn import(
         input.files.iter().map(|f| SourceFile { path: f.path.as_str(), content: f.content.as_str() }).collect();
     let source = domain::source::read(&files, layout, input.engine.unwrap_or(Engine::Postgres))
         .map_err(|e| AppError::invalid("files", ErrorCode::Unreadable, e.to_string()))?;
+    let listed = || {
+        let mut list: Vec<String> =
+            source.skipped.iter().take(10).map(|s| format!("{} ({})", s.path, s.reason)).collect();
+        if source.skipped.len() > 10 {
+            list.push(format!("and {} more", source.skipped.len() - 10));
+        }
+        list.join("; ")
+    };
+    if source.migrations.is_empty() {
+        return Err(AppError::invalid(
+            "files",
+            ErrorCode::Unreadable,
+            format!("no migration found (read as the {} layout): {}", source.layout.as_str(), listed()),
+        ));
+    }
+    if !source.skipped.is_empty() && !input.allow_unknown_files {
+        return Err(AppError::invalid(
+            "files",
+            ErrorCode::Unreadable,
+            format!(
+                "{} file(s) are not migrations of the {} layout, so nothing was imported: {}. Choose the layout, \
+                 leave them out, or set allow_unknown_files",
+                source.skipped.len(),
+                source.layout.as_str(),
+                listed()
+            ),
+        ));
+    }
     let mut report = ImportReport {
         layout: source.layout.as_str().to_owned(),
         skipped: source

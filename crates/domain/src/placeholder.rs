@@ -8,6 +8,9 @@
 //!   marker is honoured everywhere, inside string literals too: River's migration 005 calls
 //!   `to_regclass('/* TEMPLATE: schema */river_migration')`, which is why it fails in sqlx-cli and psql.
 //!
+//! - [`Syntax::GoTemplate`]: the Go-template options pop/fizz render, `{{ index .Options "name" }}`, replaced
+//!   like `${name}` (an undefined name is an error).
+//!
 //! Checksums are always taken over the text *before* substitution, so one approval covers every target
 //! whatever its variables. To make substitution unable to inject SQL, a substituted value must be a plain
 //! identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 characters) or an unsigned integer; anything else is
@@ -25,11 +28,13 @@ pub enum Syntax {
     DollarBraces,
     /// `/* TEMPLATE: name */`, a schema qualifier.
     RiverTemplate,
+    /// `{{ index .Options "name" }}` (pop/fizz).
+    GoTemplate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlaceholderError {
-    #[error("line {line}: placeholder ${{{name}}} has no value for this target")]
+    #[error("line {line}: placeholder {name:?} has no value for this target")]
     Undefined { name: String, line: u32 },
     #[error("variable {name:?} cannot be substituted: {reason}")]
     InvalidValue { name: String, reason: &'static str },
@@ -50,8 +55,8 @@ pub fn substitute<'a>(
     for found in scan(sql, syntaxes) {
         let value = variables.get(found.name);
         let replacement = match (found.syntax, value) {
-            (Syntax::DollarBraces, Some(value)) => checked(found.name, value)?.to_owned(),
-            (Syntax::DollarBraces, None) => {
+            (Syntax::DollarBraces | Syntax::GoTemplate, Some(value)) => checked(found.name, value)?.to_owned(),
+            (Syntax::DollarBraces | Syntax::GoTemplate, None) => {
                 return Err(PlaceholderError::Undefined {
                     name: found.name.to_owned(),
                     line: line_of(sql, found.start),
@@ -124,10 +129,19 @@ fn is_name(name: &str) -> bool {
 fn scan<'a>(sql: &'a str, syntaxes: &[Syntax]) -> Vec<Found<'a>> {
     let dollar = syntaxes.contains(&Syntax::DollarBraces);
     let river = syntaxes.contains(&Syntax::RiverTemplate);
+    let go = syntaxes.contains(&Syntax::GoTemplate);
     let mut found = Vec::new();
     let mut at = 0;
     while at < sql.len() {
         let rest = &sql[at..];
+        if go
+            && rest.starts_with("{{")
+            && let Some((name, end)) = go_option(rest)
+        {
+            found.push(Found { syntax: Syntax::GoTemplate, name, start: at, end: at + end });
+            at += end;
+            continue;
+        }
         if dollar
             && rest.starts_with("${")
             && let Some(close) = rest[2..].find('}')
@@ -160,6 +174,19 @@ fn scan<'a>(sql: &'a str, syntaxes: &[Syntax]) -> Vec<Found<'a>> {
         at += rest.chars().next().map_or(1, char::len_utf8);
     }
     found
+}
+
+/// `{{ index .Options "name" }}` at the start of `text` (spaces inside the braces optional): the name and
+/// the length of the whole action.
+fn go_option(text: &str) -> Option<(&str, usize)> {
+    let inner = text.strip_prefix("{{")?;
+    let close = inner.find("}}")?;
+    let action = inner[..close].trim();
+    let rest = action.strip_prefix("index")?;
+    let rest = rest.strip_prefix(char::is_whitespace)?.trim_start();
+    let rest = rest.strip_prefix(".Options")?;
+    let name = rest.strip_prefix(char::is_whitespace)?.trim().strip_prefix('"')?.strip_suffix('"')?;
+    is_name(name).then_some((name, 2 + close + 2))
 }
 
 #[cfg(test)]
@@ -223,6 +250,24 @@ mod tests {
         assert_eq!((a.as_ref(), b.as_ref()), ("CREATE TABLE a.t ();", "CREATE TABLE b.t ();"));
         // Approvals pin the checksum of the template, which no target's text equals.
         assert_ne!(Checksum::of(&a), Checksum::of(sql));
+    }
+
+    #[test]
+    fn go_template_options_are_replaced_and_must_be_defined() {
+        let go = &[Syntax::GoTemplate];
+        let sql =
+            "CREATE TABLE {{ index .Options \"Namespace\" }}.t ();\nGRANT ALL ON t TO {{index .Options \"Role\"}};";
+        let out = substitute(sql, &vars(&[("Namespace", "kratos"), ("Role", "app")]), go).unwrap();
+        assert_eq!(out, "CREATE TABLE kratos.t ();\nGRANT ALL ON t TO app;");
+        let missing = substitute(sql, &vars(&[("Namespace", "kratos")]), go).unwrap_err();
+        assert_eq!(missing, PlaceholderError::Undefined { name: "Role".into(), line: 2 });
+        assert_eq!(referenced(sql, go), ["Namespace", "Role"]);
+        // Other actions and malformed ones are left alone.
+        for other in ["{{ .Name }}", "{{ index .Options Namespace }}", "{{ index .Options \"a b\" }}", "{{"] {
+            assert_eq!(substitute(other, &vars(&[]), go).unwrap(), other);
+        }
+        let err = substitute("{{ index .Options \"n\" }}", &vars(&[("n", "x; DROP")]), go).unwrap_err();
+        assert!(matches!(err, PlaceholderError::InvalidValue { .. }));
     }
 
     #[test]

@@ -29,8 +29,9 @@ use crate::policy::PinnedChecksums;
 use crate::split::{self, Statement};
 use crate::values::VersionKey;
 
-/// The placeholder syntaxes substituted per target by the workers (`${name}` and River's `/* TEMPLATE: name */`).
-pub const TARGET_SYNTAXES: &[Syntax] = &[Syntax::DollarBraces, Syntax::RiverTemplate];
+/// The placeholder syntaxes substituted per target by the workers (`${name}`, River's `/* TEMPLATE: name */`
+/// and pop's `{{ index .Options "name" }}`).
+pub const TARGET_SYNTAXES: &[Syntax] = &[Syntax::DollarBraces, Syntax::RiverTemplate, Syntax::GoTemplate];
 
 /// The first line of the text [`content_checksum`] hashes; the version of its format.
 const CONTENT_HEADER: &str = "migrate-hub release v1\n";

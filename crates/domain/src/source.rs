@@ -37,10 +37,25 @@ pub enum Layout {
     Flyway,
     /// dbmate: one file per version with `-- migrate:up` / `-- migrate:down` sections.
     Dbmate,
+    /// diesel: a folder per version, `2019-02-26-002946_create_users/up.sql` and `down.sql`, with an optional
+    /// `metadata.toml` (`run_in_transaction = false`). The version is the folder's leading timestamp without
+    /// its dashes, as diesel records it (`20190226002946`).
+    Diesel,
+    /// refinery: `V1__name.sql` (versioned) and `U2__name.sql` (unversioned: in refinery, one that may be
+    /// applied out of order, not Flyway's undo), both up only.
+    Refinery,
 }
 
 impl Layout {
-    pub const ALL: &'static [Layout] = &[Layout::Plain, Layout::UpDown, Layout::Goose, Layout::Flyway, Layout::Dbmate];
+    pub const ALL: &'static [Layout] = &[
+        Layout::Plain,
+        Layout::UpDown,
+        Layout::Goose,
+        Layout::Flyway,
+        Layout::Dbmate,
+        Layout::Diesel,
+        Layout::Refinery,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +64,8 @@ impl Layout {
             Layout::Goose => "goose",
             Layout::Flyway => "flyway",
             Layout::Dbmate => "dbmate",
+            Layout::Diesel => "diesel",
+            Layout::Refinery => "refinery",
         }
     }
 }
@@ -59,10 +76,12 @@ impl std::str::FromStr for Layout {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "plain" => Ok(Layout::Plain),
-            "up-down" | "updown" | "sqlx" | "golang-migrate" | "migrate" | "pop" => Ok(Layout::UpDown),
+            "up-down" | "updown" | "sqlx" | "golang-migrate" | "migrate" | "pop" | "morph" => Ok(Layout::UpDown),
             "goose" => Ok(Layout::Goose),
             "flyway" => Ok(Layout::Flyway),
             "dbmate" => Ok(Layout::Dbmate),
+            "diesel" => Ok(Layout::Diesel),
+            "refinery" => Ok(Layout::Refinery),
             _ => Err(SourceError::UnknownLayout { name: s.to_owned() }),
         }
     }
@@ -99,7 +118,9 @@ pub struct Source {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
-    #[error("unknown migration layout {name:?} (expected one of plain, up-down, goose, flyway, dbmate)")]
+    #[error(
+        "unknown migration layout {name:?} (expected one of plain, up-down, goose, flyway, dbmate, diesel, refinery)"
+    )]
     UnknownLayout { name: String },
     #[error("version {version} is defined twice: {first} and {second}")]
     DuplicateVersion { version: String, first: String, second: String },
@@ -114,12 +135,21 @@ pub enum SourceError {
 /// Guesses the layout from names and contents: Flyway names, goose or dbmate annotations, `.up.sql`
 /// files, else plain. `None` when there is no `.sql` file at all.
 pub fn detect(files: &[SourceFile<'_>]) -> Option<Layout> {
-    let sql: Vec<&SourceFile<'_>> = files.iter().filter(|f| file_name(f.path).ends_with(".sql")).collect();
+    if files.iter().any(|f| diesel_path(f.path).is_some_and(|(_, file)| file == "up.sql")) {
+        return Some(Layout::Diesel);
+    }
+    let sql: Vec<&SourceFile<'_>> =
+        files.iter().filter(|f| !f.path.contains('/') && file_name(f.path).ends_with(".sql")).collect();
     if sql.is_empty() {
         return None;
     }
-    if sql.iter().any(|f| flyway_name(file_name(f.path)).is_some()) {
-        return Some(Layout::Flyway);
+    let flyway: Vec<(char, String, &str)> = sql.iter().filter_map(|f| flyway_name(file_name(f.path))).collect();
+    if !flyway.is_empty() {
+        // refinery's `U` is an unversioned up migration, never the undo of a `V` of the same version.
+        let undo_of_nothing = flyway
+            .iter()
+            .any(|(prefix, version, _)| *prefix == 'U' && !flyway.iter().any(|(p, v, _)| *p == 'V' && v == version));
+        return Some(if undo_of_nothing { Layout::Refinery } else { Layout::Flyway });
     }
     if sql.iter().any(|f| f.content.lines().any(|l| goose_annotation(l).is_some())) {
         return Some(Layout::Goose);
@@ -144,8 +174,17 @@ pub fn read(files: &[SourceFile<'_>], layout: Option<Layout>, engine: Engine) ->
     };
     let mut skipped = Vec::new();
     let mut builder = Builder::default();
+    if layout == Layout::Diesel {
+        read_diesel(files, &mut builder, &mut skipped)?;
+        return Ok(Source { layout, migrations: builder.finish()?, skipped });
+    }
     for file in files {
         let name = file_name(file.path);
+        if file.path.contains('/') {
+            let reason = format!("in a subfolder: the {} layout reads only the directory's own files", layout.as_str());
+            skipped.push(Skipped { path: file.path.to_owned(), reason });
+            continue;
+        }
         if !name.ends_with(".sql") {
             skipped.push(Skipped { path: file.path.to_owned(), reason: "not a .sql file".into() });
             continue;
@@ -155,7 +194,9 @@ pub fn read(files: &[SourceFile<'_>], layout: Option<Layout>, engine: Engine) ->
             Layout::UpDown => read_up_down(file, engine, &mut builder, &mut skipped)?,
             Layout::Goose => read_sectioned(file, Sections::Goose, &mut builder, &mut skipped)?,
             Layout::Dbmate => read_sectioned(file, Sections::Dbmate, &mut builder, &mut skipped)?,
-            Layout::Flyway => read_flyway(file, &mut builder, &mut skipped)?,
+            Layout::Flyway => read_flyway(file, false, &mut builder, &mut skipped)?,
+            Layout::Refinery => read_flyway(file, true, &mut builder, &mut skipped)?,
+            Layout::Diesel => {}
         }
     }
     Ok(Source { layout, migrations: builder.finish()?, skipped })
@@ -272,10 +313,12 @@ fn version_key(path: &str, version: &str) -> Result<VersionKey, SourceError> {
     VersionKey::parse(version).map_err(|e| SourceError::BadFileName { path: path.to_owned(), message: e.to_string() })
 }
 
-/// sqlx marks a migration that must not run in a transaction with `-- no-transaction` on its first line.
+/// A migration that must not run in a transaction is marked on its first line: sqlx writes
+/// `-- no-transaction`, morph `-- morph:nontransactional`.
 fn sqlx_mode(sql: &str) -> Option<TransactionMode> {
     let first = sql.trim_start_matches('\u{feff}').lines().next().unwrap_or_default().trim();
-    first.eq_ignore_ascii_case("-- no-transaction").then_some(TransactionMode::None)
+    let marked = ["-- no-transaction", "-- morph:nontransactional"].iter().any(|m| first.eq_ignore_ascii_case(m));
+    marked.then_some(TransactionMode::None)
 }
 
 fn read_plain(file: &SourceFile<'_>, builder: &mut Builder, skipped: &mut Vec<Skipped>) -> Result<(), SourceError> {
@@ -524,9 +567,16 @@ fn flyway_name(name: &str) -> Option<(char, String, &str)> {
     valid.then(|| (prefix, version.replace('_', "."), description))
 }
 
-fn read_flyway(file: &SourceFile<'_>, builder: &mut Builder, skipped: &mut Vec<Skipped>) -> Result<(), SourceError> {
+/// Flyway (`V` up, `U` undo) or, with `refinery`, refinery (`V` and `U` both up).
+fn read_flyway(
+    file: &SourceFile<'_>,
+    refinery: bool,
+    builder: &mut Builder,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), SourceError> {
+    let tool = if refinery { "refinery" } else { "Flyway" };
     let Some((prefix, version, description)) = flyway_name(file_name(file.path)) else {
-        skipped.push(Skipped { path: file.path.to_owned(), reason: "not a Flyway migration name".into() });
+        skipped.push(Skipped { path: file.path.to_owned(), reason: format!("not a {tool} migration name") });
         return Ok(());
     };
     if prefix == 'R' {
@@ -539,12 +589,94 @@ fn read_flyway(file: &SourceFile<'_>, builder: &mut Builder, skipped: &mut Vec<S
     builder.add(Piece {
         version: version_key(file.path, &version)?,
         name: description,
-        half: if prefix == 'V' { Half::Up } else { Half::Down },
+        half: if prefix == 'V' || refinery { Half::Up } else { Half::Down },
         path: file.path,
         sql: file.content.to_owned(),
         mode: None,
         specific: false,
     })
+}
+
+/// `<folder>/<file>` with nothing deeper: (folder, file).
+fn diesel_path(path: &str) -> Option<(&str, &str)> {
+    let (folder, file) = path.split_once('/')?;
+    (!file.contains('/')).then_some((folder, file))
+}
+
+/// diesel: a folder per version. Its leading part up to the first `_` is the version, dashes removed
+/// (`2019-02-26-002946_create_users` → `20190226002946`); `00000000000000_diesel_initial_setup` too.
+fn read_diesel(files: &[SourceFile<'_>], builder: &mut Builder, skipped: &mut Vec<Skipped>) -> Result<(), SourceError> {
+    let mut no_transaction: BTreeMap<&str, bool> = BTreeMap::new();
+    for file in files {
+        if let Some((folder, "metadata.toml")) = diesel_path(file.path) {
+            no_transaction.insert(folder, diesel_no_transaction(file)?);
+        }
+    }
+    for file in files {
+        let skip = |skipped: &mut Vec<Skipped>, reason: &str| {
+            skipped.push(Skipped { path: file.path.to_owned(), reason: reason.to_owned() });
+        };
+        let Some((folder, name)) = diesel_path(file.path) else {
+            skip(skipped, "not in a migration folder (diesel reads <version>_<name>/up.sql and down.sql)");
+            continue;
+        };
+        let half = match name {
+            "up.sql" => Half::Up,
+            "down.sql" => Half::Down,
+            "metadata.toml" => continue,
+            _ => {
+                skip(skipped, "diesel reads only up.sql, down.sql and metadata.toml in a migration folder");
+                continue;
+            }
+        };
+        let (stamp, rest) = folder.split_once('_').unwrap_or((folder, ""));
+        let version: String = stamp.chars().filter(|c| *c != '-').collect();
+        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+            skip(skipped, "the folder's name does not start with a version (digits and dashes, then `_`)");
+            continue;
+        }
+        let mode = match no_transaction.get(folder) {
+            Some(true) => Some(TransactionMode::None),
+            Some(false) => Some(TransactionMode::Transaction),
+            None => None,
+        };
+        builder.add(Piece {
+            version: version_key(file.path, &version)?,
+            name: rest,
+            half,
+            path: file.path,
+            sql: file.content.to_owned(),
+            mode,
+            specific: false,
+        })?;
+    }
+    Ok(())
+}
+
+/// `run_in_transaction = false` in a diesel folder's `metadata.toml` (the only key diesel reads there).
+fn diesel_no_transaction(file: &SourceFile<'_>) -> Result<bool, SourceError> {
+    let mut no_transaction = false;
+    for (i, line) in file.content.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let malformed = |message: String| SourceError::Malformed {
+            path: file.path.to_owned(),
+            line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            message,
+        };
+        match line.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+            Some(("run_in_transaction", "false")) => no_transaction = true,
+            Some(("run_in_transaction", "true")) => no_transaction = false,
+            _ => {
+                return Err(malformed(format!(
+                    "{line:?}: diesel's metadata.toml has only run_in_transaction = true|false"
+                )));
+            }
+        }
+    }
+    Ok(no_transaction)
 }
 
 #[cfg(test)]
@@ -578,6 +710,71 @@ mod tests {
         assert_eq!(source.migrations[1].transaction_mode, TransactionMode::Transaction);
         assert_eq!(source.migrations[1].name, "two");
         assert_eq!(source.skipped, vec![Skipped { path: "README.md".into(), reason: "not a .sql file".into() }]);
+    }
+
+    #[test]
+    fn diesel_folders_are_versions() {
+        let source = read_pg(&[
+            (
+                "00000000000000_diesel_initial_setup/up.sql",
+                "CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql;",
+            ),
+            ("00000000000000_diesel_initial_setup/down.sql", "DROP FUNCTION f();"),
+            ("2019-02-26-002946_create_users/up.sql", "CREATE TABLE users (id int);"),
+            ("2019-02-26-002946_create_users/down.sql", "DROP TABLE users;"),
+            ("2019-03-01-000000_index_users/up.sql", "CREATE INDEX CONCURRENTLY u ON users (id);"),
+            ("2019-03-01-000000_index_users/metadata.toml", "# diesel\nrun_in_transaction = false\n"),
+            ("2019-03-01-000000_index_users/notes.txt", "why"),
+            ("README.md", "# notes"),
+        ])
+        .unwrap();
+        assert_eq!(source.layout, Layout::Diesel);
+        assert_eq!(versions(&source), ["00000000000000", "20190226002946", "20190301000000"]);
+        assert_eq!(source.migrations[1].name, "create_users");
+        assert_eq!(source.migrations[1].down.as_deref(), Some("DROP TABLE users;"));
+        assert_eq!(source.migrations[1].transaction_mode, TransactionMode::Transaction);
+        assert_eq!(source.migrations[2].transaction_mode, TransactionMode::None);
+        let skipped: Vec<&str> = source.skipped.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(skipped, ["2019-03-01-000000_index_users/notes.txt", "README.md"]);
+        let err = read_pg(&[("1_a/up.sql", "SELECT 1;"), ("1_a/metadata.toml", "run_in_transaction = maybe")]);
+        assert!(matches!(err, Err(SourceError::Malformed { line: 1, .. })), "{err:?}");
+    }
+
+    #[test]
+    fn morph_marks_no_transaction_on_its_first_line() {
+        let source = read_pg(&[
+            ("000001_index.up.sql", "-- morph:nontransactional\nCREATE INDEX CONCURRENTLY i ON t (c);"),
+            ("000001_index.down.sql", "DROP INDEX i;"),
+        ])
+        .unwrap();
+        assert_eq!(source.migrations[0].transaction_mode, TransactionMode::None);
+    }
+
+    #[test]
+    fn refinery_u_files_are_unversioned_ups_not_undos() {
+        let source =
+            read_pg(&[("V1__create.sql", "CREATE TABLE a ();"), ("U2__seed.sql", "INSERT INTO a DEFAULT VALUES;")])
+                .unwrap();
+        assert_eq!(source.layout, Layout::Refinery);
+        assert_eq!(versions(&source), ["1", "2"]);
+        assert_eq!(source.migrations[1].up, "INSERT INTO a DEFAULT VALUES;");
+        // A `U` beside its `V` is Flyway's undo.
+        let source = read_pg(&[("V1__create.sql", "CREATE TABLE a ();"), ("U1__create.sql", "DROP TABLE a;")]).unwrap();
+        assert_eq!(source.layout, Layout::Flyway);
+        assert_eq!(source.migrations[0].down.as_deref(), Some("DROP TABLE a;"));
+    }
+
+    #[test]
+    fn files_in_subfolders_are_listed_as_skipped() {
+        let source = read_pg(&[
+            ("0001_a.sql", "SELECT 1;"),
+            ("versioned/v1.2/0002_b.sql", "SELECT 2;"),
+            ("versioned/manifest.yaml", "v1.2"),
+        ])
+        .unwrap();
+        assert_eq!(versions(&source), ["0001"]);
+        assert_eq!(source.skipped.len(), 2);
+        assert!(source.skipped[0].reason.contains("subfolder"), "{:?}", source.skipped);
     }
 
     #[test]

@@ -57,25 +57,44 @@ pub enum LocalError {
 
 /// Reads the `.sql` files of `dir` (not its subdirectories) in `layout`, or the detected one.
 pub fn load_dir(dir: &Path, layout: Option<Layout>, engine: Engine) -> Result<Source, LocalError> {
-    let read_error = |source| LocalError::Read { path: dir.display().to_string(), source };
     let mut contents = Vec::new();
+    walk(dir, "", 0, &mut contents)?;
+    contents.sort();
+    let files: Vec<SourceFile<'_>> = contents.iter().map(|(path, content)| SourceFile { path, content }).collect();
+    Ok(source::read(&files, layout, engine)?)
+}
+
+/// How deep [`walk`] goes below the directory (diesel needs one level; deeper files are listed, unread).
+const MAX_DEPTH: usize = 3;
+
+/// Every file under `dir`, as a path relative to the migrations directory with `/` separators, with the
+/// text of the `.sql` and `.toml` files (the others only need to be listed, to say they were skipped).
+fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<(String, String)>) -> Result<(), LocalError> {
+    let read_error = |source| LocalError::Read { path: dir.display().to_string(), source };
     for entry in std::fs::read_dir(dir).map_err(read_error)? {
         let path = entry.map_err(read_error)?.path();
-        if !path.is_file() {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with('.') {
+            continue; // .git, .DS_Store, editor files
+        }
+        let relative = format!("{prefix}{name}");
+        if path.is_dir() {
+            if depth < MAX_DEPTH {
+                walk(&path, &format!("{relative}/"), depth + 1, out)?;
+            } else {
+                out.push((format!("{relative}/"), String::new()));
+            }
             continue;
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let text = if name.ends_with(".sql") {
+        let text = if name.ends_with(".sql") || name.ends_with(".toml") {
             std::fs::read_to_string(&path)
                 .map_err(|source| LocalError::Read { path: path.display().to_string(), source })?
         } else {
             String::new()
         };
-        contents.push((name, text));
+        out.push((relative, text));
     }
-    contents.sort();
-    let files: Vec<SourceFile<'_>> = contents.iter().map(|(path, content)| SourceFile { path, content }).collect();
-    Ok(source::read(&files, layout, engine)?)
+    Ok(())
 }
 
 /// A migration ready to run: split, with placeholders substituted.

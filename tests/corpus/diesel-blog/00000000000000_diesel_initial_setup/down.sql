@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS blog_set_updated_at();

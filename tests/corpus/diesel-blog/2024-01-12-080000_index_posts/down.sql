@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY blog_posts_author;

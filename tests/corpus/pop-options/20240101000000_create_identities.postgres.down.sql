@@ -1,0 +1,1 @@
+DROP TABLE {{ index .Options "Namespace" }}.pop_identities;

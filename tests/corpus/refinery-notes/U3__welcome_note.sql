@@ -1,0 +1,1 @@
+INSERT INTO notes_notes (body, pinned) VALUES ('welcome', true);

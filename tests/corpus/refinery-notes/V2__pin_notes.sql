@@ -1,0 +1,1 @@
+ALTER TABLE notes_notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;
