@@ -1,5 +1,5 @@
 //! Local mode: one directory of migration files against one database, as the `migrate-hub` command line
-//! tool runs it (`apply`, `status`, `plan`). The same rules as the fleet path: the same reader, splitter,
+//! tool runs it (`apply`, `status`, `down`). The same rules as the fleet path: the same reader, splitter,
 //! placeholders, lock and history table.
 
 use std::collections::BTreeMap;
