@@ -189,6 +189,9 @@ async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
     for skipped in &source.skipped {
         eprintln!("skipping {}: {}", skipped.path, skipped.reason);
     }
+    if !source.other_dialects.is_empty() {
+        eprintln!("left out {} file(s) written for other dialects than this database's", source.other_dialects.len());
+    }
     if source.migrations.is_empty() {
         return Err(format!(
             "no migration found in {} (read as the {} layout; {} file(s) skipped, listed above)",

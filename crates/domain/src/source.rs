@@ -113,7 +113,11 @@ pub struct Source {
     pub layout: Layout,
     /// In version order.
     pub migrations: Vec<SourceMigration>,
+    /// Files the layout does not read (not migrations, or not named as the layout names them).
     pub skipped: Vec<Skipped>,
+    /// Migrations written for another dialect than the target's (pop's `name.mysql.up.sql` beside
+    /// `name.postgres.up.sql`): read as such and left out on purpose, so not among `skipped`.
+    pub other_dialects: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -170,13 +174,15 @@ pub fn detect(files: &[SourceFile<'_>]) -> Option<Layout> {
 /// dialect-specific.
 pub fn read(files: &[SourceFile<'_>], layout: Option<Layout>, engine: Engine) -> Result<Source, SourceError> {
     let Some(layout) = layout.or_else(|| detect(files)) else {
-        return Ok(Source { layout: Layout::Plain, migrations: Vec::new(), skipped: skipped_all(files) });
+        let skipped = skipped_all(files);
+        return Ok(Source { layout: Layout::Plain, migrations: Vec::new(), skipped, other_dialects: Vec::new() });
     };
     let mut skipped = Vec::new();
+    let mut other_dialects = Vec::new();
     let mut builder = Builder::default();
     if layout == Layout::Diesel {
         read_diesel(files, &mut builder, &mut skipped)?;
-        return Ok(Source { layout, migrations: builder.finish()?, skipped });
+        return Ok(Source { layout, migrations: builder.finish()?, skipped, other_dialects: Vec::new() });
     }
     for file in files {
         let name = file_name(file.path);
@@ -191,7 +197,7 @@ pub fn read(files: &[SourceFile<'_>], layout: Option<Layout>, engine: Engine) ->
         }
         match layout {
             Layout::Plain => read_plain(file, &mut builder, &mut skipped)?,
-            Layout::UpDown => read_up_down(file, engine, &mut builder, &mut skipped)?,
+            Layout::UpDown => read_up_down(file, engine, &mut builder, &mut skipped, &mut other_dialects)?,
             Layout::Goose => read_sectioned(file, Sections::Goose, &mut builder, &mut skipped)?,
             Layout::Dbmate => read_sectioned(file, Sections::Dbmate, &mut builder, &mut skipped)?,
             Layout::Flyway => read_flyway(file, false, &mut builder, &mut skipped)?,
@@ -199,7 +205,7 @@ pub fn read(files: &[SourceFile<'_>], layout: Option<Layout>, engine: Engine) ->
             Layout::Diesel => {}
         }
     }
-    Ok(Source { layout, migrations: builder.finish()?, skipped })
+    Ok(Source { layout, migrations: builder.finish()?, skipped, other_dialects })
 }
 
 fn skipped_all(files: &[SourceFile<'_>]) -> Vec<Skipped> {
@@ -354,6 +360,7 @@ fn read_up_down(
     engine: Engine,
     builder: &mut Builder,
     skipped: &mut Vec<Skipped>,
+    other_dialects: &mut Vec<String>,
 ) -> Result<(), SourceError> {
     let name = file_name(file.path);
     let (stem, half) = if let Some(stem) = name.strip_suffix(".up.sql") {
@@ -379,7 +386,7 @@ fn read_up_down(
         && let Some((_, dialect_engine)) = DIALECTS.iter().find(|(d, _)| *d == dialect)
     {
         if *dialect_engine != Some(engine) {
-            skipped.push(Skipped { path: file.path.to_owned(), reason: format!("for the {dialect} dialect") });
+            other_dialects.push(file.path.to_owned());
             return Ok(());
         }
         specific = true;
@@ -817,7 +824,12 @@ mod tests {
         assert_eq!(pg.migrations[1].transaction_mode, TransactionMode::None);
         let my = read(&files(&list), None, Engine::Mysql).unwrap();
         assert_eq!(my.migrations[0].up, "my");
-        assert!(pg.skipped.iter().any(|s| s.reason.contains("cockroach")));
+        // Other dialects' files are left out on purpose, not unread.
+        assert!(pg.skipped.is_empty(), "{:?}", pg.skipped);
+        assert_eq!(
+            pg.other_dialects,
+            ["20150100000001000000_networks.mysql.up.sql", "20150100000001000000_networks.cockroach.up.sql"]
+        );
     }
 
     #[test]
