@@ -496,7 +496,9 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
     // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
     if !keep {
         tool.drop().await;
-        // After a failure part-way, whatever is left (dropping a database that is gone is harmless).
+    }
+    if !keep && result.is_err() {
+        // After a failure part-way, whatever is left (each phase drops its own databases when it succeeds).
         let _ = drop_leftovers(engine, &format!("bench_hub_{pid}"), targets).await;
         let _ = drop_leftovers(engine, &format!("bench_sqlx_{pid}"), targets).await;
         let _ = drop_leftovers(engine, &format!("bench_sqlx4_{pid}"), targets).await;
