@@ -1,8 +1,12 @@
 -- Ends item $1 (token $2) with status $3, only while its lease is held, gives its slot back to the run and,
 -- when the item failed under `stop_on_first_failure`, cancels the run's pending items: one statement, so
 -- it commits on its own and holds the run's row lock only while it runs (claims lock that row first, so
--- none can take an item this cancels). Returns the run's id, how many of its items are still held, and
--- how many pending items were cancelled; no row: the lease was taken over and nothing changed.
+-- none can take an item this cancels). The item's last log lines and progress travel with it, as in
+-- log.sql: $7 migrations done, $8 migrations in total, $9 statements done, $10 statements in total (NULL:
+-- unchanged), and the line arrays $11 level, $12 message, $13 version key, $14 statement index, $15
+-- duration, $16 rows (possibly empty). Returns the run's id, how many of its items are still held, how
+-- many pending items were cancelled and how many are still pending; no row: the lease was taken over and
+-- nothing changed.
 WITH item AS (
     UPDATE run_items
     SET status = $3,
@@ -10,11 +14,28 @@ WITH item AS (
         duration_ms = $4,
         error_code = $5,
         error_message = $6,
+        migrations_done = COALESCE($7, migrations_done),
+        migrations_total = COALESCE($8, migrations_total),
+        statements_done = COALESCE($9, statements_done),
+        statements_total = COALESCE($10, statements_total),
         lease_owner = NULL,
         lease_expires_at = NULL,
         updated_at = now()
     WHERE id = $1 AND fencing_token = $2 AND status = 'running'
-    RETURNING run_id
+    RETURNING id, run_id
+),
+base AS (
+    SELECT COALESCE(max(l.seq) + 1, 0) AS next
+    FROM run_item_logs l WHERE l.run_item_id = $1
+),
+line AS (
+    INSERT INTO run_item_logs (run_item_id, seq, level, message, version_key, statement_index, duration_ms,
+                               rows_affected)
+    SELECT item.id, base.next + (u.ord - 1)::integer, u.level, u.message, u.version_key, u.statement_index,
+           u.duration_ms, u.rows_affected
+    FROM item CROSS JOIN base
+    CROSS JOIN unnest($11::text[], $12::text[], $13::text[], $14::integer[], $15::bigint[], $16::bigint[])
+        WITH ORDINALITY AS u (level, message, version_key, statement_index, duration_ms, rows_affected, ord)
 ),
 run AS (
     UPDATE runs r
@@ -31,5 +52,9 @@ cancelled AS (
       AND $3 = 'failed' AND run.failure_policy = 'stop_on_first_failure'
     RETURNING p.id
 )
-SELECT run.id, run.running_items, (SELECT count(*) FROM cancelled) AS "cancelled!"
+SELECT run.id, run.running_items, (SELECT count(*) FROM cancelled) AS "cancelled!",
+       -- Items still to run (as this statement's snapshot saw them, less those it cancelled): while there
+       -- are some, one of their endings ends the run and this one need not try.
+       (SELECT count(*) FROM run_items o WHERE o.run_id = run.id AND o.status = 'pending')
+           - (SELECT count(*) FROM cancelled) AS "pending!"
 FROM run

@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use domain::enums::{Engine, TlsMode};
 use domain::values::{Identifier, VersionKey};
-use executor::apply::{ApplyOptions, Migration, Silent, apply};
+use executor::apply::{ApplyError, ApplyOptions, Migration, Silent, apply};
 use executor::history::HistoryTable;
-use executor::target::{ConnectSettings, LockSession, SessionLimits, TargetConnection, mysql_lock_name, pg_lock_key};
+use executor::target::{
+    ConnectSettings, LockSession, SessionLimits, TargetConnection, TargetError, mysql_lock_name, pg_lock_key,
+};
 use migrate_hub_tests::{MySqlDatabase, PgDatabase};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -369,7 +371,18 @@ async fn a_lock_released_out_of_sight_is_caught_before_the_migration_is_recorded
         transaction_mode: domain::enums::TransactionMode::Transaction,
     };
     let err = apply(&mut conn, &m, &options("p", &[]), &mut Silent).await.unwrap_err();
-    assert!(err.to_string().contains("lock"), "{err}");
+    assert!(matches!(err, ApplyError::Target(TargetError::LockLost(_))), "{err:?}");
+    // The session is usable again (rolled back), and a last statement's own error stays the statement's,
+    // whatever its SQLSTATE, never taken for the lock check that travels with it.
+    assert!(conn.try_lock("again").await.unwrap());
+    let failing = ["CREATE TABLE hidden (id int)", "SELECT 1 / 0 AS migrate_hub_lock_held"];
+    let m2 = Migration {
+        statements: failing.iter().map(|s| (*s).to_owned()).collect(),
+        up_checksum: domain::checksum::Checksum::of(&failing.join(";\n")),
+        ..m.clone()
+    };
+    let err = apply(&mut conn, &m2, &options("p", &[]), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err:?}");
     conn.close().await;
     // Rolled back: neither the table nor a history row.
     let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'hidden'")

@@ -34,7 +34,7 @@ use domain::split;
 use domain::values::VersionKey;
 
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable, NewHistoryRow};
-use crate::target::{SessionLimits, TargetConnection, TargetError};
+use crate::target::{Inline, SessionLimits, TargetConnection, TargetError};
 
 /// The migration to apply, with its statements already split and substituted.
 #[derive(Debug, Clone)]
@@ -201,8 +201,7 @@ pub async fn apply_release(
             }
         }
     }
-    conn.set_limits(options.limits).await.map_err(|e| failed(0, Vec::new(), e.into()))?;
-    match conn.lock(&options.lock_name, options.lock_wait).await {
+    match conn.limit_and_lock(options.limits, &options.lock_name, options.lock_wait).await {
         Ok(true) => {}
         Ok(false) => return Err(failed(0, Vec::new(), ApplyError::LockTimeout(options.lock_wait))),
         Err(e) => return Err(failed(0, Vec::new(), e.into())),
@@ -403,34 +402,38 @@ async fn run_prefixed(
 }
 
 /// Postgres, transaction mode: statements and history change in one transaction. BEGIN travels with the
-/// first statement and COMMIT with the history change, so the transaction costs no round trip of its own.
+/// first statement, and the lock check, the history change and COMMIT with the last one, so the
+/// transaction and its record cost no round trip of their own.
 async fn atomically(
     conn: &mut TargetConnection,
     migration: &Migration<'_>,
     options: &ApplyOptions,
     observer: &mut impl Observer,
 ) -> Result<Outcome, ApplyError> {
+    let record = match migration.direction {
+        Direction::Up => {
+            let row = new_row(migration, options, HistoryStatus::Applied, migration.up_checksum.digest());
+            history::insert_and_commit_sql(&options.history, &row)
+        }
+        Direction::Down => history::delete_and_commit_sql(&options.history, migration.version.as_str()),
+    };
+    let lock = options.lock_name.as_str();
+    let last = migration.statements.len().checked_sub(1);
     let mut begun = false;
     let work = async {
         for (index, statement) in migration.statements.iter().enumerate() {
             let prefix = if begun { "" } else { "BEGIN;\n" };
             // Set before sending: if the message fails after BEGIN ran, the transaction must be rolled back.
             begun = true;
+            if Some(index) == last {
+                return run_and_record(conn, index, prefix, statement, lock, &record, observer).await;
+            }
             run_prefixed(conn, index, prefix, statement, observer).await?;
         }
-        if !begun {
-            begun = true;
-            conn.execute("BEGIN").await?;
-        }
-        conn.confirm_lock(&options.lock_name).await?;
-        let checksum = migration.up_checksum.digest();
-        match migration.direction {
-            Direction::Up => {
-                let row = new_row(migration, options, HistoryStatus::Applied, checksum);
-                history::insert_and_commit(conn, &options.history, &row).await?;
-            }
-            Direction::Down => history::delete_and_commit(conn, &options.history, migration.version.as_str()).await?,
-        }
+        // No statements: an empty migration is recorded all the same.
+        begun = true;
+        conn.execute("BEGIN").await?;
+        conn.execute_if_locked(lock, &record).await?;
         Ok::<(), ApplyError>(())
     }
     .await;
@@ -442,6 +445,34 @@ async fn atomically(
                 let _ = conn.execute("ROLLBACK").await;
             }
             Err(e)
+        }
+    }
+}
+
+/// The last statement of a migration in a transaction, with its record and COMMIT (see
+/// [`TargetConnection::execute_and_record`]); the observer sees the statement as written, its time
+/// including the COMMIT.
+async fn run_and_record(
+    conn: &mut TargetConnection,
+    index: usize,
+    prefix: &str,
+    statement: &str,
+    lock: &str,
+    record: &str,
+    observer: &mut impl Observer,
+) -> Result<(), ApplyError> {
+    observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
+    conn.check_lock(false).await?;
+    let started = Instant::now();
+    match conn.execute_and_record(prefix, statement, lock, record).await {
+        Ok(rows) => {
+            observer.after_statement(index, statement, started.elapsed(), rows).await;
+            Ok(())
+        }
+        Err(Inline::Statement(source)) => Err(ApplyError::Statement { index, source }),
+        Err(Inline::Record(e)) => {
+            observer.after_statement(index, statement, started.elapsed(), 0).await;
+            Err(e.into())
         }
     }
 }

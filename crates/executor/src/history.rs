@@ -414,16 +414,13 @@ pub async fn insert(
     result.map_err(TargetError::from_sqlx)
 }
 
-/// Postgres: the `applied` row of a migration and the COMMIT of its transaction, sent as one message (one
-/// round trip). Values are literals (see [`pg_literal`]); if the INSERT fails, the COMMIT does not run.
-pub async fn insert_and_commit(
-    conn: &mut TargetConnection,
-    table: &HistoryTable,
-    row: &NewHistoryRow<'_>,
-) -> Result<(), TargetError> {
+/// Postgres: the `applied` row of a migration followed by the COMMIT of its transaction, for one message
+/// (see [`TargetConnection::execute_and_record`]). Values are literals (see [`pg_literal`]); if the INSERT
+/// fails, the COMMIT does not run.
+pub fn insert_and_commit_sql(table: &HistoryTable, row: &NewHistoryRow<'_>) -> String {
     let name = table.name(Engine::Postgres);
     let run_id = row.run_id.as_deref().map_or_else(|| "NULL".to_owned(), pg_literal);
-    let sql = format!(
+    format!(
         "INSERT INTO {name} (project, version, name, checksum, checksum_algorithm, status, statements_done, \
          statements_total, run_id, worker, finished_at) \
          VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {run_id}, {}, now());\nCOMMIT",
@@ -436,23 +433,17 @@ pub async fn insert_and_commit(
         count(row.statements_done),
         count(row.statements_total),
         pg_literal(row.worker),
-    );
-    conn.execute(&sql).await.map(|_| ())
+    )
 }
 
-/// Postgres: deletes a reverted migration's row and COMMITs its transaction in one round trip.
-pub async fn delete_and_commit(
-    conn: &mut TargetConnection,
-    table: &HistoryTable,
-    version: &str,
-) -> Result<(), TargetError> {
-    let name = table.name(Engine::Postgres);
-    let sql = format!(
-        "DELETE FROM {name} WHERE project = {} AND version = {};\nCOMMIT",
+/// Postgres: deletes a reverted migration's row, then COMMITs its transaction (as [`insert_and_commit_sql`]).
+pub fn delete_and_commit_sql(table: &HistoryTable, version: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE project = {} AND version = {};\nCOMMIT",
+        table.name(Engine::Postgres),
         pg_literal(&table.project),
         pg_literal(version)
-    );
-    conn.execute(&sql).await.map(|_| ())
+    )
 }
 
 /// Records progress, or the end (`applied`/`failed`, with the error), of the row for `version`.

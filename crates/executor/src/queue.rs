@@ -162,11 +162,12 @@ impl QueueWorker {
     /// does for each; `None` when nothing was claimable. Tests drive the queue step by step with it
     /// instead of running the loop and waiting.
     pub async fn try_execute_one(&self) -> Option<ItemOutcome> {
-        let claim = claim(&self.shared, 1).await.into_iter().next()?;
+        let (sent, claimed) = claim(&self.shared, 1).await;
+        let claim = claimed.into_iter().next()?;
         let lost = Arc::new(AtomicBool::new(false));
         lock(&self.shared.held).insert(claim.item, Held { token: claim.token, lost: lost.clone() });
         metrics::gauge!("migrate_hub_items_in_flight").increment(1.0);
-        Some(process(self.shared.clone(), claim, lost).await)
+        Some(process(self.shared.clone(), claim, sent, lost).await)
     }
 
     /// Works until `shutdown` resolves, then stops claiming, hands back items that have not started and
@@ -197,13 +198,13 @@ impl QueueWorker {
             }
             if claim_now && !draining && tasks.len() < settings.slots {
                 let wanted = u32::try_from(settings.slots - tasks.len()).unwrap_or(u32::MAX).min(settings.batch);
-                let claimed = claim(&shared, wanted).await;
+                let (sent, claimed) = claim(&shared, wanted).await;
                 let got = claimed.len();
                 for claim in claimed {
                     let lost = Arc::new(AtomicBool::new(false));
                     lock(&shared.held).insert(claim.item, Held { token: claim.token, lost: lost.clone() });
                     metrics::gauge!("migrate_hub_items_in_flight").increment(1.0);
-                    tasks.spawn(process(shared.clone(), claim, lost));
+                    tasks.spawn(process(shared.clone(), claim, sent, lost));
                 }
                 // A full batch means there may be more: claim again at once if there is room.
                 if got > 0 && got == wanted as usize && tasks.len() < settings.slots {
@@ -251,7 +252,9 @@ async fn wait_for_notification(listener: &mut Option<sqlx::postgres::PgListener>
     }
 }
 
-async fn claim(shared: &Shared, wanted: u32) -> Vec<Claim> {
+/// Claims up to `wanted` items; with them, when the claim was sent (no later than the leases were
+/// confirmed, see [`Journal::new`]).
+async fn claim(shared: &Shared, wanted: u32) -> (Instant, Vec<Claim>) {
     let started = Instant::now();
     let result = async {
         let mut conn = shared.pool.acquire().await?;
@@ -260,10 +263,10 @@ async fn claim(shared: &Shared, wanted: u32) -> Vec<Claim> {
     .await;
     metrics::histogram!("migrate_hub_claim_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok(claims) => claims,
+        Ok(claims) => (started, claims),
         Err(e) => {
             tracing::warn!(error = %e, "claiming failed; retrying at the next wake-up");
-            Vec::new()
+            (started, Vec::new())
         }
     }
 }
@@ -358,6 +361,8 @@ struct Timings {
     first_statement: Option<Instant>,
     /// Before connecting to the target (run context, target, statements, secret).
     prepared: Option<Instant>,
+    /// The target's session is open (before the check that it is not the tool database).
+    opened: Option<Instant>,
     connected: Option<Instant>,
     applied: Option<Instant>,
     /// Time spent writing the journal before statements.
@@ -375,10 +380,10 @@ pub struct ItemOutcome {
 }
 
 #[tracing::instrument(skip_all, fields(run.id = %claim.run, item.id = %claim.item, target.id = %claim.target, attempt = claim.attempt))]
-async fn process(shared: Arc<Shared>, claim: Claim, lost: Arc<AtomicBool>) -> ItemOutcome {
+async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<AtomicBool>) -> ItemOutcome {
     let started = Instant::now();
     let mut timings = Timings::default();
-    let mut journal = Journal::new(claim.statements_done);
+    let mut journal = Journal::new(&claim, claimed);
     let verdict = execute(&shared, &claim, &lost, &mut timings, &mut journal).await;
     let (label, recorded) = record(&shared, &claim, verdict, started.elapsed(), &mut journal).await;
     lock(&shared.held).remove(&claim.item);
@@ -399,6 +404,7 @@ async fn process(shared: Arc<Shared>, claim: Claim, lost: Arc<AtomicBool>) -> It
         statements_ms = timings.statements.as_secs_f64() * 1000.0,
         prepare_ms = since(started, timings.prepared),
         connect_ms = timings.prepared.and_then(|p| since(p, timings.connected)),
+        open_ms = timings.prepared.and_then(|p| since(p, timings.opened)),
         lock_and_history_ms = timings.connected.and_then(|c| since(c, timings.first_statement)),
         apply_ms = timings.connected.and_then(|c| since(c, timings.applied)),
         journal_ms = timings.journal.as_secs_f64() * 1000.0,
@@ -508,6 +514,7 @@ async fn execute(
         Ok(conn) => conn,
         Err(e) => return Verdict::Retry { code: "connect", message: e.to_string() },
     };
+    timings.opened = Some(Instant::now());
     let tool = match shared.tool_identity.get_or_try_init(|| crate::secrets::tool_identity(&shared.pool)).await {
         Ok(tool) => tool,
         Err(refused) if refused.transient => return Verdict::Retry { code: "tool_db", message: refused.message },
@@ -658,9 +665,8 @@ async fn record(
                 None => status.to_string(),
             };
             journal.line(level, None, line, None);
-            journal.flush(shared, claim).await;
             let ending = Ending { status, duration: elapsed, error_code: code, error_message: message.as_deref() };
-            (status.as_str(), end(shared, claim, &ending).await)
+            (status.as_str(), end(shared, claim, &ending, journal).await)
         }
         Verdict::Retry { code, message } if claim.attempt < claim.max_attempts => {
             let delay = backoff(&shared.settings, claim.attempt);
@@ -672,14 +678,13 @@ async fn record(
         Verdict::Retry { code, message } => {
             let message = format!("{message} (gave up after {} attempts)", claim.attempt);
             journal.line(LogLevel::Error, None, format!("failed: {message}"), None);
-            journal.flush(shared, claim).await;
             let ending = Ending {
                 status: RunItemStatus::Failed,
                 duration: elapsed,
                 error_code: Some(code),
                 error_message: Some(&message),
             };
-            ("failed", end(shared, claim, &ending).await)
+            ("failed", end(shared, claim, &ending, journal).await)
         }
         Verdict::HandBack => {
             journal.line(LogLevel::Info, None, "worker stopping: handed back".into(), None);
@@ -694,25 +699,29 @@ fn backoff(settings: &Settings, attempt: u32) -> Duration {
     settings.retry_base.saturating_mul(factor).min(settings.retry_max)
 }
 
-async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>) -> Result<(), StorageError> {
+/// Ends the item with the journal's last lines and progress, in one statement.
+async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>, journal: &mut Journal) -> Result<(), StorageError> {
     let finished = {
         let mut conn = shared.pool.acquire().await?;
-        storage::queue::finish(&mut conn, claim.item, claim.token, ending).await?
+        let (progress, lines) = (&journal.progress, &journal.pending);
+        storage::queue::finish_logged(&mut conn, claim.item, claim.token, ending, progress, lines).await?
     };
+    journal.pending.clear();
     // The connection is back in the pool before `end_run` takes one (see `beat`).
     match finished {
         Ended::Fenced => {
             tracing::warn!("the lease was taken over before the result could be recorded; discarded");
         }
-        Ended::Done { run, still_held, cancelled_pending } => {
+        Ended::Done { run, still_held, pending, cancelled_pending } => {
             if cancelled_pending > 0 {
                 tracing::info!(
                     cancelled = cancelled_pending,
                     "run stops on its first failure: pending items cancelled"
                 );
             }
-            // While another item is held the run cannot end here: that item's ending will try.
-            if still_held == 0 {
+            // While another item is held or pending the run cannot end here: that item's ending will try
+            // (and the sweep ends a run whose last worker died before).
+            if still_held == 0 && pending == 0 {
                 end_run(shared, run).await?;
             }
         }
@@ -916,9 +925,11 @@ enum Logged {
 }
 
 impl Journal {
-    fn new(statements_done: u32) -> Self {
-        let progress = Progress { statements_done: Some(statements_done), ..Progress::default() };
-        Journal { pending: Vec::new(), progress, confirmed: None, ran: 0 }
+    /// The claim itself confirmed the lease and read the run's status (when it was sent, at `claimed`), so
+    /// the first statements within [`CONFIRMATION`] of it need no write before them.
+    fn new(claim: &Claim, claimed: Instant) -> Self {
+        let progress = Progress { statements_done: Some(claim.statements_done), ..Progress::default() };
+        Journal { pending: Vec::new(), progress, confirmed: Some((claimed, claim.run_status)), ran: 0 }
     }
 
     fn line(

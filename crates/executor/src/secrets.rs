@@ -193,8 +193,13 @@ pub async fn tool_identity(pool: &PgPool) -> Result<storage::targets::DatabaseId
 /// Whether `conn` is a session on the database `tool` identifies (see [`is_tool_database`]).
 pub async fn is_database(tool: &storage::targets::DatabaseIdentity, conn: &mut TargetConnection) -> bool {
     let Session::Postgres(session) = conn.session_mut() else { return false };
-    match sqlx::query_as::<_, (i64, i64, String)>(IDENTITY_SQL).fetch_one(session).await {
-        Ok((system_identifier, database_oid, _)) => {
+    // Simple protocol: one round trip, nothing prepared.
+    let read = sqlx::raw_sql(IDENTITY_SQL).fetch_one(session).await.and_then(|row| {
+        use sqlx::Row;
+        Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?))
+    });
+    match read {
+        Ok((system_identifier, database_oid)) => {
             system_identifier == tool.system_identifier && database_oid == tool.database_oid
         }
         Err(e) => {

@@ -15,7 +15,7 @@ use domain::model::Target;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlConnection, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, MySqlConnection, PgConnection, Row};
 
 /// Everything needed to open a session on a target.
 #[derive(Clone)]
@@ -133,6 +133,15 @@ impl TargetError {
     }
 }
 
+/// Which part of [`TargetConnection::execute_and_record`] failed.
+#[derive(Debug)]
+pub enum Inline {
+    /// The migration's statement: the history change did not run.
+    Statement(TargetError),
+    /// The statement ran; the lock check or the history change failed, so nothing was committed.
+    Record(TargetError),
+}
+
 /// SQLSTATEs worth another attempt: 55P03 lock_not_available (lock_timeout), 57014 query_canceled
 /// (statement_timeout), 40001 serialization_failure, 40P01 deadlock_detected, class 08 (connection
 /// exception), 57P01–57P03 (the server shutting down or starting), 53300 too_many_connections.
@@ -223,63 +232,45 @@ impl Session {
         result.map_err(TargetError::from_sqlx)
     }
 
-    async fn try_lock(&mut self, name: &str) -> Result<bool, TargetError> {
-        let result = match self {
+    /// Tries the session-level lock `name` once, after `before` (statements sent in the same message, e.g.
+    /// the session's limits): one round trip, simple protocol, nothing prepared. The lock's key (a number)
+    /// or name (a hex literal) is the only value in the text.
+    async fn try_lock(&mut self, before: &str, name: &str) -> Result<bool, TargetError> {
+        let got = match self {
             Session::Postgres(conn) => {
-                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-                    .bind(pg_lock_key(name))
-                    .fetch_one(conn)
-                    .await
+                let sql = format!("{before}SELECT pg_try_advisory_lock({})::int::int8", pg_lock_key(name));
+                last_int(sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(conn).await)
             }
-            Session::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, 0)")
-                .bind(mysql_lock_name(name))
-                .fetch_one(conn)
-                .await
-                .map(|got| got == Some(1)),
+            Session::Mysql { conn, .. } => {
+                let sql = format!("{before}SELECT GET_LOCK({}, 0)", mysql_lock_literal(name));
+                last_int(sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(conn).await)
+            }
         };
-        result.map_err(TargetError::from_sqlx)
+        Ok(got? == Some(1))
     }
 
     /// Whether this session holds the session-level lock `name`.
     async fn holds_lock(&mut self, name: &str) -> Result<bool, TargetError> {
         let result = match self {
             Session::Postgres(conn) => {
-                // A bigint advisory key is stored as classid (high 32 bits), objid (low 32 bits), objsubid 1.
-                // Simple protocol, numbers only in the text: one round trip, nothing prepared.
-                let key = pg_lock_key(name) as u64;
-                let sql = format!(
-                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() \
-                     AND classid = {} AND objid = {} AND objsubid = 1",
-                    key >> 32,
-                    key & 0xffff_ffff
-                );
+                // Simple protocol: one round trip, nothing prepared.
+                let sql = format!("SELECT 1 FROM pg_catalog.pg_locks WHERE {}", pg_lock_filter(name));
                 sqlx::raw_sql(AssertSqlSafe(sql)).fetch_optional(conn).await.map(|row| row.is_some())
             }
             Session::Mysql { conn, .. } => {
-                sqlx::query_scalar::<_, Option<i64>>("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
-                    .bind(mysql_lock_name(name))
-                    .fetch_one(conn)
-                    .await
-                    .map(|held| held == Some(1))
+                let sql = format!("SELECT IS_USED_LOCK({}) = CONNECTION_ID()", mysql_lock_literal(name));
+                return Ok(last_int(sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(conn).await)? == Some(1));
             }
         };
         result.map_err(TargetError::from_sqlx)
     }
 
     async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
-        let result = match self {
-            Session::Postgres(conn) => sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-                .bind(pg_lock_key(name))
-                .fetch_one(conn)
-                .await
-                .map(|_| ()),
-            Session::Mysql { conn, .. } => sqlx::query_scalar::<_, Option<i64>>("SELECT RELEASE_LOCK(?)")
-                .bind(mysql_lock_name(name))
-                .fetch_one(conn)
-                .await
-                .map(|_| ()),
+        let sql = match self {
+            Session::Postgres(_) => format!("SELECT pg_advisory_unlock({})", pg_lock_key(name)),
+            Session::Mysql { .. } => format!("SELECT RELEASE_LOCK({})", mysql_lock_literal(name)),
         };
-        result.map_err(TargetError::from_sqlx)
+        self.execute(&sql).await.map(|_| ())
     }
 
     async fn close(self) {
@@ -394,24 +385,28 @@ impl TargetConnection {
 
     /// Applies the policy's lock and statement timeouts to this session.
     pub async fn set_limits(&mut self, limits: SessionLimits) -> Result<(), TargetError> {
+        let sql = self.limits_sql(limits);
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    fn limits_sql(&self, limits: SessionLimits) -> String {
         let lock_ms = limits.lock_timeout.as_millis().max(1);
         let statement_ms = limits.statement_timeout.map_or(0, |d| d.as_millis().max(1));
-        let sql = match self.session {
+        match self.session {
             Session::Postgres(_) => {
-                format!("SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms}")
+                format!("SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms};\n")
             }
             // lock_wait_timeout is in whole seconds (at least 1).
             Session::Mysql { mariadb: true, .. } => format!(
-                "SET SESSION lock_wait_timeout = {}; SET SESSION max_statement_time = {}",
+                "SET SESSION lock_wait_timeout = {}; SET SESSION max_statement_time = {};\n",
                 lock_ms.div_ceil(1000),
                 statement_ms as f64 / 1000.0
             ),
             Session::Mysql { mariadb: false, .. } => format!(
-                "SET SESSION lock_wait_timeout = {}; SET SESSION max_execution_time = {statement_ms}",
+                "SET SESSION lock_wait_timeout = {}; SET SESSION max_execution_time = {statement_ms};\n",
                 lock_ms.div_ceil(1000)
             ),
-        };
-        self.execute(&sql).await.map(|_| ())
+        }
     }
 
     /// Runs SQL as the server receives it from a client (simple protocol, no preparation); returns the
@@ -435,7 +430,11 @@ impl TargetConnection {
     /// transaction that `CREATE INDEX CONCURRENTLY` then waits on forever (Flyway's deadlock). The lock goes
     /// away with the session if the worker dies.
     pub async fn try_lock(&mut self, name: &str) -> Result<bool, TargetError> {
-        let got = self.lock_holder()?.try_lock(name).await?;
+        self.try_lock_after("", name).await
+    }
+
+    async fn try_lock_after(&mut self, before: &str, name: &str) -> Result<bool, TargetError> {
+        let got = self.lock_holder()?.try_lock(before, name).await?;
         if got && let Lock::Own(guard) = &mut self.lock {
             guard.confirmed = Some(std::time::Instant::now());
         }
@@ -444,18 +443,43 @@ impl TargetConnection {
 
     /// Takes the lock, retrying until `wait` has passed; `false` if another session still holds it.
     pub async fn lock(&mut self, name: &str, wait: Duration) -> Result<bool, TargetError> {
+        self.lock_waiting("", name, wait).await
+    }
+
+    /// Sets the work session's `limits` and takes the lock as [`lock`](Self::lock) does. With the lock in
+    /// the work session, the limits travel with the first attempt: one round trip for both.
+    pub async fn limit_and_lock(
+        &mut self,
+        limits: SessionLimits,
+        name: &str,
+        wait: Duration,
+    ) -> Result<bool, TargetError> {
+        if matches!(self.lock, Lock::Work) {
+            let before = self.limits_sql(limits);
+            self.lock_waiting(&before, name, wait).await
+        } else {
+            self.set_limits(limits).await?;
+            self.lock_waiting("", name, wait).await
+        }
+    }
+
+    /// `before` is sent with the first attempt only.
+    async fn lock_waiting(&mut self, before: &str, name: &str, wait: Duration) -> Result<bool, TargetError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut pause = Duration::from_millis(50);
+        if self.try_lock_after(before, name).await? {
+            return Ok(true);
+        }
         loop {
-            if self.try_lock(name).await? {
-                return Ok(true);
-            }
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(false);
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(Duration::from_secs(1));
+            if self.try_lock(name).await? {
+                return Ok(true);
+            }
         }
     }
 
@@ -494,12 +518,73 @@ impl TargetConnection {
             Lock::Own(_) => self.check_lock(false).await,
             Lock::Work => match self.session.holds_lock(name).await {
                 Ok(true) => Ok(()),
-                Ok(false) => Err(TargetError::LockLost(
-                    "a statement of the migration released it (the lock is no longer held by this session)".into(),
-                )),
+                Ok(false) => Err(lock_released()),
                 Err(e) => Err(TargetError::LockLost(e.to_string())),
             },
         }
+    }
+
+    /// Runs `sql` (the history change that ends a migration, with its `COMMIT`) only while the lock `name` is
+    /// held, as [`confirm_lock`](Self::confirm_lock) would tell. With the lock in a Postgres work session the
+    /// check travels in the same message, ahead of `sql` (see [`pg_lock_check`]): one round trip, not two.
+    pub async fn execute_if_locked(&mut self, name: &str, sql: &str) -> Result<u64, TargetError> {
+        if !self.checks_lock_inline() {
+            self.confirm_lock(name).await?;
+            return self.execute(sql).await;
+        }
+        let result = self.execute(&format!("{};\n{sql}", pg_lock_check(name))).await;
+        result.map_err(|e| if lock_gone(&e) { lock_released() } else { e })
+    }
+
+    /// Runs a migration's last `statement` (after `prefix`, e.g. `BEGIN;`) and then `record`, the history
+    /// change that ends it with its `COMMIT`, only while the lock `name` is held. With the lock in a Postgres
+    /// work session all three travel as one message, so recording a migration costs no round trip of its
+    /// own: if the statement fails, or the check finds the lock gone, the server skips the rest and nothing
+    /// commits (the caller rolls back). Otherwise the statement, then [`execute_if_locked`](Self::execute_if_locked).
+    /// Returns the rows the statement affected.
+    pub async fn execute_and_record(
+        &mut self,
+        prefix: &str,
+        statement: &str,
+        name: &str,
+        record: &str,
+    ) -> Result<u64, Inline> {
+        if !self.checks_lock_inline() {
+            let rows = self.execute(&format!("{prefix}{statement}")).await.map_err(Inline::Statement)?;
+            self.execute_if_locked(name, record).await.map_err(Inline::Record)?;
+            return Ok(rows);
+        }
+        let Session::Postgres(conn) = &mut self.session else { return Err(Inline::Record(TargetError::NoLockSession)) };
+        // A line comment at the statement's end must not swallow what follows: the separator starts a line.
+        let sql = format!("{prefix}{statement}\n;\n{};\n{record}", pg_lock_check(name));
+        let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
+        let (mut rows, mut checked) = (0u64, false);
+        loop {
+            match futures_util::TryStreamExt::try_next(&mut results).await {
+                Ok(Some(sqlx::Either::Left(done))) if !checked => rows += done.rows_affected(),
+                Ok(Some(sqlx::Either::Right(row))) if is_lock_check(&row) => checked = true,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    let e = TargetError::from_sqlx(e);
+                    return Err(match e {
+                        e if lock_gone(&e) => Inline::Record(lock_released()),
+                        e if checked => Inline::Record(e),
+                        e => Inline::Statement(e),
+                    });
+                }
+            }
+        }
+        if checked {
+            Ok(rows)
+        } else {
+            Err(Inline::Record(TargetError::LockLost("the lock check did not answer".into())))
+        }
+    }
+
+    /// Whether the lock check can travel in the work session's messages (the lock is there, on Postgres).
+    fn checks_lock_inline(&self) -> bool {
+        matches!(self.lock, Lock::Work) && matches!(self.session, Session::Postgres(_))
     }
 
     /// Releases the lock taken with [`lock`](Self::lock).
@@ -540,6 +625,69 @@ pub fn pg_lock_key(name: &str) -> i64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest.as_ref()[..8]);
     i64::from_be_bytes(bytes)
+}
+
+/// The `pg_locks` rows of this session's hold on the advisory lock `name`: a bigint key is stored as classid
+/// (high 32 bits), objid (low 32 bits), objsubid 1. Numbers only in the text.
+fn pg_lock_filter(name: &str) -> String {
+    let key = pg_lock_key(name) as u64;
+    format!(
+        "locktype = 'advisory' AND granted AND pid = pg_catalog.pg_backend_pid() AND classid = {} AND objid = {} \
+         AND objsubid = 1",
+        key >> 32,
+        key & 0xffff_ffff
+    )
+}
+
+/// The column [`pg_lock_check`] answers in.
+const LOCK_CHECK_COLUMN: &str = "migrate_hub_lock_held";
+/// In the error [`pg_lock_check`] raises when this session no longer holds the lock.
+const LOCK_GONE: &str = "migrate-hub: the target lock is no longer held by this session";
+
+/// A statement that answers 1 while this session holds the advisory lock `name` and fails otherwise (a
+/// cast of a text naming [`LOCK_GONE`], not constant, so the planner cannot raise it early), so that the
+/// server skips whatever follows it in the same message.
+fn pg_lock_check(name: &str) -> String {
+    format!(
+        "SELECT CASE WHEN count(*) = 1 THEN 1 ELSE ('{LOCK_GONE} (' || count(*) || ')')::int END AS {LOCK_CHECK_COLUMN} \
+         FROM pg_catalog.pg_locks WHERE {}",
+        pg_lock_filter(name)
+    )
+}
+
+fn is_lock_check(row: &sqlx::postgres::PgRow) -> bool {
+    use sqlx::Column;
+    row.columns().first().is_some_and(|c| c.name() == LOCK_CHECK_COLUMN)
+}
+
+fn lock_gone(e: &TargetError) -> bool {
+    matches!(e, TargetError::Statement { message, .. } if message.contains(LOCK_GONE))
+}
+
+fn lock_released() -> TargetError {
+    TargetError::LockLost(
+        "a statement of the migration released it (the lock is no longer held by this session)".into(),
+    )
+}
+
+/// The first column of the last row of a simple-protocol query, a `bigint` (`None` for SQL NULL or no row).
+fn last_int<R: Row>(rows: Result<Vec<R>, sqlx::Error>) -> Result<Option<i64>, TargetError>
+where
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let rows = rows.map_err(TargetError::from_sqlx)?;
+    match rows.last() {
+        Some(row) => row.try_get::<Option<i64>, _>(0).map_err(TargetError::from_sqlx),
+        None => Ok(None),
+    }
+}
+
+/// The MySQL lock name for `name` as a SQL literal that no `sql_mode` (e.g. `NO_BACKSLASH_ESCAPES`) reads
+/// differently: hex, converted to the same text a bound parameter would be.
+fn mysql_lock_literal(name: &str) -> String {
+    let hex: String = mysql_lock_name(name).bytes().map(|b| format!("{b:02x}")).collect();
+    format!("CONVERT(X'{hex}' USING utf8mb4)")
 }
 
 /// MySQL lock names are limited to 64 characters.

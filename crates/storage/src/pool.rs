@@ -24,6 +24,9 @@ impl Default for PoolSettings {
     }
 }
 
+/// How long a pooled connection may sit idle before it is checked on acquire.
+const VALIDATE_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Opens a pool on the tool database. Connections are made lazily, so this succeeds while the database is
 /// down; readiness is judged by [`crate::schema::status`]. An `application_name` given in the URL wins
 /// over the settings' (operators tell their workers apart in `pg_stat_activity` that way).
@@ -35,6 +38,19 @@ pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> PgPoo
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // A connection used within the last second is handed out as it is; one idle longer is pinged first
+        // (HikariCP's "alive bypass window"). Pinging on every acquire cost a round trip per query: six per
+        // item in a worker. A connection that broke within the window fails its query, is dropped by the
+        // pool, and the caller's retry takes another.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > VALIDATE_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options)
 }
 

@@ -53,9 +53,10 @@ pub struct Ending<'a> {
 pub enum Ended {
     /// The lease had been taken over (or the item had already ended): nothing changed.
     Fenced,
-    /// The item ended. `still_held`: the run's items other workers still hold (at 0 the caller tries
-    /// [`end_run`]); `cancelled_pending`: pending items cancelled because this failure stops the run.
-    Done { run: RunId, still_held: u32, cancelled_pending: u64 },
+    /// The item ended. `still_held`: the run's items other workers still hold; `pending`: its items still
+    /// to run (at 0 for both the caller tries [`end_run`]); `cancelled_pending`: pending items cancelled
+    /// because this failure stops the run.
+    Done { run: RunId, still_held: u32, pending: u64, cancelled_pending: u64 },
 }
 
 fn cut(message: &str) -> String {
@@ -129,12 +130,7 @@ pub async fn log(
     progress: &Progress,
     lines: &[NewLogLine],
 ) -> StorageResult<Option<RunStatus>> {
-    let levels: Vec<&str> = lines.iter().map(|l| l.level.as_str()).collect();
-    let messages: Vec<String> = lines.iter().map(|l| cut(&l.message)).collect();
-    let keys: Vec<Option<&str>> = lines.iter().map(|l| l.version_key.as_deref()).collect();
-    let indexes: Vec<Option<i32>> = lines.iter().map(|l| l.statement_index.map(to_i32)).collect();
-    let durations: Vec<Option<i64>> = lines.iter().map(|l| l.duration_ms.map(to_i64)).collect();
-    let rows: Vec<Option<i64>> = lines.iter().map(|l| l.rows_affected.map(to_i64)).collect();
+    let columns = LogColumns::of(lines);
     let row = sqlx::query_file!(
         "../../sql/queue/log.sql",
         item.as_uuid(),
@@ -143,26 +139,63 @@ pub async fn log(
         progress.migrations_total.map(to_i32),
         progress.statements_done.map(to_i32),
         progress.statements_total.map(to_i32),
-        &levels as &[&str],
-        &messages,
-        &keys as &[Option<&str>],
-        &indexes as _,
-        &durations as _,
-        &rows as _,
+        &columns.levels as &[&str],
+        &columns.messages,
+        &columns.keys as &[Option<&str>],
+        &columns.indexes as _,
+        &columns.durations as _,
+        &columns.rows as _,
     )
     .fetch_optional(conn)
     .await?;
     row.map(|r| parse("runs.status", &r.run_status)).transpose()
 }
 
+/// Log lines as the column arrays the log statements unnest.
+struct LogColumns<'a> {
+    levels: Vec<&'a str>,
+    messages: Vec<String>,
+    keys: Vec<Option<&'a str>>,
+    indexes: Vec<Option<i32>>,
+    durations: Vec<Option<i64>>,
+    rows: Vec<Option<i64>>,
+}
+
+impl<'a> LogColumns<'a> {
+    fn of(lines: &'a [NewLogLine]) -> Self {
+        LogColumns {
+            levels: lines.iter().map(|l| l.level.as_str()).collect(),
+            messages: lines.iter().map(|l| cut(&l.message)).collect(),
+            keys: lines.iter().map(|l| l.version_key.as_deref()).collect(),
+            indexes: lines.iter().map(|l| l.statement_index.map(to_i32)).collect(),
+            durations: lines.iter().map(|l| l.duration_ms.map(to_i64)).collect(),
+            rows: lines.iter().map(|l| l.rows_affected.map(to_i64)).collect(),
+        }
+    }
+}
+
 /// Ends `item` (a terminal status), gives its slot back and applies the run's failure policy (a failure
 /// under `stop_on_first_failure` cancels the pending items), in one statement that commits on its own.
 /// [`Ended::Fenced`] when the lease was no longer held. The run itself is ended by [`end_run`].
-#[tracing::instrument(skip_all, fields(item.id = %item, status = %ending.status))]
 pub async fn finish(conn: &mut PgConnection, item: RunItemId, token: i64, ending: &Ending<'_>) -> StorageResult<Ended> {
+    finish_logged(conn, item, token, ending, &Progress::default(), &[]).await
+}
+
+/// [`finish`], writing the item's last log `lines` and `progress` in the same statement (see [`log`]): an
+/// item's end costs one round trip to the tool database, not two.
+#[tracing::instrument(skip_all, fields(item.id = %item, status = %ending.status, lines = lines.len()))]
+pub async fn finish_logged(
+    conn: &mut PgConnection,
+    item: RunItemId,
+    token: i64,
+    ending: &Ending<'_>,
+    progress: &Progress,
+    lines: &[NewLogLine],
+) -> StorageResult<Ended> {
     if !ending.status.is_terminal() {
         return Err(StorageError::Invalid { constraint: format!("{} is not a final item status", ending.status) });
     }
+    let columns = LogColumns::of(lines);
     let row = sqlx::query_file!(
         "../../sql/queue/finish.sql",
         item.as_uuid(),
@@ -171,6 +204,16 @@ pub async fn finish(conn: &mut PgConnection, item: RunItemId, token: i64, ending
         i64::try_from(ending.duration.as_millis()).unwrap_or(i64::MAX),
         ending.error_code,
         ending.error_message.map(cut),
+        progress.migrations_done.map(to_i32),
+        progress.migrations_total.map(to_i32),
+        progress.statements_done.map(to_i32),
+        progress.statements_total.map(to_i32),
+        &columns.levels as &[&str],
+        &columns.messages,
+        &columns.keys as &[Option<&str>],
+        &columns.indexes as _,
+        &columns.durations as _,
+        &columns.rows as _,
     )
     .fetch_optional(conn)
     .await?;
@@ -178,6 +221,7 @@ pub async fn finish(conn: &mut PgConnection, item: RunItemId, token: i64, ending
     Ok(Ended::Done {
         run: RunId::from_uuid(row.id),
         still_held: unsigned("runs.running_items", row.running_items)?,
+        pending: unsigned("pending", row.pending)?,
         cancelled_pending: unsigned("cancelled", row.cancelled)?,
     })
 }
