@@ -34,7 +34,7 @@ use domain::split;
 use domain::values::VersionKey;
 
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable, NewHistoryRow};
-use crate::target::{Inline, SessionLimits, TargetConnection, TargetError};
+use crate::target::{BatchFailed, Inline, SessionLimits, TargetConnection, TargetError};
 
 /// The migration to apply, with its statements already split and substituted.
 #[derive(Debug, Clone)]
@@ -68,7 +68,8 @@ pub struct ApplyOptions {
 /// Told about each statement; may stop the apply between statements.
 pub trait Observer {
     /// Called before statement `index` runs. An error stops the apply there (the history row, if any, stays
-    /// `failed` with this reason, so the target is marked as needing a look).
+    /// `failed` with this reason, so the target is marked as needing a look). A Postgres migration in a
+    /// transaction is one message: it is asked once, for its first statement.
     fn before_statement(&mut self, index: usize) -> impl Future<Output = Result<(), String>> + Send;
     /// Called after statement `index` succeeded.
     fn after_statement(
@@ -401,9 +402,10 @@ async fn run_prefixed(
     Ok(())
 }
 
-/// Postgres, transaction mode: statements and history change in one transaction. BEGIN travels with the
-/// first statement, and the lock check, the history change and COMMIT with the last one, so the
-/// transaction and its record cost no round trip of their own.
+/// Postgres, transaction mode: statements and history change in one transaction, sent as one message
+/// (see [`TargetConnection::execute_batch`]): BEGIN, the statements, the lock check, the history change
+/// and COMMIT. Nothing of it is visible before the COMMIT, so the observer is asked once, before the
+/// message, and told about each statement after it, with the time the server measured.
 async fn atomically(
     conn: &mut TargetConnection,
     migration: &Migration<'_>,
@@ -417,64 +419,26 @@ async fn atomically(
         }
         Direction::Down => history::delete_and_commit_sql(&options.history, migration.version.as_str()),
     };
-    let lock = options.lock_name.as_str();
-    let last = migration.statements.len().checked_sub(1);
-    let mut begun = false;
-    let work = async {
-        for (index, statement) in migration.statements.iter().enumerate() {
-            let prefix = if begun { "" } else { "BEGIN;\n" };
-            // Set before sending: if the message fails after BEGIN ran, the transaction must be rolled back.
-            begun = true;
-            if Some(index) == last {
-                return run_and_record(conn, index, prefix, statement, lock, &record, observer).await;
-            }
-            run_prefixed(conn, index, prefix, statement, observer).await?;
-        }
-        // No statements: an empty migration is recorded all the same.
-        begun = true;
-        conn.execute("BEGIN").await?;
-        conn.execute_if_locked(lock, &record).await?;
-        Ok::<(), ApplyError>(())
-    }
-    .await;
-    match work {
-        Ok(()) => Ok(Outcome::Applied { statements: migration.statements.len() }),
-        Err(e) => {
-            if begun {
-                // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
-                let _ = conn.execute("ROLLBACK").await;
-            }
-            Err(e)
-        }
-    }
-}
-
-/// The last statement of a migration in a transaction, with its record and COMMIT (see
-/// [`TargetConnection::execute_and_record`]); the observer sees the statement as written, its time
-/// including the COMMIT.
-async fn run_and_record(
-    conn: &mut TargetConnection,
-    index: usize,
-    prefix: &str,
-    statement: &str,
-    lock: &str,
-    record: &str,
-    observer: &mut impl Observer,
-) -> Result<(), ApplyError> {
-    observer.before_statement(index).await.map_err(|reason| ApplyError::Stopped { index, reason })?;
+    observer.before_statement(0).await.map_err(|reason| ApplyError::Stopped { index: 0, reason })?;
     conn.check_lock(false).await?;
-    let started = Instant::now();
-    match conn.execute_and_record(prefix, statement, lock, record).await {
-        Ok(rows) => {
-            observer.after_statement(index, statement, started.elapsed(), rows).await;
-            Ok(())
-        }
-        Err(Inline::Statement(source)) => Err(ApplyError::Statement { index, source }),
-        Err(Inline::Record(e)) => {
-            observer.after_statement(index, statement, started.elapsed(), 0).await;
-            Err(e.into())
-        }
+    let result = conn.execute_batch("BEGIN;\n", &migration.statements, &options.lock_name, &record).await;
+    let (ran, failure) = match result {
+        Ok(ran) => (ran, None),
+        Err(BatchFailed { ran, failure }) => (ran, Some(failure)),
+    };
+    for (index, done) in ran.iter().enumerate() {
+        let statement = migration.statements.get(index).map_or("", String::as_str);
+        observer.after_statement(index, statement, done.elapsed, done.rows).await;
     }
+    let Some(failure) = failure else {
+        return Ok(Outcome::Applied { statements: migration.statements.len() });
+    };
+    // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
+    let _ = conn.execute("ROLLBACK").await;
+    Err(match failure {
+        Inline::Statement(source) => ApplyError::Statement { index: ran.len(), source },
+        Inline::Record(e) => e.into(),
+    })
 }
 
 /// Statement by statement, with progress recorded after each.

@@ -133,13 +133,28 @@ impl TargetError {
     }
 }
 
-/// Which part of [`TargetConnection::execute_and_record`] failed.
+/// Which part of [`TargetConnection::execute_batch`] failed.
 #[derive(Debug)]
 pub enum Inline {
     /// The migration's statement: the history change did not run.
     Statement(TargetError),
     /// The statement ran; the lock check or the history change failed, so nothing was committed.
     Record(TargetError),
+}
+
+/// One statement of a batch that ran: its time (measured by the server's clock on Postgres) and the rows
+/// it affected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ran {
+    pub elapsed: Duration,
+    pub rows: u64,
+}
+
+/// A batch that stopped: the statements that ran before, and what failed.
+#[derive(Debug)]
+pub struct BatchFailed {
+    pub ran: Vec<Ran>,
+    pub failure: Inline,
 }
 
 /// SQLSTATEs worth another attempt: 55P03 lock_not_available (lock_timeout), 57014 query_canceled
@@ -536,49 +551,90 @@ impl TargetConnection {
         result.map_err(|e| if lock_gone(&e) { lock_released() } else { e })
     }
 
-    /// Runs a migration's last `statement` (after `prefix`, e.g. `BEGIN;`) and then `record`, the history
-    /// change that ends it with its `COMMIT`, only while the lock `name` is held. With the lock in a Postgres
-    /// work session all three travel as one message, so recording a migration costs no round trip of its
-    /// own: if the statement fails, or the check finds the lock gone, the server skips the rest and nothing
-    /// commits (the caller rolls back). Otherwise the statement, then [`execute_if_locked`](Self::execute_if_locked).
-    /// Returns the rows the statement affected.
-    pub async fn execute_and_record(
+    /// Runs `statements` after `prefix` (e.g. `BEGIN;`) and then `record`, the history change that ends the
+    /// migration with its `COMMIT`, only while the lock `name` is held: on Postgres as one message, each
+    /// statement followed by a mark that reads the server's clock, so the statements cost one round trip
+    /// together and still report their own time (server-side), rows and, on failure, which one failed.
+    /// The server skips whatever follows a failure, so nothing commits (the caller rolls back). With the
+    /// lock in a session of its own, the record follows in a second message after the lock session
+    /// answered. Returns, per statement, its time and the rows it affected.
+    pub async fn execute_batch(
         &mut self,
         prefix: &str,
-        statement: &str,
+        statements: &[String],
         name: &str,
         record: &str,
-    ) -> Result<u64, Inline> {
-        if !self.checks_lock_inline() {
-            let rows = self.execute(&format!("{prefix}{statement}")).await.map_err(Inline::Statement)?;
-            self.execute_if_locked(name, record).await.map_err(Inline::Record)?;
-            return Ok(rows);
+    ) -> Result<Vec<Ran>, BatchFailed> {
+        let inline = self.checks_lock_inline();
+        let Session::Postgres(conn) = &mut self.session else {
+            return self.execute_one_by_one(prefix, statements, name, record).await;
+        };
+        let mut sql = String::with_capacity(statements.iter().map(|s| s.len() + 96).sum::<usize>() + 512);
+        sql.push_str(prefix);
+        sql.push_str(&mark(0));
+        for (index, statement) in statements.iter().enumerate() {
+            // A line comment at the statement's end must not swallow what follows: the separator starts a line.
+            sql.push_str(statement);
+            sql.push_str("\n;\n");
+            sql.push_str(&mark(index + 1));
         }
-        let Session::Postgres(conn) = &mut self.session else { return Err(Inline::Record(TargetError::NoLockSession)) };
-        // A line comment at the statement's end must not swallow what follows: the separator starts a line.
-        let sql = format!("{prefix}{statement}\n;\n{};\n{record}", pg_lock_check(name));
-        let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
-        let (mut rows, mut checked) = (0u64, false);
-        loop {
-            match futures_util::TryStreamExt::try_next(&mut results).await {
-                Ok(Some(sqlx::Either::Left(done))) if !checked => rows += done.rows_affected(),
-                Ok(Some(sqlx::Either::Right(row))) if is_lock_check(&row) => checked = true,
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    let e = TargetError::from_sqlx(e);
-                    return Err(match e {
-                        e if lock_gone(&e) => Inline::Record(lock_released()),
-                        e if checked => Inline::Record(e),
-                        e => Inline::Statement(e),
-                    });
+        if inline {
+            sql.push_str(&pg_lock_check(name));
+            sql.push_str(";\n");
+            sql.push_str(record);
+        }
+        let mut reader = BatchReader::default();
+        let failure = {
+            let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
+            loop {
+                match futures_util::TryStreamExt::try_next(&mut results).await {
+                    Ok(Some(sqlx::Either::Left(done))) => reader.completed(done.rows_affected()),
+                    Ok(Some(sqlx::Either::Right(row))) => reader.row(&row),
+                    Ok(None) => break None,
+                    Err(e) => break Some(TargetError::from_sqlx(e)),
                 }
             }
+        };
+        let ran = reader.ran();
+        let failure = match failure {
+            Some(e) if lock_gone(&e) => Some(Inline::Record(lock_released())),
+            Some(e) if reader.checked || ran.len() == statements.len() => Some(Inline::Record(e)),
+            Some(e) => Some(Inline::Statement(e)),
+            None if inline && !reader.checked => {
+                Some(Inline::Record(TargetError::LockLost("the lock check did not answer".into())))
+            }
+            None => None,
+        };
+        if let Some(failure) = failure {
+            return Err(BatchFailed { ran, failure });
         }
-        if checked {
-            Ok(rows)
-        } else {
-            Err(Inline::Record(TargetError::LockLost("the lock check did not answer".into())))
+        if !inline && let Err(e) = self.execute_if_locked(name, record).await {
+            return Err(BatchFailed { ran, failure: Inline::Record(e) });
+        }
+        Ok(ran)
+    }
+
+    /// [`execute_batch`](Self::execute_batch) for a server without multi-statement batches of this kind: a
+    /// message per statement.
+    async fn execute_one_by_one(
+        &mut self,
+        prefix: &str,
+        statements: &[String],
+        name: &str,
+        record: &str,
+    ) -> Result<Vec<Ran>, BatchFailed> {
+        let mut ran = Vec::with_capacity(statements.len());
+        for (index, statement) in statements.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let sent = if index == 0 { format!("{prefix}{statement}") } else { statement.clone() };
+            match self.execute(&sent).await {
+                Ok(rows) => ran.push(Ran { elapsed: started.elapsed(), rows }),
+                Err(e) => return Err(BatchFailed { ran, failure: Inline::Statement(e) }),
+            }
+        }
+        match self.execute_if_locked(name, record).await {
+            Ok(_) => Ok(ran),
+            Err(e) => Err(BatchFailed { ran, failure: Inline::Record(e) }),
         }
     }
 
@@ -655,11 +711,6 @@ fn pg_lock_check(name: &str) -> String {
     )
 }
 
-fn is_lock_check(row: &sqlx::postgres::PgRow) -> bool {
-    use sqlx::Column;
-    row.columns().first().is_some_and(|c| c.name() == LOCK_CHECK_COLUMN)
-}
-
 fn lock_gone(e: &TargetError) -> bool {
     matches!(e, TargetError::Statement { message, .. } if message.contains(LOCK_GONE))
 }
@@ -668,6 +719,71 @@ fn lock_released() -> TargetError {
     TargetError::LockLost(
         "a statement of the migration released it (the lock is no longer held by this session)".into(),
     )
+}
+
+/// The column a batch's marks answer in (see [`TargetConnection::execute_batch`]).
+const MARK_COLUMN: &str = "migrate_hub_mark";
+
+/// Mark `n` of a batch: statement `n - 1` is done (0: the batch started), and the server's clock then, in
+/// microseconds.
+fn mark(n: usize) -> String {
+    format!("SELECT {n}::int8 AS {MARK_COLUMN}, (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::int8;\n")
+}
+
+/// Reads a batch's results: a mark row, then its own command completion; the completions between two
+/// marks are the statement's (a statement may be several commands, e.g. a goose block); after the lock
+/// check, the record's.
+#[derive(Debug, Default)]
+struct BatchReader {
+    /// The clock of each mark seen, in order.
+    marks: Vec<i64>,
+    /// The rows of the statement after each mark.
+    rows: Vec<u64>,
+    /// The next completion is a mark's own.
+    mark_pending: bool,
+    checked: bool,
+}
+
+impl BatchReader {
+    fn row(&mut self, row: &sqlx::postgres::PgRow) {
+        use sqlx::Column;
+        let Some(column) = row.columns().first() else { return };
+        if self.checked {
+            return;
+        }
+        if column.name() == MARK_COLUMN {
+            let at: i64 = row.try_get(1).unwrap_or_default();
+            self.marks.push(at);
+            self.rows.push(0);
+            self.mark_pending = true;
+        } else if column.name() == LOCK_CHECK_COLUMN {
+            self.checked = true;
+        }
+    }
+
+    fn completed(&mut self, rows: u64) {
+        if self.checked || self.marks.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.mark_pending) {
+            return;
+        }
+        if let Some(last) = self.rows.last_mut() {
+            *last += rows;
+        }
+    }
+
+    /// The statements done: one per mark after the first.
+    fn ran(&self) -> Vec<Ran> {
+        self.marks
+            .windows(2)
+            .zip(&self.rows)
+            .map(|(pair, rows)| Ran {
+                elapsed: Duration::from_micros(u64::try_from(pair[1] - pair[0]).unwrap_or(0)),
+                rows: *rows,
+            })
+            .collect()
+    }
 }
 
 /// The first column of the last row of a simple-protocol query, a `bigint` (`None` for SQL NULL or no row).
