@@ -944,7 +944,9 @@ impl Journal {
             message,
             version_key: version.map(|v| v.to_string()),
             statement_index: statement.map(|(i, _, _)| u32::try_from(i + 1).unwrap_or(u32::MAX)),
-            duration_ms: statement.map(|(_, d, _)| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            // Rounded, not truncated: a release's many sub-millisecond statements would otherwise add up to
+            // tens of milliseconds that the item's log does not show.
+            duration_ms: statement.map(|(_, d, _)| u64::try_from((d.as_micros() + 500) / 1000).unwrap_or(u64::MAX)),
             rows_affected: statement.map(|(_, _, rows)| rows),
         });
     }
