@@ -308,6 +308,22 @@ async fn mysql_applies_statement_by_statement_and_marks_failures() {
 }
 
 #[tokio::test]
+async fn a_mysql_first_statement_the_server_refuses_leaves_the_target_clean() {
+    let db = MySqlDatabase::fresh().await;
+    let mut conn = my(&db).await;
+    let v1 = key("0001");
+    let typo = migration(&v1, "typo", &["CREAT TABLE a (id int)", "CREATE TABLE b (id int)"], TransactionMode::None);
+    let err = apply(&mut conn, &typo, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 0, .. }), "{err}");
+    assert!(rows(&mut conn).await.is_empty(), "nothing ran, so nothing is dirty");
+    assert!(!my_table_exists(&db, "b").await);
+    // The fixed version applies without any recovery.
+    let fixed = migration(&v1, "typo", &["CREATE TABLE a (id int)", "CREATE TABLE b (id int)"], TransactionMode::None);
+    assert_eq!(apply(&mut conn, &fixed, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 2 });
+    assert_eq!(rows(&mut conn).await[0].status, HistoryStatus::Applied);
+}
+
+#[tokio::test]
 async fn mysql_sessions_keep_the_server_defaults() {
     let db = MySqlDatabase::fresh().await;
     let mut conn = my(&db).await;

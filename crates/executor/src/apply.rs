@@ -307,6 +307,18 @@ async fn locked(
     }
 }
 
+/// Whether the first statement's error `e` leaves the target as it was: the apply stopped before it, or a
+/// MySQL/MariaDB server answered that it failed (a statement there is atomic, DDL included). Not on
+/// Postgres without a transaction, where a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index, and
+/// never for a lost connection, after which the statement may have run.
+fn nothing_ran(e: &ApplyError, engine: Engine) -> bool {
+    match e {
+        ApplyError::Stopped { index: 0, .. } => true,
+        ApplyError::Statement { index: 0, source: TargetError::Statement { .. } } => engine == Engine::Mysql,
+        _ => false,
+    }
+}
+
 fn check_clean(row: &HistoryRow) -> Result<(), ApplyError> {
     if row.status == HistoryStatus::Applied {
         return Ok(());
@@ -460,9 +472,10 @@ async fn stepwise(
     for (index, statement) in migration.statements.iter().enumerate() {
         let done = u32::try_from(index).unwrap_or(u32::MAX);
         if let Err(e) = run_statement(conn, index, statement, observer).await {
-            if let ApplyError::Stopped { index: 0, .. } = e {
-                // Stopped before anything ran (cancelled, lease lost, worker stopping): the target is as it
-                // was, so take the marker back rather than leave it needing recovery.
+            if index == 0 && nothing_ran(&e, conn.engine()) {
+                // Stopped before anything ran (cancelled, lease lost, worker stopping), or a MySQL server
+                // refused the first statement: the target is as it was, so take the marker back rather
+                // than leave it needing recovery.
                 match migration.direction {
                     Direction::Up => history::delete(conn, &options.history, version).await?,
                     Direction::Down => {
