@@ -234,7 +234,7 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
     assert_eq!(failed.status(), StatusCode::OK);
     let failed = failed.text().await.unwrap();
     assert!(failed.contains("Could not connect (connect):"), "{failed}");
-    assert!(failed.contains("cannot connect to the target"), "{failed}");
+    assert!(failed.contains(&format!("cannot connect to the target at {host}:{unused}")), "{failed}");
     assert!(!failed.contains(TARGET_PASSWORD));
 
     // A reference is the workers' to read: the server says so instead of reading its own environment. (This

@@ -773,7 +773,7 @@ async fn probe(hub: &Hub, keys: Option<&auth::secrets::KeyRing>, target: &Target
     match result {
         Ok(server_version) => ConnectionTest::Ok { server_version },
         Err(ProbeError::ToolDatabase(message)) => failed("tool_database", message),
-        Err(ProbeError::Target(e @ (TargetError::ConnectTimeout(_) | TargetError::Connect(_)))) => {
+        Err(ProbeError::Target(e @ (TargetError::ConnectTimeout { .. } | TargetError::Connect { .. }))) => {
             failed("connect", scrub(e.to_string()))
         }
         Err(ProbeError::Target(e)) => failed("query", scrub(e.to_string())),

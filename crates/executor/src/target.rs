@@ -76,10 +76,15 @@ pub struct SessionLimits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("cannot connect to the target within {0:?}")]
-    ConnectTimeout(Duration),
-    #[error("cannot connect to the target: {0}")]
-    Connect(#[source] sqlx::Error),
+    /// `address` is the target's `host:port` (never its credentials), so the message says where it tried.
+    #[error("cannot connect to the target at {address} within {limit:?}")]
+    ConnectTimeout { address: String, limit: Duration },
+    #[error("cannot connect to the target at {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: sqlx::Error,
+    },
     /// An error the database returned for a statement.
     #[error("{message}")]
     Statement {
@@ -109,7 +114,7 @@ impl TargetError {
     /// number or transport), never by its message.
     pub fn is_transient(&self) -> bool {
         match self {
-            TargetError::ConnectTimeout(_) | TargetError::Connect(_) | TargetError::Connection(_) => true,
+            TargetError::ConnectTimeout { .. } | TargetError::Connect { .. } | TargetError::Connection(_) => true,
             TargetError::Statement { timeout, .. } => *timeout,
             TargetError::LockLost(_) | TargetError::NoLockSession => false,
         }
@@ -366,12 +371,12 @@ impl TargetConnection {
     pub async fn connect(settings: &ConnectSettings, lock: LockSession) -> Result<Self, TargetError> {
         match lock {
             LockSession::Work => {
-                let session = timed(settings.connect_timeout, Session::open(settings)).await?;
+                let session = timed(settings, Session::open(settings)).await?;
                 Ok(TargetConnection { session, lock: Lock::Work })
             }
             LockSession::Own => {
                 let both = async { tokio::try_join!(Session::open(settings), Session::open(settings)) };
-                let (session, guard) = timed(settings.connect_timeout, both).await?;
+                let (session, guard) = timed(settings, both).await?;
                 Ok(TargetConnection { session, lock: Lock::Own(Guard { session: guard, confirmed: None }) })
             }
         }
@@ -380,7 +385,7 @@ impl TargetConnection {
     /// Opens only a work session: for reading (status, probes), never for applying (it cannot take the lock).
     #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
     pub async fn connect_single(settings: &ConnectSettings) -> Result<Self, TargetError> {
-        let session = timed(settings.connect_timeout, Session::open(settings)).await?;
+        let session = timed(settings, Session::open(settings)).await?;
         Ok(TargetConnection { session, lock: Lock::None })
     }
 
@@ -675,11 +680,23 @@ impl TargetConnection {
     }
 }
 
-async fn timed<T>(limit: Duration, connect: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, TargetError> {
+async fn timed<T>(
+    settings: &ConnectSettings,
+    connect: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, TargetError> {
+    let limit = settings.connect_timeout;
+    let address = || {
+        // An IPv6 literal in brackets, as in a URL.
+        if settings.host.contains(':') {
+            format!("[{}]:{}", settings.host, settings.port)
+        } else {
+            format!("{}:{}", settings.host, settings.port)
+        }
+    };
     match tokio::time::timeout(limit, connect).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(TargetError::Connect(e)),
-        Err(_) => Err(TargetError::ConnectTimeout(limit)),
+        Ok(Err(source)) => Err(TargetError::Connect { address: address(), source }),
+        Err(_) => Err(TargetError::ConnectTimeout { address: address(), limit }),
     }
 }
 
