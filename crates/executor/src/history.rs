@@ -415,7 +415,7 @@ pub async fn insert(
 }
 
 /// Postgres: the `applied` row of a migration followed by the COMMIT of its transaction, for one message
-/// (see [`TargetConnection::execute_and_record`]). Values are literals (see [`pg_literal`]); if the INSERT
+/// (see [`TargetConnection::execute_batch`]). Values are literals (see [`pg_literal`]); if the INSERT
 /// fails, the COMMIT does not run.
 pub fn insert_and_commit_sql(table: &HistoryTable, row: &NewHistoryRow<'_>) -> String {
     let name = table.name(Engine::Postgres);

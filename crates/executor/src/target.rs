@@ -553,18 +553,6 @@ impl TargetConnection {
         }
     }
 
-    /// Runs `sql` (the history change that ends a migration, with its `COMMIT`) only while the lock `name` is
-    /// held, as [`confirm_lock`](Self::confirm_lock) would tell. With the lock in a Postgres work session the
-    /// check travels in the same message, ahead of `sql` (see [`pg_lock_check`]): one round trip, not two.
-    pub async fn execute_if_locked(&mut self, name: &str, sql: &str) -> Result<u64, TargetError> {
-        if !self.checks_lock_inline() {
-            self.confirm_lock(name).await?;
-            return self.execute(sql).await;
-        }
-        let result = self.execute(&format!("{};\n{sql}", pg_lock_check(name))).await;
-        result.map_err(|e| if lock_gone(&e) { lock_released() } else { e })
-    }
-
     /// Runs `statements` after `prefix` (e.g. `BEGIN;`) and then `record`, the history change that ends the
     /// migration with its `COMMIT`, only while the lock `name` is held: on Postgres as one message, each
     /// statement followed by a mark that reads the server's clock, so the statements cost one round trip
@@ -581,7 +569,10 @@ impl TargetConnection {
     ) -> Result<Vec<Ran>, BatchFailed> {
         let inline = self.checks_lock_inline();
         let Session::Postgres(conn) = &mut self.session else {
-            return self.execute_one_by_one(prefix, statements, name, record).await;
+            // Only a Postgres transaction is atomic; other sessions run statement by statement (`stepwise`).
+            let message = "a batch is for a Postgres session".to_owned();
+            let failure = Inline::Statement(TargetError::Statement { code: None, message, timeout: false });
+            return Err(BatchFailed { ran: Vec::new(), failure });
         };
         let mut sql = String::with_capacity(statements.iter().map(|s| s.len() + 96).sum::<usize>() + 512);
         sql.push_str(prefix);
@@ -622,34 +613,17 @@ impl TargetConnection {
         if let Some(failure) = failure {
             return Err(BatchFailed { ran, failure });
         }
-        if !inline && let Err(e) = self.execute_if_locked(name, record).await {
-            return Err(BatchFailed { ran, failure: Inline::Record(e) });
-        }
-        Ok(ran)
-    }
-
-    /// [`execute_batch`](Self::execute_batch) for a server without multi-statement batches of this kind: a
-    /// message per statement.
-    async fn execute_one_by_one(
-        &mut self,
-        prefix: &str,
-        statements: &[String],
-        name: &str,
-        record: &str,
-    ) -> Result<Vec<Ran>, BatchFailed> {
-        let mut ran = Vec::with_capacity(statements.len());
-        for (index, statement) in statements.iter().enumerate() {
-            let started = std::time::Instant::now();
-            let sent = if index == 0 { format!("{prefix}{statement}") } else { statement.clone() };
-            match self.execute(&sent).await {
-                Ok(rows) => ran.push(Ran { elapsed: started.elapsed(), rows }),
-                Err(e) => return Err(BatchFailed { ran, failure: Inline::Statement(e) }),
+        if !inline {
+            // The lock lives in a session of its own: it answered, then the record and COMMIT.
+            let recorded = async {
+                self.confirm_lock(name).await?;
+                self.execute(record).await
+            };
+            if let Err(e) = recorded.await {
+                return Err(BatchFailed { ran, failure: Inline::Record(e) });
             }
         }
-        match self.execute_if_locked(name, record).await {
-            Ok(_) => Ok(ran),
-            Err(e) => Err(BatchFailed { ran, failure: Inline::Record(e) }),
-        }
+        Ok(ran)
     }
 
     /// Whether the lock check can travel in the work session's messages (the lock is there, on Postgres).
