@@ -5,7 +5,7 @@ use std::time::Duration;
 use domain::checksum::Checksum;
 use domain::enums::{Direction, Engine, TlsMode, TransactionMode};
 use domain::values::{Identifier, VersionKey};
-use executor::apply::{ApplyError, ApplyOptions, Migration, Observer, Outcome, Silent, apply};
+use executor::apply::{ApplyError, ApplyOptions, Migration, Observer, Outcome, Silent, apply, apply_release};
 use executor::history::{self, HistoryStatus, HistoryTable};
 use executor::target::{ConnectSettings, LockSession, Session, SessionLimits, TargetConnection};
 use migrate_hub_tests::{MySqlDatabase, PgDatabase};
@@ -425,4 +425,108 @@ async fn mysql_tls_modes_do_what_they_say() {
         let e = required.unwrap_err();
         assert!(e.to_string().contains("cannot connect"), "{e}");
     }
+}
+
+/// Records what a release's observer hears, in order.
+#[derive(Default)]
+struct Heard(Vec<String>);
+
+impl Observer for Heard {
+    async fn before_statement(&mut self, index: usize) -> Result<(), String> {
+        self.0.push(format!("before {index}"));
+        Ok(())
+    }
+
+    async fn after_statement(&mut self, index: usize, _statement: &str, _elapsed: Duration, _rows: u64) {
+        self.0.push(format!("ran {index}"));
+    }
+
+    async fn migration_started(&mut self, position: usize, statements: usize) {
+        self.0.push(format!("start {position} of {statements}"));
+    }
+
+    async fn migration_ended(&mut self, position: usize, outcome: &Outcome) {
+        let what = if matches!(outcome, Outcome::Applied { .. }) { "applied" } else { "skipped" };
+        self.0.push(format!("end {position} {what}"));
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_release_in_one_message_commits_each_migration_up_to_the_failing_one() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let (v1, v2, v3) = (key("0001"), key("0002"), key("0003"));
+    let release = [
+        migration(
+            &v1,
+            "1",
+            &["CREATE TABLE a (id int)", "INSERT INTO a VALUES (1), (2)"],
+            TransactionMode::Transaction,
+        ),
+        migration(
+            &v2,
+            "2",
+            &["CREATE TABLE b (id int)", "SELECT 1/0", "CREATE TABLE c (id int)"],
+            TransactionMode::Transaction,
+        ),
+        migration(&v3, "3", &["CREATE TABLE d (id int)"], TransactionMode::Transaction),
+    ];
+    let mut heard = Heard::default();
+    let failed = apply_release(&mut conn, &release, &options(), &mut heard).await.unwrap_err();
+    assert_eq!(failed.position, 1);
+    assert_eq!(failed.completed, vec![Outcome::Applied { statements: 2 }]);
+    assert!(matches!(failed.error, ApplyError::Statement { index: 1, .. }), "{}", failed.error);
+    assert!(failed.error.to_string().contains("division by zero"), "{}", failed.error);
+    // One question before the one message; then what ran, migration by migration.
+    assert_eq!(
+        heard.0,
+        ["start 0 of 2", "before 0", "ran 0", "ran 1", "end 0 applied", "start 1 of 3", "ran 0"].map(String::from)
+    );
+    assert!(db.has_table("a").await, "the first migration committed");
+    assert!(!db.has_table("b").await && !db.has_table("d").await, "nothing of the second or third");
+    let history = rows(&mut conn).await;
+    assert_eq!(history.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["0001"]);
+    // The session is usable after the failed message (rolled back), and the rest applies on the next try.
+    let fixed = migration(&v2, "2 fixed", &["CREATE TABLE b (id int)"], TransactionMode::Transaction);
+    let outcomes = apply_release(&mut conn, &[release[0].clone(), fixed, release[2].clone()], &options(), &mut Silent)
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Skipped { .. }));
+    assert_eq!(outcomes[1..], [Outcome::Applied { statements: 1 }, Outcome::Applied { statements: 1 }]);
+    assert_eq!(rows(&mut conn).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_release_mixing_modes_applies_every_migration_in_order() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let (v1, v2, v3, v4) = (key("0001"), key("0002"), key("0003"), key("0004"));
+    let release = [
+        migration(&v1, "1", &["CREATE TABLE a (id int)"], TransactionMode::Transaction),
+        migration(&v2, "2", &["CREATE TABLE b (id int)"], TransactionMode::Transaction),
+        migration(&v3, "3", &["CREATE INDEX CONCURRENTLY a_id ON a (id)"], TransactionMode::None),
+        migration(&v4, "4", &["CREATE TABLE d (id int)", "DROP TABLE b"], TransactionMode::Transaction),
+    ];
+    let mut heard = Heard::default();
+    let outcomes = apply_release(&mut conn, &release, &options(), &mut heard).await.unwrap();
+    assert_eq!(outcomes, [1, 1, 1, 2].map(|statements| Outcome::Applied { statements }),);
+    // The first two travel together (one question before them); the one without a transaction runs on its
+    // own, statement by statement; the last is a message of its own.
+    let befores = heard.0.iter().filter(|h| h.starts_with("before")).count();
+    assert_eq!(befores, 3, "{:?}", heard.0);
+    assert_eq!(heard.0.iter().filter(|h| h.ends_with("applied")).count(), 4, "{:?}", heard.0);
+    assert!(db.has_table("d").await && !db.has_table("b").await);
+    let mut history = rows(&mut conn).await;
+    history.sort_by(|a, b| a.version.cmp(&b.version));
+    assert!(history.iter().all(|r| r.status == HistoryStatus::Applied));
+    assert_eq!(history.len(), 4);
+    // A down release reverts newest first, the transactional ones again grouped.
+    let down: Vec<Migration<'_>> = release
+        .iter()
+        .rev()
+        .map(|m| Migration { direction: Direction::Down, statements: vec!["SELECT 1".into()], ..m.clone() })
+        .collect();
+    let outcomes = apply_release(&mut conn, &down, &options(), &mut Silent).await.unwrap();
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Applied { .. })));
+    assert!(rows(&mut conn).await.is_empty());
 }

@@ -34,7 +34,7 @@ use domain::split;
 use domain::values::VersionKey;
 
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable, NewHistoryRow};
-use crate::target::{BatchFailed, Inline, SessionLimits, TargetConnection, TargetError};
+use crate::target::{BatchFailed, BatchPart, Inline, Ran, SessionLimits, TargetConnection, TargetError};
 
 /// The migration to apply, with its statements already split and substituted.
 #[derive(Debug, Clone)]
@@ -229,30 +229,79 @@ async fn locked_release(
 ) -> Result<(), (usize, ApplyError)> {
     let rows = history::ensure_and_read(conn, &options.history).await.map_err(|e| (0, e.into()))?;
     let mut rows = own_rows(conn, rows, migrations, options).await.map_err(|e| (0, e.into()))?;
-    for (position, migration) in migrations.iter().enumerate() {
-        observer.migration_started(position, migration.statements.len()).await;
-        let outcome = locked(conn, migration, options, observer, &rows).await.map_err(|e| (position, e))?;
-        // What this migration did to the history, for the next one's decision.
-        let version = migration.version.as_str();
-        match (&outcome, migration.direction) {
-            (Outcome::Applied { .. }, Direction::Up) => rows.push(HistoryRow {
-                version: version.to_owned(),
-                name: migration.name.to_owned(),
-                checksum: migration.up_checksum.digest().to_vec(),
-                checksum_algorithm: migration.up_checksum.algorithm().as_str().to_owned(),
-                status: HistoryStatus::Applied,
-                statements_done: total(migration),
-                statements_total: total(migration),
-                error: None,
-                legacy: false,
-            }),
-            (Outcome::Applied { .. }, Direction::Down) => rows.retain(|r| r.version != version),
-            (Outcome::Skipped { .. }, _) => {}
+    // Consecutive migrations in a Postgres transaction go in one message when the lock check can travel
+    // with them (see `atomically`).
+    let grouped = conn.checks_lock_inline();
+    let engine = conn.engine();
+    let mut position = 0;
+    while let Some(migration) = migrations.get(position) {
+        let step = decide(engine, migration, options, &rows).map_err(|e| (position, e))?;
+        let mut group = vec![migration];
+        if step == Step::Atomic && grouped {
+            // Each is decided on the history as the ones before it in the group will leave it.
+            let mut after = rows.clone();
+            record_effect(&mut after, migration);
+            for next in &migrations[position + 1..] {
+                if decide(engine, next, options, &after).ok() != Some(Step::Atomic) {
+                    break;
+                }
+                record_effect(&mut after, next);
+                group.push(next);
+            }
         }
-        observer.migration_ended(position, &outcome).await;
-        completed.push(outcome);
+        let (outcomes, failure) = match step {
+            Step::Atomic => match atomically(conn, position, &group, options, observer).await {
+                Ok(outcomes) => (outcomes, None),
+                Err((outcomes, offset, error)) => (outcomes, Some((position + offset, error))),
+            },
+            Step::Skip(reason) => {
+                observer.migration_started(position, migration.statements.len()).await;
+                let outcome = Outcome::Skipped { reason };
+                observer.migration_ended(position, &outcome).await;
+                (vec![outcome], None)
+            }
+            Step::Stepwise => {
+                observer.migration_started(position, migration.statements.len()).await;
+                match stepwise(conn, migration, options, observer).await {
+                    Ok(outcome) => {
+                        observer.migration_ended(position, &outcome).await;
+                        (vec![outcome], None)
+                    }
+                    Err(error) => (Vec::new(), Some((position, error))),
+                }
+            }
+        };
+        for (outcome, migration) in outcomes.into_iter().zip(&migrations[position..]) {
+            if matches!(outcome, Outcome::Applied { .. }) {
+                record_effect(&mut rows, migration);
+            }
+            completed.push(outcome);
+        }
+        if let Some(failed) = failure {
+            return Err(failed);
+        }
+        position += group.len().max(1);
     }
     Ok(())
+}
+
+/// What a migration's apply will do to the history, for the decisions on the ones after it.
+fn record_effect(rows: &mut Vec<HistoryRow>, migration: &Migration<'_>) {
+    let version = migration.version.as_str();
+    match migration.direction {
+        Direction::Up => rows.push(HistoryRow {
+            version: version.to_owned(),
+            name: migration.name.to_owned(),
+            checksum: migration.up_checksum.digest().to_vec(),
+            checksum_algorithm: migration.up_checksum.algorithm().as_str().to_owned(),
+            status: HistoryStatus::Applied,
+            statements_done: total(migration),
+            statements_total: total(migration),
+            error: None,
+            legacy: false,
+        }),
+        Direction::Down => rows.retain(|r| r.version != version),
+    }
 }
 
 /// The project's rows among those read: its own, plus empty-key rows written before the table had projects
@@ -274,13 +323,22 @@ async fn own_rows(
     Ok(rows.into_iter().map(|r| HistoryRow { legacy: false, ..r }).collect())
 }
 
-async fn locked(
-    conn: &mut TargetConnection,
+/// What [`locked_release`] does with a migration, decided on the history as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Skip(&'static str),
+    /// Statements and history change in one Postgres transaction.
+    Atomic,
+    /// Statement by statement, progress recorded between them.
+    Stepwise,
+}
+
+fn decide(
+    engine: Engine,
     migration: &Migration<'_>,
     options: &ApplyOptions,
-    observer: &mut impl Observer,
     rows: &[HistoryRow],
-) -> Result<Outcome, ApplyError> {
+) -> Result<Step, ApplyError> {
     let version = migration.version.as_str();
     let existing = rows.iter().find(|r| r.version == version);
     if let Some(row) = existing {
@@ -294,17 +352,13 @@ async fn locked(
         }
     }
     match (migration.direction, existing) {
-        (Direction::Up, Some(_)) => return Ok(Outcome::Skipped { reason: "already applied with the same checksum" }),
-        (Direction::Down, None) => return Ok(Outcome::Skipped { reason: "not applied on this target" }),
+        (Direction::Up, Some(_)) => return Ok(Step::Skip("already applied with the same checksum")),
+        (Direction::Down, None) => return Ok(Step::Skip("not applied on this target")),
         (Direction::Up, None) => check_order(migration.version, rows, options)?,
         (Direction::Down, Some(_)) => {}
     }
-    let atomic = conn.engine() == Engine::Postgres && migration.transaction_mode == TransactionMode::Transaction;
-    if atomic {
-        atomically(conn, migration, options, observer).await
-    } else {
-        stepwise(conn, migration, options, observer).await
-    }
+    let atomic = engine == Engine::Postgres && migration.transaction_mode == TransactionMode::Transaction;
+    Ok(if atomic { Step::Atomic } else { Step::Stepwise })
 }
 
 /// Whether the first statement's error `e` leaves the target as it was: the apply stopped before it, or a
@@ -414,43 +468,79 @@ async fn run_prefixed(
     Ok(())
 }
 
-/// Postgres, transaction mode: statements and history change in one transaction, sent as one message
-/// (see [`TargetConnection::execute_batch`]): BEGIN, the statements, the lock check, the history change
-/// and COMMIT. Nothing of it is visible before the COMMIT, so the observer is asked once, before the
-/// message, and told about each statement after it, with the time the server measured.
+/// Postgres, transaction mode: a group of consecutive migrations (the release's from `first`), each one
+/// transaction of its statements and its history change, all sent as one message (see
+/// [`TargetConnection::execute_batch`]): per migration BEGIN, the statements, the lock check, the history
+/// change and COMMIT. Nothing of a migration is visible before its COMMIT, and nothing after a failure
+/// runs, so the observer is asked once, before the message, and told about each migration and statement
+/// after it, with the times the server measured. On failure: the outcomes of the migrations that
+/// committed, the failing one's offset in the group, and why.
 async fn atomically(
     conn: &mut TargetConnection,
-    migration: &Migration<'_>,
+    first: usize,
+    group: &[&Migration<'_>],
     options: &ApplyOptions,
     observer: &mut impl Observer,
-) -> Result<Outcome, ApplyError> {
-    let record = match migration.direction {
-        Direction::Up => {
-            let row = new_row(migration, options, HistoryStatus::Applied, migration.up_checksum.digest());
-            history::insert_and_commit_sql(&options.history, &row)
+) -> Result<Vec<Outcome>, (Vec<Outcome>, usize, ApplyError)> {
+    let records: Vec<String> = group
+        .iter()
+        .map(|migration| match migration.direction {
+            Direction::Up => {
+                let row = new_row(migration, options, HistoryStatus::Applied, migration.up_checksum.digest());
+                history::insert_and_commit_sql(&options.history, &row)
+            }
+            Direction::Down => history::delete_and_commit_sql(&options.history, migration.version.as_str()),
+        })
+        .collect();
+    let parts: Vec<BatchPart<'_>> = group
+        .iter()
+        .zip(&records)
+        .map(|(migration, record)| BatchPart { statements: &migration.statements, record })
+        .collect();
+    let statements = |offset: usize| group.get(offset).map_or(0, |m| m.statements.len());
+    observer.migration_started(first, statements(0)).await;
+    let stopped = |error: ApplyError| (Vec::new(), 0, error);
+    observer.before_statement(0).await.map_err(|reason| stopped(ApplyError::Stopped { index: 0, reason }))?;
+    conn.check_lock(false).await.map_err(|e| stopped(e.into()))?;
+    let (committed, failed) = match conn.execute_batch("BEGIN;\n", &parts, &options.lock_name).await {
+        Ok(committed) => (committed, None),
+        Err(BatchFailed { committed, ran, failure }) => (committed, Some((ran, failure))),
+    };
+    let mut outcomes = Vec::with_capacity(committed.len());
+    for (offset, ran) in committed.iter().enumerate() {
+        if offset > 0 {
+            observer.migration_started(first + offset, statements(offset)).await;
         }
-        Direction::Down => history::delete_and_commit_sql(&options.history, migration.version.as_str()),
+        report(observer, group[offset], ran).await;
+        let outcome = Outcome::Applied { statements: statements(offset) };
+        observer.migration_ended(first + offset, &outcome).await;
+        outcomes.push(outcome);
+    }
+    let Some((ran, failure)) = failed else {
+        return Ok(outcomes);
     };
-    observer.before_statement(0).await.map_err(|reason| ApplyError::Stopped { index: 0, reason })?;
-    conn.check_lock(false).await?;
-    let result = conn.execute_batch("BEGIN;\n", &migration.statements, &options.lock_name, &record).await;
-    let (ran, failure) = match result {
-        Ok(ran) => (ran, None),
-        Err(BatchFailed { ran, failure }) => (ran, Some(failure)),
+    let offset = committed.len();
+    if offset > 0 {
+        observer.migration_started(first + offset, statements(offset)).await;
+    }
+    if let Some(migration) = group.get(offset) {
+        report(observer, migration, &ran).await;
+    }
+    // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
+    let _ = conn.execute("ROLLBACK").await;
+    let error = match failure {
+        Inline::Statement(source) => ApplyError::Statement { index: ran.len(), source },
+        Inline::Record(e) => e.into(),
     };
+    Err((outcomes, offset, error))
+}
+
+/// Tells the observer about the statements of `migration` that ran.
+async fn report(observer: &mut impl Observer, migration: &Migration<'_>, ran: &[Ran]) {
     for (index, done) in ran.iter().enumerate() {
         let statement = migration.statements.get(index).map_or("", String::as_str);
         observer.after_statement(index, statement, done.elapsed, done.rows).await;
     }
-    let Some(failure) = failure else {
-        return Ok(Outcome::Applied { statements: migration.statements.len() });
-    };
-    // The error is what matters; a failed ROLLBACK means the session is gone, which rolls back too.
-    let _ = conn.execute("ROLLBACK").await;
-    Err(match failure {
-        Inline::Statement(source) => ApplyError::Statement { index: ran.len(), source },
-        Inline::Record(e) => e.into(),
-    })
 }
 
 /// Statement by statement, with progress recorded after each.

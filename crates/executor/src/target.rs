@@ -155,9 +155,19 @@ pub struct Ran {
     pub rows: u64,
 }
 
-/// A batch that stopped: the statements that ran before, and what failed.
+/// One migration of a batch: its statements, then `record`, the history change that ends it with its
+/// `COMMIT`.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPart<'a> {
+    pub statements: &'a [String],
+    pub record: &'a str,
+}
+
+/// A batch that stopped: the parts committed before (their statements' times and rows), the statements
+/// of the failing part that ran, and what failed.
 #[derive(Debug)]
 pub struct BatchFailed {
+    pub committed: Vec<Vec<Ran>>,
     pub ran: Vec<Ran>,
     pub failure: Inline,
 }
@@ -553,40 +563,52 @@ impl TargetConnection {
         }
     }
 
-    /// Runs `statements` after `prefix` (e.g. `BEGIN;`) and then `record`, the history change that ends the
-    /// migration with its `COMMIT`, only while the lock `name` is held: on Postgres as one message, each
-    /// statement followed by a mark that reads the server's clock, so the statements cost one round trip
-    /// together and still report their own time (server-side), rows and, on failure, which one failed.
-    /// The server skips whatever follows a failure, so nothing commits (the caller rolls back). With the
-    /// lock in a session of its own, the record follows in a second message after the lock session
-    /// answered. Returns, per statement, its time and the rows it affected.
+    /// Runs each part's statements after `prefix` (e.g. `BEGIN;`) and then its `record`, the history change
+    /// that ends the migration with its `COMMIT`, only while the lock `name` is held: on Postgres as one
+    /// message, each statement followed by a mark that reads the server's clock, so the statements cost one
+    /// round trip together and still report their own time (server-side), rows and, on failure, which one
+    /// failed. The server skips whatever follows a failure, so the failing part does not commit (the caller
+    /// rolls back) and no later part runs; a part committed once the next part's first mark answered.
+    ///
+    /// With the lock in a session of its own, the record follows in a second message after the lock session
+    /// answered, so such a batch takes one part only. Returns, per part and statement, its time and the rows
+    /// it affected.
     pub async fn execute_batch(
         &mut self,
         prefix: &str,
-        statements: &[String],
+        parts: &[BatchPart<'_>],
         name: &str,
-        record: &str,
-    ) -> Result<Vec<Ran>, BatchFailed> {
+    ) -> Result<Vec<Vec<Ran>>, BatchFailed> {
         let inline = self.checks_lock_inline();
+        let refuse = |message: &str| {
+            let message = message.to_owned();
+            let failure = Inline::Statement(TargetError::Statement { code: None, message, timeout: false });
+            Err(BatchFailed { committed: Vec::new(), ran: Vec::new(), failure })
+        };
+        if !inline && parts.len() > 1 {
+            return refuse("a batch of several migrations needs the lock in the work session");
+        }
         let Session::Postgres(conn) = &mut self.session else {
             // Only a Postgres transaction is atomic; other sessions run statement by statement (`stepwise`).
-            let message = "a batch is for a Postgres session".to_owned();
-            let failure = Inline::Statement(TargetError::Statement { code: None, message, timeout: false });
-            return Err(BatchFailed { ran: Vec::new(), failure });
+            return refuse("a batch is for a Postgres session");
         };
-        let mut sql = String::with_capacity(statements.iter().map(|s| s.len() + 96).sum::<usize>() + 512);
-        sql.push_str(prefix);
-        sql.push_str(&mark(0));
-        for (index, statement) in statements.iter().enumerate() {
-            // A line comment at the statement's end must not swallow what follows: the separator starts a line.
-            sql.push_str(statement);
-            sql.push_str("\n;\n");
-            sql.push_str(&mark(index + 1));
-        }
-        if inline {
-            sql.push_str(&pg_lock_check(name));
-            sql.push_str(";\n");
-            sql.push_str(record);
+        let size: usize = parts.iter().flat_map(|p| p.statements).map(|s| s.len() + 96).sum::<usize>();
+        let mut sql = String::with_capacity(size + 512 * parts.len());
+        for part in parts {
+            sql.push_str(prefix);
+            sql.push_str(&mark(0));
+            for (index, statement) in part.statements.iter().enumerate() {
+                // A line comment at the statement's end must not swallow what follows: the separator starts a line.
+                sql.push_str(statement);
+                sql.push_str("\n;\n");
+                sql.push_str(&mark(index + 1));
+            }
+            if inline {
+                sql.push_str(&pg_lock_check(name));
+                sql.push_str(";\n");
+                sql.push_str(part.record);
+                sql.push_str(";\n");
+            }
         }
         let mut reader = BatchReader::default();
         let failure = {
@@ -600,34 +622,41 @@ impl TargetConnection {
                 }
             }
         };
-        let ran = reader.ran();
+        let (mut committed, current) = reader.finish();
+        let (ran, checked) = current.map(|part| (part.ran(), part.checked)).unwrap_or_default();
+        // The part the answers stopped in (the first if none began).
+        let statements = parts.get(committed.len()).map_or(0, |p| p.statements.len());
         let failure = match failure {
             Some(e) if lock_gone(&e) => Some(Inline::Record(lock_released())),
-            Some(e) if reader.checked || ran.len() == statements.len() => Some(Inline::Record(e)),
+            Some(e) if checked || ran.len() == statements => Some(Inline::Record(e)),
             Some(e) => Some(Inline::Statement(e)),
-            None if inline && !reader.checked => {
+            None if committed.len() + 1 != parts.len() => {
+                Some(Inline::Record(TargetError::LockLost("the batch ended before its last part answered".into())))
+            }
+            None if inline && !checked => {
                 Some(Inline::Record(TargetError::LockLost("the lock check did not answer".into())))
             }
             None => None,
         };
         if let Some(failure) = failure {
-            return Err(BatchFailed { ran, failure });
+            return Err(BatchFailed { committed, ran, failure });
         }
-        if !inline {
+        if !inline && let Some(part) = parts.first() {
             // The lock lives in a session of its own: it answered, then the record and COMMIT.
             let recorded = async {
                 self.confirm_lock(name).await?;
-                self.execute(record).await
+                self.execute(part.record).await
             };
             if let Err(e) = recorded.await {
-                return Err(BatchFailed { ran, failure: Inline::Record(e) });
+                return Err(BatchFailed { committed, ran, failure: Inline::Record(e) });
             }
         }
-        Ok(ran)
+        committed.push(ran);
+        Ok(committed)
     }
 
     /// Whether the lock check can travel in the work session's messages (the lock is there, on Postgres).
-    fn checks_lock_inline(&self) -> bool {
+    pub fn checks_lock_inline(&self) -> bool {
         matches!(self.lock, Lock::Work) && matches!(self.session, Session::Postgres(_))
     }
 
@@ -728,11 +757,18 @@ fn mark(n: usize) -> String {
     format!("SELECT {n}::int8 AS {MARK_COLUMN}, (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000000)::int8;\n")
 }
 
-/// Reads a batch's results: a mark row, then its own command completion; the completions between two
-/// marks are the statement's (a statement may be several commands, e.g. a goose block); after the lock
-/// check, the record's.
+/// Reads a batch's results: per part, a mark row, then its own command completion; the completions
+/// between two marks are the statement's (a statement may be several commands, e.g. a goose block); after
+/// the lock check, the record's. Mark 0 begins a part, and proves the part before it committed.
 #[derive(Debug, Default)]
 struct BatchReader {
+    /// The parts before the current one: each committed.
+    committed: Vec<Vec<Ran>>,
+    current: Option<PartReader>,
+}
+
+#[derive(Debug, Default)]
+struct PartReader {
     /// The clock of each mark seen, in order.
     marks: Vec<i64>,
     /// The rows of the statement after each mark.
@@ -746,31 +782,48 @@ impl BatchReader {
     fn row(&mut self, row: &sqlx::postgres::PgRow) {
         use sqlx::Column;
         let Some(column) = row.columns().first() else { return };
-        if self.checked {
-            return;
-        }
         if column.name() == MARK_COLUMN {
+            let n: i64 = row.try_get(0).unwrap_or_default();
+            if n == 0
+                && let Some(done) = self.current.take()
+            {
+                self.committed.push(done.ran());
+            }
+            let part = self.current.get_or_insert_with(PartReader::default);
+            if part.checked {
+                return;
+            }
             let at: i64 = row.try_get(1).unwrap_or_default();
-            self.marks.push(at);
-            self.rows.push(0);
-            self.mark_pending = true;
-        } else if column.name() == LOCK_CHECK_COLUMN {
-            self.checked = true;
+            part.marks.push(at);
+            part.rows.push(0);
+            part.mark_pending = true;
+        } else if column.name() == LOCK_CHECK_COLUMN
+            && let Some(part) = &mut self.current
+        {
+            part.checked = true;
         }
     }
 
     fn completed(&mut self, rows: u64) {
-        if self.checked || self.marks.is_empty() {
+        let Some(part) = &mut self.current else { return };
+        if part.checked || part.marks.is_empty() {
             return;
         }
-        if std::mem::take(&mut self.mark_pending) {
+        if std::mem::take(&mut part.mark_pending) {
             return;
         }
-        if let Some(last) = self.rows.last_mut() {
+        if let Some(last) = part.rows.last_mut() {
             *last += rows;
         }
     }
 
+    /// The committed parts, and the one the answers stopped in.
+    fn finish(self) -> (Vec<Vec<Ran>>, Option<PartReader>) {
+        (self.committed, self.current)
+    }
+}
+
+impl PartReader {
     /// The statements done: one per mark after the first.
     fn ran(&self) -> Vec<Ran> {
         self.marks
