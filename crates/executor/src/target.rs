@@ -583,14 +583,14 @@ impl TargetConnection {
         let refuse = |message: &str| {
             let message = message.to_owned();
             let failure = Inline::Statement(TargetError::Statement { code: None, message, timeout: false });
-            Err(BatchFailed { committed: Vec::new(), ran: Vec::new(), failure })
+            BatchFailed { committed: Vec::new(), ran: Vec::new(), failure }
         };
         if !inline && parts.len() > 1 {
-            return refuse("a batch of several migrations needs the lock in the work session");
+            return Err(refuse("a batch of several migrations needs the lock in the work session"));
         }
         let Session::Postgres(conn) = &mut self.session else {
             // Only a Postgres transaction is atomic; other sessions run statement by statement (`stepwise`).
-            return refuse("a batch is for a Postgres session");
+            return Err(refuse("a batch is for a Postgres session"));
         };
         let size: usize = parts.iter().flat_map(|p| p.statements).map(|s| s.len() + 96).sum::<usize>();
         let mut sql = String::with_capacity(size + 512 * parts.len());
