@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use domain::enums::{Direction, Engine, FailurePolicy, TransactionMode};
+use domain::enums::{Direction, Engine, FailurePolicy, TlsMode, TransactionMode};
 use domain::ids::WorkerId;
 use domain::model::MigrationVersion;
 use domain::policy::EnvironmentPolicy;
@@ -61,6 +61,10 @@ enum Which {
         /// The release run's concurrency limit (targets at once); default workers × slots.
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Connect without TLS, hub and sqlx alike (default: TLS `prefer`, which on this server means TLS),
+        /// to show what the handshake costs per target.
+        #[arg(long)]
+        no_tls: bool,
     },
     /// Fault injection (see `migrate_hub_tests::chaos`): `trials` SIGKILL trials per engine (Postgres
     /// and MariaDB), `stops` SIGSTOP-past-the-lease trials, `restarts` tool-database crash restarts.
@@ -89,10 +93,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.which {
-        Which::Fleet { targets, workers, slots, engine, concurrency } => {
+        Which::Fleet { targets, workers, slots, engine, concurrency, no_tls } => {
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
             let concurrency = concurrency.unwrap_or(workers * slots);
-            runtime.block_on(fleet(targets, workers, slots, concurrency, engine))
+            let tls = if no_tls { TlsMode::Disable } else { TlsMode::Prefer };
+            runtime.block_on(fleet(targets, workers, slots, concurrency, engine, tls))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
         Which::Chaos { trials, stops, restarts, seed } => runtime.block_on(chaos(trials, stops, restarts, seed)),
@@ -390,7 +395,14 @@ async fn drop_databases(engine: Engine, urls: &[String]) {
     }
 }
 
-async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize, engine: Engine) -> anyhow::Result<()> {
+async fn fleet(
+    targets: usize,
+    workers: usize,
+    slots: usize,
+    concurrency: usize,
+    engine: Engine,
+    tls: TlsMode,
+) -> anyhow::Result<()> {
     let set = match engine {
         Engine::Postgres => river_set()?,
         Engine::Mysql => mysql_set(),
@@ -405,6 +417,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
     let tool = ToolDb::create(&format!("bench_tool_{pid}")).await?;
     let result = async {
         let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+        fleet.tls_mode = tls;
         let vars = BTreeMap::from([("schema".to_owned(), "public".to_owned())]);
         for (i, url) in hub_dbs.iter().enumerate() {
             fleet.add_target_with(&format!("t-{i:04}"), url, None, vars.clone()).await;
@@ -446,11 +459,16 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         let measured: Vec<f64> =
             (0..workers).filter_map(|i| worker_overhead_p50(&format!("127.0.0.1:{metrics_port}{i}"))).collect();
         procs.stop();
-        let overhead = overhead_p50(&tool.pool).await?;
+        let (overhead, sql_ms) = overhead_p50(&tool.pool).await?;
         if !keep {
             drop_databases(engine, &hub_dbs).await;
         }
         let seq_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;
+        let sqlx_url = |url: &str| match (tls, engine) {
+            (TlsMode::Disable, Engine::Postgres) => format!("{url}?sslmode=disable"),
+            (TlsMode::Disable, Engine::Mysql) => format!("{url}?ssl-mode=DISABLED"),
+            _ => url.to_owned(),
+        };
 
         let dir = target_dir().join(format!("bench/sqlx-{engine}"));
         write_sqlx_dir(&set, &dir)?;
@@ -458,7 +476,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         settle_io(&tool.pool).await?;
         let started = Instant::now();
         for url in &seq_dbs {
-            sqlx_migrate(&migrator, engine, url).await?;
+            sqlx_migrate(&migrator, engine, &sqlx_url(url)).await?;
         }
         let sequential = started.elapsed();
         if !keep {
@@ -471,7 +489,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         let par_cpu = Cpu::read(None);
         let started = Instant::now();
         // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
-        let queue = std::sync::Arc::new(std::sync::Mutex::new(par_dbs.clone()));
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(par_dbs.iter().map(|u| sqlx_url(u)).collect::<Vec<_>>()));
         let lanes: Vec<_> = (0..4)
             .map(|_| {
                 let (queue, migrator) = (queue.clone(), migrator.clone());
@@ -494,7 +512,7 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         if !keep {
             drop_databases(engine, &par_dbs).await;
         }
-        Ok::<_, anyhow::Error>((hub, sequential, parallel, overhead, measured, hub_cpu, par_cpu))
+        Ok::<_, anyhow::Error>((hub, sequential, parallel, (overhead, sql_ms), measured, hub_cpu, par_cpu))
     }
     .await;
     // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
@@ -507,15 +525,26 @@ async fn fleet(targets: usize, workers: usize, slots: usize, concurrency: usize,
         let _ = drop_leftovers(engine, &format!("bench_sqlx_{pid}"), targets).await;
         let _ = drop_leftovers(engine, &format!("bench_sqlx4_{pid}"), targets).await;
     }
-    let (hub, sequential, parallel, overhead, measured, hub_cpu, par_cpu) = result?;
+    let (hub, sequential, parallel, (overhead, sql_ms), measured, hub_cpu, par_cpu) = result?;
     println!(
-        "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} (one release run)",
+        "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} tls={tls} (one release run)",
         set.migrations.len()
     );
     println!(
         "fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2} \
          (from the stored whole-millisecond durations)"
     );
+    // The same measure for the peer: sqlx's time per target (sequential, so nothing overlaps) minus the
+    // time of the same SQL as the hub's items measured it on the server (comparable only when the hub ran
+    // one item at a time too).
+    let sqlx_per_target = sequential.as_secs_f64() * 1000.0 / targets as f64;
+    if concurrency == 1 {
+        println!(
+            "fleet: sqlx sequential per-target overhead (time per target {sqlx_per_target:.2} ms minus the set's \
+             SQL, p50 {sql_ms:.2} ms as the hub measured it) ms={:.2}",
+            sqlx_per_target - sql_ms
+        );
+    }
     let measured: Vec<String> = measured.iter().map(|ms| format!("{ms:.2}")).collect();
     println!(
         "fleet: hub per-item overhead as each worker measured it (exact statement times) p50_ms={}",
@@ -588,8 +617,8 @@ fn worker_overhead_p50(addr: &str) -> Option<f64> {
 }
 
 /// The median, over all items, of the time a worker spent on an item outside its SQL statements, from
-/// the item's own timings (claim → end) and its statement log lines.
-async fn overhead_p50(pool: &PgPool) -> anyhow::Result<f64> {
+/// the item's own timings (claim → end) and its statement log lines; and the median of the SQL time itself.
+async fn overhead_p50(pool: &PgPool) -> anyhow::Result<(f64, f64)> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT i.duration_ms, COALESCE(SUM(l.duration_ms), 0)::bigint \
          FROM run_items i LEFT JOIN run_item_logs l ON l.run_item_id = i.id AND l.statement_index IS NOT NULL \
@@ -598,7 +627,8 @@ async fn overhead_p50(pool: &PgPool) -> anyhow::Result<f64> {
     .fetch_all(pool)
     .await?;
     let mut overheads: Vec<f64> = rows.iter().map(|(total, sql)| (total - sql).max(0) as f64).collect();
-    Ok(percentile(&mut overheads, 0.5))
+    let mut sql: Vec<f64> = rows.iter().map(|(_, sql)| *sql as f64).collect();
+    Ok((percentile(&mut overheads, 0.5), percentile(&mut sql, 0.5)))
 }
 
 /// CPU time (user + system) used so far, in clock ticks, read from `/proc` (Linux): by the database

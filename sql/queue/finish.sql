@@ -5,8 +5,9 @@
 -- log.sql: $7 migrations done, $8 migrations in total, $9 statements done, $10 statements in total (NULL:
 -- unchanged), and the line arrays $11 level, $12 message, $13 version key, $14 statement index, $15
 -- duration, $16 rows (possibly empty). Returns the run's id, how many of its items are still held, how
--- many pending items were cancelled and how many are still pending; no row: the lease was taken over and
--- nothing changed.
+-- many pending items were cancelled and whether any is still pending (an EXISTS, not a count: a count
+-- would read every pending item at every ending, quadratic in the run's size); no row: the lease was
+-- taken over and nothing changed.
 WITH item AS (
     UPDATE run_items
     SET status = $3,
@@ -53,8 +54,8 @@ cancelled AS (
     RETURNING p.id
 )
 SELECT run.id, run.running_items, (SELECT count(*) FROM cancelled) AS "cancelled!",
-       -- Items still to run (as this statement's snapshot saw them, less those it cancelled): while there
-       -- are some, one of their endings ends the run and this one need not try.
-       (SELECT count(*) FROM run_items o WHERE o.run_id = run.id AND o.status = 'pending')
-           - (SELECT count(*) FROM cancelled) AS "pending!"
+       -- Items still to run (as this statement's snapshot saw them, unless it cancelled them all): while
+       -- there are some, one of their endings ends the run and this one need not try.
+       (NOT EXISTS (SELECT 1 FROM cancelled)
+        AND EXISTS (SELECT 1 FROM run_items o WHERE o.run_id = run.id AND o.status = 'pending')) AS "pending_left!"
 FROM run

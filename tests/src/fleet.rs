@@ -26,6 +26,8 @@ pub struct Fleet {
     pub project: Project,
     pub set: DbSet,
     pub targets: Vec<TargetId>,
+    /// The TLS mode of the targets added from now on (`prefer` unless changed).
+    pub tls_mode: TlsMode,
 }
 
 impl Fleet {
@@ -58,7 +60,16 @@ impl Fleet {
         )
         .await
         .unwrap();
-        Fleet { pool: pool.clone(), requester, manager, environment, project, set, targets: Vec::new() }
+        Fleet {
+            pool: pool.clone(),
+            requester,
+            manager,
+            environment,
+            project,
+            set,
+            targets: Vec::new(),
+            tls_mode: TlsMode::Prefer,
+        }
     }
 
     /// Adds a target for the database at `url` (`postgres://…` or `mysql://…`) to the set. A password in
@@ -84,7 +95,7 @@ impl Fleet {
             database: parsed.database,
             schema: None,
             username: parsed.user,
-            tls_mode: TlsMode::Prefer,
+            tls_mode: self.tls_mode,
             labels: BTreeMap::new(),
             variables,
         };

@@ -712,7 +712,7 @@ async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>, journal: &mut 
         Ended::Fenced => {
             tracing::warn!("the lease was taken over before the result could be recorded; discarded");
         }
-        Ended::Done { run, still_held, pending, cancelled_pending } => {
+        Ended::Done { run, still_held, pending_left, cancelled_pending } => {
             if cancelled_pending > 0 {
                 tracing::info!(
                     cancelled = cancelled_pending,
@@ -721,7 +721,7 @@ async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>, journal: &mut 
             }
             // While another item is held or pending the run cannot end here: that item's ending will try
             // (and the sweep ends a run whose last worker died before).
-            if still_held == 0 && pending == 0 {
+            if still_held == 0 && !pending_left {
                 end_run(shared, run).await?;
             }
         }

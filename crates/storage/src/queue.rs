@@ -53,10 +53,10 @@ pub struct Ending<'a> {
 pub enum Ended {
     /// The lease had been taken over (or the item had already ended): nothing changed.
     Fenced,
-    /// The item ended. `still_held`: the run's items other workers still hold; `pending`: its items still
-    /// to run (at 0 for both the caller tries [`end_run`]); `cancelled_pending`: pending items cancelled
-    /// because this failure stops the run.
-    Done { run: RunId, still_held: u32, pending: u64, cancelled_pending: u64 },
+    /// The item ended. `still_held`: the run's items other workers still hold; `pending_left`: some of its
+    /// items are still to run (with none held and none left, the caller tries [`end_run`]);
+    /// `cancelled_pending`: pending items cancelled because this failure stops the run.
+    Done { run: RunId, still_held: u32, pending_left: bool, cancelled_pending: u64 },
 }
 
 fn cut(message: &str) -> String {
@@ -221,7 +221,7 @@ pub async fn finish_logged(
     Ok(Ended::Done {
         run: RunId::from_uuid(row.id),
         still_held: unsigned("runs.running_items", row.running_items)?,
-        pending: unsigned("pending", row.pending)?,
+        pending_left: row.pending_left,
         cancelled_pending: unsigned("cancelled", row.cancelled)?,
     })
 }
