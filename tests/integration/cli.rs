@@ -368,3 +368,82 @@ async fn unread_files_and_empty_directories_are_never_a_silent_no_op() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&empty).unwrap();
 }
+
+#[tokio::test]
+async fn a_dirty_postgres_target_is_resumed_or_marked_and_down_refuses_it_meanwhile() {
+    let dir = four_statements(&format!("repair-pg-{}", uuid::Uuid::new_v4()), true);
+    // Resume: the two statements left run, and the version is applied.
+    let db = PgDatabase::fresh().await;
+    assert!(!crash_before(&dir, &db.url, 2).status.success());
+    assert_eq!(pg_history(&db).await, vec![("running".to_owned(), 2)]);
+    let down = cli(&["down", "--steps", "1"], &dir, &db.url);
+    assert!(!down.status.success());
+    assert!(
+        stderr(&down).contains("0001 is dirty") && stderr(&down).contains("migrate-hub repair"),
+        "{}",
+        stderr(&down)
+    );
+    assert_eq!(pg_tables(&db).await, 2, "down reverted nothing");
+    let resumed = cli(&["repair", "--version", "0001", "--resume"], &dir, &db.url);
+    assert!(resumed.status.success(), "{}{}", stdout(&resumed), stderr(&resumed));
+    assert_eq!(stdout(&resumed), "repaired 0001: resumed, 2 statement(s) ran, applied\n");
+    assert_eq!(pg_tables(&db).await, 4);
+    assert_eq!(pg_history(&db).await, vec![("applied".to_owned(), 4)]);
+    let again = cli(&["apply"], &dir, &db.url);
+    assert!(stdout(&again).ends_with("applied=0 skipped=1 failed=0\n"), "{}", stdout(&again));
+    // A row that is not dirty is refused, and says why.
+    let refused = cli(&["repair", "--version", "0001", "--mark-rolled-back"], &dir, &db.url);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("0001 is applied, not dirty"), "{}", stderr(&refused));
+
+    // Marked rolled back after undoing by hand: the version is pending again and applies whole.
+    let db = PgDatabase::fresh().await;
+    assert!(!crash_before(&dir, &db.url, 1).status.success());
+    sqlx::raw_sql("DROP TABLE crash_1").execute(&db.pool).await.unwrap();
+    let marked = cli(&["repair", "--version", "0001", "--mark-rolled-back"], &dir, &db.url);
+    assert!(marked.status.success(), "{}", stderr(&marked));
+    assert!(pg_history(&db).await.is_empty());
+    let applied = cli(&["apply"], &dir, &db.url);
+    assert!(stdout(&applied).ends_with("applied=1 skipped=0 failed=0\n"), "{}", stdout(&applied));
+
+    // Marked applied after finishing by hand.
+    let db = PgDatabase::fresh().await;
+    assert!(!crash_before(&dir, &db.url, 3).status.success());
+    sqlx::raw_sql("CREATE TABLE crash_4 (id int)").execute(&db.pool).await.unwrap();
+    let marked = cli(&["repair", "--version", "0001", "--mark-applied"], &dir, &db.url);
+    assert!(marked.status.success(), "{}", stderr(&marked));
+    assert_eq!(pg_history(&db).await, vec![("applied".to_owned(), 4)]);
+    // Exactly one resolution.
+    let none = cli(&["repair", "--version", "0001"], &dir, &db.url);
+    assert!(!none.status.success() && stderr(&none).contains("required"), "{}", stderr(&none));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_dirty_mariadb_target_is_resumed_and_an_edited_file_is_not() {
+    let dir = four_statements(&format!("repair-my-{}", uuid::Uuid::new_v4()), false);
+    let db = MySqlDatabase::fresh().await;
+    assert!(!crash_before(&dir, &db.url, 1).status.success());
+    let history = || async {
+        sqlx::query_as::<_, (String, i32)>("SELECT status, statements_done FROM migrate_hub_history")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(history().await, vec![("running".to_owned(), 1)]);
+    // Other content than what ran: refused, nothing changed.
+    let edited = four_statements(&format!("repair-my-edited-{}", uuid::Uuid::new_v4()), false);
+    let path = edited.join("0001_four_tables.sql");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("crash_4 (id int)", "crash_4 (id bigint)")).unwrap();
+    let refused = cli(&["repair", "--version", "0001", "--resume"], &edited, &db.url);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("its content differs from what ran"), "{}", stderr(&refused));
+    assert_eq!(history().await, vec![("running".to_owned(), 1)]);
+    let resumed = cli(&["repair", "--version", "0001", "--resume"], &dir, &db.url);
+    assert!(resumed.status.success(), "{}{}", stdout(&resumed), stderr(&resumed));
+    assert_eq!(stdout(&resumed), "repaired 0001: resumed, 3 statement(s) ran, applied\n");
+    assert_eq!(history().await, vec![("applied".to_owned(), 4)]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&edited).unwrap();
+}

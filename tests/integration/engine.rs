@@ -530,3 +530,65 @@ async fn a_release_mixing_modes_applies_every_migration_in_order() {
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Applied { .. })));
     assert!(rows(&mut conn).await.is_empty());
 }
+
+#[tokio::test]
+async fn recovery_goes_ahead_only_on_the_dirty_row_that_was_seen() {
+    use executor::recovery::{Recovered, RecoveryError, Resolution, SeenRow, recover};
+    let pg_db = PgDatabase::fresh().await;
+    let my_db = MySqlDatabase::fresh().await;
+    for mut conn in [pg(&pg_db).await, my(&my_db).await] {
+        let v1 = key("0001");
+        let m = migration(&v1, "x", &["CREATE TABLE a (id int)", "SELECT 1/0 FROM nowhere"], TransactionMode::None);
+        let err = apply(&mut conn, &m, &options(), &mut Silent).await.unwrap_err();
+        assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err}");
+        let dirty = rows(&mut conn).await.remove(0);
+        assert_eq!((dirty.status, dirty.statements_done), (HistoryStatus::Failed, 1));
+        // What a page showed before the row moved on: refused, nothing changed.
+        let stale = SeenRow { statements_done: 0, ..SeenRow::of(&dirty) };
+        let changed = recover(&mut conn, &m, Resolution::MarkApplied, Some(&stale), &options(), &mut Silent).await;
+        assert!(matches!(changed, Err(RecoveryError::Changed { .. })), "{changed:?}");
+        assert_eq!(rows(&mut conn).await, vec![dirty.clone()]);
+        // A resume of other content than what ran: refused.
+        let edited = migration(&v1, "y", &["CREATE TABLE a (id int)", "SELECT 1"], TransactionMode::None);
+        let other = recover(&mut conn, &edited, Resolution::Resume, None, &options(), &mut Silent).await;
+        assert!(matches!(other, Err(RecoveryError::CannotResume { .. })), "{other:?}");
+        // The row as seen: marked applied, and audited history shows it applied.
+        let seen = SeenRow::of(&dirty);
+        let marked = recover(&mut conn, &m, Resolution::MarkApplied, Some(&seen), &options(), &mut Silent).await;
+        assert_eq!(marked.unwrap(), Recovered::MarkedApplied);
+        let now = rows(&mut conn).await;
+        assert_eq!((now[0].status, now[0].statements_done, now[0].error.as_deref()), (HistoryStatus::Applied, 2, None));
+        let again = recover(&mut conn, &m, Resolution::MarkRolledBack, None, &options(), &mut Silent).await;
+        assert!(matches!(again, Err(RecoveryError::NotDirty(_))), "{again:?}");
+        conn.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_down_that_stopped_is_marked_not_resumed() {
+    use executor::recovery::{Recovered, RecoveryError, Resolution, recover};
+    let db = MySqlDatabase::fresh().await;
+    let mut conn = my(&db).await;
+    let v1 = key("0001");
+    let up = migration(&v1, "x", &["CREATE TABLE a (id int)", "CREATE TABLE b (id int)"], TransactionMode::None);
+    apply(&mut conn, &up, &options(), &mut Silent).await.unwrap();
+    let down = Migration {
+        direction: Direction::Down,
+        statements: vec!["DROP TABLE b".into(), "DROP TABLE nowhere".into()],
+        ..up.clone()
+    };
+    let err = apply(&mut conn, &down, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 1, .. }), "{err}");
+    let row = rows(&mut conn).await.remove(0);
+    assert!(row.error.as_deref().is_some_and(|e| e.starts_with("down failed at statement 2")), "{row:?}");
+    let resumed = recover(&mut conn, &up, Resolution::Resume, None, &options(), &mut Silent).await;
+    assert!(
+        matches!(&resumed, Err(RecoveryError::CannotResume { reason, .. }) if reason.contains("a down that stopped")),
+        "{resumed:?}"
+    );
+    // Undone by hand (b again), then marked applied: the version stands as applied.
+    sqlx::raw_sql("CREATE TABLE b (id int)").execute(&db.pool).await.unwrap();
+    let marked = recover(&mut conn, &up, Resolution::MarkApplied, None, &options(), &mut Silent).await.unwrap();
+    assert_eq!(marked, Recovered::MarkedApplied);
+    assert!(matches!(apply(&mut conn, &up, &options(), &mut Silent).await.unwrap(), Outcome::Skipped { .. }));
+}

@@ -1,5 +1,5 @@
 //! `migrate-hub`: the command line tool. Local mode applies one directory of migrations to one database
-//! (`apply`, `status`, `down`) with the hub's engine: session lock, history table, checksums, drift and
+//! (`apply`, `status`, `down`, `repair`) with the hub's engine: session lock, history table, checksums, drift and
 //! dirty-target detection, statement-level progress.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ use domain::values::{Identifier, VersionKey};
 use executor::apply::{Observer, Outcome};
 use executor::history::HistoryTable;
 use executor::local::{self, DownTo, LocalError, LocalOptions, Prepared, State};
+use executor::recovery::{Recovered, Resolution};
 use executor::target::{LockSession, SessionLimits, TargetConnection};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -48,6 +49,44 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Get a dirty version (a migration that stopped part-way outside a transaction) out of its state:
+    /// `--mark-applied` (it was finished by hand), `--mark-rolled-back` (what ran was undone by hand; the
+    /// version is pending again) or `--resume` (run its statements after the last one recorded).
+    Repair {
+        #[command(flatten)]
+        target: Target,
+        /// The dirty version.
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        resolution: RepairResolution,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct RepairResolution {
+    /// The migration was finished by hand: record it as applied.
+    #[arg(long)]
+    mark_applied: bool,
+    /// What ran was undone by hand: remove the row, so the version is pending again.
+    #[arg(long)]
+    mark_rolled_back: bool,
+    /// Run the statements after the last one recorded (same content only; not for a down that stopped).
+    #[arg(long)]
+    resume: bool,
+}
+
+impl RepairResolution {
+    fn resolution(&self) -> Resolution {
+        if self.mark_applied {
+            Resolution::MarkApplied
+        } else if self.mark_rolled_back {
+            Resolution::MarkRolledBack
+        } else {
+            Resolution::Resume
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -122,6 +161,7 @@ async fn main() -> ExitCode {
         Command::Apply { target, dry_run } => apply(&target, dry_run).await,
         Command::Status(target) => status(&target).await,
         Command::Down { target, steps, to } => down(&target, steps, to).await,
+        Command::Repair { target, version, resolution } => repair(&target, &version, resolution.resolution()).await,
     };
     match result {
         Ok(code) => code,
@@ -386,4 +426,26 @@ async fn down(
     }
     conn.close().await;
     Ok(tally.finish(&mut out)?)
+}
+
+async fn repair(
+    target: &Target,
+    version: &str,
+    resolution: Resolution,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let version = VersionKey::parse(version)?;
+    let Loaded { mut conn, prepared, options } = load(target).await?;
+    let label = version.to_string();
+    let result =
+        local::repair(&mut conn, &prepared, &version, resolution, &options, &mut Progress { version: &label }).await;
+    conn.close().await;
+    let mut out = std::io::stdout().lock();
+    match result? {
+        Recovered::MarkedApplied => writeln!(out, "repaired {version}: marked applied")?,
+        Recovered::MarkedRolledBack => writeln!(out, "repaired {version}: marked rolled back (pending again)")?,
+        Recovered::Resumed { statements } => {
+            writeln!(out, "repaired {version}: resumed, {statements} statement(s) ran, applied")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -557,9 +557,35 @@ async fn stepwise(
             history::insert(conn, &options.history, &new_row(migration, options, HistoryStatus::Running, checksum))
                 .await?;
         }
-        Direction::Down => history::update(conn, &options.history, version, HistoryStatus::Running, 0, None).await?,
+        Direction::Down => {
+            history::update(conn, &options.history, version, HistoryStatus::Running, 0, Some(DOWN_UNDER_WAY)).await?;
+        }
     }
-    for (index, statement) in migration.statements.iter().enumerate() {
+    run_from(conn, migration, options, observer, 0).await
+}
+
+/// In the `error` column of a row while its down runs: a down that stopped (its failure message starts
+/// with `down` too) is told apart from an up that stopped, whose statements are not the down's.
+pub const DOWN_UNDER_WAY: &str = "down under way";
+
+/// Whether `row` is dirty because a down stopped, not an up.
+pub fn stopped_down(row: &HistoryRow) -> bool {
+    row.status != HistoryStatus::Applied && row.error.as_deref().is_some_and(|e| e.starts_with("down"))
+}
+
+/// Runs `migration`'s statements from index `from` on (the ones before it ran already, and its row says
+/// so), recording progress after each, then ends its row: `applied` (up) or gone (down); `failed` with
+/// the statement and error when one fails.
+pub(crate) async fn run_from(
+    conn: &mut TargetConnection,
+    migration: &Migration<'_>,
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+    from: usize,
+) -> Result<Outcome, ApplyError> {
+    let version = migration.version.as_str();
+    let marker = (migration.direction == Direction::Down).then_some(DOWN_UNDER_WAY);
+    for (index, statement) in migration.statements.iter().enumerate().skip(from) {
         let done = u32::try_from(index).unwrap_or(u32::MAX);
         if let Err(e) = run_statement(conn, index, statement, observer).await {
             if index == 0 && nothing_ran(&e, conn.engine()) {
@@ -587,7 +613,7 @@ async fn stepwise(
             let _ = history::update(conn, &options.history, version, HistoryStatus::Failed, done, Some(&message)).await;
             return Err(e);
         }
-        history::update(conn, &options.history, version, HistoryStatus::Running, done + 1, None).await?;
+        history::update(conn, &options.history, version, HistoryStatus::Running, done + 1, marker).await?;
     }
     if let Err(e) = conn.confirm_lock(&options.lock_name).await {
         let message = format!("{} ran every statement but {e}", migration.direction);
@@ -602,9 +628,9 @@ async fn stepwise(
         }
         Direction::Down => history::delete(conn, &options.history, version).await?,
     }
-    Ok(Outcome::Applied { statements: migration.statements.len() })
+    Ok(Outcome::Applied { statements: migration.statements.len().saturating_sub(from) })
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod history;
 pub mod local;
 pub mod queue;
+pub mod recovery;
 pub mod secrets;
 pub mod target;
 pub mod worker;

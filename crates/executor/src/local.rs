@@ -1,6 +1,6 @@
 //! Local mode: one directory of migration files against one database, as the `migrate-hub` command line
-//! tool runs it (`apply`, `status`, `down`). The same rules as the fleet path: the same reader, splitter,
-//! placeholders, lock and history table.
+//! tool runs it (`apply`, `status`, `down`, `repair`). The same rules as the fleet path: the same reader,
+//! splitter, placeholders, lock and history table.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +16,7 @@ use secrecy::SecretString;
 
 use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome};
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable};
+use crate::recovery::{self, Recovered, Resolution};
 use crate::target::{ConnectSettings, TargetConnection, TargetError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,15 @@ pub enum LocalError {
     },
     #[error("version {version} ({path}) has no down migration")]
     NoDown { version: String, path: String },
+    #[error(
+        "version {version} is dirty ({state}); nothing was rolled back. Recover it first: `migrate-hub repair \
+         --version {version} --mark-applied|--mark-rolled-back|--resume`"
+    )]
+    Dirty { version: String, state: String },
+    #[error("version {0} is not in the directory, and resuming needs its statements")]
+    NotInDirectory(String),
+    #[error(transparent)]
+    Recovery(#[from] recovery::RecoveryError),
     #[error("invalid database URL: {0}")]
     Url(String),
     #[error(transparent)]
@@ -261,16 +271,7 @@ async fn run(
         statements: statements.to_vec(),
         transaction_mode: p.transaction_mode,
     };
-    let apply_options = ApplyOptions {
-        history: options.history.clone(),
-        lock_name: "local".into(),
-        lock_wait: options.lock_wait,
-        limits: options.limits,
-        allow_out_of_order,
-        earlier_versions,
-        run_id: None,
-        worker: options.worker.clone(),
-    };
+    let apply_options = apply_options(options, earlier_versions, allow_out_of_order);
     apply::apply(conn, &migration, &apply_options, observer).await.map_err(|source| LocalError::Apply {
         version: p.version.to_string(),
         path: p.path.clone(),
@@ -294,7 +295,19 @@ pub async fn down_plan<'p>(
     table: &HistoryTable,
     to: &DownTo,
 ) -> Result<Vec<&'p Prepared>, LocalError> {
-    let (states, _) = inspect(conn, prepared, table).await?;
+    let (states, unknown) = inspect(conn, prepared, table).await?;
+    // A dirty version, known or not, stops the rollback: reverting the ones before it would leave it
+    // on top of a schema it was never meant for.
+    if let Some(row) = unknown.iter().find(|r| r.status != HistoryStatus::Applied) {
+        return Err(LocalError::Dirty { version: row.version.clone(), state: recovery::describe(row) });
+    }
+    let dirty = states.iter().find_map(|(state, p)| match state {
+        State::Dirty { status, done, total } => Some((p, format!("{status} at statement {done} of {total}"))),
+        _ => None,
+    });
+    if let Some((p, state)) = dirty {
+        return Err(LocalError::Dirty { version: p.version.to_string(), state });
+    }
     let mut applied: Vec<&Prepared> =
         states.into_iter().filter(|(s, _)| *s == State::Applied).map(|(_, p)| p).collect();
     applied.sort_by(|a, b| b.version.cmp(&a.version));
@@ -316,6 +329,45 @@ pub async fn down_one(
     };
     // Order does not constrain a rollback: the plan already picked the newest applied versions.
     run(conn, p, Direction::Down, statements, Vec::new(), true, options, observer).await
+}
+
+/// Gets the dirty `version` out of its state by `resolution` (see [`crate::recovery`]). A resume takes
+/// the version's statements from the directory; the marks work for a version no longer in it too.
+pub async fn repair(
+    conn: &mut TargetConnection,
+    prepared: &[Prepared],
+    version: &VersionKey,
+    resolution: Resolution,
+    options: &LocalOptions,
+    observer: &mut impl Observer,
+) -> Result<Recovered, LocalError> {
+    let found = prepared.iter().find(|p| p.version == *version);
+    if found.is_none() && resolution == Resolution::Resume {
+        return Err(LocalError::NotInDirectory(version.to_string()));
+    }
+    let migration = Migration {
+        version,
+        name: found.map_or("", |p| p.name.as_str()),
+        up_checksum: found.map_or_else(|| Checksum::of(""), |p| p.up_checksum),
+        direction: Direction::Up,
+        statements: found.map(|p| p.statements.clone()).unwrap_or_default(),
+        transaction_mode: found.map_or(TransactionMode::None, |p| p.transaction_mode),
+    };
+    let apply_options = apply_options(options, Vec::new(), true);
+    Ok(recovery::recover(conn, &migration, resolution, None, &apply_options, observer).await?)
+}
+
+fn apply_options(options: &LocalOptions, earlier_versions: Vec<VersionKey>, allow_out_of_order: bool) -> ApplyOptions {
+    ApplyOptions {
+        history: options.history.clone(),
+        lock_name: "local".into(),
+        lock_wait: options.lock_wait,
+        limits: options.limits,
+        allow_out_of_order,
+        earlier_versions,
+        run_id: None,
+        worker: options.worker.clone(),
+    }
 }
 
 /// Parses `postgres://user:password@host:port/database?sslmode=…` or `mysql://…` (also `postgresql://`,
