@@ -238,10 +238,27 @@ async fn a_held_lock_makes_the_second_session_wait_then_give_up() {
     let m = migration(&v1, "x", &["SELECT 1"], TransactionMode::Transaction);
     let quick = ApplyOptions { lock_wait: Duration::from_millis(300), ..options() };
     let err = apply(&mut conn, &m, &quick, &mut Silent).await.unwrap_err();
-    assert!(matches!(err, ApplyError::LockTimeout(_)) && err.is_transient(), "{err}");
+    assert!(matches!(err, ApplyError::LockTimeout { .. }) && err.is_transient(), "{err}");
+    // The holder is named, as far as the server tells: its process and application, never its SQL.
+    assert!(err.to_string().contains("it is server process") && err.to_string().contains("of migrate-hub"), "{err}");
     // The lock dies with its session.
     holder.close().await;
     assert!(matches!(apply(&mut conn, &m, &quick, &mut Silent).await.unwrap(), Outcome::Applied { .. }));
+}
+
+#[tokio::test]
+async fn a_held_lock_on_mariadb_names_its_holder() {
+    let db = MySqlDatabase::fresh().await;
+    let mut holder = my(&db).await;
+    assert!(holder.lock("target-1", Duration::ZERO).await.unwrap());
+    let mut conn = my(&db).await;
+    let v1 = key("0001");
+    let m = migration(&v1, "x", &["SELECT 1"], TransactionMode::Transaction);
+    let quick = ApplyOptions { lock_wait: Duration::from_millis(200), ..options() };
+    let err = apply(&mut conn, &m, &quick, &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::LockTimeout { holder: Some(_), .. }), "{err}");
+    assert!(err.to_string().contains("it is server connection"), "{err}");
+    holder.close().await;
 }
 
 /// Stops before statement `stop_at`, and remembers what ran.

@@ -115,8 +115,15 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("another session holds the migration lock on this target (waited {0:?})")]
-    LockTimeout(Duration),
+    #[error(
+        "another session holds the migration lock on this target (waited {waited:?}){}",
+        holder.as_deref().map(|h| format!("; it is {h}")).unwrap_or_default()
+    )]
+    LockTimeout {
+        waited: Duration,
+        /// Who holds it, as far as the server tells ([`TargetConnection::who_holds_lock`]).
+        holder: Option<String>,
+    },
     #[error("version {version} was applied with different content (checksum {applied}, now {expected}): drift")]
     Drift { version: String, applied: String, expected: String },
     #[error(
@@ -148,7 +155,7 @@ impl ApplyError {
     /// Whether the same apply may succeed if tried again later (lock busy, connection trouble, timeouts).
     pub fn is_transient(&self) -> bool {
         match self {
-            ApplyError::LockTimeout(_) => true,
+            ApplyError::LockTimeout { .. } => true,
             ApplyError::Target(e) | ApplyError::Statement { source: e, .. } => e.is_transient(),
             _ => false,
         }
@@ -204,7 +211,10 @@ pub async fn apply_release(
     }
     match conn.limit_and_lock(options.limits, &options.lock_name, options.lock_wait).await {
         Ok(true) => {}
-        Ok(false) => return Err(failed(0, Vec::new(), ApplyError::LockTimeout(options.lock_wait))),
+        Ok(false) => {
+            let holder = conn.who_holds_lock(&options.lock_name).await;
+            return Err(failed(0, Vec::new(), ApplyError::LockTimeout { waited: options.lock_wait, holder }));
+        }
         Err(e) => return Err(failed(0, Vec::new(), e.into())),
     }
     let mut completed = Vec::with_capacity(migrations.len());

@@ -631,7 +631,7 @@ fn stopped_message(reason: &str, key: &str, index: usize, mode: TransactionMode)
 
 fn error_code(e: &ApplyError) -> &'static str {
     match e {
-        ApplyError::LockTimeout(_) => "target_locked",
+        ApplyError::LockTimeout { .. } => "target_locked",
         ApplyError::Drift { .. } => "drift",
         ApplyError::NeedsRecovery { .. } => "needs_recovery",
         ApplyError::OutOfOrder(_) => "out_of_order",

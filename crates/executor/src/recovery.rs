@@ -82,8 +82,11 @@ pub enum RecoveryError {
     Changed { version: String, now: String },
     #[error("version {version} cannot be resumed: {reason}")]
     CannotResume { version: String, reason: String },
-    #[error("the target lock is held by another session (waited {0:?}); nothing was changed")]
-    LockTimeout(std::time::Duration),
+    #[error(
+        "the target lock is held by another session (waited {waited:?}){}; nothing was changed",
+        holder.as_deref().map(|h| format!("; it is {h}")).unwrap_or_default()
+    )]
+    LockTimeout { waited: std::time::Duration, holder: Option<String> },
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error(transparent)]
@@ -113,7 +116,10 @@ pub async fn recover(
 ) -> Result<Recovered, RecoveryError> {
     match conn.limit_and_lock(options.limits, &options.lock_name, options.lock_wait).await {
         Ok(true) => {}
-        Ok(false) => return Err(RecoveryError::LockTimeout(options.lock_wait)),
+        Ok(false) => {
+            let holder = conn.who_holds_lock(&options.lock_name).await;
+            return Err(RecoveryError::LockTimeout { waited: options.lock_wait, holder });
+        }
         Err(e) => return Err(e.into()),
     }
     let result = locked(conn, migration, resolution, seen, options, observer).await;

@@ -660,6 +660,53 @@ impl TargetConnection {
         matches!(self.lock, Lock::Work) && matches!(self.session, Session::Postgres(_))
     }
 
+    /// Who holds the session-level lock `name`, as far as the server tells this session (others' details
+    /// may be hidden without `pg_read_all_stats` or `PROCESS`): its process, application, user, client and
+    /// how long it has been in its state. Never the SQL it runs, which may carry data. `None` when nobody
+    /// holds it any more or the server would not say.
+    pub async fn who_holds_lock(&mut self, name: &str) -> Option<String> {
+        match &mut self.session {
+            Session::Postgres(conn) => {
+                // A 64-bit advisory key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
+                let key = pg_lock_key(name) as u64;
+                let (high, low) = (key >> 32, key & 0xffff_ffff);
+                let sql = format!(
+                    "SELECT 'server process ' || a.pid \
+                     || coalesce(' of ' || nullif(a.application_name, ''), '') \
+                     || coalesce(', user ' || a.usename, '') \
+                     || coalesce(', from ' || host(a.client_addr), ', local') \
+                     || coalesce(', ' || a.state || ' for ' \
+                        || round(extract(epoch FROM now() - a.state_change))::bigint || ' s', '') \
+                     FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {high} AND l.objid = {low} \
+                       AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_catalog.pg_database \
+                                                            WHERE datname = current_database()) \
+                     LIMIT 1"
+                );
+                sqlx::raw_sql(AssertSqlSafe(sql))
+                    .fetch_optional(conn)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|row| row.try_get(0).ok())
+            }
+            Session::Mysql { conn, .. } => {
+                let sql = format!(
+                    "SELECT CONCAT('server connection ', p.ID, ', user ', p.USER, ', from ', p.HOST, ', ', \
+                     p.COMMAND, ' for ', p.TIME, ' s') FROM information_schema.PROCESSLIST p \
+                     WHERE p.ID = IS_USED_LOCK({})",
+                    mysql_lock_literal(name)
+                );
+                sqlx::raw_sql(AssertSqlSafe(sql))
+                    .fetch_optional(conn)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|row| row.try_get(0).ok())
+            }
+        }
+    }
+
     /// Releases the lock taken with [`lock`](Self::lock).
     pub async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
         self.lock_holder()?.unlock(name).await
