@@ -1,5 +1,5 @@
 //! `migrate-hub`: the command line tool. Local mode applies one directory of migrations to one database
-//! (`apply`, `status`, `down`, `repair`) with the hub's engine: session lock, history table, checksums, drift and
+//! (`apply`, `status`, `down`, `repair`, `adopt`, `baseline`) with the hub's engine: session lock, history table, checksums, drift and
 //! dirty-target detection, statement-level progress.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use domain::enums::TransactionMode;
 use domain::placeholder::Syntax;
 use domain::source::Layout;
 use domain::values::{Identifier, VersionKey};
+use executor::adopt::Tool;
 use executor::apply::{Observer, Outcome};
 use executor::history::HistoryTable;
 use executor::local::{self, DownTo, LocalError, LocalOptions, Prepared, State};
@@ -48,6 +49,34 @@ enum Command {
         /// Roll back every applied version newer than this one.
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Record as applied, without running them, the versions another tool applied on the database, read
+    /// from its history table (goose_db_version, schema_migrations, flyway_schema_history, _sqlx_migrations,
+    /// __diesel_schema_migrations, refinery_schema_history). Refused, naming the versions, when its history
+    /// is dirty, names versions the directory lacks, or stores checksums that differ from the files.
+    Adopt {
+        #[command(flatten)]
+        target: Target,
+        /// The tool: goose, golang-migrate, flyway, sqlx, diesel, dbmate or refinery.
+        #[arg(long)]
+        from: String,
+        /// Its history table, when not the tool's default (`schema.table` allowed).
+        #[arg(long)]
+        from_table: Option<String>,
+        /// Only show what would be recorded.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Record every version up to and including `--to` as applied, without running it (for a database
+    /// brought up to date by other means).
+    Baseline {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        to: String,
+        /// Only show what would be recorded.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Get a dirty version (a migration that stopped part-way outside a transaction) out of its state:
     /// `--mark-applied` (it was finished by hand), `--mark-rolled-back` (what ran was undone by hand; the
@@ -161,6 +190,14 @@ async fn main() -> ExitCode {
         Command::Apply { target, dry_run } => apply(&target, dry_run).await,
         Command::Status(target) => status(&target).await,
         Command::Down { target, steps, to } => down(&target, steps, to).await,
+        Command::Adopt { target, from, from_table, dry_run } => match from.parse::<Tool>() {
+            Ok(tool) => adopt(&target, Record::From(tool, from_table.as_deref()), dry_run).await,
+            Err(e) => Err(e.into()),
+        },
+        Command::Baseline { target, to, dry_run } => match VersionKey::parse(to) {
+            Ok(to) => adopt(&target, Record::UpTo(to), dry_run).await,
+            Err(e) => Err(e.into()),
+        },
         Command::Repair { target, version, resolution } => repair(&target, &version, resolution.resolution()).await,
     };
     match result {
@@ -447,5 +484,34 @@ async fn repair(
             writeln!(out, "repaired {version}: resumed, {statements} statement(s) ran, applied")?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `adopt` and `baseline` record: what another tool applied (its history table), or every version
+/// up to one.
+enum Record<'a> {
+    From(Tool, Option<&'a str>),
+    UpTo(VersionKey),
+}
+
+async fn adopt(target: &Target, what: Record<'_>, dry_run: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let Loaded { mut conn, prepared, options } = load(target).await?;
+    let result = match &what {
+        Record::From(tool, table) => local::adopt(&mut conn, &prepared, *tool, *table, &options, dry_run).await,
+        Record::UpTo(to) => local::baseline(&mut conn, &prepared, to, &options, dry_run).await,
+    };
+    conn.close().await;
+    let adopted = result?;
+    for note in &adopted.notes {
+        eprintln!("note: {note}");
+    }
+    let mut out = std::io::stdout().lock();
+    let verb = if dry_run { "would record" } else { "recorded" };
+    for version in &adopted.versions {
+        let name = prepared.iter().find(|p| p.version == *version).map_or("", |p| p.name.as_str());
+        writeln!(out, "{verb} {version} {name} as applied")?;
+    }
+    let key = if dry_run { "would_record" } else { "recorded" };
+    writeln!(out, "{key}={} already={}", adopted.versions.len() - adopted.already, adopted.already)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -300,6 +300,16 @@ impl Ord for VersionKey {
     }
 }
 
+impl VersionKey {
+    /// Whether another tool's record of a version names this one: equal but for leading zeros in its
+    /// numbers (goose records `00001_x.sql` as `1`), with `_` read as `.` (Flyway records `V1_1` as `1.1`).
+    pub fn same_as(&self, recorded: &str) -> bool {
+        let recorded = recorded.trim().replace('_', ".");
+        let own = self.0.replace('_', ".");
+        natural_cmp(&own, &recorded) == Ordering::Equal
+    }
+}
+
 impl PartialOrd for VersionKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))

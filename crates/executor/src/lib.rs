@@ -5,6 +5,7 @@
 //! the tool database only through `storage`, and must never know about HTTP, sessions or HTML. What a worker
 //! must never send or touch (its own secrets, the tool database as a target) is decided in `secrets`.
 
+pub mod adopt;
 pub mod apply;
 pub mod history;
 pub mod local;

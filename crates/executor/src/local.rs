@@ -1,5 +1,5 @@
 //! Local mode: one directory of migration files against one database, as the `migrate-hub` command line
-//! tool runs it (`apply`, `status`, `down`, `repair`). The same rules as the fleet path: the same reader,
+//! tool runs it (`apply`, `status`, `down`, `repair`, `adopt`, `baseline`). The same rules as the fleet path: the same reader,
 //! splitter, placeholders, lock and history table.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use domain::split::{self, Dialect};
 use domain::values::VersionKey;
 use secrecy::SecretString;
 
+use crate::adopt::{self, Candidate, Tool};
 use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome};
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable};
 use crate::recovery::{self, Recovered, Resolution};
@@ -52,6 +53,8 @@ pub enum LocalError {
     NotInDirectory(String),
     #[error(transparent)]
     Recovery(#[from] recovery::RecoveryError),
+    #[error(transparent)]
+    Adopt(#[from] adopt::AdoptError),
     #[error("invalid database URL: {0}")]
     Url(String),
     #[error(transparent)]
@@ -113,6 +116,8 @@ pub struct Prepared {
     pub version: VersionKey,
     pub name: String,
     pub path: String,
+    /// The up SQL as written (other tools' checksums are over it).
+    pub up_sql: String,
     pub up_checksum: Checksum,
     pub statements: Vec<String>,
     /// The down statements, when the migration has a down part.
@@ -146,6 +151,7 @@ fn prepare_one(
         version: m.version.clone(),
         name: m.name.clone(),
         path: m.up_path.clone(),
+        up_sql: m.up.clone(),
         // Over the text as written, before substitution: one checksum whatever the target's variables.
         up_checksum: Checksum::of(&m.up),
         statements,
@@ -368,6 +374,82 @@ fn apply_options(options: &LocalOptions, earlier_versions: Vec<VersionKey>, allo
         run_id: None,
         worker: options.worker.clone(),
     }
+}
+
+/// What `adopt` or `baseline` found and did.
+#[derive(Debug, Clone)]
+pub struct Adopted {
+    /// The versions recorded as applied (or, with `dry_run`, that would be), in order.
+    pub versions: Vec<VersionKey>,
+    /// How many of them were recorded already.
+    pub already: usize,
+    /// What was read but not adopted.
+    pub notes: Vec<String>,
+}
+
+fn candidates(prepared: &[Prepared]) -> Vec<Candidate<'_>> {
+    prepared
+        .iter()
+        .map(|p| Candidate {
+            version: &p.version,
+            name: &p.name,
+            up_sql: &p.up_sql,
+            up_checksum: p.up_checksum,
+            statements: u32::try_from(p.statements.len()).unwrap_or(u32::MAX),
+        })
+        .collect()
+}
+
+/// Records as applied the versions that `tool` applied on this database (its history table `from_table`,
+/// or its default), without running them (see [`crate::adopt`]).
+pub async fn adopt(
+    conn: &mut TargetConnection,
+    prepared: &[Prepared],
+    tool: Tool,
+    from_table: Option<&str>,
+    options: &LocalOptions,
+    dry_run: bool,
+) -> Result<Adopted, LocalError> {
+    let foreign = adopt::read_foreign(conn, tool, from_table).await?;
+    let candidates = candidates(prepared);
+    let chosen = adopt::plan(tool, &foreign, &candidates)?;
+    let table = from_table.unwrap_or(tool.default_table());
+    let source = format!("adopted from {tool} ({table}) by {}", options.worker);
+    let recorded = record(conn, &candidates, &chosen, &source, options, dry_run).await?;
+    Ok(Adopted { notes: foreign.notes, ..recorded })
+}
+
+/// Records every version up to and including `to` as applied without running it (a database brought up
+/// to date by other means).
+pub async fn baseline(
+    conn: &mut TargetConnection,
+    prepared: &[Prepared],
+    to: &VersionKey,
+    options: &LocalOptions,
+    dry_run: bool,
+) -> Result<Adopted, LocalError> {
+    let candidates = candidates(prepared);
+    let chosen = adopt::up_to(&candidates, to)?;
+    let source = format!("baseline to {to} by {}", options.worker);
+    record(conn, &candidates, &chosen, &source, options, dry_run).await
+}
+
+async fn record(
+    conn: &mut TargetConnection,
+    candidates: &[Candidate<'_>],
+    chosen: &[usize],
+    source: &str,
+    options: &LocalOptions,
+    dry_run: bool,
+) -> Result<Adopted, LocalError> {
+    let versions: Vec<VersionKey> = chosen.iter().map(|&i| candidates[i].version.clone()).collect();
+    if dry_run {
+        return Ok(Adopted { versions, already: 0, notes: Vec::new() });
+    }
+    let apply_options =
+        ApplyOptions { worker: source.chars().take(200).collect(), ..apply_options(options, Vec::new(), true) };
+    let (_, already) = adopt::record(conn, &apply_options, candidates, chosen).await?;
+    Ok(Adopted { versions, already, notes: Vec::new() })
 }
 
 /// Parses `postgres://user:password@host:port/database?sslmode=…` or `mysql://…` (also `postgresql://`,
