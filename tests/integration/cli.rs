@@ -447,3 +447,32 @@ async fn a_dirty_mariadb_target_is_resumed_and_an_edited_file_is_not() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&edited).unwrap();
 }
+
+#[tokio::test]
+async fn every_command_says_what_it_did_or_why_it_did_nothing() {
+    let db = PgDatabase::fresh().await;
+    let river = workload("river/riverdriver/riverpgxv5/migration/main");
+    // River's markers without --placeholders river: said before anything runs, naming the variable.
+    let unsubstituted = cli(&["apply"], &river, &db.url);
+    assert!(!unsubstituted.status.success());
+    assert!(
+        stderr(&unsubstituted).contains("River's `/* TEMPLATE: name */` placeholders (schema)")
+            && stderr(&unsubstituted).contains("--placeholders river"),
+        "{}",
+        stderr(&unsubstituted)
+    );
+    let river_args = ["--placeholders", "river", "--var", "schema=public"];
+    let dry = cli(&[&["apply", "--dry-run"][..], &river_args].concat(), &river, &db.url);
+    assert!(stdout(&dry).ends_with("would_apply=7 skipped=0 failed=0\n"), "{}", stdout(&dry));
+    let nothing = cli(&[&["down", "--steps", "1"][..], &river_args].concat(), &river, &db.url);
+    assert!(nothing.status.success());
+    assert!(stdout(&nothing).ends_with("reverted=0 skipped=0 failed=0\n"), "{}", stdout(&nothing));
+    assert!(
+        stderr(&nothing).contains("nothing to roll back: no version of the directory is applied"),
+        "{}",
+        stderr(&nothing)
+    );
+    assert!(cli(&[&["apply"][..], &river_args].concat(), &river, &db.url).status.success());
+    let down = cli(&[&["down", "--steps", "1"][..], &river_args].concat(), &river, &db.url);
+    assert!(stdout(&down).ends_with("reverted=1 skipped=0 failed=0\n"), "{}", stdout(&down));
+}

@@ -209,15 +209,21 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Counts for the final line.
-#[derive(Debug, Default)]
+/// Counts for the final line: `<label>=<n> skipped=<n> failed=<n>`, the label saying what was done
+/// (`applied`, `reverted`, `would_apply`).
+#[derive(Debug)]
 struct Tally {
+    label: &'static str,
     applied: usize,
     skipped: usize,
     failed: usize,
 }
 
 impl Tally {
+    fn new(label: &'static str) -> Self {
+        Tally { label, applied: 0, skipped: 0, failed: 0 }
+    }
+
     /// Counts and prints one migration's result; `false` when the run must stop.
     fn record(
         &mut self,
@@ -245,7 +251,7 @@ impl Tally {
     }
 
     fn finish(&self, out: &mut impl Write) -> std::io::Result<ExitCode> {
-        writeln!(out, "applied={} skipped={} failed={}", self.applied, self.skipped, self.failed)?;
+        writeln!(out, "{}={} skipped={} failed={}", self.label, self.applied, self.skipped, self.failed)?;
         Ok(if self.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }
@@ -362,7 +368,7 @@ impl Observer for Progress<'_> {
 async fn apply(target: &Target, dry_run: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let Loaded { mut conn, prepared, options } = load(target).await?;
     let mut out = std::io::stdout().lock();
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(if dry_run { "would_apply" } else { "applied" });
     if dry_run {
         let (states, _) = local::inspect(&mut conn, &prepared, &options.history).await?;
         conn.close().await;
@@ -452,7 +458,15 @@ async fn down(
     };
     let plan = local::down_plan(&mut conn, &prepared, &options.history, &to).await?;
     let mut out = std::io::stdout().lock();
-    let mut tally = Tally::default();
+    let mut tally = Tally::new("reverted");
+    if plan.is_empty() {
+        // Never a silent no-op: say why nothing is rolled back.
+        let why = match &to {
+            DownTo::Version(v) => format!("no version of the directory newer than {v} is applied on this database"),
+            DownTo::Steps(_) => "no version of the directory is applied on this database".to_owned(),
+        };
+        eprintln!("nothing to roll back: {why}");
+    }
     for p in plan {
         let version = p.version.to_string();
         let started = Instant::now();

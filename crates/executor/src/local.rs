@@ -42,6 +42,11 @@ pub enum LocalError {
         #[source]
         source: placeholder::PlaceholderError,
     },
+    #[error(
+        "{path} uses {what} placeholders ({}) that are not substituted: pass `--placeholders {flag}` and \
+         `--var NAME=VALUE` for each; nothing was run", .names.join(", ")
+    )]
+    UnchosenPlaceholders { path: String, what: &'static str, flag: &'static str, names: Vec<String> },
     #[error("version {version} ({path}) has no down migration")]
     NoDown { version: String, path: String },
     #[error(
@@ -132,7 +137,32 @@ pub fn prepare(
     variables: &BTreeMap<String, String>,
     syntaxes: &[Syntax],
 ) -> Result<Vec<Prepared>, LocalError> {
+    check_placeholders(source, syntaxes)?;
     source.migrations.iter().map(|m| prepare_one(m, engine, variables, syntaxes)).collect()
+}
+
+/// River's and pop's placeholder markers in a file, when their syntax was not chosen: said before anything
+/// runs, rather than as a syntax error at the statement that holds one.
+fn check_placeholders(source: &Source, syntaxes: &[Syntax]) -> Result<(), LocalError> {
+    let unchosen = [
+        (Syntax::RiverTemplate, "River's `/* TEMPLATE: name */`", "river"),
+        (Syntax::GoTemplate, "Go-template `{{ index .Options \"name\" }}`", "go"),
+    ];
+    for (syntax, what, flag) in unchosen.into_iter().filter(|(syntax, _, _)| !syntaxes.contains(syntax)) {
+        for m in &source.migrations {
+            let texts = [(m.up.as_str(), m.up_path.as_str())]
+                .into_iter()
+                .chain(m.down.as_deref().map(|down| (down, m.down_path.as_deref().unwrap_or(&m.up_path))));
+            for (text, path) in texts {
+                let names = placeholder::referenced(text, &[syntax]);
+                if !names.is_empty() {
+                    let names = names.into_iter().map(str::to_owned).collect();
+                    return Err(LocalError::UnchosenPlaceholders { path: path.to_owned(), what, flag, names });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn prepare_one(
