@@ -476,3 +476,51 @@ async fn every_command_says_what_it_did_or_why_it_did_nothing() {
     let down = cli(&[&["down", "--steps", "1"][..], &river_args].concat(), &river, &db.url);
     assert!(stdout(&down).ends_with("reverted=1 skipped=0 failed=0\n"), "{}", stdout(&down));
 }
+
+#[test]
+fn new_makes_the_next_file_in_the_directory_layout() {
+    let made = |files: &[(&str, &str)], args: &[&str]| {
+        let dir = std::env::temp_dir().join(format!("new-{}", uuid::Uuid::new_v4()));
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let output = cli(&[&["new"][..], args].concat(), &dir, "postgres://unused@127.0.0.1:1/none");
+        assert!(output.status.success(), "{}", stderr(&output));
+        let created: Vec<String> = stdout(&output)
+            .lines()
+            .map(|l| l.strip_prefix("created ").unwrap().strip_prefix(dir.to_str().unwrap()).unwrap()[1..].to_owned())
+            .collect();
+        for path in &created {
+            assert!(dir.join(path).is_file(), "{path}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        created
+    };
+    assert_eq!(made(&[("0009_a.sql", "SELECT 1;")], &["Add Email!"]), ["0010_add_email.sql"]);
+    assert_eq!(
+        made(&[("1_a.up.sql", "SELECT 1;"), ("1_a.down.sql", "SELECT 1;")], &["b"]),
+        ["2_b.up.sql", "2_b.down.sql"]
+    );
+    assert_eq!(made(&[("V1_1__a.sql", "SELECT 1;")], &["b"]), ["V2__b.sql"]);
+    assert_eq!(made(&[], &["first", "--sequential"]), ["0001_first.sql"]);
+    let goose = made(&[("00003_a.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1;\n")], &["b"]);
+    assert_eq!(goose, ["00004_b.sql"]);
+    // Timestamps where the directory uses them (diesel's with its dashes), always after the newest.
+    let diesel = made(&[("2019-02-26-002946_a/up.sql", "SELECT 1;")], &["b"]);
+    assert!(diesel[0].ends_with("_b/up.sql") && diesel[1].ends_with("_b/down.sql"), "{diesel:?}");
+    assert!(diesel[0].as_str() > "2019-02-26-002946", "{diesel:?}");
+    let future = made(&[("29990101000000_a.sql", "SELECT 1;")], &["b"]);
+    assert_eq!(future, ["29990101000001_b.sql"]);
+    let dbmate = made(&[("20200101000001_a.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\n")], &["b"]);
+    assert!(dbmate[0].len() == "20261204000000_b.sql".len() && dbmate[0].as_str() > "20200101000001", "{dbmate:?}");
+    // A name with nothing in it is refused, nothing made.
+    let dir = std::env::temp_dir().join(format!("new-{}", uuid::Uuid::new_v4()));
+    let refused = cli(&["new", "!-!"], &dir, "postgres://unused@127.0.0.1:1/none");
+    assert!(
+        !refused.status.success() && stderr(&refused).contains("the name needs letters or digits"),
+        "{}",
+        stderr(&refused)
+    );
+}

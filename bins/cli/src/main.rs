@@ -50,6 +50,21 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Create the next migration file(s) in the directory's layout, with empty sections to fill in.
+    New {
+        /// Directory of migration files (made if missing).
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+        /// Layout: auto (the directory's; plain for an empty one), plain, sqlx, golang-migrate, goose, flyway,
+        /// dbmate, diesel, refinery.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// In an empty directory, number versions 0001, 0002… instead of by UTC timestamp.
+        #[arg(long)]
+        sequential: bool,
+        /// What the migration does, e.g. `add_users_email`.
+        name: String,
+    },
     /// Record as applied, without running them, the versions another tool applied on the database, read
     /// from its history table (goose_db_version, schema_migrations, flyway_schema_history, _sqlx_migrations,
     /// __diesel_schema_migrations, refinery_schema_history). Refused, naming the versions, when its history
@@ -190,6 +205,7 @@ async fn main() -> ExitCode {
         Command::Apply { target, dry_run } => apply(&target, dry_run).await,
         Command::Status(target) => status(&target).await,
         Command::Down { target, steps, to } => down(&target, steps, to).await,
+        Command::New { dir, format, sequential, name } => new(&dir, &format, sequential, &name),
         Command::Adopt { target, from, from_table, dry_run } => match from.parse::<Tool>() {
             Ok(tool) => adopt(&target, Record::From(tool, from_table.as_deref()), dry_run).await,
             Err(e) => Err(e.into()),
@@ -527,5 +543,23 @@ async fn adopt(target: &Target, what: Record<'_>, dry_run: bool) -> Result<ExitC
     }
     let key = if dry_run { "would_record" } else { "recorded" };
     writeln!(out, "{key}={} already={}", adopted.versions.len() - adopted.already, adopted.already)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new(
+    dir: &std::path::Path,
+    format: &str,
+    sequential: bool,
+    name: &str,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let layout = match format {
+        "auto" => None,
+        other => Some(other.parse::<Layout>()?),
+    };
+    let made = local::new_migration(dir, layout, name, chrono::Utc::now(), sequential)?;
+    let mut out = std::io::stdout().lock();
+    for path in made {
+        writeln!(out, "created {}", dir.join(path).display())?;
+    }
     Ok(ExitCode::SUCCESS)
 }

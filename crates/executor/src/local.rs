@@ -62,6 +62,8 @@ pub enum LocalError {
     Adopt(#[from] adopt::AdoptError),
     #[error("invalid database URL: {0}")]
     Url(String),
+    #[error("{0}")]
+    New(String),
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error("{path}: version {version}: {source}")]
@@ -404,6 +406,91 @@ fn apply_options(options: &LocalOptions, earlier_versions: Vec<VersionKey>, allo
         run_id: None,
         worker: options.worker.clone(),
     }
+}
+
+/// Creates the next migration of `dir` (made if missing), named `name`, in its layout (`layout`, or the one
+/// detected; an empty directory gets plain files): the files with empty sections, never over an existing
+/// one. The version follows the newest: the next number at the same width, or a UTC timestamp (`now`) where
+/// the directory uses timestamps, and for an empty directory unless `sequential`. Returns the paths made,
+/// relative to `dir`.
+pub fn new_migration(
+    dir: &Path,
+    layout: Option<Layout>,
+    name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    sequential: bool,
+) -> Result<Vec<String>, LocalError> {
+    let name: String = name
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect::<String>()
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    if name.is_empty() || name.len() > 100 {
+        return Err(LocalError::New("the name needs letters or digits (at most 100)".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| LocalError::Read { path: dir.display().to_string(), source })?;
+    let source = load_dir(dir, layout, Engine::Postgres)?;
+    let layout = layout.unwrap_or(source.layout);
+    let newest = source.migrations.iter().map(|m| &m.version).max().map(VersionKey::as_str);
+    let stamp = |format: &str| now.format(format).to_string();
+    let version = match layout {
+        Layout::Flyway | Layout::Refinery => {
+            let major = newest.and_then(|v| v.split('.').next()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            (major + 1).to_string()
+        }
+        Layout::Diesel => after(newest, stamp("%Y%m%d%H%M%S")),
+        Layout::Dbmate => after(newest, stamp("%Y%m%d%H%M%S")),
+        Layout::Plain | Layout::UpDown | Layout::Goose => match newest {
+            Some(v) if v.bytes().all(|b| b.is_ascii_digit()) && v.len() < 12 => next_number(v),
+            Some(v) => after(Some(v), stamp("%Y%m%d%H%M%S")),
+            None if sequential => if layout == Layout::Goose { "00001" } else { "0001" }.to_owned(),
+            None => stamp("%Y%m%d%H%M%S"),
+        },
+    };
+    let files: Vec<(String, &str)> = match layout {
+        Layout::Plain => vec![(format!("{version}_{name}.sql"), "")],
+        Layout::UpDown => vec![(format!("{version}_{name}.up.sql"), ""), (format!("{version}_{name}.down.sql"), "")],
+        Layout::Goose => vec![(format!("{version}_{name}.sql"), "-- +goose Up\n\n-- +goose Down\n")],
+        Layout::Dbmate => vec![(format!("{version}_{name}.sql"), "-- migrate:up\n\n-- migrate:down\n")],
+        Layout::Flyway | Layout::Refinery => vec![(format!("V{version}__{name}.sql"), "")],
+        Layout::Diesel => {
+            // The folder's timestamp with diesel's dashes: 2019-02-26-002946.
+            let (d, t) = version.split_at(8);
+            let folder = format!("{}-{}-{}-{t}_{name}", &d[..4], &d[4..6], &d[6..]);
+            vec![(format!("{folder}/up.sql"), ""), (format!("{folder}/down.sql"), "")]
+        }
+    };
+    for (path, text) in &files {
+        let full = dir.join(path);
+        let failed = |source| LocalError::Read { path: full.display().to_string(), source };
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&full).map_err(failed)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(failed)?;
+    }
+    Ok(files.into_iter().map(|(path, _)| path).collect())
+}
+
+/// `stamp`, or the number after `newest` when the clock is not past it (a version from the future, or two
+/// in one second).
+fn after(newest: Option<&str>, stamp: String) -> String {
+    match newest {
+        Some(v) if v.bytes().all(|b| b.is_ascii_digit()) && v.len() >= stamp.len() && *v >= *stamp.as_str() => {
+            next_number(v)
+        }
+        _ => stamp,
+    }
+}
+
+/// `v` plus one, at least as wide (`0009` → `0010`).
+fn next_number(v: &str) -> String {
+    let n = v.parse::<u128>().map_or(1, |n| n + 1);
+    format!("{n:0width$}", width = v.len())
 }
 
 /// What `adopt` or `baseline` found and did.
