@@ -1,4 +1,5 @@
-//! `cargo xtask corpus [DIR…]`: the engine against real projects' migration sets (`../shared/workloads`).
+//! `cargo xtask corpus [DIR…]`: the engine against real projects' migration sets (`../shared/workloads`) and
+//! our own sets for the layouts they do not cover (`tests/corpus`).
 //!
 //! For each set and dialect, on a fresh database of the local servers, through the `migrate-hub` binary as
 //! an operator runs it: apply everything, apply again (everything must be skipped), then where the set has
@@ -77,6 +78,9 @@ impl Case {
     }
 }
 
+/// Sets of our own making (`tests/corpus`), one per layout the shared workloads do not cover.
+const OWN_SETS: &[&str] = &["diesel-blog", "morph-shop", "refinery-notes", "pop-options"];
+
 /// The cases for one set directory, known by its name.
 fn cases_for(set: &Path) -> anyhow::Result<Vec<Case>> {
     let name = set.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -143,9 +147,18 @@ fn cases_for(set: &Path) -> anyhow::Result<Vec<Case>> {
                 },
             ]
         }
+        // Our own sets (tests/corpus), written for Postgres.
+        "diesel-blog" | "morph-shop" => vec![Case::new(name, Dialect::Postgres, set.to_path_buf())],
+        // refinery's files are up only.
+        "refinery-notes" => vec![Case { downs: false, ..Case::new(name, Dialect::Postgres, set.to_path_buf()) }],
+        "pop-options" => vec![Case {
+            args: ["--placeholders", "go", "--var", "Namespace=public"].map(String::from).to_vec(),
+            ..Case::new(name, Dialect::Postgres, set.to_path_buf())
+        }],
         _ => bail!(
-            "{}: not a known workload set (river, hatchet, ory-kratos, apache-ranger): the corpus needs to \
-             know how its project runs it",
+            "{}: not a known workload set (river, hatchet, ory-kratos, apache-ranger, or ours in tests/corpus: \
+             diesel-blog, morph-shop, refinery-notes, pop-options): the corpus needs to know how its project \
+             runs it",
             set.display()
         ),
     };
@@ -177,7 +190,9 @@ pub async fn run(dirs: &[PathBuf]) -> anyhow::Result<()> {
         let root = std::env::var_os("MIGRATE_HUB_WORKLOADS")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join("../shared/workloads"));
-        ["river", "hatchet", "ory-kratos", "apache-ranger"].iter().map(|s| root.join(s)).collect()
+        let own = workspace_root().join("tests/corpus");
+        let shared = ["river", "hatchet", "ory-kratos", "apache-ranger"].iter().map(|s| root.join(s));
+        shared.chain(OWN_SETS.iter().map(|s| own.join(s))).collect()
     } else {
         dirs.to_vec()
     };
@@ -374,7 +389,7 @@ async fn exercise(case: &Case, url: &str, binary: &Path, work: &Path) -> anyhow:
             Ok((reverted, _)) if down.status.success() => reverted,
             _ => match stderr.lines().find(|l| l.contains("has no down migration")) {
                 Some(line) if stdout.lines().last().is_some_and(|l| l.ends_with("failed=1")) => {
-                    let reverted = last_count(&stdout, "applied").unwrap_or(0);
+                    let reverted = last_count(&stdout, "reverted").unwrap_or(0);
                     row.notes.push(format!(
                         "downs: the newest {reverted} rolled back; then {}",
                         line.trim_start_matches("error: ")
@@ -410,12 +425,14 @@ async fn exercise(case: &Case, url: &str, binary: &Path, work: &Path) -> anyhow:
     Ok(row)
 }
 
-/// The set's migration files: every regular file of the directory (the CLI decides what is SQL).
+/// The set's migration files: every `.sql` file of the directory, and every folder holding an `up.sql`
+/// (diesel's folder per version; the CLI decides what is SQL).
 fn migration_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "sql") {
+        let sql_file = path.is_file() && path.extension().is_some_and(|e| e == "sql");
+        if sql_file || path.join("up.sql").is_file() {
             files.push(path);
         }
     }
@@ -469,9 +486,10 @@ fn last_count(stdout: &str, name: &str) -> Option<usize> {
     last.split(' ').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
 
-/// `(applied, skipped)` from the final `applied=<n> skipped=<n> failed=<n>` line.
+/// `(applied, skipped)` from the final `applied=<n> skipped=<n> failed=<n>` line (`reverted=<n>` for a down).
 fn summary(stdout: &str) -> anyhow::Result<(usize, usize)> {
-    match (last_count(stdout, "applied"), last_count(stdout, "skipped"), last_count(stdout, "failed")) {
+    let done = last_count(stdout, "applied").or_else(|| last_count(stdout, "reverted"));
+    match (done, last_count(stdout, "skipped"), last_count(stdout, "failed")) {
         (Some(applied), Some(skipped), Some(0)) => Ok((applied, skipped)),
         _ => bail!("unexpected final line: {:?}", stdout.lines().last().unwrap_or_default()),
     }
@@ -668,6 +686,7 @@ mod tests {
         assert_eq!(statements_applied(out), 4);
         assert_eq!(summary(out).unwrap(), (2, 0));
         assert!(summary("applied=1 skipped=0 failed=1").is_err());
+        assert_eq!(summary("reverted 003 c (1 statements, 1 ms)\nreverted=1 skipped=0 failed=0\n").unwrap(), (1, 0));
         let url = MysqlUrl::parse("mysql://app:pw@db:3307/orders?sql_mode=ANSI").unwrap();
         assert_eq!(
             (url.user.as_str(), url.password.as_deref(), url.host.as_str(), url.port, url.database.as_str()),
