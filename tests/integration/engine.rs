@@ -178,6 +178,30 @@ async fn postgres_no_transaction_mode_records_progress_and_needs_recovery() {
 }
 
 #[tokio::test]
+async fn a_postgres_first_statement_refused_whole_leaves_no_row_but_a_failed_concurrently_does() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    // One command outside a transaction is all or nothing: refused, the target is as it was.
+    let typo = migration(&v1, "typo", &["ALTER TABLE missing ADD COLUMN x int", "SELECT 1"], TransactionMode::None);
+    let err = apply(&mut conn, &typo, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 0, .. }), "{err}");
+    assert!(rows(&mut conn).await.is_empty(), "nothing ran, nothing is dirty");
+    // A unique index built concurrently over duplicates fails part-way and leaves an invalid index.
+    sqlx::raw_sql("CREATE TABLE t (c int); INSERT INTO t VALUES (1), (1)").execute(&db.pool).await.unwrap();
+    let unique = migration(&v1, "unique", &["CREATE UNIQUE INDEX CONCURRENTLY t_c ON t (c)"], TransactionMode::None);
+    let err = apply(&mut conn, &unique, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Statement { index: 0, .. }), "{err}");
+    let invalid: bool = sqlx::query_scalar("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = 't_c'::regclass")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(invalid, "the failed build left an invalid index");
+    let dirty = rows(&mut conn).await;
+    assert_eq!((dirty[0].status, dirty[0].statements_done), (HistoryStatus::Failed, 0), "so the row stays dirty");
+}
+
+#[tokio::test]
 async fn concurrently_in_transaction_mode_is_refused_before_anything_runs() {
     let db = PgDatabase::fresh().await;
     let mut conn = pg(&db).await;

@@ -210,6 +210,19 @@ pub fn non_transactional(statement: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether this Postgres statement, sent alone outside a transaction block, is all or nothing: one
+/// command that runs as a transaction of its own. Not one that cannot run in a transaction block (`CREATE
+/// INDEX CONCURRENTLY` leaves an invalid index when it fails part-way), controls the transaction itself,
+/// or may commit inside (`CALL` of a procedure, a `DO` block), nor several commands in one text (a goose
+/// block may hold `COMMIT` lines).
+pub fn atomic_alone(statement: &str) -> bool {
+    let single = split(statement, Dialect::Postgres).is_ok_and(|parts| parts.len() == 1);
+    let first = leading_words(statement, 1);
+    single
+        && non_transactional(statement).is_none()
+        && !matches!(first.first().map(String::as_str), Some("call" | "do"))
+}
+
 /// Calls whose name anywhere in a statement (code, string or comment alike) means it may release the
 /// session-level locks of the session it runs in: Postgres `pg_advisory_unlock*()`, MySQL `RELEASE_LOCK()`
 /// and `RELEASE_ALL_LOCKS()`.

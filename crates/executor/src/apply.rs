@@ -371,14 +371,18 @@ fn decide(
     Ok(if atomic { Step::Atomic } else { Step::Stepwise })
 }
 
-/// Whether the first statement's error `e` leaves the target as it was: the apply stopped before it, or a
-/// MySQL/MariaDB server answered that it failed (a statement there is atomic, DDL included). Not on
-/// Postgres without a transaction, where a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index, and
-/// never for a lost connection, after which the statement may have run.
-fn nothing_ran(e: &ApplyError, engine: Engine) -> bool {
+/// Whether the first statement's error `e` leaves the target as it was: the apply stopped before it, or
+/// the server answered that it failed where a statement is atomic: MySQL/MariaDB (DDL included), and
+/// Postgres for a single command that runs as its own transaction (`split::atomic_alone`), not a failed
+/// `CREATE INDEX CONCURRENTLY`, which leaves an invalid index. Never for a lost connection, after which
+/// the statement may have run.
+fn nothing_ran(e: &ApplyError, engine: Engine, statement: &str) -> bool {
     match e {
         ApplyError::Stopped { index: 0, .. } => true,
-        ApplyError::Statement { index: 0, source: TargetError::Statement { .. } } => engine == Engine::Mysql,
+        ApplyError::Statement { index: 0, source: TargetError::Statement { .. } } => match engine {
+            Engine::Mysql => true,
+            Engine::Postgres => split::atomic_alone(statement),
+        },
         _ => false,
     }
 }
@@ -598,9 +602,9 @@ pub(crate) async fn run_from(
     for (index, statement) in migration.statements.iter().enumerate().skip(from) {
         let done = u32::try_from(index).unwrap_or(u32::MAX);
         if let Err(e) = run_statement(conn, index, statement, observer).await {
-            if index == 0 && nothing_ran(&e, conn.engine()) {
-                // Stopped before anything ran (cancelled, lease lost, worker stopping), or a MySQL server
-                // refused the first statement: the target is as it was, so take the marker back rather
+            if index == 0 && nothing_ran(&e, conn.engine(), statement) {
+                // Stopped before anything ran (cancelled, lease lost, worker stopping), or the server
+                // refused a first statement that is all or nothing: the target is as it was, so take the marker back rather
                 // than leave it needing recovery.
                 match migration.direction {
                     Direction::Up => history::delete(conn, &options.history, version).await?,

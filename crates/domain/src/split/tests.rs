@@ -956,3 +956,13 @@ fn statements_that_may_release_session_locks_are_named() {
     assert_eq!(may_release_session_locks("CREATE TABLE t (id int PRIMARY KEY)"), None);
     assert_eq!(may_release_session_locks("SELECT pg_advisory_lock(1)"), None);
 }
+
+#[test]
+fn only_a_single_transactional_command_is_atomic_alone() {
+    assert!(atomic_alone("CREATE TABLE a (id int)"));
+    assert!(atomic_alone("ALTER TABLE a ADD COLUMN b int -- a comment"));
+    assert!(!atomic_alone("CREATE INDEX CONCURRENTLY a_b ON a (b)"));
+    assert!(!atomic_alone("CALL refresh()"));
+    assert!(!atomic_alone("DO $$ BEGIN COMMIT; END $$"));
+    assert!(!atomic_alone("CREATE TABLE a (id int); COMMIT; CREATE TABLE b (id int)"));
+}
