@@ -541,3 +541,120 @@ async fn admin_pages_are_refused_to_users_and_managers() {
     let actions = hub.audit_actions().await;
     assert!(!actions.iter().any(|a| a.starts_with("user.") || a == "environment.update"), "{actions:?}");
 }
+
+#[tokio::test]
+async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirty_rows() {
+    use executor::apply::{ApplyOptions, Migration, Silent, apply};
+    use executor::history::HistoryTable;
+    use executor::target::{LockSession, SessionLimits, TargetConnection};
+    let hub = hub().await;
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let env = environment(&admin, "dev").await;
+    let pg = migrate_hub_tests::PgDatabase::fresh().await;
+    let id = target(&admin, &env, "orders", &pg.url, Some(TARGET_PASSWORD)).await;
+    // Before anything was applied: the table is not there, said so.
+    let api = crate::api::api_for(&hub, "ops@example.com", Role::Admin).await;
+    let project = api
+        .ok(reqwest::Method::POST, "/api/v1/projects", serde_json::json!({"name": "shop"}), StatusCode::CREATED)
+        .await;
+    let project_id = project["id"].as_str().unwrap().to_owned();
+    let empty = api.get(&format!("/api/v1/targets/{id}/history")).await;
+    assert_eq!((empty["outcome"].as_str(), empty["tables"][0]["exists"].as_bool()), (Some("read"), Some(false)));
+
+    // One version applied, the next stopped at its second statement outside a transaction (the project's
+    // rows, as a worker writes them).
+    let settings = executor::local::settings_from_url(&pg.url).unwrap();
+    let mut conn = TargetConnection::connect(&settings, LockSession::Work).await.unwrap();
+    let options = ApplyOptions {
+        history: HistoryTable {
+            schema: None,
+            table: domain::values::Identifier::parse("migrate_hub_history").unwrap(),
+            project: project_id.clone(),
+        },
+        lock_name: "t".into(),
+        lock_wait: std::time::Duration::from_secs(2),
+        limits: SessionLimits { lock_timeout: std::time::Duration::from_secs(5), statement_timeout: None },
+        allow_out_of_order: false,
+        earlier_versions: Vec::new(),
+        run_id: Some("0190a0a0-0000-7000-8000-000000000001".into()),
+        worker: "w1".into(),
+    };
+    let (v1, v2) =
+        (domain::values::VersionKey::parse("0001").unwrap(), domain::values::VersionKey::parse("0002").unwrap());
+    let migration = |version, sql: &str, statements: &[&str], mode| Migration {
+        version,
+        name: "m",
+        up_checksum: domain::checksum::Checksum::of(sql),
+        direction: domain::enums::Direction::Up,
+        statements: statements.iter().map(|s| (*s).to_owned()).collect(),
+        transaction_mode: mode,
+    };
+    use domain::enums::TransactionMode;
+    apply(
+        &mut conn,
+        &migration(&v1, "a", &["CREATE TABLE a (id int)"], TransactionMode::Transaction),
+        &options,
+        &mut Silent,
+    )
+    .await
+    .unwrap();
+    let half = migration(&v2, "b", &["CREATE TABLE b (id int)", "SELECT 1/0"], TransactionMode::None);
+    apply(&mut conn, &half, &ApplyOptions { earlier_versions: vec![v1.clone()], ..options.clone() }, &mut Silent)
+        .await
+        .unwrap_err();
+    conn.close().await;
+
+    let read = api.get(&format!("/api/v1/targets/{id}/history")).await;
+    let rows = read["tables"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{read}");
+    assert_eq!(
+        (rows[0]["version"].as_str(), rows[0]["status"].as_str(), rows[0]["dirty"].as_bool()),
+        (Some("0001"), Some("applied"), Some(false))
+    );
+    assert_eq!(rows[0]["project_name"], "shop");
+    assert_eq!(rows[0]["run_id"], "0190a0a0-0000-7000-8000-000000000001");
+    assert_eq!(
+        (rows[1]["status"].as_str(), rows[1]["dirty"].as_bool(), rows[1]["statements_done"].as_i64()),
+        (Some("failed"), Some(true), Some(1))
+    );
+    assert!(rows[1]["error"].as_str().unwrap().contains("up failed at statement 2"), "{read}");
+    assert!(!read.to_string().contains(TARGET_PASSWORD));
+
+    // The page shows it, the dirty row marked with the way out.
+    let page = post(&admin, &format!("/admin/targets/{id}/history"), &[]).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(r#"id="target-history""#) && page.contains("Dirty: 0002"), "{page}");
+    assert!(page.contains("migrate-hub repair --version V"), "{page}");
+    assert!(!page.contains(TARGET_PASSWORD));
+
+    // A MariaDB target the same way.
+    let my = migrate_hub_tests::MySqlDatabase::fresh().await;
+    let body = crate::api::target_body(&env, "orders-my", "mysql", &my.url, None);
+    let created = api.ok(reqwest::Method::POST, "/api/v1/targets", body, StatusCode::CREATED).await;
+    let my_id = created["id"].as_str().unwrap().to_owned();
+    let settings = executor::local::settings_from_url(&my.url).unwrap();
+    let mut conn = TargetConnection::connect(&settings, LockSession::Work).await.unwrap();
+    let half = migration(&v2, "b", &["CREATE TABLE b (id int)", "SELECT * FROM nowhere"], TransactionMode::None);
+    apply(&mut conn, &half, &options, &mut Silent).await.unwrap_err();
+    conn.close().await;
+    let read = api.get(&format!("/api/v1/targets/{my_id}/history")).await;
+    let rows = read["tables"][0]["rows"].as_array().unwrap();
+    assert_eq!((rows[0]["version"].as_str(), rows[0]["dirty"].as_bool()), (Some("0002"), Some(true)), "{read}");
+    assert_eq!(rows[0]["checksum"].as_str().unwrap(), domain::checksum::Checksum::of("b").to_hex(), "{read}");
+    assert!(rows[0]["started_at"].as_str().unwrap().ends_with('Z'), "{read}");
+
+    // Audited with the outcome, not the rows; not for managers, through the page or the API.
+    let details: Vec<Value> =
+        sqlx::query_scalar("SELECT details FROM audit_events WHERE action = 'target.read_history' ORDER BY id")
+            .fetch_all(&hub.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(details.len(), 4);
+    assert_eq!((details[2]["ok"].clone(), details[2]["dirty"].clone()), (Value::Bool(true), Value::from(1)));
+    let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
+    assert_eq!(post(&manager, &format!("/admin/targets/{id}/history"), &[]).await.status(), StatusCode::FORBIDDEN);
+    let boss = crate::api::api_for(&hub, "boss@example.com", Role::Manager).await;
+    let (status, _) = boss.call(reqwest::Method::GET, &format!("/api/v1/targets/{id}/history"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

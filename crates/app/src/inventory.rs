@@ -17,11 +17,12 @@ use std::time::Duration;
 use auth::secrets::Binding;
 use domain::ErrorCode;
 use domain::enums::{Engine, Role, TlsMode};
-use domain::ids::{DbSetId, EnvironmentId, TargetId};
+use domain::ids::{DbSetId, EnvironmentId, ProjectId, TargetId};
 use domain::model::{DbSet, Environment, NewEnvironment, SecretSource, Target, TargetSpec};
 use domain::policy::{EnvironmentPolicy, RoleSet, may_administer};
 use domain::secret_ref::{Refusal, SecretRef};
 use domain::values::{Identifier, Name};
+use executor::target::{TargetConnection, TargetError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -745,39 +746,162 @@ pub async fn test_connection(
 }
 
 async fn probe(hub: &Hub, keys: Option<&auth::secrets::KeyRing>, target: &Target) -> ConnectionTest {
-    let failed = |stage, message: String| ConnectionTest::Failed { stage, message };
+    match ask(hub, keys, target, async |conn: &mut TargetConnection| conn.server_version().await).await {
+        Ok(server_version) => ConnectionTest::Ok { server_version },
+        Err((stage, message)) => ConnectionTest::Failed { stage, message },
+    }
+}
+
+/// Connects to `target` as a worker would (its password resolved and opened in memory, the executor's
+/// connection code), makes sure it is not the tool database, and runs `read` with a short timeout. On
+/// failure, at which stage (`secret`, `tool_database`, `connect`, `query`) and why, the password never in
+/// the message.
+async fn ask<T>(
+    hub: &Hub,
+    keys: Option<&auth::secrets::KeyRing>,
+    target: &Target,
+    read: impl AsyncFnOnce(&mut TargetConnection) -> Result<T, TargetError>,
+) -> Result<T, (&'static str, String)> {
     if let SecretSource::Reference { .. } = target.secret {
-        return failed(
+        return Err((
             "secret",
-            "the password is a reference (env:/file:) that only the workers read; the server does not test it"
-                .to_owned(),
-        );
+            "the password is a reference (env:/file:) that only the workers read; the server does not connect with \
+             it"
+            .to_owned(),
+        ));
     }
     let password = match keys {
         Some(ring) => executor::secrets::resolve_password(&hub.pool, ring, target).await,
         None => executor::secrets::resolve_password(&hub.pool, &executor::secrets::NoMasterKey, target).await,
     };
-    let password = match password {
-        Ok(password) => password,
-        Err(message) => return failed("secret", message.replace("this worker", "this hub")),
-    };
+    let password = password.map_err(|message| ("secret", message.replace("this worker", "this hub")))?;
     let settings = executor::target::ConnectSettings::for_target(target, password, TEST_TIMEOUT);
-    let result = executor::secrets::probe(&hub.pool, &settings, TEST_TIMEOUT).await;
+    let result = executor::secrets::probe_with(&hub.pool, &settings, TEST_TIMEOUT, read).await;
     // The driver's messages do not carry the password; this makes sure of it.
     let scrub = |message: String| match &settings.password {
         Some(p) if !p.expose_secret().is_empty() => message.replace(p.expose_secret(), "[redacted]"),
         _ => message,
     };
     use executor::secrets::ProbeError;
-    use executor::target::TargetError;
     match result {
-        Ok(server_version) => ConnectionTest::Ok { server_version },
-        Err(ProbeError::ToolDatabase(message)) => failed("tool_database", message),
+        Ok(answer) => Ok(answer),
+        Err(ProbeError::ToolDatabase(message)) => Err(("tool_database", message)),
         Err(ProbeError::Target(e @ (TargetError::ConnectTimeout { .. } | TargetError::Connect { .. }))) => {
-            failed("connect", scrub(e.to_string()))
+            Err(("connect", scrub(e.to_string())))
         }
-        Err(ProbeError::Target(e)) => failed("query", scrub(e.to_string())),
+        Err(ProbeError::Target(e)) => Err(("query", scrub(e.to_string()))),
     }
+}
+
+/// One history table of the hub's projects on a target, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHistoryTable {
+    /// `schema.table` or `table`.
+    pub table: String,
+    /// `None`: the table does not exist on the target.
+    pub rows: Option<Vec<TargetHistoryRow>>,
+}
+
+/// A history row, with the project it belongs to when the hub knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHistoryRow {
+    pub project: Option<(ProjectId, Name)>,
+    pub row: executor::history::ShownRow,
+}
+
+impl TargetHistoryRow {
+    /// Whether the row needs recovery (a migration that stopped part-way).
+    pub fn dirty(&self) -> bool {
+        self.row.status != "applied"
+    }
+}
+
+/// What reading a target's history found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetHistory {
+    Read { tables: Vec<TargetHistoryTable> },
+    Failed { stage: &'static str, message: String },
+}
+
+/// Reads every history table of the hub's projects on target `id` (reads only; admins only; audited as
+/// `target.read_history` with the outcome and the number of dirty rows, never the rows): what was applied
+/// there, when, by which run, and any migration that stopped part-way, with its statement and error.
+pub async fn target_history(
+    hub: &Hub,
+    caller: &Caller,
+    keys: Option<&auth::secrets::KeyRing>,
+    id: TargetId,
+) -> AppResult<TargetHistory> {
+    may_administer(&caller.actor)?;
+    let (target, projects) = {
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
+        let target = storage::targets::get(&mut conn, id).await?;
+        let mut projects = Vec::new();
+        let mut page = PageRequest::first(500);
+        loop {
+            let found = storage::projects::list(&mut conn, &page).await?;
+            projects.extend(found.items);
+            match found.next {
+                Some(next) => page = PageRequest::after(next, 500),
+                None => break,
+            }
+        }
+        (target, projects)
+    };
+    let mut tables: Vec<Identifier> = projects.iter().map(|p| p.history_table.clone()).collect();
+    tables.sort();
+    tables.dedup();
+    let schema = target.schema.clone();
+    let read = ask(hub, keys, &target, async |conn: &mut TargetConnection| {
+        let mut found = Vec::with_capacity(tables.len());
+        for table in &tables {
+            let history = executor::history::HistoryTable {
+                schema: schema.clone(),
+                table: table.clone(),
+                project: String::new(),
+            };
+            found.push((table.clone(), executor::history::show(conn, &history).await?));
+        }
+        Ok(found)
+    })
+    .await;
+    let outcome = match read {
+        Ok(found) => TargetHistory::Read {
+            tables: found
+                .into_iter()
+                .map(|(table, rows)| TargetHistoryTable {
+                    table: match &target.schema {
+                        Some(schema) => format!("{}.{}", schema.as_str(), table.as_str()),
+                        None => table.as_str().to_owned(),
+                    },
+                    rows: rows.map(|rows| {
+                        rows.into_iter()
+                            .map(|row| TargetHistoryRow {
+                                project: projects
+                                    .iter()
+                                    .find(|p| p.id.to_string() == row.project)
+                                    .map(|p| (p.id, p.name.clone())),
+                                row,
+                            })
+                            .collect()
+                    }),
+                })
+                .collect(),
+        },
+        Err((stage, message)) => TargetHistory::Failed { stage, message },
+    };
+    let details = match &outcome {
+        TargetHistory::Read { tables } => {
+            let rows = tables.iter().flat_map(|t| t.rows.iter().flatten());
+            let dirty = rows.filter(|r| r.dirty()).count();
+            json!({"name": target.name.as_str(), "ok": true, "dirty": dirty})
+        }
+        TargetHistory::Failed { stage, .. } => json!({"name": target.name.as_str(), "ok": false, "stage": stage}),
+    };
+    let mut tx = hub.pool.begin().await.map_err(db)?;
+    record(&mut tx, hub, caller, Action::TargetReadHistory, "target", id, details).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(outcome)
 }
 
 // --- db sets ---

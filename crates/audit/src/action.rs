@@ -37,6 +37,8 @@ actions! {
     TargetSecretClear = "target.secret_clear",
     TargetDelete = "target.delete",
     TargetTestConnection = "target.test_connection",
+    /// An admin read a target's history tables (the outcome, never the rows or the password).
+    TargetReadHistory = "target.read_history",
     DbSetCreate = "db_set.create",
     DbSetUpdate = "db_set.update",
     DbSetMembers = "db_set.members",

@@ -6,7 +6,7 @@
 //! admin resolves it, so a half-applied migration is never silently retried or skipped.
 
 use domain::enums::Engine;
-use domain::values::Identifier;
+use domain::values::{Identifier, VersionKey};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::target::{Session, TargetConnection, TargetError};
@@ -526,4 +526,93 @@ mod tests {
         assert_eq!(pg_literal(r"a\'; DROP TABLE x; --"), r"E'a\\''; DROP TABLE x; --'");
         assert_eq!(pg_bytes(&[0, 255, 16]), "decode('00ff10', 'hex')");
     }
+}
+
+/// A history row as a person reads it (the target's page, `GET /api/v1/targets/{id}/history`): every column,
+/// times as UTC text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownRow {
+    /// The project's id, empty for rows written by the plain CLI or before the table had projects.
+    pub project: String,
+    pub version: String,
+    pub name: String,
+    pub status: String,
+    pub statements_done: i32,
+    pub statements_total: i32,
+    /// Hex.
+    pub checksum: String,
+    pub run_id: Option<String>,
+    pub worker: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Every row of the history table `table` (all projects), in version order; `None` when the table does
+/// not exist. Reads only.
+pub async fn show(conn: &mut TargetConnection, table: &HistoryTable) -> Result<Option<Vec<ShownRow>>, TargetError> {
+    if !exists(conn, table).await? {
+        return Ok(None);
+    }
+    let engine = conn.engine();
+    let name = table.name(engine);
+    let sql = |project: &str| match engine {
+        Engine::Postgres => format!(
+            "SELECT {project}, version, name, encode(checksum, 'hex'), status, statements_done, statements_total, \
+             run_id, worker, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+             to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error FROM {name}"
+        ),
+        Engine::Mysql => format!(
+            "SELECT {project}, version, name, LOWER(HEX(checksum)), status, statements_done, statements_total, \
+             run_id, worker, DATE_FORMAT(started_at, '%Y-%m-%dT%H:%i:%sZ'), \
+             DATE_FORMAT(finished_at, '%Y-%m-%dT%H:%i:%sZ'), error FROM {name}"
+        ),
+    };
+    let mut rows = match read_shown(conn, sql("project")).await {
+        // A table from before projects had their own rows.
+        Err(e) if lacks_project_column(&e) => read_shown(conn, sql("''")).await?,
+        other => other?,
+    };
+    rows.sort_by(|a, b| match (VersionKey::parse(a.version.as_str()), VersionKey::parse(b.version.as_str())) {
+        (Ok(x), Ok(y)) => (&a.project, x).cmp(&(&b.project, y)),
+        _ => (&a.project, &a.version).cmp(&(&b.project, &b.version)),
+    });
+    Ok(Some(rows))
+}
+
+async fn read_shown(conn: &mut TargetConnection, sql: String) -> Result<Vec<ShownRow>, TargetError> {
+    let rows = match conn.session_mut() {
+        Session::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_all(c)
+            .await
+            .and_then(|rows| rows.iter().map(shown_from).collect::<Result<Vec<_>, _>>()),
+        Session::Mysql { conn: c, .. } => sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_all(c)
+            .await
+            .and_then(|rows| rows.iter().map(shown_from).collect::<Result<Vec<_>, _>>()),
+    };
+    rows.map_err(TargetError::from_sqlx)
+}
+
+fn shown_from<R: Row>(row: &R) -> Result<ShownRow, sqlx::Error>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    Ok(ShownRow {
+        project: row.try_get(0)?,
+        version: row.try_get(1)?,
+        name: row.try_get(2)?,
+        checksum: row.try_get(3)?,
+        status: row.try_get(4)?,
+        statements_done: row.try_get(5)?,
+        statements_total: row.try_get(6)?,
+        run_id: row.try_get(7)?,
+        worker: row.try_get(8)?,
+        started_at: row.try_get(9)?,
+        finished_at: row.try_get(10)?,
+        error: row.try_get(11)?,
+    })
 }

@@ -255,13 +255,25 @@ pub enum ProbeError {
 /// `timeout`, closes, and returns the server's version: whether the hub could reach the target as a worker
 /// would, and whether a worker would apply to it.
 pub async fn probe(pool: &PgPool, settings: &ConnectSettings, timeout: Duration) -> Result<String, ProbeError> {
+    probe_with(pool, settings, timeout, async |conn: &mut TargetConnection| conn.server_version().await).await
+}
+
+/// [`probe`] with `read` in place of the version query: what the server asks of a target (never a
+/// change), on one session with `timeout` as its statement and lock timeout, after making sure it is not
+/// the tool database.
+pub async fn probe_with<T>(
+    pool: &PgPool,
+    settings: &ConnectSettings,
+    timeout: Duration,
+    read: impl AsyncFnOnce(&mut TargetConnection) -> Result<T, TargetError>,
+) -> Result<T, ProbeError> {
     let mut conn = TargetConnection::connect_single(settings).await?;
     let checked = async {
         refuse_tool_database(pool, &mut conn).await.map_err(|refused| ProbeError::ToolDatabase(refused.message))?;
         conn.set_limits(SessionLimits { lock_timeout: timeout, statement_timeout: Some(timeout) }).await?;
-        Ok(conn.server_version().await?)
+        Ok(read(&mut conn).await?)
     };
-    let version = match tokio::time::timeout(timeout + Duration::from_millis(500), checked).await {
+    let answer = match tokio::time::timeout(timeout + Duration::from_millis(500), checked).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::Target(TargetError::Statement {
             code: None,
@@ -270,7 +282,7 @@ pub async fn probe(pool: &PgPool, settings: &ConnectSettings, timeout: Duration)
         })),
     };
     conn.close().await;
-    version
+    answer
 }
 
 #[cfg(test)]

@@ -108,6 +108,100 @@ pub(crate) struct TargetDto {
     pub secret_dropped: bool,
 }
 
+/// A target's history tables as read (`GET /api/v1/targets/{id}/history`): `outcome` is `read` with
+/// `tables`, or `failed` with the `stage` (`secret`, `tool_database`, `connect`, `query`) and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TargetHistoryDto {
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub tables: Vec<HistoryTableDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HistoryTableDto {
+    /// `schema.table` or `table`.
+    pub table: String,
+    /// Whether the table exists on the target.
+    pub exists: bool,
+    pub rows: Vec<HistoryRowDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HistoryRowDto {
+    /// The hub project the row belongs to, when the hub knows it.
+    pub project_id: Option<ProjectId>,
+    pub project_name: Option<String>,
+    /// The row's project key as stored (empty: the plain CLI's, or written before the table had projects).
+    pub project_key: String,
+    pub version: String,
+    pub name: String,
+    /// `applied`, `running` or `failed`.
+    pub status: String,
+    /// A migration that stopped part-way: the target needs recovery.
+    pub dirty: bool,
+    pub statements_done: i32,
+    pub statements_total: i32,
+    /// Hex.
+    pub checksum: String,
+    pub run_id: Option<String>,
+    pub worker: String,
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+impl From<&app::inventory::TargetHistory> for TargetHistoryDto {
+    fn from(history: &app::inventory::TargetHistory) -> Self {
+        use app::inventory::TargetHistory;
+        match history {
+            TargetHistory::Failed { stage, message } => TargetHistoryDto {
+                outcome: "failed",
+                stage: Some(stage),
+                message: Some(message.clone()),
+                tables: Vec::new(),
+            },
+            TargetHistory::Read { tables } => TargetHistoryDto {
+                outcome: "read",
+                stage: None,
+                message: None,
+                tables: tables
+                    .iter()
+                    .map(|t| HistoryTableDto {
+                        table: t.table.clone(),
+                        exists: t.rows.is_some(),
+                        rows: t
+                            .rows
+                            .iter()
+                            .flatten()
+                            .map(|r| HistoryRowDto {
+                                project_id: r.project.as_ref().map(|(id, _)| *id),
+                                project_name: r.project.as_ref().map(|(_, name)| name.as_str().to_owned()),
+                                project_key: r.row.project.clone(),
+                                version: r.row.version.clone(),
+                                name: r.row.name.clone(),
+                                status: r.row.status.clone(),
+                                dirty: r.dirty(),
+                                statements_done: r.row.statements_done,
+                                statements_total: r.row.statements_total,
+                                checksum: r.row.checksum.clone(),
+                                run_id: r.row.run_id.clone(),
+                                worker: r.row.worker.clone(),
+                                started_at: r.row.started_at.clone(),
+                                finished_at: r.row.finished_at.clone(),
+                                error: r.row.error.clone(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
 impl From<&Target> for TargetDto {
     fn from(t: &Target) -> Self {
         let (secret, secret_ref) = match &t.secret {

@@ -106,6 +106,7 @@ impl Modify for Security {
         api::list_users, api::create_user, api::update_user,
         rest::list_environments, rest::create_environment, rest::get_environment, rest::update_environment,
         rest::list_targets, rest::create_target, rest::get_target, rest::update_target, rest::delete_target,
+        rest::target_history,
         rest::set_target_secret, rest::clear_target_secret,
         rest::list_db_sets, rest::create_db_set, rest::get_db_set, rest::update_db_set,
         rest::list_members, rest::change_members,

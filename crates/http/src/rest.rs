@@ -156,6 +156,22 @@ pub(crate) async fn get_target(state: web::Data<AppState>, req: HttpRequest, id:
     Ok(HttpResponse::Ok().json(TargetDto::from(&target)))
 }
 
+/// Reads the history tables of the hub's projects on the target (reads only; admins; audited): every row,
+/// dirty ones with the statement they stopped at and the error.
+#[utoipa::path(get, path = "/api/v1/targets/{id}/history", tag = "inventory", params(("id" = TargetId, Path)),
+    responses((status = 200, body = TargetHistoryDto), Errors))]
+pub(crate) async fn target_history(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<TargetId>,
+) -> Reply {
+    let caller = who.0.caller(&req);
+    let history =
+        app::inventory::target_history(&state.hub, &caller, state.keys.as_deref(), *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(TargetHistoryDto::from(&history)))
+}
+
 #[utoipa::path(patch, path = "/api/v1/targets/{id}", tag = "inventory", params(("id" = TargetId, Path)),
     request_body = app::inventory::TargetPatch, responses((status = 200, body = TargetDto), Errors))]
 pub(crate) async fn update_target(

@@ -66,6 +66,7 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/api/v1/targets/{id}", SignedIn, rest::get_target);
     r.add(M::PATCH, "/api/v1/targets/{id}", admin, rest::update_target);
     r.add(M::DELETE, "/api/v1/targets/{id}", admin, rest::delete_target);
+    r.add(M::GET, "/api/v1/targets/{id}/history", admin, rest::target_history);
     r.add(M::PUT, "/api/v1/targets/{id}/secret", admin, rest::set_target_secret);
     r.add(M::DELETE, "/api/v1/targets/{id}/secret", admin, rest::clear_target_secret);
     r.add(M::GET, "/api/v1/db-sets", SignedIn, rest::list_db_sets);
@@ -141,6 +142,7 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/admin/targets/{id}/secret/clear", admin, pages::clear_secret);
     r.add(M::POST, "/admin/targets/{id}/delete", admin, pages::delete_target);
     r.add(M::POST, "/admin/targets/{id}/test", admin, pages::test_connection);
+    r.add(M::POST, "/admin/targets/{id}/history", admin, pages::read_history);
     r.add(M::GET, "/admin/db-sets", admin, pages::db_sets);
     r.add(M::POST, "/admin/db-sets", admin, pages::create_db_set);
     r.add(M::GET, "/admin/db-sets/{id}", admin, pages::db_set);

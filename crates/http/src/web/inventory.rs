@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use app::inventory::{ConnectionTest, EnvironmentPatch, NewEnvironmentInput, Password};
+use app::inventory::{ConnectionTest, EnvironmentPatch, NewEnvironmentInput, Password, TargetHistory};
 use domain::enums::{Engine, Role, TlsMode};
 use domain::ids::{DbSetId, EnvironmentId, TargetId};
 use domain::model::{DbSet, Environment, SecretSource, Target};
@@ -610,6 +610,7 @@ struct TargetView<'a> {
     secret_problems: Problems,
     delete_problems: Problems,
     test: Option<&'a ConnectionTest>,
+    history: Option<&'a TargetHistory>,
     notice: Option<&'a str>,
 }
 
@@ -647,6 +648,16 @@ fn target_page(viewer: &Viewer, env: &Environment, t: &Target, view: TargetView<
             form method="post" action={ "/admin/targets/" (t.id) "/test" } {
                 (csrf(viewer))
                 button.secondary type="submit" { "Test connection" }
+            }
+        }
+        section.card {
+            h2 id="history" { "History on the target" }
+            p { "Reads the history tables of the hub's projects on this target, as a worker connects (reads only). \
+                 A migration that stopped part-way outside a transaction is dirty and blocks its project there." }
+            @if let Some(history) = view.history { (history_table(history)) }
+            form method="post" action={ "/admin/targets/" (t.id) "/history" } {
+                (csrf(viewer))
+                button.secondary type="submit" { "Read history" }
             }
         }
         section.card {
@@ -793,6 +804,69 @@ pub(crate) async fn delete_target(
     }
     let view = TargetView { delete_problems: problems, ..TargetView::default() };
     Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, target_page(&viewer, &env, &t, view)))
+}
+
+/// A target's history as read, or why it could not be.
+fn history_table(history: &TargetHistory) -> Markup {
+    html! {
+        @match history {
+            TargetHistory::Failed { stage, message } => {
+                div.problems id="target-history" role="alert" {
+                    p { strong { "Could not read the history (" (stage) "):" } " " (message) }
+                }
+            }
+            TargetHistory::Read { tables } => {
+                div id="target-history" {
+                    @for table in tables {
+                        h3 { code { (table.table) } }
+                        @match &table.rows {
+                            None => p.muted { "No such table on this target: nothing was applied with it." }
+                            Some(rows) if rows.is_empty() => p.muted { "The table is empty." }
+                            Some(rows) => {
+                                table {
+                                    thead { tr { th { "Project" } th { "Version" } th { "Status" } th { "Statements" } th { "Finished" } th { "Run" } th { "Checksum" } } }
+                                    tbody {
+                                        @for r in rows {
+                                            tr.dirty[r.dirty()] {
+                                                td { @match &r.project { Some((_, name)) => (name.as_str()), None => span.muted { "(no project)" } } }
+                                                td { code { (r.row.version) } " " (r.row.name) }
+                                                td {
+                                                    @if r.dirty() { strong { (r.row.status) } } @else { (r.row.status) }
+                                                    @if let Some(error) = &r.row.error { br; span.muted { (error) } }
+                                                }
+                                                td { (r.row.statements_done) " of " (r.row.statements_total) }
+                                                td { (r.row.finished_at.as_deref().unwrap_or("")) }
+                                                td { @if let Some(run) = &r.row.run_id { a href={ "/runs/" (run) } { "run" } } }
+                                                td { code title=(r.row.checksum) { (r.row.checksum.get(..12).unwrap_or(&r.row.checksum)) } }
+                                            }
+                                        }
+                                    }
+                                }
+                                @let dirty: Vec<&str> = rows.iter().filter(|r| r.dirty()).map(|r| r.row.version.as_str()).collect();
+                                @if !dirty.is_empty() {
+                                    p.problems role="alert" {
+                                        "Dirty: " (dirty.join(", ")) ". Finish or undo what ran by hand, then record it with "
+                                        code { "migrate-hub repair --version V --mark-applied | --mark-rolled-back" }
+                                        ", or run the rest with " code { "--resume" } " (same content only)."
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /admin/targets/{id}/history`: the target's history tables, read and shown on its page.
+pub(crate) async fn read_history(state: web::Data<AppState>, viewer: Viewer, id: web::Path<TargetId>) -> Page {
+    let history = app::inventory::target_history(&state.hub, &viewer.caller, state.keys.as_deref(), *id)
+        .await
+        .map_err(viewer.fail())?;
+    let (t, env) = target_and_env(&state, &viewer, *id).await?;
+    let page = target_page(&viewer, &env, &t, TargetView { history: Some(&history), ..TargetView::default() });
+    Ok(respond(StatusCode::OK, page))
 }
 
 /// `POST /admin/targets/{id}/test`: the connection check, shown on the target's page.
