@@ -626,7 +626,17 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
     let page = page.text().await.unwrap();
     assert!(page.contains(r#"id="target-history""#) && page.contains("Dirty: 0002"), "{page}");
     assert!(page.contains("migrate-hub repair --version V"), "{page}");
+    assert!(page.contains("Nobody holds the target lock now."), "{page}");
     assert!(!page.contains(TARGET_PASSWORD));
+    // A session holding the hub's lock on the target (a worker applying, or one stuck) is named.
+    let mut holder = TargetConnection::connect(&settings, LockSession::Work).await.unwrap();
+    let target_id: domain::ids::TargetId = id.parse().unwrap();
+    let lock = executor::queue::target_lock_name(target_id);
+    assert!(holder.lock(&lock, std::time::Duration::ZERO).await.unwrap());
+    let held = api.get(&format!("/api/v1/targets/{id}/history")).await;
+    let named = held["lock_holder"].as_str().unwrap_or_default();
+    assert!(named.starts_with("server process ") && named.contains("of migrate-hub"), "{held}");
+    holder.close().await;
 
     // A MariaDB target the same way.
     let my = migrate_hub_tests::MySqlDatabase::fresh().await;
@@ -650,7 +660,7 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
             .fetch_all(&hub.db.pool)
             .await
             .unwrap();
-    assert_eq!(details.len(), 4);
+    assert_eq!(details.len(), 5);
     assert_eq!((details[2]["ok"].clone(), details[2]["dirty"].clone()), (Value::Bool(true), Value::from(1)));
     let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
     assert_eq!(post(&manager, &format!("/admin/targets/{id}/history"), &[]).await.status(), StatusCode::FORBIDDEN);

@@ -819,8 +819,16 @@ impl TargetHistoryRow {
 /// What reading a target's history found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetHistory {
-    Read { tables: Vec<TargetHistoryTable> },
-    Failed { stage: &'static str, message: String },
+    Read {
+        tables: Vec<TargetHistoryTable>,
+        /// Who holds the hub's lock on the target now (a worker applying, or a stuck session), as far as the
+        /// server tells; `None`: nobody.
+        lock_holder: Option<String>,
+    },
+    Failed {
+        stage: &'static str,
+        message: String,
+    },
 }
 
 /// Reads every history table of the hub's projects on target `id` (reads only; admins only; audited as
@@ -852,6 +860,7 @@ pub async fn target_history(
     tables.sort();
     tables.dedup();
     let schema = target.schema.clone();
+    let lock = executor::queue::target_lock_name(target.id);
     let read = ask(hub, keys, &target, async |conn: &mut TargetConnection| {
         let mut found = Vec::with_capacity(tables.len());
         for table in &tables {
@@ -862,11 +871,12 @@ pub async fn target_history(
             };
             found.push((table.clone(), executor::history::show(conn, &history).await?));
         }
-        Ok(found)
+        Ok((found, conn.who_holds_lock(&lock).await))
     })
     .await;
     let outcome = match read {
-        Ok(found) => TargetHistory::Read {
+        Ok((found, lock_holder)) => TargetHistory::Read {
+            lock_holder,
             tables: found
                 .into_iter()
                 .map(|(table, rows)| TargetHistoryTable {
@@ -891,7 +901,7 @@ pub async fn target_history(
         Err((stage, message)) => TargetHistory::Failed { stage, message },
     };
     let details = match &outcome {
-        TargetHistory::Read { tables } => {
+        TargetHistory::Read { tables, .. } => {
             let rows = tables.iter().flat_map(|t| t.rows.iter().flatten());
             let dirty = rows.filter(|r| r.dirty()).count();
             json!({"name": target.name.as_str(), "ok": true, "dirty": dirty})

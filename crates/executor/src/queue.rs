@@ -419,6 +419,11 @@ async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<
     ItemOutcome { run: claim.run, item: claim.item, target: claim.target, result: label }
 }
 
+/// The name of the lock a worker takes on a target for the hub's items (see `target::TargetConnection::lock`).
+pub fn target_lock_name(target: TargetId) -> String {
+    format!("target:{target}")
+}
+
 /// A release's statements for one target: per version, split by the target's dialect with its variables
 /// substituted.
 fn release_statements(context: &RunContext, target: &Target) -> Result<Vec<Vec<String>>, (&'static str, String)> {
@@ -532,7 +537,7 @@ async fn execute(
             table: context.project.history_table.clone(),
             project: context.project.id.to_string(),
         },
-        lock_name: format!("target:{}", target.id),
+        lock_name: target_lock_name(target.id),
         lock_wait: policy.target_lock_wait,
         limits: SessionLimits { lock_timeout: policy.lock_timeout, statement_timeout: policy.statement_timeout },
         allow_out_of_order: policy.allow_out_of_order,

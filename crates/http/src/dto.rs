@@ -118,6 +118,10 @@ pub(crate) struct TargetHistoryDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub tables: Vec<HistoryTableDto>,
+    /// Who holds the hub's lock on the target now (process, application, user, client, state; never its
+    /// SQL); absent when nobody does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_holder: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,11 +167,13 @@ impl From<&app::inventory::TargetHistory> for TargetHistoryDto {
                 stage: Some(stage),
                 message: Some(message.clone()),
                 tables: Vec::new(),
+                lock_holder: None,
             },
-            TargetHistory::Read { tables } => TargetHistoryDto {
+            TargetHistory::Read { tables, lock_holder } => TargetHistoryDto {
                 outcome: "read",
                 stage: None,
                 message: None,
+                lock_holder: lock_holder.clone(),
                 tables: tables
                     .iter()
                     .map(|t| HistoryTableDto {

@@ -815,8 +815,12 @@ fn history_table(history: &TargetHistory) -> Markup {
                     p { strong { "Could not read the history (" (stage) "):" } " " (message) }
                 }
             }
-            TargetHistory::Read { tables } => {
+            TargetHistory::Read { tables, lock_holder } => {
                 div id="target-history" {
+                    @match lock_holder {
+                        Some(holder) => p.notice id="target-lock" { "The target lock is held: " (holder) "." }
+                        None => p.muted id="target-lock" { "Nobody holds the target lock now." }
+                    }
                     @for table in tables {
                         h3 { code { (table.table) } }
                         @match &table.rows {
