@@ -226,6 +226,7 @@ async fn a_crash_without_a_transaction_is_recorded_and_needs_recovery() {
         let refused = cli(&["apply"], &dir, &db.url);
         assert!(!refused.status.success());
         assert!(stderr(&refused).contains("needs recovery"), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("migrate-hub repair --version 0001"), "{}", stderr(&refused));
         assert!(stdout(&refused).ends_with("applied=0 skipped=0 failed=1\n"), "{}", stdout(&refused));
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -14,7 +14,7 @@ use domain::placeholder::Syntax;
 use domain::source::Layout;
 use domain::values::{Identifier, VersionKey};
 use executor::adopt::Tool;
-use executor::apply::{Observer, Outcome};
+use executor::apply::{ApplyError, Observer, Outcome};
 use executor::history::HistoryTable;
 use executor::local::{self, DownTo, LocalError, LocalOptions, Prepared, State};
 use executor::recovery::{Recovered, Resolution};
@@ -225,6 +225,14 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How to get `version` out of its dirty state.
+fn repair_hint(version: &str) -> String {
+    format!(
+        "hint: finish or undo what ran by hand and record it with `migrate-hub repair --version {version} \
+         --mark-applied` or `--mark-rolled-back`, or run the rest with `--resume` (same content only)"
+    )
+}
+
 /// Counts for the final line: `<label>=<n> skipped=<n> failed=<n>`, the label saying what was done
 /// (`applied`, `reverted`, `would_apply`).
 #[derive(Debug)]
@@ -260,6 +268,11 @@ impl Tally {
                 self.failed += 1;
                 writeln!(out, "failed  {} {}", p.version, p.name)?;
                 eprintln!("error: {e}");
+                if let LocalError::Apply { source, .. } = &e
+                    && let ApplyError::NeedsRecovery { version, .. } = source.as_ref()
+                {
+                    eprintln!("{}", repair_hint(version));
+                }
                 return Ok(false);
             }
         }
@@ -429,7 +442,7 @@ fn describe(state: &State) -> String {
         State::Applied => "applied".into(),
         State::Drift => "drifted: applied with different content".into(),
         State::Dirty { status, done, total } => {
-            format!("dirty: {status} at statement {done} of {total}; needs recovery")
+            format!("dirty: {status} at statement {done} of {total}; needs recovery (`migrate-hub repair`)")
         }
     }
 }
