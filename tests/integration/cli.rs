@@ -525,3 +525,45 @@ fn new_makes_the_next_file_in_the_directory_layout() {
         stderr(&refused)
     );
 }
+
+#[tokio::test]
+async fn flyway_repeatables_run_after_the_versions_and_again_when_they_change() {
+    let db = PgDatabase::fresh().await;
+    let dir = std::env::temp_dir().join(format!("repeatable-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    write("V1__a.sql", "CREATE TABLE a (x int);\n");
+    write("V2__b.sql", "INSERT INTO a VALUES (1);\n");
+    write("R__view.sql", "CREATE OR REPLACE VIEW v AS SELECT x FROM a;\n");
+    let first = cli(&["apply"], &dir, &db.url);
+    assert!(stdout(&first).ends_with("applied=3 skipped=0 failed=0\n"), "{}{}", stdout(&first), stderr(&first));
+    assert!(stdout(&first).lines().nth(2).unwrap().starts_with("applied R__view"), "{}", stdout(&first));
+    let again = cli(&["apply"], &dir, &db.url);
+    assert!(stdout(&again).ends_with("applied=0 skipped=3 failed=0\n"), "{}", stdout(&again));
+    // Changed: pending again (not drift), and it runs again; its row is replaced.
+    write("R__view.sql", "CREATE OR REPLACE VIEW v AS SELECT x, x * 2 AS y FROM a;\n");
+    let status = cli(&["status"], &dir, &db.url);
+    assert!(stdout(&status).contains("pending  R__view"), "{}", stdout(&status));
+    let rerun = cli(&["apply"], &dir, &db.url);
+    assert!(stdout(&rerun).ends_with("applied=1 skipped=2 failed=0\n"), "{}{}", stdout(&rerun), stderr(&rerun));
+    let y: i32 = sqlx::query_scalar("SELECT y FROM v").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(y, 2);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM migrate_hub_history WHERE version = 'R__view'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    // A new version after it is not out of order; a down never reverts the repeatable.
+    write("V3__c.sql", "CREATE TABLE c (id int);\n");
+    write("U3__c.sql", "DROP TABLE c;\n");
+    let more = cli(&["apply"], &dir, &db.url);
+    assert!(stdout(&more).ends_with("applied=1 skipped=3 failed=0\n"), "{}{}", stdout(&more), stderr(&more));
+    let down = cli(&["down", "--steps", "1"], &dir, &db.url);
+    assert!(
+        stdout(&down).contains("reverted 3 c") && stdout(&down).ends_with("reverted=1 skipped=0 failed=0\n"),
+        "{}{}",
+        stdout(&down),
+        stderr(&down)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

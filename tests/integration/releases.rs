@@ -507,4 +507,21 @@ async fn an_import_refuses_unread_files_by_name_and_reads_diesel_folders() {
         .await;
     assert_eq!(imported["layout"], "diesel", "{imported}");
     assert_eq!(imported["created"].as_array().unwrap().len(), 4, "{imported}");
+
+    // A Flyway repeatable is named as not imported (the CLI applies it), never silently dropped.
+    let flyway = admin.ok(Method::POST, "/api/v1/projects", json!({"name": "fly"}), StatusCode::CREATED).await;
+    let files = json!([
+        {"path": "V1__a.sql", "content": "CREATE TABLE a (id int);"},
+        {"path": "R__views.sql", "content": "CREATE OR REPLACE VIEW v AS SELECT 1 AS x;"},
+    ]);
+    let path = format!("/api/v1/projects/{}/import", id(&flyway));
+    let (status, refused) = dev.call(Method::POST, &path, Some(json!({"files": files}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("R__views.sql (a repeatable migration"),
+        "{refused}"
+    );
+    let allowed =
+        dev.ok(Method::POST, &path, json!({"files": files, "allow_unknown_files": true}), StatusCode::OK).await;
+    assert_eq!(allowed["created"], json!(["1"]), "{allowed}");
 }

@@ -509,8 +509,18 @@ pub async fn import(
         .map_err(|e| AppError::invalid("layout", ErrorCode::UnknownLayout, e.to_string()))?;
     let files: Vec<SourceFile<'_>> =
         input.files.iter().map(|f| SourceFile { path: f.path.as_str(), content: f.content.as_str() }).collect();
-    let source = domain::source::read(&files, layout, input.engine.unwrap_or(Engine::Postgres))
+    let mut source = domain::source::read(&files, layout, input.engine.unwrap_or(Engine::Postgres))
         .map_err(|e| AppError::invalid("files", ErrorCode::Unreadable, e.to_string()))?;
+    // Repeatable migrations (Flyway's R__) run through the CLI; a release's content is versioned, so the
+    // hub lists them as not imported rather than pin content that is meant to change.
+    let (repeatable, versioned): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut source.migrations).into_iter().partition(|m| m.version.is_repeatable());
+    source.migrations = versioned;
+    source.skipped.extend(repeatable.into_iter().map(|m| domain::source::Skipped {
+        path: m.up_path,
+        reason:
+            "a repeatable migration (R__): the hub imports versioned migrations only; apply it with the CLI".to_owned(),
+    }));
     let listed = || {
         let mut list: Vec<String> =
             source.skipped.iter().take(10).map(|s| format!("{} ({})", s.path, s.reason)).collect();

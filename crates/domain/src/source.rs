@@ -587,10 +587,26 @@ fn read_flyway(
         return Ok(());
     };
     if prefix == 'R' {
-        skipped.push(Skipped {
-            path: file.path.to_owned(),
-            reason: "Flyway repeatable migrations (R__) are not supported: make it a versioned migration".into(),
-        });
+        // Flyway's repeatable: keyed `R__<description>`, which sorts after every numbered version.
+        let key = format!("R__{description}");
+        if refinery || VersionKey::parse(key.as_str()).is_err() {
+            let reason = if refinery {
+                "refinery has no repeatable migrations (R__)".to_owned()
+            } else {
+                "a repeatable migration's description may only hold letters, digits, '.', '_' and '-'".to_owned()
+            };
+            skipped.push(Skipped { path: file.path.to_owned(), reason });
+            return Ok(());
+        }
+        builder.add(Piece {
+            version: version_key(file.path, &key)?,
+            name: description,
+            half: Half::Up,
+            path: file.path,
+            sql: file.content.to_owned(),
+            mode: None,
+            specific: false,
+        })?;
         return Ok(());
     }
     builder.add(Piece {
@@ -885,9 +901,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(source.layout, Layout::Flyway);
-        assert_eq!(versions(&source), ["1", "1.1"]);
+        // The repeatable sorts after the numbered versions.
+        assert_eq!(versions(&source), ["1", "1.1", "R__views"]);
         assert_eq!(source.migrations[1].down.as_deref(), Some("DROP TABLE b;"));
-        assert!(source.skipped.iter().any(|s| s.path == "R__views.sql" && s.reason.contains("not supported")));
+        assert!(source.migrations[2].version.is_repeatable() && source.skipped.is_empty());
     }
 
     #[test]

@@ -301,6 +301,12 @@ impl Ord for VersionKey {
 }
 
 impl VersionKey {
+    /// Whether this is a repeatable migration (Flyway's `R__name.sql`, key `R__name`): applied after the
+    /// versioned ones, again whenever its content changes, never reverted.
+    pub fn is_repeatable(&self) -> bool {
+        self.0.starts_with("R__")
+    }
+
     /// Whether another tool's record of a version names this one: equal but for leading zeros in its
     /// numbers (goose records `00001_x.sql` as `1`), with `_` read as `.` (Flyway records `V1_1` as `1.1`).
     pub fn same_as(&self, recorded: &str) -> bool {

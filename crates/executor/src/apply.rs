@@ -299,6 +299,11 @@ async fn locked_release(
 fn record_effect(rows: &mut Vec<HistoryRow>, migration: &Migration<'_>) {
     let version = migration.version.as_str();
     match migration.direction {
+        // A repeatable's row is replaced when it runs again.
+        Direction::Up => rows.retain(|r| r.version != version),
+        Direction::Down => {}
+    }
+    match migration.direction {
         Direction::Up => rows.push(HistoryRow {
             version: version.to_owned(),
             name: migration.name.to_owned(),
@@ -351,9 +356,12 @@ fn decide(
 ) -> Result<Step, ApplyError> {
     let version = migration.version.as_str();
     let existing = rows.iter().find(|r| r.version == version);
+    // A repeatable migration runs again whenever its content changed: not drift.
+    let changed = existing.is_some_and(|row| row.checksum != migration.up_checksum.digest());
+    let repeatable = migration.version.is_repeatable();
     if let Some(row) = existing {
         check_clean(row)?;
-        if row.checksum != migration.up_checksum.digest() {
+        if changed && !(repeatable && migration.direction == Direction::Up) {
             return Err(ApplyError::Drift {
                 version: version.to_owned(),
                 applied: hex(&row.checksum),
@@ -362,8 +370,10 @@ fn decide(
         }
     }
     match (migration.direction, existing) {
+        (Direction::Up, Some(_)) if repeatable && changed => {}
         (Direction::Up, Some(_)) => return Ok(Step::Skip("already applied with the same checksum")),
         (Direction::Down, None) => return Ok(Step::Skip("not applied on this target")),
+        (Direction::Down, Some(_)) if repeatable => return Ok(Step::Skip("a repeatable migration is not reverted")),
         (Direction::Up, None) => check_order(migration.version, rows, options)?,
         (Direction::Down, Some(_)) => {}
     }
@@ -423,7 +433,7 @@ fn check_order(version: &VersionKey, rows: &[HistoryRow], options: &ApplyOptions
     let later = rows
         .iter()
         .filter_map(|r| VersionKey::parse(r.version.as_str()).ok())
-        .filter(|applied| applied > version)
+        .filter(|applied| applied > version && !applied.is_repeatable())
         .min();
     if let Some(later) = later {
         return Err(ApplyError::OutOfOrder(format!("a later version ({later}) is already applied on this target")));
@@ -501,7 +511,11 @@ async fn atomically(
         .map(|migration| match migration.direction {
             Direction::Up => {
                 let row = new_row(migration, options, HistoryStatus::Applied, migration.up_checksum.digest());
-                history::insert_and_commit_sql(&options.history, &row)
+                if migration.version.is_repeatable() {
+                    history::replace_and_commit_sql(&options.history, &row)
+                } else {
+                    history::insert_and_commit_sql(&options.history, &row)
+                }
             }
             Direction::Down => history::delete_and_commit_sql(&options.history, migration.version.as_str()),
         })
@@ -568,6 +582,11 @@ async fn stepwise(
     let checksum = migration.up_checksum.digest();
     match migration.direction {
         Direction::Up => {
+            if migration.version.is_repeatable() {
+                // Run again: its row is replaced (a crash before the new one is written leaves it pending,
+                // which runs it once more: repeatables are written to be run again).
+                history::delete(conn, &options.history, version).await?;
+            }
             history::insert(conn, &options.history, &new_row(migration, options, HistoryStatus::Running, checksum))
                 .await?;
         }

@@ -436,6 +436,18 @@ pub fn insert_and_commit_sql(table: &HistoryTable, row: &NewHistoryRow<'_>) -> S
     )
 }
 
+/// Postgres: a repeatable migration's row replaced (the old one, if any, deleted first), then the COMMIT,
+/// as [`insert_and_commit_sql`].
+pub fn replace_and_commit_sql(table: &HistoryTable, row: &NewHistoryRow<'_>) -> String {
+    format!(
+        "DELETE FROM {} WHERE project = {} AND version = {};\n{}",
+        table.name(Engine::Postgres),
+        pg_literal(&table.project),
+        pg_literal(row.version),
+        insert_and_commit_sql(table, row)
+    )
+}
+
 /// Postgres: deletes a reverted migration's row, then COMMITs its transaction (as [`insert_and_commit_sql`]).
 pub fn delete_and_commit_sql(table: &HistoryTable, version: &str) -> String {
     format!(

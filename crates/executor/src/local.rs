@@ -240,6 +240,8 @@ pub async fn inspect<'p>(
                 Some(r) if r.status != HistoryStatus::Applied => {
                     State::Dirty { status: r.status.as_str(), done: r.statements_done, total: r.statements_total }
                 }
+                // A repeatable migration whose content changed runs again.
+                Some(r) if r.checksum != p.up_checksum.digest() && p.version.is_repeatable() => State::Pending,
                 Some(r) if r.checksum != p.up_checksum.digest() => State::Drift,
                 Some(_) => State::Applied,
             };
@@ -346,8 +348,12 @@ pub async fn down_plan<'p>(
     if let Some((p, state)) = dirty {
         return Err(LocalError::Dirty { version: p.version.to_string(), state });
     }
-    let mut applied: Vec<&Prepared> =
-        states.into_iter().filter(|(s, _)| *s == State::Applied).map(|(_, p)| p).collect();
+    // Repeatable migrations are never reverted (as in Flyway).
+    let mut applied: Vec<&Prepared> = states
+        .into_iter()
+        .filter(|(s, p)| *s == State::Applied && !p.version.is_repeatable())
+        .map(|(_, p)| p)
+        .collect();
     applied.sort_by(|a, b| b.version.cmp(&a.version));
     Ok(match to {
         DownTo::Steps(n) => applied.into_iter().take(*n).collect(),
