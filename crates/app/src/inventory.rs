@@ -22,6 +22,7 @@ use domain::model::{DbSet, Environment, NewEnvironment, SecretSource, Target, Ta
 use domain::policy::{EnvironmentPolicy, RoleSet, may_administer};
 use domain::secret_ref::{Refusal, SecretRef};
 use domain::values::{Identifier, Name};
+pub use executor::history::ShownRow;
 use executor::target::{TargetConnection, TargetError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -756,7 +757,7 @@ async fn probe(hub: &Hub, keys: Option<&auth::secrets::KeyRing>, target: &Target
 /// connection code), makes sure it is not the tool database, and runs `read` with a short timeout. On
 /// failure, at which stage (`secret`, `tool_database`, `connect`, `query`) and why, the password never in
 /// the message.
-async fn ask<T>(
+pub(crate) async fn ask<T>(
     hub: &Hub,
     keys: Option<&auth::secrets::KeyRing>,
     target: &Target,
@@ -806,7 +807,7 @@ pub struct TargetHistoryTable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetHistoryRow {
     pub project: Option<(ProjectId, Name)>,
-    pub row: executor::history::ShownRow,
+    pub row: ShownRow,
 }
 
 impl TargetHistoryRow {
@@ -824,6 +825,8 @@ pub enum TargetHistory {
         /// Who holds the hub's lock on the target now (a worker applying, or a stuck session), as far as the
         /// server tells; `None`: nobody.
         lock_holder: Option<String>,
+        /// The hub's projects, to request an adoption or a baseline of this target for one of them.
+        projects: Vec<(ProjectId, Name)>,
     },
     Failed {
         stage: &'static str,
@@ -877,6 +880,7 @@ pub async fn target_history(
     let outcome = match read {
         Ok((found, lock_holder)) => TargetHistory::Read {
             lock_holder,
+            projects: projects.iter().map(|p| (p.id, p.name.clone())).collect(),
             tables: found
                 .into_iter()
                 .map(|(table, rows)| TargetHistoryTable {

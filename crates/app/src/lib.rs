@@ -21,6 +21,7 @@ pub mod lookup;
 pub mod migrations;
 pub mod operator;
 pub mod projects;
+mod run_actions;
 pub mod runs;
 pub mod sessions;
 pub mod tool_db;

@@ -23,10 +23,11 @@ use std::collections::HashMap;
 
 use domain::ErrorCode;
 use domain::checksum::Checksum;
-use domain::enums::{ApprovalDecision, Direction, FailurePolicy};
-use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
+use domain::enums::{ApprovalDecision, Direction, FailurePolicy, ForeignTool, Resolution, RunKind};
+use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId};
 use domain::model::{
-    Approval, DbSet, Environment, NewApproval, NewRun, Project, ReleaseVersion, Run, RunItem, RunItemLog, Target,
+    Approval, DbSet, Environment, NewApproval, NewRun, Project, ReleaseVersion, Run, RunAction, RunItem, RunItemLog,
+    RunScope, Target,
 };
 use domain::policy::{
     Actor, ApprovalFacts, ApprovalState, Denial, approval_state, may_approve, may_cancel, may_deny, may_execute,
@@ -69,8 +70,39 @@ pub struct RunRequest {
     /// `up` (default) or `down`.
     #[serde(default)]
     pub direction: Option<Direction>,
+    /// `release` (default): apply the versions; `baseline`: record the versions up to `up_to` as applied
+    /// without running them; `adopt`: record as applied what another tool (`from`) applied, read from its
+    /// history at request and again on the target; `recovery`: resolve the dirty history row of
+    /// `version_key` on one target (`resolution`). Every kind is approved and executed like a release.
+    #[serde(default)]
+    pub kind: Option<RunKind>,
     pub environment_id: EnvironmentId,
-    pub db_set_id: DbSetId,
+    /// The db set whose members get an item; or `target_id`.
+    #[serde(default)]
+    pub db_set_id: Option<DbSetId>,
+    /// One target instead of a db set (a recovery is always for one target).
+    #[serde(default)]
+    pub target_id: Option<TargetId>,
+    /// Adoption: the tool whose history is read (`goose`, `golang-migrate`, `flyway`, `sqlx`, `diesel`,
+    /// `dbmate`, `refinery`).
+    #[serde(default)]
+    pub from: Option<ForeignTool>,
+    /// Adoption: the tool's history table when it is not the tool's default (`schema.table` or `table`).
+    #[serde(default)]
+    pub from_table: Option<String>,
+    /// Recovery: the version whose dirty row is resolved.
+    #[serde(default)]
+    pub version_key: Option<String>,
+    /// Recovery: `mark_applied`, `mark_rolled_back` or `resume`.
+    #[serde(default)]
+    pub resolution: Option<Resolution>,
+    /// Recovery: the row's statement count as the caller saw it (`GET /api/v1/targets/{id}/history`);
+    /// refused (409 `row_changed`) if the row now says otherwise.
+    #[serde(default)]
+    pub seen_statements_done: Option<u32>,
+    /// Recovery: the row's checksum (hex) as the caller saw it; refused (409 `row_changed`) if it differs.
+    #[serde(default)]
+    pub seen_checksum: Option<String>,
     /// `stop_on_first_failure` (default) or `continue`.
     #[serde(default)]
     pub failure_policy: Option<FailurePolicy>,
@@ -131,7 +163,10 @@ pub struct RunDetail {
     /// The newest version number of each of the run's migrations, where newer than the pinned one.
     pub newer: Vec<(MigrationId, u32)>,
     pub environment: Environment,
-    pub db_set: DbSet,
+    /// The db set, for a run over one.
+    pub db_set: Option<DbSet>,
+    /// The target, for a run of one target.
+    pub target: Option<Target>,
     pub approvals: Vec<Approval>,
     pub approval: ApprovalStatus,
     pub items: Vec<(RunItemStatus, u64)>,
@@ -210,16 +245,16 @@ fn authors_of(versions: &[ReleaseVersion]) -> Vec<UserId> {
     authors
 }
 
-/// The content checksum of `versions` as they are pinned (their stored checksums).
-fn content_of(versions: &[ReleaseVersion]) -> Checksum {
-    release::content_checksum(versions.iter().map(|v| (&v.version_key, &v.version.checksums)))
+/// The content checksum of a run doing `action` with `versions` as they are pinned (their stored checksums).
+fn content_of(action: &RunAction, versions: &[ReleaseVersion]) -> Checksum {
+    release::run_content(action, versions.iter().map(|v| (&v.version_key, &v.version.checksums)))
 }
 
 /// The content checksum of `versions` recomputed from their stored SQL: equal to [`content_of`] unless the
 /// stored text was changed behind the hub's back.
-fn content_from_sql(versions: &[ReleaseVersion]) -> Checksum {
+fn content_from_sql(action: &RunAction, versions: &[ReleaseVersion]) -> Checksum {
     let recomputed: Vec<_> = versions.iter().map(|v| (&v.version_key, v.version.checksums_of_text())).collect();
-    release::content_checksum(recomputed.iter().map(|(k, c)| (*k, c)))
+    release::run_content(action, recomputed.iter().map(|(k, c)| (*k, c)))
 }
 
 /// The newest versions of the migrations of `pinned`, in the same order.
@@ -400,15 +435,26 @@ pub(crate) fn problems(direction: Direction, versions: &[ReleaseVersion], target
     release::preflight(direction, &versions, &targets)
 }
 
-/// Refuses (422) a release that pre-flight says cannot work on some target of the set.
-async fn preflight(
-    conn: &mut PgConnection,
-    direction: Direction,
-    versions: &[ReleaseVersion],
-    set: DbSetId,
-) -> AppResult<()> {
-    let targets = set_targets(conn, set).await?;
-    let found = problems(direction, versions, &targets);
+/// The targets a run of `scope` has items for.
+async fn scope_targets(conn: &mut PgConnection, scope: RunScope) -> AppResult<Vec<Target>> {
+    match scope {
+        RunScope::Set(set) => set_targets(conn, set).await,
+        RunScope::Target(target) => Ok(vec![storage::targets::get(conn, target).await?]),
+    }
+}
+
+/// Refuses (422) a release that pre-flight says cannot work on some target of its scope. A baseline, an
+/// adoption and a mark run nothing; a resume was checked on its target at request.
+async fn preflight(conn: &mut PgConnection, run: &Run, versions: &[ReleaseVersion]) -> AppResult<()> {
+    if run.action != RunAction::Release {
+        return Ok(());
+    }
+    let targets = scope_targets(conn, run.scope).await?;
+    preflight_on(run.direction, versions, &targets)
+}
+
+fn preflight_on(direction: Direction, versions: &[ReleaseVersion], targets: &[Target]) -> AppResult<()> {
+    let found = problems(direction, versions, targets);
     let Some(first) = found.first() else { return Ok(()) };
     let field = match first {
         Problem::MissingVariable { .. } => "db_set_id",
@@ -450,10 +496,69 @@ pub async fn preview(hub: &Hub, input: &RunRequest) -> AppResult<Preview> {
     let direction = input.direction.unwrap_or(Direction::Up);
     let mut conn = hub.pool.acquire().await.map_err(db)?;
     let (project, versions) = resolve(&mut conn, input, direction).await?;
-    let set = db_set_of(&mut conn, input.environment_id, input.db_set_id).await?;
-    let targets = set_targets(&mut conn, set.id).await?;
+    let environment = environment_of(&mut conn, input.environment_id).await?;
+    let (_, targets, _) = scope_of(&mut conn, &environment, input.db_set_id, input.target_id).await?;
     let problems = problems(direction, &versions, &targets);
-    Ok(Preview { content: content_of(&versions), project, versions, problems, targets: targets.len() })
+    Ok(Preview {
+        content: content_of(&RunAction::Release, &versions),
+        project,
+        versions,
+        problems,
+        targets: targets.len(),
+    })
+}
+
+async fn environment_of(conn: &mut PgConnection, environment: EnvironmentId) -> AppResult<Environment> {
+    storage::environments::get(conn, environment).await.map_err(|e| match e {
+        StorageError::NotFound(_) => {
+            AppError::invalid("environment_id", ErrorCode::UnknownEnvironment, "no such environment")
+        }
+        other => other.into(),
+    })
+}
+
+/// The scope a request names (a db set or one target of `environment`), its targets and its name.
+async fn scope_of(
+    conn: &mut PgConnection,
+    environment: &Environment,
+    set: Option<DbSetId>,
+    target: Option<TargetId>,
+) -> AppResult<(RunScope, Vec<Target>, String)> {
+    match (set, target) {
+        (Some(_), Some(_)) => Err(AppError::invalid(
+            "target_id",
+            ErrorCode::ConflictingFields,
+            "give either db_set_id (every member of a set) or target_id (one target), not both",
+        )),
+        (None, None) => Err(AppError::invalid(
+            "db_set_id",
+            ErrorCode::Missing,
+            "name the targets: db_set_id (every member of a set) or target_id (one target)",
+        )),
+        (Some(set), None) => {
+            let set = db_set_of(conn, environment.id, set).await?;
+            let targets = set_targets(conn, set.id).await?;
+            if targets.is_empty() {
+                return Err(AppError::invalid("db_set_id", ErrorCode::EmptyDbSet, "the db set has no targets"));
+            }
+            Ok((RunScope::Set(set.id), targets, set.name.as_str().to_owned()))
+        }
+        (None, Some(target)) => {
+            let target = storage::targets::get(conn, target).await.map_err(|e| match e {
+                StorageError::NotFound(_) => AppError::invalid("target_id", ErrorCode::UnknownTarget, "no such target"),
+                other => other.into(),
+            })?;
+            if target.environment_id != environment.id {
+                return Err(AppError::invalid(
+                    "target_id",
+                    ErrorCode::WrongEnvironment,
+                    "the target belongs to another environment",
+                ));
+            }
+            let name = format!("target {}", target.name);
+            Ok((RunScope::Target(target.id), vec![target], name))
+        }
+    }
 }
 
 async fn db_set_of(conn: &mut PgConnection, environment: EnvironmentId, set: DbSetId) -> AppResult<DbSet> {
@@ -478,9 +583,18 @@ async fn db_set_of(conn: &mut PgConnection, environment: EnvironmentId, set: DbS
 }
 
 /// Requests a run. With an idempotency key, repeating the same request returns the first run (`created:
-/// false`) however many arrive at once; the same key with a different request is a conflict.
-pub async fn request_run(hub: &Hub, caller: &Caller, input: RunRequest, key: Option<String>) -> AppResult<Requested> {
-    may_request_run(&caller.actor)?;
+/// false`) however many arrive at once; the same key with a different request is a conflict. A baseline,
+/// adoption or recovery reads its targets at request (with `keys` to open their passwords; see
+/// `run_actions`), so that whoever approves decides on what was read.
+pub async fn request_run(
+    hub: &Hub,
+    caller: &Caller,
+    keys: Option<&auth::secrets::KeyRing>,
+    input: RunRequest,
+    key: Option<String>,
+) -> AppResult<Requested> {
+    let kind = input.kind.unwrap_or(RunKind::Release);
+    may_request_run(&caller.actor, kind)?;
     let key = idempotency_key(key)?;
     let direction = input.direction.unwrap_or(Direction::Up);
     let failure_policy = input.failure_policy.unwrap_or(FailurePolicy::StopOnFirstFailure);
@@ -494,17 +608,25 @@ pub async fn request_run(hub: &Hub, caller: &Caller, input: RunRequest, key: Opt
     }
     let comment = comment(input.comment.clone())?;
     let options = (direction, failure_policy, concurrency_limit, comment.as_str());
-    if let Some(key) = &key {
+    let (environment, scope, targets, scope_name) = {
         let mut conn = hub.pool.acquire().await.map_err(db)?;
-        if let Some(existing) = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key).await? {
+        if let Some(key) = &key
+            && let Some(existing) = storage::runs::find_by_idempotency_key(&mut conn, caller.actor.user_id, key).await?
+        {
             return same_request(&mut conn, existing, &input, options).await;
         }
-    }
-    let mut tx = hub.pool.begin().await.map_err(db)?;
-    let (project, versions) = resolve(&mut tx, &input, direction).await?;
-    let environment = storage::environments::get(&mut tx, input.environment_id).await?;
-    let set = db_set_of(&mut tx, environment.id, input.db_set_id).await?;
-    let content = content_of(&versions);
+        let environment = environment_of(&mut conn, input.environment_id).await?;
+        let (scope, targets, name) = scope_of(&mut conn, &environment, input.db_set_id, input.target_id).await?;
+        (environment, scope, targets, name)
+    };
+    let (project, versions, action) = if kind == RunKind::Release {
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
+        let (project, versions) = resolve(&mut conn, &input, direction).await?;
+        (project, versions, RunAction::Release)
+    } else {
+        crate::run_actions::resolve(hub, keys, &input, kind, &targets).await?
+    };
+    let content = content_of(&action, &versions);
     if let Some(previewed) = &input.content_checksum
         && !previewed.eq_ignore_ascii_case(&content.to_hex())
     {
@@ -516,7 +638,10 @@ pub async fn request_run(hub: &Hub, caller: &Caller, input: RunRequest, key: Opt
             ),
         ));
     }
-    preflight(&mut tx, direction, &versions, set.id).await?;
+    if action == RunAction::Release {
+        preflight_on(direction, &versions, &targets)?;
+    }
+    let mut tx = hub.pool.begin().await.map_err(db)?;
     let new = NewRun {
         project_id: project.id,
         versions: versions.iter().map(|v| v.version.id).collect(),
@@ -524,8 +649,9 @@ pub async fn request_run(hub: &Hub, caller: &Caller, input: RunRequest, key: Opt
         retry_of: None,
         targets: None,
         direction,
+        action: action.clone(),
         environment_id: environment.id,
-        db_set_id: set.id,
+        scope,
         status: RunStatus::initial(environment.policy.approval_required),
         failure_policy,
         concurrency_limit,
@@ -550,21 +676,28 @@ pub async fn request_run(hub: &Hub, caller: &Caller, input: RunRequest, key: Opt
     if items == 0 {
         return Err(AppError::invalid("db_set_id", ErrorCode::EmptyDbSet, "the db set has no targets"));
     }
-    record(
-        &mut tx,
-        hub,
-        caller,
-        Action::RunRequest,
-        "run",
-        run.id,
-        json!({
-            "project": project.name.as_str(), "migrations": versions_json(&versions),
-            "content_checksum": content.to_hex(), "direction": direction.as_str(),
-            "environment": environment.name.as_str(), "db_set": set.name.as_str(),
-            "items": items, "status": run.status.as_str(),
-        }),
-    )
-    .await?;
+    let mut details = json!({
+        "kind": kind.as_str(), "project": project.name.as_str(), "migrations": versions_json(&versions),
+        "content_checksum": content.to_hex(), "direction": direction.as_str(),
+        "environment": environment.name.as_str(), "scope": scope_name,
+        "items": items, "status": run.status.as_str(),
+    });
+    match &action {
+        RunAction::Release | RunAction::Baseline => {}
+        RunAction::Adopt { from, table } => {
+            details["from"] = json!(from.as_str());
+            details["from_table"] = json!(table);
+        }
+        RunAction::Recovery { resolution, seen } => {
+            details["resolution"] = json!(resolution.as_str());
+            details["seen"] = json!({
+                "status": seen.status, "statements_done": seen.statements_done,
+                "statements_total": seen.statements_total,
+                "checksum": seen.checksum.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            });
+        }
+    }
+    record(&mut tx, hub, caller, Action::RunRequest, "run", run.id, details).await?;
     tx.commit().await.map_err(db)?;
     Ok(Requested { run, created: true })
 }
@@ -581,14 +714,29 @@ async fn same_request(
             format!("this Idempotency-Key was already used for a different run request (run {})", existing.id),
         )
     };
+    let scope = match (input.db_set_id, input.target_id) {
+        (Some(set), None) => Some(RunScope::Set(set)),
+        (None, Some(target)) => Some(RunScope::Target(target)),
+        _ => None,
+    };
     let same_options = existing.direction == direction
+        && existing.action.kind() == input.kind.unwrap_or(RunKind::Release)
         && existing.environment_id == input.environment_id
-        && existing.db_set_id == input.db_set_id
+        && Some(existing.scope) == scope
         && existing.failure_policy == failure_policy
         && existing.concurrency_limit == concurrency_limit
         && existing.comment == comment;
     if !same_options {
         return Err(reused());
+    }
+    if existing.action != RunAction::Release {
+        // A baseline, adoption or recovery read its targets at request; the same request again is the
+        // same run (the worker reads the target again in any case).
+        return if input.project_id == Some(existing.project_id) {
+            Ok(Requested { run: existing, created: false })
+        } else {
+            Err(reused())
+        };
     }
     // The same selection of migrations: what this request resolves to now must be what the first pinned
     // (an edit in between gives the first run back, which the requester can refresh).
@@ -698,7 +846,7 @@ async fn decide(
     }
     // An approval of content that is no longer the newest could never be executed: refresh first.
     if decision == ApprovalDecision::Approve
-        && content_of(&newest_of(&mut tx, run.project_id, &versions).await?) != run.content
+        && content_of(&run.action, &newest_of(&mut tx, run.project_id, &versions).await?) != run.content
     {
         return Err(Denial::ChecksumMismatch.into());
     }
@@ -768,17 +916,17 @@ async fn execute_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> 
     let approvals = storage::approvals::list_for_run(&mut tx, id).await?;
     // What would be applied is the newest content of the run's migrations: after an edit it is not what
     // the run pinned (and was approved for), and the run must be refreshed first.
-    let newest = content_of(&newest_of(&mut tx, run.project_id, &versions).await?);
+    let newest = content_of(&run.action, &newest_of(&mut tx, run.project_id, &versions).await?);
     may_execute(&caller.actor, &run.facts(), &environment.policy, &decision_facts(&approvals), &newest)?;
     // The stored text must still hash to the stored checksums (the workers check again before applying).
-    if content_from_sql(&versions) != run.content {
+    if content_from_sql(&run.action, &versions) != run.content {
         return Err(AppError::conflict(
             ErrorCode::StoredSqlMismatch,
             "the stored SQL of a version in this run no longer matches its checksums; refusing to execute",
         ));
     }
     // The targets may have changed since the request (variables, members): check again.
-    preflight(&mut tx, run.direction, &versions, run.db_set_id).await?;
+    preflight(&mut tx, &run, &versions).await?;
     let run =
         storage::runs::set_status(&mut tx, id, RunStatus::Approved, RunStatus::Queued, Some(caller.actor.user_id))
             .await?;
@@ -816,14 +964,14 @@ async fn refresh_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> 
     let environment = storage::environments::get(&mut tx, run.environment_id).await?;
     let pinned = storage::versions::of_run(&mut tx, id).await?;
     let newest = newest_of(&mut tx, run.project_id, &pinned).await?;
-    let content = content_of(&newest);
+    let content = content_of(&run.action, &newest);
     if content == run.content {
         return Err(AppError::conflict(
             ErrorCode::NotStale,
             "the run already pins the newest version of each of its migrations; there is nothing to refresh",
         ));
     }
-    preflight(&mut tx, run.direction, &newest, run.db_set_id).await?;
+    preflight(&mut tx, &run, &newest).await?;
     let status = RunStatus::initial(environment.policy.approval_required);
     let ids: Vec<_> = newest.iter().map(|v| v.version.id).collect();
     let refreshed = storage::runs::repin(&mut tx, id, &ids, &content, status).await?;
@@ -881,8 +1029,9 @@ async fn retry_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
         retry_of: Some(original.id),
         targets: Some(targets),
         direction: original.direction,
+        action: original.action.clone(),
         environment_id: original.environment_id,
-        db_set_id: original.db_set_id,
+        scope: original.scope,
         status: RunStatus::initial(environment.policy.approval_required),
         failure_policy: original.failure_policy,
         concurrency_limit: original.concurrency_limit,
@@ -992,7 +1141,14 @@ pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
     let project = storage::projects::get(&mut conn, run.project_id).await?;
     let versions = storage::versions::of_run(&mut conn, id).await?;
     let environment = storage::environments::get(&mut conn, run.environment_id).await?;
-    let db_set = storage::db_sets::get(&mut conn, run.db_set_id).await?;
+    let db_set = match run.scope {
+        RunScope::Set(set) => Some(storage::db_sets::get(&mut conn, set).await?),
+        RunScope::Target(_) => None,
+    };
+    let target = match run.scope {
+        RunScope::Target(target) => Some(storage::targets::get(&mut conn, target).await?),
+        RunScope::Set(_) => None,
+    };
     let approvals = storage::approvals::list_for_run(&mut conn, id).await?;
     // A run that has started applies what it pinned, whatever happened to its migrations since.
     let not_started = matches!(run.status, RunStatus::AwaitingApproval | RunStatus::Approved);
@@ -1004,7 +1160,7 @@ pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
             .filter(|(p, n)| n.version.version_no > p.version.version_no)
             .map(|(p, n)| (p.version.migration_id, n.version.version_no))
             .collect();
-        (content_of(&newest), newer)
+        (content_of(&run.action, &newest), newer)
     } else {
         (run.content, Vec::new())
     };
@@ -1020,6 +1176,7 @@ pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
         newer,
         environment,
         db_set,
+        target,
         approvals,
         items,
         retries,

@@ -46,6 +46,9 @@ const REGISTRY: &[(&str, &[&str])] = &[
     (RunStatus::KIND, RunStatus::NAMES),
     (RunItemStatus::KIND, RunItemStatus::NAMES),
     (ChecksumAlgorithm::KIND, ChecksumAlgorithm::NAMES),
+    (RunKind::KIND, RunKind::NAMES),
+    (ForeignTool::KIND, ForeignTool::NAMES),
+    (Resolution::KIND, Resolution::NAMES),
 ];
 
 /// The allowed values of the closed set called `kind`, if it is one of this crate's.
@@ -186,6 +189,69 @@ closed_enum! {
         System = "system",
         /// A worker process.
         Worker = "worker",
+    }
+}
+
+closed_enum! {
+    /// What a run does on each of its targets. Every kind is requested, approved (pinning its content
+    /// checksum, which covers the kind and its parameters) and executed by the workers under the target's
+    /// lock in the same way.
+    pub enum RunKind as "run kind" {
+        /// Apply (or revert) the pinned versions.
+        Release = "release",
+        /// Record the pinned versions as applied without running them (a database brought up to date by
+        /// other means).
+        Baseline = "baseline",
+        /// Record as applied the pinned versions another tool applied, read from that tool's history.
+        Adopt = "adopt",
+        /// Get one dirty history row out of its state.
+        Recovery = "recovery",
+    }
+}
+
+closed_enum! {
+    /// A migration tool whose history can be adopted.
+    pub enum ForeignTool as "tool" {
+        /// pressly/goose.
+        Goose = "goose",
+        /// golang-migrate/migrate.
+        GolangMigrate = "golang-migrate",
+        /// Flyway.
+        Flyway = "flyway",
+        /// sqlx-cli.
+        Sqlx = "sqlx",
+        /// diesel_cli.
+        Diesel = "diesel",
+        /// dbmate.
+        Dbmate = "dbmate",
+        /// refinery.
+        Refinery = "refinery",
+    }
+}
+
+impl ForeignTool {
+    /// The history table the tool creates by default.
+    pub fn default_table(self) -> &'static str {
+        match self {
+            ForeignTool::Goose => "goose_db_version",
+            ForeignTool::GolangMigrate | ForeignTool::Dbmate => "schema_migrations",
+            ForeignTool::Flyway => "flyway_schema_history",
+            ForeignTool::Sqlx => "_sqlx_migrations",
+            ForeignTool::Diesel => "__diesel_schema_migrations",
+            ForeignTool::Refinery => "refinery_schema_history",
+        }
+    }
+}
+
+closed_enum! {
+    /// How a dirty history row (a migration that stopped part-way) is got out of its state.
+    pub enum Resolution as "resolution" {
+        /// Someone finished the migration by hand: the row becomes applied.
+        MarkApplied = "mark_applied",
+        /// Someone undid what ran by hand: the row goes and the version is pending again.
+        MarkRolledBack = "mark_rolled_back",
+        /// Run the statements after the recorded index (an up without a transaction, or MySQL).
+        Resume = "resume",
     }
 }
 

@@ -92,6 +92,17 @@ error_codes! {
     NotStale = "not_stale",
     /// Every target of the run finished: there is nothing to retry.
     NothingToRetry = "nothing_to_retry",
+    /// Refresh and retry are for releases; a baseline, adoption or recovery is requested anew.
+    NotARelease = "not_a_release",
+    /// The target's history could not be read at request (connection, secret or query); nothing was made.
+    TargetUnreadable = "target_unreadable",
+    /// The version's history row on the target is not dirty, or there is none: nothing to recover.
+    NotDirty = "not_dirty",
+    /// The target's history row is no longer the one the caller saw.
+    RowChanged = "row_changed",
+    /// The other tool's history cannot be adopted: dirty, versions the project lacks, checksums that differ,
+    /// or nothing applied.
+    AdoptRefused = "adopt_refused",
     /// The version named is not the newest of its migration.
     VersionSuperseded = "version_superseded",
     /// The run changed status meanwhile; reload it and try again.
@@ -118,6 +129,8 @@ error_codes! {
     // --- values (422) ---
     /// A value is not valid for its field; the message says why.
     InvalidValue = "invalid_value",
+    /// A resume was asked for where it cannot work: a Postgres migration in a transaction, a stopped down.
+    CannotResume = "cannot_resume",
     /// A text contains NUL characters.
     InvalidText = "invalid_text",
     /// The email address is not valid.

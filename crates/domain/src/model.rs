@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::checksum::Checksum;
 use crate::enums::{
-    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, LogLevel, Role, TlsMode, TokenScope,
-    TransactionMode, WorkerStatus,
+    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, ForeignTool, LogLevel, Resolution, Role, RunKind,
+    TlsMode, TokenScope, TransactionMode, WorkerStatus,
 };
 use crate::ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, TokenId, UserId, VersionId,
@@ -293,8 +293,11 @@ pub struct Run {
     /// The failed or cancelled run this one retries.
     pub retry_of: Option<RunId>,
     pub direction: Direction,
+    /// What the run does on each target, with its parameters (pinned with the content).
+    pub action: RunAction,
     pub environment_id: EnvironmentId,
-    pub db_set_id: DbSetId,
+    /// Every member of a db set, or one target.
+    pub scope: RunScope,
     pub status: RunStatus,
     pub failure_policy: FailurePolicy,
     pub concurrency_limit: u32,
@@ -310,6 +313,83 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// Which targets a run has items for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunScope {
+    /// Every member of the db set (at request; a retry: those of them it names).
+    Set(DbSetId),
+    /// This one target (recovery, adoption or a baseline of one database).
+    Target(TargetId),
+}
+
+impl RunScope {
+    pub fn db_set_id(self) -> Option<DbSetId> {
+        match self {
+            RunScope::Set(id) => Some(id),
+            RunScope::Target(_) => None,
+        }
+    }
+
+    pub fn target_id(self) -> Option<TargetId> {
+        match self {
+            RunScope::Set(_) => None,
+            RunScope::Target(id) => Some(id),
+        }
+    }
+}
+
+/// The dirty history row a recovery was requested for, as the server read it on the target at request.
+/// The worker goes ahead only while the row is still this one (status, progress and content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRow {
+    /// The history status as the target stores it (e.g. `failed`, `running`).
+    pub status: String,
+    pub statements_done: u32,
+    pub statements_total: u32,
+    /// The checksum the row records (the content that ran).
+    pub checksum: Vec<u8>,
+    /// The error the row records, for whoever decides.
+    pub error: Option<String>,
+}
+
+/// What a run does on each of its targets, with the parameters an approval pins along with the versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunAction {
+    /// Apply (or revert) the pinned versions.
+    Release,
+    /// Record the pinned versions as applied without running them.
+    Baseline,
+    /// Record as applied those of the pinned versions that `from` applied, read from its history table
+    /// (`table`, or the tool's default).
+    Adopt { from: ForeignTool, table: Option<String> },
+    /// Get the dirty history row of the one pinned version out of its state.
+    Recovery { resolution: Resolution, seen: SeenRow },
+}
+
+impl RunAction {
+    pub fn kind(&self) -> RunKind {
+        match self {
+            RunAction::Release => RunKind::Release,
+            RunAction::Baseline => RunKind::Baseline,
+            RunAction::Adopt { .. } => RunKind::Adopt,
+            RunAction::Recovery { .. } => RunKind::Recovery,
+        }
+    }
+
+    /// How the action reads in a sentence: `release`, `adoption from goose`, `recovery (resume)`.
+    pub fn describe(&self) -> String {
+        match self {
+            RunAction::Release => "release".to_owned(),
+            RunAction::Baseline => "baseline".to_owned(),
+            RunAction::Adopt { from, table } => match table {
+                Some(table) => format!("adoption from {from} ({table})"),
+                None => format!("adoption from {from}"),
+            },
+            RunAction::Recovery { resolution, .. } => format!("recovery ({resolution})"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub project_id: ProjectId,
@@ -320,8 +400,9 @@ pub struct NewRun {
     /// The targets to make items for; `None`: every member of the db set.
     pub targets: Option<Vec<TargetId>>,
     pub direction: Direction,
+    pub action: RunAction,
     pub environment_id: EnvironmentId,
-    pub db_set_id: DbSetId,
+    pub scope: RunScope,
     pub status: RunStatus,
     pub failure_policy: FailurePolicy,
     pub concurrency_limit: u32,
@@ -384,6 +465,7 @@ impl Run {
             requested_by: self.requested_by,
             status: self.status,
             direction: self.direction,
+            kind: self.action.kind(),
             revision: self.revision,
             content: self.content,
         }

@@ -26,7 +26,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::checksum::Checksum;
-use crate::enums::{ActorKind, ApprovalDecision, Direction, Role};
+use crate::enums::{ActorKind, ApprovalDecision, Direction, Role, RunKind};
 use crate::error_code::ErrorCode;
 use crate::ids::{RunId, UserId};
 use crate::run::RunStatus;
@@ -333,6 +333,8 @@ pub struct RunFacts {
     pub status: RunStatus,
     /// Whether it applies or reverts.
     pub direction: Direction,
+    /// What it does on each target.
+    pub kind: RunKind,
     /// How often its content was pinned: 1 at request, plus one per refresh.
     pub revision: u32,
     /// The checksum of the content pinned for it (`release::content_checksum`).
@@ -380,6 +382,15 @@ pub enum Denial {
         /// The run's current status.
         status: RunStatus,
     },
+    /// Refresh and retry are for releases: a baseline, adoption or recovery pins what was read on its
+    /// target at request, so a new one is requested instead.
+    #[error("cannot {action} a {kind} run: request a new one, so that it is read and approved afresh")]
+    NotARelease {
+        /// The action, as a verb.
+        action: &'static str,
+        /// The run's kind.
+        kind: RunKind,
+    },
     /// Not enough valid approvals yet.
     #[error("the run has {have} of the {need} approvals it needs")]
     NotApproved {
@@ -424,6 +435,7 @@ impl Denial {
             Denial::AuthorApproval => ErrorCode::AuthorApproval,
             Denial::AlreadyDecided => ErrorCode::AlreadyDecided,
             Denial::WrongStatus { .. } => ErrorCode::WrongStatus,
+            Denial::NotARelease { .. } => ErrorCode::NotARelease,
             Denial::NotApproved { .. } => ErrorCode::NotApproved,
             Denial::ChecksumMismatch => ErrorCode::ChecksumMismatch,
             Denial::Denied => ErrorCode::Denied,
@@ -452,8 +464,13 @@ pub enum ApprovalState {
     Denied,
 }
 
-/// Whether `actor` may request a run. Everyone may: approval, not requesting, is the gate.
-pub fn may_request_run(_actor: &Actor) -> Result<(), Denial> {
+/// Whether `actor` may request a run of `kind`. Everyone may request a release: approval, not requesting,
+/// is the gate. A baseline, adoption or recovery writes history rows without running the migrations (and
+/// reads the targets at request), so it takes a manager or an admin to ask for one.
+pub fn may_request_run(actor: &Actor, kind: RunKind) -> Result<(), Denial> {
+    if kind != RunKind::Release && actor.role < Role::Manager {
+        return Err(Denial::RoleTooLow { needed: "manager" });
+    }
     Ok(())
 }
 
@@ -595,6 +612,9 @@ pub fn may_refresh(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
     if actor.user_id != run.requested_by && actor.role < Role::Manager {
         return Err(Denial::RoleTooLow { needed: "manager" });
     }
+    if run.kind != RunKind::Release {
+        return Err(Denial::NotARelease { action: "refresh", kind: run.kind });
+    }
     match run.status {
         RunStatus::AwaitingApproval | RunStatus::Approved => Ok(()),
         status => Err(Denial::WrongStatus { action: "refresh", status }),
@@ -606,6 +626,9 @@ pub fn may_refresh(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
 pub fn may_retry(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
     if actor.user_id != run.requested_by && actor.role < Role::Manager {
         return Err(Denial::RoleTooLow { needed: "manager" });
+    }
+    if run.kind != RunKind::Release {
+        return Err(Denial::NotARelease { action: "retry", kind: run.kind });
     }
     match run.status {
         RunStatus::Failed | RunStatus::Cancelled => Ok(()),
@@ -684,6 +707,7 @@ mod tests {
             requested_by: requester.user_id,
             status,
             direction: Direction::Up,
+            kind: RunKind::Release,
             revision: 1,
             content: content("SELECT 1;"),
         }
@@ -916,7 +940,9 @@ mod tests {
     #[test]
     fn everyone_may_request_a_run() {
         for &role in Role::ALL {
-            assert_eq!(may_request_run(&actor(role)), Ok(()));
+            assert_eq!(may_request_run(&actor(role), RunKind::Release), Ok(()));
+            let action = may_request_run(&actor(role), RunKind::Recovery);
+            assert_eq!(action.is_ok(), role >= Role::Manager, "{role}");
         }
     }
 

@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use crate::checksum::Checksum;
 use crate::enums::{Direction, Engine, TransactionMode};
 use crate::error_code::ErrorCode;
-use crate::model::{Severity, ValidationMessage};
+use crate::model::{RunAction, Severity, ValidationMessage};
 use crate::placeholder::{self, PlaceholderError, Syntax};
 use crate::policy::PinnedChecksums;
 use crate::split::{self, Statement};
@@ -53,6 +53,34 @@ pub fn content_checksum<'a>(entries: impl IntoIterator<Item = (&'a VersionKey, &
     }
     // Version keys and hex digits are ASCII without `\r`, so the normalization of `Checksum::of` changes
     // nothing and this is the plain SHA-256 of the text, as the SQL migration computes it.
+    Checksum::of(&text)
+}
+
+/// The content checksum of a run doing `action` with `entries` (in apply order): for a release, exactly
+/// [`content_checksum`]; for a baseline, adoption or recovery, SHA-256 over a header naming the kind, a line
+/// with its parameters (the tool and table; the resolution and the row seen), then the versions as in a
+/// release. An approval pins this, so it covers what the run will do, not only which files.
+pub fn run_content<'a>(
+    action: &RunAction,
+    entries: impl IntoIterator<Item = (&'a VersionKey, &'a PinnedChecksums)>,
+) -> Checksum {
+    let parameters = match action {
+        RunAction::Release => return content_checksum(entries),
+        RunAction::Baseline => String::new(),
+        RunAction::Adopt { from, table } => format!("from {from} {}\n", table.as_deref().unwrap_or("-")),
+        RunAction::Recovery { resolution, seen } => {
+            let checksum: String = seen.checksum.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "resolve {resolution} seen {} {}/{} {checksum}\n",
+                seen.status, seen.statements_done, seen.statements_total
+            )
+        }
+    };
+    let mut text = format!("migrate-hub {} v1\n{parameters}", action.kind());
+    for (key, pinned) in entries {
+        let down = pinned.down.map_or_else(|| "-".to_owned(), |down| down.to_hex());
+        let _ = writeln!(text, "{} {} {down}", key.as_str(), pinned.up.to_hex());
+    }
     Checksum::of(&text)
 }
 

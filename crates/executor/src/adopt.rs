@@ -15,66 +15,11 @@ use domain::values::VersionKey;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::apply::ApplyOptions;
-use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable, NewHistoryRow};
+use crate::history::{self, HistoryRow, HistoryStatus, NewHistoryRow};
 use crate::target::{Session, TargetConnection, TargetError};
 
-/// A tool whose history can be adopted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tool {
-    Goose,
-    GolangMigrate,
-    Flyway,
-    Sqlx,
-    Diesel,
-    Dbmate,
-    Refinery,
-}
-
-impl Tool {
-    pub const ALL: &'static [Tool] =
-        &[Tool::Goose, Tool::GolangMigrate, Tool::Flyway, Tool::Sqlx, Tool::Diesel, Tool::Dbmate, Tool::Refinery];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tool::Goose => "goose",
-            Tool::GolangMigrate => "golang-migrate",
-            Tool::Flyway => "flyway",
-            Tool::Sqlx => "sqlx",
-            Tool::Diesel => "diesel",
-            Tool::Dbmate => "dbmate",
-            Tool::Refinery => "refinery",
-        }
-    }
-
-    /// The history table the tool creates by default.
-    pub fn default_table(self) -> &'static str {
-        match self {
-            Tool::Goose => "goose_db_version",
-            Tool::GolangMigrate | Tool::Dbmate => "schema_migrations",
-            Tool::Flyway => "flyway_schema_history",
-            Tool::Sqlx => "_sqlx_migrations",
-            Tool::Diesel => "__diesel_schema_migrations",
-            Tool::Refinery => "refinery_schema_history",
-        }
-    }
-}
-
-impl std::fmt::Display for Tool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Tool {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tool::ALL.iter().copied().find(|t| t.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = Tool::ALL.iter().map(|t| t.as_str()).collect();
-            format!("unknown tool {s:?} (one of {})", names.join(", "))
-        })
-    }
-}
+/// A tool whose history can be adopted (the closed set the hub stores too).
+pub use domain::enums::ForeignTool as Tool;
 
 /// What the other tool stored about a version's content, to compare with the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,7 +322,7 @@ pub async fn record(
     if !conn.limit_and_lock(options.limits, &options.lock_name, options.lock_wait).await? {
         return Err(AdoptError::LockTimeout(options.lock_wait));
     }
-    let result = locked_record(conn, &options.history, candidates, chosen, &options.worker).await;
+    let result = locked_record(conn, options, candidates, chosen).await;
     let unlocked = conn.unlock(&options.lock_name).await;
     let counts = result?;
     unlocked?;
@@ -386,11 +331,11 @@ pub async fn record(
 
 async fn locked_record(
     conn: &mut TargetConnection,
-    table: &HistoryTable,
+    options: &ApplyOptions,
     candidates: &[Candidate<'_>],
     chosen: &[usize],
-    source: &str,
 ) -> Result<(usize, usize), AdoptError> {
+    let table = &options.history;
     let rows: Vec<HistoryRow> = history::ensure_and_read(conn, table).await?;
     let mut todo = Vec::new();
     let mut already = 0;
@@ -420,8 +365,8 @@ async fn locked_record(
             status: HistoryStatus::Applied,
             statements_done: candidate.statements,
             statements_total: candidate.statements,
-            run_id: None,
-            worker: source,
+            run_id: options.run_id.clone(),
+            worker: &options.worker,
         };
         history::insert(conn, table, &row).await?;
     }

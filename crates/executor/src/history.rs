@@ -53,7 +53,8 @@ impl HistoryStatus {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The status stored as `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
         [HistoryStatus::Applied, HistoryStatus::Running, HistoryStatus::Failed].into_iter().find(|h| h.as_str() == s)
     }
 }

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::enums::{ActorKind, Direction, Engine, LogLevel, TransactionMode};
+use domain::enums::{ActorKind, Direction, Engine, LogLevel, Resolution, TransactionMode};
 use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
-use domain::model::{AuditActor, Environment, NewLogLine, Project, ReleaseVersion, Run, Target};
+use domain::model::{AuditActor, Environment, NewLogLine, Project, ReleaseVersion, Run, RunAction, Target};
 use domain::placeholder;
 use domain::release::{self, TARGET_SYNTAXES};
 use domain::run::{RunItemStatus, RunStatus};
@@ -31,8 +31,10 @@ use storage::queue::{Claim, Ended, Ending, Progress};
 use storage::{PageRequest, PgPool, StorageError};
 use tokio::task::JoinSet;
 
+use crate::adopt;
 use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome, ReleaseFailed};
-use crate::history::HistoryTable;
+use crate::history::{HistoryStatus, HistoryTable};
+use crate::recovery::{self, Recovered, RecoveryError, SeenRow};
 pub use crate::secrets::{NoMasterKey, SecretOpener, resolve_password};
 use crate::target::{ConnectSettings, LockSession, SessionLimits, TargetConnection};
 
@@ -475,9 +477,17 @@ async fn execute(
         }
     };
     let direction = context.run.direction;
-    let statements = match release_statements(&context, &target) {
-        Ok(statements) => statements,
-        Err((code, message)) => return Verdict::failed(code, message),
+    let statements = match (release_statements(&context, &target), &context.run.action) {
+        (Ok(statements), _) => statements,
+        // Only the statement counts of a baseline or adoption are used (for the history rows), and a mark
+        // runs nothing: a version this target cannot split or fill in is recorded with what it has.
+        (Err(_), RunAction::Baseline | RunAction::Adopt { .. }) => {
+            context.versions.iter().map(|_| Vec::new()).collect()
+        }
+        (Err(_), RunAction::Recovery { resolution: Resolution::MarkApplied | Resolution::MarkRolledBack, .. }) => {
+            vec![Vec::new()]
+        }
+        (Err((code, message)), _) => return Verdict::failed(code, message),
     };
     let count = context.versions.len();
     let total: usize = statements.iter().map(Vec::len).sum();
@@ -490,12 +500,24 @@ async fn execute(
         LogLevel::Info,
         None,
         format!(
-            "attempt {} of {} by {}: {direction} release of {count} migration{} ({span}) on {} ({total} statements)",
+            "attempt {} of {} by {}: {} of {count} migration{} ({span}) on {}{}",
             claim.attempt,
             claim.max_attempts,
             shared.label,
-            if count == 1 { "" } else { "s" },
+            match &context.run.action {
+                RunAction::Release => format!("{direction} release"),
+                RunAction::Recovery { resolution, seen } => format!(
+                    "recovery ({resolution}) of the row seen {} at statement {} of {}",
+                    seen.status, seen.statements_done, seen.statements_total
+                ),
+                action => action.describe(),
+            },
+            plural(count),
             target.name,
+            match &context.run.action {
+                RunAction::Release => format!(" ({total} statements)"),
+                _ => String::new(),
+            },
         ),
         None,
     );
@@ -561,12 +583,24 @@ async fn execute(
     timings.apply_started = Some(Instant::now());
     let mut observer =
         ItemObserver { shared, claim, lost: lost.clone(), timings, journal, context: &context, current: 0 };
-    let result = apply::apply_release(&mut conn, &migrations, &options, &mut observer).await;
+    let result = match &context.run.action {
+        RunAction::Release => Ok(apply::apply_release(&mut conn, &migrations, &options, &mut observer).await),
+        action => Err(act(&mut conn, action, &migrations, &options, &mut observer).await),
+    };
     conn.close().await;
     timings.applied = Some(Instant::now());
     if lost.load(Ordering::SeqCst) {
         return Verdict::Lost;
     }
+    let result = match result {
+        Ok(result) => result,
+        Err(Acted { verdict, summary }) => {
+            if let Some(summary) = summary {
+                journal.line(LogLevel::Info, None, summary, None);
+            }
+            return verdict;
+        }
+    };
     match result {
         Ok(outcomes) => {
             let applied = outcomes.iter().filter(|o| matches!(o, Outcome::Applied { .. })).count();
@@ -593,6 +627,149 @@ async fn execute(
             verdict(failed, &key, mode, target.engine, ran_before)
         }
     }
+}
+
+/// What a baseline, adoption or recovery came to on one target, with a line for the item's log.
+struct Acted {
+    verdict: Verdict,
+    summary: Option<String>,
+}
+
+/// Carries out a run that is not a release on one target, under the target's lock (`options`): records the
+/// pinned versions as applied (baseline), those another tool applied (adoption, read from its history now
+/// and planned against the pinned versions, which the request-time read chose), or gets the dirty row of
+/// the one pinned version out of its state if it is still the row seen at request (recovery).
+async fn act(
+    conn: &mut TargetConnection,
+    action: &RunAction,
+    migrations: &[Migration<'_>],
+    options: &ApplyOptions,
+    observer: &mut ItemObserver<'_>,
+) -> Acted {
+    let ended = |status: RunItemStatus, summary: String| Acted {
+        verdict: Verdict::Ended { status, code: None, message: None },
+        summary: Some(summary),
+    };
+    let failed = |code: &'static str, message: String| Acted { verdict: Verdict::failed(code, message), summary: None };
+    let retry =
+        |code: &'static str, message: String| Acted { verdict: Verdict::Retry { code, message }, summary: None };
+    let candidates: Vec<adopt::Candidate<'_>> = migrations
+        .iter()
+        .zip(&observer.context.versions)
+        .map(|(m, v)| adopt::Candidate {
+            version: m.version,
+            name: m.name,
+            up_sql: &v.version.up_sql,
+            up_checksum: m.up_checksum,
+            statements: u32::try_from(m.statements.len()).unwrap_or(u32::MAX),
+        })
+        .collect();
+    let recorded = |written: usize, already: usize, what: &str| {
+        let summary =
+            format!("{written} version{} recorded as applied ({what}), {already} already were", plural(written));
+        if written == 0 {
+            Acted {
+                verdict: Verdict::Ended {
+                    status: RunItemStatus::Skipped,
+                    code: None,
+                    message: Some(format!("every version was already recorded as applied ({what})")),
+                },
+                summary: None,
+            }
+        } else {
+            ended(RunItemStatus::Succeeded, summary)
+        }
+    };
+    let adopt_failed = |e: adopt::AdoptError| match e {
+        adopt::AdoptError::LockTimeout(waited) => retry(
+            "target_locked",
+            format!("the target lock is held by another session (waited {waited:?}); nothing was recorded"),
+        ),
+        adopt::AdoptError::Target(e) if e.is_transient() => retry("target", e.to_string()),
+        adopt::AdoptError::Target(e) => failed("target", e.to_string()),
+        e => failed("adopt_refused", e.to_string()),
+    };
+    match action {
+        RunAction::Release => failed("internal", "a release is not carried out here".into()),
+        RunAction::Baseline => {
+            let chosen: Vec<usize> = (0..candidates.len()).collect();
+            match adopt::record(conn, options, &candidates, &chosen).await {
+                Ok((written, already)) => recorded(written, already, "baseline"),
+                Err(e) => adopt_failed(e),
+            }
+        }
+        RunAction::Adopt { from, table } => {
+            let foreign = match adopt::read_foreign(conn, *from, table.as_deref()).await {
+                Ok(foreign) => foreign,
+                Err(e) => return adopt_failed(e),
+            };
+            for note in &foreign.notes {
+                observer.journal.line(LogLevel::Info, None, note.clone(), None);
+            }
+            let chosen = match adopt::plan(*from, &foreign, &candidates) {
+                Ok(chosen) => chosen,
+                Err(adopt::AdoptError::Unknown { versions, .. }) => {
+                    return failed(
+                        "adopt_refused",
+                        format!(
+                            "{from}'s history now holds {} that this adoption did not pin (it changed since the request, \
+                             or the project lacks them); nothing was recorded: request the adoption again",
+                            versions.join(", ")
+                        ),
+                    );
+                }
+                Err(e) => return adopt_failed(e),
+            };
+            let what = format!("adopted from {from}");
+            match adopt::record(conn, options, &candidates, &chosen).await {
+                Ok((written, already)) => recorded(written, already, &what),
+                Err(e) => adopt_failed(e),
+            }
+        }
+        RunAction::Recovery { resolution, seen } => {
+            let Some(migration) = migrations.first() else {
+                return failed("internal", "a recovery pins one version".into());
+            };
+            let Some(status) = HistoryStatus::parse(&seen.status) else {
+                return failed("row_changed", format!("the row seen at request has status {:?}", seen.status));
+            };
+            let seen = SeenRow { status, statements_done: seen.statements_done, checksum: seen.checksum.clone() };
+            match recovery::recover(conn, migration, *resolution, Some(&seen), options, observer).await {
+                Ok(Recovered::MarkedApplied) => {
+                    ended(RunItemStatus::Succeeded, format!("{} marked applied", migration.version))
+                }
+                Ok(Recovered::MarkedRolledBack) => ended(
+                    RunItemStatus::Succeeded,
+                    format!(
+                        "{} marked rolled back: its history row is gone, the version is pending",
+                        migration.version
+                    ),
+                ),
+                Ok(Recovered::Resumed { statements }) => ended(
+                    RunItemStatus::Succeeded,
+                    format!(
+                        "{} resumed: {statements} remaining statement{} ran",
+                        migration.version,
+                        plural(statements)
+                    ),
+                ),
+                Err(e @ RecoveryError::LockTimeout { .. }) => retry("target_locked", e.to_string()),
+                Err(e @ RecoveryError::Changed { .. }) => failed("row_changed", e.to_string()),
+                Err(e @ (RecoveryError::NoRow(_) | RecoveryError::NotDirty(_))) => failed("not_dirty", e.to_string()),
+                Err(e @ RecoveryError::CannotResume { .. }) => failed("cannot_resume", e.to_string()),
+                Err(RecoveryError::Target(e)) if e.is_transient() => retry("target", e.to_string()),
+                Err(RecoveryError::Target(e)) => failed("target", e.to_string()),
+                Err(RecoveryError::Apply(e)) => failed(
+                    error_code(&e),
+                    format!("{}: {e} (the row records how far it got; see the target's history)", migration.version),
+                ),
+            }
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// The verdict on a release that stopped at one of its migrations (`key`). `ran_before`: an earlier
@@ -856,7 +1033,7 @@ fn verify(
     approvals: &[domain::model::Approval],
 ) -> Result<(), String> {
     let recomputed: Vec<_> = versions.iter().map(|v| (&v.version_key, v.version.checksums_of_text())).collect();
-    let actual = release::content_checksum(recomputed.iter().map(|(k, c)| (*k, c)));
+    let actual = release::run_content(&run.action, recomputed.iter().map(|(k, c)| (*k, c)));
     let decisions: Vec<_> = approvals.iter().map(domain::model::Approval::facts).collect();
     domain::policy::may_apply(&environment.policy, &run.facts(), &decisions, &actual).map_err(|denial| {
         if actual == run.content {
@@ -873,7 +1050,7 @@ fn verify(
 
 /// The statements of `sql`, split by the target's dialect (a version may go to Postgres and MySQL
 /// targets alike), with the target's variables substituted.
-fn statements_for(sql: &str, target: &Target) -> Result<Vec<String>, (&'static str, String)> {
+pub fn statements_for(sql: &str, target: &Target) -> Result<Vec<String>, (&'static str, String)> {
     let split = domain::split::split(sql, target.engine.into())
         .map_err(|e| ("split", format!("cannot split the SQL for {}: {e}", target.engine)))?;
     let mut statements = Vec::with_capacity(split.len());

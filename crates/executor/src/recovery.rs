@@ -12,40 +12,12 @@
 //! decision was taken on (another status, progress or content), nothing changes.
 
 use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome};
-use crate::history::{self, HistoryRow, HistoryStatus};
+use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable};
 use crate::target::{TargetConnection, TargetError};
 use domain::enums::{Direction, Engine, TransactionMode};
 
-/// What to do with a dirty row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
-    MarkApplied,
-    MarkRolledBack,
-    Resume,
-}
-
-impl Resolution {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Resolution::MarkApplied => "mark_applied",
-            Resolution::MarkRolledBack => "mark_rolled_back",
-            Resolution::Resume => "resume",
-        }
-    }
-}
-
-impl std::str::FromStr for Resolution {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "mark_applied" => Ok(Resolution::MarkApplied),
-            "mark_rolled_back" => Ok(Resolution::MarkRolledBack),
-            "resume" => Ok(Resolution::Resume),
-            other => Err(format!("unknown resolution {other:?} (mark_applied, mark_rolled_back or resume)")),
-        }
-    }
-}
+/// What to do with a dirty row (the closed set the hub stores too).
+pub use domain::enums::Resolution;
 
 /// The dirty row as the person deciding saw it. Recovery goes ahead only while the row is exactly this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,16 +101,18 @@ pub async fn recover(
     Ok(recovered)
 }
 
-async fn locked(
+/// Reads the dirty row of `migration.version` in `table` and checks that `resolution` can be taken on it:
+/// there is a row, it is not applied, it is still `seen` (when given), and a resume can work on it. Reads
+/// only; the server calls it at request, so whoever approves decides on a row that was read, and
+/// [`recover`] calls it again under the lock.
+pub async fn inspect(
     conn: &mut TargetConnection,
     migration: &Migration<'_>,
     resolution: Resolution,
     seen: Option<&SeenRow>,
-    options: &ApplyOptions,
-    observer: &mut impl Observer,
-) -> Result<Recovered, RecoveryError> {
+    table: &HistoryTable,
+) -> Result<HistoryRow, RecoveryError> {
     let version = migration.version.as_str();
-    let table = &options.history;
     let rows = if history::exists(conn, table).await? { history::all(conn, table).await? } else { Vec::new() };
     let Some(row) = rows.into_iter().find(|r| r.version == version) else {
         return Err(RecoveryError::NoRow(version.to_owned()));
@@ -152,6 +126,20 @@ async fn locked(
     if resolution == Resolution::Resume {
         check_resumable(conn.engine(), migration, &row)?;
     }
+    Ok(row)
+}
+
+async fn locked(
+    conn: &mut TargetConnection,
+    migration: &Migration<'_>,
+    resolution: Resolution,
+    seen: Option<&SeenRow>,
+    options: &ApplyOptions,
+    observer: &mut impl Observer,
+) -> Result<Recovered, RecoveryError> {
+    let version = migration.version.as_str();
+    let table = &options.history;
+    let row = inspect(conn, migration, resolution, seen, table).await?;
     if row.legacy {
         // Written before the table had projects: this project's from now on (see `apply::own_rows`).
         history::claim(conn, table, &[version]).await?;

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use domain::enums::{
-    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, LogLevel, Role, TlsMode, TransactionMode,
+    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, ForeignTool, LogLevel, Resolution, Role, RunKind,
+    TlsMode, TransactionMode,
 };
 use domain::ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId,
 };
 use domain::model::{
-    Approval, DbSet, Environment, Migration, MigrationVersion, Project, ReleaseVersion, Run, RunItem, RunItemLog,
-    SecretSource, Severity, Target, ValidationMessage,
+    Approval, DbSet, Environment, Migration, MigrationVersion, Project, ReleaseVersion, Run, RunAction, RunItem,
+    RunItemLog, SecretSource, Severity, Target, ValidationMessage,
 };
 use domain::policy::ApprovalState;
 use domain::run::{RunItemStatus, RunStatus};
@@ -169,7 +170,7 @@ impl From<&app::inventory::TargetHistory> for TargetHistoryDto {
                 tables: Vec::new(),
                 lock_holder: None,
             },
-            TargetHistory::Read { tables, lock_holder } => TargetHistoryDto {
+            TargetHistory::Read { tables, lock_holder, .. } => TargetHistoryDto {
                 outcome: "read",
                 stage: None,
                 message: None,
@@ -469,8 +470,19 @@ pub(crate) struct RunDto {
     /// The failed or cancelled run this one retries.
     pub retry_of: Option<RunId>,
     pub direction: Direction,
+    /// `release`, `baseline`, `adopt` or `recovery`.
+    pub kind: RunKind,
     pub environment_id: EnvironmentId,
-    pub db_set_id: DbSetId,
+    /// The db set whose members the run has items for (`null` for a run of one target).
+    pub db_set_id: Option<DbSetId>,
+    /// The one target of the run (`null` for a run over a db set).
+    pub target_id: Option<TargetId>,
+    /// An adoption: the tool and its history table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<AdoptDto>,
+    /// A recovery: how, and the dirty row as the server read it at request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryDto>,
     pub status: RunStatus,
     pub failure_policy: FailurePolicy,
     pub concurrency_limit: u32,
@@ -494,8 +506,27 @@ impl From<&Run> for RunDto {
             revision: r.revision,
             retry_of: r.retry_of,
             direction: r.direction,
+            kind: r.action.kind(),
             environment_id: r.environment_id,
-            db_set_id: r.db_set_id,
+            db_set_id: r.scope.db_set_id(),
+            target_id: r.scope.target_id(),
+            adopt: match &r.action {
+                RunAction::Adopt { from, table } => Some(AdoptDto { from: *from, table: table.clone() }),
+                _ => None,
+            },
+            recovery: match &r.action {
+                RunAction::Recovery { resolution, seen } => Some(RecoveryDto {
+                    resolution: *resolution,
+                    seen: SeenRowDto {
+                        status: seen.status.clone(),
+                        statements_done: seen.statements_done,
+                        statements_total: seen.statements_total,
+                        checksum: seen.checksum.iter().map(|b| format!("{b:02x}")).collect(),
+                        error: seen.error.clone(),
+                    },
+                }),
+                _ => None,
+            },
             status: r.status,
             failure_policy: r.failure_policy,
             concurrency_limit: r.concurrency_limit,
@@ -510,6 +541,31 @@ impl From<&Run> for RunDto {
             finished_at: r.finished_at,
         }
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AdoptDto {
+    pub from: ForeignTool,
+    /// The history table when not the tool's default.
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecoveryDto {
+    pub resolution: Resolution,
+    /// The dirty row of the run's one version, as the server read it on the target at request; the worker
+    /// goes ahead only while the row is still this one.
+    pub seen: SeenRowDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SeenRowDto {
+    pub status: String,
+    pub statements_done: u32,
+    pub statements_total: u32,
+    /// Hex.
+    pub checksum: String,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -594,7 +650,10 @@ pub(crate) struct RunDetailDto {
     /// unless the run is stale).
     pub newest_content_checksum: String,
     pub environment: String,
-    pub db_set: String,
+    /// The db set's name (`null` for a run of one target).
+    pub db_set: Option<String>,
+    /// The target's name (`null` for a run over a db set).
+    pub target: Option<String>,
     pub approval: ApprovalStatusDto,
     pub approvals: Vec<ApprovalDto>,
     pub items: Vec<ItemCountDto>,
@@ -619,7 +678,8 @@ impl From<&app::runs::RunDetail> for RunDetailDto {
             migrations: d.versions.iter().map(ReleaseVersionDto::from).collect(),
             newest_content_checksum: d.newest.to_hex(),
             environment: d.environment.name.as_str().to_owned(),
-            db_set: d.db_set.name.as_str().to_owned(),
+            db_set: d.db_set.as_ref().map(|s| s.name.as_str().to_owned()),
+            target: d.target.as_ref().map(|t| t.name.as_str().to_owned()),
             approval: ApprovalStatusDto { state, have, need, stale: d.approval.stale },
             approvals: d
                 .approvals

@@ -523,8 +523,9 @@ pub(crate) async fn request_run(
             ApiError::bad_request(ErrorCode::InvalidIdempotencyKey, "the Idempotency-Key must be printable ASCII")
         })?),
     };
-    let r =
-        app::runs::request_run(&state.hub, &who.0.caller(&req), body.into_inner(), key).await.map_err(fail(&req))?;
+    let r = app::runs::request_run(&state.hub, &who.0.caller(&req), state.keys.as_deref(), body.into_inner(), key)
+        .await
+        .map_err(fail(&req))?;
     let detail = app::runs::get_run(&state.hub, r.run.id).await.map_err(fail(&req))?;
     let body = RunDetailDto::from(&detail);
     Ok(if r.created { created(body) } else { HttpResponse::Ok().json(body) })

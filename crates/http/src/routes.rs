@@ -143,6 +143,7 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/admin/targets/{id}/delete", admin, pages::delete_target);
     r.add(M::POST, "/admin/targets/{id}/test", admin, pages::test_connection);
     r.add(M::POST, "/admin/targets/{id}/history", admin, pages::read_history);
+    r.add(M::POST, "/admin/targets/{id}/request", admin, pages::request_action);
     r.add(M::GET, "/admin/db-sets", admin, pages::db_sets);
     r.add(M::POST, "/admin/db-sets", admin, pages::create_db_set);
     r.add(M::GET, "/admin/db-sets/{id}", admin, pages::db_set);

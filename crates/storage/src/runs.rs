@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::checksum::{Checksum, ChecksumAlgorithm};
-use domain::enums::Direction;
+use domain::enums::{Direction, RunKind};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, TargetId, UserId, VersionId};
-use domain::model::{NewRun, Run};
+use domain::model::{NewRun, Run, RunAction, RunScope, SeenRow};
 use domain::run::RunStatus;
 use uuid::Uuid;
 
@@ -20,7 +20,17 @@ pub(crate) struct Row {
     pub(crate) retry_of: Option<Uuid>,
     pub(crate) direction: String,
     pub(crate) environment_id: Uuid,
-    pub(crate) db_set_id: Uuid,
+    pub(crate) db_set_id: Option<Uuid>,
+    pub(crate) kind: String,
+    pub(crate) db_target_id: Option<Uuid>,
+    pub(crate) adopt_from: Option<String>,
+    pub(crate) adopt_table: Option<String>,
+    pub(crate) recovery_resolution: Option<String>,
+    pub(crate) seen_status: Option<String>,
+    pub(crate) seen_statements_done: Option<i32>,
+    pub(crate) seen_statements_total: Option<i32>,
+    pub(crate) seen_checksum: Option<Vec<u8>>,
+    pub(crate) seen_error: Option<String>,
     pub(crate) status: String,
     pub(crate) failure_policy: String,
     pub(crate) concurrency_limit: i32,
@@ -40,6 +50,39 @@ impl TryFrom<Row> for Run {
     type Error = StorageError;
 
     fn try_from(row: Row) -> Result<Self, Self::Error> {
+        let scope = match (row.db_set_id, row.db_target_id) {
+            (Some(set), None) => RunScope::Set(DbSetId::from_uuid(set)),
+            (None, Some(target)) => RunScope::Target(TargetId::from_uuid(target)),
+            _ => return Err(StorageError::Corrupt("runs.db_set_id: a run is for a db set or for one target".into())),
+        };
+        let corrupt = |column: &str| StorageError::Corrupt(format!("runs.{column}: missing for its kind"));
+        let action = match parse::<RunKind>("runs.kind", &row.kind)? {
+            RunKind::Release => RunAction::Release,
+            RunKind::Baseline => RunAction::Baseline,
+            RunKind::Adopt => RunAction::Adopt {
+                from: parse("runs.adopt_from", row.adopt_from.as_deref().ok_or_else(|| corrupt("adopt_from"))?)?,
+                table: row.adopt_table,
+            },
+            RunKind::Recovery => RunAction::Recovery {
+                resolution: parse(
+                    "runs.recovery_resolution",
+                    row.recovery_resolution.as_deref().ok_or_else(|| corrupt("recovery_resolution"))?,
+                )?,
+                seen: SeenRow {
+                    status: row.seen_status.ok_or_else(|| corrupt("seen_status"))?,
+                    statements_done: unsigned(
+                        "runs.seen_statements_done",
+                        row.seen_statements_done.ok_or_else(|| corrupt("seen_statements_done"))?,
+                    )?,
+                    statements_total: unsigned(
+                        "runs.seen_statements_total",
+                        row.seen_statements_total.ok_or_else(|| corrupt("seen_statements_total"))?,
+                    )?,
+                    checksum: row.seen_checksum.ok_or_else(|| corrupt("seen_checksum"))?,
+                    error: row.seen_error,
+                },
+            },
+        };
         Ok(Run {
             id: RunId::from_uuid(row.id),
             project_id: ProjectId::from_uuid(row.project_id),
@@ -47,8 +90,9 @@ impl TryFrom<Row> for Run {
             revision: unsigned("runs.revision", row.revision)?,
             retry_of: row.retry_of.map(RunId::from_uuid),
             direction: parse("runs.direction", &row.direction)?,
+            action,
             environment_id: EnvironmentId::from_uuid(row.environment_id),
-            db_set_id: DbSetId::from_uuid(row.db_set_id),
+            scope,
             status: parse("runs.status", &row.status)?,
             failure_policy: parse("runs.failure_policy", &row.failure_policy)?,
             concurrency_limit: unsigned("runs.concurrency_limit", row.concurrency_limit)?,
@@ -75,6 +119,14 @@ pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(
     if new.versions.is_empty() {
         return Err(StorageError::Invalid { constraint: "a run applies at least one version".into() });
     }
+    let (adopt_from, adopt_table) = match &new.action {
+        RunAction::Adopt { from, table } => (Some(from.as_str()), table.as_deref()),
+        _ => (None, None),
+    };
+    let (resolution, seen) = match &new.action {
+        RunAction::Recovery { resolution, seen } => (Some(resolution.as_str()), Some(seen)),
+        _ => (None, None),
+    };
     let run: Run = sqlx::query_file_as!(
         Row,
         "../../sql/runs/create.sql",
@@ -84,7 +136,17 @@ pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(
         new.retry_of.map(|r| r.as_uuid()),
         new.direction.as_str(),
         new.environment_id.as_uuid(),
-        new.db_set_id.as_uuid(),
+        new.scope.db_set_id().map(|s| s.as_uuid()),
+        new.action.kind().as_str(),
+        new.scope.target_id().map(|t| t.as_uuid()),
+        adopt_from,
+        adopt_table,
+        resolution,
+        seen.map(|s| s.status.as_str()),
+        seen.map(|s| crate::convert::to_i32(s.statements_done)),
+        seen.map(|s| crate::convert::to_i32(s.statements_total)),
+        seen.map(|s| s.checksum.as_slice()),
+        seen.and_then(|s| s.error.as_deref()),
         new.status.as_str(),
         new.failure_policy.as_str(),
         crate::convert::to_i32(new.concurrency_limit),

@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use app::inventory::{ConnectionTest, EnvironmentPatch, NewEnvironmentInput, Password, TargetHistory};
 use domain::enums::{Engine, Role, TlsMode};
-use domain::ids::{DbSetId, EnvironmentId, TargetId};
+use domain::ids::{DbSetId, EnvironmentId, ProjectId, TargetId};
 use domain::model::{DbSet, Environment, SecretSource, Target};
 use domain::policy::EnvironmentPolicy;
 use domain::values::Name;
@@ -611,6 +611,8 @@ struct TargetView<'a> {
     delete_problems: Problems,
     test: Option<&'a ConnectionTest>,
     history: Option<&'a TargetHistory>,
+    /// Why a recovery, adoption or baseline request from this page was refused.
+    request_problems: Problems,
     notice: Option<&'a str>,
 }
 
@@ -654,7 +656,8 @@ fn target_page(viewer: &Viewer, env: &Environment, t: &Target, view: TargetView<
             h2 id="history" { "History on the target" }
             p { "Reads the history tables of the hub's projects on this target, as a worker connects (reads only). \
                  A migration that stopped part-way outside a transaction is dirty and blocks its project there." }
-            @if let Some(history) = view.history { (history_table(history)) }
+            (view.request_problems.summary())
+            @if let Some(history) = view.history { (history_table(viewer, t, history)) }
             form method="post" action={ "/admin/targets/" (t.id) "/history" } {
                 (csrf(viewer))
                 button.secondary type="submit" { "Read history" }
@@ -807,7 +810,7 @@ pub(crate) async fn delete_target(
 }
 
 /// A target's history as read, or why it could not be.
-fn history_table(history: &TargetHistory) -> Markup {
+fn history_table(viewer: &Viewer, target: &Target, history: &TargetHistory) -> Markup {
     html! {
         @match history {
             TargetHistory::Failed { stage, message } => {
@@ -815,7 +818,7 @@ fn history_table(history: &TargetHistory) -> Markup {
                     p { strong { "Could not read the history (" (stage) "):" } " " (message) }
                 }
             }
-            TargetHistory::Read { tables, lock_holder } => {
+            TargetHistory::Read { tables, lock_holder, projects } => {
                 div id="target-history" {
                     @match lock_holder {
                         Some(holder) => p.notice id="target-lock" { "The target lock is held: " (holder) "." }
@@ -828,7 +831,7 @@ fn history_table(history: &TargetHistory) -> Markup {
                             Some(rows) if rows.is_empty() => p.muted { "The table is empty." }
                             Some(rows) => {
                                 table {
-                                    thead { tr { th { "Project" } th { "Version" } th { "Status" } th { "Statements" } th { "Finished" } th { "Run" } th { "Checksum" } } }
+                                    thead { tr { th { "Project" } th { "Version" } th { "Status" } th { "Statements" } th { "Finished" } th { "Run" } th { "Checksum" } th { "Recovery" } } }
                                     tbody {
                                         @for r in rows {
                                             tr.dirty[r.dirty()] {
@@ -842,6 +845,11 @@ fn history_table(history: &TargetHistory) -> Markup {
                                                 td { (r.row.finished_at.as_deref().unwrap_or("")) }
                                                 td { @if let Some(run) = &r.row.run_id { a href={ "/runs/" (run) } { "run" } } }
                                                 td { code title=(r.row.checksum) { (r.row.checksum.get(..12).unwrap_or(&r.row.checksum)) } }
+                                                td {
+                                                    @if let (true, Some((project, _))) = (r.dirty(), &r.project) {
+                                                        (recovery_form(viewer, target, *project, &r.row))
+                                                    }
+                                                }
                                             }
                                         }
                                     }
@@ -851,16 +859,131 @@ fn history_table(history: &TargetHistory) -> Markup {
                                     p.problems role="alert" {
                                         "Dirty: " (dirty.join(", ")) ". Finish or undo what ran by hand, then record it with "
                                         code { "migrate-hub repair --version V --mark-applied | --mark-rolled-back" }
-                                        ", or run the rest with " code { "--resume" } " (same content only)."
+                                        ", or run the rest with " code { "--resume" } " (same content only); or request a recovery "
+                                        "here, which is approved and carried out by a worker like a run."
                                     }
                                 }
                             }
                         }
                     }
+                    @if !projects.is_empty() { (adoption_form(viewer, target, projects)) }
                 }
             }
         }
     }
+}
+
+/// A dirty row's recovery request: the resolution, with the row as read (a request is refused if the row
+/// changed since).
+fn recovery_form(viewer: &Viewer, target: &Target, project: ProjectId, row: &app::inventory::ShownRow) -> Markup {
+    html! {
+        form.inline method="post" action={ "/admin/targets/" (target.id) "/request" } {
+            (csrf(viewer))
+            input type="hidden" name="kind" value="recovery";
+            input type="hidden" name="project_id" value=(project);
+            input type="hidden" name="version_key" value=(row.version);
+            input type="hidden" name="seen_statements_done" value=(row.statements_done);
+            input type="hidden" name="seen_checksum" value=(row.checksum);
+            label { span.visually-hidden { "Resolution for " (row.version) } select name="resolution" {
+                option value="mark_applied" { "Mark applied (finished by hand)" }
+                option value="mark_rolled_back" { "Mark rolled back (undone by hand)" }
+                option value="resume" { "Resume the remaining statements" }
+            } }
+            button.secondary type="submit" { "Request recovery" }
+        }
+    }
+}
+
+/// Adoption of another tool's history, or a baseline, for one of the hub's projects on this target.
+fn adoption_form(viewer: &Viewer, target: &Target, projects: &[(ProjectId, Name)]) -> Markup {
+    html! {
+        h3 id="adopt" { "Adopt or baseline" }
+        p.muted {
+            "Record versions as applied without running them, approved and carried out by a worker like a run: "
+            "those another tool applied here (read from its history table now and again by the worker), "
+            "or every version up to one (a database brought up to date by other means)."
+        }
+        form method="post" action={ "/admin/targets/" (target.id) "/request" } {
+            (csrf(viewer))
+            div.field { label for="adopt-project" { "Project" }
+                select id="adopt-project" name="project_id" {
+                    @for (id, name) in projects { option value=(id) { (name.as_str()) } }
+                } }
+            div.field { label for="adopt-kind" { "Action" }
+                select id="adopt-kind" name="kind" {
+                    option value="adopt" { "Adopt another tool's history" }
+                    option value="baseline" { "Baseline: record up to a version" }
+                } }
+            div.field { label for="adopt-from" { "Tool (adoption)" }
+                select id="adopt-from" name="from" {
+                    @for tool in domain::enums::ForeignTool::ALL {
+                        option value=(tool.as_str()) { (tool.as_str()) " (" (tool.default_table()) ")" }
+                    }
+                } }
+            div.field { label for="adopt-table" { "History table, if not the tool's default (adoption)" }
+                input id="adopt-table" name="from_table" maxlength="128"; }
+            div.field { label for="adopt-up-to" { "Up to version (baseline; empty: the newest)" }
+                input id="adopt-up-to" name="up_to" maxlength="64"; }
+            div.field { label for="adopt-comment" { "Comment" }
+                input id="adopt-comment" name="comment" maxlength="2000"; }
+            button type="submit" { "Request" }
+        }
+    }
+}
+
+/// `POST /admin/targets/{id}/request`: a recovery, adoption or baseline of this target, requested like a
+/// run (then approved and executed on the run's page).
+pub(crate) async fn request_action(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<TargetId>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Page {
+    let form = Form::new(form);
+    let (t, env) = target_and_env(&state, &viewer, *id).await?;
+    let mut problems = Problems::default();
+    let kind = form.required::<domain::enums::RunKind>("kind", "action", &mut problems);
+    let project_id = form.required::<ProjectId>("project_id", "project", &mut problems);
+    let adopting = kind == Some(domain::enums::RunKind::Adopt);
+    let recovering = kind == Some(domain::enums::RunKind::Recovery);
+    let from = if adopting { form.optional::<domain::enums::ForeignTool>("from", "tool", &mut problems) } else { None };
+    let resolution = if recovering {
+        form.optional::<domain::enums::Resolution>("resolution", "resolution", &mut problems)
+    } else {
+        None
+    };
+    let seen_statements_done =
+        if recovering { form.optional::<u32>("seen_statements_done", "statements seen", &mut problems) } else { None };
+    if problems.is_empty() {
+        let input = app::runs::RunRequest {
+            migration_id: None,
+            version: None,
+            project_id,
+            up_to: form.text("up_to").filter(|_| kind == Some(domain::enums::RunKind::Baseline)),
+            down_to: None,
+            direction: None,
+            kind,
+            environment_id: env.id,
+            db_set_id: None,
+            target_id: Some(t.id),
+            from,
+            from_table: form.text("from_table").filter(|_| adopting),
+            version_key: form.text("version_key").filter(|_| recovering),
+            resolution,
+            seen_statements_done,
+            seen_checksum: form.text("seen_checksum").filter(|_| recovering),
+            failure_policy: None,
+            concurrency_limit: None,
+            comment: form.text("comment"),
+            content_checksum: None,
+        };
+        match app::runs::request_run(&state.hub, &viewer.caller, state.keys.as_deref(), input, None).await {
+            Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
+            Err(e) => problems = Problems::from_app(&viewer, e, &[])?,
+        }
+    }
+    let view = TargetView { request_problems: problems, ..TargetView::default() };
+    Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, target_page(&viewer, &env, &t, view)))
 }
 
 /// `POST /admin/targets/{id}/history`: the target's history tables, read and shown on its page.

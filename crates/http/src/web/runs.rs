@@ -14,9 +14,9 @@ use actix_web::{HttpResponse, web};
 use app::lookup::RunLabel;
 use app::runs::{Allowed, Preview, RunDetail, RunFilter};
 use domain::ErrorCode;
-use domain::enums::{Direction, FailurePolicy};
+use domain::enums::{Direction, FailurePolicy, Resolution};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
-use domain::model::{Migration, ReleaseVersion, Run, RunItem};
+use domain::model::{Migration, ReleaseVersion, Run, RunAction, RunItem};
 use domain::policy::{ApprovalState, Denial};
 use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
@@ -437,8 +437,16 @@ pub(crate) async fn create_run(
             up_to: if project_id.is_some() && !down { form.text("up_to") } else { None },
             down_to: if project_id.is_some() && down { form.text("down_to") } else { None },
             direction,
+            kind: None,
             environment_id,
-            db_set_id,
+            db_set_id: Some(db_set_id),
+            target_id: None,
+            from: None,
+            from_table: None,
+            version_key: None,
+            resolution: None,
+            seen_statements_done: None,
+            seen_checksum: None,
             failure_policy,
             concurrency_limit,
             comment: form.text("comment"),
@@ -451,7 +459,15 @@ pub(crate) async fn create_run(
                 Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
             }
         } else {
-            match app::runs::request_run(&state.hub, &viewer.caller, input, form.text("idempotency_key")).await {
+            match app::runs::request_run(
+                &state.hub,
+                &viewer.caller,
+                state.keys.as_deref(),
+                input,
+                form.text("idempotency_key"),
+            )
+            .await
+            {
                 Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
                 Err(e) => problems = Problems::from_app(&viewer, e, RUN_FIELDS)?,
             }
@@ -600,7 +616,13 @@ async fn run_page(
     Ok(html! {
         p.muted { a href="/runs" { "Runs" } " / " code { (run.id) } }
         h1 {
-            (run.direction.as_str()) " release of " (detail.project.name.as_str()) ": "
+            @match &run.action {
+                RunAction::Release => { (run.direction.as_str()) " release of " }
+                RunAction::Baseline => { "Baseline of " }
+                RunAction::Adopt { from, .. } => { "Adoption from " (from.as_str()) " of " }
+                RunAction::Recovery { resolution, .. } => { "Recovery (" (resolution.as_str().replace('_', " ")) ") of " }
+            }
+            (detail.project.name.as_str()) ": "
             @match single {
                 Some(v) => { code { (v.version_key.as_str()) } " " (v.name.as_str()) }
                 None => { (detail.versions.len()) " migrations" }
@@ -608,6 +630,7 @@ async fn run_page(
             " in " (detail.environment.name.as_str())
         }
         (problems.summary())
+        (action_notice(detail))
         @if detail.approval.stale {
             div.notice id="stale" {
                 p {
@@ -629,7 +652,12 @@ async fn run_page(
                 h2 id="actions-heading" { "Run" }
                 dl.facts {
                     dt { "Project" } dd { (detail.project.name.as_str()) }
-                    dt { "Database set" } dd { (detail.db_set.name.as_str()) }
+                    @if let Some(set) = &detail.db_set {
+                        dt { "Database set" } dd { (set.name.as_str()) }
+                    }
+                    @if let Some(target) = &detail.target {
+                        dt { "Target" } dd { a href={ "/targets/" (target.id) } { (target.name.as_str()) } }
+                    }
                     dt { "Failure policy" } dd { (run.failure_policy.as_str().replace('_', " ")) }
                     dt { "Concurrency" } dd { (run.concurrency_limit) " at a time" }
                     dt { "Queued" } dd { (maybe_when(run.queued_at)) }
@@ -660,6 +688,50 @@ async fn run_page(
             }
         }
     })
+}
+
+/// What a baseline, adoption or recovery will do, in words, with the row a recovery was requested on as the
+/// server read it: what the approver decides on.
+fn action_notice(detail: &RunDetail) -> Markup {
+    html! {
+        @match &detail.run.action {
+            RunAction::Release => {}
+            RunAction::Baseline => {
+                div.notice id="action" { p {
+                    "Records the " (detail.versions.len()) " versions below as applied on each target without running them "
+                    "(the database was brought up to date by other means). Versions already recorded as applied are left as they are."
+                } }
+            }
+            RunAction::Adopt { from, table } => {
+                div.notice id="action" { p {
+                    "Reads " (from.as_str()) "'s history table " code { (table.as_deref().unwrap_or(from.default_table())) }
+                    " on each target and records the versions it applied as applied, without running them. "
+                    "At request it applied the versions below; each worker reads the table again and records only what "
+                    (from.as_str()) " applied on its target, and records nothing when that history is dirty, holds versions not "
+                    "listed here, or stored checksums that differ from the files."
+                } }
+            }
+            RunAction::Recovery { resolution, seen } => {
+                div.notice id="action" {
+                    p {
+                        "The history row of this version on the target, as the hub read it at request: "
+                        strong { (seen.status.as_str()) " at statement " (seen.statements_done) " of " (seen.statements_total) }
+                        " (checksum " code { (short(&seen.checksum.iter().map(|b| format!("{b:02x}")).collect::<String>())) } ")"
+                        @if let Some(error) = &seen.error { ": " code { (error.as_str()) } }
+                        "."
+                    }
+                    p {
+                        @match resolution {
+                            Resolution::MarkApplied => "Marks it applied: someone finished the migration by hand. ",
+                            Resolution::MarkRolledBack => "Marks it rolled back: someone undid by hand what ran; the row goes and the version is pending again. ",
+                            Resolution::Resume => "Resumes it: runs the statements after the recorded one, with progress as in any apply. ",
+                        }
+                        "The worker does this under the target's lock, and only while the row is still exactly this one."
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The versions the run applies, in apply order, as pinned; newer versions of a run not started are
