@@ -13,7 +13,7 @@
 
 use domain::ErrorCode;
 use domain::enums::{Direction, Resolution, RunKind};
-use domain::model::{Project, ReleaseVersion, RunAction, SeenRow, Target};
+use domain::model::{Project, ReleaseVersion, RunAction, RunScope, SeenRow, Target};
 use domain::release::{self, SelectError};
 use domain::values::VersionKey;
 use executor::adopt::{self, AdoptError, Candidate};
@@ -32,6 +32,7 @@ pub(crate) async fn resolve(
     keys: Option<&auth::secrets::KeyRing>,
     input: &RunRequest,
     kind: RunKind,
+    scope: RunScope,
     targets: &[Target],
 ) -> AppResult<(Project, Vec<ReleaseVersion>, RunAction)> {
     let conflicting =
@@ -141,7 +142,7 @@ pub(crate) async fn resolve(
             Ok((project, pick(chosen), RunAction::Adopt { from, table }))
         }
         RunKind::Recovery => {
-            let [target] = targets else {
+            let (RunScope::Target(_), [target]) = (scope, targets) else {
                 return Err(AppError::invalid(
                     "target_id",
                     ErrorCode::Missing,

@@ -624,7 +624,7 @@ pub async fn request_run(
         let (project, versions) = resolve(&mut conn, &input, direction).await?;
         (project, versions, RunAction::Release)
     } else {
-        crate::run_actions::resolve(hub, keys, &input, kind, &targets).await?
+        crate::run_actions::resolve(hub, keys, &input, kind, scope, &targets).await?
     };
     let content = content_of(&action, &versions);
     if let Some(previewed) = &input.content_checksum

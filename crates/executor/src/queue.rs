@@ -693,7 +693,8 @@ async fn act(
         RunAction::Release => failed("internal", "a release is not carried out here".into()),
         RunAction::Baseline => {
             let chosen: Vec<usize> = (0..candidates.len()).collect();
-            match adopt::record(conn, options, &candidates, &chosen).await {
+            let options = ApplyOptions { worker: source("baseline", options), ..options.clone() };
+            match adopt::record(conn, &options, &candidates, &chosen).await {
                 Ok((written, already)) => recorded(written, already, "baseline"),
                 Err(e) => adopt_failed(e),
             }
@@ -721,7 +722,8 @@ async fn act(
                 Err(e) => return adopt_failed(e),
             };
             let what = format!("adopted from {from}");
-            match adopt::record(conn, options, &candidates, &chosen).await {
+            let options = ApplyOptions { worker: source(&what, options), ..options.clone() };
+            match adopt::record(conn, &options, &candidates, &chosen).await {
                 Ok((written, already)) => recorded(written, already, &what),
                 Err(e) => adopt_failed(e),
             }
@@ -766,6 +768,11 @@ async fn act(
             }
         }
     }
+}
+
+/// What a recorded history row says about where it came from: `adopted from goose by <worker>`.
+fn source(what: &str, options: &ApplyOptions) -> String {
+    format!("{what} by {}", options.worker).chars().take(200).collect()
 }
 
 fn plural(n: usize) -> &'static str {
