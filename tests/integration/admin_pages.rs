@@ -628,6 +628,39 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
     assert!(page.contains("migrate-hub repair --version V"), "{page}");
     assert!(page.contains("Nobody holds the target lock now."), "{page}");
     assert!(!page.contains(TARGET_PASSWORD));
+    // The dirty row's recovery is requested from the page: refused while the form names another row than
+    // the one on the target, made (and shown with the row as read) when it names that one.
+    assert!(page.contains("Request recovery") && page.contains(r#"id="adopt""#), "{page}");
+    let files = serde_json::json!({"files": [
+        {"path": "0001_m.sql", "content": "CREATE TABLE a (id int);"},
+        {"path": "0002_m.sql", "content": "CREATE TABLE b (id int);"},
+    ]});
+    api.ok(reqwest::Method::POST, &format!("/api/v1/projects/{project_id}/import"), files, StatusCode::OK).await;
+    let checksum = domain::checksum::Checksum::of("b").to_hex();
+    let recovery = |done: &'static str| {
+        vec![
+            ("kind", "recovery".to_owned()),
+            ("project_id", project_id.clone()),
+            ("version_key", "0002".to_owned()),
+            ("seen_statements_done", done.to_owned()),
+            ("seen_checksum", checksum.clone()),
+            ("resolution", "mark_applied".to_owned()),
+        ]
+    };
+    let fields = |pairs: &[(&'static str, String)]| pairs.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let stale = fields(&recovery("0"));
+    let stale: Vec<(&str, &str)> = stale.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = post(&admin, &format!("/admin/targets/{id}/request"), &stale).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("There is a problem") && refused.contains("failed at statement 1 of 2"), "{refused}");
+    let current = fields(&recovery("1"));
+    let current: Vec<(&str, &str)> = current.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let made = post(&admin, &format!("/admin/targets/{id}/request"), &current).await;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let run_page = made.headers()["location"].to_str().unwrap().to_owned();
+    let shown = self::page(&admin, &run_page).await;
+    assert!(shown.contains("Recovery (mark applied)") && shown.contains("failed at statement 1 of 2"), "{shown}");
     // A session holding the hub's lock on the target (a worker applying, or one stuck) is named.
     let mut holder = TargetConnection::connect(&settings, LockSession::Work).await.unwrap();
     let target_id: domain::ids::TargetId = id.parse().unwrap();

@@ -1037,6 +1037,20 @@ mod tests {
     }
 
     #[test]
+    fn only_releases_are_refreshed_or_retried() {
+        let manager = actor(Role::Manager);
+        for kind in [RunKind::Baseline, RunKind::Adopt, RunKind::Recovery] {
+            let waiting = RunFacts { kind, ..run_by(&manager, RunStatus::AwaitingApproval) };
+            assert_eq!(may_refresh(&manager, &waiting), Err(Denial::NotARelease { action: "refresh", kind }));
+            let failed = RunFacts { kind, ..run_by(&manager, RunStatus::Failed) };
+            assert_eq!(may_retry(&manager, &failed), Err(Denial::NotARelease { action: "retry", kind }));
+            assert_eq!(may_cancel(&manager, &waiting), Ok(()));
+        }
+        let failed = run_by(&manager, RunStatus::Failed);
+        assert_eq!(may_retry(&manager, &failed), Ok(()));
+    }
+
+    #[test]
     fn a_refresh_asks_every_approver_again() {
         let requester = actor(Role::User);
         let manager = actor(Role::Manager);

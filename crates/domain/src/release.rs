@@ -545,6 +545,51 @@ mod tests {
     }
 
     #[test]
+    fn run_content_covers_the_kind_and_its_parameters() {
+        use crate::enums::{ForeignTool, Resolution};
+        use crate::model::SeenRow;
+        let (k1, k2) = (key("001"), key("002"));
+        let (p1, p2) = (pinned("CREATE TABLE a ();", None), pinned("CREATE TABLE b ();", None));
+        let entries = || [(&k1, &p1), (&k2, &p2)];
+        // A release is exactly the release checksum (runs made before kinds keep theirs).
+        assert_eq!(run_content(&RunAction::Release, entries()), content_checksum(entries()));
+        let seen = SeenRow {
+            status: "failed".into(),
+            statements_done: 1,
+            statements_total: 3,
+            checksum: vec![7; 32],
+            error: None,
+        };
+        let recovery = |resolution, seen: SeenRow| RunAction::Recovery { resolution, seen };
+        let actions = [
+            RunAction::Release,
+            RunAction::Baseline,
+            RunAction::Adopt { from: ForeignTool::Goose, table: None },
+            RunAction::Adopt { from: ForeignTool::Goose, table: Some("public.goose_db_version".into()) },
+            RunAction::Adopt { from: ForeignTool::Flyway, table: None },
+            recovery(Resolution::Resume, seen.clone()),
+            recovery(Resolution::MarkApplied, seen.clone()),
+            recovery(Resolution::Resume, SeenRow { statements_done: 2, ..seen.clone() }),
+            recovery(Resolution::Resume, SeenRow { checksum: vec![8; 32], ..seen.clone() }),
+        ];
+        let sums: Vec<Checksum> = actions.iter().map(|a| run_content(a, entries())).collect();
+        for (i, a) in sums.iter().enumerate() {
+            for b in &sums[i + 1..] {
+                assert_ne!(a, b, "{:?}", actions[i]);
+            }
+        }
+        // The error text is for people; it is not what the decision is about.
+        let with_error = SeenRow { error: Some("boom".into()), ..seen.clone() };
+        assert_eq!(
+            run_content(&recovery(Resolution::Resume, with_error), entries()),
+            run_content(&recovery(Resolution::Resume, seen), entries())
+        );
+        // The documented text of a baseline.
+        let text = format!("migrate-hub baseline v1\n001 {} -\n002 {} -\n", p1.up.to_hex(), p2.up.to_hex());
+        assert_eq!(run_content(&RunAction::Baseline, entries()), Checksum::of(&text));
+    }
+
+    #[test]
     fn content_checksum_changes_with_any_part() {
         let (k1, k2, k3) = (key("001"), key("002"), key("003"));
         let p1 = pinned("CREATE TABLE a ();", Some("DROP TABLE a;"));
