@@ -143,6 +143,20 @@ const fn unique(constraint: &'static str, sql: &'static str) -> Case {
     Case { constraint, sqlstate: UNIQUE, sql }
 }
 
+/// An INSERT of a second run (one that has not started) with `columns` = `values` besides the usual ones.
+macro_rules! new_run {
+    ($columns:literal, $values:literal) => {
+        concat!(
+            "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, status, requested_by, ",
+            $columns,
+            ") VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), \
+             'up', '00000000-0000-0000-0003-000000000001', 'awaiting_approval', '00000000-0000-0000-0001-000000000001', ",
+            $values,
+            ")"
+        )
+    };
+}
+
 /// Each statement breaks exactly one constraint of the fixture. Most are UPDATEs of the fixture rows; the
 /// tables whose rows cannot be updated (`migration_versions`, `audit_events`) and the keys that other rows
 /// reference (an UPDATE there would first trip the referencing side) get INSERTs of an otherwise valid row.
@@ -527,6 +541,94 @@ const CASES: &[Case] = &[
                  '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
                  'awaiting_approval', '00000000-0000-0000-0001-000000000001', 'release-42')",
     ),
+    // Run kinds and scopes (a second run, since what the fixture run does is frozen by a trigger).
+    check("runs_kind_check", new_run!("db_set_id, kind", "'00000000-0000-0000-0005-000000000001', 'upgrade'")),
+    check(
+        "runs_adopt_from_check",
+        new_run!("db_set_id, kind, adopt_from", "'00000000-0000-0000-0005-000000000001', 'adopt', 'liquibase'"),
+    ),
+    check(
+        "runs_adopt_table_check",
+        new_run!(
+            "db_set_id, kind, adopt_from, adopt_table",
+            "'00000000-0000-0000-0005-000000000001', 'adopt', 'goose', ''"
+        ),
+    ),
+    check("runs_adopt_from", new_run!("db_set_id, adopt_from", "'00000000-0000-0000-0005-000000000001', 'goose'")),
+    check("runs_adopt_table", new_run!("db_set_id, adopt_table", "'00000000-0000-0000-0005-000000000001', 't'")),
+    check(
+        "runs_recovery_resolution_check",
+        new_run!(
+            "db_target_id, kind, recovery_resolution, seen_status, seen_statements_done, seen_statements_total, seen_checksum",
+            "'00000000-0000-0000-0004-000000000001', 'recovery', 'redo', 'failed', 1, 3, sha256('row')"
+        ),
+    ),
+    check(
+        "runs_seen_status_check",
+        new_run!(
+            "db_target_id, kind, recovery_resolution, seen_status, seen_statements_done, seen_statements_total, seen_checksum",
+            "'00000000-0000-0000-0004-000000000001', 'recovery', 'resume', '', 1, 3, sha256('row')"
+        ),
+    ),
+    check(
+        "runs_seen_statements_done_check",
+        new_run!(
+            "db_target_id, kind, recovery_resolution, seen_status, seen_statements_done, seen_statements_total, seen_checksum",
+            "'00000000-0000-0000-0004-000000000001', 'recovery', 'resume', 'failed', -1, 3, sha256('row')"
+        ),
+    ),
+    check(
+        "runs_seen_statements_total_check",
+        new_run!(
+            "db_target_id, kind, recovery_resolution, seen_status, seen_statements_done, seen_statements_total, seen_checksum",
+            "'00000000-0000-0000-0004-000000000001', 'recovery', 'resume', 'failed', 1, -3, sha256('row')"
+        ),
+    ),
+    check(
+        "runs_seen_checksum_check",
+        new_run!(
+            "db_target_id, kind, recovery_resolution, seen_status, seen_statements_done, seen_statements_total, seen_checksum",
+            "'00000000-0000-0000-0004-000000000001', 'recovery', 'resume', 'failed', 1, 3, decode('', 'hex')"
+        ),
+    ),
+    check(
+        "runs_seen_error_check",
+        new_run!(
+            "db_target_id, kind, recovery_resolution, seen_status, seen_statements_done, seen_statements_total, seen_checksum, seen_error",
+            "'00000000-0000-0000-0004-000000000001', 'recovery', 'resume', 'failed', 1, 3, sha256('row'), repeat('e', 8001)"
+        ),
+    ),
+    check(
+        "runs_recovery_row",
+        new_run!(
+            "db_target_id, kind, recovery_resolution",
+            "'00000000-0000-0000-0004-000000000001', 'baseline', 'resume'"
+        ),
+    ),
+    check(
+        "runs_recovery_one_target",
+        new_run!(
+            "db_set_id, kind, recovery_resolution, seen_status, seen_statements_done, seen_statements_total, seen_checksum",
+            "'00000000-0000-0000-0005-000000000001', 'recovery', 'resume', 'failed', 1, 3, sha256('row')"
+        ),
+    ),
+    check(
+        "runs_one_scope",
+        new_run!(
+            "db_set_id, db_target_id",
+            "'00000000-0000-0000-0005-000000000001', '00000000-0000-0000-0004-000000000001'"
+        ),
+    ),
+    check(
+        "runs_release_is_up_or_down",
+        "INSERT INTO runs (id, project_id, content_checksum, direction, environment_id, db_set_id, status, \
+                           requested_by, kind) \
+         VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'down', \
+                 '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
+                 'awaiting_approval', '00000000-0000-0000-0001-000000000001', 'baseline')",
+    ),
+    // A run for a target of another environment.
+    fk("runs_target_fkey", new_run!("db_target_id", "'00000000-0000-0000-0004-000000000002'")),
     // run_migrations: the fixture run has started, so its versions are frozen (a trigger refuses any change
     // before a constraint is checked); the cases give a second run, not started, its versions.
     check(
@@ -1265,6 +1367,19 @@ async fn a_runs_content_is_frozen_once_it_has_started() {
     ] {
         if let Some(r) = refusal(&db.pool, sql).await {
             panic!("refused ({}): {}\n    {sql}", r.sqlstate, r.message);
+        }
+    }
+    // What a run does (its kind, scope and their parameters) never changes, started or not.
+    for sql in [
+        "UPDATE runs SET kind = 'baseline'",
+        "UPDATE runs SET db_set_id = NULL, db_target_id = '00000000-0000-0000-0004-000000000001'",
+        "UPDATE runs SET seen_error = 'x'",
+    ] {
+        for (run, setup) in [(RUNNING, String::new()), (SECOND, second_run("awaiting_approval"))] {
+            let sql = format!("{sql} WHERE id = '{run}'");
+            let r = refusal_after(&db.pool, &setup, sql.clone()).await.unwrap_or_else(|| panic!("accepted: {sql}"));
+            assert_eq!(r.sqlstate, RESTRICT, "{sql}: {}", r.message);
+            assert!(r.message.contains("set at request and never changes"), "{sql}: {}", r.message);
         }
     }
     // A run that has not started may be refreshed (new content, a new revision, other versions); any other may
