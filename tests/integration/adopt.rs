@@ -270,3 +270,60 @@ async fn baseline_records_up_to_a_version_and_refuses_an_unknown_one() {
     assert!(out(&applied).contains("applied=1 skipped=2"), "{}", out(&applied));
     std::fs::remove_dir_all(&ours).unwrap();
 }
+
+/// The dbmate binary (npm `@dbmate/linux-x64`, dbmate's own build for this platform, pinned by `tests/tools/package-lock.json`; `cargo xtask test` installs it).
+fn dbmate(url: &str, dir: &Path) -> Output {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/@dbmate/linux-x64/bin/dbmate");
+    assert!(bin.exists(), "{} is missing: run `npm ci` in tests/tools (cargo xtask test does)", bin.display());
+    Command::new(bin)
+        .args(["--no-dump-schema", "--migrations-dir"])
+        .arg(dir)
+        .arg("up")
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn histories_dbmate_itself_wrote_are_adopted_on_postgres_and_mariadb() {
+    let file = |table: &str| {
+        format!("-- migrate:up\nCREATE TABLE {table} (id int);\n\n-- migrate:down\nDROP TABLE {table};\n")
+    };
+    let (a, b, c) = (file("a"), file("b"), file("c"));
+    // dbmate applied the first two; the project has a third since.
+    let applied = [("20240101000001_a.sql", a.as_str()), ("20240101000002_b.sql", b.as_str())];
+    let ours = [applied[0], applied[1], ("20240101000003_c.sql", c.as_str())];
+
+    let pg = PgDatabase::fresh().await;
+    let theirs = dir(&applied);
+    let url = if pg.url.contains('?') {
+        format!("{}&sslmode=disable", pg.url)
+    } else {
+        format!("{}?sslmode=disable", pg.url)
+    };
+    let made = dbmate(&url, &theirs);
+    assert!(made.status.success(), "dbmate: {}", out(&made));
+    let adopted = dir(&ours);
+    adopt_then_apply(&pg, "dbmate", &adopted, &["20240101000001", "20240101000002"], "20240101000003").await;
+
+    let my = MySqlDatabase::fresh().await;
+    let made = dbmate(&my.url, &theirs);
+    assert!(made.status.success(), "dbmate: {}", out(&made));
+    let adopted = dir(&ours);
+    let done = cli(&["adopt", "--from", "dbmate"], &adopted, &my.url);
+    assert!(out(&done).contains("recorded=2 already=0"), "{}", out(&done));
+    let applied_now = cli(&["apply"], &adopted, &my.url);
+    assert!(
+        out(&applied_now).contains("applied 20240101000003") && out(&applied_now).contains("applied=1 skipped=2"),
+        "{}",
+        out(&applied_now)
+    );
+    let versions: Vec<String> =
+        sqlx::query_scalar("SELECT version FROM migrate_hub_history WHERE status = 'applied' ORDER BY version")
+            .fetch_all(&my.pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, ["20240101000001", "20240101000002", "20240101000003"]);
+    std::fs::remove_dir_all(theirs).unwrap();
+    std::fs::remove_dir_all(adopted).unwrap();
+}

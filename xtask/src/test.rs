@@ -13,6 +13,7 @@ pub async fn run(extra: &[String]) -> anyhow::Result<()> {
         .is_ok_and(|out| out.status.success());
     install_oidc_provider()?;
     install_browser_test()?;
+    install_test_tools()?;
     // The integration suite runs the real binaries as an operator would; test builds do not produce them.
     run_checked(cargo().args([
         "build",
@@ -71,6 +72,23 @@ fn install_browser_test() -> anyhow::Result<()> {
     run_checked(&mut npm).map_err(|e| {
         anyhow::anyhow!(
             "{e}: the browser test needs Node.js 20+ and npm (apt install nodejs npm) to install tests/browser"
+        )
+    })
+}
+
+/// The adoption tests let other migration tools write their own history tables: npm `dbmate` (a prebuilt
+/// binary for linux-x64, pinned by `tests/tools/package-lock.json`); installs it once.
+fn install_test_tools() -> anyhow::Result<()> {
+    let dir = workspace_root().join("tests/tools");
+    if dir.join("node_modules/@dbmate/linux-x64/bin/dbmate").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the migration tools the adoption tests run (npm ci in tests/tools)");
+    let mut npm = Command::new("npm");
+    npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir);
+    run_checked(&mut npm).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: the adoption tests need Node.js 20+ and npm (apt install nodejs npm) to install tests/tools"
         )
     })
 }
