@@ -10,7 +10,8 @@ ALTER TABLE runs
     ADD COLUMN db_target_id uuid,
     -- Adoption: the tool whose history is read, and its table when not the tool's default.
     ADD COLUMN adopt_from text
-        CHECK (adopt_from IN ('goose', 'golang-migrate', 'flyway', 'sqlx', 'diesel', 'dbmate', 'refinery')),
+        CHECK (adopt_from IN ('goose', 'golang-migrate', 'flyway', 'sqlx', 'diesel', 'dbmate', 'refinery',
+                              'sql-migrate')),
     ADD COLUMN adopt_table text CHECK (char_length(adopt_table) BETWEEN 1 AND 128),
     -- Recovery: how the dirty row is resolved, and the row as the server read it on the target at request.
     ADD COLUMN recovery_resolution text

@@ -327,3 +327,58 @@ async fn histories_dbmate_itself_wrote_are_adopted_on_postgres_and_mariadb() {
     std::fs::remove_dir_all(theirs).unwrap();
     std::fs::remove_dir_all(adopted).unwrap();
 }
+
+/// Runs sql-migrate (Debian's `sql-migrate`, which `.ci/run` installs) `up` on the database of `url` with the
+/// migrations of `dir`, through the config file it reads.
+fn sql_migrate(url: &str, dir: &Path) -> Output {
+    let url = reqwest::Url::parse(url).unwrap();
+    let (host, port, user, database) =
+        (url.host_str().unwrap(), url.port().unwrap(), url.username(), url.path().trim_start_matches('/'));
+    let (dialect, datasource) = if url.scheme().starts_with("postgres") {
+        ("postgres", format!("host={host} port={port} user={user} dbname={database} sslmode=disable"))
+    } else {
+        ("mysql", format!("{user}@tcp({host}:{port})/{database}?parseTime=true"))
+    };
+    let config = dir.with_extension("yml");
+    let text = format!("test:\n  dialect: {dialect}\n  datasource: {datasource}\n  dir: {}\n", dir.display());
+    std::fs::write(&config, text).unwrap();
+    let bin = std::env::var("SQL_MIGRATE").unwrap_or_else(|_| "sql-migrate".into());
+    let output = Command::new(&bin)
+        .args(["up", "-env=test"])
+        .arg(format!("-config={}", config.display()))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{bin}: {e}: install the Debian package sql-migrate (.ci/run does) or set SQL_MIGRATE")
+        });
+    std::fs::remove_file(config).unwrap();
+    output
+}
+
+#[tokio::test]
+async fn histories_sql_migrate_itself_wrote_are_adopted_on_postgres_and_mariadb() {
+    let file = |table: &str| {
+        format!("-- +migrate Up\nCREATE TABLE {table} (id int);\n\n-- +migrate Down\nDROP TABLE {table};\n")
+    };
+    let (a, b, c) = (file("a"), file("b"), file("c"));
+    let applied = [("1_a.sql", a.as_str()), ("2_b.sql", b.as_str())];
+    let ours = [applied[0], applied[1], ("3_c.sql", c.as_str())];
+    let pg = PgDatabase::fresh().await;
+    let theirs = dir(&applied);
+    let made = sql_migrate(&pg.url, &theirs);
+    assert!(made.status.success(), "sql-migrate: {}", out(&made));
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM gorp_migrations ORDER BY id").fetch_all(&pg.pool).await.unwrap();
+    assert_eq!(ids, ["1_a.sql", "2_b.sql"], "as sql-migrate records them");
+    adopt_then_apply(&pg, "sql-migrate", &dir(&ours), &["1", "2"], "3").await;
+
+    let my = MySqlDatabase::fresh().await;
+    let made = sql_migrate(&my.url, &theirs);
+    assert!(made.status.success(), "sql-migrate: {}", out(&made));
+    let adopted = dir(&ours);
+    let done = cli(&["adopt", "--from", "sql-migrate"], &adopted, &my.url);
+    assert!(out(&done).contains("recorded=2 already=0"), "{}", out(&done));
+    let next = cli(&["apply"], &adopted, &my.url);
+    assert!(out(&next).contains("applied 3") && out(&next).contains("applied=1 skipped=2"), "{}", out(&next));
+    std::fs::remove_dir_all(theirs).unwrap();
+    std::fs::remove_dir_all(adopted).unwrap();
+}

@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, default_value = "migrations")]
         dir: PathBuf,
         /// Layout: auto (the directory's; plain for an empty one), plain, sqlx, golang-migrate, goose, flyway,
-        /// dbmate, diesel, refinery.
+        /// dbmate, diesel, refinery, sql-migrate.
         #[arg(long, default_value = "auto")]
         format: String,
         /// In an empty directory, number versions 0001, 0002… instead of by UTC timestamp.
@@ -67,12 +67,12 @@ enum Command {
     },
     /// Record as applied, without running them, the versions another tool applied on the database, read
     /// from its history table (goose_db_version, schema_migrations, flyway_schema_history, _sqlx_migrations,
-    /// __diesel_schema_migrations, refinery_schema_history). Refused, naming the versions, when its history
+    /// __diesel_schema_migrations, refinery_schema_history, gorp_migrations). Refused, naming the versions, when its history
     /// is dirty, names versions the directory lacks, or stores checksums that differ from the files.
     Adopt {
         #[command(flatten)]
         target: Target,
-        /// The tool: goose, golang-migrate, flyway, sqlx, diesel, dbmate or refinery.
+        /// The tool: goose, golang-migrate, flyway, sqlx, diesel, dbmate, refinery or sql-migrate.
         #[arg(long)]
         from: String,
         /// Its history table, when not the tool's default (`schema.table` allowed).
@@ -152,8 +152,8 @@ struct Target {
     /// Directory of migration files.
     #[arg(long, short)]
     dir: PathBuf,
-    /// Layout of the directory: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate, diesel, refinery
-    /// (also up-down, pop, morph).
+    /// Layout of the directory: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate, diesel, refinery,
+    /// sql-migrate (also up-down, pop, morph).
     #[arg(long, default_value = "auto")]
     format: String,
     /// Go on when the directory holds files or folders its layout does not read (they are listed either

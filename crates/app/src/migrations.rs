@@ -84,7 +84,8 @@ pub struct ImportFile {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportInput {
     pub files: Vec<ImportFile>,
-    /// `plain`, `up-down`, `goose`, `flyway`, `dbmate`, `diesel` or `refinery`; detected when absent.
+    /// `plain`, `up-down`, `goose`, `flyway`, `dbmate`, `diesel`, `refinery` or `sql-migrate`; detected when
+    /// absent.
     #[serde(default)]
     pub layout: Option<String>,
     /// Whose dialect the files are written in (goose and dbmate statement annotations); default postgres.

@@ -84,7 +84,7 @@ pub struct RunRequest {
     #[serde(default)]
     pub target_id: Option<TargetId>,
     /// Adoption: the tool whose history is read (`goose`, `golang-migrate`, `flyway`, `sqlx`, `diesel`,
-    /// `dbmate`, `refinery`).
+    /// `dbmate`, `refinery`, `sql-migrate`).
     #[serde(default)]
     pub from: Option<ForeignTool>,
     /// Adoption: the tool's history table when it is not the tool's default (`schema.table` or `table`).

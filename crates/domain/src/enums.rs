@@ -226,6 +226,8 @@ closed_enum! {
         Dbmate = "dbmate",
         /// refinery.
         Refinery = "refinery",
+        /// rubenv/sql-migrate.
+        SqlMigrate = "sql-migrate",
     }
 }
 
@@ -239,6 +241,7 @@ impl ForeignTool {
             ForeignTool::Sqlx => "_sqlx_migrations",
             ForeignTool::Diesel => "__diesel_schema_migrations",
             ForeignTool::Refinery => "refinery_schema_history",
+            ForeignTool::SqlMigrate => "gorp_migrations",
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum Layout {
     /// refinery: `V1__name.sql` (versioned) and `U2__name.sql` (unversioned: in refinery, one that may be
     /// applied out of order, not Flyway's undo), both up only.
     Refinery,
+    /// sql-migrate (rubenv): one file per version, `1_name.sql` or `1-name.sql`, with `-- +migrate Up`
+    /// (optionally `notransaction`) / `-- +migrate Down` sections and `StatementBegin` / `StatementEnd`.
+    SqlMigrate,
 }
 
 impl Layout {
@@ -55,6 +58,7 @@ impl Layout {
         Layout::Dbmate,
         Layout::Diesel,
         Layout::Refinery,
+        Layout::SqlMigrate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +70,7 @@ impl Layout {
             Layout::Dbmate => "dbmate",
             Layout::Diesel => "diesel",
             Layout::Refinery => "refinery",
+            Layout::SqlMigrate => "sql-migrate",
         }
     }
 }
@@ -82,6 +87,7 @@ impl std::str::FromStr for Layout {
             "dbmate" => Ok(Layout::Dbmate),
             "diesel" => Ok(Layout::Diesel),
             "refinery" => Ok(Layout::Refinery),
+            "sql-migrate" => Ok(Layout::SqlMigrate),
             _ => Err(SourceError::UnknownLayout { name: s.to_owned() }),
         }
     }
@@ -123,7 +129,8 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     #[error(
-        "unknown migration layout {name:?} (expected one of plain, up-down, goose, flyway, dbmate, diesel, refinery)"
+        "unknown migration layout {name:?} (expected one of plain, up-down, goose, flyway, dbmate, diesel, refinery, \
+         sql-migrate)"
     )]
     UnknownLayout { name: String },
     #[error("version {version} is defined twice: {first} and {second}")]
@@ -157,6 +164,9 @@ pub fn detect(files: &[SourceFile<'_>]) -> Option<Layout> {
     }
     if sql.iter().any(|f| f.content.lines().any(|l| goose_annotation(l).is_some())) {
         return Some(Layout::Goose);
+    }
+    if sql.iter().any(|f| f.content.lines().any(|l| sql_migrate_annotation(l).is_some())) {
+        return Some(Layout::SqlMigrate);
     }
     if sql.iter().any(|f| f.content.lines().any(|l| dbmate_annotation(l).is_some())) {
         return Some(Layout::Dbmate);
@@ -200,6 +210,7 @@ pub fn read(files: &[SourceFile<'_>], layout: Option<Layout>, engine: Engine) ->
             Layout::UpDown => read_up_down(file, engine, &mut builder, &mut skipped, &mut other_dialects)?,
             Layout::Goose => read_sectioned(file, Sections::Goose, &mut builder, &mut skipped)?,
             Layout::Dbmate => read_sectioned(file, Sections::Dbmate, &mut builder, &mut skipped)?,
+            Layout::SqlMigrate => read_sectioned(file, Sections::SqlMigrate, &mut builder, &mut skipped)?,
             Layout::Flyway => read_flyway(file, false, &mut builder, &mut skipped)?,
             Layout::Refinery => read_flyway(file, true, &mut builder, &mut skipped)?,
             Layout::Diesel => {}
@@ -408,6 +419,7 @@ fn read_up_down(
 enum Sections {
     Goose,
     Dbmate,
+    SqlMigrate,
 }
 
 /// A goose annotation on a line: what follows `-- +goose `, if the line is one.
@@ -415,11 +427,17 @@ fn goose_annotation(line: &str) -> Option<&str> {
     line.trim().strip_prefix("-- +goose").map(str::trim)
 }
 
+/// A sql-migrate annotation on a line: what follows `-- +migrate `, if the line is one.
+fn sql_migrate_annotation(line: &str) -> Option<&str> {
+    line.trim().strip_prefix("-- +migrate").map(str::trim)
+}
+
 fn dbmate_annotation(line: &str) -> Option<&str> {
     line.trim().strip_prefix("-- migrate:").map(str::trim)
 }
 
-/// goose and dbmate files: one file, an up section and an optional down section, marked by comments.
+/// goose, dbmate and sql-migrate files: one file, an up section and an optional down section, marked by
+/// comments.
 fn read_sectioned(
     file: &SourceFile<'_>,
     sections: Sections,
@@ -428,7 +446,8 @@ fn read_sectioned(
 ) -> Result<(), SourceError> {
     let name = file_name(file.path);
     let stem = &name[..name.len() - ".sql".len()];
-    let Some((version, rest)) = numbered(stem, &['_']) else {
+    let separators: &[char] = if matches!(sections, Sections::SqlMigrate) { &['_', '-'] } else { &['_'] };
+    let Some((version, rest)) = numbered(stem, separators) else {
         skipped
             .push(Skipped { path: file.path.to_owned(), reason: "name does not start with a version number".into() });
         return Ok(());
@@ -448,6 +467,7 @@ fn read_sectioned(
         let annotation = match sections {
             Sections::Goose => goose_annotation(line),
             Sections::Dbmate => dbmate_annotation(line),
+            Sections::SqlMigrate => sql_migrate_annotation(line),
         };
         if let Some(annotation) = annotation {
             let mut words = annotation.split_whitespace();
@@ -459,8 +479,14 @@ fn read_sectioned(
                         return Err(malformed(n, "a second up section".into()));
                     }
                     current = Some(Half::Up);
-                    if matches!(sections, Sections::Dbmate) {
-                        no_transaction |= dbmate_no_transaction(&options).map_err(|m| malformed(n, m))?;
+                    match sections {
+                        Sections::Dbmate => {
+                            no_transaction |= dbmate_no_transaction(&options).map_err(|m| malformed(n, m))?;
+                        }
+                        Sections::SqlMigrate => {
+                            no_transaction |= sql_migrate_no_transaction(&options).map_err(|m| malformed(n, m))?;
+                        }
+                        Sections::Goose => {}
                     }
                 }
                 (_, "down") => {
@@ -472,17 +498,23 @@ fn read_sectioned(
                     }
                     current = Some(Half::Down);
                     seen_down = true;
-                    if matches!(sections, Sections::Dbmate) {
-                        dbmate_no_transaction(&options).map_err(|m| malformed(n, m))?;
+                    match sections {
+                        Sections::Dbmate => {
+                            dbmate_no_transaction(&options).map_err(|m| malformed(n, m))?;
+                        }
+                        Sections::SqlMigrate => {
+                            sql_migrate_no_transaction(&options).map_err(|m| malformed(n, m))?;
+                        }
+                        Sections::Goose => {}
                     }
                 }
-                (Sections::Goose, "statementbegin") => {
+                (Sections::Goose | Sections::SqlMigrate, "statementbegin") => {
                     if current.is_none() || open_statement.is_some() {
                         return Err(malformed(n, "StatementBegin outside a section or inside another".into()));
                     }
                     open_statement = Some(n);
                 }
-                (Sections::Goose, "statementend") => {
+                (Sections::Goose | Sections::SqlMigrate, "statementend") => {
                     if open_statement.take().is_none() {
                         return Err(malformed(n, "StatementEnd without StatementBegin".into()));
                     }
@@ -507,6 +539,7 @@ fn read_sectioned(
         let marker = match sections {
             Sections::Goose => "-- +goose Up",
             Sections::Dbmate => "-- migrate:up",
+            Sections::SqlMigrate => "-- +migrate Up",
         };
         return Err(SourceError::Malformed {
             path: file.path.to_owned(),
@@ -545,6 +578,19 @@ fn starts_section(annotation: Option<&str>) -> bool {
         let keyword = a.split_whitespace().next().unwrap_or_default();
         keyword.eq_ignore_ascii_case("up") || keyword.eq_ignore_ascii_case("down")
     })
+}
+
+/// sql-migrate options after `-- +migrate Up` or `Down`: `notransaction`.
+fn sql_migrate_no_transaction(options: &[&str]) -> Result<bool, String> {
+    let mut no_transaction = false;
+    for option in options {
+        if option.eq_ignore_ascii_case("notransaction") {
+            no_transaction = true;
+        } else {
+            return Err(format!("unknown sql-migrate option {option:?}"));
+        }
+    }
+    Ok(no_transaction)
 }
 
 /// dbmate options after `-- migrate:up`: `transaction:false` (or `true`).
@@ -823,6 +869,26 @@ mod tests {
         let duplicate = read_pg(&[("001_a.up.sql", "x"), ("001_b.up.sql", "y")]).unwrap_err();
         assert!(matches!(duplicate, SourceError::DuplicateVersion { .. }), "{duplicate}");
         assert!(duplicate.to_string().contains("001_a.up.sql") && duplicate.to_string().contains("001_b.up.sql"));
+    }
+
+    #[test]
+    fn sql_migrate_sections_statements_and_no_transaction() {
+        let first = "-- +migrate Up\nCREATE TABLE a (id int);\n-- +migrate StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n-- +migrate StatementEnd\n\n-- +migrate Down\nDROP TABLE a;\n";
+        let second = "-- +migrate Up notransaction\nCREATE INDEX CONCURRENTLY i ON a (id);\n";
+        let source = read_pg(&[("1_init.sql", first), ("2-index.sql", second), ("README.md", "")]).unwrap();
+        assert_eq!(source.layout, Layout::SqlMigrate);
+        assert_eq!(versions(&source), ["1", "2"]);
+        let (a, b) = (&source.migrations[0], &source.migrations[1]);
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("init", "index"));
+        assert!(!a.up.contains("+migrate Up") && a.up.contains("CREATE FUNCTION"), "{}", a.up);
+        assert_eq!(a.down.as_deref(), Some("DROP TABLE a;\n"));
+        assert_eq!((a.transaction_mode, b.transaction_mode), (TransactionMode::Transaction, TransactionMode::None));
+        assert_eq!(source.skipped.len(), 1, "{:?}", source.skipped);
+        let unknown = read_pg(&[("1_x.sql", "-- +migrate Up sideways\nSELECT 1;\n")]).unwrap_err();
+        assert!(unknown.to_string().contains("unknown sql-migrate option"), "{unknown}");
+        let unclosed = read_pg(&[("1_x.sql", "-- +migrate Up\n-- +migrate StatementBegin\nSELECT 1;\n")]).unwrap_err();
+        assert!(unclosed.to_string().contains("StatementBegin without StatementEnd"), "{unclosed}");
+        assert_eq!("sql-migrate".parse::<Layout>().unwrap(), Layout::SqlMigrate);
     }
 
     #[test]

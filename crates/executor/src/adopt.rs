@@ -1,6 +1,6 @@
-//! Adoption: a database that another tool (goose, golang-migrate, Flyway, sqlx, diesel, dbmate, refinery)
-//! migrated gets migrate-hub history rows for the versions that tool applied, without running them, so the
-//! next apply goes on from there instead of starting again from the first version. And `baseline`: every
+//! Adoption: a database that another tool (goose, golang-migrate, Flyway, sqlx, diesel, dbmate, refinery,
+//! sql-migrate) migrated gets migrate-hub history rows for the versions that tool applied, without running
+//! them, so the next apply goes on from there instead of starting again from the first version. And `baseline`: every
 //! version up to one recorded as applied, for a database brought up to date by other means.
 //!
 //! Nothing is recorded unless all of it can be: the other tool's history must be clean (no dirty or failed
@@ -99,6 +99,7 @@ pub async fn read_foreign(conn: &mut TargetConnection, tool: Tool, table: Option
         }
         Tool::Diesel | Tool::Dbmate => format!("SELECT {} FROM {quoted}", text("version")),
         Tool::Refinery => format!("SELECT {} FROM {quoted} ORDER BY version", text("version")),
+        Tool::SqlMigrate => format!("SELECT {} FROM {quoted} ORDER BY applied_at, id", text("id")),
     };
     let rows = match conn.session_mut() {
         Session::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(c).await.map(|rows| {
@@ -169,7 +170,9 @@ fn read_row(
         Tool::Goose | Tool::GolangMigrate => ForeignRow { version: text(0), flag: int(1), ..ForeignRow::default() },
         Tool::Flyway => ForeignRow { version: text(0), kind: text(1), crc: int(2), flag: int(3), bytes: None },
         Tool::Sqlx => ForeignRow { version: text(0), flag: int(1), bytes: bytes(2), ..ForeignRow::default() },
-        Tool::Diesel | Tool::Dbmate | Tool::Refinery => ForeignRow { version: text(0), ..ForeignRow::default() },
+        Tool::Diesel | Tool::Dbmate | Tool::Refinery | Tool::SqlMigrate => {
+            ForeignRow { version: text(0), ..ForeignRow::default() }
+        }
     }
 }
 
@@ -236,8 +239,21 @@ fn fold(tool: Tool, rows: Vec<ForeignRow>) -> Foreign {
         Tool::Diesel | Tool::Dbmate | Tool::Refinery => {
             foreign.applied = rows.into_iter().filter_map(|r| r.version).map(|v| (v, None)).collect();
         }
+        Tool::SqlMigrate => {
+            // sql-migrate records the file name (`1_init.sql`); the version is its leading number, as the
+            // project's files are read (`domain::source`, layout `sql-migrate`).
+            foreign.applied =
+                rows.into_iter().filter_map(|r| r.version).map(|id| (sql_migrate_version(&id), None)).collect();
+        }
     }
     foreign
+}
+
+/// The version of a sql-migrate id (a file name): its leading digits, or the whole id when it has none (which
+/// then matches no version and is named in the refusal).
+fn sql_migrate_version(id: &str) -> String {
+    let digits: String = id.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() { id.to_owned() } else { digits }
 }
 
 /// Which of `candidates` (the project's migrations, in order) the other tool applied: their indexes, or
@@ -431,6 +447,14 @@ mod tests {
         let foreign =
             fold(Tool::Goose, vec![row("0", true), row("1", true), row("2", true), row("2", false), row("3", true)]);
         assert_eq!(foreign.applied, vec![("1".to_owned(), None), ("3".to_owned(), None)]);
+    }
+
+    #[test]
+    fn sql_migrate_ids_are_file_names_read_for_their_version() {
+        let row = |id: &str| ForeignRow { version: Some(id.into()), ..ForeignRow::default() };
+        let foreign = fold(Tool::SqlMigrate, vec![row("1_init.sql"), row("0002-users.sql"), row("notes.sql")]);
+        let applied: Vec<&str> = foreign.applied.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(applied, ["1", "0002", "notes.sql"]);
     }
 
     #[test]

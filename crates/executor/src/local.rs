@@ -450,7 +450,7 @@ pub fn new_migration(
         }
         Layout::Diesel => after(newest, stamp("%Y%m%d%H%M%S")),
         Layout::Dbmate => after(newest, stamp("%Y%m%d%H%M%S")),
-        Layout::Plain | Layout::UpDown | Layout::Goose => match newest {
+        Layout::Plain | Layout::UpDown | Layout::Goose | Layout::SqlMigrate => match newest {
             Some(v) if v.bytes().all(|b| b.is_ascii_digit()) && v.len() < 12 => next_number(v),
             Some(v) => after(Some(v), stamp("%Y%m%d%H%M%S")),
             None if sequential => if layout == Layout::Goose { "00001" } else { "0001" }.to_owned(),
@@ -462,6 +462,7 @@ pub fn new_migration(
         Layout::UpDown => vec![(format!("{version}_{name}.up.sql"), ""), (format!("{version}_{name}.down.sql"), "")],
         Layout::Goose => vec![(format!("{version}_{name}.sql"), "-- +goose Up\n\n-- +goose Down\n")],
         Layout::Dbmate => vec![(format!("{version}_{name}.sql"), "-- migrate:up\n\n-- migrate:down\n")],
+        Layout::SqlMigrate => vec![(format!("{version}_{name}.sql"), "-- +migrate Up\n\n-- +migrate Down\n")],
         Layout::Flyway | Layout::Refinery => vec![(format!("V{version}__{name}.sql"), "")],
         Layout::Diesel => {
             // The folder's timestamp with diesel's dashes: 2019-02-26-002946.
