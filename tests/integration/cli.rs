@@ -288,12 +288,13 @@ fn own_set(name: &str) -> PathBuf {
 /// Our own sets in the layouts the shared workloads do not cover: each applies, applies again as all
 /// skipped, and (where it has downs) reverts completely.
 #[tokio::test]
-async fn diesel_morph_refinery_and_pop_option_sets_apply_as_published() {
-    let cases: [(&str, &[&str], usize, bool); 4] = [
+async fn diesel_morph_refinery_pop_option_and_sql_migrate_sets_apply_as_published() {
+    let cases: [(&str, &[&str], usize, bool); 5] = [
         ("diesel-blog", &[], 4, true),
         ("morph-shop", &[], 2, true),
         ("refinery-notes", &[], 3, false),
         ("pop-options", &["--placeholders", "go", "--var", "Namespace=public"], 2, true),
+        ("sql-migrate-tasks", &[], 3, true),
     ];
     for (set, extra, count, downs) in cases {
         let db = PgDatabase::fresh().await;

@@ -79,7 +79,7 @@ impl Case {
 }
 
 /// Sets of our own making (`tests/corpus`), one per layout the shared workloads do not cover.
-const OWN_SETS: &[&str] = &["diesel-blog", "morph-shop", "refinery-notes", "pop-options"];
+const OWN_SETS: &[&str] = &["diesel-blog", "morph-shop", "refinery-notes", "pop-options", "sql-migrate-tasks"];
 
 /// The cases for one set directory, known by its name.
 fn cases_for(set: &Path) -> anyhow::Result<Vec<Case>> {
@@ -148,7 +148,9 @@ fn cases_for(set: &Path) -> anyhow::Result<Vec<Case>> {
             ]
         }
         // Our own sets (tests/corpus), written for Postgres.
-        "diesel-blog" | "morph-shop" => vec![Case::new(name, Dialect::Postgres, set.to_path_buf())],
+        "diesel-blog" | "morph-shop" | "sql-migrate-tasks" => {
+            vec![Case::new(name, Dialect::Postgres, set.to_path_buf())]
+        }
         // refinery's files are up only.
         "refinery-notes" => vec![Case { downs: false, ..Case::new(name, Dialect::Postgres, set.to_path_buf()) }],
         "pop-options" => vec![Case {
@@ -157,7 +159,7 @@ fn cases_for(set: &Path) -> anyhow::Result<Vec<Case>> {
         }],
         _ => bail!(
             "{}: not a known workload set (river, hatchet, ory-kratos, apache-ranger, or ours in tests/corpus: \
-             diesel-blog, morph-shop, refinery-notes, pop-options): the corpus needs to know how its project \
+             diesel-blog, morph-shop, refinery-notes, pop-options, sql-migrate-tasks): the corpus needs to know how its project \
              runs it",
             set.display()
         ),

@@ -1,0 +1,5 @@
+-- +migrate Up
+ALTER TABLE tasks ADD COLUMN owner text;
+
+-- +migrate Down
+ALTER TABLE tasks DROP COLUMN owner;
