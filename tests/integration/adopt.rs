@@ -1,6 +1,8 @@
 //! Adoption of databases other tools migrated (`migrate-hub adopt --from …`, `baseline --to`), against
-//! real Postgres and MariaDB. sqlx's history is made by sqlx's own `Migrator`; the others' tables are made
-//! and filled as each tool's source does it (DDL and rows as the tool writes them).
+//! real Postgres and MariaDB. Where the tool installs here its history is written by the tool itself:
+//! sqlx-cli and diesel_cli (built by `cargo xtask test` into `target/tools`), dbmate (npm) and sql-migrate
+//! (Debian), and sqlx's `Migrator`; goose's, golang-migrate's, Flyway's and refinery's tables are made and
+//! filled as each tool's source does it (DDL and rows as the tool writes them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -271,7 +273,8 @@ async fn baseline_records_up_to_a_version_and_refuses_an_unknown_one() {
     std::fs::remove_dir_all(&ours).unwrap();
 }
 
-/// The dbmate binary (npm `@dbmate/linux-x64`, dbmate's own build for this platform, pinned by `tests/tools/package-lock.json`; `cargo xtask test` installs it).
+/// The dbmate binary (npm `@dbmate/linux-x64`, dbmate's own build for this platform, pinned by
+/// `tests/tools/package-lock.json`; `cargo xtask test` installs it).
 fn dbmate(url: &str, dir: &Path) -> Output {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/@dbmate/linux-x64/bin/dbmate");
     assert!(bin.exists(), "{} is missing: run `npm ci` in tests/tools (cargo xtask test does)", bin.display());
@@ -379,6 +382,73 @@ async fn histories_sql_migrate_itself_wrote_are_adopted_on_postgres_and_mariadb(
     assert!(out(&done).contains("recorded=2 already=0"), "{}", out(&done));
     let next = cli(&["apply"], &adopted, &my.url);
     assert!(out(&next).contains("applied 3") && out(&next).contains("applied=1 skipped=2"), "{}", out(&next));
+    std::fs::remove_dir_all(theirs).unwrap();
+    std::fs::remove_dir_all(adopted).unwrap();
+}
+
+/// A tool `cargo xtask test` builds into `target/tools` (sqlx-cli's `sqlx`, diesel_cli's `diesel`).
+fn cargo_tool(bin: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/bin").join(bin);
+    assert!(path.exists(), "{} is missing: cargo xtask test installs it", path.display());
+    path
+}
+
+#[tokio::test]
+async fn histories_sqlx_cli_and_diesel_cli_themselves_wrote_are_adopted() {
+    // sqlx-cli, on Postgres and MariaDB: its checksums (SHA-384 of each file) are compared with ours.
+    let applied = [("0001_a.sql", "CREATE TABLE a (id int);\n"), ("0002_b.sql", "CREATE TABLE b (id int);\n")];
+    let ours = [applied[0], applied[1], ("0003_c.sql", "CREATE TABLE c (id int);\n")];
+    let sqlx_run = |url: &str, dir: &Path| {
+        // Run in the migrations' own folder, where no sqlx.toml can change what it does.
+        Command::new(cargo_tool("sqlx"))
+            .current_dir(dir)
+            .args(["migrate", "run", "--database-url", url, "--source"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let pg = PgDatabase::fresh().await;
+    let theirs = dir(&applied);
+    let made = sqlx_run(&pg.url, &theirs);
+    assert!(made.status.success(), "sqlx-cli: {}", out(&made));
+    adopt_then_apply(&pg, "sqlx", &dir(&ours), &["0001", "0002"], "0003").await;
+    // A file edited since sqlx-cli applied it is refused, naming it.
+    let pg = PgDatabase::fresh().await;
+    assert!(sqlx_run(&pg.url, &theirs).status.success());
+    let edited = dir(&[applied[0], ("0002_b.sql", "CREATE TABLE b (id bigint);\n")]);
+    let refused = cli(&["adopt", "--from", "sqlx"], &edited, &pg.url);
+    assert!(!refused.status.success() && out(&refused).contains("differ from the files for 2"), "{}", out(&refused));
+    let my = MySqlDatabase::fresh().await;
+    let made = sqlx_run(&my.url, &theirs);
+    assert!(made.status.success(), "sqlx-cli: {}", out(&made));
+    let adopted = dir(&ours);
+    let done = cli(&["adopt", "--from", "sqlx"], &adopted, &my.url);
+    assert!(out(&done).contains("recorded=2 already=0"), "{}", out(&done));
+    let next = cli(&["apply"], &adopted, &my.url);
+    assert!(out(&next).contains("applied 0003") && out(&next).contains("applied=1 skipped=2"), "{}", out(&next));
+
+    // diesel_cli, on Postgres: it records the folder's timestamp without its dashes.
+    let applied = [
+        ("2024-01-01-000001_a/up.sql", "CREATE TABLE a (id int);"),
+        ("2024-01-01-000001_a/down.sql", "DROP TABLE a;"),
+        ("2024-01-02-000001_b/up.sql", "CREATE TABLE b (id int);"),
+        ("2024-01-02-000001_b/down.sql", "DROP TABLE b;"),
+    ];
+    let mut ours = applied.to_vec();
+    ours.extend([
+        ("2024-01-03-000001_c/up.sql", "CREATE TABLE c (id int);"),
+        ("2024-01-03-000001_c/down.sql", "DROP TABLE c;"),
+    ]);
+    let pg = PgDatabase::fresh().await;
+    let theirs = dir(&applied);
+    let made = Command::new(cargo_tool("diesel"))
+        .current_dir(&theirs)
+        .args(["migration", "run", "--database-url", &pg.url, "--migration-dir"])
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "diesel: {}", out(&made));
+    adopt_then_apply(&pg, "diesel", &dir(&ours), &["20240101000001", "20240102000001"], "20240103000001").await;
     std::fs::remove_dir_all(theirs).unwrap();
     std::fs::remove_dir_all(adopted).unwrap();
 }

@@ -14,6 +14,7 @@ pub async fn run(extra: &[String]) -> anyhow::Result<()> {
     install_oidc_provider()?;
     install_browser_test()?;
     install_test_tools()?;
+    install_cargo_tools()?;
     // The integration suite runs the real binaries as an operator would; test builds do not produce them.
     run_checked(cargo().args([
         "build",
@@ -91,4 +92,34 @@ fn install_test_tools() -> anyhow::Result<()> {
             "{e}: the adoption tests need Node.js 20+ and npm (apt install nodejs npm) to install tests/tools"
         )
     })
+}
+
+/// The tools the adoption tests run from crates.io to write their own history tables (sqlx-cli's
+/// `_sqlx_migrations`, diesel_cli's `__diesel_schema_migrations`), pinned and `--locked`; installed once
+/// into `target/tools` (about three minutes on two cores). diesel_cli's Postgres backend links libpq
+/// (Debian `libpq-dev`).
+fn install_cargo_tools() -> anyhow::Result<()> {
+    let root = workspace_root().join("target/tools");
+    for (bin, krate, version, features) in
+        [("sqlx", "sqlx-cli", "0.9.0", "postgres,mysql,rustls"), ("diesel", "diesel_cli", "2.3.14", "postgres")]
+    {
+        if root.join("bin").join(bin).exists() {
+            continue;
+        }
+        eprintln!("xtask: installing {krate} {version} into target/tools (the adoption tests run it)");
+        let mut install = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        // Outside the workspace, so its cargo configuration does not apply to the tool's build.
+        install.current_dir(std::env::temp_dir()).args(["install", "--locked", "--quiet", "--root"]).arg(&root).args([
+            krate,
+            "--version",
+            version,
+            "--no-default-features",
+            "--features",
+            features,
+        ]);
+        run_checked(&mut install).map_err(|e| {
+            anyhow::anyhow!("{e}: the adoption tests run {krate}; diesel_cli needs libpq (apt install libpq-dev)")
+        })?;
+    }
+    Ok(())
 }
