@@ -59,6 +59,7 @@ fn options() -> ApplyOptions {
         earlier_versions: Vec::new(),
         run_id: Some("run-1".into()),
         worker: "test-worker".into(),
+        lock_retries: executor::apply::LockRetries::NONE,
     }
 }
 
@@ -490,6 +491,10 @@ impl Observer for Heard {
         let what = if matches!(outcome, Outcome::Applied { .. }) { "applied" } else { "skipped" };
         self.0.push(format!("end {position} {what}"));
     }
+
+    async fn retrying(&mut self, _position: usize, index: usize, attempt: u32, of: u32, _delay: Duration, _e: &str) {
+        self.0.push(format!("retry {index} try {attempt} of {of}"));
+    }
 }
 
 #[tokio::test]
@@ -632,4 +637,128 @@ async fn a_down_that_stopped_is_marked_not_resumed() {
     let marked = recover(&mut conn, &up, Resolution::MarkApplied, None, &options(), &mut Silent).await.unwrap();
     assert_eq!(marked, Recovered::MarkedApplied);
     assert!(matches!(apply(&mut conn, &up, &options(), &mut Silent).await.unwrap(), Outcome::Skipped { .. }));
+}
+
+/// Options with a short `lock_timeout` and `attempts` retries after a lock timeout.
+fn retrying(attempts: u32) -> ApplyOptions {
+    ApplyOptions {
+        limits: SessionLimits { lock_timeout: Duration::from_millis(100), statement_timeout: None },
+        lock_retries: executor::apply::LockRetries { attempts, max_delay: Duration::from_millis(300) },
+        ..options()
+    }
+}
+
+/// Holds `lock` (SQL run in a transaction of its own on `db`) until `release` has passed.
+async fn pg_hold(db: &PgDatabase, lock: &'static str, release: Duration) -> tokio::task::JoinHandle<()> {
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::raw_sql(lock).execute(&mut *tx).await.unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(release).await;
+        tx.commit().await.unwrap();
+    })
+}
+
+fn retries(heard: &Heard) -> usize {
+    heard.0.iter().filter(|l| l.starts_with("retry")).count()
+}
+
+#[tokio::test]
+async fn a_postgres_migration_blocked_by_a_lock_is_retried_whole_until_the_lock_is_released() {
+    let db = PgDatabase::fresh().await;
+    sqlx::raw_sql("CREATE TABLE t (id int)").execute(&db.pool).await.unwrap();
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    let m = migration(
+        &v1,
+        "1",
+        &["CREATE TABLE u (id int)", "ALTER TABLE t ADD COLUMN c int"],
+        TransactionMode::Transaction,
+    );
+    // In a transaction: each try is rolled back whole, then the migration runs once the lock is gone.
+    let holder = pg_hold(&db, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", Duration::from_millis(700)).await;
+    let mut heard = Heard(Vec::new());
+    let outcome = apply(&mut conn, &m, &retrying(10), &mut heard).await;
+    holder.await.unwrap();
+    assert_eq!(outcome.unwrap(), Outcome::Applied { statements: 2 }, "{:?}", heard.0);
+    assert!(retries(&heard) >= 1, "{:?}", heard.0);
+    assert!(heard.0.iter().any(|l| l == "retry 1 try 2 of 11"), "the statement that waited is named: {:?}", heard.0);
+    assert_eq!(rows(&mut conn).await[0].status, HistoryStatus::Applied);
+
+    // Held past the tries: the lock timeout is the failure, and nothing of the migration stays.
+    let v2 = key("0002");
+    let m2 = migration(
+        &v2,
+        "2",
+        &["CREATE TABLE w (id int)", "ALTER TABLE t ADD COLUMN e int"],
+        TransactionMode::Transaction,
+    );
+    let holder = pg_hold(&db, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", Duration::from_secs(3)).await;
+    let mut heard = Heard(Vec::new());
+    let options = ApplyOptions { earlier_versions: vec![v1.clone()], ..retrying(2) };
+    let failed = apply(&mut conn, &m2, &options, &mut heard).await.unwrap_err();
+    assert!(matches!(&failed, ApplyError::Statement { index: 1, source } if source.is_lock_timeout()), "{failed}");
+    assert_eq!(retries(&heard), 2, "{:?}", heard.0);
+    assert_eq!(rows(&mut conn).await.len(), 1, "nothing of 0002 stays");
+    let w: bool = sqlx::query_scalar("SELECT to_regclass('w') IS NOT NULL").fetch_one(&db.pool).await.unwrap();
+    assert!(!w);
+    holder.await.unwrap();
+
+    // Without retries, the first lock timeout fails it.
+    let holder = pg_hold(&db, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", Duration::from_millis(500)).await;
+    let mut heard = Heard(Vec::new());
+    let options = ApplyOptions { earlier_versions: vec![v1.clone()], ..retrying(0) };
+    assert!(apply(&mut conn, &m2, &options, &mut heard).await.is_err());
+    assert_eq!(retries(&heard), 0);
+    holder.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_statement_blocked_by_a_lock_outside_a_transaction_runs_again_alone() {
+    // Postgres, none mode: the first statement ran and stays; the blocked one runs again by itself.
+    let db = PgDatabase::fresh().await;
+    sqlx::raw_sql("CREATE TABLE t (id int)").execute(&db.pool).await.unwrap();
+    let mut conn = pg(&db).await;
+    let v1 = key("0001");
+    let m = migration(&v1, "1", &["CREATE TABLE u (id int)", "ALTER TABLE t ADD COLUMN c int"], TransactionMode::None);
+    let holder = pg_hold(&db, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", Duration::from_millis(600)).await;
+    let mut heard = Heard(Vec::new());
+    let outcome = apply(&mut conn, &m, &retrying(10), &mut heard).await;
+    holder.await.unwrap();
+    assert_eq!(outcome.unwrap(), Outcome::Applied { statements: 2 }, "{:?}", heard.0);
+    assert!(retries(&heard) >= 1 && heard.0.iter().filter(|l| *l == "ran 0").count() == 1, "{:?}", heard.0);
+    assert_eq!(rows(&mut conn).await[0].status, HistoryStatus::Applied);
+
+    // A CREATE INDEX CONCURRENTLY that gave up leaves an invalid index: never run again here.
+    let v2 = key("0002");
+    let m2 = migration(&v2, "2", &["CREATE INDEX CONCURRENTLY t_id ON t (id)"], TransactionMode::None);
+    let holder = pg_hold(&db, "LOCK TABLE t IN SHARE ROW EXCLUSIVE MODE", Duration::from_millis(800)).await;
+    let mut heard = Heard(Vec::new());
+    let after_v1 = ApplyOptions { earlier_versions: vec![v1.clone()], ..retrying(10) };
+    let failed = apply(&mut conn, &m2, &after_v1, &mut heard).await;
+    holder.await.unwrap();
+    assert!(failed.is_err(), "{:?}", heard.0);
+    assert_eq!(retries(&heard), 0, "{:?}", heard.0);
+
+    // MariaDB: DDL waits for the metadata lock an open transaction holds, gives up after lock_wait_timeout
+    // (1205), and runs again once the transaction ends.
+    let my_db = MySqlDatabase::fresh().await;
+    sqlx::raw_sql("CREATE TABLE t (id int)").execute(&my_db.pool).await.unwrap();
+    let mut holder = my_db.pool.begin().await.unwrap();
+    sqlx::raw_sql("SELECT * FROM t").execute(&mut *holder).await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        holder.commit().await.unwrap();
+    });
+    let mut conn = my(&my_db).await;
+    let m = migration(&v1, "1", &["CREATE TABLE u (id int)", "ALTER TABLE t ADD COLUMN c int"], TransactionMode::None);
+    let options = ApplyOptions {
+        lock_retries: executor::apply::LockRetries { attempts: 5, max_delay: Duration::from_millis(300) },
+        limits: SessionLimits { lock_timeout: Duration::from_millis(1000), statement_timeout: None },
+        ..options()
+    };
+    let mut heard = Heard(Vec::new());
+    let outcome = apply(&mut conn, &m, &options, &mut heard).await;
+    release.await.unwrap();
+    assert_eq!(outcome.unwrap(), Outcome::Applied { statements: 2 }, "{:?}", heard.0);
+    assert!(retries(&heard) >= 1, "{:?}", heard.0);
 }

@@ -247,6 +247,11 @@ const CASES: &[Case] = &[
         "environments_statement_timeout_ms_check",
         "UPDATE environments SET statement_timeout_ms = 0 WHERE name = 'prod'",
     ),
+    check("environments_lock_retries_check", "UPDATE environments SET lock_retries = 11 WHERE name = 'prod'"),
+    check(
+        "environments_lock_retry_max_delay_ms_check",
+        "UPDATE environments SET lock_retry_max_delay_ms = 300001 WHERE name = 'prod'",
+    ),
     check(
         "environments_target_lock_wait_ms_check",
         "UPDATE environments SET target_lock_wait_ms = -1 WHERE name = 'prod'",

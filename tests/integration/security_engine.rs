@@ -264,6 +264,7 @@ fn options(project: &str, earlier: &[&str]) -> ApplyOptions {
         earlier_versions: earlier.iter().map(|k| VersionKey::parse(*k).unwrap()).collect(),
         run_id: None,
         worker: "test".into(),
+        lock_retries: executor::apply::LockRetries::NONE,
     }
 }
 

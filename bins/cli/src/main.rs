@@ -14,7 +14,7 @@ use domain::placeholder::Syntax;
 use domain::source::Layout;
 use domain::values::{Identifier, VersionKey};
 use executor::adopt::Tool;
-use executor::apply::{ApplyError, Observer, Outcome};
+use executor::apply::{ApplyError, LockRetries, Observer, Outcome};
 use executor::history::HistoryTable;
 use executor::local::{self, DownTo, LocalError, LocalOptions, Prepared, State};
 use executor::recovery::{Recovered, Resolution};
@@ -185,6 +185,10 @@ struct Target {
     /// Milliseconds a statement waits for a table lock.
     #[arg(long, default_value_t = 5000)]
     lock_timeout_ms: u64,
+    /// Times a statement that gave up waiting for a lock runs again (a Postgres transaction: the whole
+    /// migration), after waits doubling from 200 ms up to 10 s, with jitter; 0: a lock timeout fails.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
+    lock_retries: u32,
     /// Milliseconds a statement may run (0: no limit).
     #[arg(long, default_value_t = 0)]
     statement_timeout_ms: u64,
@@ -357,6 +361,7 @@ async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
         },
         allow_out_of_order: target.allow_out_of_order,
         worker: format!("migrate-hub-cli/{}", env!("CARGO_PKG_VERSION")),
+        lock_retries: LockRetries { attempts: target.lock_retries, max_delay: Duration::from_secs(10) },
     };
     // Down statements too: `migrate-hub down` runs them on this connection.
     let all = prepared.iter().flat_map(|p| p.statements.iter().chain(p.down_statements.iter().flatten()));

@@ -111,6 +111,12 @@ pub struct NewEnvironmentInput {
     pub target_lock_wait_ms: Option<u32>,
     #[serde(default)]
     pub allow_out_of_order: Option<bool>,
+    /// Retries of a statement that gave up waiting for a lock, 0 to 10 (default 3).
+    #[serde(default)]
+    pub lock_retries: Option<u8>,
+    /// The longest wait between two of those tries, up to 300000 (default 10000).
+    #[serde(default)]
+    pub lock_retry_max_delay_ms: Option<u32>,
 }
 
 /// Changes to an environment; absent fields keep their value.
@@ -136,6 +142,10 @@ pub struct EnvironmentPatch {
     pub target_lock_wait_ms: Option<u32>,
     #[serde(default)]
     pub allow_out_of_order: Option<bool>,
+    #[serde(default)]
+    pub lock_retries: Option<u8>,
+    #[serde(default)]
+    pub lock_retry_max_delay_ms: Option<u32>,
 }
 
 fn ms(value: u32) -> Duration {
@@ -169,6 +179,12 @@ fn apply_patch(base: EnvironmentPolicy, p: &EnvironmentPatch) -> AppResult<Envir
     if let Some(v) = p.allow_out_of_order {
         policy.allow_out_of_order = v;
     }
+    if let Some(v) = p.lock_retries {
+        policy.lock_retries = v;
+    }
+    if let Some(v) = p.lock_retry_max_delay_ms {
+        policy.lock_retry_max_delay = ms(v);
+    }
     policy.validate().map_err(AppError::policy)?;
     Ok(policy)
 }
@@ -182,6 +198,8 @@ fn policy_details(p: &EnvironmentPolicy) -> serde_json::Value {
         "statement_timeout_ms": p.statement_timeout.map(|d| d.as_millis() as u64),
         "target_lock_wait_ms": p.target_lock_wait.as_millis() as u64,
         "allow_out_of_order": p.allow_out_of_order,
+        "lock_retries": p.lock_retries,
+        "lock_retry_max_delay_ms": p.lock_retry_max_delay.as_millis() as u64,
     })
 }
 
@@ -200,6 +218,8 @@ pub async fn create_environment(hub: &Hub, caller: &Caller, input: NewEnvironmen
         statement_timeout_ms: input.statement_timeout_ms.map(Some),
         target_lock_wait_ms: input.target_lock_wait_ms,
         allow_out_of_order: input.allow_out_of_order,
+        lock_retries: input.lock_retries,
+        lock_retry_max_delay_ms: input.lock_retry_max_delay_ms,
     };
     let policy = apply_patch(base, &patch)?;
     let mut tx = hub.pool.begin().await.map_err(db)?;

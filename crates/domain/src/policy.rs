@@ -166,6 +166,14 @@ pub enum PolicyError {
         /// Which setting, in words.
         setting: &'static str,
     },
+    /// A count is above its maximum.
+    #[error("the {setting} must be at most {max}")]
+    TooMany {
+        /// Which setting, in words.
+        setting: &'static str,
+        /// The maximum.
+        max: u8,
+    },
     /// A timeout is above its maximum.
     #[error("the {setting} must be at most {max}")]
     TooLong {
@@ -185,6 +193,7 @@ impl PolicyError {
             PolicyError::NoExecuteRoles => ErrorCode::NoExecuteRoles,
             PolicyError::TooShort { .. } => ErrorCode::TimeoutTooShort,
             PolicyError::TooLong { .. } => ErrorCode::TimeoutTooLong,
+            PolicyError::TooMany { .. } => ErrorCode::OutOfRange,
         }
     }
 }
@@ -207,6 +216,10 @@ pub struct EnvironmentPolicy {
     pub target_lock_wait: Duration,
     /// Whether a migration older than the newest applied one may still be applied.
     pub allow_out_of_order: bool,
+    /// How often a statement that gave up waiting for a lock (`lock_timeout`) is tried again, 0 to 10.
+    pub lock_retries: u8,
+    /// The longest wait between two tries after a lock timeout (the waits double from 200 ms).
+    pub lock_retry_max_delay: Duration,
 }
 
 impl EnvironmentPolicy {
@@ -216,6 +229,11 @@ impl EnvironmentPolicy {
     const MIN_TIMEOUT: Duration = Duration::from_millis(1);
     const HOUR: Duration = Duration::from_secs(60 * 60);
     const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    /// The most retries after lock timeouts.
+    pub const MAX_LOCK_RETRIES: u8 = 10;
+    const LOCK_RETRIES: u8 = 3;
+    const LOCK_RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
+    const MAX_LOCK_RETRY_DELAY: Duration = Duration::from_secs(5 * 60);
 
     /// A validated policy.
     pub fn new(
@@ -235,6 +253,8 @@ impl EnvironmentPolicy {
             statement_timeout,
             target_lock_wait,
             allow_out_of_order,
+            lock_retries: Self::LOCK_RETRIES,
+            lock_retry_max_delay: Self::LOCK_RETRY_MAX_DELAY,
         };
         policy.validate()?;
         Ok(policy)
@@ -275,6 +295,12 @@ impl EnvironmentPolicy {
         if self.target_lock_wait > Self::HOUR {
             return Err(PolicyError::TooLong { setting: "target lock wait", max: "1 hour" });
         }
+        if self.lock_retries > Self::MAX_LOCK_RETRIES {
+            return Err(PolicyError::TooMany { setting: "lock retries", max: Self::MAX_LOCK_RETRIES });
+        }
+        if self.lock_retry_max_delay > Self::MAX_LOCK_RETRY_DELAY {
+            return Err(PolicyError::TooLong { setting: "longest wait between lock retries", max: "5 minutes" });
+        }
         Ok(())
     }
 
@@ -289,6 +315,8 @@ impl EnvironmentPolicy {
             statement_timeout: None,
             target_lock_wait: Duration::from_secs(60),
             allow_out_of_order: false,
+            lock_retries: Self::LOCK_RETRIES,
+            lock_retry_max_delay: Self::LOCK_RETRY_MAX_DELAY,
         }
     }
 
@@ -1034,6 +1062,21 @@ mod tests {
         // decision on this revision.
         let odd = ApprovalFacts { pinned: content("SELECT 0;"), ..approve(&manager, &run) };
         assert_eq!(may_approve(&manager, &run, &[], &[odd]), Err(Denial::AlreadyDecided));
+    }
+
+    #[test]
+    fn lock_retries_are_bounded() {
+        let base = EnvironmentPolicy::production_default();
+        assert_eq!((base.lock_retries, base.lock_retry_max_delay), (3, Duration::from_secs(10)));
+        let many = EnvironmentPolicy { lock_retries: 11, ..base };
+        assert_eq!(many.validate(), Err(PolicyError::TooMany { setting: "lock retries", max: 10 }));
+        assert_eq!(many.validate().unwrap_err().code(), ErrorCode::OutOfRange);
+        let long = EnvironmentPolicy { lock_retry_max_delay: Duration::from_secs(301), ..base };
+        assert!(matches!(long.validate(), Err(PolicyError::TooLong { .. })));
+        assert_eq!(
+            EnvironmentPolicy { lock_retries: 0, lock_retry_max_delay: Duration::ZERO, ..base }.validate(),
+            Ok(())
+        );
     }
 
     #[test]

@@ -63,6 +63,39 @@ pub struct ApplyOptions {
     /// Recorded in the history row.
     pub run_id: Option<String>,
     pub worker: String,
+    /// How often a statement that gave up waiting for a lock is tried again (see [`LockRetries`]).
+    pub lock_retries: LockRetries,
+}
+
+/// Tries again after a lock timeout (pgroll's answer to a blocked `ALTER` stalling the application behind
+/// it): a short `lock_timeout`, then exponential backoff with jitter. In a Postgres transaction the whole
+/// migration was rolled back and runs again; elsewhere the statement that timed out did not run and runs
+/// again (never a `CREATE INDEX CONCURRENTLY`, which leaves an invalid index behind). Nothing else is
+/// retried here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockRetries {
+    /// Further tries after the first (0: none).
+    pub attempts: u32,
+    /// The longest wait between two tries.
+    pub max_delay: Duration,
+}
+
+impl LockRetries {
+    /// No retry: a lock timeout fails the migration.
+    pub const NONE: LockRetries = LockRetries { attempts: 0, max_delay: Duration::ZERO };
+    /// The first wait, doubled for each further try.
+    const BASE: Duration = Duration::from_millis(200);
+
+    /// The wait before try `attempt` + 2 (`attempt` from 0): `BASE · 2^attempt`, at most `max_delay`, and a
+    /// random part of it (full jitter between half and all of it), so that several workers blocked by the
+    /// same lock do not come back at once.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let full = Self::BASE.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
+        let mut byte = [0u8; 1];
+        let random =
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte).map_or(255, |()| byte[0]);
+        full / 2 + (full / 2).mul_f64(f64::from(random) / 255.0)
+    }
 }
 
 /// Told about each statement; may stop the apply between statements.
@@ -86,6 +119,19 @@ pub trait Observer {
     }
     /// Called when migration `position` of a release was applied or skipped.
     fn migration_ended(&mut self, _position: usize, _outcome: &Outcome) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    /// Called when statement `index` of migration `position` gave up waiting for a lock (`error`) and is
+    /// tried again (try `attempt` of `of`, counting the first) after `delay`.
+    fn retrying(
+        &mut self,
+        _position: usize,
+        _index: usize,
+        _attempt: u32,
+        _of: u32,
+        _delay: Duration,
+        _error: &str,
+    ) -> impl Future<Output = ()> + Send {
         async {}
     }
 }
@@ -244,6 +290,8 @@ async fn locked_release(
     let grouped = conn.checks_lock_inline();
     let engine = conn.engine();
     let mut position = 0;
+    // Tries of the migration at `position` that gave up waiting for a lock in its transaction.
+    let mut lock_tries = (0, 0u32);
     while let Some(migration) = migrations.get(position) {
         let step = decide(engine, migration, options, &rows).map_err(|e| (position, e))?;
         let mut group = vec![migration];
@@ -281,14 +329,31 @@ async fn locked_release(
                 }
             }
         };
+        let done = outcomes.len();
         for (outcome, migration) in outcomes.into_iter().zip(&migrations[position..]) {
             if matches!(outcome, Outcome::Applied { .. }) {
                 record_effect(&mut rows, migration);
             }
             completed.push(outcome);
         }
-        if let Some(failed) = failure {
-            return Err(failed);
+        if let Some((at, error)) = failure {
+            // A Postgres transaction that gave up waiting for a lock was rolled back whole: run it again
+            // after a wait, from the first migration of the group that did not commit.
+            let retry = match (&error, step) {
+                (ApplyError::Statement { index, source }, Step::Atomic) if source.is_lock_timeout() => {
+                    let tried = if lock_tries.0 == at { lock_tries.1 } else { 0 };
+                    (tried < options.lock_retries.attempts).then_some((*index, tried))
+                }
+                _ => None,
+            };
+            let Some((index, tried)) = retry else { return Err((at, error)) };
+            let delay = options.lock_retries.delay(tried);
+            let of = options.lock_retries.attempts + 1;
+            observer.retrying(at, index, tried + 2, of, delay, &error.to_string()).await;
+            tokio::time::sleep(delay).await;
+            lock_tries = (at, tried + 1);
+            position += done;
+            continue;
         }
         position += group.len().max(1);
     }
@@ -620,7 +685,23 @@ pub(crate) async fn run_from(
     let marker = (migration.direction == Direction::Down).then_some(DOWN_UNDER_WAY);
     for (index, statement) in migration.statements.iter().enumerate().skip(from) {
         let done = u32::try_from(index).unwrap_or(u32::MAX);
-        if let Err(e) = run_statement(conn, index, statement, observer).await {
+        let mut result = run_statement(conn, index, statement, observer).await;
+        let mut tried = 0;
+        while let Err(ApplyError::Statement { source, .. }) = &result
+            && tried < options.lock_retries.attempts
+            && source.is_lock_timeout()
+            && (conn.engine() == Engine::Mysql || split::atomic_alone(statement))
+        {
+            // The statement gave up waiting for a lock and did not run: run it again after a wait.
+            let delay = options.lock_retries.delay(tried);
+            let of = options.lock_retries.attempts + 1;
+            let error = source.to_string();
+            observer.retrying(0, index, tried + 2, of, delay, &error).await;
+            tokio::time::sleep(delay).await;
+            tried += 1;
+            result = run_statement(conn, index, statement, observer).await;
+        }
+        if let Err(e) = result {
             if index == 0 && nothing_ran(&e, conn.engine(), statement) {
                 // Stopped before anything ran (cancelled, lease lost, worker stopping), or the server
                 // refused a first statement that is all or nothing: the target is as it was, so take the marker back rather

@@ -15,7 +15,7 @@ use domain::values::VersionKey;
 use secrecy::SecretString;
 
 use crate::adopt::{self, Candidate, Tool};
-use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome};
+use crate::apply::{self, ApplyError, ApplyOptions, LockRetries, Migration, Observer, Outcome};
 use crate::history::{self, HistoryRow, HistoryStatus, HistoryTable};
 use crate::recovery::{self, Recovered, Resolution};
 use crate::target::{ConnectSettings, TargetConnection, TargetError};
@@ -261,6 +261,7 @@ pub struct LocalOptions {
     pub limits: crate::target::SessionLimits,
     pub allow_out_of_order: bool,
     pub worker: String,
+    pub lock_retries: LockRetries,
 }
 
 /// Applies every migration in order; stops at the first failure. Returns each version's outcome.
@@ -411,6 +412,7 @@ fn apply_options(options: &LocalOptions, earlier_versions: Vec<VersionKey>, allo
         earlier_versions,
         run_id: None,
         worker: options.worker.clone(),
+        lock_retries: options.lock_retries,
     }
 }
 

@@ -32,7 +32,7 @@ use storage::{PageRequest, PgPool, StorageError};
 use tokio::task::JoinSet;
 
 use crate::adopt;
-use crate::apply::{self, ApplyError, ApplyOptions, Migration, Observer, Outcome, ReleaseFailed};
+use crate::apply::{self, ApplyError, ApplyOptions, LockRetries, Migration, Observer, Outcome, ReleaseFailed};
 use crate::history::{HistoryStatus, HistoryTable};
 use crate::recovery::{self, Recovered, RecoveryError, SeenRow};
 pub use crate::secrets::{NoMasterKey, SecretOpener, resolve_password};
@@ -566,6 +566,7 @@ async fn execute(
         earlier_versions: context.project_versions.clone(),
         run_id: Some(claim.run.to_string()),
         worker: shared.label.chars().take(200).collect(),
+        lock_retries: LockRetries { attempts: u32::from(policy.lock_retries), max_delay: policy.lock_retry_max_delay },
     };
     let migrations: Vec<Migration<'_>> = context
         .versions
@@ -1273,5 +1274,17 @@ impl Observer for ItemObserver<'_> {
             None => format!("statement {}: {first}", index + 1),
         };
         self.journal.line(LogLevel::Info, key.as_ref(), message, Some((index, elapsed, rows)));
+    }
+
+    async fn retrying(&mut self, _position: usize, index: usize, attempt: u32, of: u32, delay: Duration, error: &str) {
+        let key = self.key().cloned();
+        let what = match &key {
+            Some(key) => format!("{key} statement {}", index + 1),
+            None => format!("statement {}", index + 1),
+        };
+        let message =
+            format!("{what} gave up waiting for a lock ({error}); try {attempt} of {of} in {} ms", delay.as_millis());
+        self.journal.line(LogLevel::Warn, key.as_ref(), message, None);
+        metrics::counter!("migrate_hub_lock_retries_total").increment(1);
     }
 }

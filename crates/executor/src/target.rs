@@ -120,6 +120,12 @@ impl TargetError {
         }
     }
 
+    /// Whether the statement gave up waiting for a lock (`lock_timeout`, Postgres 55P03; MySQL/MariaDB 1205
+    /// lock wait timeout, 3572 NOWAIT), so it did not run: worth running again once the lock is free.
+    pub fn is_lock_timeout(&self) -> bool {
+        matches!(self, TargetError::Statement { code: Some(code), .. } if matches!(code.as_str(), "55P03" | "1205" | "3572"))
+    }
+
     /// Classifies an error from a target: a database error keeps its code and message; anything else
     /// (I/O, protocol, pool) is a broken connection.
     pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {

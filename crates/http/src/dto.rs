@@ -48,6 +48,10 @@ pub(crate) struct EnvironmentDto {
     pub statement_timeout_ms: Option<u64>,
     pub target_lock_wait_ms: u64,
     pub allow_out_of_order: bool,
+    /// Retries of a statement that gave up waiting for a lock (a Postgres transaction: of the migration).
+    pub lock_retries: u8,
+    /// The longest wait between two of those tries (they double from 200 ms, with jitter).
+    pub lock_retry_max_delay_ms: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -69,6 +73,8 @@ impl From<&Environment> for EnvironmentDto {
             statement_timeout_ms: e.policy.statement_timeout.map(ms),
             target_lock_wait_ms: ms(e.policy.target_lock_wait),
             allow_out_of_order: e.policy.allow_out_of_order,
+            lock_retries: e.policy.lock_retries,
+            lock_retry_max_delay_ms: ms(e.policy.lock_retry_max_delay),
             created_at: e.created_at,
             updated_at: e.updated_at,
         }

@@ -24,6 +24,8 @@ struct Row {
     statement_timeout_ms: Option<i32>,
     target_lock_wait_ms: i32,
     allow_out_of_order: bool,
+    lock_retries: i16,
+    lock_retry_max_delay_ms: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -52,6 +54,8 @@ impl TryFrom<Row> for Environment {
                 .transpose()?,
             target_lock_wait: millis("environments.target_lock_wait_ms", row.target_lock_wait_ms)?,
             allow_out_of_order: row.allow_out_of_order,
+            lock_retries: unsigned("environments.lock_retries", row.lock_retries)?,
+            lock_retry_max_delay: millis("environments.lock_retry_max_delay_ms", row.lock_retry_max_delay_ms)?,
         };
         Ok(Environment {
             id: EnvironmentId::from_uuid(row.id),
@@ -71,6 +75,8 @@ struct PolicyParams {
     lock_timeout_ms: i32,
     statement_timeout_ms: Option<i32>,
     target_lock_wait_ms: i32,
+    lock_retries: i16,
+    lock_retry_max_delay_ms: i32,
 }
 
 fn ms(duration: Duration) -> i32 {
@@ -85,6 +91,8 @@ impl From<&EnvironmentPolicy> for PolicyParams {
             lock_timeout_ms: ms(policy.lock_timeout),
             statement_timeout_ms: policy.statement_timeout.map(ms),
             target_lock_wait_ms: ms(policy.target_lock_wait),
+            lock_retries: i16::from(policy.lock_retries),
+            lock_retry_max_delay_ms: ms(policy.lock_retry_max_delay),
         }
     }
 }
@@ -105,6 +113,8 @@ pub async fn create(conn: &mut PgConnection, new: &NewEnvironment) -> StorageRes
         p.statement_timeout_ms,
         p.target_lock_wait_ms,
         new.policy.allow_out_of_order,
+        p.lock_retries,
+        p.lock_retry_max_delay_ms,
     )
     .fetch_one(conn)
     .await?
@@ -162,6 +172,8 @@ pub async fn update(
         p.statement_timeout_ms,
         p.target_lock_wait_ms,
         policy.allow_out_of_order,
+        p.lock_retries,
+        p.lock_retry_max_delay_ms,
     )
     .fetch_optional(conn)
     .await?

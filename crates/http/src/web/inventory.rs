@@ -91,6 +91,8 @@ const ENV_FIELDS: &[&str] = &[
     "statement_timeout_ms",
     "target_lock_wait_ms",
     "allow_out_of_order",
+    "lock_retries",
+    "lock_retry_max_delay_ms",
 ];
 
 fn roles(policy: &EnvironmentPolicy) -> String {
@@ -113,6 +115,8 @@ fn env_values(env: &Environment) -> Form {
         ("statement_timeout_ms", p.statement_timeout.map(ms).unwrap_or_default()),
         ("target_lock_wait_ms", ms(p.target_lock_wait)),
         ("allow_out_of_order", p.allow_out_of_order.to_string()),
+        ("lock_retries", p.lock_retries.to_string()),
+        ("lock_retry_max_delay_ms", ms(p.lock_retry_max_delay)),
     ];
     pairs.extend(p.execute_roles.iter().map(|r| ("execute_roles", r.as_str().to_owned())));
     let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -132,6 +136,9 @@ fn policy_fields(form: &Form, problems: &Problems) -> Markup {
         (forms::input(form, problems, "statement_timeout_ms", "Statement timeout (ms)", number("Blank: no statement timeout.")))
         (forms::input(form, problems, "target_lock_wait_ms", "Target lock wait (ms)", number("How long a worker waits for another worker's lock on a target.")))
         (forms::select(form, problems, "allow_out_of_order", "Out-of-order migrations allowed", &yes_no(), None))
+        (forms::input(form, problems, "lock_retries", "Retries after a lock timeout",
+            Input { kind: "number", hint: Some("0 to 10: a statement that gave up waiting for a lock runs again after a wait (a transaction again as a whole)."), min: Some(0), max: Some(10), ..Input::default() }))
+        (forms::input(form, problems, "lock_retry_max_delay_ms", "Longest wait between those retries (ms)", number("The waits double from 200 ms up to this, with jitter.")))
     }
 }
 
@@ -244,6 +251,9 @@ pub(crate) async fn create_environment(
     let statement_timeout_ms = form.optional::<u32>("statement_timeout_ms", "number of milliseconds", &mut problems);
     let target_lock_wait_ms = form.optional::<u32>("target_lock_wait_ms", "number of milliseconds", &mut problems);
     let allow_out_of_order = form.optional::<bool>("allow_out_of_order", "choice", &mut problems);
+    let lock_retries = form.optional::<u8>("lock_retries", "number of retries", &mut problems);
+    let lock_retry_max_delay_ms =
+        form.optional::<u32>("lock_retry_max_delay_ms", "number of milliseconds", &mut problems);
     let execute_roles = checked_roles(&form, &mut problems);
     let name = form.needed("name", "name", &mut problems);
     if let (true, Some(name)) = (problems.is_empty(), name) {
@@ -257,6 +267,8 @@ pub(crate) async fn create_environment(
             statement_timeout_ms,
             target_lock_wait_ms,
             allow_out_of_order,
+            lock_retries,
+            lock_retry_max_delay_ms,
         };
         match app::inventory::create_environment(&state.hub, &viewer.caller, input).await {
             Ok(env) => return Ok(see_other(&format!("/admin/environments?saved={}", env.name.as_str()))),
@@ -320,6 +332,12 @@ pub(crate) async fn update_environment(
         )),
         target_lock_wait_ms: form.optional::<u32>("target_lock_wait_ms", "number of milliseconds", &mut problems),
         allow_out_of_order: form.optional::<bool>("allow_out_of_order", "choice", &mut problems),
+        lock_retries: form.optional::<u8>("lock_retries", "number of retries", &mut problems),
+        lock_retry_max_delay_ms: form.optional::<u32>(
+            "lock_retry_max_delay_ms",
+            "number of milliseconds",
+            &mut problems,
+        ),
     };
     if problems.is_empty() {
         match app::inventory::update_environment(&state.hub, &viewer.caller, env.id, patch).await {
