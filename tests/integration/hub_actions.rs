@@ -358,3 +358,62 @@ async fn a_baseline_of_a_mariadb_set_records_without_running_then_the_next_versi
         assert_eq!(c, 1);
     }
 }
+
+#[tokio::test]
+async fn a_release_blocked_by_a_table_lock_is_retried_by_the_worker_and_fails_with_lock_timeout_when_held() {
+    let db = PgDatabase::fresh().await;
+    sqlx::raw_sql("CREATE TABLE t (id int)").execute(&db.pool).await.unwrap();
+    let set = files(&[
+        ("001_a.up.sql", "ALTER TABLE t ADD COLUMN a int;"),
+        ("002_b.up.sql", "ALTER TABLE t ADD COLUMN b int;"),
+    ]);
+    let Setup { hub, admin, dev, boss, env_id, set_id, project_id, .. } = setup("postgres", &[&db.url], set).await;
+    // A short lock timeout, and five retries waiting at most 300 ms each.
+    let policy = json!({"lock_timeout_ms": 100, "lock_retries": 5, "lock_retry_max_delay_ms": 300});
+    let env = admin.ok(Method::PATCH, &format!("/api/v1/environments/{env_id}"), policy, StatusCode::OK).await;
+    assert_eq!((env["lock_retries"].as_u64(), env["lock_retry_max_delay_ms"].as_u64()), (Some(5), Some(300)));
+    let (status, body) =
+        admin.call(Method::PATCH, &format!("/api/v1/environments/{env_id}"), Some(json!({"lock_retries": 11}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("out_of_range")));
+    let _worker = start_worker(&hub.db);
+    let lock = |held: Duration| {
+        let pool = db.pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::raw_sql("LOCK TABLE t IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+            tokio::spawn(async move {
+                tokio::time::sleep(held).await;
+                tx.commit().await.unwrap();
+            })
+        }
+    };
+
+    // Held for a moment: the worker's tries give up, wait, and the migration goes in once the lock is gone.
+    let release = json!({"project_id": project_id, "environment_id": env_id, "db_set_id": set_id, "up_to": "001"});
+    let run = dev.ok(Method::POST, "/api/v1/runs", release, StatusCode::CREATED).await;
+    let body = json!({"content_checksum": run["content_checksum"]});
+    boss.ok(Method::POST, &format!("/api/v1/runs/{}/approve", id(&run)), body, StatusCode::OK).await;
+    let holder = lock(Duration::from_millis(800)).await;
+    boss.ok(Method::POST, &format!("/api/v1/runs/{}/execute", id(&run)), json!({}), StatusCode::OK).await;
+    let done = wait_until_finished(&boss, &id(&run)).await;
+    holder.await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (_, log) = only_item(&boss, &id(&run)).await;
+    assert!(log.contains("001 statement 1 gave up waiting for a lock") && log.contains("try 2 of 6"), "{log}");
+
+    // Held past the tries: the item fails with the lock-timeout code, once (no further attempts).
+    let policy = json!({"lock_retries": 1});
+    admin.ok(Method::PATCH, &format!("/api/v1/environments/{env_id}"), policy, StatusCode::OK).await;
+    let release = json!({"project_id": project_id, "environment_id": env_id, "db_set_id": set_id});
+    let run = dev.ok(Method::POST, "/api/v1/runs", release, StatusCode::CREATED).await;
+    let body = json!({"content_checksum": run["content_checksum"]});
+    boss.ok(Method::POST, &format!("/api/v1/runs/{}/approve", id(&run)), body, StatusCode::OK).await;
+    let holder = lock(Duration::from_secs(4)).await;
+    boss.ok(Method::POST, &format!("/api/v1/runs/{}/execute", id(&run)), json!({}), StatusCode::OK).await;
+    let done = wait_until_finished(&boss, &id(&run)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let (item, log) = only_item(&boss, &id(&run)).await;
+    assert_eq!((item["error_code"].as_str(), item["attempts"].as_u64()), (Some("lock_timeout"), Some(1)), "{item}");
+    assert!(log.contains("try 2 of 2"), "{log}");
+    holder.await.unwrap();
+}

@@ -311,7 +311,9 @@ impl EnvironmentPolicy {
             approval_required: true,
             approvals_required: 1,
             execute_roles: RoleSet::empty().with(Role::Manager).with(Role::Admin),
-            lock_timeout: Duration::from_secs(5),
+            // Short, so a blocked ALTER does not stall the application queued behind its lock; a
+            // statement that gives up is tried again (`lock_retries`).
+            lock_timeout: Duration::from_secs(2),
             statement_timeout: None,
             target_lock_wait: Duration::from_secs(60),
             allow_out_of_order: false,
@@ -839,7 +841,7 @@ mod tests {
         assert!(prod.approval_required);
         assert_eq!(prod.approvals_required, 1);
         assert_eq!(prod.execute_roles.to_vec(), [Role::Manager, Role::Admin]);
-        assert_eq!(prod.lock_timeout, Duration::from_secs(5));
+        assert_eq!(prod.lock_timeout, Duration::from_secs(2));
         assert_eq!(prod.statement_timeout, None);
         assert_eq!(prod.target_lock_wait, Duration::from_secs(60));
         assert!(!prod.allow_out_of_order);

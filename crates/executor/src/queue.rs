@@ -801,6 +801,14 @@ fn verdict(failed: ReleaseFailed, key: &str, mode: TransactionMode, engine: Engi
             _ if index == 0 || atomic => Verdict::Retry { code: "tool_db", message: format!("{key}: {reason}") },
             _ => Verdict::failed("stopped", stopped_message(&reason, key, index, mode)),
         },
+        // The engine already tried again as the environment's policy says (`lock_retries`): a later attempt
+        // of the item would only wait as long again, and outside a transaction it would find the row dirty.
+        e @ ApplyError::Statement { .. } if matches!(&e, ApplyError::Statement { source, .. } if source.is_lock_timeout()) => {
+            Verdict::failed(
+                "lock_timeout",
+                format!("{key}: {e} (still blocked after the environment's lock retries; see who holds the lock)"),
+            )
+        }
         e if e.is_transient() => Verdict::Retry { code: error_code(&e), message: format!("{key}: {e}") },
         e => Verdict::failed(error_code(&e), format!("{key}: {e}")),
     }
@@ -826,6 +834,7 @@ fn error_code(e: &ApplyError) -> &'static str {
         ApplyError::NeedsRecovery { .. } => "needs_recovery",
         ApplyError::OutOfOrder(_) => "out_of_order",
         ApplyError::NeedsNoTransaction { .. } => "needs_no_transaction",
+        ApplyError::Statement { source, .. } if source.is_lock_timeout() => "lock_timeout",
         ApplyError::Statement { source, .. } if source.is_transient() => "timeout",
         ApplyError::Statement { .. } => "sql_error",
         ApplyError::Stopped { .. } => "stopped",
