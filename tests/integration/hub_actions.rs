@@ -359,6 +359,16 @@ async fn a_baseline_of_a_mariadb_set_records_without_running_then_the_next_versi
     }
 }
 
+/// Locks table `t` of `db` exclusively until `held` has passed.
+async fn hold_table_lock(db: &PgDatabase, held: Duration) -> tokio::task::JoinHandle<()> {
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE t IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(held).await;
+        tx.commit().await.unwrap();
+    })
+}
+
 #[tokio::test]
 async fn a_release_blocked_by_a_table_lock_is_retried_by_the_worker_and_fails_with_lock_timeout_when_held() {
     let db = PgDatabase::fresh().await;
@@ -376,24 +386,13 @@ async fn a_release_blocked_by_a_table_lock_is_retried_by_the_worker_and_fails_wi
         admin.call(Method::PATCH, &format!("/api/v1/environments/{env_id}"), Some(json!({"lock_retries": 11}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("out_of_range")));
     let _worker = start_worker(&hub.db);
-    let lock = |held: Duration| {
-        let pool = db.pool.clone();
-        async move {
-            let mut tx = pool.begin().await.unwrap();
-            sqlx::raw_sql("LOCK TABLE t IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
-            tokio::spawn(async move {
-                tokio::time::sleep(held).await;
-                tx.commit().await.unwrap();
-            })
-        }
-    };
 
     // Held for a moment: the worker's tries give up, wait, and the migration goes in once the lock is gone.
     let release = json!({"project_id": project_id, "environment_id": env_id, "db_set_id": set_id, "up_to": "001"});
     let run = dev.ok(Method::POST, "/api/v1/runs", release, StatusCode::CREATED).await;
     let body = json!({"content_checksum": run["content_checksum"]});
     boss.ok(Method::POST, &format!("/api/v1/runs/{}/approve", id(&run)), body, StatusCode::OK).await;
-    let holder = lock(Duration::from_millis(800)).await;
+    let holder = hold_table_lock(&db, Duration::from_millis(800)).await;
     boss.ok(Method::POST, &format!("/api/v1/runs/{}/execute", id(&run)), json!({}), StatusCode::OK).await;
     let done = wait_until_finished(&boss, &id(&run)).await;
     holder.await.unwrap();
@@ -408,7 +407,7 @@ async fn a_release_blocked_by_a_table_lock_is_retried_by_the_worker_and_fails_wi
     let run = dev.ok(Method::POST, "/api/v1/runs", release, StatusCode::CREATED).await;
     let body = json!({"content_checksum": run["content_checksum"]});
     boss.ok(Method::POST, &format!("/api/v1/runs/{}/approve", id(&run)), body, StatusCode::OK).await;
-    let holder = lock(Duration::from_secs(4)).await;
+    let holder = hold_table_lock(&db, Duration::from_secs(4)).await;
     boss.ok(Method::POST, &format!("/api/v1/runs/{}/execute", id(&run)), json!({}), StatusCode::OK).await;
     let done = wait_until_finished(&boss, &id(&run)).await;
     assert_eq!(done["status"], "failed", "{done}");
