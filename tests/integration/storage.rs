@@ -324,6 +324,7 @@ async fn runs_items_approvals_and_logs() {
             message: "use bigint".into(),
             direction: Direction::Up,
             statement_index: Some(0),
+            engine: Some(Engine::Postgres),
         }],
         source_hash: Some([3; 32]),
         author_id: requester.id,

@@ -146,6 +146,7 @@ fn message(
         message,
         direction,
         statement_index: index.and_then(|i| u32::try_from(i).ok()),
+        engine: None,
     }
 }
 
@@ -278,6 +279,11 @@ fn check(
                 ));
             }
         }
+        // SQL review (squawk): a syntax error is refused at request for Postgres targets; risky statements
+        // are warnings for whoever approves.
+        let in_transaction = mode == TransactionMode::Transaction;
+        messages
+            .extend(domain::lint::postgres(sql, statements, in_transaction).iter().map(|f| f.to_message(direction)));
     }
     if mode == TransactionMode::None && up_split.len() > 1 {
         messages.push(message(

@@ -20,6 +20,7 @@ pub mod checksum;
 pub mod enums;
 pub mod error_code;
 pub mod ids;
+pub mod lint;
 pub mod model;
 #[cfg(feature = "openapi")]
 mod openapi;

@@ -234,6 +234,10 @@ pub struct ValidationMessage {
     pub message: String,
     pub direction: Direction,
     pub statement_index: Option<u32>,
+    /// The engine the message holds for (a Postgres rule, for instance); `None`: every engine. Pre-flight
+    /// refuses an error only for a release to targets of that engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -286,7 +286,9 @@ pub fn preflight(
         }
         let start = problems.len();
         for message in version.lint {
-            if message.severity == Severity::Error && message.direction == direction {
+            // A rule of one engine (a Postgres syntax error) matters only for targets of that engine.
+            let applies = message.engine.is_none_or(|engine| targets.iter().any(|t| t.engine == engine));
+            if message.severity == Severity::Error && message.direction == direction && applies {
                 let problem = Problem::Lint {
                     version_key: key.to_owned(),
                     code: message.code.clone(),
@@ -669,6 +671,7 @@ mod tests {
             message: format!("{code} says no"),
             direction,
             statement_index: None,
+            engine: None,
         }
     }
 

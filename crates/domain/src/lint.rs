@@ -1,0 +1,203 @@
+//! SQL review of Postgres scripts with squawk's parser and rules (`squawk-linter`, the linter Postgres teams
+//! already run), as messages kept with each version: a statement that does not parse is an **error**
+//! (`syntax-error`, with its line and column), which pre-flight refuses before anyone approves; every default
+//! squawk rule that fires is a **warning** naming its rule, statement, line and column, with squawk's help.
+//!
+//! Left out: squawk's timeout rules (`require-timeout-settings`, `require-lock-timeout`,
+//! `require-statement-timeout`), because the hub sets `lock_timeout` and `statement_timeout` on every session
+//! it opens, from the environment's policy. A statement may carry `-- migrate-hub:ignore rule-name[, …]` on a
+//! line before it: its findings of those rules are kept as `info`, marked ignored, for the approver to see.
+
+use squawk_linter::{Linter, Rule};
+use squawk_syntax::SourceFile;
+
+use crate::enums::{Direction, Engine};
+use crate::model::{Severity, ValidationMessage};
+use crate::split::Statement;
+
+/// The rules the hub leaves out, and why (see the module doc).
+const LEFT_OUT: &[Rule] = &[Rule::RequireTimeoutSettings, Rule::RequireLockTimeout, Rule::RequireStatementTimeout];
+
+/// The comment that marks a finding as seen and accepted.
+pub const IGNORE: &str = "-- migrate-hub:ignore";
+
+/// One finding on a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// `syntax-error` or a squawk rule name, e.g. `ban-drop-column`.
+    pub rule: String,
+    pub severity: Severity,
+    /// The statement (from 0) of the script's split the finding is in, when it is in one.
+    pub statement: Option<usize>,
+    /// 1-based.
+    pub line: u32,
+    /// 1-based, in characters.
+    pub column: u32,
+    pub message: String,
+    pub help: Option<String>,
+    /// Marked with [`IGNORE`]: kept, as `info`.
+    pub ignored: bool,
+}
+
+impl Finding {
+    /// The message kept with a version.
+    pub fn to_message(&self, direction: Direction) -> ValidationMessage {
+        let mut message = format!("line {}, column {}: {}", self.line, self.column, self.message);
+        if let Some(help) = &self.help {
+            message.push_str(" Help: ");
+            message.push_str(help);
+        }
+        if self.ignored {
+            message.push_str(" (ignored by a migrate-hub:ignore comment)");
+        }
+        ValidationMessage {
+            severity: self.severity,
+            code: self.rule.clone(),
+            message,
+            direction,
+            statement_index: self.statement.and_then(|i| u32::try_from(i).ok()),
+            engine: Some(Engine::Postgres),
+        }
+    }
+}
+
+/// The findings on `sql`, a Postgres script split into `statements`; `in_transaction`: the script runs in
+/// one transaction (the version's transaction mode). In text order.
+pub fn postgres(sql: &str, statements: &[Statement], in_transaction: bool) -> Vec<Finding> {
+    let parse = SourceFile::parse(sql);
+    // The parser recovers token by token, so one typo gives an error per token after it: the first of each
+    // statement is the one that says where it went wrong.
+    let mut findings: Vec<Finding> = Vec::new();
+    for error in parse.errors() {
+        let at = usize::from(error.range().start());
+        let found =
+            finding(sql, statements, at, "syntax-error".into(), Severity::Error, error.message().to_owned(), None);
+        if !findings.iter().any(|f| f.statement == found.statement) {
+            findings.push(found);
+        }
+    }
+    if findings.is_empty() {
+        let mut linter = Linter::with_rules(&[], LEFT_OUT);
+        linter.settings.assume_in_transaction = in_transaction;
+        for violation in linter.lint(&parse, sql) {
+            let at = usize::from(violation.text_range.start());
+            let rule = violation.code.to_string();
+            findings.push(finding(sql, statements, at, rule, Severity::Warning, violation.message, violation.help));
+        }
+    }
+    findings.sort_by_key(|f| (f.line, f.column));
+    findings
+}
+
+fn finding(
+    sql: &str,
+    statements: &[Statement],
+    at: usize,
+    rule: String,
+    severity: Severity,
+    message: String,
+    help: Option<String>,
+) -> Finding {
+    let at = at.min(sql.len());
+    let before = sql.get(..at).unwrap_or_default();
+    let line = u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = u32::try_from(before[line_start..].chars().count() + 1).unwrap_or(u32::MAX);
+    let statement = statements.iter().position(|s| s.range.start <= at && at < s.range.end.max(s.range.start + 1));
+    // The ignore comment may stand on any line from just before the statement down to the finding's line.
+    let from = statement.map_or(line_start, |i| statements[i].range.start.min(line_start));
+    let above = sql.get(..from).unwrap_or_default().trim_end_matches([' ', '\t', '\r', '\n']);
+    let previous_line = above.rsplit('\n').next().unwrap_or_default();
+    let ignored = severity != Severity::Error
+        && std::iter::once(previous_line)
+            .chain(sql.get(from..line_start).unwrap_or_default().lines())
+            .any(|l| ignores(l, &rule));
+    let severity = if ignored { Severity::Info } else { severity };
+    Finding { rule, severity, statement, line, column, message, help, ignored }
+}
+
+/// Whether `line` is an ignore comment naming `rule`.
+fn ignores(line: &str, rule: &str) -> bool {
+    line.trim()
+        .strip_prefix(IGNORE)
+        .is_some_and(|names| names.split([',', ' ']).map(str::trim).any(|name| name == rule))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::split::{Dialect, split};
+
+    fn lint(sql: &str) -> Vec<Finding> {
+        let statements = split(sql, Dialect::Postgres).unwrap();
+        postgres(sql, &statements, true)
+    }
+
+    fn rules(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.rule.as_str()).collect()
+    }
+
+    #[test]
+    fn a_typo_is_a_syntax_error_with_its_line_and_column() {
+        let found = lint("CREATE TABLE a (id bigint);\nCREAT INDEX a_id ON a (id);\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_eq!((f.rule.as_str(), f.severity, f.line, f.column), ("syntax-error", Severity::Error, 2, 1));
+        assert_eq!(f.statement, Some(1));
+        let message = f.to_message(Direction::Up);
+        assert_eq!(
+            (message.severity, message.engine, message.statement_index),
+            (Severity::Error, Some(Engine::Postgres), Some(1))
+        );
+        assert!(message.message.starts_with("line 2, column 1: "), "{}", message.message);
+    }
+
+    #[test]
+    fn risky_statements_are_warnings_naming_their_rule_and_clean_twins_pass() {
+        let risky = [
+            ("DROP TABLE a;", "ban-drop-table"),
+            ("ALTER TABLE a DROP COLUMN b;", "ban-drop-column"),
+            ("ALTER TABLE a ADD COLUMN c text NOT NULL;", "adding-required-field"),
+            ("ALTER TABLE a ALTER COLUMN b TYPE bigint;", "changing-column-type"),
+            ("ALTER TABLE a RENAME COLUMN b TO c;", "renaming-column"),
+            ("ALTER TABLE a RENAME TO b;", "renaming-table"),
+            ("CREATE INDEX a_b ON a (b);", "require-concurrent-index-creation"),
+            ("ALTER TABLE a ADD CONSTRAINT a_b_fk FOREIGN KEY (b) REFERENCES c (id);", "adding-foreign-key-constraint"),
+            ("ALTER TABLE a ADD CONSTRAINT a_b_check CHECK (b > 0);", "constraint-missing-not-valid"),
+            ("CREATE TABLE t (id int PRIMARY KEY);", "prefer-bigint-over-int"),
+            ("CREATE TABLE t (id bigint PRIMARY KEY, at timestamp);", "prefer-timestamp-tz"),
+            ("CREATE TABLE t (id bigint PRIMARY KEY, name varchar(100));", "prefer-text-field"),
+            ("ALTER TABLE a ALTER COLUMN b DROP NOT NULL;", "ban-drop-not-null"),
+        ];
+        for (sql, rule) in risky {
+            let found = lint(sql);
+            assert!(rules(&found).contains(&rule), "{sql}: {found:?}");
+            assert!(found.iter().all(|f| f.severity == Severity::Warning), "{sql}: {found:?}");
+        }
+        let clean = [
+            "CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY, at timestamptz, name text);",
+            "ALTER TABLE a ADD COLUMN IF NOT EXISTS c text;",
+        ];
+        for sql in clean {
+            assert_eq!(lint(sql), Vec::new(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_hubs_own_timeouts_make_squawks_timeout_rules_moot() {
+        let found = lint("ALTER TABLE IF EXISTS a ADD COLUMN IF NOT EXISTS c text;");
+        assert!(found.iter().all(|f| !f.rule.contains("timeout")), "{found:?}");
+    }
+
+    #[test]
+    fn an_ignore_comment_keeps_the_finding_as_info() {
+        let sql = "-- migrate-hub:ignore ban-drop-table\nDROP TABLE a;\nDROP TABLE b;\n";
+        let found = lint(sql);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].ignored && found[0].severity == Severity::Info, "{found:?}");
+        assert!(!found[1].ignored && found[1].severity == Severity::Warning, "{found:?}");
+        assert!(found[0].to_message(Direction::Up).message.contains("ignored"));
+    }
+}
