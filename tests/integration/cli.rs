@@ -568,3 +568,58 @@ async fn flyway_repeatables_run_after_the_versions_and_again_when_they_change() 
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `migrate-hub lint`: the hub's SQL review on a directory, before anything runs. No database is involved.
+#[test]
+fn lint_finds_a_typo_before_it_runs_names_risky_statements_and_annotates_for_ci() {
+    let dir = std::env::temp_dir().join(format!("lint-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    write("0001_customers.sql", "CREATE TABLE IF NOT EXISTS customers (id bigint PRIMARY KEY, name text);\n");
+    write(
+        "0002_orders.sql",
+        "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY);\nCREAT INDEX orders_id ON orders (id);\n",
+    );
+    write(
+        "0003_cleanup.sql",
+        "-- migrate-hub:ignore ban-drop-column\nALTER TABLE customers DROP COLUMN name;\nDROP TABLE orders;\n",
+    );
+    let lint = |args: &[&str]| {
+        Command::new(binary("migrate-hub"))
+            .arg("lint")
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let text = lint(&[]);
+    assert!(!text.status.success(), "a syntax error fails the lint: {}", stdout(&text));
+    let out = stdout(&text);
+    assert!(out.contains("0002_orders.sql:2:1: error syntax-error: "), "{out}");
+    assert!(out.contains("0003_cleanup.sql:3:1: warning ban-drop-table: "), "{out}");
+    assert!(out.contains("0003_cleanup.sql:2:23: info ban-drop-column: ") && out.contains("[ignored]"), "{out}");
+    assert!(out.trim_end().ends_with("linted=3 scripts=3 errors=1 warnings=1 ignored=1"), "{out}");
+    let github = stdout(&lint(&["--format", "github"]));
+    assert!(github.contains("::error file=0002_orders.sql,line=2,col=1,title=syntax-error::"), "{github}");
+    assert!(github.contains("::warning file=0003_cleanup.sql,line=3,col=1,title=ban-drop-table::"), "{github}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&lint(&["--format", "json"]))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3, "{json}");
+    assert_eq!((json[0]["rule"].as_str(), json[0]["statement"].as_u64()), (Some("syntax-error"), Some(2)), "{json}");
+    // Fixed, it passes (warnings do not fail it).
+    write("0002_orders.sql", "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY);\n");
+    let fixed = lint(&[]);
+    assert!(fixed.status.success(), "{}", stdout(&fixed));
+    // An empty directory is never a silent pass.
+    let empty = std::env::temp_dir().join(format!("lint-empty-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let nothing = Command::new(binary("migrate-hub")).args(["lint", "--dir"]).arg(&empty).output().unwrap();
+    assert!(
+        !nothing.status.success() && stderr(&nothing).contains("holds no migration to lint"),
+        "{}",
+        stderr(&nothing)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(empty).unwrap();
+}

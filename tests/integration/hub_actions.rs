@@ -416,3 +416,39 @@ async fn a_release_blocked_by_a_table_lock_is_retried_by_the_worker_and_fails_wi
     assert!(log.contains("try 2 of 2"), "{log}");
     holder.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_postgres_syntax_error_is_refused_at_request_and_risky_statements_are_shown() {
+    let db = PgDatabase::fresh().await;
+    let set = files(&[
+        ("001_a.up.sql", "CREATE TABLE a (id bigint PRIMARY KEY);\nDROP TABLE legacy;\n"),
+        ("002_b.up.sql", "CREATE TABLE b (id bigint PRIMARY KEY);\nCREAT INDEX b_id ON b (id);\n"),
+    ]);
+    // The hub lives as long as the test (its tool database goes with it).
+    let Setup { hub: _hub, dev, env_id, set_id, project_id, .. } = setup("postgres", &[&db.url], set).await;
+    // What the reviewer sees on each version: the risky statement, and the typo, with statement and line.
+    let migrations = dev.get(&format!("/api/v1/migrations?project_id={project_id}")).await;
+    let by_key = |key: &str| {
+        migrations["items"].as_array().unwrap().iter().find(|m| m["version_key"] == key).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let v1 = dev.get(&format!("/api/v1/migrations/{}/versions/1", by_key("001"))).await;
+    let v1_messages = v1.to_string();
+    assert!(v1_messages.contains("ban-drop-table") && v1_messages.contains("line 2, column 1"), "{v1}");
+    let v2 = dev.get(&format!("/api/v1/migrations/{}/versions/1", by_key("002"))).await;
+    assert!(v2.to_string().contains("syntax-error"), "{v2}");
+    // Up to 001 goes (a warning does not block); up to 002 is refused before anyone approves.
+    let release =
+        |up_to: &str| json!({"project_id": project_id, "environment_id": env_id, "db_set_id": set_id, "up_to": up_to});
+    dev.ok(Method::POST, "/api/v1/runs", release("001"), StatusCode::CREATED).await;
+    let (status, body) = dev.call(Method::POST, "/api/v1/runs", Some(release("002"))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("lint_error")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("002") && message.contains("syntax-error"), "{message}");
+}

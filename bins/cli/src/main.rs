@@ -2,6 +2,8 @@
 //! (`apply`, `status`, `down`, `repair`, `adopt`, `baseline`) with the hub's engine: session lock, history table, checksums, drift and
 //! dirty-target detection, statement-level progress.
 
+mod lint;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,6 +51,24 @@ enum Command {
         /// Roll back every applied version newer than this one.
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Review the directory's SQL before anything runs (the hub's review at version creation): on Postgres,
+    /// squawk's rules; a statement that does not parse is an error, risky statements are warnings, and
+    /// `-- migrate-hub:ignore rule` on the line before a statement keeps its finding as ignored. Exits
+    /// non-zero on an error.
+    Lint {
+        /// Directory of migration files.
+        #[arg(long, short)]
+        dir: PathBuf,
+        /// The engine the files are written for (the MySQL rules are not built yet: only the split).
+        #[arg(long, default_value = "postgres")]
+        engine: String,
+        /// Layout: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate, diesel, refinery, sql-migrate.
+        #[arg(long, default_value = "auto")]
+        layout: String,
+        /// Output: text, json, or github (workflow annotations).
+        #[arg(long, value_enum, default_value = "text")]
+        format: lint::Format,
     },
     /// Create the next migration file(s) in the directory's layout, with empty sections to fill in.
     New {
@@ -210,6 +230,10 @@ async fn main() -> ExitCode {
         Command::Status(target) => status(&target).await,
         Command::Down { target, steps, to } => down(&target, steps, to).await,
         Command::New { dir, format, sequential, name } => new(&dir, &format, sequential, &name),
+        Command::Lint { dir, engine, layout, format } => match engine.parse() {
+            Ok(engine) => lint::run(&dir, engine, &layout, format),
+            Err(e) => Err(Box::<dyn std::error::Error>::from(e)),
+        },
         Command::Adopt { target, from, from_table, dry_run } => match from.parse::<Tool>() {
             Ok(tool) => adopt(&target, Record::From(tool, from_table.as_deref()), dry_run).await,
             Err(e) => Err(e.into()),

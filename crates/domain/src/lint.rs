@@ -64,7 +64,8 @@ impl Finding {
 /// The findings on `sql`, a Postgres script split into `statements`; `in_transaction`: the script runs in
 /// one transaction (the version's transaction mode). In text order.
 pub fn postgres(sql: &str, statements: &[Statement], in_transaction: bool) -> Vec<Finding> {
-    let parse = SourceFile::parse(sql);
+    let masked = mask_placeholders(sql);
+    let parse = SourceFile::parse(&masked);
     // The parser recovers token by token, so one typo gives an error per token after it: the first of each
     // statement is the one that says where it went wrong.
     let mut findings: Vec<Finding> = Vec::new();
@@ -79,7 +80,7 @@ pub fn postgres(sql: &str, statements: &[Statement], in_transaction: bool) -> Ve
     if findings.is_empty() {
         let mut linter = Linter::with_rules(&[], LEFT_OUT);
         linter.settings.assume_in_transaction = in_transaction;
-        for violation in linter.lint(&parse, sql) {
+        for violation in linter.lint(&parse, &masked) {
             let at = usize::from(violation.text_range.start());
             let rule = violation.code.to_string();
             findings.push(finding(sql, statements, at, rule, Severity::Warning, violation.message, violation.help));
@@ -87,6 +88,29 @@ pub fn postgres(sql: &str, statements: &[Statement], in_transaction: bool) -> Ve
     }
     findings.sort_by_key(|f| (f.line, f.column));
     findings
+}
+
+/// `sql` with each placeholder a target fills in (`${name}`, pop's `{{ index .Options "name" }}`) turned into
+/// an identifier of underscores of the same length, so the parser sees a name where the target's value will
+/// be and every offset stays where it was. River's `/* TEMPLATE: name */` is a comment already.
+fn mask_placeholders(sql: &str) -> String {
+    let mut bytes = sql.as_bytes().to_vec();
+    for (open, close) in [("${", "}"), ("{{", "}}")] {
+        let mut from = 0;
+        while let Some(start) = sql[from..].find(open).map(|i| from + i) {
+            let Some(end) = sql[start + open.len()..].find(close).map(|i| start + open.len() + i + close.len()) else {
+                break;
+            };
+            if sql[start..end].contains('\n') {
+                from = start + open.len();
+                continue;
+            }
+            bytes[start..end].fill(b'_');
+            from = end;
+        }
+    }
+    // Only ASCII bytes of whole placeholders were replaced, each by one ASCII byte.
+    String::from_utf8(bytes).unwrap_or_else(|_| sql.to_owned())
 }
 
 fn finding(
@@ -189,6 +213,23 @@ mod tests {
     fn the_hubs_own_timeouts_make_squawks_timeout_rules_moot() {
         let found = lint("ALTER TABLE IF EXISTS a ADD COLUMN IF NOT EXISTS c text;");
         assert!(found.iter().all(|f| !f.rule.contains("timeout")), "{found:?}");
+    }
+
+    #[test]
+    fn placeholders_a_target_fills_in_are_not_syntax_errors() {
+        for sql in [
+            "CREATE VIEW ${schema}.orders_v AS SELECT 1 AS one;",
+            "CREATE TABLE {{ index .Options \"Namespace\" }}.identities (id bigint PRIMARY KEY);",
+            "CREATE TABLE /* TEMPLATE: schema */river_job (id bigint PRIMARY KEY);",
+        ] {
+            assert!(lint(sql).iter().all(|f| f.rule != "syntax-error"), "{sql}: {:?}", lint(sql));
+        }
+        // The offsets stay: a finding after a placeholder is on its own line and column.
+        let found = lint("CREATE TABLE ${schema}.a (id bigint PRIMARY KEY);\nDROP TABLE ${schema}.b;\n");
+        assert_eq!(
+            found.iter().map(|f| (f.rule.as_str(), f.line, f.column)).collect::<Vec<_>>(),
+            [("ban-drop-table", 2, 1)]
+        );
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! `migrate-hub lint`: the SQL review the hub runs when a version is stored (`domain::lint`), on a directory,
+//! before anything runs: for CI (`--format github` prints workflow annotations) and for people.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use domain::enums::{Direction, Engine, TransactionMode};
+use domain::lint::{self, Finding};
+use domain::model::Severity;
+use domain::source::Layout;
+use domain::split::{self, Dialect};
+use executor::local;
+
+/// How findings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `path:line:column: severity rule: message`, then a summary line.
+    Text,
+    /// One JSON array of findings.
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…::…`), then the summary line.
+    Github,
+}
+
+/// One finding with where it is.
+struct Located {
+    path: String,
+    version: String,
+    direction: Direction,
+    /// 1-based, in the file.
+    line: u32,
+    finding: Finding,
+}
+
+pub fn run(dir: &Path, engine: Engine, layout: &str, format: Format) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let layout = match layout {
+        "auto" => None,
+        other => Some(other.parse::<Layout>()?),
+    };
+    let source = local::load_dir(dir, layout, engine)?;
+    let mut err = std::io::stderr().lock();
+    for skipped in &source.skipped {
+        writeln!(err, "not read: {} ({})", skipped.path, skipped.reason)?;
+    }
+    if source.migrations.is_empty() {
+        writeln!(err, "error: {} holds no migration to lint", dir.display())?;
+        return Ok(ExitCode::FAILURE);
+    }
+    if engine == Engine::Mysql {
+        writeln!(err, "note: the MySQL rules are not built yet; only the statement split is checked")?;
+    }
+    let dialect = match engine {
+        Engine::Postgres => Dialect::Postgres,
+        Engine::Mysql => Dialect::Mysql,
+    };
+    let mut found: Vec<Located> = Vec::new();
+    let mut scripts = 0;
+    for m in &source.migrations {
+        let halves = [
+            (Direction::Up, Some(m.up.as_str()), Some(m.up_path.as_str())),
+            (Direction::Down, m.down.as_deref(), m.down_path.as_deref()),
+        ];
+        for (direction, sql, path) in halves {
+            let (Some(sql), Some(path)) = (sql, path) else { continue };
+            scripts += 1;
+            // Where the script starts in its file (goose and dbmate keep both directions in one file).
+            let offset = std::fs::read_to_string(dir.join(path))
+                .ok()
+                .and_then(|file| file.find(sql).map(|at| file[..at].matches('\n').count()))
+                .unwrap_or(0);
+            let at = |line: u32| line.saturating_add(u32::try_from(offset).unwrap_or(0));
+            let locate = |finding: Finding| Located {
+                path: path.to_owned(),
+                version: m.version.to_string(),
+                direction,
+                line: at(finding.line),
+                finding,
+            };
+            let statements = match split::split(sql, dialect) {
+                Ok(statements) => statements,
+                Err(e) => {
+                    found.push(locate(Finding {
+                        rule: "split-error".into(),
+                        severity: Severity::Error,
+                        statement: None,
+                        line: e.line,
+                        column: e.column,
+                        message: e.message.to_string(),
+                        help: None,
+                        ignored: false,
+                    }));
+                    continue;
+                }
+            };
+            if engine == Engine::Postgres {
+                let in_transaction = m.transaction_mode == TransactionMode::Transaction;
+                found.extend(lint::postgres(sql, &statements, in_transaction).into_iter().map(locate));
+            }
+        }
+    }
+    let count = |severity: Severity, ignored: bool| {
+        found.iter().filter(|l| l.finding.severity == severity && l.finding.ignored == ignored).count()
+    };
+    let (errors, warnings, ignored) =
+        (count(Severity::Error, false), count(Severity::Warning, false), count(Severity::Info, true));
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            let items: Vec<_> = found
+                .iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "file": l.path, "version": l.version, "direction": l.direction.as_str(),
+                        "rule": l.finding.rule, "severity": severity_name(l.finding.severity),
+                        "statement": l.finding.statement.map(|s| s + 1), "line": l.line, "column": l.finding.column,
+                        "message": l.finding.message, "help": l.finding.help, "ignored": l.finding.ignored,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+        }
+        Format::Text | Format::Github => {
+            for l in &found {
+                let f = &l.finding;
+                let help = f.help.as_deref().map(|h| format!(" (help: {h})")).unwrap_or_default();
+                let ignored = if f.ignored { " [ignored]" } else { "" };
+                if format == Format::Github {
+                    let command = match f.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                        Severity::Info => "notice",
+                    };
+                    let text = format!("{}{help}{ignored}", f.message).replace('%', "%25").replace('\n', "%0A");
+                    writeln!(
+                        out,
+                        "::{command} file={},line={},col={},title={}::{text}",
+                        l.path, l.line, f.column, f.rule
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}:{}:{}: {} {}: {}{help}{ignored}",
+                        l.path,
+                        l.line,
+                        f.column,
+                        severity_name(f.severity),
+                        f.rule,
+                        f.message
+                    )?;
+                }
+            }
+            writeln!(
+                out,
+                "linted={} scripts={scripts} errors={errors} warnings={warnings} ignored={ignored}",
+                source.migrations.len()
+            )?;
+        }
+    }
+    Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
