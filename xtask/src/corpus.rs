@@ -298,6 +298,34 @@ async fn run_case(case: &Case, servers: &Servers, binary: &Path) -> anyhow::Resu
     result
 }
 
+/// The SQL review of the staged set (`migrate-hub lint`, as the hub runs it on each version): every file
+/// must lint without a crash; the findings are counted, with the rules that fire most.
+fn lint_summary(binary: &Path, stage: &Path, name: &str) -> anyhow::Result<String> {
+    let out = Command::new(binary).args(["lint", "--format", "json", "--dir"]).arg(stage).output()?;
+    // 0: no error, 1: errors found; anything else (101 is a panic) is a defect of the linter.
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        bail!("lint crashed on {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let findings: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).with_context(|| format!("lint output for {name}"))?;
+    let count = |severity: &str| findings.iter().filter(|f| f["severity"] == severity).count();
+    let mut rules: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for f in &findings {
+        *rules.entry(f["rule"].as_str().unwrap_or("?")).or_default() += 1;
+    }
+    let mut top: Vec<(&str, usize)> = rules.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = top.iter().take(3).map(|(rule, n)| format!("{rule} {n}")).collect();
+    eprintln!("corpus: {name}: lint {} errors, {} warnings", count("error"), count("warning"));
+    Ok(format!(
+        "lint: {} errors, {} warnings, {} ignored (most: {})",
+        count("error"),
+        count("warning"),
+        count("info"),
+        top.join(", ")
+    ))
+}
+
 async fn exercise(case: &Case, url: &str, binary: &Path, work: &Path) -> anyhow::Result<Row> {
     let name = format!("{} ({})", case.label, case.dialect.label());
     let mut row = Row::default();
@@ -361,6 +389,9 @@ async fn exercise(case: &Case, url: &str, binary: &Path, work: &Path) -> anyhow:
         let staged: Vec<(PathBuf, String)> = files.iter().map(|f| (f.clone(), file_name(f))).collect();
         stage_files(&stage, &staged)?;
         row.files = read;
+    }
+    if case.dialect == Dialect::Postgres {
+        row.notes.push(lint_summary(binary, &stage, &name)?);
     }
     let out = checked(cli(&["apply"]), "apply")?;
     row.apply = started.elapsed();
