@@ -79,6 +79,16 @@ enum Which {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// The SQL review (`domain::lint`, as the hub runs it on each stored version) over every `.sql` file of
+    /// the shared workloads and our own sets: files and statements per second, and what it found. With
+    /// `--squawk PATH` (squawk's own CLI), the same files through it, side by side.
+    Lint {
+        /// Times over the whole set; the best is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long)]
+        squawk: Option<PathBuf>,
+    },
     /// Queue throughput with no-op items, and pickup latency with and without NOTIFY.
     Queue {
         #[arg(long, default_value_t = 20_000)]
@@ -100,8 +110,83 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(fleet(targets, workers, slots, concurrency, engine, tls))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
+        Which::Lint { rounds, squawk } => lint(rounds, squawk.as_deref()),
         Which::Chaos { trials, stops, restarts, seed } => runtime.block_on(chaos(trials, stops, restarts, seed)),
     }
+}
+
+/// Every `.sql` file under `dir`, sorted.
+fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            sql_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "sql") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn lint(rounds: usize, squawk: Option<&Path>) -> anyhow::Result<()> {
+    let shared = std::env::var_os("MIGRATE_HUB_WORKLOADS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/workloads"));
+    let mut files = Vec::new();
+    sql_files(&shared, &mut files)?;
+    sql_files(&workspace_root().join("tests/corpus"), &mut files)?;
+    files.sort();
+    let texts: Vec<String> =
+        files.iter().map(std::fs::read_to_string).collect::<Result<_, _>>().context("cannot read a workload file")?;
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let mut best = Duration::MAX;
+    let (mut statements, mut errors, mut warnings, mut unsplit) = (0, 0, 0, 0);
+    for _ in 0..rounds.max(1) {
+        (statements, errors, warnings, unsplit) = (0, 0, 0, 0);
+        let started = Instant::now();
+        for text in &texts {
+            // As the hub does: split as Postgres, then review (a file that does not split is not reviewed).
+            let Ok(split) = domain::split::split(text, domain::split::Dialect::Postgres) else {
+                unsplit += 1;
+                continue;
+            };
+            statements += split.len();
+            for finding in domain::lint::postgres(text, &split, true) {
+                match finding.severity {
+                    domain::model::Severity::Error => errors += 1,
+                    domain::model::Severity::Warning => warnings += 1,
+                    domain::model::Severity::Info => {}
+                }
+            }
+        }
+        best = best.min(started.elapsed());
+    }
+    let seconds = best.as_secs_f64();
+    println!(
+        "lint: files={} bytes={bytes} statements={statements} not_split_as_postgres={unsplit} best_of={rounds} \
+         seconds={seconds:.3} files_per_s={:.0} statements_per_s={:.0}",
+        files.len(),
+        files.len() as f64 / seconds,
+        statements as f64 / seconds
+    );
+    println!(
+        "lint: findings errors={errors} warnings={warnings} (MySQL-only files parse as Postgres here: their syntax \
+         errors count; the hub reviews a version for Postgres only where it splits as Postgres)"
+    );
+    if let Some(squawk) = squawk {
+        let started = Instant::now();
+        let out =
+            Command::new(squawk).args(&files).output().with_context(|| format!("cannot run {}", squawk.display()))?;
+        println!(
+            "lint: peer squawk CLI ({}) on the same files: seconds={:.3} exit={:?}",
+            squawk.display(),
+            started.elapsed().as_secs_f64(),
+            out.status.code()
+        );
+    } else {
+        println!("lint: no peer run (give --squawk PATH to time squawk's own CLI on the same files)");
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {
