@@ -662,6 +662,9 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
     let run_page = made.headers()["location"].to_str().unwrap().to_owned();
     let shown = self::page(&admin, &run_page).await;
     assert!(shown.contains("Recovery (mark applied)") && shown.contains("failed at statement 1 of 2"), "{shown}");
+    // The SQL review of what the run pins is on the run's page, for whoever approves.
+    let review = shown.split(r#"id="review""#).nth(1).unwrap_or_default();
+    assert!(review.contains("prefer-bigint-over-int") && review.contains("0002"), "{shown}");
     // A session holding the hub's lock on the target (a worker applying, or one stuck) is named.
     let mut holder = TargetConnection::connect(&settings, LockSession::Work).await.unwrap();
     let target_id: domain::ids::TargetId = id.parse().unwrap();

@@ -680,6 +680,7 @@ async fn run_page(
             }
         }
         (release_table(detail))
+        (review(detail))
         (grid)
         @if let Some(v) = single {
             section.card {
@@ -727,6 +728,45 @@ fn action_notice(detail: &RunDetail) -> Markup {
                             Resolution::Resume => "Resumes it: runs the statements after the recorded one, with progress as in any apply. ",
                         }
                         "The worker does this under the target's lock, and only while the row is still exactly this one."
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The SQL review of the pinned versions for the run's direction (`domain::lint`, kept with each version):
+/// what whoever approves must see, beside the approval panel. Warnings and errors, and the findings a
+/// `migrate-hub:ignore` comment marked as seen.
+fn review(detail: &RunDetail) -> Markup {
+    let direction = detail.run.direction;
+    let shown: Vec<(&ReleaseVersion, &domain::model::ValidationMessage)> = detail
+        .versions
+        .iter()
+        .flat_map(|v| v.version.lint_results.iter().map(move |m| (v, m)))
+        .filter(|(_, m)| {
+            m.direction == direction
+                && (m.severity != domain::model::Severity::Info || m.message.contains("migrate-hub:ignore"))
+        })
+        .collect();
+    html! {
+        section.card aria-labelledby="review-heading" {
+            h2 id="review-heading" { "SQL review" }
+            @if shown.is_empty() {
+                p.empty id="review" { "No warning or error in the review of these versions." }
+            } @else {
+                ul.messages id="review" {
+                    @for (v, m) in &shown {
+                        @let severity = match m.severity {
+                            domain::model::Severity::Info => "info",
+                            domain::model::Severity::Warning => "warning",
+                            domain::model::Severity::Error => "error",
+                        };
+                        li class=(severity) {
+                            strong { (severity) } " · " code { (v.version_key.as_str()) } " · " code { (m.code) }
+                            @if let Some(i) = m.statement_index { " · statement " (i + 1) }
+                            ": " (m.message)
+                        }
                     }
                 }
             }
