@@ -623,3 +623,31 @@ fn lint_finds_a_typo_before_it_runs_names_risky_statements_and_annotates_for_ci(
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(empty).unwrap();
 }
+
+#[tokio::test]
+async fn apply_reviews_first_and_runs_nothing_while_a_statement_does_not_parse() {
+    let db = PgDatabase::fresh().await;
+    let dir = std::env::temp_dir().join(format!("lint-apply-{}", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0001_a.sql"), "CREATE TABLE lint_a (id bigint PRIMARY KEY);\n").unwrap();
+    std::fs::write(
+        dir.join("0002_b.sql"),
+        "CREATE TABLE lint_b (id bigint PRIMARY KEY);\nCREAT INDEX b_id ON lint_b (id);\n",
+    )
+    .unwrap();
+    let refused = cli(&["apply"], &dir, &db.url);
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    let said = stderr(&refused);
+    assert!(said.contains("0002_b.sql:2:1: error syntax-error") && said.contains("nothing was applied"), "{said}");
+    assert!(pg_history(&db).await.is_empty(), "nothing ran");
+    let a: bool = sqlx::query_scalar("SELECT to_regclass('lint_a') IS NOT NULL").fetch_one(&db.pool).await.unwrap();
+    assert!(!a, "not even the first migration");
+    // Asked for, it runs: 0001 applies, and 0002 fails on the server at its second statement.
+    let forced = cli(&["apply", "--no-lint"], &dir, &db.url);
+    assert!(
+        !forced.status.success() && stdout(&forced).contains("applied=1 skipped=0 failed=1"),
+        "{}",
+        stdout(&forced)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

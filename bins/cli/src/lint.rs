@@ -10,7 +10,7 @@ use domain::lint::{self, Finding};
 use domain::model::Severity;
 use domain::source::Layout;
 use domain::split::{self, Dialect};
-use executor::local;
+use executor::local::{self, Prepared};
 
 /// How findings are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -166,4 +166,25 @@ fn severity_name(severity: Severity) -> &'static str {
         Severity::Warning => "warning",
         Severity::Info => "info",
     }
+}
+
+/// The review's errors on the up scripts `apply` is about to run on Postgres, as lines to print (`path:line:
+/// column: error rule: message`); empty when there is none.
+pub fn errors(dir: &Path, prepared: &[Prepared]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in prepared {
+        let Ok(statements) = split::split(&p.up_sql, Dialect::Postgres) else { continue };
+        let in_transaction = p.transaction_mode == TransactionMode::Transaction;
+        let offset = std::fs::read_to_string(dir.join(&p.path))
+            .ok()
+            .and_then(|file| file.find(p.up_sql.as_str()).map(|at| file[..at].matches('\n').count()))
+            .unwrap_or(0);
+        for f in lint::postgres(&p.up_sql, &statements, in_transaction) {
+            if f.severity == Severity::Error {
+                let line = f.line.saturating_add(u32::try_from(offset).unwrap_or(0));
+                lines.push(format!("{}:{line}:{}: error {}: {}", p.path, f.column, f.rule, f.message));
+            }
+        }
+    }
+    lines
 }

@@ -38,6 +38,9 @@ enum Command {
         target: Target,
         #[arg(long)]
         dry_run: bool,
+        /// Apply even when the SQL review finds an error (a statement Postgres would not parse).
+        #[arg(long)]
+        no_lint: bool,
     },
     /// Show each migration's state on the database: pending, applied, drifted or dirty. Changes nothing.
     Status(Target),
@@ -226,7 +229,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .try_init();
     let result = match cli.command {
-        Command::Apply { target, dry_run } => apply(&target, dry_run).await,
+        Command::Apply { target, dry_run, no_lint } => apply(&target, dry_run, no_lint).await,
         Command::Status(target) => status(&target).await,
         Command::Down { target, steps, to } => down(&target, steps, to).await,
         Command::New { dir, format, sequential, name } => new(&dir, &format, sequential, &name),
@@ -423,8 +426,25 @@ impl Observer for Progress<'_> {
     }
 }
 
-async fn apply(target: &Target, dry_run: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn apply(target: &Target, dry_run: bool, no_lint: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let Loaded { mut conn, prepared, options } = load(target).await?;
+    // The review first, so that a typo is found before anything runs rather than half-way through a target.
+    if !no_lint && conn.engine() == domain::enums::Engine::Postgres {
+        let errors = lint::errors(&target.dir, &prepared);
+        if !errors.is_empty() {
+            conn.close().await;
+            for line in &errors {
+                eprintln!("{line}");
+            }
+            eprintln!(
+                "error: the SQL review found {} error{}: nothing was applied; fix them (`migrate-hub lint` shows \
+                 the rest) or apply anyway with --no-lint",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let mut out = std::io::stdout().lock();
     let mut tally = Tally::new(if dry_run { "would_apply" } else { "applied" });
     if dry_run {
