@@ -7,18 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use migrate_hub_tests::{MySqlDatabase, PgDatabase, binary};
+use migrate_hub_tests::{MySqlDatabase, PgDatabase};
 
-fn cli(args: &[&str], dir: &Path, url: &str) -> Output {
-    Command::new(binary("migrate-hub"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("MIGRATE_HUB_DATABASE_URL", url)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
+use crate::cli::cli;
 
 fn out(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))

@@ -12,7 +12,8 @@ fn workload(path: &str) -> PathBuf {
     dir
 }
 
-fn cli(args: &[&str], dir: &Path, url: &str) -> Output {
+/// Runs the CLI on `dir` against the database at `url` (also used by `adopt.rs`).
+pub(crate) fn cli(args: &[&str], dir: &Path, url: &str) -> Output {
     Command::new(binary("migrate-hub"))
         .args(args)
         .arg("--dir")

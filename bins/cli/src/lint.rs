@@ -64,12 +64,8 @@ pub fn run(dir: &Path, engine: Engine, layout: &str, format: Format) -> Result<E
         for (direction, sql, path) in halves {
             let (Some(sql), Some(path)) = (sql, path) else { continue };
             scripts += 1;
-            // Where the script starts in its file (goose and dbmate keep both directions in one file).
-            let offset = std::fs::read_to_string(dir.join(path))
-                .ok()
-                .and_then(|file| file.find(sql).map(|at| file[..at].matches('\n').count()))
-                .unwrap_or(0);
-            let at = |line: u32| line.saturating_add(u32::try_from(offset).unwrap_or(0));
+            let offset = lines_before(dir, path, sql);
+            let at = |line: u32| line.saturating_add(offset);
             let locate = |finding: Finding| Located {
                 path: path.to_owned(),
                 version: m.version.to_string(),
@@ -160,6 +156,16 @@ pub fn run(dir: &Path, engine: Engine, layout: &str, format: Format) -> Result<E
     Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// How many lines of its file come before `script` (goose, dbmate and sql-migrate keep both directions in
+/// one file), so findings name the file's own lines; 0 when it cannot tell.
+fn lines_before(dir: &Path, path: &str, script: &str) -> u32 {
+    std::fs::read_to_string(dir.join(path))
+        .ok()
+        .and_then(|file| file.find(script).map(|at| file[..at].matches('\n').count()))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
+}
+
 fn severity_name(severity: Severity) -> &'static str {
     match severity {
         Severity::Error => "error",
@@ -175,13 +181,10 @@ pub fn errors(dir: &Path, prepared: &[Prepared]) -> Vec<String> {
     for p in prepared {
         let Ok(statements) = split::split(&p.up_sql, Dialect::Postgres) else { continue };
         let in_transaction = p.transaction_mode == TransactionMode::Transaction;
-        let offset = std::fs::read_to_string(dir.join(&p.path))
-            .ok()
-            .and_then(|file| file.find(p.up_sql.as_str()).map(|at| file[..at].matches('\n').count()))
-            .unwrap_or(0);
+        let offset = lines_before(dir, &p.path, &p.up_sql);
         for f in lint::postgres(&p.up_sql, &statements, in_transaction) {
             if f.severity == Severity::Error {
-                let line = f.line.saturating_add(u32::try_from(offset).unwrap_or(0));
+                let line = f.line.saturating_add(offset);
                 lines.push(format!("{}:{line}:{}: error {}: {}", p.path, f.column, f.rule, f.message));
             }
         }

@@ -107,16 +107,8 @@ pub(crate) async fn resolve(
                 AppError::invalid("from", ErrorCode::Missing, "an adoption names the tool it adopts from (from)")
             })?;
             let table = input.from_table.clone();
-            let candidates: Vec<Candidate<'_>> = all
-                .iter()
-                .map(|v| Candidate {
-                    version: &v.version_key,
-                    name: v.name.as_str(),
-                    up_sql: &v.version.up_sql,
-                    up_checksum: v.version.checksums.up,
-                    statements: 0,
-                })
-                .collect();
+            // Only which versions the tool applied is decided here; the worker counts the statements.
+            let candidates: Vec<Candidate<'_>> = all.iter().map(|v| Candidate::of_version(v, 0)).collect();
             let mut chosen: Vec<usize> = Vec::new();
             let mut refused: Vec<String> = Vec::new();
             for target in targets {

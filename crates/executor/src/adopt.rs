@@ -54,6 +54,20 @@ pub struct Candidate<'a> {
     pub statements: u32,
 }
 
+impl<'a> Candidate<'a> {
+    /// A stored version of a hub project, with how many statements it splits into on the target (only
+    /// the history row records that).
+    pub fn of_version(v: &'a domain::model::ReleaseVersion, statements: usize) -> Self {
+        Candidate {
+            version: &v.version_key,
+            name: v.name.as_str(),
+            up_sql: &v.version.up_sql,
+            up_checksum: v.version.checksums.up,
+            statements: u32::try_from(statements).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdoptError {
     #[error(

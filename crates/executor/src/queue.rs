@@ -657,13 +657,7 @@ async fn act(
     let candidates: Vec<adopt::Candidate<'_>> = migrations
         .iter()
         .zip(&observer.context.versions)
-        .map(|(m, v)| adopt::Candidate {
-            version: m.version,
-            name: m.name,
-            up_sql: &v.version.up_sql,
-            up_checksum: m.up_checksum,
-            statements: u32::try_from(m.statements.len()).unwrap_or(u32::MAX),
-        })
+        .map(|(m, v)| adopt::Candidate::of_version(v, m.statements.len()))
         .collect();
     let recorded = |written: usize, already: usize, what: &str| {
         let summary =
