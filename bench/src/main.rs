@@ -173,6 +173,7 @@ fn lint(rounds: usize, squawk: Option<&Path>) -> anyhow::Result<()> {
         "lint: findings errors={errors} warnings={warnings} (MySQL-only files parse as Postgres here: their syntax \
          errors count; the hub reviews a version for Postgres only where it splits as Postgres)"
     );
+    lint_mysql(rounds, &shared, &files, &texts);
     if let Some(squawk) = squawk {
         let started = Instant::now();
         let out =
@@ -187,6 +188,55 @@ fn lint(rounds: usize, squawk: Option<&Path>) -> anyhow::Result<()> {
         println!("lint: no peer run (give --squawk PATH to time squawk's own CLI on the same files)");
     }
     Ok(())
+}
+
+/// The MySQL review (`domain::lint::mysql`) over the same files, each that splits as MySQL: its own figures.
+fn lint_mysql(rounds: usize, shared: &Path, files: &[PathBuf], texts: &[String]) {
+    let mut best = Duration::MAX;
+    let (mut statements, mut warnings, mut infos, mut unsplit) = (0, 0, 0, 0);
+    // Per set (the first folder under the workloads, or our own corpus): unparsed statements in the files
+    // written for MySQL (named so: `.mysql.`, `db/mysql/`) and in the others, which are Postgres SQL.
+    let mut unparsed = BTreeMap::<String, (usize, usize)>::new();
+    for round in 0..rounds.max(1) {
+        (statements, warnings, infos, unsplit) = (0, 0, 0, 0);
+        let started = Instant::now();
+        for (path, text) in files.iter().zip(texts) {
+            let Ok(split) = domain::split::split(text, domain::split::Dialect::Mysql) else {
+                unsplit += 1;
+                continue;
+            };
+            statements += split.len();
+            let findings = domain::lint::mysql(text, &split, true);
+            for finding in &findings {
+                match finding.severity {
+                    domain::model::Severity::Warning => warnings += 1,
+                    domain::model::Severity::Info => infos += 1,
+                    domain::model::Severity::Error => {}
+                }
+            }
+            if round == 0 {
+                let set = path
+                    .strip_prefix(shared)
+                    .ok()
+                    .and_then(|p| p.components().next())
+                    .map_or_else(|| "ours".to_owned(), |c| c.as_os_str().to_string_lossy().into_owned());
+                let count = findings.iter().filter(|f| f.rule == "unparsed").count();
+                let entry = unparsed.entry(set).or_default();
+                if path.to_string_lossy().contains("mysql") { entry.0 += count } else { entry.1 += count }
+            }
+        }
+        best = best.min(started.elapsed());
+    }
+    let seconds = best.as_secs_f64();
+    let split = files.len() - unsplit;
+    println!(
+        "lint: mysql files={split} statements={statements} not_split_as_mysql={unsplit} best_of={rounds} \
+         seconds={seconds:.3} files_per_s={:.0} statements_per_s={:.0} findings warnings={warnings} info={infos}",
+        split as f64 / seconds,
+        statements as f64 / seconds
+    );
+    let by_set: Vec<String> = unparsed.iter().map(|(set, (mysql, other))| format!("{set}={mysql}/{other}")).collect();
+    println!("lint: mysql unparsed (in MySQL files/in the others, which are Postgres SQL) {}", by_set.join(" "));
 }
 
 fn workspace_root() -> PathBuf {

@@ -47,13 +47,7 @@ pub fn run(dir: &Path, engine: Engine, layout: &str, format: Format) -> Result<E
         writeln!(err, "error: {} holds no migration to lint", dir.display())?;
         return Ok(ExitCode::FAILURE);
     }
-    if engine == Engine::Mysql {
-        writeln!(err, "note: the MySQL rules are not built yet; only the statement split is checked")?;
-    }
-    let dialect = match engine {
-        Engine::Postgres => Dialect::Postgres,
-        Engine::Mysql => Dialect::Mysql,
-    };
+    let dialect = dialect(engine);
     let mut found: Vec<Located> = Vec::new();
     let mut scripts = 0;
     for m in &source.migrations {
@@ -85,14 +79,13 @@ pub fn run(dir: &Path, engine: Engine, layout: &str, format: Format) -> Result<E
                         message: e.message.to_string(),
                         help: None,
                         ignored: false,
+                        engine,
                     }));
                     continue;
                 }
             };
-            if engine == Engine::Postgres {
-                let in_transaction = m.transaction_mode == TransactionMode::Transaction;
-                found.extend(lint::postgres(sql, &statements, in_transaction).into_iter().map(locate));
-            }
+            let in_transaction = m.transaction_mode == TransactionMode::Transaction;
+            found.extend(review(engine, sql, &statements, in_transaction).into_iter().map(locate));
         }
     }
     let count = |severity: Severity, ignored: bool| {
@@ -174,15 +167,31 @@ fn severity_name(severity: Severity) -> &'static str {
     }
 }
 
-/// The review's errors on the up scripts `apply` is about to run on Postgres, as lines to print (`path:line:
-/// column: error rule: message`); empty when there is none.
-pub fn errors(dir: &Path, prepared: &[Prepared]) -> Vec<String> {
+fn dialect(engine: Engine) -> Dialect {
+    match engine {
+        Engine::Postgres => Dialect::Postgres,
+        Engine::Mysql => Dialect::Mysql,
+    }
+}
+
+/// The engine's rules: squawk's on Postgres, the hub's own on MySQL.
+fn review(engine: Engine, sql: &str, statements: &[split::Statement], in_transaction: bool) -> Vec<Finding> {
+    match engine {
+        Engine::Postgres => lint::postgres(sql, statements, in_transaction),
+        Engine::Mysql => lint::mysql(sql, statements, in_transaction),
+    }
+}
+
+/// The review's errors on the up scripts `apply` is about to run on `engine`, as lines to print (`path:line:
+/// column: error rule: message`); empty when there is none. On MySQL there is none: a statement sqlparser
+/// cannot read is a warning there, since the server may well accept it.
+pub fn errors(dir: &Path, prepared: &[Prepared], engine: Engine) -> Vec<String> {
     let mut lines = Vec::new();
     for p in prepared {
-        let Ok(statements) = split::split(&p.up_sql, Dialect::Postgres) else { continue };
+        let Ok(statements) = split::split(&p.up_sql, dialect(engine)) else { continue };
         let in_transaction = p.transaction_mode == TransactionMode::Transaction;
         let offset = lines_before(dir, &p.path, &p.up_sql);
-        for f in lint::postgres(&p.up_sql, &statements, in_transaction) {
+        for f in review(engine, &p.up_sql, &statements, in_transaction) {
             if f.severity == Severity::Error {
                 let line = f.line.saturating_add(offset);
                 lines.push(format!("{}:{line}:{}: error {}: {}", p.path, f.column, f.rule, f.message));

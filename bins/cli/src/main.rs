@@ -56,14 +56,15 @@ enum Command {
         to: Option<String>,
     },
     /// Review the directory's SQL before anything runs (the hub's review at version creation): on Postgres,
-    /// squawk's rules; a statement that does not parse is an error, risky statements are warnings, and
+    /// squawk's rules, where a statement that does not parse is an error; on MySQL, the hub's own rules, where
+    /// a statement the parser cannot read is a warning (`unparsed`). Risky statements are warnings, and
     /// `-- migrate-hub:ignore rule` on the line before a statement keeps its finding as ignored. Exits
     /// non-zero on an error.
     Lint {
         /// Directory of migration files.
         #[arg(long, short)]
         dir: PathBuf,
-        /// The engine the files are written for (the MySQL rules are not built yet: only the split).
+        /// The engine the files are written for: postgres or mysql (MySQL and MariaDB).
         #[arg(long, default_value = "postgres")]
         engine: String,
         /// Layout: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate, diesel, refinery, sql-migrate.
@@ -429,8 +430,8 @@ impl Observer for Progress<'_> {
 async fn apply(target: &Target, dry_run: bool, no_lint: bool) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let Loaded { mut conn, prepared, options } = load(target).await?;
     // The review first, so that a typo is found before anything runs rather than half-way through a target.
-    if !no_lint && conn.engine() == domain::enums::Engine::Postgres {
-        let errors = lint::errors(&target.dir, &prepared);
+    if !no_lint {
+        let errors = lint::errors(&target.dir, &prepared, conn.engine());
         if !errors.is_empty() {
             conn.close().await;
             for line in &errors {

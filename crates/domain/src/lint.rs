@@ -7,6 +7,10 @@
 //! `require-statement-timeout`), because the hub sets `lock_timeout` and `statement_timeout` on every session
 //! it opens, from the environment's policy. A statement may carry `-- migrate-hub:ignore rule-name[, …]` on a
 //! line before it: its findings of those rules are kept as `info`, marked ignored, for the approver to see.
+//!
+//! MySQL and MariaDB scripts get rules of our own on `sqlparser`'s MySQL dialect instead ([`mysql`]): there
+//! is no squawk for MySQL, and sqlparser cannot read every statement MySQL accepts, so there a statement it
+//! cannot parse is a warning (`unparsed`), not an error.
 
 use squawk_linter::{Linter, Rule};
 use squawk_syntax::SourceFile;
@@ -14,6 +18,10 @@ use squawk_syntax::SourceFile;
 use crate::enums::{Direction, Engine};
 use crate::model::{Severity, ValidationMessage};
 use crate::split::Statement;
+
+pub mod mysql;
+
+pub use mysql::mysql;
 
 /// The rules the hub leaves out, and why (see the module doc).
 const LEFT_OUT: &[Rule] = &[Rule::RequireTimeoutSettings, Rule::RequireLockTimeout, Rule::RequireStatementTimeout];
@@ -24,7 +32,7 @@ pub const IGNORE: &str = "-- migrate-hub:ignore";
 /// One finding on a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// `syntax-error` or a squawk rule name, e.g. `ban-drop-column`.
+    /// `syntax-error`, a squawk rule name, e.g. `ban-drop-column`, or one of [`mysql`]'s rules.
     pub rule: String,
     pub severity: Severity,
     /// The statement (from 0) of the script's split the finding is in, when it is in one.
@@ -37,6 +45,8 @@ pub struct Finding {
     pub help: Option<String>,
     /// Marked with [`IGNORE`]: kept, as `info`.
     pub ignored: bool,
+    /// The engine whose rules found it.
+    pub engine: Engine,
 }
 
 impl Finding {
@@ -56,7 +66,7 @@ impl Finding {
             message,
             direction,
             statement_index: self.statement.and_then(|i| u32::try_from(i).ok()),
-            engine: Some(Engine::Postgres),
+            engine: Some(self.engine),
         }
     }
 }
@@ -64,6 +74,7 @@ impl Finding {
 /// The findings on `sql`, a Postgres script split into `statements`; `in_transaction`: the script runs in
 /// one transaction (the version's transaction mode). In text order.
 pub fn postgres(sql: &str, statements: &[Statement], in_transaction: bool) -> Vec<Finding> {
+    let script = Script { sql, statements, engine: Engine::Postgres };
     let masked = mask_placeholders(sql);
     let parse = SourceFile::parse(&masked);
     // The parser recovers token by token, so one typo gives an error per token after it: the first of each
@@ -71,8 +82,7 @@ pub fn postgres(sql: &str, statements: &[Statement], in_transaction: bool) -> Ve
     let mut findings: Vec<Finding> = Vec::new();
     for error in parse.errors() {
         let at = usize::from(error.range().start());
-        let found =
-            finding(sql, statements, at, "syntax-error".into(), Severity::Error, error.message().to_owned(), None);
+        let found = finding(script, at, "syntax-error".into(), Severity::Error, error.message().to_owned(), None);
         if !findings.iter().any(|f| f.statement == found.statement) {
             findings.push(found);
         }
@@ -83,7 +93,7 @@ pub fn postgres(sql: &str, statements: &[Statement], in_transaction: bool) -> Ve
         for violation in linter.lint(&parse, &masked) {
             let at = usize::from(violation.text_range.start());
             let rule = violation.code.to_string();
-            findings.push(finding(sql, statements, at, rule, Severity::Warning, violation.message, violation.help));
+            findings.push(finding(script, at, rule, Severity::Warning, violation.message, violation.help));
         }
     }
     findings.sort_by_key(|f| (f.line, f.column));
@@ -113,15 +123,25 @@ fn mask_placeholders(sql: &str) -> String {
     String::from_utf8(bytes).unwrap_or_else(|_| sql.to_owned())
 }
 
+/// A script being reviewed: its text, its split, and the engine whose rules review it.
+#[derive(Clone, Copy)]
+struct Script<'a> {
+    sql: &'a str,
+    statements: &'a [Statement],
+    engine: Engine,
+}
+
+/// The finding of `rule` at byte `at` of the script: its line, column and statement, and whether an ignore
+/// comment names it.
 fn finding(
-    sql: &str,
-    statements: &[Statement],
+    script: Script<'_>,
     at: usize,
     rule: String,
     severity: Severity,
     message: String,
     help: Option<String>,
 ) -> Finding {
+    let Script { sql, statements, engine } = script;
     let at = at.min(sql.len());
     let before = sql.get(..at).unwrap_or_default();
     let line = u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX);
@@ -137,7 +157,7 @@ fn finding(
             .chain(sql.get(from..line_start).unwrap_or_default().lines())
             .any(|l| ignores(l, &rule));
     let severity = if ignored { Severity::Info } else { severity };
-    Finding { rule, severity, statement, line, column, message, help, ignored }
+    Finding { rule, severity, statement, line, column, message, help, ignored, engine }
 }
 
 /// Whether `line` is an ignore comment naming `rule`.
