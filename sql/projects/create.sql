@@ -1,2 +1,3 @@
-INSERT INTO projects (id, name, description, history_table, created_by) VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, description, history_table, created_by, created_at, updated_at
+INSERT INTO projects (id, name, description, history_table, dialects, lint_rules_off, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, name, description, history_table, dialects, lint_rules_off, created_by, created_at, updated_at

@@ -126,7 +126,7 @@ async fn a_dirty_mariadb_row_is_resumed_through_an_approved_recovery() {
         })
     };
     let (status, body) = dev.call(Method::POST, "/api/v1/runs", Some(recovery(1))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("role_too_low")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_admin")), "{body}");
     let (status, body) = boss.call(Method::POST, "/api/v1/runs", Some(recovery(0))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("row_changed")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("failed at statement 1 of 3"), "{body}");
@@ -418,14 +418,15 @@ async fn a_release_blocked_by_a_table_lock_is_retried_by_the_worker_and_fails_wi
 }
 
 #[tokio::test]
-async fn a_postgres_syntax_error_is_refused_at_request_and_risky_statements_are_shown() {
+async fn the_sql_review_refuses_a_syntax_error_asks_more_of_high_risk_and_an_admin_override_is_audited() {
     let db = PgDatabase::fresh().await;
     let set = files(&[
         ("001_a.up.sql", "CREATE TABLE a (id bigint PRIMARY KEY);\nDROP TABLE legacy;\n"),
         ("002_b.up.sql", "CREATE TABLE b (id bigint PRIMARY KEY);\nCREAT INDEX b_id ON b (id);\n"),
     ]);
     // The hub lives as long as the test (its tool database goes with it).
-    let Setup { hub: _hub, dev, env_id, set_id, project_id, .. } = setup("postgres", &[&db.url], set).await;
+    let Setup { hub: _hub, admin, dev, boss, other_boss, env_id, set_id, project_id, .. } =
+        setup("postgres", &[&db.url], set).await;
     // What the reviewer sees on each version: the risky statement, and the typo, with statement and line.
     let migrations = dev.get(&format!("/api/v1/migrations?project_id={project_id}")).await;
     let by_key = |key: &str| {
@@ -435,14 +436,21 @@ async fn a_postgres_syntax_error_is_refused_at_request_and_risky_statements_are_
             .to_owned()
     };
     let v1 = dev.get(&format!("/api/v1/migrations/{}/versions/1", by_key("001"))).await;
-    let v1_messages = v1.to_string();
-    assert!(v1_messages.contains("ban-drop-table") && v1_messages.contains("line 2, column 1"), "{v1}");
+    let drop = v1["lint"].as_array().unwrap().iter().find(|f| f["rule"] == "ban-drop-table").expect("ban-drop-table");
+    assert_eq!(
+        (&drop["severity"], &drop["statement"], &drop["line"], &drop["engine"]),
+        (&json!("warning"), &json!(2), &json!(2), &json!("postgres")),
+        "{v1}"
+    );
+    assert!(drop["message"].as_str().is_some_and(|m| m.contains("table")) && drop.get("help").is_some(), "{drop}");
+    assert_eq!(v1["risk"], "high", "{v1}");
     let v2 = dev.get(&format!("/api/v1/migrations/{}/versions/1", by_key("002"))).await;
-    assert!(v2.to_string().contains("syntax-error"), "{v2}");
-    // Up to 001 goes (a warning does not block); up to 002 is refused before anyone approves.
+    let typo = &v2["lint"].as_array().unwrap().iter().find(|f| f["rule"] == "syntax-error").expect("syntax-error");
+    assert_eq!((&typo["severity"], &typo["line"], &typo["column"]), (&json!("error"), &json!(2), &json!(1)), "{v2}");
+
+    // Up to 002 is refused before anyone approves, naming the version and the rule.
     let release =
         |up_to: &str| json!({"project_id": project_id, "environment_id": env_id, "db_set_id": set_id, "up_to": up_to});
-    dev.ok(Method::POST, "/api/v1/runs", release("001"), StatusCode::CREATED).await;
     let (status, body) = dev.call(Method::POST, "/api/v1/runs", Some(release("002"))).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -450,5 +458,41 @@ async fn a_postgres_syntax_error_is_refused_at_request_and_risky_statements_are_
         "{body}"
     );
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("002") && message.contains("syntax-error"), "{message}");
+    assert!(message.contains("002") && message.contains("syntax-error") && message.contains("line 2"), "{message}");
+
+    // Up to 001 goes (a warning does not block under `lint_block: error`), but it is high-risk: the prod
+    // environment asks one approval more of it, and the run pins its review.
+    let run = dev.ok(Method::POST, "/api/v1/runs", release("001"), StatusCode::CREATED).await;
+    assert_eq!(run["risk"], "high", "{run}");
+    let run_id = id(&run);
+    let body = json!({"content_checksum": run["content_checksum"]});
+    boss.ok(Method::POST, &format!("/api/v1/runs/{run_id}/approve"), body.clone(), StatusCode::OK).await;
+    let detail = dev.get(&format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(
+        (&detail["status"], &detail["approval"]["have"], &detail["approval"]["need"]),
+        (&json!("awaiting_approval"), &json!(1), &json!(2)),
+        "{detail}"
+    );
+    assert!(
+        detail["review"].as_array().unwrap().iter().any(|f| f["rule"] == "ban-drop-table" && f["version_key"] == "001")
+    );
+    let (status, refused) = boss.call(Method::POST, &format!("/api/v1/runs/{run_id}/execute"), Some(json!({}))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_status")), "{refused}");
+    other_boss.ok(Method::POST, &format!("/api/v1/runs/{run_id}/approve"), body, StatusCode::OK).await;
+    assert_eq!(dev.get(&format!("/api/v1/runs/{run_id}")).await["status"], "approved");
+    dev.ok(Method::POST, &format!("/api/v1/runs/{run_id}/cancel"), json!({}), StatusCode::OK).await;
+
+    // Only an admin may override the review, with a reason; the override is kept on the run and audited.
+    let overridden = json!({"project_id": project_id, "environment_id": env_id, "db_set_id": set_id,
+                            "lint_override": "002's typo is fixed by hand on the one target; tracked in OPS-12"});
+    let (status, body) = dev.call(Method::POST, "/api/v1/runs", Some(overridden.clone())).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_admin")), "{body}");
+    let run = admin.ok(Method::POST, "/api/v1/runs", overridden, StatusCode::CREATED).await;
+    assert_eq!(run["lint_override"]["reason"], "002's typo is fixed by hand on the one target; tracked in OPS-12");
+    let events = admin.get(&format!("/api/v1/audit?object_type=run&object_id={}&limit=50", id(&run))).await;
+    let request = events["items"].as_array().unwrap().iter().find(|e| e["action"] == "run.request").unwrap();
+    let details = &request["details"];
+    assert_eq!(details["lint_override"]["reason"], run["lint_override"]["reason"], "{request}");
+    assert!(details["lint_override"]["refused"][0].as_str().unwrap().contains("syntax-error"), "{request}");
+    assert_eq!((&details["risk"], &details["approvals_needed"]), (&json!("high"), &json!(2)), "{request}");
 }

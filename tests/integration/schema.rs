@@ -248,6 +248,11 @@ const CASES: &[Case] = &[
         "UPDATE environments SET statement_timeout_ms = 0 WHERE name = 'prod'",
     ),
     check("environments_lock_retries_check", "UPDATE environments SET lock_retries = 11 WHERE name = 'prod'"),
+    check("environments_lint_block_check", "UPDATE environments SET lint_block = 'always' WHERE name = 'prod'"),
+    check(
+        "environments_high_risk_approvals_check",
+        "UPDATE environments SET high_risk_approvals = 11 WHERE name = 'prod'",
+    ),
     check(
         "environments_lock_retry_max_delay_ms_check",
         "UPDATE environments SET lock_retry_max_delay_ms = 300001 WHERE name = 'prod'",
@@ -336,6 +341,10 @@ const CASES: &[Case] = &[
     fk("db_set_members_target_fkey", "UPDATE db_set_members SET db_target_id = '00000000-0000-0000-0004-000000000002'"),
     // projects
     check("projects_name_check", "UPDATE projects SET name = 'Orders'"),
+    check("projects_dialects_check", "UPDATE projects SET dialects = '{oracle}'"),
+    check("projects_dialects_check", "UPDATE projects SET dialects = '{}'"),
+    check("projects_dialects_check", "UPDATE projects SET dialects = ARRAY['postgres', NULL]"),
+    check("projects_lint_rules_off_check", "UPDATE projects SET lint_rules_off = ARRAY[NULL]::text[]"),
     check("projects_description_check", "UPDATE projects SET description = repeat('d', 2001)"),
     check("projects_history_table_check", "UPDATE projects SET history_table = 'migrate-hub-history'"),
     check("projects_history_table_check", "UPDATE projects SET history_table = 'public.history'"),
@@ -545,6 +554,34 @@ const CASES: &[Case] = &[
          VALUES ('00000000-0000-0000-0009-000000000002', '00000000-0000-0000-0006-000000000001', sha256('r'), 'up', \
                  '00000000-0000-0000-0003-000000000001', '00000000-0000-0000-0005-000000000001', \
                  'awaiting_approval', '00000000-0000-0000-0001-000000000001', 'release-42')",
+    ),
+    // The SQL review a run pins (a second run).
+    check(
+        "runs_risk_check",
+        new_run!("db_set_id, risk, review", "'00000000-0000-0000-0005-000000000001', 'extreme', '[]'"),
+    ),
+    check(
+        "runs_review_check",
+        new_run!("db_set_id, risk, review", "'00000000-0000-0000-0005-000000000001', 'low', '{}'"),
+    ),
+    check("runs_review_with_risk", new_run!("db_set_id, risk", "'00000000-0000-0000-0005-000000000001', 'low'")),
+    check(
+        "runs_lint_override_check",
+        new_run!(
+            "db_set_id, lint_override, lint_override_by",
+            "'00000000-0000-0000-0005-000000000001', '', '00000000-0000-0000-0001-000000000001'"
+        ),
+    ),
+    check(
+        "runs_lint_override_by",
+        new_run!("db_set_id, lint_override", "'00000000-0000-0000-0005-000000000001', 'why'"),
+    ),
+    fk(
+        "runs_lint_override_by_fkey",
+        new_run!(
+            "db_set_id, lint_override, lint_override_by",
+            "'00000000-0000-0000-0005-000000000001', 'why', '00000000-0000-0000-ffff-000000000000'"
+        ),
     ),
     // Run kinds and scopes (a second run, since what the fixture run does is frozen by a trigger).
     check("runs_kind_check", new_run!("db_set_id, kind", "'00000000-0000-0000-0005-000000000001', 'upgrade'")),
@@ -1373,6 +1410,18 @@ async fn a_runs_content_is_frozen_once_it_has_started() {
         if let Some(r) = refusal(&db.pool, sql).await {
             panic!("refused ({}): {}\n    {sql}", r.sqlstate, r.message);
         }
+    }
+    // The review it pinned changes only with a refresh, before it starts.
+    for sql in [
+        "UPDATE runs SET risk = 'low', review = '[]'",
+        "UPDATE runs SET lint_override = 'why', lint_override_by = requested_by",
+    ] {
+        let sql = format!("{sql} WHERE id = '{RUNNING}'");
+        let r = refusal_after(&db.pool, "", sql.clone()).await.unwrap_or_else(|| panic!("accepted: {sql}"));
+        assert_eq!(r.sqlstate, RESTRICT, "{sql}: {}", r.message);
+        assert!(r.message.contains("changes only by a refresh before it starts"), "{sql}: {}", r.message);
+        let second = format!("{} WHERE id = '{SECOND}'", sql.split(" WHERE").next().unwrap());
+        assert!(refusal_after(&db.pool, &second_run("approved"), second.clone()).await.is_none(), "{second}");
     }
     // What a run does (its kind, scope and their parameters) never changes, started or not.
     for sql in [

@@ -284,6 +284,7 @@ async fn runs_items_approvals_and_logs() {
         &name("billing"),
         "",
         &Identifier::parse("billing_history").unwrap(),
+        &domain::model::ProjectReview::default(),
         requester.id,
     )
     .await
@@ -325,6 +326,10 @@ async fn runs_items_approvals_and_logs() {
             direction: Direction::Up,
             statement_index: Some(0),
             engine: Some(Engine::Postgres),
+            line: Some(1),
+            column: Some(1),
+            help: Some("say bigint".into()),
+            ignored: false,
         }],
         source_hash: Some([3; 32]),
         author_id: requester.id,
@@ -364,6 +369,8 @@ async fn runs_items_approvals_and_logs() {
         comment: "roll out".into(),
         requested_by: requester.id,
         idempotency_key: Some("req-1".into()),
+        review: None,
+        lint_override: None,
     };
     let mut tx = db.pool.begin().await.unwrap();
     let (run, items) = storage::runs::create(&mut tx, &new_run).await.unwrap();
@@ -551,6 +558,7 @@ async fn releases_pin_refresh_and_retry() {
         &name("billing"),
         "",
         &Identifier::parse("history").unwrap(),
+        &domain::model::ProjectReview::default(),
         requester.id,
     )
     .await
@@ -621,6 +629,8 @@ async fn releases_pin_refresh_and_retry() {
         comment: String::new(),
         requested_by: requester.id,
         idempotency_key: None,
+        review: None,
+        lint_override: None,
     };
     let mut tx = db.pool.begin().await.unwrap();
     let (run, items) = storage::runs::create(&mut tx, &new_run).await.unwrap();
@@ -667,6 +677,18 @@ async fn releases_pin_refresh_and_retry() {
     tx.commit().await.unwrap();
     let refreshed_content = content_of(&[(m1, &v1), (m2, &v2b), (m10, &v10)]);
     assert_ne!(refreshed_content, content);
+    let pinned_review = domain::model::RunReview {
+        risk: domain::enums::Risk::High,
+        findings: vec![domain::model::ReviewFinding {
+            version_key: "2".into(),
+            message: ValidationMessage {
+                line: Some(1),
+                column: Some(1),
+                engine: Some(Engine::Postgres),
+                ..ValidationMessage::check(Severity::Warning, "ban-drop-column", "drops".into(), Direction::Up, Some(0))
+            },
+        }],
+    };
     let mut tx = db.pool.begin().await.unwrap();
     let refreshed = storage::runs::repin(
         &mut tx,
@@ -674,10 +696,16 @@ async fn releases_pin_refresh_and_retry() {
         &[v1.id, v2b.id, v10.id],
         &refreshed_content,
         RunStatus::AwaitingApproval,
+        Some(&pinned_review),
     )
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    // The new content's review is pinned with it.
+    assert_eq!(refreshed.risk, Some(domain::enums::Risk::High));
+    let mut again = db.pool.acquire().await.unwrap();
+    assert_eq!(storage::runs::review(&mut again, run.id).await.unwrap(), Some(pinned_review.findings.clone()));
+    drop(again);
     assert_eq!(
         (refreshed.revision, refreshed.content, refreshed.status),
         (2, refreshed_content, RunStatus::AwaitingApproval)
@@ -718,7 +746,7 @@ async fn releases_pin_refresh_and_retry() {
     // Once queued, it applies what it pins: no refresh, and the database refuses a change of its versions.
     let mut tx = db.pool.begin().await.unwrap();
     let late =
-        storage::runs::repin(&mut tx, run.id, &[v1.id], &content, RunStatus::AwaitingApproval).await.unwrap_err();
+        storage::runs::repin(&mut tx, run.id, &[v1.id], &content, RunStatus::AwaitingApproval, None).await.unwrap_err();
     assert!(late.is_conflict_on("runs_status"), "{late:?}");
     tx.rollback().await.unwrap();
     let frozen = sqlx::query("DELETE FROM run_migrations WHERE run_id = $1")

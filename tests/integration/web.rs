@@ -416,6 +416,10 @@ async fn the_release_form_previews_what_it_pins_and_requests_one_run_of_the_rele
     assert!(table.contains("create orders"), "{table}");
     assert_eq!(between(&preview, r#"<code id="preview-content">"#, "<").len(), 64, "{preview}");
     assert!(preview.contains("Pre-flight: no problems on 1 target."), "{preview}");
+    // The SQL review of what would be pinned: nothing risky in two CREATE TABLEs, one approval.
+    let risk = between(&preview, r#"<p id="preview-risk">"#, "</p>");
+    assert!(risk.contains(r#"<strong class="risk-low">low</strong>"#) && risk.contains("needs 1 approval"), "{risk}");
+    assert!(preview.contains("No finding in the review of these versions."), "{preview}");
     assert!(preview.contains(">release of the shop</textarea>"), "what was typed is kept: {preview}");
     assert!(shop.runs().await.is_empty(), "a preview makes no run");
 
@@ -444,6 +448,14 @@ async fn the_release_form_previews_what_it_pins_and_requests_one_run_of_the_rele
     set_field(&mut down, "down_to", "001");
     let preview = submit(alice, &down, "preview").await.text().await.unwrap();
     assert!(preview.contains("no_down"), "{preview}");
+    // Reverting 002 drops a table: the review says so, and the prod environment asks one approval more.
+    let risk = between(&preview, r#"<p id="preview-risk">"#, "</p>");
+    assert!(
+        risk.contains(r#"<strong class="risk-high">high</strong>"#) && risk.contains("needs 2 approvals"),
+        "{risk}"
+    );
+    let review = between(&preview, r#"<ul class="messages" id="preview-review">"#, "</ul>");
+    assert!(review.contains("<code>002</code>") && review.contains("<code>ban-drop-table</code>"), "{review}");
     assert!(shop.runs().await.is_empty());
 
     // Up to 002: one run of two migrations, in order; posting the same form again is the same run.

@@ -56,6 +56,7 @@ impl Fleet {
             &Name::parse("app").unwrap(),
             "",
             &Identifier::parse("migrate_hub_history").unwrap(),
+            &domain::model::ProjectReview::default(),
             requester.id,
         )
         .await
@@ -238,6 +239,8 @@ impl Fleet {
                 comment: String::new(),
                 requested_by: self.requester.id,
                 idempotency_key: None,
+                review: None,
+                lint_override: None,
             },
         )
         .await

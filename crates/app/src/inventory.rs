@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use auth::secrets::Binding;
 use domain::ErrorCode;
-use domain::enums::{Engine, Role, TlsMode};
+use domain::enums::{Engine, LintBlock, Role, TlsMode};
 use domain::ids::{DbSetId, EnvironmentId, ProjectId, TargetId};
 use domain::model::{DbSet, Environment, NewEnvironment, SecretSource, Target, TargetSpec};
 use domain::policy::{EnvironmentPolicy, RoleSet, may_administer};
@@ -117,6 +117,13 @@ pub struct NewEnvironmentInput {
     /// The longest wait between two of those tries, up to 300000 (default 10000).
     #[serde(default)]
     pub lock_retry_max_delay_ms: Option<u32>,
+    /// Which SQL review findings refuse a release at request: `error` (default), `warning` or `never`.
+    #[serde(default)]
+    pub lint_block: Option<LintBlock>,
+    /// Approvals a high-risk release needs on top of `approvals_required`, 0 to 10 (default 1 where
+    /// approval is required).
+    #[serde(default)]
+    pub high_risk_approvals: Option<u8>,
 }
 
 /// Changes to an environment; absent fields keep their value.
@@ -146,6 +153,10 @@ pub struct EnvironmentPatch {
     pub lock_retries: Option<u8>,
     #[serde(default)]
     pub lock_retry_max_delay_ms: Option<u32>,
+    #[serde(default)]
+    pub lint_block: Option<LintBlock>,
+    #[serde(default)]
+    pub high_risk_approvals: Option<u8>,
 }
 
 fn ms(value: u32) -> Duration {
@@ -185,6 +196,12 @@ fn apply_patch(base: EnvironmentPolicy, p: &EnvironmentPatch) -> AppResult<Envir
     if let Some(v) = p.lock_retry_max_delay_ms {
         policy.lock_retry_max_delay = ms(v);
     }
+    if let Some(v) = p.lint_block {
+        policy.lint_block = v;
+    }
+    if let Some(v) = p.high_risk_approvals {
+        policy.high_risk_approvals = v;
+    }
     policy.validate().map_err(AppError::policy)?;
     Ok(policy)
 }
@@ -200,6 +217,8 @@ fn policy_details(p: &EnvironmentPolicy) -> serde_json::Value {
         "allow_out_of_order": p.allow_out_of_order,
         "lock_retries": p.lock_retries,
         "lock_retry_max_delay_ms": p.lock_retry_max_delay.as_millis() as u64,
+        "lint_block": p.lint_block.as_str(),
+        "high_risk_approvals": p.high_risk_approvals,
     })
 }
 
@@ -220,6 +239,8 @@ pub async fn create_environment(hub: &Hub, caller: &Caller, input: NewEnvironmen
         allow_out_of_order: input.allow_out_of_order,
         lock_retries: input.lock_retries,
         lock_retry_max_delay_ms: input.lock_retry_max_delay_ms,
+        lint_block: input.lint_block,
+        high_risk_approvals: input.high_risk_approvals,
     };
     let policy = apply_patch(base, &patch)?;
     let mut tx = hub.pool.begin().await.map_err(db)?;

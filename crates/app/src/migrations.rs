@@ -140,14 +140,7 @@ fn message(
     direction: Direction,
     index: Option<usize>,
 ) -> ValidationMessage {
-    ValidationMessage {
-        severity,
-        code: code.to_owned(),
-        message,
-        direction,
-        statement_index: index.and_then(|i| u32::try_from(i).ok()),
-        engine: None,
-    }
+    ValidationMessage::check(severity, code, message, direction, index)
 }
 
 /// Splits one script as both dialects. Returns the stored split and its dialect: Postgres's when it splits
@@ -211,8 +204,14 @@ fn check(
     down: Option<&str>,
     mode: TransactionMode,
     limits: Limits,
-    written_for: Option<Engine>,
+    dialects: &[Engine],
+    declared: Option<Engine>,
 ) -> AppResult<Checked> {
+    // Files written for MySQL alone are split as MySQL wherever they can be.
+    let written_for = declared.or(match dialects {
+        [only] => Some(*only),
+        _ => None,
+    });
     size("up_sql", up, limits)?;
     if let Some(down) = down {
         size("down_sql", down, limits)?;
@@ -254,11 +253,12 @@ fn check(
         (Direction::Up, up, &up_split, "up_sql", up_dialect),
         (Direction::Down, down.unwrap_or(""), &down_split, "down_sql", down_dialect),
     ] {
-        // What cannot run inside a transaction is a Postgres rule (MySQL's DDL commits on its own).
-        if dialect != Dialect::Postgres {
+        if field == "down_sql" && down.is_none() {
             continue;
         }
-        for (i, statement) in statements.iter().enumerate() {
+        // What cannot run inside a transaction is a Postgres rule (MySQL's DDL commits on its own).
+        let postgres_statements: &[split::Statement] = if dialect == Dialect::Postgres { statements } else { &[] };
+        for (i, statement) in postgres_statements.iter().enumerate() {
             if let Some(what) = split::non_transactional(statement.text(sql)) {
                 if mode == TransactionMode::Transaction {
                     return Err(AppError::invalid(
@@ -279,11 +279,23 @@ fn check(
                 ));
             }
         }
-        // SQL review (squawk): a syntax error is refused at request for Postgres targets; risky statements
-        // are warnings for whoever approves.
+        // SQL review, with the rules of each dialect the project declares where the script splits as it
+        // (squawk's for Postgres, the hub's own for MySQL): what the environment's policy refuses is refused at
+        // request for targets of that engine; the rest is for whoever approves.
         let in_transaction = mode == TransactionMode::Transaction;
-        messages
-            .extend(domain::lint::postgres(sql, statements, in_transaction).iter().map(|f| f.to_message(direction)));
+        if dialects.contains(&Engine::Postgres) && dialect == Dialect::Postgres {
+            messages.extend(
+                domain::lint::postgres(sql, statements, in_transaction).iter().map(|f| f.to_message(direction)),
+            );
+        }
+        if dialects.contains(&Engine::Mysql) {
+            let mysql =
+                if dialect == Dialect::Mysql { Ok(statements.clone()) } else { split::split(sql, Dialect::Mysql) };
+            if let Ok(mysql) = mysql {
+                messages
+                    .extend(domain::lint::mysql(sql, &mysql, in_transaction).iter().map(|f| f.to_message(direction)));
+            }
+        }
     }
     if mode == TransactionMode::None && up_split.len() > 1 {
         messages.push(message(
@@ -344,9 +356,12 @@ pub async fn create_migration(
     let key = VersionKey::parse(input.version_key).map_err(AppError::value("version_key"))?;
     let name = MigrationName::parse(input.name).map_err(AppError::value("name"))?;
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
-    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
+    let project = {
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
+        storage::projects::get(&mut conn, input.project_id).await?
+    };
+    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, &project.review.dialects, None)?;
     let mut tx = hub.pool.begin().await.map_err(db)?;
-    storage::projects::get(&mut tx, input.project_id).await?;
     let migration =
         storage::migrations::create(&mut tx, input.project_id, &key, &name, None, caller.actor.user_id).await?;
     let new = new_version(migration.id, input.up_sql, input.down_sql, mode, checked, None, caller);
@@ -375,7 +390,12 @@ pub async fn create_version(
     input: VersionInput,
 ) -> AppResult<(MigrationVersion, bool)> {
     let mode = input.transaction_mode.unwrap_or(TransactionMode::Transaction);
-    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, None)?;
+    let dialects = {
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
+        let m = storage::migrations::get(&mut conn, migration).await?;
+        storage::projects::get(&mut conn, m.project_id).await?.review.dialects
+    };
+    let checked = check(&input.up_sql, input.down_sql.as_deref(), mode, limits, &dialects, None)?;
     let mut tx = hub.pool.begin().await.map_err(db)?;
     let m = storage::migrations::get(&mut tx, migration).await?;
     let new = new_version(migration, input.up_sql, input.down_sql, mode, checked, None, caller);
@@ -508,6 +528,14 @@ pub async fn import(
         ));
     }
     let _permit = gate.enter(caller.actor.user_id)?;
+    let dialects = {
+        let mut conn = hub.pool.acquire().await.map_err(db)?;
+        storage::projects::get(&mut conn, project).await?.review.dialects
+    };
+    let engine = input.engine.or(match dialects.as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    });
     let layout = input
         .layout
         .as_deref()
@@ -516,7 +544,7 @@ pub async fn import(
         .map_err(|e| AppError::invalid("layout", ErrorCode::UnknownLayout, e.to_string()))?;
     let files: Vec<SourceFile<'_>> =
         input.files.iter().map(|f| SourceFile { path: f.path.as_str(), content: f.content.as_str() }).collect();
-    let mut source = domain::source::read(&files, layout, input.engine.unwrap_or(Engine::Postgres))
+    let mut source = domain::source::read(&files, layout, engine.unwrap_or(Engine::Postgres))
         .map_err(|e| AppError::invalid("files", ErrorCode::Unreadable, e.to_string()))?;
     // Repeatable migrations (Flyway's R__) run through the CLI; a release's content is versioned, so the
     // hub lists them as not imported rather than pin content that is meant to change.
@@ -570,7 +598,7 @@ pub async fn import(
     let mut imported = Vec::with_capacity(source.migrations.len());
     for m in &source.migrations {
         let checked =
-            check(&m.up, m.down.as_deref(), m.transaction_mode, limits, input.engine).map_err(|e| match e {
+            check(&m.up, m.down.as_deref(), m.transaction_mode, limits, &dialects, engine).map_err(|e| match e {
                 AppError::Invalid { code, message, .. } => {
                     AppError::Invalid { field: Some("files"), code, message: format!("{}: {message}", m.up_path) }
                 }

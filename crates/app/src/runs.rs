@@ -23,15 +23,15 @@ use std::collections::HashMap;
 
 use domain::ErrorCode;
 use domain::checksum::Checksum;
-use domain::enums::{ApprovalDecision, Direction, FailurePolicy, ForeignTool, Resolution, RunKind};
+use domain::enums::{ApprovalDecision, Direction, Engine, FailurePolicy, ForeignTool, Resolution, RunKind};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId};
 use domain::model::{
-    Approval, DbSet, Environment, NewApproval, NewRun, Project, ReleaseVersion, Run, RunAction, RunItem, RunItemLog,
-    RunScope, Target,
+    Approval, DbSet, Environment, LintOverride, NewApproval, NewRun, Project, ReleaseVersion, ReviewFinding, Run,
+    RunAction, RunItem, RunItemLog, RunReview, RunScope, Target,
 };
 use domain::policy::{
-    Actor, ApprovalFacts, ApprovalState, Denial, approval_state, may_approve, may_cancel, may_deny, may_execute,
-    may_refresh, may_request_run, may_retry,
+    Actor, ApprovalFacts, ApprovalState, Denial, EnvironmentPolicy, approval_state, may_administer, may_approve,
+    may_cancel, may_deny, may_execute, may_refresh, may_request_run, may_retry,
 };
 use domain::release::{self, PreflightTarget, PreflightVersion, Problem, SelectError};
 use domain::run::{RunItemStatus, RunStatus};
@@ -115,6 +115,10 @@ pub struct RunRequest {
     /// would now pin other content.
     #[serde(default)]
     pub content_checksum: Option<String>,
+    /// An admin's reason to let a release go ahead although the environment's policy refuses what its SQL
+    /// review found (audited, and shown on the run).
+    #[serde(default)]
+    pub lint_override: Option<String>,
 }
 
 /// An approve or deny decision.
@@ -172,6 +176,9 @@ pub struct RunDetail {
     pub items: Vec<(RunItemStatus, u64)>,
     /// The runs that retry this one, oldest first.
     pub retries: Vec<RunId>,
+    /// The SQL review findings pinned with the content (`None`: a run that runs no migration SQL, or one
+    /// from before the review).
+    pub review: Option<Vec<ReviewFinding>>,
 }
 
 /// What one person may do with a run right now, and if not, why: the same `domain::policy` decisions the
@@ -416,9 +423,81 @@ async fn set_targets(conn: &mut PgConnection, set: DbSetId) -> AppResult<Vec<Tar
     }
 }
 
-/// The problems pre-flight finds for `versions` on the targets of `set`.
-pub(crate) fn problems(direction: Direction, versions: &[ReleaseVersion], targets: &[Target]) -> Vec<Problem> {
-    let versions: Vec<PreflightVersion<'_>> = versions
+/// The SQL review of a release of `versions` to `targets`, with `project`'s dialects and switched-off rules.
+pub(crate) fn review_of(
+    direction: Direction,
+    versions: &[ReleaseVersion],
+    targets: &[Target],
+    project: &Project,
+) -> RunReview {
+    let versions = preflight_versions(versions);
+    let mut engines: Vec<Engine> =
+        Engine::ALL.iter().copied().filter(|e| targets.iter().any(|t| t.engine == *e)).collect();
+    engines.retain(|e| project.review.dialects.contains(e));
+    release::review(direction, &versions, &engines, &project.review.rules_off)
+}
+
+/// Refuses (422 `dialect_not_declared`) a release to targets of an engine `project` does not write its
+/// migrations for.
+fn dialects_declared(project: &Project, targets: &[Target]) -> AppResult<()> {
+    let Some(target) = targets.iter().find(|t| !project.review.dialects.contains(&t.engine)) else { return Ok(()) };
+    let declared: Vec<&str> = project.review.dialects.iter().map(|d| d.as_str()).collect();
+    Err(AppError::invalid(
+        "db_set_id",
+        ErrorCode::DialectNotDeclared,
+        format!(
+            "target {} is {}, but project {} declares its migrations for {} only; add the dialect to the project \
+             if its SQL is written for it",
+            target.name,
+            target.engine,
+            project.name,
+            declared.join(" and ")
+        ),
+    ))
+}
+
+/// What the environment's policy refuses of `review`: nothing, or 422 listing the findings, unless an admin
+/// gives a reason to let it through (`reason`), which the run then keeps.
+fn review_gate(
+    policy: &EnvironmentPolicy,
+    review: &RunReview,
+    reason: Option<String>,
+    caller: &Caller,
+) -> AppResult<Option<LintOverride>> {
+    let refused = release::blocking(review, policy.lint_block);
+    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    if let Some(reason) = &reason {
+        may_administer(&caller.actor)?;
+        if reason.chars().count() > MAX_OVERRIDE_REASON {
+            return Err(AppError::invalid(
+                "lint_override",
+                ErrorCode::TooLong,
+                format!("the override reason is longer than {MAX_OVERRIDE_REASON} characters"),
+            ));
+        }
+    }
+    match (refused.first(), reason) {
+        (None, _) => Ok(None),
+        (Some(_), Some(reason)) => Ok(Some(LintOverride { reason, by: caller.actor.user_id })),
+        (Some(first), None) => Err(AppError::Invalid {
+            field: Some("migrations"),
+            code: first.code(),
+            message: format!(
+                "the SQL review refuses this release under the environment's policy (lint_block {}): {}; fix \
+                 the migrations, mark an accepted finding with `-- migrate-hub:ignore <rule>`, or have an admin \
+                 override with a reason",
+                policy.lint_block,
+                release::summarize(&refused)
+            ),
+        }),
+    }
+}
+
+/// The longest reason an admin may give for an override.
+const MAX_OVERRIDE_REASON: usize = 2000;
+
+fn preflight_versions(versions: &[ReleaseVersion]) -> Vec<PreflightVersion<'_>> {
+    versions
         .iter()
         .map(|v| PreflightVersion {
             version_key: &v.version_key,
@@ -427,7 +506,12 @@ pub(crate) fn problems(direction: Direction, versions: &[ReleaseVersion], target
             transaction_mode: v.version.transaction_mode,
             lint: &v.version.lint_results,
         })
-        .collect();
+        .collect()
+}
+
+/// The problems pre-flight finds for `versions` on the targets of `set`.
+pub(crate) fn problems(direction: Direction, versions: &[ReleaseVersion], targets: &[Target]) -> Vec<Problem> {
+    let versions = preflight_versions(versions);
     let targets: Vec<PreflightTarget<'_>> = targets
         .iter()
         .map(|t| PreflightTarget { name: t.name.as_str(), engine: t.engine, variables: &t.variables })
@@ -489,6 +573,11 @@ pub struct Preview {
     pub content: Checksum,
     pub problems: Vec<Problem>,
     pub targets: usize,
+    /// The SQL review for the set's engines, and what of it the environment's policy refuses.
+    pub review: RunReview,
+    pub refused: Vec<Problem>,
+    /// How many approvals the release would need (the review's risk included).
+    pub approvals_needed: u8,
 }
 
 /// The release a request would make and what pre-flight finds, without making it.
@@ -498,13 +587,21 @@ pub async fn preview(hub: &Hub, input: &RunRequest) -> AppResult<Preview> {
     let (project, versions) = resolve(&mut conn, input, direction).await?;
     let environment = environment_of(&mut conn, input.environment_id).await?;
     let (_, targets, _) = scope_of(&mut conn, &environment, input.db_set_id, input.target_id).await?;
-    let problems = problems(direction, &versions, &targets);
+    let mut problems = problems(direction, &versions, &targets);
+    if let Err(AppError::Invalid { message, .. }) = dialects_declared(&project, &targets) {
+        problems.insert(0, Problem::Undeclared { message });
+    }
+    let review = review_of(direction, &versions, &targets, &project);
+    let refused = release::blocking(&review, environment.policy.lint_block);
     Ok(Preview {
         content: content_of(&RunAction::Release, &versions),
+        approvals_needed: environment.policy.approvals_needed(Some(review.risk)),
         project,
         versions,
         problems,
         targets: targets.len(),
+        review,
+        refused,
     })
 }
 
@@ -638,9 +735,15 @@ pub async fn request_run(
             ),
         ));
     }
-    if action == RunAction::Release {
+    let (review, lint_override) = if action == RunAction::Release {
+        dialects_declared(&project, &targets)?;
         preflight_on(direction, &versions, &targets)?;
-    }
+        let review = review_of(direction, &versions, &targets, &project);
+        let lint_override = review_gate(&environment.policy, &review, input.lint_override.clone(), caller)?;
+        (Some(review), lint_override)
+    } else {
+        (None, None)
+    };
     let mut tx = hub.pool.begin().await.map_err(db)?;
     let new = NewRun {
         project_id: project.id,
@@ -658,6 +761,8 @@ pub async fn request_run(
         comment: comment.clone(),
         requested_by: caller.actor.user_id,
         idempotency_key: key.clone(),
+        review: review.clone(),
+        lint_override: lint_override.clone(),
     };
     let (run, items) = match storage::runs::create(&mut tx, &new).await {
         Ok(created) => created,
@@ -682,6 +787,18 @@ pub async fn request_run(
         "environment": environment.name.as_str(), "scope": scope_name,
         "items": items, "status": run.status.as_str(),
     });
+    if let Some(review) = &review {
+        details["risk"] = json!(review.risk.as_str());
+        details["findings"] = json!(review.findings.iter().filter(|f| !f.message.ignored).count());
+        details["approvals_needed"] = json!(environment.policy.approvals_needed(Some(review.risk)));
+        if let Some(o) = &lint_override {
+            let refused = release::blocking(review, environment.policy.lint_block);
+            details["lint_override"] = json!({
+                "reason": o.reason,
+                "refused": refused.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+        }
+    }
     match &action {
         RunAction::Release | RunAction::Baseline => {}
         RunAction::Adopt { from, table } => {
@@ -875,7 +992,10 @@ async fn decide(
     }
     let (have, need) = match state {
         ApprovalState::Pending { have, need } => (have, need),
-        _ => (environment.policy.approvals_required, environment.policy.approvals_required),
+        _ => {
+            let need = environment.policy.approvals_needed(run.risk);
+            (need, need)
+        }
     };
     let action = match decision {
         ApprovalDecision::Approve => Action::RunApprove,
@@ -972,9 +1092,20 @@ async fn refresh_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> 
         ));
     }
     preflight(&mut tx, &run, &newest).await?;
+    // The new content is reviewed as a request is; an admin's override was for the old content and goes.
+    let review = if run.action == RunAction::Release {
+        let project = storage::projects::get(&mut tx, run.project_id).await?;
+        let targets = scope_targets(&mut tx, run.scope).await?;
+        dialects_declared(&project, &targets)?;
+        let review = review_of(run.direction, &newest, &targets, &project);
+        review_gate(&environment.policy, &review, None, caller)?;
+        Some(review)
+    } else {
+        None
+    };
     let status = RunStatus::initial(environment.policy.approval_required);
     let ids: Vec<_> = newest.iter().map(|v| v.version.id).collect();
-    let refreshed = storage::runs::repin(&mut tx, id, &ids, &content, status).await?;
+    let refreshed = storage::runs::repin(&mut tx, id, &ids, &content, status, review.as_ref()).await?;
     let changed: Vec<serde_json::Value> = pinned
         .iter()
         .zip(&newest)
@@ -991,6 +1122,7 @@ async fn refresh_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> 
         json!({
             "revision": refreshed.revision, "from_content": run.content.to_hex(), "content_checksum": content.to_hex(),
             "changed": changed, "status": refreshed.status.as_str(),
+            "risk": refreshed.risk.map(|r| r.as_str()),
         }),
     )
     .await?;
@@ -1022,6 +1154,11 @@ async fn retry_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
         ));
     }
     let versions = storage::versions::of_run(&mut tx, id).await?;
+    // The same content: the same review, and the same admin's override, carried over with the approvals.
+    let review = match (original.risk, storage::runs::review(&mut tx, id).await?) {
+        (Some(risk), Some(findings)) => Some(RunReview { risk, findings }),
+        _ => None,
+    };
     let new = NewRun {
         project_id: original.project_id,
         versions: versions.iter().map(|v| v.version.id).collect(),
@@ -1039,6 +1176,8 @@ async fn retry_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
         // The same request, retried: separation of duties keeps holding against the original requester.
         requested_by: original.requested_by,
         idempotency_key: None,
+        review,
+        lint_override: original.lint_override.clone(),
     };
     let (mut run, items) = storage::runs::create(&mut tx, &new).await?;
     if items == 0 {
@@ -1167,7 +1306,9 @@ pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
     let state = approval_state(&environment.policy, &run.facts(), &decision_facts(&approvals));
     let items = storage::run_items::count_by_status(&mut conn, id).await?;
     let retries = storage::runs::retries_of(&mut conn, id).await?;
+    let review = storage::runs::review(&mut conn, id).await?;
     Ok(RunDetail {
+        review,
         approval: ApprovalStatus { state, stale: newest != run.content },
         run,
         project,

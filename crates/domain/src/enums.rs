@@ -49,6 +49,8 @@ const REGISTRY: &[(&str, &[&str])] = &[
     (RunKind::KIND, RunKind::NAMES),
     (ForeignTool::KIND, ForeignTool::NAMES),
     (Resolution::KIND, Resolution::NAMES),
+    (Risk::KIND, Risk::NAMES),
+    (LintBlock::KIND, LintBlock::NAMES),
 ];
 
 /// The allowed values of the closed set called `kind`, if it is one of this crate's.
@@ -255,6 +257,33 @@ closed_enum! {
         MarkRolledBack = "mark_rolled_back",
         /// Run the statements after the recorded index (an up without a transaction, or MySQL).
         Resume = "resume",
+    }
+}
+
+closed_enum! {
+    /// How risky a migration version or a release is, from its SQL review: `High` when a destructive or
+    /// long-locking rule fires (or the SQL does not parse), `Medium` for any other warning, `Low` otherwise.
+    /// Ordered: a release's risk is the highest of its versions'.
+    #[derive(PartialOrd, Ord)]
+    pub enum Risk as "risk" {
+        /// No warning left after ignore comments and the project's switched-off rules.
+        Low = "low",
+        /// Warnings, none of them destructive or long-locking.
+        Medium = "medium",
+        /// A destructive or long-locking statement, or one that does not parse.
+        High = "high",
+    }
+}
+
+closed_enum! {
+    /// Which SQL review findings refuse a release at request (environment policy).
+    pub enum LintBlock as "lint_block" {
+        /// Errors (a statement that does not parse) refuse it.
+        Error = "error",
+        /// Errors and warnings refuse it.
+        Warning = "warning",
+        /// Nothing is refused; the findings are shown to the approver.
+        Never = "never",
     }
 }
 

@@ -195,8 +195,16 @@ error_codes! {
     InvalidVariable = "invalid_variable",
     /// A migration cannot be split into statements for a target's engine.
     SplitError = "split_error",
-    /// A migration has a lint error for the direction applied.
+    /// The SQL review found an error in the release (a statement that does not parse), and the environment's
+    /// policy refuses it.
     LintError = "lint_error",
+    /// The SQL review found a warning in the release, and the environment's policy (`lint_block: warning`)
+    /// refuses it.
+    LintWarning = "lint_warning",
+    /// A name that is not a rule of the SQL review (or one that cannot be switched off).
+    UnknownRule = "unknown_rule",
+    /// The release goes to targets of an engine the project does not declare among its dialects.
+    DialectNotDeclared = "dialect_not_declared",
     /// The number of approvals is out of range (1 to 10 when approval is required).
     ApprovalsOutOfRange = "approvals_out_of_range",
     /// Approvals were asked for where approval is not required.

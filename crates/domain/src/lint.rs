@@ -15,7 +15,7 @@
 use squawk_linter::{Linter, Rule};
 use squawk_syntax::SourceFile;
 
-use crate::enums::{Direction, Engine};
+use crate::enums::{Direction, Engine, Risk};
 use crate::model::{Severity, ValidationMessage};
 use crate::split::Statement;
 
@@ -52,21 +52,17 @@ pub struct Finding {
 impl Finding {
     /// The message kept with a version.
     pub fn to_message(&self, direction: Direction) -> ValidationMessage {
-        let mut message = format!("line {}, column {}: {}", self.line, self.column, self.message);
-        if let Some(help) = &self.help {
-            message.push_str(" Help: ");
-            message.push_str(help);
-        }
-        if self.ignored {
-            message.push_str(" (ignored by a migrate-hub:ignore comment)");
-        }
         ValidationMessage {
             severity: self.severity,
             code: self.rule.clone(),
-            message,
+            message: self.message.clone(),
             direction,
             statement_index: self.statement.and_then(|i| u32::try_from(i).ok()),
             engine: Some(self.engine),
+            line: Some(self.line),
+            column: Some(self.column),
+            help: self.help.clone(),
+            ignored: self.ignored,
         }
     }
 }
@@ -167,6 +163,64 @@ fn ignores(line: &str, rule: &str) -> bool {
         .is_some_and(|names| names.split([',', ' ']).map(str::trim).any(|name| name == rule))
 }
 
+/// Rules whose statements destroy data or hold a lock that blocks the application for the length of a
+/// table rewrite or scan: a release with one of them is high-risk (the environment may ask for more
+/// approvals). Postgres rules are squawk's names; MySQL rules are the hub's own.
+const HIGH_RISK: &[&str] = &[
+    "syntax-error",
+    "split-error",
+    // Destructive.
+    "ban-drop-database",
+    "ban-drop-schema",
+    "ban-drop-table",
+    "ban-drop-column",
+    "ban-truncate-cascade",
+    "ban-truncate-table",
+    "update-without-where",
+    "delete-without-where",
+    // Breaks the application still running on the old names.
+    "renaming-table",
+    "renaming-column",
+    // Rewrites or scans the table under a lock that blocks writes (or reads).
+    "changing-column-type",
+    "adding-required-field",
+    "adding-not-nullable-field",
+    "adding-serial-primary-key-field",
+    "adding-field-with-default",
+    "adding-foreign-key-constraint",
+    "constraint-missing-not-valid",
+    "disallowed-unique-constraint",
+    "adding-unique-key",
+    "require-concurrent-index-creation",
+    "require-concurrent-index-deletion",
+    "ban-alter-domain-with-add-constraint",
+];
+
+/// Whether `rule` names a rule of the SQL review that a project may switch off: a squawk rule or one of the
+/// hub's MySQL rules; never a syntax error.
+pub fn may_switch_off(rule: &str) -> bool {
+    if matches!(rule, "syntax-error" | "split-error") {
+        return false;
+    }
+    rule.parse::<Rule>().is_ok() || mysql::RULES.contains(&rule)
+}
+
+/// The risk one finding carries: an ignored one (seen and accepted) or an `info` carries none.
+pub fn risk_of(message: &ValidationMessage) -> Risk {
+    match message.severity {
+        Severity::Info => Risk::Low,
+        _ if message.ignored => Risk::Low,
+        Severity::Error => Risk::High,
+        Severity::Warning if HIGH_RISK.contains(&message.code.as_str()) => Risk::High,
+        Severity::Warning => Risk::Medium,
+    }
+}
+
+/// The risk of a set of findings: the highest of theirs, `Low` for none.
+pub fn risk<'a>(findings: impl IntoIterator<Item = &'a ValidationMessage>) -> Risk {
+    findings.into_iter().map(risk_of).max().unwrap_or(Risk::Low)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -195,7 +249,8 @@ mod tests {
             (message.severity, message.engine, message.statement_index),
             (Severity::Error, Some(Engine::Postgres), Some(1))
         );
-        assert!(message.message.starts_with("line 2, column 1: "), "{}", message.message);
+        assert_eq!((message.line, message.column), (Some(2), Some(1)), "{message:?}");
+        assert!(message.is_finding() && !message.message.starts_with("line"), "{}", message.message);
     }
 
     #[test]
@@ -259,6 +314,18 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].ignored && found[0].severity == Severity::Info, "{found:?}");
         assert!(!found[1].ignored && found[1].severity == Severity::Warning, "{found:?}");
-        assert!(found[0].to_message(Direction::Up).message.contains("ignored"));
+        let kept = found[0].to_message(Direction::Up);
+        assert!(kept.ignored && kept.is_finding(), "{kept:?}");
+        assert_eq!(risk_of(&kept), Risk::Low);
+        assert_eq!(risk_of(&found[1].to_message(Direction::Up)), Risk::High);
+    }
+
+    #[test]
+    fn risk_is_high_for_destructive_or_locking_rules_medium_for_other_warnings() {
+        let risk_of_sql = |sql: &str| risk(&lint(sql).iter().map(|f| f.to_message(Direction::Up)).collect::<Vec<_>>());
+        assert_eq!(risk_of_sql("ALTER TABLE a DROP COLUMN b;"), Risk::High);
+        assert_eq!(risk_of_sql("CREAT TABLE a (id bigint);"), Risk::High);
+        assert_eq!(risk_of_sql("CREATE TABLE t (id bigint PRIMARY KEY, at timestamp);"), Risk::Medium);
+        assert_eq!(risk_of_sql("CREATE TABLE IF NOT EXISTS t (id bigint PRIMARY KEY, name text);"), Risk::Low);
     }
 }

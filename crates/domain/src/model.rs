@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::checksum::Checksum;
 use crate::enums::{
-    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, ForeignTool, LogLevel, Resolution, Role, RunKind,
-    TlsMode, TokenScope, TransactionMode, WorkerStatus,
+    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, ForeignTool, LogLevel, Resolution, Risk, Role,
+    RunKind, TlsMode, TokenScope, TransactionMode, WorkerStatus,
 };
 use crate::ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, TokenId, UserId, VersionId,
@@ -181,9 +181,29 @@ pub struct Project {
     pub name: Name,
     pub description: String,
     pub history_table: Identifier,
+    /// The engines its migrations are written for, and the SQL review rules it switched off.
+    pub review: ProjectReview,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How a project's migrations are reviewed: the SQL dialects they are written for (a release to targets of
+/// another engine is refused; each version is reviewed with each dialect's rules), and the rules switched
+/// off for all of its versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectReview {
+    /// Sorted, without repeats, never empty.
+    pub dialects: Vec<Engine>,
+    /// Rule names, sorted, without repeats.
+    pub rules_off: Vec<String>,
+}
+
+impl Default for ProjectReview {
+    /// Both dialects, every rule on.
+    fn default() -> Self {
+        ProjectReview { dialects: vec![Engine::Postgres, Engine::Mysql], rules_off: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +258,48 @@ pub struct ValidationMessage {
     /// refuses an error only for a release to targets of that engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<Engine>,
+    /// Set for a finding of the SQL review (`lint`): its 1-based line in the script. `code` is then the
+    /// rule's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// With `line`: the 1-based column, in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    /// What to do instead, where the rule says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// Kept as `info` because a `-- migrate-hub:ignore rule` comment marks it as seen and accepted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
+}
+
+impl ValidationMessage {
+    /// A message of the checks every version goes through (not a finding of the SQL review).
+    pub fn check(
+        severity: Severity,
+        code: &str,
+        message: String,
+        direction: Direction,
+        statement: Option<usize>,
+    ) -> Self {
+        ValidationMessage {
+            severity,
+            code: code.to_owned(),
+            message,
+            direction,
+            statement_index: statement.and_then(|i| u32::try_from(i).ok()),
+            engine: None,
+            line: None,
+            column: None,
+            help: None,
+            ignored: false,
+        }
+    }
+
+    /// Whether this is a finding of the SQL review (a rule that fired on a line).
+    pub fn is_finding(&self) -> bool {
+        self.line.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +377,37 @@ pub struct Run {
     pub queued_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The risk of the pinned content from its SQL review; `None` for a run that runs no migration SQL (a
+    /// baseline, adoption or recovery) or one requested before the review.
+    pub risk: Option<Risk>,
+    /// An admin let the release go ahead although the review refused it.
+    pub lint_override: Option<LintOverride>,
+}
+
+/// An admin's decision to let a release go ahead although the environment's policy refuses what its SQL
+/// review found (audited, and shown on the run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintOverride {
+    pub reason: String,
+    pub by: UserId,
+}
+
+/// One finding of a run's SQL review: a version's message, with the version it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewFinding {
+    pub version_key: String,
+    #[serde(flatten)]
+    pub message: ValidationMessage,
+}
+
+/// The SQL review of a release's content, pinned with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReview {
+    /// The highest risk of the findings.
+    pub risk: Risk,
+    /// The findings for the run's direction and its targets' engines, after the project's switched-off
+    /// rules, in apply order of their versions.
+    pub findings: Vec<ReviewFinding>,
 }
 
 /// Which targets a run has items for.
@@ -413,6 +506,9 @@ pub struct NewRun {
     pub comment: String,
     pub requested_by: UserId,
     pub idempotency_key: Option<String>,
+    /// The SQL review of the content (a release); `None` for a run that runs no migration SQL.
+    pub review: Option<RunReview>,
+    pub lint_override: Option<LintOverride>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -472,6 +568,7 @@ impl Run {
             kind: self.action.kind(),
             revision: self.revision,
             content: self.content,
+            risk: self.risk,
         }
     }
 }

@@ -26,7 +26,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::checksum::Checksum;
-use crate::enums::{ActorKind, ApprovalDecision, Direction, Role, RunKind};
+use crate::enums::{ActorKind, ApprovalDecision, Direction, LintBlock, Risk, Role, RunKind};
 use crate::error_code::ErrorCode;
 use crate::ids::{RunId, UserId};
 use crate::run::RunStatus;
@@ -220,6 +220,11 @@ pub struct EnvironmentPolicy {
     pub lock_retries: u8,
     /// The longest wait between two tries after a lock timeout (the waits double from 200 ms).
     pub lock_retry_max_delay: Duration,
+    /// Which SQL review findings refuse a release at request.
+    pub lint_block: LintBlock,
+    /// The approvals a high-risk release needs on top of `approvals_required`, 0 to 10 (only where approval
+    /// is required).
+    pub high_risk_approvals: u8,
 }
 
 impl EnvironmentPolicy {
@@ -255,6 +260,8 @@ impl EnvironmentPolicy {
             allow_out_of_order,
             lock_retries: Self::LOCK_RETRIES,
             lock_retry_max_delay: Self::LOCK_RETRY_MAX_DELAY,
+            lint_block: LintBlock::Error,
+            high_risk_approvals: if approval_required { 1 } else { 0 },
         };
         policy.validate()?;
         Ok(policy)
@@ -301,6 +308,12 @@ impl EnvironmentPolicy {
         if self.lock_retry_max_delay > Self::MAX_LOCK_RETRY_DELAY {
             return Err(PolicyError::TooLong { setting: "longest wait between lock retries", max: "5 minutes" });
         }
+        if self.high_risk_approvals > Self::MAX_APPROVALS {
+            return Err(PolicyError::TooMany {
+                setting: "extra approvals for a high-risk release",
+                max: Self::MAX_APPROVALS,
+            });
+        }
         Ok(())
     }
 
@@ -319,7 +332,19 @@ impl EnvironmentPolicy {
             allow_out_of_order: false,
             lock_retries: Self::LOCK_RETRIES,
             lock_retry_max_delay: Self::LOCK_RETRY_MAX_DELAY,
+            lint_block: LintBlock::Error,
+            // A destructive or long-locking release needs a second pair of eyes.
+            high_risk_approvals: 1,
         }
+    }
+
+    /// How many distinct approvals a run of `risk` needs under this policy (0 where none is required).
+    pub fn approvals_needed(&self, risk: Option<Risk>) -> u8 {
+        if !self.approval_required {
+            return 0;
+        }
+        let extra = if risk == Some(Risk::High) { self.high_risk_approvals } else { 0 };
+        self.approvals_required.saturating_add(extra)
     }
 
     /// A default for development environments: no approval, anyone may execute. Only who may do
@@ -329,6 +354,7 @@ impl EnvironmentPolicy {
             approval_required: false,
             approvals_required: 0,
             execute_roles: RoleSet::all(),
+            high_risk_approvals: 0,
             ..EnvironmentPolicy::production_default()
         }
     }
@@ -369,6 +395,8 @@ pub struct RunFacts {
     pub revision: u32,
     /// The checksum of the content pinned for it (`release::content_checksum`).
     pub content: Checksum,
+    /// The risk of that content from its SQL review, pinned with it (`None`: a run from before the review).
+    pub risk: Option<Risk>,
 }
 
 /// What the rules need to know about one approve or deny decision on a run.
@@ -589,7 +617,7 @@ pub fn approval_state(policy: &EnvironmentPolicy, run: &RunFacts, decisions: &[A
     }
     // More than 255 approvers cannot happen in practice; saturating keeps the comparison right.
     let have = u8::try_from(valid_approvers(run, decisions).len()).unwrap_or(u8::MAX);
-    let need = policy.approvals_required;
+    let need = policy.approvals_needed(run.risk);
     if have >= need { ApprovalState::Approved } else { ApprovalState::Pending { have, need } }
 }
 
@@ -740,7 +768,36 @@ mod tests {
             kind: RunKind::Release,
             revision: 1,
             content: content("SELECT 1;"),
+            risk: Some(Risk::Low),
         }
+    }
+
+    #[test]
+    fn a_high_risk_run_needs_the_extra_approvals_of_its_environment() {
+        let (requester, first, second) = (actor(Role::User), actor(Role::Manager), actor(Role::Manager));
+        let policy = EnvironmentPolicy::production_default();
+        assert_eq!(policy.high_risk_approvals, 1);
+        let risky = RunFacts { risk: Some(Risk::High), ..run_by(&requester, RunStatus::AwaitingApproval) };
+        let approve = |who: &Actor| ApprovalFacts {
+            approver: who.user_id,
+            decision: ApprovalDecision::Approve,
+            direction: Direction::Up,
+            revision: 1,
+            pinned: risky.content,
+        };
+        let one = [approve(&first)];
+        assert_eq!(approval_state(&policy, &risky, &one), ApprovalState::Pending { have: 1, need: 2 });
+        let two = [approve(&first), approve(&second)];
+        assert_eq!(approval_state(&policy, &risky, &two), ApprovalState::Approved);
+        // Medium risk, or a run from before the review: the environment's approvals alone.
+        for risk in [Some(Risk::Medium), None] {
+            assert_eq!(approval_state(&policy, &RunFacts { risk, ..risky }, &one), ApprovalState::Approved);
+        }
+        // Where no approval is required, none is for high risk either.
+        let open = EnvironmentPolicy::permissive_default();
+        assert_eq!(open.approvals_needed(Some(Risk::High)), 0);
+        let too_many = EnvironmentPolicy { high_risk_approvals: 11, ..policy };
+        assert!(too_many.validate().is_err());
     }
 
     /// The run refreshed `times` times onto `content`.

@@ -21,9 +21,10 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use crate::checksum::Checksum;
-use crate::enums::{Direction, Engine, TransactionMode};
+use crate::enums::{Direction, Engine, LintBlock, TransactionMode};
 use crate::error_code::ErrorCode;
-use crate::model::{RunAction, Severity, ValidationMessage};
+use crate::lint;
+use crate::model::{ReviewFinding, RunAction, RunReview, Severity, ValidationMessage};
 use crate::placeholder::{self, PlaceholderError, Syntax};
 use crate::policy::PinnedChecksums;
 use crate::split::{self, Statement};
@@ -201,20 +202,27 @@ pub enum Problem {
         /// The version.
         version_key: String,
     },
-    /// A lint message of severity error, about the direction applied.
+    /// The release goes to targets of an engine the project does not declare (the message names them).
+    Undeclared {
+        /// The full sentence.
+        message: String,
+    },
+    /// A finding of the SQL review that the environment's policy (`lint_block`) refuses.
     Lint {
         /// The version.
         version_key: String,
-        /// The lint's stable code.
+        /// Error or warning.
+        severity: Severity,
+        /// The rule's name.
         code: String,
-        /// The lint's message.
+        /// The finding's message, with its line.
         message: String,
     },
 }
 
 impl Problem {
     /// A stable code for the kind of problem: `missing_variable`, `invalid_variable`, `split_error`,
-    /// `needs_no_transaction`, `no_down` or `lint_error`.
+    /// `needs_no_transaction`, `no_down`, `lint_error` or `lint_warning`.
     pub fn code(&self) -> ErrorCode {
         match self {
             Problem::MissingVariable { .. } => ErrorCode::MissingVariable,
@@ -222,7 +230,9 @@ impl Problem {
             Problem::Split { .. } => ErrorCode::SplitError,
             Problem::NeedsNoTransaction { .. } => ErrorCode::NeedsNoTransaction,
             Problem::NoDown { .. } => ErrorCode::NoDown,
-            Problem::Lint { .. } => ErrorCode::LintError,
+            Problem::Undeclared { .. } => ErrorCode::DialectNotDeclared,
+            Problem::Lint { severity: Severity::Error, .. } => ErrorCode::LintError,
+            Problem::Lint { .. } => ErrorCode::LintWarning,
         }
     }
 }
@@ -247,8 +257,10 @@ impl fmt::Display for Problem {
                  one on Postgres; set its transaction mode to none"
             ),
             Problem::NoDown { version_key } => write!(f, "{version_key} has no down script, so it cannot be reverted"),
-            Problem::Lint { version_key, code, message } => {
-                write!(f, "{version_key} has the lint error {code}: {message}")
+            Problem::Undeclared { message } => f.write_str(message),
+            Problem::Lint { version_key, severity, code, message } => {
+                let what = if *severity == Severity::Error { "error" } else { "warning" };
+                write!(f, "{version_key} has the SQL review {what} {code}: {message}")
             }
         }
     }
@@ -260,13 +272,13 @@ impl fmt::Display for Problem {
 /// the target's dialect, each statement's placeholders must have a value among the target's variables that
 /// can be substituted, and on Postgres a transaction-mode version may not contain a statement
 /// [`non_transactional`](crate::split::non_transactional) refuses (checked after substitution, as the worker
-/// does). Added to them: a down release's versions without a down script, and the
-/// [`Severity::Error`] lint messages of the direction. The worker stops at the first failure of a target; this
-/// reports every one, so a pair of version and target has a problem here exactly when the worker would refuse
-/// it (or it has a lint error).
+/// does). Added to them: a down release's versions without a down script. The worker stops at the first
+/// failure of a target; this reports every one, so a pair of version and target has a problem here exactly
+/// when the worker would refuse it. What the SQL review found is [`review`]'s, and what of it the policy
+/// refuses [`blocking`]'s.
 ///
-/// Deduplicated; ordered by version (as given), then by target (as given), a version's own problems (no down
-/// script, lint) first. Each version is split once per engine present among the targets, and targets that
+/// Deduplicated; ordered by version (as given), then by target (as given), a version's own problem (no down
+/// script) first. Each version is split once per engine present among the targets, and targets that
 /// give the placeholders of a version the same values share one substitution, so thousands of targets cost
 /// little more than their variable lookups.
 pub fn preflight(
@@ -284,26 +296,61 @@ pub fn preflight(
         if sql.is_none() {
             problems.push(Problem::NoDown { version_key: key.to_owned() });
         }
-        let start = problems.len();
-        for message in version.lint {
-            // A rule of one engine (a Postgres syntax error) matters only for targets of that engine.
-            let applies = message.engine.is_none_or(|engine| targets.iter().any(|t| t.engine == engine));
-            if message.severity == Severity::Error && message.direction == direction && applies {
-                let problem = Problem::Lint {
-                    version_key: key.to_owned(),
-                    code: message.code.clone(),
-                    message: message.message.clone(),
-                };
-                if !problems[start..].contains(&problem) {
-                    problems.push(problem);
-                }
-            }
-        }
         if let Some(sql) = sql {
             check_targets(key, sql, version.transaction_mode, targets, &mut problems);
         }
     }
     problems
+}
+
+/// The SQL review of `direction` of these versions for targets of `engines`: the findings kept with each
+/// version (in the given order) for that direction, of a rule that holds for one of the engines, less the
+/// rules the project switched off (`rules_off`), and their risk. Ignored findings are kept (as `info`), for
+/// the approver to see.
+pub fn review(
+    direction: Direction,
+    versions: &[PreflightVersion<'_>],
+    engines: &[Engine],
+    rules_off: &[String],
+) -> RunReview {
+    let mut findings = Vec::new();
+    for version in versions {
+        for message in version.lint {
+            let applies = message.engine.is_none_or(|engine| engines.contains(&engine));
+            if message.is_finding() && message.direction == direction && applies && !rules_off.contains(&message.code) {
+                findings.push(ReviewFinding { version_key: version.version_key.to_string(), message: message.clone() });
+            }
+        }
+    }
+    RunReview { risk: lint::risk(findings.iter().map(|f| &f.message)), findings }
+}
+
+/// The findings of `review` that `block` refuses, as problems (errors first, then warnings, each in review
+/// order); ignored findings never.
+pub fn blocking(review: &RunReview, block: LintBlock) -> Vec<Problem> {
+    let least = match block {
+        LintBlock::Never => return Vec::new(),
+        LintBlock::Error => Severity::Error,
+        LintBlock::Warning => Severity::Warning,
+    };
+    let mut refused: Vec<&ReviewFinding> =
+        review.findings.iter().filter(|f| f.message.severity >= least && !f.message.ignored).collect();
+    refused.sort_by_key(|f| std::cmp::Reverse(f.message.severity));
+    refused
+        .into_iter()
+        .map(|f| {
+            let m = &f.message;
+            Problem::Lint {
+                version_key: f.version_key.clone(),
+                severity: m.severity,
+                code: m.code.clone(),
+                message: match m.line {
+                    Some(line) => format!("line {line}: {}", m.message),
+                    None => m.message.clone(),
+                },
+            }
+        })
+        .collect()
 }
 
 /// The per-target checks of one script, appended to `problems` in target order.
@@ -505,6 +552,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use crate::enums::Risk;
 
     fn key(s: &str) -> VersionKey {
         VersionKey::parse(s).unwrap()
@@ -665,14 +713,7 @@ mod tests {
     }
 
     fn lint(severity: Severity, direction: Direction, code: &str) -> ValidationMessage {
-        ValidationMessage {
-            severity,
-            code: code.to_owned(),
-            message: format!("{code} says no"),
-            direction,
-            statement_index: None,
-            engine: None,
-        }
+        ValidationMessage::check(severity, code, format!("{code} says no"), direction, None)
     }
 
     #[test]
@@ -842,29 +883,61 @@ mod tests {
         assert!(problems[0].to_string().starts_with("003 cannot be split into statements for postgres: line 1"));
     }
 
+    fn finding(severity: Severity, direction: Direction, code: &str, engine: Option<Engine>) -> ValidationMessage {
+        ValidationMessage { line: Some(3), column: Some(1), engine, ..lint(severity, direction, code) }
+    }
+
     #[test]
-    fn lint_errors_of_the_direction_applied() {
-        let k = key("004");
-        let messages = [
-            lint(Severity::Error, Direction::Up, "ban-drop-column"),
-            lint(Severity::Error, Direction::Up, "ban-drop-column"),
-            lint(Severity::Warning, Direction::Up, "prefer-text"),
-            lint(Severity::Error, Direction::Down, "ban-drop-table"),
+    fn the_review_keeps_the_findings_of_the_direction_and_engines_less_switched_off_rules() {
+        let (k1, k2) = (key("004"), key("005"));
+        let first = [
+            finding(Severity::Warning, Direction::Up, "ban-drop-column", Some(Engine::Postgres)),
+            finding(Severity::Warning, Direction::Up, "prefer-text-field", Some(Engine::Postgres)),
+            finding(Severity::Error, Direction::Down, "syntax-error", Some(Engine::Postgres)),
+            // A check message, not a finding: never in the review.
+            lint(Severity::Warning, Direction::Up, "not_atomic"),
         ];
-        let versions = [PreflightVersion { lint: &messages, ..version(&k, "ALTER TABLE t DROP COLUMN c;") }];
-        let up = preflight(Direction::Up, &versions, &[]);
+        let second = [finding(Severity::Warning, Direction::Up, "update-without-where", Some(Engine::Mysql))];
+        let versions = [
+            PreflightVersion { lint: &first, ..version(&k1, "ALTER TABLE t DROP COLUMN c;") },
+            PreflightVersion { lint: &second, ..version(&k2, "UPDATE t SET a = 1;") },
+        ];
+        let codes = |r: &RunReview| r.findings.iter().map(|f| f.message.code.clone()).collect::<Vec<_>>();
+        let pg = review(Direction::Up, &versions, &[Engine::Postgres], &[]);
         assert_eq!(
-            up,
-            [Problem::Lint {
-                version_key: "004".into(),
-                code: "ban-drop-column".into(),
-                message: "ban-drop-column says no".into()
-            }]
+            (codes(&pg), pg.risk),
+            (vec!["ban-drop-column".to_owned(), "prefer-text-field".to_owned()], Risk::High)
         );
-        assert_eq!(up[0].code().as_str(), "lint_error");
-        assert_eq!(up[0].to_string(), "004 has the lint error ban-drop-column: ban-drop-column says no");
-        let down = preflight(Direction::Down, &versions, &[]);
-        assert!(matches!(&down[..], [Problem::Lint { code, .. }] if code == "ban-drop-table"), "{down:?}");
+        assert_eq!(pg.findings[0].version_key, "004");
+        let off = review(Direction::Up, &versions, &[Engine::Postgres], &["ban-drop-column".to_owned()]);
+        assert_eq!((codes(&off), off.risk), (vec!["prefer-text-field".to_owned()], Risk::Medium));
+        let both = review(Direction::Up, &versions, &[Engine::Postgres, Engine::Mysql], &[]);
+        assert_eq!(both.findings.len(), 3);
+        let down = review(Direction::Down, &versions, &[Engine::Postgres], &[]);
+        assert_eq!((codes(&down), down.risk), (vec!["syntax-error".to_owned()], Risk::High));
+        assert_eq!(review(Direction::Down, &versions, &[Engine::Mysql], &[]).risk, Risk::Low);
+    }
+
+    #[test]
+    fn the_policy_blocks_errors_warnings_or_nothing() {
+        let k = key("004");
+        let mut ignored = finding(Severity::Info, Direction::Up, "ban-drop-table", None);
+        ignored.ignored = true;
+        let messages = [
+            finding(Severity::Warning, Direction::Up, "prefer-text-field", None),
+            finding(Severity::Error, Direction::Up, "syntax-error", None),
+            ignored,
+        ];
+        let versions = [PreflightVersion { lint: &messages, ..version(&k, "CREAT TABLE t ();") }];
+        let found = review(Direction::Up, &versions, &[Engine::Postgres], &[]);
+        assert_eq!(found.findings.len(), 3);
+        let on_error = blocking(&found, LintBlock::Error);
+        assert_eq!(on_error.len(), 1, "{on_error:?}");
+        assert_eq!(on_error[0].code().as_str(), "lint_error");
+        assert_eq!(on_error[0].to_string(), "004 has the SQL review error syntax-error: line 3: syntax-error says no");
+        let on_warning = blocking(&found, LintBlock::Warning);
+        assert_eq!(on_warning.iter().map(|p| p.code().as_str()).collect::<Vec<_>>(), ["lint_error", "lint_warning"]);
+        assert!(blocking(&found, LintBlock::Never).is_empty());
     }
 
     #[test]
@@ -890,7 +963,6 @@ mod tests {
         assert_eq!(
             codes,
             [
-                ("lint_error", String::new()),
                 ("missing_variable", "x".to_owned()),
                 ("needs_no_transaction", String::new()),
                 ("missing_variable", "y".to_owned()),

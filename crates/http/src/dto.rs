@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use domain::enums::{
-    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, ForeignTool, LogLevel, Resolution, Role, RunKind,
-    TlsMode, TransactionMode,
+    ActorKind, ApprovalDecision, Direction, Engine, FailurePolicy, ForeignTool, LintBlock, LogLevel, Resolution, Risk,
+    Role, RunKind, TlsMode, TransactionMode,
 };
 use domain::ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId,
@@ -52,6 +52,10 @@ pub(crate) struct EnvironmentDto {
     pub lock_retries: u8,
     /// The longest wait between two of those tries (they double from 200 ms, with jitter).
     pub lock_retry_max_delay_ms: u64,
+    /// Which SQL review findings refuse a release at request: `error`, `warning` or `never`.
+    pub lint_block: LintBlock,
+    /// Approvals a high-risk release needs on top of `approvals_required`.
+    pub high_risk_approvals: u8,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -75,6 +79,8 @@ impl From<&Environment> for EnvironmentDto {
             allow_out_of_order: e.policy.allow_out_of_order,
             lock_retries: e.policy.lock_retries,
             lock_retry_max_delay_ms: ms(e.policy.lock_retry_max_delay),
+            lint_block: e.policy.lint_block,
+            high_risk_approvals: e.policy.high_risk_approvals,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -284,6 +290,10 @@ pub(crate) struct ProjectDto {
     pub name: String,
     pub description: String,
     pub history_table: String,
+    /// The engines its migrations are written for.
+    pub dialects: Vec<Engine>,
+    /// SQL review rules switched off for all of its versions.
+    pub lint_rules_off: Vec<String>,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -296,6 +306,8 @@ impl From<&Project> for ProjectDto {
             name: p.name.as_str().to_owned(),
             description: p.description.clone(),
             history_table: p.history_table.as_str().to_owned(),
+            dialects: p.review.dialects.clone(),
+            lint_rules_off: p.review.rules_off.clone(),
             created_by: p.created_by,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -423,7 +435,70 @@ pub(crate) struct VersionDto {
     pub down_sql: Option<String>,
     pub up_statements: Vec<StatementDto>,
     pub down_statements: Vec<StatementDto>,
+    /// Every message kept with the version: the checks' and the SQL review's.
     pub messages: Vec<MessageDto>,
+    /// The findings of the SQL review alone, each with its rule, line and help.
+    pub lint: Vec<LintDto>,
+    /// The version's risk from its review (both directions, every dialect): `high` for a destructive or
+    /// long-locking statement or one that does not parse, `medium` for another warning, else `low`.
+    pub risk: Risk,
+}
+
+/// One finding of the SQL review.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LintDto {
+    /// The rule, e.g. `ban-drop-column` (squawk's name on Postgres) or `syntax-error`.
+    pub rule: String,
+    /// `ignored`: a `-- migrate-hub:ignore rule` comment marks it as seen and accepted.
+    pub severity: LintSeverityDto,
+    pub direction: Direction,
+    /// The engine whose rules found it.
+    pub engine: Option<Engine>,
+    /// The statement, from 1.
+    pub statement: Option<u32>,
+    /// 1-based line and column in the script.
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LintSeverityDto {
+    Info,
+    Warning,
+    Error,
+    Ignored,
+}
+
+impl From<&ValidationMessage> for LintDto {
+    fn from(m: &ValidationMessage) -> Self {
+        LintDto {
+            rule: m.code.clone(),
+            severity: match m.severity {
+                _ if m.ignored => LintSeverityDto::Ignored,
+                Severity::Info => LintSeverityDto::Info,
+                Severity::Warning => LintSeverityDto::Warning,
+                Severity::Error => LintSeverityDto::Error,
+            },
+            direction: m.direction,
+            engine: m.engine,
+            statement: m.statement_index.map(|i| i + 1),
+            line: m.line,
+            column: m.column,
+            message: m.message.clone(),
+            help: m.help.clone(),
+        }
+    }
+}
+
+/// A finding of a run's pinned review, with its version.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReviewFindingDto {
+    pub version_key: String,
+    #[serde(flatten)]
+    pub finding: LintDto,
 }
 
 fn statements(sql: &str, ranges: &[domain::model::StatementRange]) -> Vec<StatementDto> {
@@ -448,6 +523,8 @@ impl From<&MigrationVersion> for VersionDto {
             up_statements: statements(&v.up_sql, &v.up_statements),
             down_statements: statements(v.down_sql.as_deref().unwrap_or_default(), &v.down_statements),
             messages: v.lint_results.iter().map(MessageDto::from).collect(),
+            lint: v.lint_results.iter().filter(|m| m.is_finding()).map(LintDto::from).collect(),
+            risk: domain::lint::risk(v.lint_results.iter().filter(|m| m.is_finding())),
         }
     }
 }
@@ -501,6 +578,18 @@ pub(crate) struct RunDto {
     pub queued_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The risk of the pinned content from its SQL review (`null`: a run that runs no migration SQL, or one
+    /// from before the review).
+    pub risk: Option<Risk>,
+    /// An admin let the release go ahead although the environment's policy refused its review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lint_override: Option<LintOverrideDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LintOverrideDto {
+    pub reason: String,
+    pub by: UserId,
 }
 
 impl From<&Run> for RunDto {
@@ -545,6 +634,8 @@ impl From<&Run> for RunDto {
             queued_at: r.queued_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            risk: r.risk,
+            lint_override: r.lint_override.as_ref().map(|o| LintOverrideDto { reason: o.reason.clone(), by: o.by }),
         }
     }
 }
@@ -665,6 +756,9 @@ pub(crate) struct RunDetailDto {
     pub items: Vec<ItemCountDto>,
     /// Runs that retry this one.
     pub retries: Vec<RunId>,
+    /// The SQL review pinned with the content, for the run's direction and its targets' engines (`null`: a
+    /// run that runs no migration SQL, or one from before the review).
+    pub review: Option<Vec<ReviewFindingDto>>,
 }
 
 impl From<&app::runs::RunDetail> for RunDetailDto {
@@ -674,9 +768,10 @@ impl From<&app::runs::RunDetail> for RunDetailDto {
             ApprovalState::NotRequired => (ApprovalStateDto::NotRequired, 0, 0),
             ApprovalState::Pending { have, need } => (ApprovalStateDto::Pending, have, need),
             ApprovalState::Approved => {
-                (ApprovalStateDto::Approved, policy.approvals_required, policy.approvals_required)
+                let need = policy.approvals_needed(d.run.risk);
+                (ApprovalStateDto::Approved, need, need)
             }
-            ApprovalState::Denied => (ApprovalStateDto::Denied, 0, policy.approvals_required),
+            ApprovalState::Denied => (ApprovalStateDto::Denied, 0, policy.approvals_needed(d.run.risk)),
         };
         RunDetailDto {
             run: (&d.run).into(),
@@ -705,6 +800,12 @@ impl From<&app::runs::RunDetail> for RunDetailDto {
                 .collect(),
             items: d.items.iter().map(|(status, count)| ItemCountDto { status: *status, count: *count }).collect(),
             retries: d.retries.clone(),
+            review: d.review.as_ref().map(|findings| {
+                findings
+                    .iter()
+                    .map(|f| ReviewFindingDto { version_key: f.version_key.clone(), finding: (&f.message).into() })
+                    .collect()
+            }),
         }
     }
 }

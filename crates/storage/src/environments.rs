@@ -26,6 +26,8 @@ struct Row {
     allow_out_of_order: bool,
     lock_retries: i16,
     lock_retry_max_delay_ms: i32,
+    lint_block: String,
+    high_risk_approvals: i16,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -56,6 +58,8 @@ impl TryFrom<Row> for Environment {
             allow_out_of_order: row.allow_out_of_order,
             lock_retries: unsigned("environments.lock_retries", row.lock_retries)?,
             lock_retry_max_delay: millis("environments.lock_retry_max_delay_ms", row.lock_retry_max_delay_ms)?,
+            lint_block: parse("environments.lint_block", &row.lint_block)?,
+            high_risk_approvals: unsigned("environments.high_risk_approvals", row.high_risk_approvals)?,
         };
         Ok(Environment {
             id: EnvironmentId::from_uuid(row.id),
@@ -77,6 +81,7 @@ struct PolicyParams {
     target_lock_wait_ms: i32,
     lock_retries: i16,
     lock_retry_max_delay_ms: i32,
+    high_risk_approvals: i16,
 }
 
 fn ms(duration: Duration) -> i32 {
@@ -93,6 +98,7 @@ impl From<&EnvironmentPolicy> for PolicyParams {
             target_lock_wait_ms: ms(policy.target_lock_wait),
             lock_retries: i16::from(policy.lock_retries),
             lock_retry_max_delay_ms: ms(policy.lock_retry_max_delay),
+            high_risk_approvals: i16::from(policy.high_risk_approvals),
         }
     }
 }
@@ -100,6 +106,7 @@ impl From<&EnvironmentPolicy> for PolicyParams {
 #[tracing::instrument(skip_all, fields(environment.name = %new.name))]
 pub async fn create(conn: &mut PgConnection, new: &NewEnvironment) -> StorageResult<Environment> {
     let p = PolicyParams::from(&new.policy);
+    let policy_lint_block = new.policy.lint_block.as_str();
     sqlx::query_file_as!(
         Row,
         "../../sql/environments/create.sql",
@@ -115,6 +122,8 @@ pub async fn create(conn: &mut PgConnection, new: &NewEnvironment) -> StorageRes
         new.policy.allow_out_of_order,
         p.lock_retries,
         p.lock_retry_max_delay_ms,
+        policy_lint_block,
+        p.high_risk_approvals,
     )
     .fetch_one(conn)
     .await?
@@ -160,6 +169,7 @@ pub async fn update(
     policy: &EnvironmentPolicy,
 ) -> StorageResult<Environment> {
     let p = PolicyParams::from(policy);
+    let policy_lint_block = policy.lint_block.as_str();
     sqlx::query_file_as!(
         Row,
         "../../sql/environments/update.sql",
@@ -174,6 +184,8 @@ pub async fn update(
         policy.allow_out_of_order,
         p.lock_retries,
         p.lock_retry_max_delay_ms,
+        policy_lint_block,
+        p.high_risk_approvals,
     )
     .fetch_optional(conn)
     .await?

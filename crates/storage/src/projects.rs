@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::ids::{ProjectId, UserId};
-use domain::model::Project;
+use domain::model::{Project, ProjectReview};
 use domain::values::{Identifier, Name};
 use uuid::Uuid;
 
@@ -14,6 +14,8 @@ struct Row {
     name: String,
     description: String,
     history_table: String,
+    dialects: Vec<String>,
+    lint_rules_off: Vec<String>,
     created_by: Uuid,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -28,6 +30,10 @@ impl TryFrom<Row> for Project {
             name: parse("projects.name", &row.name)?,
             description: row.description,
             history_table: parse("projects.history_table", &row.history_table)?,
+            review: ProjectReview {
+                dialects: row.dialects.iter().map(|d| parse("projects.dialects", d)).collect::<StorageResult<_>>()?,
+                rules_off: row.lint_rules_off,
+            },
             created_by: UserId::from_uuid(row.created_by),
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -41,6 +47,7 @@ pub async fn create(
     name: &Name,
     description: &str,
     history_table: &Identifier,
+    review: &ProjectReview,
     created_by: UserId,
 ) -> StorageResult<Project> {
     sqlx::query_file_as!(
@@ -50,6 +57,8 @@ pub async fn create(
         name.as_str(),
         description,
         history_table.as_str(),
+        &dialects(review),
+        &review.rules_off,
         created_by.as_uuid()
     )
     .fetch_one(conn)
@@ -91,10 +100,23 @@ pub async fn update(
     id: ProjectId,
     description: &str,
     history_table: &Identifier,
+    review: &ProjectReview,
 ) -> StorageResult<Project> {
-    sqlx::query_file_as!(Row, "../../sql/projects/update.sql", id.as_uuid(), description, history_table.as_str())
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StorageError::NotFound("project"))?
-        .try_into()
+    sqlx::query_file_as!(
+        Row,
+        "../../sql/projects/update.sql",
+        id.as_uuid(),
+        description,
+        history_table.as_str(),
+        &dialects(review),
+        &review.rules_off
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StorageError::NotFound("project"))?
+    .try_into()
+}
+
+fn dialects(review: &ProjectReview) -> Vec<String> {
+    review.dialects.iter().map(|d| d.as_str().to_owned()).collect()
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use domain::checksum::{Checksum, ChecksumAlgorithm};
 use domain::enums::{Direction, RunKind};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, TargetId, UserId, VersionId};
-use domain::model::{NewRun, Run, RunAction, RunScope, SeenRow};
+use domain::model::{LintOverride, NewRun, ReviewFinding, Run, RunAction, RunReview, RunScope, SeenRow};
 use domain::run::RunStatus;
 use uuid::Uuid;
 
@@ -44,6 +44,9 @@ pub(crate) struct Row {
     pub(crate) queued_at: Option<DateTime<Utc>>,
     pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
+    pub(crate) risk: Option<String>,
+    pub(crate) lint_override: Option<String>,
+    pub(crate) lint_override_by: Option<Uuid>,
 }
 
 impl TryFrom<Row> for Run {
@@ -106,6 +109,12 @@ impl TryFrom<Row> for Run {
             queued_at: row.queued_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
+            risk: row.risk.as_deref().map(|r| parse("runs.risk", r)).transpose()?,
+            lint_override: match (row.lint_override, row.lint_override_by) {
+                (Some(reason), Some(by)) => Some(LintOverride { reason, by: UserId::from_uuid(by) }),
+                (None, None) => None,
+                _ => return Err(StorageError::Corrupt("runs.lint_override: a reason without its admin".into())),
+            },
         })
     }
 }
@@ -153,6 +162,10 @@ pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(
         new.comment,
         new.requested_by.as_uuid(),
         new.idempotency_key.as_deref(),
+        new.review.as_ref().map(|r| r.risk.as_str()),
+        review_json(new.review.as_ref())?,
+        new.lint_override.as_ref().map(|o| o.reason.as_str()),
+        new.lint_override.as_ref().map(|o| o.by.as_uuid()),
     )
     .fetch_one(&mut **tx)
     .await?
@@ -310,11 +323,19 @@ pub async fn repin(
     versions: &[VersionId],
     content: &Checksum,
     status: RunStatus,
+    review: Option<&RunReview>,
 ) -> StorageResult<Run> {
-    let row =
-        sqlx::query_file_as!(Row, "../../sql/runs/repin.sql", id.as_uuid(), &content.digest()[..], status.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
+    let row = sqlx::query_file_as!(
+        Row,
+        "../../sql/runs/repin.sql",
+        id.as_uuid(),
+        &content.digest()[..],
+        status.as_str(),
+        review.map(|r| r.risk.as_str()),
+        review_json(review)?,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
     let run: Run = match row {
         Some(row) => row.try_into()?,
         None => return Err(StorageError::Conflict { constraint: "runs_status".into() }),
@@ -322,6 +343,26 @@ pub async fn repin(
     sqlx::query_file!("../../sql/runs/clear_versions.sql", id.as_uuid()).execute(&mut **tx).await?;
     insert_versions(tx, id, versions).await?;
     Ok(run)
+}
+
+fn review_json(review: Option<&RunReview>) -> StorageResult<Option<serde_json::Value>> {
+    review
+        .map(|r| serde_json::to_value(&r.findings))
+        .transpose()
+        .map_err(|e| StorageError::Invalid { constraint: format!("runs.review: {e}") })
+}
+
+/// The SQL review findings `id` pinned with its content; `None` for a run that runs no migration SQL or one
+/// from before the review.
+#[tracing::instrument(skip_all, fields(run.id = %id))]
+pub async fn review(conn: &mut PgConnection, id: RunId) -> StorageResult<Option<Vec<ReviewFinding>>> {
+    let row = sqlx::query_file!("../../sql/runs/review.sql", id.as_uuid())
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StorageError::NotFound("run"))?;
+    row.review
+        .map(|value| serde_json::from_value(value).map_err(|e| StorageError::Corrupt(format!("runs.review: {e}"))))
+        .transpose()
 }
 
 /// The newest run of a migration in one environment.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use app::inventory::{ConnectionTest, EnvironmentPatch, NewEnvironmentInput, Password, TargetHistory};
-use domain::enums::{Engine, Role, TlsMode};
+use domain::enums::{Engine, LintBlock, Role, TlsMode};
 use domain::ids::{DbSetId, EnvironmentId, ProjectId, TargetId};
 use domain::model::{DbSet, Environment, SecretSource, Target};
 use domain::policy::EnvironmentPolicy;
@@ -93,6 +93,8 @@ const ENV_FIELDS: &[&str] = &[
     "allow_out_of_order",
     "lock_retries",
     "lock_retry_max_delay_ms",
+    "lint_block",
+    "high_risk_approvals",
 ];
 
 fn roles(policy: &EnvironmentPolicy) -> String {
@@ -117,6 +119,8 @@ fn env_values(env: &Environment) -> Form {
         ("allow_out_of_order", p.allow_out_of_order.to_string()),
         ("lock_retries", p.lock_retries.to_string()),
         ("lock_retry_max_delay_ms", ms(p.lock_retry_max_delay)),
+        ("lint_block", p.lint_block.as_str().to_owned()),
+        ("high_risk_approvals", p.high_risk_approvals.to_string()),
     ];
     pairs.extend(p.execute_roles.iter().map(|r| ("execute_roles", r.as_str().to_owned())));
     let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -139,6 +143,10 @@ fn policy_fields(form: &Form, problems: &Problems) -> Markup {
         (forms::input(form, problems, "lock_retries", "Retries after a lock timeout",
             Input { kind: "number", hint: Some("0 to 10: a statement that gave up waiting for a lock runs again after a wait (a transaction again as a whole)."), min: Some(0), max: Some(10), ..Input::default() }))
         (forms::input(form, problems, "lock_retry_max_delay_ms", "Longest wait between those retries (ms)", number("The waits double from 200 ms up to this, with jitter.")))
+        (forms::select_with_hint(form, problems, "lint_block", "SQL review refuses a release with", &forms::names(LintBlock::NAMES), None,
+            Some("error: a statement that does not parse; warning: any warning too; never: nothing (the approver still sees every finding).")))
+        (forms::input(form, problems, "high_risk_approvals", "Extra approvals for a high-risk release",
+            Input { kind: "number", hint: Some("0 to 10, on top of the approvals needed, for a release with a destructive or long-locking statement."), min: Some(0), max: Some(10), ..Input::default() }))
     }
 }
 
@@ -254,6 +262,8 @@ pub(crate) async fn create_environment(
     let lock_retries = form.optional::<u8>("lock_retries", "number of retries", &mut problems);
     let lock_retry_max_delay_ms =
         form.optional::<u32>("lock_retry_max_delay_ms", "number of milliseconds", &mut problems);
+    let lint_block = form.optional::<LintBlock>("lint_block", "choice", &mut problems);
+    let high_risk_approvals = form.optional::<u8>("high_risk_approvals", "number of approvals", &mut problems);
     let execute_roles = checked_roles(&form, &mut problems);
     let name = form.needed("name", "name", &mut problems);
     if let (true, Some(name)) = (problems.is_empty(), name) {
@@ -269,6 +279,8 @@ pub(crate) async fn create_environment(
             allow_out_of_order,
             lock_retries,
             lock_retry_max_delay_ms,
+            lint_block,
+            high_risk_approvals,
         };
         match app::inventory::create_environment(&state.hub, &viewer.caller, input).await {
             Ok(env) => return Ok(see_other(&format!("/admin/environments?saved={}", env.name.as_str()))),
@@ -338,6 +350,8 @@ pub(crate) async fn update_environment(
             "number of milliseconds",
             &mut problems,
         ),
+        lint_block: form.optional::<LintBlock>("lint_block", "choice", &mut problems),
+        high_risk_approvals: form.optional::<u8>("high_risk_approvals", "number of approvals", &mut problems),
     };
     if problems.is_empty() {
         match app::inventory::update_environment(&state.hub, &viewer.caller, env.id, patch).await {
@@ -994,6 +1008,7 @@ pub(crate) async fn request_action(
             concurrency_limit: None,
             comment: form.text("comment"),
             content_checksum: None,
+            lint_override: None,
         };
         match app::runs::request_run(&state.hub, &viewer.caller, state.keys.as_deref(), input, None).await {
             Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),

@@ -195,17 +195,24 @@ pub(crate) struct DetailQuery {
 }
 
 fn messages(version: &MigrationVersion) -> Markup {
+    let risk = domain::lint::risk(version.lint_results.iter().filter(|m| m.is_finding()));
     html! {
+        p id="version-risk" { "SQL review risk: " strong class=(format!("risk-{risk}")) { (risk) } }
         @if version.lint_results.is_empty() {
             p.empty { "No messages." }
         } @else {
             ul.messages {
                 @for m in &version.lint_results {
-                    @let severity = match m.severity { Severity::Info => "info", Severity::Warning => "warning", Severity::Error => "error" };
+                    @let severity = if m.ignored { "ignored" } else {
+                        match m.severity { Severity::Info => "info", Severity::Warning => "warning", Severity::Error => "error" }
+                    };
                     li class=(severity) {
                         strong { (severity) } " · " code { (m.code) } " · " (m.direction.as_str())
                         @if let Some(i) = m.statement_index { " · statement " (i + 1) }
+                        @if let Some(line) = m.line { " · line " (line) @if let Some(c) = m.column { ", column " (c) } }
+                        @if let Some(engine) = m.engine { " · " (engine) }
                         ": " (m.message)
+                        @if let Some(help) = &m.help { br; span.hint { (help) } }
                     }
                 }
             }

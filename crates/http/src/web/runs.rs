@@ -14,9 +14,9 @@ use actix_web::{HttpResponse, web};
 use app::lookup::RunLabel;
 use app::runs::{Allowed, Preview, RunDetail, RunFilter};
 use domain::ErrorCode;
-use domain::enums::{Direction, FailurePolicy, Resolution};
+use domain::enums::{Direction, FailurePolicy, Resolution, Risk, Role};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
-use domain::model::{Migration, ReleaseVersion, Run, RunAction, RunItem};
+use domain::model::{Migration, ReleaseVersion, Run, RunAction, RunItem, Severity, ValidationMessage};
 use domain::policy::{ApprovalState, Denial};
 use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
@@ -197,8 +197,17 @@ impl Subject {
     }
 }
 
-const RUN_FIELDS: &[&str] =
-    &["environment_id", "db_set_id", "direction", "up_to", "down_to", "failure_policy", "concurrency_limit", "comment"];
+const RUN_FIELDS: &[&str] = &[
+    "environment_id",
+    "db_set_id",
+    "direction",
+    "up_to",
+    "down_to",
+    "failure_policy",
+    "concurrency_limit",
+    "comment",
+    "lint_override",
+];
 
 /// Every migration of a project, in version order (all pages).
 async fn project_migrations(
@@ -327,6 +336,10 @@ async fn run_form(
                 hint: Some("How many targets are migrated at once."), ..Input::default()
             }))
             (forms::textarea(form, problems, "comment", "Comment (optional)", Some("Why, and anything the approver should know."), 3))
+            @if viewer.role() == Role::Admin {
+                (forms::textarea(form, problems, "lint_override", "Override the SQL review (admins, optional)",
+                    Some("Only where the environment's policy refuses what the review found: why this release may go ahead anyway. Audited and shown on the run."), 2))
+            }
             // Preview comes first: pressing Enter in a field previews rather than requests.
             div.actions {
                 button.secondary type="submit" name="action" value="preview" { "Preview" }
@@ -368,6 +381,20 @@ fn preview_section(preview: &Preview, direction: &str) -> Markup {
             @if preview.targets == 0 {
                 p.notice { "The database set has no targets: a run of it would be refused." }
             }
+            h3 { "SQL review" }
+            p id="preview-risk" {
+                "Risk: " strong class=(format!("risk-{}", preview.review.risk)) { (preview.review.risk) }
+                " · needs " (plural(usize::from(preview.approvals_needed), "approval"))
+            }
+            @if !preview.refused.is_empty() {
+                p.notice id="review-refused" {
+                    "The environment's policy refuses " (plural(preview.refused.len(), "finding"))
+                    ": a request would be refused unless an admin overrides it with a reason."
+                }
+            }
+            @let shown: Vec<(String, ValidationMessage)> =
+                preview.review.findings.iter().map(|f| (f.version_key.clone(), f.message.clone())).collect();
+            (findings_list("preview-review", &shown, "No finding in the review of these versions."))
         }
     }
 }
@@ -452,6 +479,7 @@ pub(crate) async fn create_run(
             comment: form.text("comment"),
             // What the last preview showed: the request is refused if the release would pin other content.
             content_checksum: form.text("content_checksum").filter(|_| form.get("action") != "preview"),
+            lint_override: form.text("lint_override"),
         };
         if form.get("action") == "preview" {
             match app::runs::preview(&state.hub, &input).await {
@@ -740,33 +768,60 @@ fn action_notice(detail: &RunDetail) -> Markup {
 /// `migrate-hub:ignore` comment marked as seen.
 fn review(detail: &RunDetail) -> Markup {
     let direction = detail.run.direction;
-    let shown: Vec<(&ReleaseVersion, &domain::model::ValidationMessage)> = detail
-        .versions
-        .iter()
-        .flat_map(|v| v.version.lint_results.iter().map(move |m| (v, m)))
-        .filter(|(_, m)| {
-            m.direction == direction
-                && (m.severity != domain::model::Severity::Info || m.message.contains("migrate-hub:ignore"))
-        })
-        .collect();
+    // The review pinned at request (what the approver decides on); a run from before the review shows the
+    // versions' messages as they were kept.
+    let shown: Vec<(String, ValidationMessage)> = match &detail.review {
+        Some(findings) => findings.iter().map(|f| (f.version_key.clone(), f.message.clone())).collect(),
+        None => detail
+            .versions
+            .iter()
+            .flat_map(|v| v.version.lint_results.iter().map(move |m| (v.version_key.as_str().to_owned(), m.clone())))
+            .filter(|(_, m)| m.direction == direction && (m.severity != Severity::Info || m.ignored))
+            .collect(),
+    };
+    let needed = detail.environment.policy.approvals_needed(detail.run.risk);
     html! {
         section.card aria-labelledby="review-heading" {
             h2 id="review-heading" { "SQL review" }
-            @if shown.is_empty() {
-                p.empty id="review" { "No warning or error in the review of these versions." }
-            } @else {
-                ul.messages id="review" {
-                    @for (v, m) in &shown {
-                        @let severity = match m.severity {
-                            domain::model::Severity::Info => "info",
-                            domain::model::Severity::Warning => "warning",
-                            domain::model::Severity::Error => "error",
-                        };
-                        li class=(severity) {
-                            strong { (severity) } " · " code { (v.version_key.as_str()) } " · " code { (m.code) }
-                            @if let Some(i) = m.statement_index { " · statement " (i + 1) }
-                            ": " (m.message)
-                        }
+            @if let Some(risk) = detail.run.risk {
+                p id="risk" {
+                    "Risk: " strong class=(format!("risk-{risk}")) { (risk) }
+                    @if risk == Risk::High && detail.environment.policy.approval_required {
+                        " · a high-risk release needs " (needed) " approvals in " (detail.environment.name.as_str())
+                    }
+                }
+            }
+            @if let Some(o) = &detail.run.lint_override {
+                p.notice id="lint-override" {
+                    "An admin let this release go ahead although the environment's policy refused its review: "
+                    q { (o.reason) }
+                }
+            }
+            (findings_list("review", &shown, "No warning or error in the review of these versions."))
+        }
+    }
+}
+
+/// SQL review findings, each with its version, rule, statement, line, message and help.
+fn findings_list(id: &str, findings: &[(String, ValidationMessage)], empty: &str) -> Markup {
+    html! {
+        @if findings.is_empty() {
+            p.empty id=(id) { (empty) }
+        } @else {
+            ul.messages id=(id) {
+                @for (key, m) in findings {
+                    @let severity = if m.ignored { "ignored" } else { match m.severity {
+                        Severity::Info => "info",
+                        Severity::Warning => "warning",
+                        Severity::Error => "error",
+                    } };
+                    li class=(severity) {
+                        strong { (severity) } " · " code { (key) } " · " code { (m.code) }
+                        @if let Some(i) = m.statement_index { " · statement " (i + 1) }
+                        @if let Some(line) = m.line { " · line " (line) }
+                        @if let Some(engine) = m.engine { " · " (engine) }
+                        ": " (m.message)
+                        @if let Some(help) = &m.help { br; span.hint { (help) } }
                     }
                 }
             }
