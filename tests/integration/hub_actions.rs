@@ -418,6 +418,67 @@ async fn a_release_blocked_by_a_table_lock_is_retried_by_the_worker_and_fails_wi
 }
 
 #[tokio::test]
+async fn a_projects_dialects_and_switched_off_rules_and_the_environments_lint_block_decide_what_is_refused() {
+    let db = PgDatabase::fresh().await;
+    let set = files(&[("001_a.up.sql", "CREATE TABLE a (id bigint PRIMARY KEY, at timestamp);\nDROP TABLE legacy;\n")]);
+    let Setup { hub: _hub, admin, dev, boss, env_id, set_id, project_id, .. } =
+        setup("postgres", &[&db.url], set).await;
+    let project_path = format!("/api/v1/projects/{project_id}");
+    let release = json!({"project_id": project_id, "environment_id": env_id, "db_set_id": set_id});
+
+    // A project written for MySQL only is not released to Postgres targets.
+    let patch = json!({"dialects": ["mysql"]});
+    let project = admin.ok(Method::PATCH, &project_path, patch, StatusCode::OK).await;
+    assert_eq!(project["dialects"], json!(["mysql"]), "{project}");
+    let (status, body) = dev.call(Method::POST, "/api/v1/runs", Some(release.clone())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("dialect_not_declared"))
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("target t-01 is postgres"), "{body}");
+    let (status, body) = admin.call(Method::PATCH, &project_path, Some(json!({"dialects": []}))).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("dialects")),
+        "{body}"
+    );
+    admin.ok(Method::PATCH, &project_path, json!({"dialects": ["postgres"]}), StatusCode::OK).await;
+
+    // `lint_block: warning` refuses the warnings too, naming each one.
+    let env_path = format!("/api/v1/environments/{env_id}");
+    admin.ok(Method::PATCH, &env_path, json!({"lint_block": "warning"}), StatusCode::OK).await;
+    let (status, body) = dev.call(Method::POST, "/api/v1/runs", Some(release.clone())).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("lint_warning")));
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ban-drop-table") && message.contains("prefer-timestamp-tz"), "{message}");
+
+    // Switched off for the project, a rule neither refuses nor counts: the drop was the only high-risk finding.
+    let (status, body) =
+        admin.call(Method::PATCH, &project_path, Some(json!({"lint_rules_off": ["syntax-error"]}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_rule")));
+    let patch = json!({"lint_rules_off": ["ban-drop-table", "prefer-timestamp-tz"]});
+    admin.ok(Method::PATCH, &project_path, patch, StatusCode::OK).await;
+    let run = dev.ok(Method::POST, "/api/v1/runs", release.clone(), StatusCode::CREATED).await;
+    assert_eq!(run["risk"], "low", "{run}");
+    let detail = dev.get(&format!("/api/v1/runs/{}", id(&run))).await;
+    assert_eq!((&detail["review"], &detail["approval"]["need"]), (&json!([]), &json!(1)), "{detail}");
+    // What the run pinned stays, whatever the project switches on again later.
+    admin.ok(Method::PATCH, &project_path, json!({"lint_rules_off": []}), StatusCode::OK).await;
+    let again = dev.get(&format!("/api/v1/runs/{}", id(&run))).await;
+    assert_eq!((&again["risk"], &again["review"]), (&json!("low"), &json!([])), "{again}");
+    // `never` lets even the warnings through; they are still shown, and the risk still asks its approval.
+    dev.ok(Method::POST, &format!("/api/v1/runs/{}/cancel", id(&run)), json!({}), StatusCode::OK).await;
+    admin.ok(Method::PATCH, &env_path, json!({"lint_block": "never"}), StatusCode::OK).await;
+    let run = dev.ok(Method::POST, "/api/v1/runs", release, StatusCode::CREATED).await;
+    let detail = dev.get(&format!("/api/v1/runs/{}", id(&run))).await;
+    assert_eq!((&detail["risk"], &detail["approval"]["need"]), (&json!("high"), &json!(2)), "{detail}");
+    assert_eq!(detail["review"].as_array().unwrap().len(), 2, "{detail}");
+    let approve = json!({"content_checksum": run["content_checksum"]});
+    boss.ok(Method::POST, &format!("/api/v1/runs/{}/approve", id(&run)), approve, StatusCode::OK).await;
+    assert_eq!(dev.get(&format!("/api/v1/runs/{}", id(&run))).await["status"], "awaiting_approval");
+}
+
+#[tokio::test]
 async fn the_sql_review_refuses_a_syntax_error_asks_more_of_high_risk_and_an_admin_override_is_audited() {
     let db = PgDatabase::fresh().await;
     let set = files(&[

@@ -300,8 +300,11 @@ async fn run_case(case: &Case, servers: &Servers, binary: &Path) -> anyhow::Resu
 
 /// The SQL review of the staged set (`migrate-hub lint`, as the hub runs it on each version): every file
 /// must lint without a crash; the findings are counted, with the rules that fire most.
-fn lint_summary(binary: &Path, stage: &Path, name: &str) -> anyhow::Result<String> {
-    let out = Command::new(binary).args(["lint", "--format", "json", "--dir"]).arg(stage).output()?;
+fn lint_summary(binary: &Path, stage: &Path, name: &str, dialect: Dialect) -> anyhow::Result<String> {
+    let out = Command::new(binary)
+        .args(["lint", "--engine", dialect.label(), "--format", "json", "--dir"])
+        .arg(stage)
+        .output()?;
     // 0: no error, 1: errors found; anything else (101 is a panic) is a defect of the linter.
     if !matches!(out.status.code(), Some(0 | 1)) {
         bail!("lint crashed on {name}: {}", String::from_utf8_lossy(&out.stderr));
@@ -390,9 +393,7 @@ async fn exercise(case: &Case, url: &str, binary: &Path, work: &Path) -> anyhow:
         stage_files(&stage, &staged)?;
         row.files = read;
     }
-    if case.dialect == Dialect::Postgres {
-        row.notes.push(lint_summary(binary, &stage, &name)?);
-    }
+    row.notes.push(lint_summary(binary, &stage, &name, case.dialect)?);
     let out = checked(cli(&["apply"]), "apply")?;
     row.apply = started.elapsed();
     row.statements += statements_applied(&out);
