@@ -126,7 +126,7 @@ async fn a_dirty_mariadb_row_is_resumed_through_an_approved_recovery() {
         })
     };
     let (status, body) = dev.call(Method::POST, "/api/v1/runs", Some(recovery(1))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_admin")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("role_too_low")), "{body}");
     let (status, body) = boss.call(Method::POST, "/api/v1/runs", Some(recovery(0))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("row_changed")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("failed at statement 1 of 3"), "{body}");
