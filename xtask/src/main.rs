@@ -1,7 +1,8 @@
 //! `cargo xtask …`: the project's development tasks, in Rust so they run the same on every machine.
 //!
 //! - `dev`: run the hub locally (tool database found or started, schema applied, server and worker up).
-//! - `test`: the whole test suite (what README and CI run).
+//! - `test`: the whole test suite (what README and CI run), after `setup`.
+//! - `setup`: install what a fresh machine lacks for the suite, and start the local database servers.
 //! - `db up|reset`: create and migrate, or drop and recreate, the local development database.
 //! - `sqlx-prepare [--check]`: refresh (or check) the committed `.sqlx/` query data.
 //! - `tidy`: the project's own rules (module docs, no ignored tests, crate dependency rules).
@@ -13,6 +14,7 @@ mod api_fuzz;
 mod corpus;
 mod dev;
 mod postgres;
+mod setup;
 mod sqlx_prepare;
 mod test;
 mod tidy;
@@ -44,6 +46,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Install what a fresh machine lacks for the suite (Debian packages) and start the local Postgres and
+    /// MariaDB when nothing answers; `test` does this first.
+    Setup,
     /// Manage the local development database.
     Db {
         #[command(subcommand)]
@@ -99,6 +104,7 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::Dev { bind } => runtime.block_on(dev::run(&bind)),
         Task::Test { args } => runtime.block_on(test::run(&args)),
+        Task::Setup => setup::run(),
         Task::Db { action: DbAction::Up } => runtime.block_on(dev::db_up(false)),
         Task::Db { action: DbAction::Reset } => runtime.block_on(dev::db_up(true)),
         Task::SqlxPrepare { check } => runtime.block_on(sqlx_prepare::run(check)),

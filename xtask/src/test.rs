@@ -5,6 +5,7 @@ use std::process::Command;
 use crate::{DEFAULT_MYSQL, DEFAULT_PG, cargo, run_checked, workspace_root};
 
 pub async fn run(extra: &[String]) -> anyhow::Result<()> {
+    crate::setup::run()?;
     let pg = std::env::var("TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG.into());
     let mysql = std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL.into());
     let nextest = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
