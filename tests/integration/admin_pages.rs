@@ -7,7 +7,7 @@ use domain::enums::Role;
 use reqwest::header::{CACHE_CONTROL, LOCATION, ORIGIN};
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::hub::{Browser, Hub, HubOptions};
 
@@ -704,4 +704,62 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
     let boss = crate::api::api_for(&hub, "boss@example.com", Role::Manager).await;
     let (status, _) = boss.call(reqwest::Method::GET, &format!("/api/v1/targets/{id}/history"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_manager_creates_a_project_and_sets_its_sql_review_through_the_pages() {
+    let hub = hub().await;
+    let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
+    let user = signed_in(&hub, "user@example.com", Role::User).await;
+    // The migrations page sends a newcomer to the projects page, whose form starts with both dialects.
+    assert!(page(&manager, "/migrations").await.contains(r#"<a href="/projects">Projects</a>"#));
+    let form = page(&manager, "/projects").await;
+    assert!(form.contains(r#"value="postgres" checked"#) && form.contains(r#"value="mysql" checked"#), "{form}");
+    assert!(form.contains(r#"value="migrate_hub_history""#), "{form}");
+
+    // A bad rule name is refused next to its field, and what was typed is kept.
+    let fields = [
+        ("name", "orders"),
+        ("description", "the orders service"),
+        ("history_table", "orders_history"),
+        ("dialects", "postgres"),
+        ("lint_rules_off", "prefer-text-field, syntax-error"),
+    ];
+    let refused = post(&manager, "/projects", &fields).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains(r#"id="lint_rules_off""#) && refused.contains("syntax errors cannot be"), "{refused}");
+    assert!(refused.contains("the orders service"), "{refused}");
+
+    let mut fields = fields;
+    fields[4] = ("lint_rules_off", "prefer-text-field\nprefer-bigint-over-int");
+    let created = post(&manager, "/projects", &fields).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&created), "/projects?saved=orders");
+    let projects = json(&manager, "/api/v1/projects").await;
+    let project = &projects["items"][0];
+    assert_eq!(
+        (&project["history_table"], &project["dialects"], &project["lint_rules_off"]),
+        (&json!("orders_history"), &json!(["postgres"]), &json!(["prefer-bigint-over-int", "prefer-text-field"])),
+        "{project}"
+    );
+    let path = format!("/projects/{}", project["id"].as_str().unwrap());
+
+    // Its page edits the dialects and rules; no dialect at all is refused.
+    let none = post(&manager, &path, &[("description", "orders"), ("lint_rules_off", "")]).await;
+    assert_eq!(none.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(none.text().await.unwrap().contains("name at least one dialect"));
+    let saved =
+        post(&manager, &path, &[("description", "orders"), ("dialects", "mysql"), ("dialects", "postgres")]).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let project = json(&manager, &format!("/api/v1{path}")).await;
+    assert_eq!((&project["dialects"], &project["lint_rules_off"]), (&json!(["postgres", "mysql"]), &json!([])));
+    // Anyone signed in sees it; only a manager may change it.
+    let read_only = page(&user, &path).await;
+    assert!(
+        read_only.contains("Written for postgres and mysql.") && !read_only.contains("Save project"),
+        "{read_only}"
+    );
+    let denied = post(&user, &path, &[("description", "mine"), ("dialects", "postgres")]).await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 }

@@ -110,6 +110,10 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/static/app.css", Public, pages::stylesheet);
     r.add(M::GET, "/static/live.js", Public, pages::script);
     r.add(M::GET, "/", SignedIn, pages::dashboard);
+    r.add(M::GET, "/projects", SignedIn, pages::projects);
+    r.add(M::POST, "/projects", AtLeast(Role::Manager), pages::create_project);
+    r.add(M::GET, "/projects/{id}", SignedIn, pages::project);
+    r.add(M::POST, "/projects/{id}", AtLeast(Role::Manager), pages::update_project);
     r.add(M::GET, "/migrations", SignedIn, pages::migrations);
     r.add(M::GET, "/migrations/new", SignedIn, pages::new_migration);
     r.add(M::POST, "/migrations/new", SignedIn, pages::create_migration);

@@ -18,9 +18,7 @@ use serde::Deserialize;
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
-use crate::web::{PageError, Section, Viewer, layout, maybe_when, next_link, respond, see_other, status, when};
-
-type Page = Result<HttpResponse, PageError>;
+use crate::web::{Page, PageError, Section, Viewer, layout, maybe_when, next_link, respond, see_other, status, when};
 
 // --- users ---
 

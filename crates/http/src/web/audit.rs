@@ -2,7 +2,7 @@
 //! whether the hash chain checks out (`#chain-status`: intact, or the first broken row and why).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use app::audit_log::{AuditFilter, AuditRecord};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use domain::ids::UserId;
@@ -12,9 +12,7 @@ use serde::Deserialize;
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems};
-use crate::web::{PageError, Section, Viewer, layout, next_link, respond, when};
-
-type Page = Result<HttpResponse, PageError>;
+use crate::web::{Page, Section, Viewer, layout, next_link, respond, when};
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct AuditQuery {

@@ -254,3 +254,26 @@ pub(crate) fn select_with_hint(
 pub(crate) fn names(names: &[&str]) -> Vec<(String, String)> {
     names.iter().map(|n| ((*n).to_owned(), n.replace('_', " "))).collect()
 }
+
+/// A group of checkboxes named `name`, one per option (value, text), checked where the form holds the value.
+pub(crate) fn checkboxes(
+    form: &Form,
+    problems: &Problems,
+    name: &str,
+    legend: &str,
+    options: &[(String, String)],
+) -> Markup {
+    let checked = form.all(name);
+    html! {
+        fieldset.field.invalid[problems.of(name).is_some()] id=(name) {
+            legend { (legend) }
+            @for (value, text) in options {
+                label.check {
+                    input type="checkbox" name=(name) value=(value) checked[checked.contains(&value.as_str())];
+                    " " (text)
+                }
+            }
+            @if let Some(problem) = problems.of(name) { p.field-error { (problem) } }
+        }
+    }
+}

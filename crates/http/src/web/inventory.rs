@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use app::inventory::{ConnectionTest, EnvironmentPatch, NewEnvironmentInput, Password, TargetHistory};
 use domain::enums::{Engine, LintBlock, Role, TlsMode};
 use domain::ids::{DbSetId, EnvironmentId, ProjectId, TargetId};
@@ -20,9 +20,7 @@ use serde::Deserialize;
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
-use crate::web::{PageError, Section, Viewer, layout, millis, next_link, respond, see_other, when};
-
-type Page = Result<HttpResponse, PageError>;
+use crate::web::{Page, PageError, Section, Viewer, layout, millis, next_link, respond, see_other, when};
 
 /// Rows per page of the target and member lists.
 const PAGE: u32 = 100;
@@ -46,22 +44,6 @@ fn chosen(envs: &[Environment], wanted: Option<&str>) -> Option<Environment> {
 }
 
 /// A checkbox list (`name` posted once per checked box).
-fn checkboxes(form: &Form, problems: &Problems, name: &str, legend: &str, options: &[(String, String)]) -> Markup {
-    let checked = form.all(name);
-    html! {
-        fieldset.field.invalid[problems.of(name).is_some()] id=(name) {
-            legend { (legend) }
-            @for (value, text) in options {
-                label.check {
-                    input type="checkbox" name=(name) value=(value) checked[checked.contains(&value.as_str())];
-                    " " (text)
-                }
-            }
-            @if let Some(problem) = problems.of(name) { p.field-error { (problem) } }
-        }
-    }
-}
-
 /// A password input that never shows a value, not even the one just typed.
 fn password_input(problems: &Problems, name: &str, label: &str, hint: &str) -> Markup {
     html! {
@@ -135,7 +117,7 @@ fn policy_fields(form: &Form, problems: &Problems) -> Markup {
         (forms::select(form, problems, "approval_required", "Approval required", &yes_no(), None))
         (forms::input(form, problems, "approvals_required", "Approvals needed",
             Input { kind: "number", hint: Some("1 to 10 when approval is required, else 0; blank for the default."), min: Some(0), max: Some(10), ..Input::default() }))
-        (checkboxes(form, problems, "execute_roles", "Roles that may execute approved runs", &forms::names(Role::NAMES)))
+        (forms::checkboxes(form, problems, "execute_roles", "Roles that may execute approved runs", &forms::names(Role::NAMES)))
         (forms::input(form, problems, "lock_timeout_ms", "Lock timeout (ms)", number("How long a statement waits for a table lock.")))
         (forms::input(form, problems, "statement_timeout_ms", "Statement timeout (ms)", number("Blank: no statement timeout.")))
         (forms::input(form, problems, "target_lock_wait_ms", "Target lock wait (ms)", number("How long a worker waits for another worker's lock on a target.")))

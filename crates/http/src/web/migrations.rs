@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use domain::enums::TransactionMode;
 use domain::ids::{MigrationId, ProjectId};
 use domain::model::{Migration, MigrationVersion, Project, Severity};
@@ -15,9 +15,7 @@ use serde::Deserialize;
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
-use crate::web::{PageError, Section, Viewer, layout, next_link, respond, see_other, short, sql, status, when};
-
-type Page = Result<HttpResponse, PageError>;
+use crate::web::{Page, PageError, Section, Viewer, layout, next_link, respond, see_other, short, sql, status, when};
 
 /// The projects, by name (at most one page of 500: more would not fit a select either).
 async fn projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Project>, PageError> {
@@ -60,12 +58,14 @@ pub(crate) async fn migrations(state: web::Data<AppState>, viewer: Viewer, q: we
     let body = html! {
         h1 { "Migrations" }
         @if projects.is_empty() {
-            p.empty { "There are no projects yet. A manager creates one (REST: POST /api/v1/projects)." }
+            p.empty { "There are no projects yet. " a href="/projects" { "Projects" } ": a manager creates one there." }
         } @else {
             form.filters method="get" action="/migrations" {
                 (forms::select(&filter, &Problems::default(), "project_id", "Project", &options, None))
                 button.secondary type="submit" { "Show" }
                 a.button href={ "/migrations/new?project_id=" (filter.get("project_id")) } { "New migration" }
+                a.button.secondary href={ "/projects/" (filter.get("project_id")) } { "Project settings" }
+                a.button.secondary href="/projects" { "All projects" }
             }
             @if items.is_empty() {
                 p.empty { "No migrations in this project yet." }

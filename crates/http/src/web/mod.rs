@@ -15,6 +15,7 @@ mod dashboard;
 pub(crate) mod forms;
 mod inventory;
 mod migrations;
+mod projects;
 mod runs;
 mod sql;
 
@@ -41,9 +42,13 @@ pub(crate) use inventory::{
     update_environment, update_target,
 };
 pub(crate) use migrations::{create_migration, create_version, migration, migrations, new_migration, new_version};
+pub(crate) use projects::{create_project, project, projects, update_project};
 pub(crate) use runs::{
     approve, cancel, create_run, deny, execute, item_logs, new_run, refresh, retry, run, run_live, runs,
 };
+
+/// What a page handler answers: the page, or an error page with the request id.
+pub(crate) type Page = Result<HttpResponse, PageError>;
 
 /// A page as a response.
 pub(crate) fn respond(status: StatusCode, page: Markup) -> HttpResponse {

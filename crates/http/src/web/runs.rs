@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use app::lookup::RunLabel;
 use app::runs::{Allowed, Preview, RunDetail, RunFilter};
 use domain::ErrorCode;
@@ -26,10 +26,8 @@ use serde::Deserialize;
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
 use crate::web::{
-    PageError, Section, Viewer, layout, maybe_when, millis, next_link, respond, see_other, short, status, when,
+    Page, PageError, Section, Viewer, layout, maybe_when, millis, next_link, respond, see_other, short, status, when,
 };
-
-type Page = Result<HttpResponse, PageError>;
 
 /// A table of runs with what they release, their environment, requester and status.
 pub(crate) fn run_table(
