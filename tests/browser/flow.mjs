@@ -375,6 +375,18 @@ async function gridReachesSucceeded(page) {
   }
   if (last !== 'succeeded') fail(`#run-status did not reach succeeded within 60 s (last seen: "${last}")`);
   if (navigations !== before) fail('the page navigated while waiting: the status must update live, without a reload');
+  // The rest of the page follows once the run ended, still without a reload: the finished time is shown and
+  // the Cancel button is gone.
+  const headerDeadline = Date.now() + 10000;
+  let finished = '';
+  while (Date.now() < headerDeadline) {
+    finished = await text(page, '#run-finished');
+    if (finished !== '' && finished !== '—' && (await page.getByRole('button', { name: 'Cancel run' }).count()) === 0) break;
+    await page.waitForTimeout(250);
+  }
+  if (finished === '' || finished === '—') fail(`the run page's finished time did not follow the run's end (shows "${finished}")`);
+  if ((await page.getByRole('button', { name: 'Cancel run' }).count()) !== 0) fail('the finished run still offers "Cancel run"');
+  if (navigations !== before) fail('the page navigated while its header followed the run: it must update in place');
   const rows = page.locator('#items tbody tr[data-status]');
   const statuses = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-status')));
   if (statuses.length === 0) fail('the grid (#items) has no rows with data-status');

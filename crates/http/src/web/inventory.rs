@@ -405,6 +405,8 @@ fn connection_fields(form: &Form, problems: &Problems) -> Markup {
         (forms::select(form, problems, "tls_mode", "TLS mode", &forms::names(TlsMode::NAMES), None))
         (forms::textarea(form, problems, "labels", "Labels", Some("One key=value per line."), 3))
         (forms::textarea(form, problems, "variables", "Variables", Some("Values for ${name} placeholders in migrations, one key=value per line."), 3))
+        // The port follows the engine's default until typed.
+        script src=(*super::assets::SCRIPT_PATH) defer {}
     }
 }
 

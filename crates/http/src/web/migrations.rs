@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
-use crate::web::{Page, PageError, Section, Viewer, layout, next_link, respond, see_other, short, sql, status, when};
+use crate::web::{
+    Page, PageError, Section, Viewer, layout, next_link, respond, see_other, short_hex, sql, status, when,
+};
 
 /// The projects, by name (at most one page of 500: more would not fit a select either).
 async fn projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Project>, PageError> {
@@ -319,7 +321,7 @@ fn detail(
                         tr {
                             td { a href={ "/migrations/" (migration.id) "?version=" (v.version_no) } { "version " (v.version_no) } }
                             td { (when(v.created_at)) }
-                            td { code { (short(&v.checksums.up.to_hex())) } }
+                            td { code { (short_hex(&v.checksums.up.to_hex())) } }
                             td.num { (v.lint_results.len()) }
                         }
                     }

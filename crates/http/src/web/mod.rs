@@ -1,8 +1,9 @@
 //! The web UI: server-rendered pages (maud) over the same `app` use cases as the REST API, so a rule holds
 //! in both or neither.
 //!
-//! - One layout, one stylesheet (`/static/app.css`) and one small script (`/static/live.js`, the live run
-//!   grid). The CSP forbids inline script and style, so there is none.
+//! - One layout, one stylesheet (`/static/app.css`) and one small script (`/static/live.js`: the live run
+//!   grid, the run page's header once the run ends, and the target form's port). The CSP forbids inline
+//!   script and style, so there is none.
 //! - Every form that changes state posts `csrf_token` (checked by the guard, with the origin). A refused
 //!   form is rendered again with what was typed and each problem next to its field ([`forms`]).
 //! - Errors a browser sees are HTML pages with the request id ([`PageError`]); the guard and the
@@ -288,9 +289,18 @@ pub(crate) fn next_link(path: &str, query: &[(&str, String)], next: Option<Strin
     }
 }
 
-/// The first 8 characters of an id, for tables (the full id is in the link and the title).
+/// The last 8 characters of an id, for tables (the full id is in the link and the title). Ids are UUIDv7:
+/// their first characters are the time they were made, the same for every id of the same minute, and their
+/// last ones are random, so these tell ids apart at a glance.
 pub(crate) fn short(id: &impl ToString) -> String {
-    id.to_string().chars().take(8).collect()
+    let id = id.to_string();
+    let chars: Vec<char> = id.chars().collect();
+    chars[chars.len().saturating_sub(8)..].iter().collect()
+}
+
+/// The first 8 characters of a checksum, as tools show a hash.
+pub(crate) fn short_hex(hex: &str) -> &str {
+    hex.get(..8).unwrap_or(hex)
 }
 
 /// A duration in milliseconds, readable.
@@ -339,4 +349,18 @@ pub(crate) fn login(oidc_issuer: Option<&str>, password: bool, message: Option<&
 
 fn provider_name(issuer: &str) -> &str {
     if issuer.trim_end_matches('/') == "https://accounts.google.com" { "Google" } else { issuer }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn short_ids_of_the_same_minute_differ() {
+        let (a, b) = (domain::ids::RunId::new(), domain::ids::RunId::new());
+        assert_eq!(short(&a).len(), 8);
+        assert_ne!(short(&a), short(&b), "{a} {b}");
+        assert!(a.to_string().ends_with(&short(&a)));
+        assert_eq!(short(&"abc"), "abc");
+    }
 }

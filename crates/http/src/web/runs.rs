@@ -26,7 +26,8 @@ use serde::Deserialize;
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
 use crate::web::{
-    Page, PageError, Section, Viewer, layout, maybe_when, millis, next_link, respond, see_other, short, status, when,
+    Page, PageError, Section, Viewer, layout, maybe_when, millis, next_link, respond, see_other, short, short_hex,
+    status, when,
 };
 
 /// A table of runs with what they release, their environment, requester and status.
@@ -267,7 +268,7 @@ async fn run_form(
                 p.muted { a href={ "/migrations/" (migration.id) } { code { (migration.version_key.as_str()) } " " (migration.name.as_str()) } }
                 h1 { "Request a run" }
                 @if let Some(latest) = &latest {
-                    p { "The run applies version " (latest.version_no) " (up checksum " code { (short(&latest.checksums.up.to_hex())) } "). "
+                    p { "The run applies version " (latest.version_no) " (up checksum " code { (short_hex(&latest.checksums.up.to_hex())) } "). "
                         "If the migration changes before the run starts, the run must be refreshed to the new version and approved again." }
                 }
             };
@@ -557,12 +558,12 @@ fn approval_panel(
                                 td { (status(a.decision.as_str())) }
                                 td { (a.direction.as_str()) }
                                 td {
-                                    code { (short(&a.pinned.to_hex())) }
+                                    code { (short_hex(&a.pinned.to_hex())) }
                                     @if a.revision != run.revision || a.pinned != run.content { " " span.muted { "(earlier revision)" } }
                                     @if a.carried_from.is_some() { " " span.muted { "(carried over from the retried run)" } }
                                 }
-                                td { (a.comment) }
-                                td { (when(a.created_at)) }
+                                td.comment { (a.comment) }
+                                td.nowrap { (when(a.created_at)) }
                             }
                         }
                     }
@@ -688,7 +689,7 @@ async fn run_page(
                     dt { "Concurrency" } dd { (run.concurrency_limit) " at a time" }
                     dt { "Queued" } dd { (maybe_when(run.queued_at)) }
                     dt { "Started" } dd { (maybe_when(run.started_at)) }
-                    dt { "Finished" } dd { (maybe_when(run.finished_at)) }
+                    dt { "Finished" } dd id="run-finished" { (maybe_when(run.finished_at)) }
                 }
                 @if !run.status.is_terminal() {
                     div.actions {
