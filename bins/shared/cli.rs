@@ -85,3 +85,15 @@ impl MasterKeyArgs {
         Ok(Some(ring))
     }
 }
+
+/// The process's exit for `result`: an error is one line on standard error (its chain of causes, joined
+/// with ": "), never a backtrace, and exit code 1.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

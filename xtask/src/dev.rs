@@ -126,20 +126,80 @@ fn start_oidc_provider(children: &mut Children) -> anyhow::Result<Option<String>
     Ok(Some(issuer))
 }
 
+/// The people of the local hub, so the approval flow can be tried by one person: who requests (a user), who
+/// approves (a manager), who sets up the inventory (an admin). They sign in with the development password.
+const DEV_PEOPLE: &[(&str, &str)] =
+    &[("user@example.com", "user"), ("manager@example.com", "manager"), ("admin@example.com", "admin")];
+
+/// The development password of [`DEV_PEOPLE`], made once and kept under `target/dev/`.
+fn dev_password() -> anyhow::Result<String> {
+    let path = target_dir().join("dev").join("password");
+    if !path.exists() {
+        std::fs::create_dir_all(path.parent().context("target/dev")?)?;
+        std::fs::write(&path, &random_hex()?[..16])?;
+    }
+    Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+}
+
+/// Makes [`DEV_PEOPLE`] (the admin with `create-admin`, the others through the API with its token) and sets
+/// their password.
+fn dev_people(url: &str, bind: &str, secret: &std::path::Path, token: &str, password: &str) -> anyhow::Result<()> {
+    for (email, role) in DEV_PEOPLE {
+        if *role != "admin" {
+            let body = format!(r#"{{"email": "{email}", "role": "{role}"}}"#);
+            let (status, answer) = http_request(bind, "POST", "/api/v1/users", Some(token), Some(&body))?;
+            // 409: made by an earlier `cargo xtask dev`; the role is set again below.
+            if status == 409 {
+                let (_, list) = http_request(bind, "GET", "/api/v1/users?limit=500", Some(token), None)?;
+                let users: serde_json::Value = serde_json::from_str(&list).context("the user list")?;
+                if let Some(id) = users["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|u| u["email"] == *email)
+                    .and_then(|u| u["id"].as_str())
+                {
+                    let body = format!(r#"{{"role": "{role}", "disabled": false}}"#);
+                    http_request(bind, "PATCH", &format!("/api/v1/users/{id}"), Some(token), Some(&body))?;
+                }
+            } else if status != 201 {
+                bail!("cannot make {email}: {status} {answer}");
+            }
+        }
+        let mut set = Command::new(binary("migrate-hub-server"))
+            .args(["set-password", "--email", email])
+            .env("DATABASE_URL", url)
+            .env("MIGRATE_HUB_SERVER_SECRET_FILE", secret)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot run set-password")?;
+        set.stdin.take().context("set-password stdin")?.write_all(password.as_bytes())?;
+        if !set.wait()?.success() {
+            bail!("set-password failed for {email}");
+        }
+    }
+    Ok(())
+}
+
 async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
+    eprintln!("xtask: building the server and the worker (the first build takes a few minutes on 2 cores)");
     build_binaries()?;
+    eprintln!("xtask: applying the tool schema");
     migrate(url)?;
     let secret = dev_secret()?;
     let mut children = Children(Vec::new());
     let issuer = start_oidc_provider(&mut children)?;
-    // The provider signs in as user@example.com unless told otherwise: make that the admin.
-    let token = create_admin(url, &secret, "user@example.com")?;
+    let token = create_admin(url, &secret, "admin@example.com")?;
+    let password = dev_password()?;
     let mut server = Command::new(binary("migrate-hub-server"));
     server
         .args(["serve", "--bind", bind])
         .env("DATABASE_URL", url)
         .env("MIGRATE_HUB_SERVER_SECRET_FILE", &secret)
         .env("MIGRATE_HUB_PUBLIC_URL", format!("http://{bind}"))
+        // Email and password sign-in for the development people, beside the local OIDC provider.
+        .env("MIGRATE_HUB_PASSWORD_LOGIN", "true")
         // Plain http on a possibly non-loopback address: the explicit development flag.
         .env("MIGRATE_HUB_INSECURE_COOKIES", "true");
     if let Some(issuer) = &issuer {
@@ -150,6 +210,7 @@ async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
     }
     children.0.push(("server", server.spawn().context("cannot start the server")?));
     wait_ready(bind, Duration::from_secs(30), &mut children)?;
+    dev_people(url, bind, &secret, &token, &password)?;
     children.0.push((
         "worker",
         Command::new(binary("migrate-hub-worker"))
@@ -160,9 +221,14 @@ async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
             .context("cannot start the worker")?,
     ));
     eprintln!("\nmigrate-hub is running at http://{bind}  (Ctrl-C stops the server, the worker and the database)");
+    eprintln!("Sign in at http://{bind}/login with email and password as one of:");
+    for (email, role) in DEV_PEOPLE {
+        eprintln!("  {email:<22} {role:<8} password {password}");
+    }
+    eprintln!("  (a user requests a release, a manager approves it; the page header shows who you are)");
     if issuer.is_some() {
         eprintln!(
-            "Sign in at http://{bind}/login (the local test OIDC provider signs you in as user@example.com, admin)."
+            "\"Sign in with Google\" goes to the local test OIDC provider, which signs you in as user@example.com."
         );
     }
     eprintln!("Admin API token (curl -H 'Authorization: Bearer …' http://{bind}/api/v1/me):\n{token}\n");

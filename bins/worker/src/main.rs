@@ -88,7 +88,11 @@ impl AuditKeyArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    cli::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli::init_tracing(&cli.log)?;
     // Without keys, targets with sealed passwords fail with a clear message; references work if allowed.
