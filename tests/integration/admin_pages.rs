@@ -486,6 +486,10 @@ async fn the_audit_page_filters_pages_and_shows_the_chain_status() {
     }
     let html = page(&admin, "/audit?action=environment").await;
     assert_eq!(html.matches("<code>environment.create</code>").count(), 3, "{html}");
+    // Each event reads as who, what and about what: the object links to its page, the details are pairs.
+    assert!(html.contains(r#"href="/admin/environments/"#) && html.contains("<dt>name</dt><dd>a</dd>"), "{html}");
+    assert!(html.contains(r#"<span class="muted">signed in</span>"#), "{html}");
+    assert!(html.contains(r#"href="/audit?action=environment.create""#), "{html}");
     assert!(!html.contains("<code>auth.login"), "{html}");
     let html = page(&admin, "/audit?action=environment&before=2000-01-01T00:00").await;
     assert!(html.contains("No events match."));

@@ -49,10 +49,42 @@ fn chain_status(verification: &app::audit_log::Verification) -> Markup {
     }
 }
 
-fn details(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Object(map) if map.is_empty() => String::new(),
+/// The page of an object an event is about, where the hub has one.
+fn object_href(object_type: &str, id: &str) -> Option<String> {
+    let base = match object_type {
+        "run" => "/runs",
+        "migration" => "/migrations",
+        "project" => "/projects",
+        "environment" => "/admin/environments",
+        "target" => "/admin/targets",
+        "db_set" => "/admin/db-sets",
+        _ => return None,
+    };
+    // Ids are UUIDs; anything else (a damaged row) is shown, not linked.
+    id.parse::<uuid::Uuid>().ok().map(|_| format!("{base}/{id}"))
+}
+
+/// An event's details as key–value pairs: text as it is, numbers and flags plainly, lists and objects as
+/// compact JSON.
+fn details(value: &serde_json::Value) -> Markup {
+    let plain = |v: &serde_json::Value| match v {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "—".to_owned(),
         other => other.to_string(),
+    };
+    html! {
+        @match value {
+            serde_json::Value::Object(map) if map.is_empty() => {}
+            serde_json::Value::Object(map) => {
+                dl.kv {
+                    @for (key, v) in map {
+                        dt { (key.replace('_', " ")) }
+                        dd { @if v.is_object() || v.is_array() { code.details { (plain(v)) } } @else { (plain(v)) } }
+                    }
+                }
+            }
+            other => { code.details { (plain(other)) } }
+        }
     }
 }
 
@@ -68,11 +100,27 @@ fn rows(records: &[AuditRecord]) -> Markup {
                     @let e = &r.entry;
                     tr {
                         td.num { (r.id) }
-                        td { (when(e.occurred_at)) }
-                        td { (e.actor_label) br; span.muted { (e.actor_kind.as_str()) } }
-                        td { code { (e.action) } }
-                        td { (e.object_type) @if let Some(id) = &e.object_id { br; code.mono { (id) } } }
-                        td { code.details { (details(&e.details)) } }
+                        td.nowrap { (when(e.occurred_at)) }
+                        td {
+                            @match e.actor_user_id {
+                                Some(user) => a href={ "/audit?actor=" (user) } title="This person's events" { (e.actor_label) },
+                                None => (e.actor_label),
+                            }
+                            br;
+                            span.muted { @match e.actor_kind.as_str() { "token" => "via token", "user" => "signed in", other => (other) } }
+                        }
+                        td { a href={ "/audit?action=" (e.action) } title="Events of this action" { code { (e.action) } } }
+                        td {
+                            (e.object_type.replace('_', " "))
+                            @if let Some(id) = &e.object_id {
+                                br;
+                                @match object_href(&e.object_type, id) {
+                                    Some(href) => a href=(href) { code.mono { (id) } },
+                                    None => code.mono { (id) },
+                                }
+                            }
+                        }
+                        td { (details(&e.details)) }
                         td { (e.ip.as_deref().unwrap_or("—")) }
                     }
                 }
