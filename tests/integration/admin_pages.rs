@@ -281,6 +281,16 @@ async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set_path = location(&response);
 
+    // The set's page renames and describes it; a bad name is refused with what was typed kept.
+    let refused = post(&admin, &set_path, &[("name", "Web Servers"), ("description", "the web tier")]).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains(r#"value="Web Servers""#) && refused.contains(r#"value="the web tier""#), "{refused}");
+    let renamed = post(&admin, &set_path, &[("name", "web-tier"), ("description", "the web tier")]).await;
+    assert_eq!((renamed.status(), location(&renamed)), (StatusCode::SEE_OTHER, set_path.clone()));
+    let html = page(&admin, &set_path).await;
+    assert!(html.contains("<h1>Db set web-tier</h1>") && html.contains("<p>the web tier</p>"), "{html}");
+
     // Searching the candidates narrows them; nothing is a member yet.
     let html = page(&admin, &format!("{set_path}?add_search=web")).await;
     assert!(html.contains(r#"id="member-count"><strong>0</strong>"#), "{html}");

@@ -151,6 +151,7 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/admin/db-sets", admin, pages::db_sets);
     r.add(M::POST, "/admin/db-sets", admin, pages::create_db_set);
     r.add(M::GET, "/admin/db-sets/{id}", admin, pages::db_set);
+    r.add(M::POST, "/admin/db-sets/{id}", admin, pages::update_db_set);
     r.add(M::POST, "/admin/db-sets/{id}/members", admin, pages::change_members);
     r.add(M::GET, "/admin/users", admin, pages::users);
     r.add(M::POST, "/admin/users", admin, pages::create_user);

@@ -1198,6 +1198,7 @@ fn members_page(
     members: (&[Target], Option<String>),
     candidates: (&[Target], Option<String>),
     problems: &Problems,
+    edit: (&Form, &Problems),
 ) -> Markup {
     let path = format!("/admin/db-sets/{}", set.id);
     let filter = Form::with(&[("search", q.search()), ("add_search", q.add_search())]);
@@ -1251,6 +1252,17 @@ fn members_page(
             }
         }
         p { button type="submit" form=(CHANGE_FORM) { "Apply the ticked changes" } }
+        section.card aria-labelledby="set-edit" {
+            h2 id="set-edit" { "Name and description" }
+            (edit.1.summary())
+            form method="post" action=(path) {
+                (csrf(viewer))
+                (forms::input(edit.0, edit.1, "name", "Name", Input { required: true, max_length: Some(100),
+                    hint: Some("Runs show the set by this name; runs already made keep pointing at the set."), ..Input::default() }))
+                (forms::input(edit.0, edit.1, "description", "Description", Input { max_length: Some(2000), ..Input::default() }))
+                p { button type="submit" { "Save" } }
+            }
+        }
     };
     layout(viewer, Section::Inventory, set.name.as_str(), body)
 }
@@ -1277,6 +1289,19 @@ async fn render_members(
     problems: &Problems,
     status: StatusCode,
 ) -> Page {
+    render_set(state, viewer, id, q, problems, status, None).await
+}
+
+/// The set's page; `edit`: the name and description form as typed, with its problems (else as stored).
+async fn render_set(
+    state: &AppState,
+    viewer: &Viewer,
+    id: DbSetId,
+    q: &MembersQuery,
+    problems: &Problems,
+    status: StatusCode,
+    edit: Option<(&Form, &Problems)>,
+) -> Page {
     let (set, count) = app::inventory::get_db_set(&state.hub, id).await.map_err(viewer.fail())?;
     let env = app::inventory::get_environment(&state.hub, set.environment_id).await.map_err(viewer.fail())?;
     let cursor = |a: Option<&str>| a.and_then(|a| Name::parse(a.to_owned()).ok());
@@ -1297,6 +1322,8 @@ async fn render_members(
     )
     .await
     .map_err(viewer.fail())?;
+    let stored = Form::with(&[("name", set.name.as_str()), ("description", set.description.as_str())]);
+    let none = Problems::default();
     let page = members_page(
         viewer,
         &set,
@@ -1306,6 +1333,7 @@ async fn render_members(
         (&members.items, members.next.map(|n| n.as_str().to_owned())),
         (&candidates.items, candidates.next.map(|n| n.as_str().to_owned())),
         problems,
+        edit.unwrap_or((&stored, &none)),
     );
     Ok(respond(status, page))
 }
@@ -1318,6 +1346,38 @@ pub(crate) async fn db_set(
     q: web::Query<MembersQuery>,
 ) -> Page {
     render_members(&state, &viewer, *id, &q, &Problems::default(), StatusCode::OK).await
+}
+
+/// `POST /admin/db-sets/{id}`: a new name and description.
+pub(crate) async fn update_db_set(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<DbSetId>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Page {
+    let form = Form::new(form);
+    let mut problems = Problems::default();
+    if let Some(name) = form.needed("name", "name", &mut problems) {
+        let patch = app::inventory::DbSetPatch {
+            name: Some(name),
+            description: Some(form.get("description").trim().to_owned()),
+        };
+        match app::inventory::update_db_set(&state.hub, &viewer.caller, *id, patch).await {
+            Ok(set) => return Ok(see_other(&format!("/admin/db-sets/{}", set.id))),
+            Err(e) => problems = Problems::from_app(&viewer, e, &["name", "description"])?,
+        }
+    }
+    let q = MembersQuery::default();
+    render_set(
+        &state,
+        &viewer,
+        *id,
+        &q,
+        &Problems::default(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some((&form, &problems)),
+    )
+    .await
 }
 
 /// `POST /admin/db-sets/{id}/members`: the ticked `add` and `remove` boxes, in one change.
