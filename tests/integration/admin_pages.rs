@@ -429,6 +429,38 @@ async fn a_token_is_shown_once_and_revocable_from_the_page() {
     assert!(page(&user, "/tokens").await.contains("status-revoked"));
     let actions = hub.audit_actions().await;
     assert!(actions.contains(&"token.created".to_owned()) && actions.contains(&"token.revoked".to_owned()));
+
+    // An admin sees anyone's tokens from the users page and revokes one (a lost laptop); users cannot.
+    post(&user, "/tokens", &[("name", "ci"), ("scope", "write"), ("expires_in_days", "7")]).await;
+    let ci = json(&user, "/api/v1/tokens").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ci")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner = json(&user, "/api/v1/me").await["user"]["id"].as_str().unwrap().to_owned();
+    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let tokens_path = format!("/admin/users/{owner}/tokens");
+    assert!(page(&admin, "/admin/users").await.contains(&format!(r#"href="{tokens_path}""#)));
+    let theirs = page(&admin, &tokens_path).await;
+    assert!(
+        theirs.contains("API tokens of user@example.com") && theirs.contains(&format!("{tokens_path}/{ci}/revoke"))
+    );
+    let denied = post(&other, &format!("{tokens_path}/{ci}/revoke"), &[]).await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    let revoked = post(&admin, &format!("{tokens_path}/{ci}/revoke"), &[]).await;
+    assert_eq!((revoked.status(), location(&revoked)), (StatusCode::SEE_OTHER, format!("{tokens_path}?revoked=ci")));
+    let token = json(&user, "/api/v1/tokens").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == ci.as_str())
+        .unwrap()
+        .clone();
+    assert!(token["revoked_at"].is_string(), "{token}");
 }
 
 #[tokio::test]

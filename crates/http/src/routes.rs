@@ -156,6 +156,8 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/admin/users", admin, pages::users);
     r.add(M::POST, "/admin/users", admin, pages::create_user);
     r.add(M::POST, "/admin/users/{id}", admin, pages::update_user);
+    r.add(M::GET, "/admin/users/{id}/tokens", admin, pages::user_tokens);
+    r.add(M::POST, "/admin/users/{id}/tokens/{token}/revoke", admin, pages::revoke_user_token);
     r.add(M::GET, "/tokens", SignedIn, pages::tokens);
     r.add(M::POST, "/tokens", SignedIn, pages::create_token);
     r.add(M::POST, "/tokens/{id}/revoke", SignedIn, pages::revoke_token);

@@ -52,7 +52,7 @@ fn users_page(
                 @for u in users {
                     @let id = u.id.to_string();
                     tr id={ "user-" (id) } {
-                        td { (u.email.as_str()) }
+                        td { (u.email.as_str()) br; a href={ "/admin/users/" (id) "/tokens" } { "API tokens" } }
                         td { (u.display_name.as_str()) }
                         td {
                             @if u.oidc_identity.is_some() { "OIDC" } @else if u.has_password { "password" } @else { span.muted { "not yet signed in" } }
@@ -195,6 +195,83 @@ fn token_state(t: &ApiToken) -> &'static str {
     }
 }
 
+/// Tokens with their state and, for those not revoked, a Revoke button posting to `revoke(token)`.
+fn token_table(viewer: &Viewer, tokens: &[ApiToken], revoke: impl Fn(&ApiToken) -> String) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Scope" }
+                th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "Last used" }
+                th scope="col" { "Status" } th scope="col" { span.visually-hidden { "Actions" } }
+            } }
+            tbody {
+                @for t in tokens {
+                    tr {
+                        td { (t.name) }
+                        td { code { (t.prefix) "…" } }
+                        td { (t.scope.as_str()) }
+                        td { (when(t.created_at)) }
+                        td { (maybe_when(t.expires_at)) }
+                        td { (maybe_when(t.last_used_at)) }
+                        td { (status(token_state(t))) }
+                        td {
+                            @if t.revoked_at.is_none() {
+                                form.inline method="post" action=(revoke(t)) {
+                                    (csrf(viewer))
+                                    button.danger type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /admin/users/{id}/tokens`: an admin sees a person's tokens and may revoke any of them (a lost
+/// laptop, someone leaving).
+pub(crate) async fn user_tokens(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<UserId>,
+    q: web::Query<TokensQuery>,
+) -> Page {
+    let people = app::lookup::people(&state.hub, &[*id]).await.map_err(viewer.fail())?;
+    let person = people.get(&*id).ok_or_else(|| viewer.fail()(app::AppError::NotFound { what: "user" }))?;
+    let after = q.after.as_deref().and_then(|a| a.parse::<TokenId>().ok());
+    let page = app::identity::list_tokens(&state.hub, &viewer.caller, Some(*id), &app::page(after, Some(100)))
+        .await
+        .map_err(viewer.fail())?;
+    let path = format!("/admin/users/{}/tokens", *id);
+    let body = html! {
+        p.muted { a href="/admin/users" { "Users" } " / " (person.email) }
+        h1 { "API tokens of " (person.email) }
+        @if let Some(name) = q.revoked.as_deref() { p.success role="status" { "Token " (name) " revoked." } }
+        @if page.items.is_empty() {
+            p.empty { "No tokens." }
+        } @else {
+            (token_table(&viewer, &page.items, |t| format!("{path}/{}/revoke", t.id)))
+            (next_link(&path, &[], page.next.map(|n| n.to_string())))
+        }
+    };
+    Ok(respond(StatusCode::OK, layout(&viewer, Section::Users, "API tokens", body)))
+}
+
+/// `POST /admin/users/{id}/tokens/{token}/revoke`: revokes it (audited as `token.revoked`) and comes back to
+/// its owner's tokens.
+pub(crate) async fn revoke_user_token(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<(UserId, TokenId)>,
+) -> Page {
+    let (_, token) = path.into_inner();
+    let token = app::identity::revoke_token(&state.hub, &viewer.caller, token).await.map_err(viewer.fail())?;
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    url.append_pair("revoked", &token.name);
+    Ok(see_other(&format!("/admin/users/{}/tokens?{}", token.user_id, url.finish())))
+}
+
 fn tokens_page(
     viewer: &Viewer,
     tokens: &[ApiToken],
@@ -210,34 +287,7 @@ fn tokens_page(
         @if tokens.is_empty() {
             p.empty { "You have no tokens." }
         } @else {
-            table {
-                thead { tr {
-                    th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Scope" }
-                    th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "Last used" }
-                    th scope="col" { "Status" } th scope="col" { span.visually-hidden { "Actions" } }
-                } }
-                tbody {
-                    @for t in tokens {
-                        tr {
-                            td { (t.name) }
-                            td { code { (t.prefix) "…" } }
-                            td { (t.scope.as_str()) }
-                            td { (when(t.created_at)) }
-                            td { (maybe_when(t.expires_at)) }
-                            td { (maybe_when(t.last_used_at)) }
-                            td { (status(token_state(t))) }
-                            td {
-                                @if t.revoked_at.is_none() {
-                                    form.inline method="post" action={ "/tokens/" (t.id) "/revoke" } {
-                                        (csrf(viewer))
-                                        button.danger type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (token_table(viewer, tokens, |t| format!("/tokens/{}/revoke", t.id)))
             (next_link("/tokens", &[], next))
         }
         section.card {

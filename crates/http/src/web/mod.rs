@@ -33,7 +33,9 @@ use maud::{DOCTYPE, Markup, html};
 use crate::error::{ApiError, app_error};
 use crate::guard::{Principal, request_id};
 
-pub(crate) use account::{create_token, create_user, revoke_token, tokens, update_user, users};
+pub(crate) use account::{
+    create_token, create_user, revoke_token, revoke_user_token, tokens, update_user, user_tokens, users,
+};
 pub(crate) use assets::{script, stylesheet};
 pub(crate) use audit::audit;
 pub(crate) use dashboard::dashboard;
