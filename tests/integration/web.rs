@@ -213,7 +213,13 @@ async fn the_request_and_approval_story_through_the_pages() {
             .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let response = post_form(&bob, &format!("{run_path}/execute"), &[]).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // Back on the run page, at the grid, with a confirmation beside it.
+    let to = location(&response);
+    assert_eq!(to, format!("{run_path}?executed=1#executed"));
+    let (_, executed) = page(&bob, to.trim_end_matches("#executed")).await;
+    let notice = between(&executed, r#"<p class="success" id="executed" role="status">"#, "</p>");
+    assert!(notice.starts_with("Executed: the run is queued"), "{notice}");
     let (_, live) = page(&bob, &format!("{run_path}/live")).await;
     assert!(live.contains(r#"<table id="items">"#), "{live}");
     assert!(live.contains("pg-one"), "{live}");

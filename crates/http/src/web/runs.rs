@@ -612,6 +612,8 @@ fn decision_form(run: RunId, viewer: &Viewer, content: &str, allowed: &Allowed) 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunQuery {
     after: Option<String>,
+    /// Set by the redirect after Execute: the page confirms it beside the grid.
+    executed: Option<String>,
 }
 
 /// `GET /runs/{id}`.
@@ -622,15 +624,17 @@ pub(crate) async fn run(
     q: web::Query<RunQuery>,
 ) -> Page {
     let detail = app::runs::get_run(&state.hub, *id).await.map_err(viewer.fail())?;
-    let body = run_page(&state, &viewer, &detail, q.after.as_deref(), &Problems::default()).await?;
+    let executed = q.executed.is_some();
+    let body = run_page(&state, &viewer, &detail, (q.after.as_deref(), executed), &Problems::default()).await?;
     Ok(respond(StatusCode::OK, layout(&viewer, Section::Runs, "Run", body)))
 }
 
+/// The run's page; `after`: the grid's page; `executed`: confirm an Execute just done, beside the grid.
 async fn run_page(
     state: &AppState,
     viewer: &Viewer,
     detail: &RunDetail,
-    after: Option<&str>,
+    (after, executed): (Option<&str>, bool),
     problems: &Problems,
 ) -> Result<Markup, PageError> {
     let run = &detail.run;
@@ -708,6 +712,11 @@ async fn run_page(
         }
         (release_table(detail))
         (review(detail))
+        @if executed {
+            p.success id="executed" role="status" {
+                "Executed: the run is queued and the workers are applying it. The grid below follows each target."
+            }
+        }
         (grid)
         @if let Some(v) = single {
             section.card {
@@ -965,7 +974,7 @@ async fn after_action(state: &AppState, viewer: &Viewer, id: RunId, result: app:
         Err(e) => {
             let problems = Problems::from_app(viewer, e, &[])?;
             let detail = app::runs::get_run(&state.hub, id).await.map_err(viewer.fail())?;
-            let body = run_page(state, viewer, &detail, None, &problems).await?;
+            let body = run_page(state, viewer, &detail, (None, false), &problems).await?;
             let code = StatusCode::CONFLICT;
             Ok(respond(code, layout(viewer, Section::Runs, "Run", body)))
         }
@@ -1018,8 +1027,11 @@ pub(crate) async fn retry(state: web::Data<AppState>, viewer: Viewer, id: web::P
 
 /// `POST /runs/{id}/execute`.
 pub(crate) async fn execute(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
-    let result = app::runs::execute(&state.hub, &viewer.caller, *id).await;
-    after_action(&state, &viewer, *id, result).await
+    match app::runs::execute(&state.hub, &viewer.caller, *id).await {
+        // To the grid, with a confirmation beside it.
+        Ok(_) => Ok(see_other(&format!("/runs/{id}?executed=1#executed"))),
+        result => after_action(&state, &viewer, *id, result).await,
+    }
 }
 
 /// `POST /runs/{id}/cancel`.
