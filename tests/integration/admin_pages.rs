@@ -757,6 +757,10 @@ async fn a_manager_creates_a_project_and_sets_its_sql_review_through_the_pages()
     let hub = hub().await;
     let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
     let user = signed_in(&hub, "user@example.com", Role::User).await;
+    // A hub with no run shows the way on the dashboard, with nothing done yet.
+    let dashboard = page(&manager, "/").await;
+    assert!(dashboard.contains(r#"<h2 id="getting-started">Getting started</h2>"#), "{dashboard}");
+    assert_eq!(dashboard.matches(r#"<li class="todo">"#).count(), 6, "{dashboard}");
     // The migrations page sends a newcomer to the projects page, whose form starts with both dialects.
     assert!(page(&manager, "/migrations").await.contains(r#"<a href="/projects">Projects</a>"#));
     let form = page(&manager, "/projects").await;
@@ -782,6 +786,11 @@ async fn a_manager_creates_a_project_and_sets_its_sql_review_through_the_pages()
     let created = post(&manager, "/projects", &fields).await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&created), "/projects?saved=orders");
+    let dashboard = page(&manager, "/").await;
+    let done: Vec<&str> =
+        dashboard.split(r#"<li class="done">"#).skip(1).map(|s| s.split("</li>").next().unwrap()).collect();
+    assert_eq!(done.len(), 1, "{dashboard}");
+    assert!(done[0].contains("A project") && done[0].contains(r#"href="/projects""#), "{dashboard}");
     let projects = json(&manager, "/api/v1/projects").await;
     let project = &projects["items"][0];
     assert_eq!(

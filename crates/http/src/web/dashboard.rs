@@ -28,6 +28,88 @@ fn with_status(status: RunStatus) -> RunFilter {
     RunFilter { status: Some(status), ..RunFilter::default() }
 }
 
+/// One step of the getting-started checklist: done or not, what it is, where to do it.
+struct Step {
+    done: bool,
+    what: &'static str,
+    href: String,
+    link: &'static str,
+}
+
+/// The getting-started checklist, while the hub has no run at all: environment → targets → set → project →
+/// migrations → request, each ticked once done, with a link to where it is done.
+async fn first_steps(state: &AppState, viewer: &Viewer) -> Result<Option<Vec<Step>>, PageError> {
+    let hub = &state.hub;
+    let fail = || viewer.fail();
+    if !runs(state, viewer, RunFilter::default(), 1).await?.is_empty() {
+        return Ok(None);
+    }
+    let first = || app::page::<domain::values::Name>(None, Some(50));
+    let environments = app::inventory::list_environments(hub, &first()).await.map_err(fail())?.items;
+    let mut targets = false;
+    for env in &environments {
+        if !app::inventory::list_targets(hub, env.id, None, &app::page(None, Some(1)))
+            .await
+            .map_err(fail())?
+            .items
+            .is_empty()
+        {
+            targets = true;
+            break;
+        }
+    }
+    let sets =
+        !app::inventory::list_db_sets(hub, None, &app::page(None, Some(1))).await.map_err(fail())?.items.is_empty();
+    let projects = app::projects::list_projects(hub, &first()).await.map_err(fail())?.items;
+    let project = projects.first().map(|p| p.id.to_string()).unwrap_or_default();
+    let mut migrations = false;
+    for p in &projects {
+        let page = app::migrations::list_migrations(hub, p.id, &app::page(None, Some(1))).await.map_err(fail())?;
+        if !page.items.is_empty() {
+            migrations = true;
+            break;
+        }
+    }
+    Ok(Some(vec![
+        Step {
+            done: !environments.is_empty(),
+            what: "An environment, with its approval policy (admin)",
+            href: "/admin/environments".into(),
+            link: "Environments",
+        },
+        Step {
+            done: targets,
+            what: "Targets: the databases of an environment (admin)",
+            href: "/admin/targets".into(),
+            link: "Targets",
+        },
+        Step {
+            done: sets,
+            what: "A db set: the targets a release goes to (admin)",
+            href: "/admin/db-sets".into(),
+            link: "Db sets",
+        },
+        Step {
+            done: !projects.is_empty(),
+            what: "A project: a series of migrations (manager)",
+            href: "/projects".into(),
+            link: "Projects",
+        },
+        Step {
+            done: migrations,
+            what: "Migrations in the project: write one, or import a directory",
+            href: format!("/migrations/new?project_id={project}"),
+            link: "New migration",
+        },
+        Step {
+            done: false,
+            what: "A release requested, then approved by a second person and executed",
+            href: format!("/runs/new?project_id={project}"),
+            link: "Request a release",
+        },
+    ]))
+}
+
 /// `GET /`: the dashboard of a signed-in user (others are sent to the login page).
 pub(crate) async fn dashboard(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
     let me = viewer.principal.user.id;
@@ -63,11 +145,26 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, viewer: Viewer) -> Res
     }
     let all: Vec<Run> = awaiting.iter().chain(&mine).chain(&running).chain(&failed).cloned().collect();
     let (labels, people) = decorate(&state, &viewer, &all).await?;
+    let steps = first_steps(&state, &viewer).await?;
     let body = html! {
         h1 { "Dashboard" }
         p.muted {
             "Signed in as " (viewer.principal.user.display_name.as_str()) " <" (viewer.principal.user.email.as_str()) ">, "
             (viewer.role().as_str()) "."
+        }
+        @if let Some(steps) = &steps {
+            section.card aria-labelledby="getting-started" {
+                h2 id="getting-started" { "Getting started" }
+                p { "The hub has no run yet. In order:" }
+                ol.checklist {
+                    @for step in steps {
+                        li class=(if step.done { "done" } else { "todo" }) {
+                            @if step.done { span.status.status-succeeded { "done" } } @else { span.status { "to do" } }
+                            " " (step.what) " · " a href=(step.href) { (step.link) }
+                        }
+                    }
+                }
+            }
         }
         @if reviewer {
             section.card {
