@@ -518,6 +518,14 @@ async fn an_edit_makes_a_release_stale_until_it_is_refreshed_and_approved_again(
     )
     .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    // The migration's page lists its versions, with each one's review risk and the comparison, above the
+    // long content of the version shown.
+    let (_, versions) = page(bob, &format!("/migrations/{first}")).await;
+    let list = versions.find("<h2>Versions</h2>").unwrap();
+    let shown = versions.find("<h2>Version 2</h2>").unwrap();
+    let compare = versions.find(r#"<h3 id="diff">Compare versions</h3>"#).unwrap();
+    assert!(list < compare && compare < shown, "{versions}");
+    assert!(versions.contains(r#"<th scope="col">SQL review risk</th>"#), "{versions}");
     let (_, run_page) = page(bob, &run_path).await;
     let stale = between(&run_page, r#"<div class="notice" id="stale">"#, "</form>");
     assert!(stale.contains(&format!(r#"action="{run_path}/refresh""#)), "{stale}");

@@ -308,20 +308,17 @@ fn detail(
                 a href={ "/migrations/" (migration.id) } { "version " (newest) } "." }
         }
         section.card {
-            h2 { "Version " (version.version_no) }
-            p.muted { "Created " (when(version.created_at)) }
-            (version_content(version))
-        }
-        section.card {
             h2 { "Versions" }
             table {
-                thead { tr { th scope="col" { "Version" } th scope="col" { "Created" } th scope="col" { "Up checksum" } th scope="col" { "Messages" } } }
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Created" } th scope="col" { "Up checksum" } th scope="col" { "SQL review risk" } th scope="col" { "Messages" } } }
                 tbody {
                     @for v in versions {
                         tr {
                             td { a href={ "/migrations/" (migration.id) "?version=" (v.version_no) } { "version " (v.version_no) } }
                             td { (when(v.created_at)) }
                             td { code { (short_hex(&v.checksums.up.to_hex())) } }
+                            @let risk = domain::lint::risk(v.lint_results.iter().filter(|m| m.is_finding()));
+                            td { span class=(format!("risk-{risk}")) { (risk) } }
                             td.num { (v.lint_results.len()) }
                         }
                     }
@@ -341,6 +338,11 @@ fn detail(
                     (sql::diff(old.down_sql.as_deref().unwrap_or_default(), version.down_sql.as_deref().unwrap_or_default()))
                 }
             }
+        }
+        section.card {
+            h2 { "Version " (version.version_no) }
+            p.muted { "Created " (when(version.created_at)) }
+            (version_content(version))
         }
     }
 }
