@@ -74,6 +74,18 @@ impl Form {
         self.parse(name, what, &text, problems)
     }
 
+    /// Every value of `name` (a group of checkboxes) parsed; a problem for each that does not parse.
+    pub(crate) fn checked<T: FromStr>(&self, name: &'static str, what: &str, problems: &mut Problems) -> Vec<T> {
+        let mut values = Vec::new();
+        for value in self.all(name) {
+            match value.parse() {
+                Ok(parsed) => values.push(parsed),
+                Err(_) => problems.add(name, format!("{value:?} is not a {what}")),
+            }
+        }
+        values
+    }
+
     fn parse<T: FromStr>(&self, name: &'static str, what: &str, text: &str, problems: &mut Problems) -> Option<T> {
         match text.parse() {
             Ok(value) => Some(value),

@@ -132,18 +132,6 @@ fn policy_fields(form: &Form, problems: &Problems) -> Markup {
     }
 }
 
-/// The roles checked in `form`, with a problem for a value that is not a role.
-fn checked_roles(form: &Form, problems: &mut Problems) -> Vec<Role> {
-    let mut roles = Vec::new();
-    for value in form.all("execute_roles") {
-        match value.parse::<Role>() {
-            Ok(role) => roles.push(role),
-            Err(_) => problems.add("execute_roles", format!("{value:?} is not a role")),
-        }
-    }
-    roles
-}
-
 fn environments_page(
     viewer: &Viewer,
     envs: &[Environment],
@@ -246,7 +234,7 @@ pub(crate) async fn create_environment(
         form.optional::<u32>("lock_retry_max_delay_ms", "number of milliseconds", &mut problems);
     let lint_block = form.optional::<LintBlock>("lint_block", "choice", &mut problems);
     let high_risk_approvals = form.optional::<u8>("high_risk_approvals", "number of approvals", &mut problems);
-    let execute_roles = checked_roles(&form, &mut problems);
+    let execute_roles = form.checked::<Role>("execute_roles", "role", &mut problems);
     let name = form.needed("name", "name", &mut problems);
     if let (true, Some(name)) = (problems.is_empty(), name) {
         let input = NewEnvironmentInput {
@@ -317,7 +305,7 @@ pub(crate) async fn update_environment(
         description: Some(form.get("description").trim().to_owned()),
         approval_required: form.optional::<bool>("approval_required", "choice", &mut problems),
         approvals_required: form.optional::<u8>("approvals_required", "number of approvals", &mut problems),
-        execute_roles: Some(checked_roles(&form, &mut problems)),
+        execute_roles: Some(form.checked::<Role>("execute_roles", "role", &mut problems)),
         lock_timeout_ms: form.optional::<u32>("lock_timeout_ms", "number of milliseconds", &mut problems),
         statement_timeout_ms: Some(form.optional::<u32>(
             "statement_timeout_ms",

@@ -38,17 +38,6 @@ fn review_fields(form: &Form, problems: &Problems) -> Markup {
     }
 }
 
-fn dialects(form: &Form, problems: &mut Problems) -> Option<Vec<Engine>> {
-    let mut chosen = Vec::new();
-    for value in form.all("dialects") {
-        match value.parse::<Engine>() {
-            Ok(engine) => chosen.push(engine),
-            Err(_) => problems.add("dialects", format!("{value:?} is not a dialect")),
-        }
-    }
-    Some(chosen)
-}
-
 fn rules_off(form: &Form) -> Option<Vec<String>> {
     Some(
         form.get("lint_rules_off")
@@ -138,7 +127,7 @@ pub(crate) async fn create_project(
     let form = Form::new(form);
     let mut problems = Problems::default();
     let name = form.needed("name", "name", &mut problems);
-    let dialects = dialects(&form, &mut problems);
+    let dialects = Some(form.checked::<Engine>("dialects", "dialect", &mut problems));
     if let (true, Some(name)) = (problems.is_empty(), name) {
         let input = NewProjectInput {
             name,
@@ -208,7 +197,7 @@ pub(crate) async fn update_project(
     let mut problems = Problems::default();
     let patch = ProjectPatch {
         description: Some(form.get("description").trim().to_owned()),
-        dialects: dialects(&form, &mut problems),
+        dialects: Some(form.checked::<Engine>("dialects", "dialect", &mut problems)),
         lint_rules_off: rules_off(&form),
     };
     if problems.is_empty() {
