@@ -762,3 +762,57 @@ async fn a_statement_blocked_by_a_lock_outside_a_transaction_runs_again_alone() 
     assert_eq!(outcome.unwrap(), Outcome::Applied { statements: 2 }, "{:?}", heard.0);
     assert!(retries(&heard) >= 1, "{:?}", heard.0);
 }
+
+/// Hears the server-timed statements and commits of a release.
+#[derive(Default)]
+struct Timed {
+    statements: Vec<Duration>,
+    commits: Vec<(usize, Duration)>,
+}
+
+impl Observer for Timed {
+    async fn before_statement(&mut self, _index: usize) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn after_statement(&mut self, _index: usize, _statement: &str, elapsed: Duration, _rows: u64) {
+        self.statements.push(elapsed);
+    }
+
+    async fn committed(&mut self, position: usize, elapsed: Duration) {
+        self.commits.push((position, elapsed));
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_release_times_each_statement_and_commit_by_the_servers_clock_and_survives_a_changed_datestyle() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let (v1, v2) = (key("0001"), key("0002"));
+    let sleepy =
+        migration(&v1, "sleep", &["SELECT pg_sleep(0.05)", "CREATE TABLE a (id int)"], TransactionMode::Transaction);
+    // A migration that changes how timestamps are written mid-way: its marks cannot be read, so its times
+    // are unknown (zero), and nothing else changes.
+    let styled = migration(
+        &v2,
+        "style",
+        &["SET DateStyle = 'SQL, DMY'", "SET TIME ZONE 'Asia/Kolkata'", "CREATE TABLE b (id int)"],
+        TransactionMode::Transaction,
+    );
+    let mut heard = Timed::default();
+    let outcomes = apply_release(&mut conn, &[sleepy, styled], &options(), &mut heard).await.unwrap();
+    assert_eq!(outcomes, [Outcome::Applied { statements: 2 }, Outcome::Applied { statements: 3 }]);
+    assert!(db.has_table("a").await && db.has_table("b").await);
+    assert_eq!(heard.statements.len(), 5);
+    assert!(
+        heard.statements[0] >= Duration::from_millis(50) && heard.statements[0] < Duration::from_secs(5),
+        "{:?}",
+        heard.statements
+    );
+    assert!(heard.statements[1] < Duration::from_secs(5));
+    // The first migration's commit was timed; the second's marks were written in another style.
+    assert_eq!(heard.commits.len(), 1, "{:?}", heard.commits);
+    assert_eq!(heard.commits[0].0, 0);
+    assert!(heard.commits[0].1 < Duration::from_secs(5));
+    assert_eq!(rows(&mut conn).await.len(), 2);
+}

@@ -117,6 +117,11 @@ pub trait Observer {
     fn migration_started(&mut self, _position: usize, _statements: usize) -> impl Future<Output = ()> + Send {
         async {}
     }
+    /// Called when migration `position`, applied in a transaction whose end the server timed, committed
+    /// after `elapsed` (the lock check, the history row and the `COMMIT`).
+    fn committed(&mut self, _position: usize, _elapsed: Duration) -> impl Future<Output = ()> + Send {
+        async {}
+    }
     /// Called when migration `position` of a release was applied or skipped.
     fn migration_ended(&mut self, _position: usize, _outcome: &Outcome) -> impl Future<Output = ()> + Send {
         async {}
@@ -600,11 +605,14 @@ async fn atomically(
         Err(BatchFailed { committed, ran, failure }) => (committed, Some((ran, failure))),
     };
     let mut outcomes = Vec::with_capacity(committed.len());
-    for (offset, ran) in committed.iter().enumerate() {
+    for (offset, part) in committed.iter().enumerate() {
         if offset > 0 {
             observer.migration_started(first + offset, statements(offset)).await;
         }
-        report(observer, group[offset], ran).await;
+        report(observer, group[offset], &part.statements).await;
+        if let Some(commit) = part.commit {
+            observer.committed(first + offset, commit).await;
+        }
         let outcome = Outcome::Applied { statements: statements(offset) };
         observer.migration_ended(first + offset, &outcome).await;
         outcomes.push(outcome);

@@ -358,7 +358,9 @@ impl Verdict {
 /// Time spent inside the target's statements, to tell the hub's own overhead apart.
 #[derive(Debug, Default)]
 struct Timings {
-    statements: Duration,
+    /// Inside the release's statements and, for a migration in a transaction, its `COMMIT` (the work of
+    /// its DDL; sqlx and every other tool commit the same), as the server's clock measured them.
+    sql: Duration,
     apply_started: Option<Instant>,
     first_statement: Option<Instant>,
     /// Before connecting to the target (run context, target, statements, secret).
@@ -397,13 +399,13 @@ async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<
             metrics::histogram!("migrate_hub_lock_wait_seconds").record((first - apply_started).as_secs_f64());
         }
     }
-    let overhead = started.elapsed().saturating_sub(timings.statements);
+    let overhead = started.elapsed().saturating_sub(timings.sql);
     metrics::histogram!("migrate_hub_item_overhead_seconds").record(overhead.as_secs_f64());
     let since =
         |from: Instant, to: Option<Instant>| to.map(|t| t.saturating_duration_since(from).as_secs_f64() * 1000.0);
     tracing::debug!(
         total_ms = started.elapsed().as_secs_f64() * 1000.0,
-        statements_ms = timings.statements.as_secs_f64() * 1000.0,
+        sql_ms = timings.sql.as_secs_f64() * 1000.0,
         prepare_ms = since(started, timings.prepared),
         connect_ms = timings.prepared.and_then(|p| since(p, timings.connected)),
         open_ms = timings.prepared.and_then(|p| since(p, timings.opened)),
@@ -582,8 +584,16 @@ async fn execute(
         })
         .collect();
     timings.apply_started = Some(Instant::now());
-    let mut observer =
-        ItemObserver { shared, claim, lost: lost.clone(), timings, journal, context: &context, current: 0 };
+    let mut observer = ItemObserver {
+        shared,
+        claim,
+        lost: lost.clone(),
+        timings,
+        journal,
+        context: &context,
+        current: 0,
+        commit: None,
+    };
     let result = match &context.run.action {
         RunAction::Release => Ok(apply::apply_release(&mut conn, &migrations, &options, &mut observer).await),
         action => Err(act(&mut conn, action, &migrations, &options, &mut observer).await),
@@ -1194,6 +1204,8 @@ struct ItemObserver<'a> {
     context: &'a RunContext,
     /// The migration of the release being applied.
     current: usize,
+    /// How long the current migration's commit took, when the server timed it.
+    commit: Option<Duration>,
 }
 
 impl ItemObserver<'_> {
@@ -1227,12 +1239,19 @@ impl Observer for ItemObserver<'_> {
         }
     }
 
+    async fn committed(&mut self, _position: usize, elapsed: Duration) {
+        self.timings.sql += elapsed;
+        self.commit = Some(elapsed);
+    }
+
     async fn migration_ended(&mut self, position: usize, outcome: &Outcome) {
         self.journal.progress.migrations_done = Some(u32::try_from(position + 1).unwrap_or(u32::MAX));
+        let commit = self.commit.take().map(|c| format!(", committed in {:.1} ms", c.as_secs_f64() * 1000.0));
         let message = match outcome {
             Outcome::Applied { statements } => format!(
-                "{} ({statements} statements)",
-                if self.context.run.direction == Direction::Up { "applied" } else { "reverted" }
+                "{} ({statements} statements{})",
+                if self.context.run.direction == Direction::Up { "applied" } else { "reverted" },
+                commit.unwrap_or_default()
             ),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         };
@@ -1266,7 +1285,7 @@ impl Observer for ItemObserver<'_> {
     }
 
     async fn after_statement(&mut self, index: usize, statement: &str, elapsed: Duration, rows: u64) {
-        self.timings.statements += elapsed;
+        self.timings.sql += elapsed;
         self.journal.ran += 1;
         self.journal.progress.statements_done = Some(u32::try_from(index + 1).unwrap_or(u32::MAX));
         let first = statement.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
