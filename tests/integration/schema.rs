@@ -806,10 +806,6 @@ const CASES: &[Case] = &[
     check("run_item_logs_version_key_check", "UPDATE run_item_logs SET version_key = repeat('k', 65)"),
     check("run_item_logs_duration_ms_check", "UPDATE run_item_logs SET duration_ms = -1"),
     check("run_item_logs_rows_affected_check", "UPDATE run_item_logs SET rows_affected = -1"),
-    fk(
-        "run_item_logs_run_item_id_fkey",
-        "UPDATE run_item_logs SET run_item_id = '00000000-0000-0000-ffff-000000000000'",
-    ),
     unique(
         "run_item_logs_seq_key",
         "INSERT INTO run_item_logs (run_item_id, seq, level, message) \

@@ -517,6 +517,21 @@ async fn runs_items_approvals_and_logs() {
     .await
     .unwrap();
     assert_eq!(long.message.chars().count(), storage::logs::MAX_MESSAGE_CHARS);
+    // A line for an item that does not exist is not written.
+    let nowhere = storage::logs::append(
+        &mut conn,
+        domain::ids::RunItemId::new(),
+        &NewLogLine {
+            level: LogLevel::Info,
+            message: "lost".into(),
+            version_key: None,
+            statement_index: None,
+            duration_ms: None,
+            rows_affected: None,
+        },
+    )
+    .await;
+    assert!(matches!(nowhere, Err(storage::StorageError::NotFound(_))), "{nowhere:?}");
     let lines = storage::logs::list(&mut conn, item, &PageRequest::after(0, 10)).await.unwrap();
     assert_eq!(lines.items.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(

@@ -423,6 +423,11 @@ async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<
     ItemOutcome { run: claim.run, item: claim.item, target: claim.target, result: label }
 }
 
+/// Milliseconds, rounded.
+fn rounded_ms(d: Duration) -> u64 {
+    u64::try_from((d.as_micros() + 500) / 1000).unwrap_or(u64::MAX)
+}
+
 /// The name of the lock a worker takes on a target for the hub's items (see `target::TargetConnection::lock`).
 pub fn target_lock_name(target: TargetId) -> String {
     format!("target:{target}")
@@ -1149,9 +1154,17 @@ impl Journal {
             statement_index: statement.map(|(i, _, _)| u32::try_from(i + 1).unwrap_or(u32::MAX)),
             // Rounded, not truncated: a release's many sub-millisecond statements would otherwise add up to
             // tens of milliseconds that the item's log does not show.
-            duration_ms: statement.map(|(_, d, _)| u64::try_from((d.as_micros() + 500) / 1000).unwrap_or(u64::MAX)),
+            duration_ms: statement.map(|(_, d, _)| rounded_ms(d)),
             rows_affected: statement.map(|(_, _, rows)| rows),
         });
+    }
+
+    /// A line about a migration with the time its commit took (not a statement's: no index, no rows).
+    fn timed_line(&mut self, version: Option<&VersionKey>, message: String, took: Duration) {
+        self.line(LogLevel::Info, version, message, None);
+        if let Some(line) = self.pending.last_mut() {
+            line.duration_ms = Some(rounded_ms(took));
+        }
     }
 
     /// Whether a write is due: the last confirmation is too old, or many lines are waiting.
@@ -1246,17 +1259,20 @@ impl Observer for ItemObserver<'_> {
 
     async fn migration_ended(&mut self, position: usize, outcome: &Outcome) {
         self.journal.progress.migrations_done = Some(u32::try_from(position + 1).unwrap_or(u32::MAX));
-        let commit = self.commit.take().map(|c| format!(", committed in {:.1} ms", c.as_secs_f64() * 1000.0));
+        let commit = self.commit.take();
         let message = match outcome {
             Outcome::Applied { statements } => format!(
                 "{} ({statements} statements{})",
                 if self.context.run.direction == Direction::Up { "applied" } else { "reverted" },
-                commit.unwrap_or_default()
+                commit.map(|c| format!(", committed in {:.1} ms", c.as_secs_f64() * 1000.0)).unwrap_or_default()
             ),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         };
         let key = self.key().cloned();
-        self.journal.line(LogLevel::Info, key.as_ref(), message, None);
+        match commit {
+            Some(took) => self.journal.timed_line(key.as_ref(), message, took),
+            None => self.journal.line(LogLevel::Info, key.as_ref(), message, None),
+        }
     }
 
     async fn before_statement(&mut self, index: usize) -> Result<(), String> {
