@@ -26,3 +26,7 @@ CREATE TRIGGER runs_review_frozen BEFORE UPDATE OF risk, review, lint_override, 
 --    fenced by the item's token (sql/queue/log.sql, finish.sql, sql/logs/append.sql), so a line never names
 --    an item that does not exist; and items are never deleted (a finished record never changes).
 ALTER TABLE run_item_logs DROP CONSTRAINT run_item_logs_run_item_id_fkey;
+
+-- 3. Nor by an identity key of its own: lines are read and paged by item and sequence number, whose unique
+--    constraint is the key (one index per line, not two; the identity was never shown or used).
+ALTER TABLE run_item_logs DROP COLUMN id;

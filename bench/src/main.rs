@@ -65,6 +65,10 @@ enum Which {
         /// to show what the handshake costs per target.
         #[arg(long)]
         no_tls: bool,
+        /// Rounds of the hub against the 4-way sqlx loop (each on fresh databases, in alternating order);
+        /// their medians make the `fleet:` line.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Fault injection (see `migrate_hub_tests::chaos`): `trials` SIGKILL trials per engine (Postgres
     /// and MariaDB), `stops` SIGSTOP-past-the-lease trials, `restarts` tool-database crash restarts.
@@ -103,11 +107,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.which {
-        Which::Fleet { targets, workers, slots, engine, concurrency, no_tls } => {
+        Which::Fleet { targets, workers, slots, engine, concurrency, no_tls, rounds } => {
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
             let concurrency = concurrency.unwrap_or(workers * slots);
             let tls = if no_tls { TlsMode::Disable } else { TlsMode::Prefer };
-            runtime.block_on(fleet(targets, workers, slots, concurrency, engine, tls))
+            runtime.block_on(fleet(targets, workers, slots, concurrency, engine, tls, rounds.max(1)))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
         Which::Lint { rounds, squawk } => lint(rounds, squawk.as_deref()),
@@ -539,30 +543,63 @@ async fn fleet(
     concurrency: usize,
     engine: Engine,
     tls: TlsMode,
+    rounds: usize,
 ) -> anyhow::Result<()> {
     let set = match engine {
         Engine::Postgres => river_set()?,
         Engine::Mysql => mysql_set(),
     };
     let pid = std::process::id();
-    eprintln!("bench fleet: {targets} {engine} databases each for the hub, a sequential and a 4-way sqlx loop");
+    eprintln!(
+        "bench fleet: {targets} {engine} databases each for a sequential sqlx loop, then {rounds} round(s) of the hub \
+         and a 4-way sqlx loop, in alternating order"
+    );
     // Each phase's databases exist only during that phase: with hundreds of idle databases beside it, the
     // autovacuum launcher visits one every naptime/N seconds, and that cost would land on whichever phase
     // runs alongside them.
     let keep = std::env::var_os("MIGRATE_HUB_BENCH_KEEP").is_some();
-    let hub_dbs = create_databases(engine, &format!("bench_hub_{pid}"), targets).await?;
+    let (hub_prefix, seq_prefix, par_prefix) =
+        (format!("bench_hub_{pid}"), format!("bench_sqlx_{pid}"), format!("bench_sqlx4_{pid}"));
     let tool = ToolDb::create(&format!("bench_tool_{pid}")).await?;
+    let sqlx_url = |url: &str| match (tls, engine) {
+        (TlsMode::Disable, Engine::Postgres) => format!("{url}?sslmode=disable"),
+        (TlsMode::Disable, Engine::Mysql) => format!("{url}?ssl-mode=DISABLED"),
+        _ => url.to_owned(),
+    };
     let result = async {
         let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
         fleet.tls_mode = tls;
         let vars = BTreeMap::from([("schema".to_owned(), "public".to_owned())]);
-        for (i, url) in hub_dbs.iter().enumerate() {
-            fleet.add_target_with(&format!("t-{i:04}"), url, None, vars.clone()).await;
+        // The hub's targets are the same database names every round, made afresh before it.
+        let server = match engine {
+            Engine::Postgres => migrate_hub_tests::pg_server_url().await,
+            Engine::Mysql => migrate_hub_tests::mysql_server_url().await,
+        };
+        for i in 0..targets {
+            fleet
+                .add_target_with(&format!("t-{i:04}"), &format!("{server}/{hub_prefix}_{i:04}"), None, vars.clone())
+                .await;
         }
         let mut versions: Vec<MigrationVersion> = Vec::new();
         for (key, _name, up, down, mode) in &set.migrations {
             versions.push(fleet.migration(key, up, down.as_deref(), *mode, engine).await);
         }
+        let dir = target_dir().join(format!("bench/sqlx-{engine}"));
+        write_sqlx_dir(&set, &dir)?;
+        let migrator = std::sync::Arc::new(Migrator::new(dir.as_path()).await?);
+
+        // The peer's sequential loop, once: the `ratio=` baseline.
+        let seq_dbs = create_databases(engine, &seq_prefix, targets).await?;
+        settle_io(&tool.pool).await?;
+        let started = Instant::now();
+        for url in &seq_dbs {
+            sqlx_migrate(&migrator, engine, &sqlx_url(url)).await?;
+        }
+        let sequential = started.elapsed();
+        if !keep {
+            drop_databases(engine, &seq_dbs).await;
+        }
+
         // Each worker serves its metrics, for the exact per-item overhead it measured.
         // Port `<prefix><i>`: worker i (of at most ten) listens on 1940i…5939i.
         let metrics_port = 1940 + pid % 4000;
@@ -575,80 +612,82 @@ async fn fleet(
             ],
         )?;
         tokio::time::sleep(Duration::from_millis(500)).await; // let them connect and LISTEN
-        settle_io(&tool.pool).await?;
-        // The whole set as one release run: one request, one approval, one execute.
-        let unix = || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        let hub_from = unix();
         let worker_pids = procs.pids();
-        let hub_cpu = Cpu::read(Some(&worker_pids));
-        let started = Instant::now();
-        let limit = u32::try_from(concurrency).unwrap_or(1000).clamp(1, 1000);
-        let run = fleet.queue_release(&versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None).await;
-        let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
-        if status != RunStatus::Succeeded {
-            bail!("the release run ended {status}");
+        let mut hub_rounds = Vec::new();
+        let mut par_rounds = Vec::new();
+        for round in 0..rounds {
+            // Alternating which goes first, so a drift of the machine's speed during the bench (seen here:
+            // the same phase varies by a fifth between runs) weighs on both alike.
+            for hub_now in if round % 2 == 0 { [true, false] } else { [false, true] } {
+                if hub_now {
+                    let dbs = create_databases(engine, &hub_prefix, targets).await?;
+                    settle_io(&tool.pool).await?;
+                    // The whole set as one release run: one request, one approval, one execute.
+                    let from = unix_now();
+                    let cpu = Cpu::read(Some(&worker_pids));
+                    let started = Instant::now();
+                    let limit = u32::try_from(concurrency).unwrap_or(1000).clamp(1, 1000);
+                    let run = fleet
+                        .queue_release(&versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None)
+                        .await;
+                    let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
+                    if status != RunStatus::Succeeded {
+                        bail!("the release run ended {status}");
+                    }
+                    let took = started.elapsed();
+                    let cpu = cpu.zip(Cpu::read(Some(&worker_pids))).map(|(a, b)| a.since(b));
+                    // For profiles of a phase alone (e.g. `perf record -k CLOCK_REALTIME`, then `perf report --time`).
+                    eprintln!(
+                        "bench fleet: round {round} hub phase from {from:.6} to {:.6} (unix seconds)",
+                        unix_now()
+                    );
+                    hub_rounds.push((took, cpu));
+                    if !keep {
+                        drop_databases(engine, &dbs).await;
+                    }
+                } else {
+                    let dbs = create_databases(engine, &par_prefix, targets).await?;
+                    settle_io(&tool.pool).await?;
+                    let from = unix_now();
+                    let cpu = Cpu::read(None);
+                    let started = Instant::now();
+                    // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
+                    let queue =
+                        std::sync::Arc::new(std::sync::Mutex::new(dbs.iter().map(|u| sqlx_url(u)).collect::<Vec<_>>()));
+                    let lanes: Vec<_> = (0..4)
+                        .map(|_| {
+                            let (queue, migrator) = (queue.clone(), migrator.clone());
+                            std::thread::spawn(move || -> anyhow::Result<()> {
+                                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                                loop {
+                                    let next = queue.lock().map_err(|_| anyhow::anyhow!("a lane panicked"))?.pop();
+                                    let Some(url) = next else { return Ok(()) };
+                                    runtime.block_on(sqlx_migrate(&migrator, engine, &url))?;
+                                }
+                            })
+                        })
+                        .collect();
+                    for lane in lanes {
+                        lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
+                    }
+                    let took = started.elapsed();
+                    let cpu = cpu.zip(Cpu::read(None)).map(|(a, b)| a.since(b));
+                    eprintln!(
+                        "bench fleet: round {round} 4-way sqlx phase from {from:.6} to {:.6} (unix seconds)",
+                        unix_now()
+                    );
+                    par_rounds.push((took, cpu));
+                    if !keep {
+                        drop_databases(engine, &dbs).await;
+                    }
+                }
+            }
         }
-        let hub = started.elapsed();
-        let hub_cpu = hub_cpu.zip(Cpu::read(Some(&worker_pids))).map(|(a, b)| a.since(b));
-        // For profiles of the hub phase alone (e.g. `perf record -k realtime`, then `perf report --time`).
-        eprintln!("bench fleet: hub phase from {hub_from:.6} to {:.6} (unix seconds)", unix());
         let measured: Vec<f64> =
             (0..workers).filter_map(|i| worker_overhead_p50(&format!("127.0.0.1:{metrics_port}{i}"))).collect();
         procs.stop();
-        let (overhead, sql_ms) = overhead_p50(&tool.pool).await?;
-        if !keep {
-            drop_databases(engine, &hub_dbs).await;
-        }
-        let seq_dbs = create_databases(engine, &format!("bench_sqlx_{pid}"), targets).await?;
-        let sqlx_url = |url: &str| match (tls, engine) {
-            (TlsMode::Disable, Engine::Postgres) => format!("{url}?sslmode=disable"),
-            (TlsMode::Disable, Engine::Mysql) => format!("{url}?ssl-mode=DISABLED"),
-            _ => url.to_owned(),
-        };
-
-        let dir = target_dir().join(format!("bench/sqlx-{engine}"));
-        write_sqlx_dir(&set, &dir)?;
-        let migrator = std::sync::Arc::new(Migrator::new(dir.as_path()).await?);
-        settle_io(&tool.pool).await?;
-        let started = Instant::now();
-        for url in &seq_dbs {
-            sqlx_migrate(&migrator, engine, &sqlx_url(url)).await?;
-        }
-        let sequential = started.elapsed();
-        if !keep {
-            drop_databases(engine, &seq_dbs).await;
-        }
-        let par_dbs = create_databases(engine, &format!("bench_sqlx4_{pid}"), targets).await?;
-        // What a team that scripts its fleet does: four databases at a time.
-        settle_io(&tool.pool).await?;
-        let par_from = unix();
-        let par_cpu = Cpu::read(None);
-        let started = Instant::now();
-        // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
-        let queue = std::sync::Arc::new(std::sync::Mutex::new(par_dbs.iter().map(|u| sqlx_url(u)).collect::<Vec<_>>()));
-        let lanes: Vec<_> = (0..4)
-            .map(|_| {
-                let (queue, migrator) = (queue.clone(), migrator.clone());
-                std::thread::spawn(move || -> anyhow::Result<()> {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    loop {
-                        let next = queue.lock().map_err(|_| anyhow::anyhow!("a lane panicked"))?.pop();
-                        let Some(url) = next else { return Ok(()) };
-                        runtime.block_on(sqlx_migrate(&migrator, engine, &url))?;
-                    }
-                })
-            })
-            .collect();
-        for lane in lanes {
-            lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
-        }
-        let parallel = started.elapsed();
-        let par_cpu = par_cpu.zip(Cpu::read(None)).map(|(a, b)| a.since(b));
-        eprintln!("bench fleet: 4-way sqlx phase from {par_from:.6} to {:.6} (unix seconds)", unix());
-        if !keep {
-            drop_databases(engine, &par_dbs).await;
-        }
-        Ok::<_, anyhow::Error>((hub, sequential, parallel, (overhead, sql_ms), measured, hub_cpu, par_cpu))
+        let overhead = overhead_p50(&tool.pool).await?;
+        Ok::<_, anyhow::Error>((sequential, hub_rounds, par_rounds, overhead, measured))
     }
     .await;
     // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
@@ -657,13 +696,14 @@ async fn fleet(
     }
     if !keep && result.is_err() {
         // After a failure part-way, whatever is left (each phase drops its own databases when it succeeds).
-        let _ = drop_leftovers(engine, &format!("bench_hub_{pid}"), targets).await;
-        let _ = drop_leftovers(engine, &format!("bench_sqlx_{pid}"), targets).await;
-        let _ = drop_leftovers(engine, &format!("bench_sqlx4_{pid}"), targets).await;
+        for prefix in [&hub_prefix, &seq_prefix, &par_prefix] {
+            let _ = drop_leftovers(engine, prefix, targets).await;
+        }
     }
-    let (hub, sequential, parallel, (overhead, sql_ms), measured, hub_cpu, par_cpu) = result?;
+    let (sequential, hub_rounds, par_rounds, (overhead, sql_ms), measured) = result?;
     println!(
-        "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} tls={tls} (one release run)",
+        "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} tls={tls} rounds={rounds} \
+         (one release run a round)",
         set.migrations.len()
     );
     println!(
@@ -683,7 +723,7 @@ async fn fleet(
     }
     let measured: Vec<String> = measured.iter().map(|ms| format!("{ms:.2}")).collect();
     println!(
-        "fleet: hub per-item overhead as each worker measured it (exact statement times) p50_ms={}",
+        "fleet: hub per-item overhead as each worker measured it (exact statement and commit times) p50_ms={}",
         if measured.is_empty() { "unavailable".to_owned() } else { measured.join(",") }
     );
     // CPU per target, whatever else ran on the machine: where the hub's time goes, against the peer.
@@ -696,17 +736,33 @@ async fn fleet(
         ),
         None => "unavailable (no /proc)".to_owned(),
     };
-    println!("fleet: cpu per target, hub (database server; worker processes): {}", per_target(hub_cpu));
-    println!("fleet: cpu per target, 4-way sqlx (database server; the sqlx lanes): {}", per_target(par_cpu));
+    for (round, (hub, par)) in hub_rounds.iter().zip(&par_rounds).enumerate() {
+        println!(
+            "fleet: round {round}: hub_s={:.2} sqlx4_s={:.2} ratio_sqlx4={:.2}; cpu per target, hub (database server; \
+             worker processes): {}; 4-way sqlx (database server; the sqlx lanes): {}",
+            hub.0.as_secs_f64(),
+            par.0.as_secs_f64(),
+            par.0.as_secs_f64() / hub.0.as_secs_f64(),
+            per_target(hub.1),
+            per_target(par.1)
+        );
+    }
+    let median = |phases: &[(Duration, Option<(f64, f64)>)]| {
+        let mut seconds: Vec<f64> = phases.iter().map(|p| p.0.as_secs_f64()).collect();
+        percentile(&mut seconds, 0.5)
+    };
+    let (hub, parallel, sequential) = (median(&hub_rounds), median(&par_rounds), sequential.as_secs_f64());
     println!(
-        "fleet: targets={targets} workers={workers} hub_s={:.2} baseline_s={:.2} sqlx4_s={:.2} ratio={:.2} ratio_sqlx4={:.2}",
-        hub.as_secs_f64(),
-        sequential.as_secs_f64(),
-        parallel.as_secs_f64(),
-        sequential.as_secs_f64() / hub.as_secs_f64(),
-        parallel.as_secs_f64() / hub.as_secs_f64(),
+        "fleet: targets={targets} workers={workers} hub_s={hub:.2} baseline_s={sequential:.2} sqlx4_s={parallel:.2} \
+         ratio={:.2} ratio_sqlx4={:.2} (hub and sqlx4: medians of the rounds)",
+        sequential / hub,
+        parallel / hub,
     );
     Ok(())
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Starts a measured phase with the same I/O state as the others: creating hundreds of databases leaves

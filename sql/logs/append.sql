@@ -4,4 +4,4 @@ INSERT INTO run_item_logs (run_item_id, seq, level, message, version_key, statem
 SELECT i.id, (SELECT COALESCE(max(l.seq) + 1, 0) FROM run_item_logs l WHERE l.run_item_id = i.id), $2, $3, $4, $5,
        $6, $7
 FROM run_items i WHERE i.id = $1
-RETURNING id, run_item_id, seq, level, message, version_key, statement_index, duration_ms, rows_affected, created_at
+RETURNING run_item_id, seq, level, message, version_key, statement_index, duration_ms, rows_affected, created_at

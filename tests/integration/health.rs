@@ -68,3 +68,20 @@ async fn unknown_routes_are_404() {
     let app = spawn_app(db.pool.clone());
     assert_eq!(reqwest::get(format!("{app}/nope")).await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn a_pool_for_generic_plans_plans_each_statement_once_and_keeps_the_url_s_own_options() {
+    let db = PgDatabase::migrated().await;
+    let options: sqlx::postgres::PgConnectOptions = format!("{}?options=-c%20work_mem%3D5MB", db.url).parse().unwrap();
+    for (generic, mode) in [(true, "force_generic_plan"), (false, "auto")] {
+        let settings = storage::pool::PoolSettings { generic_plans: generic, ..Default::default() };
+        let pool = storage::pool::connect(options.clone(), &settings).await.unwrap();
+        let (plans, memory): (String, String) =
+            sqlx::query_as("SELECT current_setting('plan_cache_mode'), current_setting('work_mem')")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((plans.as_str(), memory.as_str()), (mode, "5MB"));
+        pool.close().await;
+    }
+}

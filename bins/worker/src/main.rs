@@ -118,6 +118,7 @@ async fn run() -> anyhow::Result<()> {
     let settings = storage::pool::PoolSettings {
         max_connections: cli.db.db_max_connections,
         application_name: "migrate-hub-worker".into(),
+        generic_plans: true,
         ..Default::default()
     };
     let pool = storage::pool::connect_lazy(cli.db.connect_options()?, &settings);

@@ -609,7 +609,6 @@ pub struct ReleaseVersion {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunItemLog {
-    pub id: i64,
     pub run_item_id: RunItemId,
     pub seq: u32,
     pub level: LogLevel,

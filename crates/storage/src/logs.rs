@@ -12,7 +12,6 @@ use crate::{Page, PageRequest, PgConnection, StorageError, StorageResult};
 pub const MAX_MESSAGE_CHARS: usize = 8000;
 
 struct Row {
-    id: i64,
     run_item_id: Uuid,
     seq: i32,
     level: String,
@@ -29,7 +28,6 @@ impl TryFrom<Row> for RunItemLog {
 
     fn try_from(row: Row) -> Result<Self, Self::Error> {
         Ok(RunItemLog {
-            id: row.id,
             run_item_id: RunItemId::from_uuid(row.run_item_id),
             seq: unsigned("run_item_logs.seq", row.seq)?,
             level: parse("run_item_logs.level", &row.level)?,
