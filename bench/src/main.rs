@@ -58,9 +58,11 @@ enum Which {
         /// postgres (River's migrations) or mysql (MariaDB, a set of our own).
         #[arg(long, default_value = "postgres")]
         engine: String,
-        /// The release run's concurrency limit (targets at once); default workers × slots.
-        #[arg(long)]
-        concurrency: Option<usize>,
+        /// The release run's concurrency limit (targets at once). Default 4, the peer's lanes: the same
+        /// parallelism on both sides, so the figures compare what each costs per target. (16 at once, every
+        /// slot of 4 workers, is slower on a 2-core server: 16 DDL sessions contend for 2 cores.)
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
         /// Connect without TLS, hub and sqlx alike (default: TLS `prefer`, which on this server means TLS),
         /// to show what the handshake costs per target.
         #[arg(long)]
@@ -109,7 +111,6 @@ fn main() -> anyhow::Result<()> {
     match cli.which {
         Which::Fleet { targets, workers, slots, engine, concurrency, no_tls, rounds } => {
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
-            let concurrency = concurrency.unwrap_or(workers * slots);
             let tls = if no_tls { TlsMode::Disable } else { TlsMode::Prefer };
             runtime.block_on(fleet(targets, workers, slots, concurrency, engine, tls, rounds.max(1)))
         }

@@ -531,7 +531,7 @@ async fn runs_items_approvals_and_logs() {
         },
     )
     .await;
-    assert!(matches!(nowhere, Err(storage::StorageError::NotFound(_))), "{nowhere:?}");
+    assert!(matches!(nowhere, Err(StorageError::NotFound(_))), "{nowhere:?}");
     let lines = storage::logs::list(&mut conn, item, &PageRequest::after(0, 10)).await.unwrap();
     assert_eq!(lines.items.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(
