@@ -802,6 +802,15 @@ fn worker_overhead_p50(addr: &str) -> Option<f64> {
     stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n").ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
+    // A worker that ran no item (another took every slot the run allowed) has no figure, not a zero.
+    let count = body
+        .lines()
+        .find(|l| l.starts_with("migrate_hub_item_overhead_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())?;
+    if count == 0.0 {
+        return None;
+    }
     body.lines()
         .find(|l| l.starts_with("migrate_hub_item_overhead_seconds{") && l.contains("quantile=\"0.5\""))
         .and_then(|l| l.rsplit(' ').next())
