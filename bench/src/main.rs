@@ -58,11 +58,10 @@ enum Which {
         /// postgres (River's migrations) or mysql (MariaDB, a set of our own).
         #[arg(long, default_value = "postgres")]
         engine: String,
-        /// The release run's concurrency limit (targets at once). Default 4, the peer's lanes: the same
-        /// parallelism on both sides, so the figures compare what each costs per target. (16 at once, every
-        /// slot of 4 workers, is slower on a 2-core server: 16 DDL sessions contend for 2 cores.)
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
+        /// The release run's concurrency limit (targets at once); default workers × slots, every slot.
+        /// (`--concurrency 4` runs the hub exactly as parallel as the peer's 4 lanes.)
+        #[arg(long)]
+        concurrency: Option<usize>,
         /// Connect without TLS, hub and sqlx alike (default: TLS `prefer`, which on this server means TLS),
         /// to show what the handshake costs per target.
         #[arg(long)]
@@ -110,6 +109,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.which {
         Which::Fleet { targets, workers, slots, engine, concurrency, no_tls, rounds } => {
+            let concurrency = concurrency.unwrap_or(workers * slots);
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
             let tls = if no_tls { TlsMode::Disable } else { TlsMode::Prefer };
             runtime.block_on(fleet(targets, workers, slots, concurrency, engine, tls, rounds.max(1)))
