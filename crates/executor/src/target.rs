@@ -642,7 +642,7 @@ impl TargetConnection {
         let (mut committed, current) = reader.finish();
         let (ran, checked) = current.map(|part| (part.ran(), part.checked)).unwrap_or_default();
         // Inline, each part that committed answered its last mark; otherwise the one part is recorded below.
-        let answered = if inline { parts.len() } else { parts.len() - 1 };
+        let answered = if inline { parts.len() } else { parts.len().saturating_sub(1) };
         // The part the answers stopped in (the first if none began).
         let statements = parts.get(committed.len()).map_or(0, |p| p.statements.len());
         let failure = match failure {
