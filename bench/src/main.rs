@@ -70,6 +70,12 @@ enum Which {
         /// their medians make the `fleet:` line.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// The Postgres server (URL without a database) that holds the hub's own database; default the
+        /// targets' server. On the targets' server, the fleet's DDL overflows the server-wide cache
+        /// invalidation queue and the hub's idle pool connections must reload their caches (measured in
+        /// ARCHITECTURE.md); a deployment keeps the hub's database on a server of its own.
+        #[arg(long)]
+        tool_server: Option<String>,
     },
     /// Fault injection (see `migrate_hub_tests::chaos`): `trials` SIGKILL trials per engine (Postgres
     /// and MariaDB), `stops` SIGSTOP-past-the-lease trials, `restarts` tool-database crash restarts.
@@ -108,11 +114,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.which {
-        Which::Fleet { targets, workers, slots, engine, concurrency, no_tls, rounds } => {
+        Which::Fleet { targets, workers, slots, engine, concurrency, no_tls, rounds, tool_server } => {
             let concurrency = concurrency.unwrap_or(workers * slots);
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
             let tls = if no_tls { TlsMode::Disable } else { TlsMode::Prefer };
-            runtime.block_on(fleet(targets, workers, slots, concurrency, engine, tls, rounds.max(1)))
+            let shape = Shape { targets, workers, slots, concurrency, rounds: rounds.max(1) };
+            runtime.block_on(fleet(shape, engine, tls, tool_server.as_deref()))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
         Which::Lint { rounds, squawk } => lint(rounds, squawk.as_deref()),
@@ -259,9 +266,13 @@ struct ToolDb {
 }
 
 impl ToolDb {
-    async fn create(name: &str) -> anyhow::Result<Self> {
-        // The servers the tests use (TEST_PG_URL, the local default, or a container).
-        let url = format!("{}/{name}", migrate_hub_tests::pg_server_url().await);
+    /// On `server`, else on the servers the tests use (TEST_PG_URL, the local default, or a container).
+    async fn create(name: &str, server: Option<&str>) -> anyhow::Result<Self> {
+        let server = match server {
+            Some(server) => server.trim_end_matches('/').to_owned(),
+            None => migrate_hub_tests::pg_server_url().await,
+        };
+        let url = format!("{server}/{name}");
         let _ = sqlx::Postgres::force_drop_database(&url).await;
         sqlx::Postgres::create_database(&url).await.with_context(|| format!("cannot create {name}"))?;
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(&url).await?;
@@ -537,15 +548,17 @@ async fn drop_databases(engine: Engine, urls: &[String]) {
     }
 }
 
-async fn fleet(
+/// How the fleet bench runs: targets, worker processes, slots each, the run's concurrency limit, rounds.
+struct Shape {
     targets: usize,
     workers: usize,
     slots: usize,
     concurrency: usize,
-    engine: Engine,
-    tls: TlsMode,
     rounds: usize,
-) -> anyhow::Result<()> {
+}
+
+async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&str>) -> anyhow::Result<()> {
+    let Shape { targets, workers, slots, concurrency, rounds } = shape;
     let set = match engine {
         Engine::Postgres => river_set()?,
         Engine::Mysql => mysql_set(),
@@ -561,7 +574,7 @@ async fn fleet(
     let keep = std::env::var_os("MIGRATE_HUB_BENCH_KEEP").is_some();
     let (hub_prefix, seq_prefix, par_prefix) =
         (format!("bench_hub_{pid}"), format!("bench_sqlx_{pid}"), format!("bench_sqlx4_{pid}"));
-    let tool = ToolDb::create(&format!("bench_tool_{pid}")).await?;
+    let tool = ToolDb::create(&format!("bench_tool_{pid}"), tool_server).await?;
     let sqlx_url = |url: &str| match (tls, engine) {
         (TlsMode::Disable, Engine::Postgres) => format!("{url}?sslmode=disable"),
         (TlsMode::Disable, Engine::Mysql) => format!("{url}?ssl-mode=DISABLED"),
@@ -615,6 +628,7 @@ async fn fleet(
         tokio::time::sleep(Duration::from_millis(500)).await; // let them connect and LISTEN
         let worker_pids = procs.pids();
         let mut hub_rounds = Vec::new();
+        let mut measured = Vec::new();
         let mut par_rounds = Vec::new();
         for round in 0..rounds {
             // Alternating which goes first, so a drift of the machine's speed during the bench (seen here:
@@ -643,6 +657,13 @@ async fn fleet(
                         unix_now()
                     );
                     hub_rounds.push((took, cpu));
+                    // Read now: a worker's summary covers only its last minute or so, and the next phase
+                    // would leave it empty.
+                    measured.push(
+                        (0..workers)
+                            .filter_map(|i| worker_overhead_p50(&format!("127.0.0.1:{metrics_port}{i}")))
+                            .collect::<Vec<f64>>(),
+                    );
                     if !keep {
                         drop_databases(engine, &dbs).await;
                     }
@@ -684,8 +705,6 @@ async fn fleet(
                 }
             }
         }
-        let measured: Vec<f64> =
-            (0..workers).filter_map(|i| worker_overhead_p50(&format!("127.0.0.1:{metrics_port}{i}"))).collect();
         procs.stop();
         let overhead = overhead_p50(&tool.pool).await?;
         Ok::<_, anyhow::Error>((sequential, hub_rounds, par_rounds, overhead, measured))
@@ -704,8 +723,9 @@ async fn fleet(
     let (sequential, hub_rounds, par_rounds, (overhead, sql_ms), measured) = result?;
     println!(
         "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} tls={tls} rounds={rounds} \
-         (one release run a round)",
-        set.migrations.len()
+         tool_db={} (one release run a round)",
+        set.migrations.len(),
+        if tool_server.is_some() { "own-server" } else { "targets-server" }
     );
     println!(
         "fleet: hub per-item overhead (claim, connect, lock, history, logs, ack; minus the SQL) p50_ms={overhead:.2} \
@@ -722,11 +742,14 @@ async fn fleet(
             sqlx_per_target - sql_ms
         );
     }
-    let measured: Vec<String> = measured.iter().map(|ms| format!("{ms:.2}")).collect();
-    println!(
-        "fleet: hub per-item overhead as each worker measured it (exact statement and commit times) p50_ms={}",
-        if measured.is_empty() { "unavailable".to_owned() } else { measured.join(",") }
-    );
+    for (round, measured) in measured.iter().enumerate() {
+        let measured: Vec<String> = measured.iter().map(|ms| format!("{ms:.2}")).collect();
+        println!(
+            "fleet: round {round}: hub per-item overhead as each worker measured it (exact statement and commit \
+             times) p50_ms={}",
+            if measured.is_empty() { "unavailable".to_owned() } else { measured.join(",") }
+        );
+    }
     // CPU per target, whatever else ran on the machine: where the hub's time goes, against the peer.
     let per_target = |cpu: Option<(f64, f64)>| match cpu {
         Some((server, client)) => format!(
@@ -923,7 +946,7 @@ async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
     let pid = std::process::id();
 
     // 1. Throughput: `workers` claimers taking batches of 32 no-op items and completing each.
-    let tool = ToolDb::create(&format!("bench_queue_{pid}")).await?;
+    let tool = ToolDb::create(&format!("bench_queue_{pid}"), None).await?;
     let throughput = async {
         let fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
         sqlx::query(
@@ -1007,7 +1030,7 @@ async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
 /// transaction's commit to the item's claim by an idle worker process (both on this machine's clock).
 async fn pickup(target_url: &str, notify: bool, samples: usize) -> anyhow::Result<(f64, f64)> {
     let pid = std::process::id();
-    let tool = ToolDb::create(&format!("bench_pickup_tool_{pid}")).await?;
+    let tool = ToolDb::create(&format!("bench_pickup_tool_{pid}"), None).await?;
     let result = async {
         let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
         fleet.add_target("pickup", target_url, None).await;

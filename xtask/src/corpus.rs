@@ -103,7 +103,7 @@ fn cases_for(set: &Path) -> anyhow::Result<Vec<Case>> {
             ]
         }
         "hatchet" => vec![Case {
-            args: vec!["--format".into(), "goose".into()],
+            args: vec!["--layout".into(), "goose".into()],
             excluded: vec![(
                 "20260424205453".into(),
                 "renames the *_olap_new tables made by the Go migration 20260424190713_v1_0_99.go, which the \

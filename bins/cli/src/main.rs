@@ -1,7 +1,9 @@
 //! `migrate-hub`: the command line tool. Local mode applies one directory of migrations to one database
 //! (`apply`, `status`, `down`, `repair`, `adopt`, `baseline`) with the hub's engine: session lock, history table, checksums, drift and
-//! dirty-target detection, statement-level progress.
+//! dirty-target detection, statement-level progress. Client mode (`login`, `push`, `request`, `approve`,
+//! `deny`, `execute`, `watch`, `runs`, `status --target`) works a hub through its REST API, e.g. from CI.
 
+mod client;
 mod lint;
 
 use std::collections::BTreeMap;
@@ -43,7 +45,8 @@ enum Command {
         no_lint: bool,
     },
     /// Show each migration's state on the database: pending, applied, drifted or dirty. Changes nothing.
-    Status(Target),
+    /// With `--target T` (client mode): what a hub target's history tables hold, as the hub reads them now.
+    Status(StatusArgs),
     /// Roll back applied migrations, newest first.
     Down {
         #[command(flatten)]
@@ -129,6 +132,22 @@ enum Command {
         #[command(flatten)]
         resolution: RepairResolution,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// A target of the hub (name, with --env, or id) instead of a local database.
+    #[arg(long, conflicts_with_all = ["database_url", "dir"])]
+    target: Option<String>,
+    /// The target's environment (name or id).
+    #[arg(long, requires = "target")]
+    env: Option<String>,
+    #[command(flatten)]
+    connection: client::Connection,
+    #[command(flatten)]
+    local: Option<Target>,
 }
 
 #[derive(Debug, Args)]
@@ -179,7 +198,7 @@ struct Target {
     /// Layout of the directory: auto, plain, sqlx, golang-migrate, goose, flyway, dbmate, diesel, refinery,
     /// sql-migrate (also up-down, pop, morph).
     #[arg(long, default_value = "auto")]
-    format: String,
+    layout: String,
     /// Go on when the directory holds files or folders its layout does not read (they are listed either
     /// way; without this flag the command stops before touching the database).
     #[arg(long)]
@@ -231,7 +250,15 @@ async fn main() -> ExitCode {
         .try_init();
     let result = match cli.command {
         Command::Apply { target, dry_run, no_lint } => apply(&target, dry_run, no_lint).await,
-        Command::Status(target) => status(&target).await,
+        Command::Status(StatusArgs { target: Some(target), env, connection, local: _ }) => {
+            return client::target_status(&connection, &target, env.as_deref()).await.into();
+        }
+        Command::Status(StatusArgs { local: Some(target), .. }) => status(&target).await,
+        Command::Status(StatusArgs { .. }) => {
+            eprintln!("error: status needs --database-url and --dir (a local database), or --target (a hub's)");
+            return client::Exit::Refused.into();
+        }
+        Command::Client(command) => return client::run(command).await.into(),
         Command::Down { target, steps, to } => down(&target, steps, to).await,
         Command::New { dir, format, sequential, name } => new(&dir, &format, sequential, &name),
         Command::Lint { dir, engine, layout, format } => match engine.parse() {
@@ -325,7 +352,7 @@ struct Loaded {
 
 async fn load(target: &Target) -> Result<Loaded, Box<dyn std::error::Error>> {
     let settings = local::settings_from_url(target.database_url.expose_secret())?;
-    let layout = match target.format.as_str() {
+    let layout = match target.layout.as_str() {
         "auto" => None,
         other => Some(other.parse::<Layout>()?),
     };

@@ -735,6 +735,13 @@ pub async fn get_target(hub: &Hub, id: TargetId) -> AppResult<Target> {
     Ok(storage::targets::get(&mut conn, id).await?)
 }
 
+/// Per migration of any project, where the hub's runs left it on the target (the target page's per-database
+/// view; the target's own history tables are [`target_history`]'s).
+pub async fn applied_on_target(hub: &Hub, id: TargetId) -> AppResult<Vec<domain::model::MigrationOnTarget>> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
+    Ok(storage::run_items::applied_on_target(&mut conn, id).await?)
+}
+
 pub async fn list_targets(
     hub: &Hub,
     environment: EnvironmentId,

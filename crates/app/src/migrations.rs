@@ -689,6 +689,12 @@ pub async fn get_migration(hub: &Hub, id: MigrationId) -> AppResult<(Migration, 
     Ok((m, latest))
 }
 
+/// Per target, where the hub's runs left the migration (its page's status per target).
+pub async fn status_per_target(hub: &Hub, id: MigrationId) -> AppResult<Vec<domain::model::TargetOfMigration>> {
+    let mut conn = hub.pool.acquire().await.map_err(db)?;
+    Ok(storage::run_items::applied_of_migration(&mut conn, id).await?)
+}
+
 pub async fn list_migrations(
     hub: &Hub,
     project: ProjectId,

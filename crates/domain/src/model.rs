@@ -19,7 +19,7 @@ use crate::ids::{
     WorkerId,
 };
 use crate::policy::{EnvironmentPolicy, PinnedChecksums};
-use crate::run::{RunItemStatus, RunStatus};
+use crate::run::{LeftAs, RunItemStatus, RunStatus};
 use crate::values::{DisplayName, Email, Identifier, MigrationName, Name, VersionKey};
 
 /// A user is identified by the OIDC issuer and subject once they have logged in; before that an admin
@@ -537,6 +537,33 @@ pub struct RunItem {
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One migration on one target as the hub's runs left it (the per-database view of a target's page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationOnTarget {
+    pub project_id: ProjectId,
+    pub project_name: Name,
+    pub migration_id: MigrationId,
+    pub version_key: VersionKey,
+    pub migration_name: MigrationName,
+    /// The version the run pinned.
+    pub version_no: u32,
+    pub run_id: RunId,
+    pub finished_at: DateTime<Utc>,
+    pub state: LeftAs,
+}
+
+/// One target of a migration as the hub's runs left it there (a migration's page, per target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetOfMigration {
+    pub target_id: TargetId,
+    pub target_name: Name,
+    pub environment_name: Name,
+    pub version_no: u32,
+    pub run_id: RunId,
+    pub finished_at: DateTime<Utc>,
+    pub state: LeftAs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

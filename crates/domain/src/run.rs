@@ -52,6 +52,24 @@ closed_enum! {
     }
 }
 
+closed_enum! {
+    /// Where the hub's runs left a migration on a target: what the newest finished item that ended it did.
+    pub enum LeftAs as "state on a target" {
+        /// A release applied it (or found it applied with the same checksum).
+        Applied = "applied",
+        /// A down release reverted it.
+        Reverted = "reverted",
+        /// A release failed at it.
+        Failed = "failed",
+        /// A baseline recorded it as applied without running it.
+        Recorded = "recorded",
+        /// An adoption recorded it as applied from another tool's history.
+        Adopted = "adopted",
+        /// A recovery marked it rolled back: pending again.
+        RolledBack = "rolled_back",
+    }
+}
+
 /// A status change that the state machine does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{machine} cannot go from \"{from}\" to \"{to}\"")]

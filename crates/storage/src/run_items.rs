@@ -2,8 +2,8 @@
 //! fenced writes of workers are in [`crate::queue`].
 
 use chrono::{DateTime, Utc};
-use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
-use domain::model::RunItem;
+use domain::ids::{MigrationId, ProjectId, RunId, RunItemId, TargetId, WorkerId};
+use domain::model::{MigrationOnTarget, RunItem, TargetOfMigration};
 use domain::run::RunItemStatus;
 use uuid::Uuid;
 
@@ -113,4 +113,60 @@ pub async fn count_by_status(conn: &mut PgConnection, run: RunId) -> StorageResu
 pub async fn cancel_pending(conn: &mut PgConnection, run: RunId) -> StorageResult<u64> {
     let done = sqlx::query_file!("../../sql/run_items/cancel_pending.sql", run.as_uuid()).execute(conn).await?;
     Ok(done.rows_affected())
+}
+
+/// Per migration of any project, where the hub's runs left it on `target` (newest finished item that ended
+/// it), by project name and version key.
+#[tracing::instrument(skip_all, fields(target.id = %target))]
+pub async fn applied_on_target(conn: &mut PgConnection, target: TargetId) -> StorageResult<Vec<MigrationOnTarget>> {
+    let rows = sqlx::query_file!("../../sql/run_items/applied_on_target.sql", target.as_uuid()).fetch_all(conn).await?;
+    let mut found = rows
+        .into_iter()
+        .map(|r| {
+            Ok(MigrationOnTarget {
+                project_id: ProjectId::from_uuid(r.project_id),
+                project_name: parse("projects.name", &r.project_name)?,
+                migration_id: MigrationId::from_uuid(r.migration_id),
+                version_key: parse("migrations.version_key", &r.version_key)?,
+                migration_name: parse("migrations.name", &r.migration_name)?,
+                version_no: unsigned("migration_versions.version_no", r.version_no)?,
+                run_id: RunId::from_uuid(r.run_id),
+                finished_at: r.finished_at,
+                state: parse("state", &r.state)?,
+            })
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+    found.sort_by(|a, b| {
+        (a.project_name.as_str(), a.version_key.as_str()).cmp(&(b.project_name.as_str(), b.version_key.as_str()))
+    });
+    Ok(found)
+}
+
+/// Per target, where the hub's runs left `migration` on it, by environment and target name.
+#[tracing::instrument(skip_all, fields(migration.id = %migration))]
+pub async fn applied_of_migration(
+    conn: &mut PgConnection,
+    migration: MigrationId,
+) -> StorageResult<Vec<TargetOfMigration>> {
+    let rows =
+        sqlx::query_file!("../../sql/run_items/applied_of_migration.sql", migration.as_uuid()).fetch_all(conn).await?;
+    let mut found = rows
+        .into_iter()
+        .map(|r| {
+            Ok(TargetOfMigration {
+                target_id: TargetId::from_uuid(r.target_id),
+                target_name: parse("db_targets.name", &r.target_name)?,
+                environment_name: parse("environments.name", &r.environment_name)?,
+                version_no: unsigned("migration_versions.version_no", r.version_no)?,
+                run_id: RunId::from_uuid(r.run_id),
+                finished_at: r.finished_at,
+                state: parse("state", &r.state)?,
+            })
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+    found.sort_by(|a, b| {
+        (a.environment_name.as_str(), a.target_name.as_str())
+            .cmp(&(b.environment_name.as_str(), b.target_name.as_str()))
+    });
+    Ok(found)
 }
