@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::hub::{Browser, Hub, HubOptions};
 
-const PASSWORD: &str = "a long enough test password";
+use crate::hub::TEST_PASSWORD as PASSWORD;
 
 /// A concrete path for a route pattern (`{id}` becomes a random uuid).
 fn concrete(path: &str) -> String {
@@ -23,18 +23,6 @@ fn concrete(path: &str) -> String {
 
 fn method(spec: &RouteSpec) -> Method {
     Method::from_bytes(spec.method.as_str().as_bytes()).unwrap()
-}
-
-/// A user with a password, signed in through `/login/password` in a new browser.
-async fn signed_in(hub: &Hub, email: &str, role: Role) -> Browser {
-    let user = hub.user(email, role).await;
-    let hash = auth::password::hash(SecretString::from(PASSWORD)).await.unwrap();
-    let mut conn = hub.db.pool.acquire().await.unwrap();
-    storage::users::set_password_hash(&mut conn, user.id, Some(&hash)).await.unwrap();
-    let browser = hub.browser();
-    let response = password_login(&browser, email, PASSWORD).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
-    browser
 }
 
 async fn password_login(browser: &Browser, email: &str, password: &str) -> reqwest::Response {
@@ -138,7 +126,7 @@ async fn the_role_by_route_matrix_has_no_unexpected_success() {
 #[tokio::test]
 async fn every_state_changing_route_needs_the_csrf_token_and_the_hubs_origin_with_a_session() {
     let hub = Hub::start(HubOptions { password_login: true, ..HubOptions::default() }).await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let csrf = admin.csrf().await;
     let audit_before = hub.audit_actions().await.len();
     // Logout last: it ends the session the other cases use.
@@ -187,7 +175,7 @@ async fn every_state_changing_route_needs_the_csrf_token_and_the_hubs_origin_wit
     assert_eq!(&audit_after[audit_before..], ["token.created", "environment.create", "project.create", "auth.logout"]);
 
     // A form post carries the token as a field, as the pages send it.
-    let browser = signed_in(&hub, "user@example.com", Role::User).await;
+    let browser = hub.signed_in("user@example.com", Role::User).await;
     let csrf = browser.csrf().await;
     let response = browser
         .client
@@ -216,7 +204,7 @@ async fn every_state_changing_route_needs_the_csrf_token_and_the_hubs_origin_wit
 #[tokio::test]
 async fn tokens_are_shown_once_scoped_revocable_expiring_and_owned() {
     let hub = Hub::start(HubOptions { password_login: true, ..HubOptions::default() }).await;
-    let alice = signed_in(&hub, "alice@example.com", Role::User).await;
+    let alice = hub.signed_in("alice@example.com", Role::User).await;
     let response = alice.send(Method::POST, "/api/v1/tokens", Some(json!({ "name": "laptop", "scope": "read" }))).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: Value = response.json().await.unwrap();
@@ -242,7 +230,7 @@ async fn tokens_are_shown_once_scoped_revocable_expiring_and_owned() {
     assert!(last_used.is_some());
 
     // Someone else's tokens: not listed, not revocable (not even confirmed to exist).
-    let bob = signed_in(&hub, "bob@example.com", Role::User).await;
+    let bob = hub.signed_in("bob@example.com", Role::User).await;
     let id = created["id"].as_str().unwrap();
     let alice_id = created["user_id"].as_str().unwrap();
     assert_eq!(bob.get(&format!("/api/v1/tokens?user_id={alice_id}")).await.status(), StatusCode::FORBIDDEN);
@@ -253,7 +241,7 @@ async fn tokens_are_shown_once_scoped_revocable_expiring_and_owned() {
     let for_bob: Value = for_bob.json().await.unwrap();
     let bob_id = bob.me().await.unwrap()["user"]["id"].clone();
     assert_eq!((&for_bob["user_id"], &for_bob["created_by"]), (&bob_id, &bob_id));
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let listed: Value =
         admin.get(&format!("/api/v1/tokens?user_id={}", bob_id.as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(listed["items"][0]["id"], for_bob["id"]);
@@ -302,13 +290,13 @@ async fn sessions_end_at_logout_when_idle_after_the_absolute_limit_and_when_the_
     })
     .await;
     // Idle.
-    let idle = signed_in(&hub, "idle@example.com", Role::User).await;
+    let idle = hub.signed_in("idle@example.com", Role::User).await;
     assert!(idle.me().await.is_ok());
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(idle.me().await.unwrap_err(), StatusCode::UNAUTHORIZED);
 
     // Absolute: used every second, it still ends five seconds after login.
-    let busy = signed_in(&hub, "busy@example.com", Role::User).await;
+    let busy = hub.signed_in("busy@example.com", Role::User).await;
     let started = std::time::Instant::now();
     while busy.me().await.is_ok() {
         assert!(started.elapsed() < Duration::from_secs(8), "the session outlived its absolute limit");
@@ -317,7 +305,7 @@ async fn sessions_end_at_logout_when_idle_after_the_absolute_limit_and_when_the_
     assert!(started.elapsed() >= Duration::from_millis(3500), "{:?}", started.elapsed());
 
     // Logout: the old cookie is worthless afterwards, even replayed.
-    let _ = signed_in(&hub, "out@example.com", Role::User).await;
+    let _ = hub.signed_in("out@example.com", Role::User).await;
     let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let response = plain
         .post(format!("{}/login/password", hub.url))
@@ -342,8 +330,8 @@ async fn sessions_end_at_logout_when_idle_after_the_absolute_limit_and_when_the_
     assert_eq!(me(&plain).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 
     // Disabled by an admin: ended on the next request.
-    let victim = signed_in(&hub, "victim@example.com", Role::User).await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let victim = hub.signed_in("victim@example.com", Role::User).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let id = victim.me().await.unwrap()["user"]["id"].clone();
     let response = admin
         .send(Method::PATCH, &format!("/api/v1/users/{}", id.as_str().unwrap()), Some(json!({ "disabled": true })))
@@ -372,7 +360,7 @@ async fn password_login_is_off_by_default_uniform_on_failure_and_rate_limited() 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
     let hub = Hub::start(HubOptions { password_login: true, ..HubOptions::default() }).await;
-    let _ = signed_in(&hub, "pw@example.com", Role::User).await;
+    let _ = hub.signed_in("pw@example.com", Role::User).await;
     let wrong = password_login(&hub.browser(), "pw@example.com", "a wrong password, long").await;
     let unknown = password_login(&hub.browser(), "nobody@example.com", PASSWORD).await;
     assert_eq!((wrong.status(), unknown.status()), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
@@ -437,7 +425,7 @@ async fn responses_carry_security_headers_and_cookies_their_attributes() {
 #[tokio::test]
 async fn a_server_error_body_is_a_request_id_and_nothing_inside() {
     let hub = Hub::start(HubOptions { password_login: true, ..HubOptions::default() }).await;
-    let browser = signed_in(&hub, "e@example.com", Role::User).await;
+    let browser = hub.signed_in("e@example.com", Role::User).await;
     sqlx::query("DROP TABLE sessions").execute(&hub.db.pool).await.unwrap();
     let response = browser.get("/api/v1/me").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

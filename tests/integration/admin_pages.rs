@@ -4,68 +4,18 @@
 //! page's chain status, and `/admin/*` and `/audit` refused to non-admins.
 
 use domain::enums::Role;
-use reqwest::header::{CACHE_CONTROL, LOCATION, ORIGIN};
-use reqwest::{Response, StatusCode};
-use secrecy::SecretString;
+use reqwest::StatusCode;
+use reqwest::header::CACHE_CONTROL;
 use serde_json::{Value, json};
 
-use crate::hub::{Browser, Hub, HubOptions};
+use crate::hub::{Browser, Hub, HubOptions, location};
 
-const LOGIN_PASSWORD: &str = "a long enough test password";
 const KEYS: &str = "k1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 /// The target password the pages must never show.
 const TARGET_PASSWORD: &str = "Tr1cky-target-pa55word-9f3e";
 
 async fn hub() -> Hub {
     Hub::start(HubOptions { password_login: true, master_keys: Some(KEYS.into()), ..HubOptions::default() }).await
-}
-
-/// A user with a password, signed in through the login form in a new browser.
-async fn signed_in(hub: &Hub, email: &str, role: Role) -> Browser {
-    let user = hub.user(email, role).await;
-    let hash = auth::password::hash(SecretString::from(LOGIN_PASSWORD)).await.unwrap();
-    let mut conn = hub.db.pool.acquire().await.unwrap();
-    storage::users::set_password_hash(&mut conn, user.id, Some(&hash)).await.unwrap();
-    let browser = hub.browser();
-    let response = browser
-        .client
-        .post(format!("{}/login/password", hub.url))
-        .header(ORIGIN, &hub.url)
-        .form(&[("email", email), ("password", LOGIN_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    browser
-}
-
-/// Posts a form as the pages do (same origin, the CSRF field).
-async fn post(browser: &Browser, path: &str, fields: &[(&str, &str)]) -> Response {
-    let csrf = browser.csrf().await;
-    let mut pairs: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
-    pairs.extend_from_slice(fields);
-    browser
-        .client
-        .post(format!("{}{path}", browser.hub))
-        .header(ORIGIN, &browser.hub)
-        .form(&pairs)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn location(response: &Response) -> String {
-    response.headers()[LOCATION].to_str().unwrap().to_owned()
-}
-
-/// A page's HTML, which must be a 200.
-async fn page(browser: &Browser, path: &str) -> String {
-    let response =
-        browser.client.get(format!("{}{path}", browser.hub)).header("accept", "text/html").send().await.unwrap();
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-    body
 }
 
 async fn json(browser: &Browser, path: &str) -> Value {
@@ -76,12 +26,17 @@ async fn json(browser: &Browser, path: &str) -> Value {
 
 /// Creates an environment through its form; returns its id.
 async fn environment(browser: &Browser, name: &str) -> String {
-    let response = post(
-        browser,
-        "/admin/environments",
-        &[("name", name), ("approval_required", "false"), ("allow_out_of_order", "false"), ("execute_roles", "user")],
-    )
-    .await;
+    let response = browser
+        .post_form(
+            "/admin/environments",
+            &[
+                ("name", name),
+                ("approval_required", "false"),
+                ("allow_out_of_order", "false"),
+                ("execute_roles", "user"),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let envs = json(browser, "/api/v1/environments").await;
     let env = envs["items"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
@@ -124,7 +79,7 @@ async fn target(browser: &Browser, env: &str, name: &str, url: &str, password: O
     if let Some(password) = password {
         fields.push(("password", password));
     }
-    let response = post(browser, "/admin/targets", &fields).await;
+    let response = browser.post_form("/admin/targets", &fields).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let list = json(browser, &format!("/api/v1/targets?environment_id={env}&search={name}")).await;
     let found = list["items"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap();
@@ -134,49 +89,49 @@ async fn target(browser: &Browser, env: &str, name: &str, url: &str, password: O
 #[tokio::test]
 async fn a_target_password_set_through_the_pages_is_never_rendered_back() {
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let env = environment(&admin, "staging").await;
     let id = target(&admin, &env, "orders", &elsewhere(&hub), Some(TARGET_PASSWORD)).await;
     // Set again through the secret form, and once more with a refused form (both a password and a
     // reference), whose 422 page must not echo the password either.
-    let response = post(&admin, &format!("/admin/targets/{id}/secret"), &[("password", TARGET_PASSWORD)]).await;
+    let response = admin.post_form(&format!("/admin/targets/{id}/secret"), &[("password", TARGET_PASSWORD)]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let refused = post(
-        &admin,
-        &format!("/admin/targets/{id}/secret"),
-        &[("password", TARGET_PASSWORD), ("secret_ref", "env:ORDERS_PASSWORD")],
-    )
-    .await;
+    let refused = admin
+        .post_form(
+            &format!("/admin/targets/{id}/secret"),
+            &[("password", TARGET_PASSWORD), ("secret_ref", "env:ORDERS_PASSWORD")],
+        )
+        .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let refused = refused.text().await.unwrap();
     assert!(refused.contains("not both"), "{refused}");
     assert!(!refused.contains(TARGET_PASSWORD));
     let (host, _, database, username) = parts(&hub.db.url);
-    let refused = post(
-        &admin,
-        "/admin/targets",
-        &[
-            ("environment_id", &env),
-            ("engine", "postgres"),
-            ("name", "other"),
-            ("host", &host),
-            ("port", "not a port"),
-            ("database", &database),
-            ("username", &username),
-            ("password", TARGET_PASSWORD),
-        ],
-    )
-    .await;
+    let refused = admin
+        .post_form(
+            "/admin/targets",
+            &[
+                ("environment_id", &env),
+                ("engine", "postgres"),
+                ("name", "other"),
+                ("host", &host),
+                ("port", "not a port"),
+                ("database", &database),
+                ("username", &username),
+                ("password", TARGET_PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!refused.text().await.unwrap().contains(TARGET_PASSWORD));
 
-    let set = post(&admin, "/admin/db-sets", &[("environment_id", &env), ("name", "all-orders")]).await;
+    let set = admin.post_form("/admin/db-sets", &[("environment_id", &env), ("name", "all-orders")]).await;
     assert_eq!(set.status(), StatusCode::SEE_OTHER);
     let set_page = location(&set);
-    let test = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await;
+    let test = admin.post_form(&format!("/admin/targets/{id}/test"), &[]).await;
     assert_eq!(test.status(), StatusCode::OK);
     assert!(!test.text().await.unwrap().contains(TARGET_PASSWORD));
-    let target_page = page(&admin, &format!("/admin/targets/{id}")).await;
+    let target_page = admin.html(&format!("/admin/targets/{id}")).await;
     assert!(target_page.contains(r#"id="secret-status">sealed<"#), "{target_page}");
     for path in [
         "/".to_owned(),
@@ -191,7 +146,7 @@ async fn a_target_password_set_through_the_pages_is_never_rendered_back() {
         "/audit".to_owned(),
         "/audit?object_type=target".to_owned(),
     ] {
-        let html = page(&admin, &path).await;
+        let html = admin.html(&path).await;
         assert!(!html.contains(TARGET_PASSWORD), "{path} shows the password");
         assert!(!html.contains("pa55word"), "{path} shows part of the password");
     }
@@ -202,12 +157,12 @@ async fn a_target_password_set_through_the_pages_is_never_rendered_back() {
 #[tokio::test]
 async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port() {
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let env = environment(&admin, "dev").await;
     // A Postgres the test can reach (trust auth: the sealed password is opened and sent, and ignored).
     let reachable = elsewhere(&hub);
     let id = target(&admin, &env, "tooldb", &reachable, Some(TARGET_PASSWORD)).await;
-    let ok = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await;
+    let ok = admin.post_form(&format!("/admin/targets/{id}/test"), &[]).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let ok = ok.text().await.unwrap();
     assert!(ok.contains(r#"id="connection-test""#) && ok.contains("Connected. Server version:"), "{ok}");
@@ -216,21 +171,21 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
     // The same target on a port nobody listens on.
     let (host, _, database, username) = parts(&reachable);
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let response = post(
-        &admin,
-        &format!("/admin/targets/{id}"),
-        &[
-            ("name", "tooldb"),
-            ("host", &host),
-            ("port", &unused),
-            ("database", &database),
-            ("username", &username),
-            ("tls_mode", "disable"),
-        ],
-    )
-    .await;
+    let response = admin
+        .post_form(
+            &format!("/admin/targets/{id}"),
+            &[
+                ("name", "tooldb"),
+                ("host", &host),
+                ("port", &unused),
+                ("database", &database),
+                ("username", &username),
+                ("tls_mode", "disable"),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
-    let failed = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await;
+    let failed = admin.post_form(&format!("/admin/targets/{id}/test"), &[]).await;
     assert_eq!(failed.status(), StatusCode::OK);
     let failed = failed.text().await.unwrap();
     assert!(failed.contains("Could not connect (connect):"), "{failed}");
@@ -239,7 +194,7 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
 
     // A reference is the workers' to read: the server says so instead of reading its own environment. (This
     // hub allows no reference, so it is refused when set, and stored directly as an older hub could have.)
-    let response = post(&admin, &format!("/admin/targets/{id}/secret"), &[("secret_ref", "env:HOME")]).await;
+    let response = admin.post_form(&format!("/admin/targets/{id}/secret"), &[("secret_ref", "env:HOME")]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(response.text().await.unwrap().contains("MIGRATE_HUB_SECRET_REFS"));
     sqlx::query(
@@ -250,7 +205,7 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
     .execute(&hub.db.pool)
     .await
     .unwrap();
-    let reference = post(&admin, &format!("/admin/targets/{id}/test"), &[]).await.text().await.unwrap();
+    let reference = admin.post_form(&format!("/admin/targets/{id}/test"), &[]).await.text().await.unwrap();
     assert!(reference.contains("only the workers read"), "{reference}");
 
     let actions = hub.audit_actions().await;
@@ -264,35 +219,35 @@ async fn the_connection_check_reaches_a_working_target_and_explains_a_wrong_port
     assert_eq!((details[1]["ok"].clone(), details[1]["stage"].clone()), (Value::Bool(false), "connect".into()));
 
     // Not for managers.
-    let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
-    assert_eq!(post(&manager, &format!("/admin/targets/{id}/test"), &[]).await.status(), StatusCode::FORBIDDEN);
+    let manager = hub.signed_in("manager@example.com", Role::Manager).await;
+    assert_eq!(manager.post_form(&format!("/admin/targets/{id}/test"), &[]).await.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let env = environment(&admin, "prod").await;
     let mut ids = std::collections::HashMap::new();
     for name in ["web-1", "web-2", "web-3", "db-1", "db-2"] {
         ids.insert(name, target(&admin, &env, name, &elsewhere(&hub), None).await);
     }
-    let response = post(&admin, "/admin/db-sets", &[("environment_id", &env), ("name", "webs")]).await;
+    let response = admin.post_form("/admin/db-sets", &[("environment_id", &env), ("name", "webs")]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set_path = location(&response);
 
     // The set's page renames and describes it; a bad name is refused with what was typed kept.
-    let refused = post(&admin, &set_path, &[("name", "Web Servers"), ("description", "the web tier")]).await;
+    let refused = admin.post_form(&set_path, &[("name", "Web Servers"), ("description", "the web tier")]).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let refused = refused.text().await.unwrap();
     assert!(refused.contains(r#"value="Web Servers""#) && refused.contains(r#"value="the web tier""#), "{refused}");
-    let renamed = post(&admin, &set_path, &[("name", "web-tier"), ("description", "the web tier")]).await;
+    let renamed = admin.post_form(&set_path, &[("name", "web-tier"), ("description", "the web tier")]).await;
     assert_eq!((renamed.status(), location(&renamed)), (StatusCode::SEE_OTHER, set_path.clone()));
-    let html = page(&admin, &set_path).await;
+    let html = admin.html(&set_path).await;
     assert!(html.contains("<h1>Db set web-tier</h1>") && html.contains("<p>the web tier</p>"), "{html}");
 
     // Searching the candidates narrows them; nothing is a member yet.
-    let html = page(&admin, &format!("{set_path}?add_search=web")).await;
+    let html = admin.html(&format!("{set_path}?add_search=web")).await;
     assert!(html.contains(r#"id="member-count"><strong>0</strong>"#), "{html}");
     for name in ["web-1", "web-2", "web-3"] {
         assert!(html.contains(&format!(r#"name="add" value="{}""#, ids[name])), "{name}");
@@ -300,27 +255,27 @@ async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
     assert!(!html.contains(&ids["db-1"]));
 
     // Tick two, apply.
-    let response = post(
-        &admin,
-        &format!("{set_path}/members"),
-        &[("add", &ids["web-1"]), ("add", &ids["web-3"]), ("add_search", "web")],
-    )
-    .await;
+    let response = admin
+        .post_form(
+            &format!("{set_path}/members"),
+            &[("add", &ids["web-1"]), ("add", &ids["web-3"]), ("add_search", "web")],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let back = location(&response);
     assert!(back.contains("added=2") && back.contains("add_search=web"), "{back}");
-    let html = page(&admin, &back).await;
+    let html = admin.html(&back).await;
     assert!(html.contains(r#"id="member-count"><strong>2</strong>"#));
     assert!(html.contains(&format!(r#"name="remove" value="{}""#, ids["web-1"])));
     assert!(html.contains(&format!(r#"name="add" value="{}""#, ids["web-2"])));
     assert!(!html.contains(&format!(r#"name="add" value="{}""#, ids["web-1"])));
 
     // Search the members, remove one and add another in one change.
-    let html = page(&admin, &format!("{set_path}?search=web-3")).await;
+    let html = admin.html(&format!("{set_path}?search=web-3")).await;
     assert!(html.contains(&format!(r#"name="remove" value="{}""#, ids["web-3"])));
     assert!(!html.contains(&format!(r#"name="remove" value="{}""#, ids["web-1"])));
     let response =
-        post(&admin, &format!("{set_path}/members"), &[("remove", &ids["web-3"]), ("add", &ids["db-2"])]).await;
+        admin.post_form(&format!("{set_path}/members"), &[("remove", &ids["web-3"]), ("add", &ids["db-2"])]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert!(location(&response).contains("added=1&removed=1"), "{}", location(&response));
     let set_id = set_path.rsplit('/').next().unwrap();
@@ -331,12 +286,12 @@ async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
     assert_eq!(names, ["db-2", "web-1"]);
 
     // Nothing ticked, or a target of another environment: refused on the page, nothing changed.
-    let response = post(&admin, &format!("{set_path}/members"), &[]).await;
+    let response = admin.post_form(&format!("{set_path}/members"), &[]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(response.text().await.unwrap().contains("Tick the targets"));
     let other_env = environment(&admin, "qa").await;
     let stranger = target(&admin, &other_env, "web-9", &elsewhere(&hub), None).await;
-    let response = post(&admin, &format!("{set_path}/members"), &[("add", &stranger)]).await;
+    let response = admin.post_form(&format!("{set_path}/members"), &[("add", &stranger)]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let actions = hub.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "db_set.members").count(), 2, "{actions:?}");
@@ -345,21 +300,21 @@ async fn db_set_members_are_added_and_removed_through_the_form_with_search() {
 #[tokio::test]
 async fn a_refused_form_keeps_what_was_typed_and_says_what_is_wrong() {
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
-    let response = post(
-        &admin,
-        "/admin/environments",
-        &[
-            ("name", "Not A Slug!"),
-            ("description", "typed <b>text</b>"),
-            ("approval_required", "true"),
-            ("approvals_required", "2"),
-            ("execute_roles", "manager"),
-            ("lock_timeout_ms", "12345"),
-            ("target_lock_wait_ms", "soon"),
-        ],
-    )
-    .await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
+    let response = admin
+        .post_form(
+            "/admin/environments",
+            &[
+                ("name", "Not A Slug!"),
+                ("description", "typed <b>text</b>"),
+                ("approval_required", "true"),
+                ("approvals_required", "2"),
+                ("execute_roles", "manager"),
+                ("lock_timeout_ms", "12345"),
+                ("target_lock_wait_ms", "soon"),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"value="Not A Slug!""#), "{html}");
@@ -368,33 +323,38 @@ async fn a_refused_form_keeps_what_was_typed_and_says_what_is_wrong() {
     assert!(html.contains(r#"value="manager" checked"#), "{html}");
     assert!(html.contains(r#"id="target_lock_wait_ms-error""#), "{html}");
     // Fixed, it passes and says nothing of the earlier problem.
-    let response = post(
-        &admin,
-        "/admin/environments",
-        &[("name", "prod"), ("approval_required", "true"), ("approvals_required", "2"), ("execute_roles", "manager")],
-    )
-    .await;
+    let response = admin
+        .post_form(
+            "/admin/environments",
+            &[
+                ("name", "prod"),
+                ("approval_required", "true"),
+                ("approvals_required", "2"),
+                ("execute_roles", "manager"),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // A rule of the use case (approval without approvers) comes back on the edit form, typed values kept.
     let env = json(&admin, "/api/v1/environments").await["items"][0]["id"].as_str().unwrap().to_owned();
-    let response = post(
-        &admin,
-        &format!("/admin/environments/{env}"),
-        &[
-            ("approval_required", "true"),
-            ("approvals_required", "0"),
-            ("execute_roles", "admin"),
-            ("lock_timeout_ms", "777"),
-        ],
-    )
-    .await;
+    let response = admin
+        .post_form(
+            &format!("/admin/environments/{env}"),
+            &[
+                ("approval_required", "true"),
+                ("approvals_required", "0"),
+                ("execute_roles", "admin"),
+                ("lock_timeout_ms", "777"),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"value="777""#) && html.contains(r#"class="problems""#), "{html}");
 
     // The token form too.
-    let user = signed_in(&hub, "user@example.com", Role::User).await;
-    let response = post(&user, "/tokens", &[("name", "ci"), ("scope", "read"), ("expires_in_days", "99999")]).await;
+    let user = hub.signed_in("user@example.com", Role::User).await;
+    let response = user.post_form("/tokens", &[("name", "ci"), ("scope", "read"), ("expires_in_days", "99999")]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = response.text().await.unwrap();
     assert!(html.contains(r#"value="ci""#) && html.contains(r#"value="99999""#), "{html}");
@@ -405,8 +365,8 @@ async fn a_refused_form_keeps_what_was_typed_and_says_what_is_wrong() {
 #[tokio::test]
 async fn a_token_is_shown_once_and_revocable_from_the_page() {
     let hub = hub().await;
-    let user = signed_in(&hub, "user@example.com", Role::User).await;
-    let response = post(&user, "/tokens", &[("name", "laptop"), ("scope", "read"), ("expires_in_days", "7")]).await;
+    let user = hub.signed_in("user@example.com", Role::User).await;
+    let response = user.post_form("/tokens", &[("name", "laptop"), ("scope", "read"), ("expires_in_days", "7")]).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
     let html = response.text().await.unwrap();
@@ -416,22 +376,22 @@ async fn a_token_is_shown_once_and_revocable_from_the_page() {
     assert!(token.starts_with("mh_"));
     let me = reqwest::Client::new().get(format!("{}/api/v1/me", hub.url)).bearer_auth(token).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
-    let list = page(&user, "/tokens").await;
+    let list = user.html("/tokens").await;
     assert!(list.contains("laptop") && !list.contains(&token[10..]), "the value is shown once");
     let id = json(&user, "/api/v1/tokens").await["items"][0]["id"].as_str().unwrap().to_owned();
     // Someone else cannot revoke it, nor learn it exists.
-    let other = signed_in(&hub, "other@example.com", Role::User).await;
-    assert_eq!(post(&other, &format!("/tokens/{id}/revoke"), &[]).await.status(), StatusCode::NOT_FOUND);
-    let response = post(&user, &format!("/tokens/{id}/revoke"), &[]).await;
+    let other = hub.signed_in("other@example.com", Role::User).await;
+    assert_eq!(other.post_form(&format!("/tokens/{id}/revoke"), &[]).await.status(), StatusCode::NOT_FOUND);
+    let response = user.post_form(&format!("/tokens/{id}/revoke"), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let me = reqwest::Client::new().get(format!("{}/api/v1/me", hub.url)).bearer_auth(token).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
-    assert!(page(&user, "/tokens").await.contains("status-revoked"));
+    assert!(user.html("/tokens").await.contains("status-revoked"));
     let actions = hub.audit_actions().await;
     assert!(actions.contains(&"token.created".to_owned()) && actions.contains(&"token.revoked".to_owned()));
 
     // An admin sees anyone's tokens from the users page and revokes one (a lost laptop); users cannot.
-    post(&user, "/tokens", &[("name", "ci"), ("scope", "write"), ("expires_in_days", "7")]).await;
+    user.post_form("/tokens", &[("name", "ci"), ("scope", "write"), ("expires_in_days", "7")]).await;
     let ci = json(&user, "/api/v1/tokens").await["items"]
         .as_array()
         .unwrap()
@@ -442,16 +402,16 @@ async fn a_token_is_shown_once_and_revocable_from_the_page() {
         .unwrap()
         .to_owned();
     let owner = json(&user, "/api/v1/me").await["user"]["id"].as_str().unwrap().to_owned();
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let tokens_path = format!("/admin/users/{owner}/tokens");
-    assert!(page(&admin, "/admin/users").await.contains(&format!(r#"href="{tokens_path}""#)));
-    let theirs = page(&admin, &tokens_path).await;
+    assert!(admin.html("/admin/users").await.contains(&format!(r#"href="{tokens_path}""#)));
+    let theirs = admin.html(&tokens_path).await;
     assert!(
         theirs.contains("API tokens of user@example.com") && theirs.contains(&format!("{tokens_path}/{ci}/revoke"))
     );
-    let denied = post(&other, &format!("{tokens_path}/{ci}/revoke"), &[]).await;
+    let denied = other.post_form(&format!("{tokens_path}/{ci}/revoke"), &[]).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
-    let revoked = post(&admin, &format!("{tokens_path}/{ci}/revoke"), &[]).await;
+    let revoked = admin.post_form(&format!("{tokens_path}/{ci}/revoke"), &[]).await;
     assert_eq!((revoked.status(), location(&revoked)), (StatusCode::SEE_OTHER, format!("{tokens_path}?revoked=ci")));
     let token = json(&user, "/api/v1/tokens").await["items"]
         .as_array()
@@ -466,10 +426,10 @@ async fn a_token_is_shown_once_and_revocable_from_the_page() {
 #[tokio::test]
 async fn users_are_provisioned_promoted_and_disabled_but_the_last_admin_stays() {
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
-    let response = post(&admin, "/admin/users", &[("email", "New.Person@Example.com"), ("role", "manager")]).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
+    let response = admin.post_form("/admin/users", &[("email", "New.Person@Example.com"), ("role", "manager")]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
-    let html = page(&admin, "/admin/users").await;
+    let html = admin.html("/admin/users").await;
     assert!(html.contains("new.person@example.com"), "{html}");
     let users = json(&admin, "/api/v1/users").await;
     let find = |email: &str| {
@@ -479,29 +439,29 @@ async fn users_are_provisioned_promoted_and_disabled_but_the_last_admin_stays() 
             .to_owned()
     };
     let (new, me) = (find("new.person@example.com"), find("admin@example.com"));
-    let duplicate = post(&admin, "/admin/users", &[("email", "new.person@example.com"), ("role", "user")]).await;
+    let duplicate = admin.post_form("/admin/users", &[("email", "new.person@example.com"), ("role", "user")]).await;
     assert_eq!(duplicate.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(duplicate.text().await.unwrap().contains("already exists"));
-    let bad = post(&admin, "/admin/users", &[("email", "not-an-email"), ("role", "user")]).await;
+    let bad = admin.post_form("/admin/users", &[("email", "not-an-email"), ("role", "user")]).await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().await.unwrap().contains(r#"id="email-error""#));
 
     assert_eq!(
-        post(&admin, &format!("/admin/users/{new}"), &[("role", "admin")]).await.status(),
+        admin.post_form(&format!("/admin/users/{new}"), &[("role", "admin")]).await.status(),
         StatusCode::SEE_OTHER
     );
     assert_eq!(
-        post(&admin, &format!("/admin/users/{new}"), &[("disabled", "true")]).await.status(),
+        admin.post_form(&format!("/admin/users/{new}"), &[("disabled", "true")]).await.status(),
         StatusCode::SEE_OTHER
     );
     let users = json(&admin, "/api/v1/users").await;
     let new_user = users["items"].as_array().unwrap().iter().find(|u| u["id"] == new.as_str()).unwrap().clone();
     assert_eq!((new_user["role"].as_str(), new_user["disabled"].as_bool()), (Some("admin"), Some(true)));
     // The only enabled admin cannot disable or demote themselves.
-    let refused = post(&admin, &format!("/admin/users/{me}"), &[("disabled", "true")]).await;
+    let refused = admin.post_form(&format!("/admin/users/{me}"), &[("disabled", "true")]).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.text().await.unwrap().contains("last enabled admin"));
-    let refused = post(&admin, &format!("/admin/users/{me}"), &[("role", "user")]).await;
+    let refused = admin.post_form(&format!("/admin/users/{me}"), &[("role", "user")]).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(admin.me().await.is_ok());
     let actions = hub.audit_actions().await;
@@ -512,28 +472,28 @@ async fn users_are_provisioned_promoted_and_disabled_but_the_last_admin_stays() 
 #[tokio::test]
 async fn the_audit_page_filters_pages_and_shows_the_chain_status() {
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     for name in ["a", "b", "c"] {
         environment(&admin, name).await;
     }
-    let html = page(&admin, "/audit").await;
+    let html = admin.html("/audit").await;
     assert!(html.contains(r#"id="chain-status""#) && html.contains("Chain intact"), "{html}");
     // A link cannot make a page say something: only names and fixed sentences are shown back.
     for path in [
         "/admin/environments?saved=Your%20hub%20was%20moved%2C%20sign%20in%20at%20evil.example",
         "/admin/targets?saved=Your%20hub%20was%20moved&deleted=sign%20in%20at%20evil.example",
     ] {
-        let html = page(&admin, path).await;
+        let html = admin.html(path).await;
         assert!(!html.contains("evil.example") && !html.contains("hub was moved"), "{path}: {html}");
     }
-    let html = page(&admin, "/audit?action=environment").await;
+    let html = admin.html("/audit?action=environment").await;
     assert_eq!(html.matches("<code>environment.create</code>").count(), 3, "{html}");
     // Each event reads as who, what and about what: the object links to its page, the details are pairs.
     assert!(html.contains(r#"href="/admin/environments/"#) && html.contains("<dt>name</dt><dd>a</dd>"), "{html}");
     assert!(html.contains(r#"<span class="muted">signed in</span>"#), "{html}");
     assert!(html.contains(r#"href="/audit?action=environment.create""#), "{html}");
     assert!(!html.contains("<code>auth.login"), "{html}");
-    let html = page(&admin, "/audit?action=environment&before=2000-01-01T00:00").await;
+    let html = admin.html("/audit?action=environment&before=2000-01-01T00:00").await;
     assert!(html.contains("No events match."));
     let bad = admin.client.get(format!("{}/audit?from=yesterday", hub.url)).send().await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -550,17 +510,17 @@ async fn the_audit_page_filters_pages_and_shows_the_chain_status() {
         .execute(&hub.db.pool)
         .await
         .unwrap();
-    let html = page(&admin, "/audit").await;
+    let html = admin.html("/audit").await;
     assert!(html.contains(&format!("Chain broken at event {second}")), "{html}");
 }
 
 #[tokio::test]
 async fn admin_pages_are_refused_to_users_and_managers() {
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let env = environment(&admin, "prod").await;
     for role in [Role::User, Role::Manager] {
-        let browser = signed_in(&hub, &format!("{role}@example.com"), role).await;
+        let browser = hub.signed_in(&format!("{role}@example.com"), role).await;
         for path in [
             "/admin/environments".to_owned(),
             format!("/admin/environments/{env}"),
@@ -575,13 +535,14 @@ async fn admin_pages_are_refused_to_users_and_managers() {
             assert!(response.text().await.unwrap().contains("Not allowed"));
         }
         for path in ["/admin/environments", "/admin/targets", "/admin/db-sets", "/admin/users"] {
-            let response = post(&browser, path, &[("name", "sneaky"), ("email", "x@example.com")]).await;
+            let response = browser.post_form(path, &[("name", "sneaky"), ("email", "x@example.com")]).await;
             assert_eq!(response.status(), StatusCode::FORBIDDEN, "{role} POST {path}");
         }
-        let response = post(&browser, &format!("/admin/environments/{env}"), &[("approval_required", "false")]).await;
+        let response =
+            browser.post_form(&format!("/admin/environments/{env}"), &[("approval_required", "false")]).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         // Their own tokens page is theirs, without the admin links.
-        let html = page(&browser, "/tokens").await;
+        let html = browser.html("/tokens").await;
         assert!(!html.contains(r#"href="/admin/users""#));
     }
     let actions = hub.audit_actions().await;
@@ -594,7 +555,7 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
     use executor::history::HistoryTable;
     use executor::target::{LockSession, SessionLimits, TargetConnection};
     let hub = hub().await;
-    let admin = signed_in(&hub, "admin@example.com", Role::Admin).await;
+    let admin = hub.signed_in("admin@example.com", Role::Admin).await;
     let env = environment(&admin, "dev").await;
     let pg = migrate_hub_tests::PgDatabase::fresh().await;
     let id = target(&admin, &env, "orders", &pg.url, Some(TARGET_PASSWORD)).await;
@@ -668,7 +629,7 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
     assert!(!read.to_string().contains(TARGET_PASSWORD));
 
     // The page shows it, the dirty row marked with the way out.
-    let page = post(&admin, &format!("/admin/targets/{id}/history"), &[]).await;
+    let page = admin.post_form(&format!("/admin/targets/{id}/history"), &[]).await;
     assert_eq!(page.status(), StatusCode::OK);
     let page = page.text().await.unwrap();
     assert!(page.contains(r#"id="target-history""#) && page.contains("Dirty: 0002"), "{page}");
@@ -697,16 +658,16 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
     let fields = |pairs: &[(&'static str, String)]| pairs.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
     let stale = fields(&recovery("0"));
     let stale: Vec<(&str, &str)> = stale.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let refused = post(&admin, &format!("/admin/targets/{id}/request"), &stale).await;
+    let refused = admin.post_form(&format!("/admin/targets/{id}/request"), &stale).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let refused = refused.text().await.unwrap();
     assert!(refused.contains("There is a problem") && refused.contains("failed at statement 1 of 2"), "{refused}");
     let current = fields(&recovery("1"));
     let current: Vec<(&str, &str)> = current.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let made = post(&admin, &format!("/admin/targets/{id}/request"), &current).await;
+    let made = admin.post_form(&format!("/admin/targets/{id}/request"), &current).await;
     assert_eq!(made.status(), StatusCode::SEE_OTHER);
     let run_page = made.headers()["location"].to_str().unwrap().to_owned();
-    let shown = self::page(&admin, &run_page).await;
+    let shown = admin.html(&run_page).await;
     assert!(shown.contains("Recovery (mark applied)") && shown.contains("failed at statement 1 of 2"), "{shown}");
     // The SQL review of what the run pins is on the run's page, for whoever approves.
     let review = shown.split(r#"id="review""#).nth(1).unwrap_or_default();
@@ -745,8 +706,8 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
             .unwrap();
     assert_eq!(details.len(), 5);
     assert_eq!((details[2]["ok"].clone(), details[2]["dirty"].clone()), (Value::Bool(true), Value::from(1)));
-    let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
-    assert_eq!(post(&manager, &format!("/admin/targets/{id}/history"), &[]).await.status(), StatusCode::FORBIDDEN);
+    let manager = hub.signed_in("manager@example.com", Role::Manager).await;
+    assert_eq!(manager.post_form(&format!("/admin/targets/{id}/history"), &[]).await.status(), StatusCode::FORBIDDEN);
     let boss = crate::api::api_for(&hub, "boss@example.com", Role::Manager).await;
     let (status, _) = boss.call(reqwest::Method::GET, &format!("/api/v1/targets/{id}/history"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -755,15 +716,15 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
 #[tokio::test]
 async fn a_manager_creates_a_project_and_sets_its_sql_review_through_the_pages() {
     let hub = hub().await;
-    let manager = signed_in(&hub, "manager@example.com", Role::Manager).await;
-    let user = signed_in(&hub, "user@example.com", Role::User).await;
+    let manager = hub.signed_in("manager@example.com", Role::Manager).await;
+    let user = hub.signed_in("user@example.com", Role::User).await;
     // A hub with no run shows the way on the dashboard, with nothing done yet.
-    let dashboard = page(&manager, "/").await;
+    let dashboard = manager.html("/").await;
     assert!(dashboard.contains(r#"<h2 id="getting-started">Getting started</h2>"#), "{dashboard}");
     assert_eq!(dashboard.matches(r#"<li class="todo">"#).count(), 6, "{dashboard}");
     // The migrations page sends a newcomer to the projects page, whose form starts with both dialects.
-    assert!(page(&manager, "/migrations").await.contains(r#"<a href="/projects">Projects</a>"#));
-    let form = page(&manager, "/projects").await;
+    assert!(manager.html("/migrations").await.contains(r#"<a href="/projects">Projects</a>"#));
+    let form = manager.html("/projects").await;
     assert!(form.contains(r#"value="postgres" checked"#) && form.contains(r#"value="mysql" checked"#), "{form}");
     assert!(form.contains(r#"value="migrate_hub_history""#), "{form}");
 
@@ -775,7 +736,7 @@ async fn a_manager_creates_a_project_and_sets_its_sql_review_through_the_pages()
         ("dialects", "postgres"),
         ("lint_rules_off", "prefer-text-field, syntax-error"),
     ];
-    let refused = post(&manager, "/projects", &fields).await;
+    let refused = manager.post_form("/projects", &fields).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let refused = refused.text().await.unwrap();
     assert!(refused.contains(r#"id="lint_rules_off""#) && refused.contains("syntax errors cannot be"), "{refused}");
@@ -783,10 +744,10 @@ async fn a_manager_creates_a_project_and_sets_its_sql_review_through_the_pages()
 
     let mut fields = fields;
     fields[4] = ("lint_rules_off", "prefer-text-field\nprefer-bigint-over-int");
-    let created = post(&manager, "/projects", &fields).await;
+    let created = manager.post_form("/projects", &fields).await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&created), "/projects?saved=orders");
-    let dashboard = page(&manager, "/").await;
+    let dashboard = manager.html("/").await;
     let done: Vec<&str> =
         dashboard.split(r#"<li class="done">"#).skip(1).map(|s| s.split("</li>").next().unwrap()).collect();
     assert_eq!(done.len(), 1, "{dashboard}");
@@ -801,20 +762,136 @@ async fn a_manager_creates_a_project_and_sets_its_sql_review_through_the_pages()
     let path = format!("/projects/{}", project["id"].as_str().unwrap());
 
     // Its page edits the dialects and rules; no dialect at all is refused.
-    let none = post(&manager, &path, &[("description", "orders"), ("lint_rules_off", "")]).await;
+    let none = manager.post_form(&path, &[("description", "orders"), ("lint_rules_off", "")]).await;
     assert_eq!(none.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(none.text().await.unwrap().contains("name at least one dialect"));
     let saved =
-        post(&manager, &path, &[("description", "orders"), ("dialects", "mysql"), ("dialects", "postgres")]).await;
+        manager.post_form(&path, &[("description", "orders"), ("dialects", "mysql"), ("dialects", "postgres")]).await;
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     let project = json(&manager, &format!("/api/v1{path}")).await;
     assert_eq!((&project["dialects"], &project["lint_rules_off"]), (&json!(["postgres", "mysql"]), &json!([])));
     // Anyone signed in sees it; only a manager may change it.
-    let read_only = page(&user, &path).await;
+    let read_only = user.html(&path).await;
     assert!(
         read_only.contains("Written for postgres and mysql.") && !read_only.contains("Save project"),
         "{read_only}"
     );
-    let denied = post(&user, &path, &[("description", "mine"), ("dialects", "postgres")]).await;
+    let denied = user.post_form(&path, &[("description", "mine"), ("dialects", "postgres")]).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+}
+
+/// A multipart/form-data body as a browser sends a folder upload: the CSRF field, then one part per file
+/// (its name is its path in the chosen folder), then the choices.
+fn multipart(csrf: Option<&str>, files: &[(&str, &str, &[u8])], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "----migrate-hub-test-boundary";
+    let mut body = Vec::new();
+    let mut text = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    };
+    if let Some(csrf) = csrf {
+        text("csrf_token", csrf);
+    }
+    for (name, value) in fields {
+        text(name, value);
+    }
+    for (field, path, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{path}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(browser: &Browser, path: &str, (content_type, body): (String, Vec<u8>)) -> (StatusCode, String) {
+    let response = browser
+        .client
+        .post(format!("{}{path}", browser.hub))
+        .header(reqwest::header::ORIGIN, &browser.hub)
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .header(reqwest::header::ACCEPT, "text/html")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_directory_is_imported_by_upload_as_a_folder_or_a_zip() {
+    let hub = hub().await;
+    let manager = hub.signed_in("manager@example.com", Role::Manager).await;
+    let created = manager.post_form("/projects", &[("name", "shop"), ("dialects", "postgres")]).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let projects = json(&manager, "/api/v1/projects").await;
+    let project = projects["items"][0]["id"].as_str().unwrap().to_owned();
+    let page = manager.html(&format!("/projects/{project}")).await;
+    assert!(page.contains(&format!(r#"href="/projects/{project}/import""#)), "{page}");
+    let form = manager.html(&format!("/projects/{project}/import")).await;
+    assert!(form.contains(r#"enctype="multipart/form-data""#) && form.contains("webkitdirectory"), "{form}");
+    let path = format!("/projects/{project}/import");
+    let csrf = manager.csrf().await;
+    let folder: [(&str, &str, &[u8]); 5] = [
+        ("files", "migrations/001_users.up.sql", b"CREATE TABLE users (id bigint PRIMARY KEY);"),
+        ("files", "migrations/001_users.down.sql", b"DROP TABLE users;"),
+        ("files", "migrations/002_orders.up.sql", b"CREATE TABLE orders (id bigint PRIMARY KEY);"),
+        ("files", "migrations/002_orders.down.sql", b"DROP TABLE orders;"),
+        ("files", "migrations/.DS_Store", b"\x00\x01"),
+    ];
+
+    // Without the CSRF field the upload is refused and nothing is imported.
+    let (status, _) = upload(&manager, &path, multipart(None, &folder, &[("layout", "auto")])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, page) = upload(&manager, &path, multipart(Some(&csrf), &folder, &[("layout", "auto")])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("2 created, 0 with a new version, 0 unchanged"), "{page}");
+    assert!(page.contains("<code>migrations/.DS_Store</code>: hidden or a macOS copy"), "{page}");
+    let migrations = json(&manager, &format!("/api/v1/migrations?project_id={project}")).await;
+    let keys: Vec<&str> =
+        migrations["items"].as_array().unwrap().iter().map(|m| m["version_key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["001", "002"]);
+
+    // The same folder as a .zip: unchanged, but 002 edited: a new version.
+    let zipped = {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (_, name, content) in &folder[..4] {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            let content: &[u8] = if name.ends_with("002_orders.up.sql") {
+                b"CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);"
+            } else {
+                content
+            };
+            zip.write_all(content).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    };
+    let archive: [(&str, &str, &[u8]); 1] = [("archive", "migrations.zip", &zipped)];
+    let (status, page) = upload(&manager, &path, multipart(Some(&csrf), &archive, &[])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("0 created, 1 with a new version, 1 unchanged"), "{page}");
+
+    // A file the layout does not read stops the import, named, unless allowed.
+    let stray: [(&str, &str, &[u8]); 2] =
+        [("files", "m/003_items.up.sql", b"CREATE TABLE items (id int);"), ("files", "m/README.md", b"# notes")];
+    let (status, page) = upload(&manager, &path, multipart(Some(&csrf), &stray, &[])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("README.md"), "{page}");
+    let allowed = multipart(Some(&csrf), &stray, &[("allow_unknown_files", "true")]);
+    let (status, page) = upload(&manager, &path, allowed).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("1 created") && page.contains("<code>README.md</code>"), "{page}");
+    // Nothing chosen: said so.
+    let (status, page) = upload(&manager, &path, multipart(Some(&csrf), &[("files", "", b"")], &[])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("choose a folder or a .zip"), "{page}");
 }

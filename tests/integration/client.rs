@@ -59,7 +59,9 @@ fn stdout(output: &Output) -> String {
 #[tokio::test]
 async fn a_pipeline_pushes_requests_and_watches_a_release_that_a_second_person_approves() {
     let dbs = [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
-    let hub = Hub::start(HubOptions { master_keys: Some(MASTER_KEYS.into()), ..HubOptions::default() }).await;
+    let hub =
+        Hub::start(HubOptions { master_keys: Some(MASTER_KEYS.into()), password_login: true, ..HubOptions::default() })
+            .await;
     let admin_user = hub.user("admin@example.com", Role::Admin).await;
     let admin_token = hub.token(&admin_user, TokenScope::Write).await;
     let admin = Api::new(hub.url.clone(), admin_token.clone());
@@ -192,6 +194,26 @@ async fn a_pipeline_pushes_requests_and_watches_a_release_that_a_second_person_a
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
     let rows = stdout(&status).lines().filter(|l| l.starts_with("river") && l.contains("applied")).count();
     assert_eq!(rows, 7, "{}", text(&status));
+
+    // The per-database view: the target's page lists per project what the runs left there, and a
+    // migration's page shows it per target.
+    let browser = hub.password_session(admin_user.id, "admin@example.com").await;
+    let page = browser.html(&format!("/admin/targets/{}", fleet[0])).await;
+    let applied = &page[page.find("id=\"applied\"").expect("an Applied here section")..];
+    let applied = &applied[..applied.find("</section>").unwrap()];
+    assert!(applied.contains(">river</a>"), "{applied}");
+    assert_eq!(applied.matches("state-applied").count(), 7, "{applied}");
+    assert!(applied.contains(&format!("/runs/{run_id}")), "{applied}");
+    let migrations =
+        admin.get(&format!("/api/v1/migrations?project_id={}&limit=50", run["project_id"].as_str().unwrap())).await;
+    let first = migrations["items"].as_array().unwrap().iter().find(|m| m["version_key"] == "001").unwrap().clone();
+    let page = browser.html(&format!("/migrations/{}", id(&first))).await;
+    let on_targets = &page[page.find("id=\"targets\"").expect("an On targets section")..];
+    let on_targets = &on_targets[..on_targets.find("</section>").unwrap()];
+    assert_eq!(on_targets.matches("state-applied").count(), 3, "{on_targets}");
+    for (target, name) in fleet.iter().zip(["t-01", "t-02", "t-03"]) {
+        assert!(on_targets.contains(&format!("/admin/targets/{target}\">{name}</a>")), "{on_targets}");
+    }
 
     // `logout` forgets the token.
     let logout = cli(home.path(), None, &["logout"], "").await;

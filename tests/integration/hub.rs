@@ -1,10 +1,13 @@
-//! An in-process hub server on a fresh tool database, and a cookie-keeping browser-like client that
-//! follows no redirect by itself (so each hop of a login can be inspected), for the auth tests.
+//! The test app: an in-process hub server on a fresh tool database, its people (`Hub::user`, `Hub::token`,
+//! `Hub::signed_in`), and a cookie-keeping browser-like client that follows no redirect by itself (so each
+//! hop of a login can be inspected) and asks for pages and posts forms as the hub's own pages do
+//! (`Browser::page`, `Browser::html`, `Browser::post_form`). Every test module uses these; none keeps a copy.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use domain::enums::{Role, TokenScope};
+use domain::ids::UserId;
 use domain::model::{NewUser, User};
 use domain::values::{DisplayName, Email};
 use migrate_hub_tests::PgDatabase;
@@ -15,6 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub const CLIENT_ID: &str = "migrate-hub-test";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+/// The password of every user signed in with [`Hub::signed_in`].
+pub const TEST_PASSWORD: &str = "a long enough test password";
 
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -119,6 +124,31 @@ impl Hub {
         minted.token.expose_secret().to_owned()
     }
 
+    /// A user with `role` and the password [`TEST_PASSWORD`], signed in through `/login/password` in a new
+    /// browser (the hub must allow password login).
+    pub async fn signed_in(&self, email: &str, role: Role) -> Browser {
+        let user = self.user(email, role).await;
+        self.password_session(user.id, email).await
+    }
+
+    /// Gives user `id` the password [`TEST_PASSWORD`] and signs them in with it in a new browser.
+    pub async fn password_session(&self, id: UserId, email: &str) -> Browser {
+        let hash = auth::password::hash(SecretString::from(TEST_PASSWORD)).await.unwrap();
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        storage::users::set_password_hash(&mut conn, id, Some(&hash)).await.unwrap();
+        let browser = self.browser();
+        let response = browser
+            .client
+            .post(format!("{}/login/password", self.url))
+            .header(ORIGIN, &self.url)
+            .form(&[("email", email), ("password", TEST_PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+        browser
+    }
+
     /// Audit actions recorded so far, oldest first.
     pub async fn audit_actions(&self) -> Vec<String> {
         sqlx::query_scalar::<_, String>("SELECT action FROM audit_events ORDER BY id")
@@ -135,7 +165,8 @@ pub struct Browser {
     pub hub: String,
 }
 
-fn location(response: &Response) -> String {
+/// Where a redirect sends the browser.
+pub fn location(response: &Response) -> String {
     response
         .headers()
         .get(LOCATION)
@@ -192,6 +223,41 @@ impl Browser {
     /// The session's CSRF token.
     pub async fn csrf(&self) -> String {
         self.me().await.unwrap()["csrf_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A page as a browser asks for it: its status and HTML.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.hub))
+            .header(reqwest::header::ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
+    /// A page that must answer 200: its HTML.
+    pub async fn html(&self, path: &str) -> String {
+        let (status, body) = self.page(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// Posts a form as the hub's pages do (same origin, the CSRF field, asking for HTML).
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let csrf = self.csrf().await;
+        let mut pairs: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
+        pairs.extend_from_slice(fields);
+        self.client
+            .post(format!("{}{path}", self.hub))
+            .header(ORIGIN, &self.hub)
+            .header(reqwest::header::ACCEPT, "text/html")
+            .form(&pairs)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// A state-changing request as the hub's own pages send it (same origin, CSRF header).

@@ -24,30 +24,10 @@ use serde_json::{Value, json};
 use crate::api::{Api, api_for, id, target_body};
 use crate::hub::{Browser, Hub, HubOptions};
 
-const PASSWORD: &str = "a long enough test password";
-
 /// A user with a password, signed in through `/login/password` in a new browser.
 async fn signed_in(hub: &Hub, email: &str, role: Role) -> (Browser, UserId) {
     let user = hub.user(email, role).await;
-    (password_session(hub, user.id, email).await, user.id)
-}
-
-/// Gives the user `id` a password and signs them in with it in a new browser.
-async fn password_session(hub: &Hub, id: UserId, email: &str) -> Browser {
-    let hash = auth::password::hash(SecretString::from(PASSWORD)).await.unwrap();
-    let mut conn = hub.db.pool.acquire().await.unwrap();
-    storage::users::set_password_hash(&mut conn, id, Some(&hash)).await.unwrap();
-    let browser = hub.browser();
-    let response = browser
-        .client
-        .post(format!("{}/login/password", hub.url))
-        .header(ORIGIN, &hub.url)
-        .form(&[("email", email), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
-    browser
+    (hub.password_session(user.id, email).await, user.id)
 }
 
 /// `(status, body as JSON)` of a response.
@@ -246,7 +226,7 @@ async fn whoever_authored_a_version_in_a_run_can_neither_approve_nor_deny_it() {
     let reviewer = api_for(&hub, "reviewer@example.com", Role::Manager).await;
     let author = api_for(&hub, "mallory@example.com", Role::Manager).await;
     let author_id = author.get("/api/v1/me").await["user"]["id"].as_str().unwrap().parse().unwrap();
-    let author_page = password_session(&hub, author_id, "mallory@example.com").await;
+    let author_page = hub.password_session(author_id, "mallory@example.com").await;
     let (place, project) = prod(&admin, &target).await;
 
     // The developer writes a migration; the manager writes its newest version (the content of the run);

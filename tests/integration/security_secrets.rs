@@ -213,17 +213,7 @@ impl Hub {
 
 /// Posts a form as the pages do (same origin, the CSRF field); returns the status and the body.
 async fn post_form(browser: &Browser, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String, String) {
-    let csrf = browser.csrf().await;
-    let mut pairs: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
-    pairs.extend_from_slice(fields);
-    let response = browser
-        .client
-        .post(format!("{}{path}", browser.hub))
-        .header(ORIGIN, &browser.hub)
-        .form(&pairs)
-        .send()
-        .await
-        .unwrap();
+    let response = browser.post_form(path, fields).await;
     let status = response.status();
     let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
     (status, location, response.text().await.unwrap())

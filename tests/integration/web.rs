@@ -9,40 +9,12 @@
 use domain::enums::Role;
 use migrate_hub_tests::PgDatabase;
 use migrate_hub_tests::oidc::Provider;
-use reqwest::header::{ACCEPT, ORIGIN};
+use reqwest::header::ACCEPT;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::json;
 
 use crate::api::{Api, api_for, target_body};
-use crate::hub::{Browser, Hub, HubOptions};
-
-/// A page as a browser asks for it.
-async fn page(browser: &Browser, path: &str) -> (StatusCode, String) {
-    let response =
-        browser.client.get(format!("{}{path}", browser.hub)).header(ACCEPT, "text/html").send().await.unwrap();
-    let status = response.status();
-    (status, response.text().await.unwrap())
-}
-
-/// Posts a form as the hub's pages do (same origin, CSRF field).
-async fn post_form(browser: &Browser, path: &str, fields: &[(&str, &str)]) -> Response {
-    let csrf = browser.csrf().await;
-    let mut body: Vec<(&str, &str)> = fields.to_vec();
-    body.push(("csrf_token", &csrf));
-    browser
-        .client
-        .post(format!("{}{path}", browser.hub))
-        .header(ORIGIN, &browser.hub)
-        .header(ACCEPT, "text/html")
-        .form(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn location(response: &Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
+use crate::hub::{Browser, Hub, HubOptions, location};
 
 /// The text between `start` and the next `end` after it.
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
@@ -102,7 +74,7 @@ async fn the_request_and_approval_story_through_the_pages() {
     assert_eq!(anonymous.get("/runs").await.status(), StatusCode::UNAUTHORIZED);
 
     let alice = signed_in(&hub, &provider, "alice@example.com").await;
-    let (status, dashboard) = page(&alice, "/").await;
+    let (status, dashboard) = alice.page("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(dashboard.contains("<h1>Dashboard</h1>"), "{dashboard}");
     assert!(!dashboard.contains("Awaiting your approval"), "a user approves nothing");
@@ -117,7 +89,7 @@ async fn the_request_and_approval_story_through_the_pages() {
         ("down_sql", "DROP TABLE orders;"),
         ("transaction_mode", "transaction"),
     ];
-    let response = post_form(&alice, "/migrations/new", &fields).await;
+    let response = alice.post_form("/migrations/new", &fields).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let form = response.text().await.unwrap();
     assert!(form.contains(r#"<p class="field-error" id="version_key-error">enter the version key</p>"#), "{form}");
@@ -132,25 +104,25 @@ async fn the_request_and_approval_story_through_the_pages() {
     // A value the use case refuses lands next to its field too.
     let mut bad_key = fields;
     bad_key[1] = ("version_key", "no spaces allowed");
-    let response = post_form(&alice, "/migrations/new", &bad_key).await;
+    let response = alice.post_form("/migrations/new", &bad_key).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let form = response.text().await.unwrap();
     assert!(form.contains(r#"id="version_key-error""#), "{form}");
 
     let mut good = fields;
     good[1] = ("version_key", "20261121_0001");
-    let response = post_form(&alice, "/migrations/new", &good).await;
+    let response = alice.post_form("/migrations/new", &good).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let migration_path = location(&response);
     let migration_id = migration_path.trim_start_matches("/migrations/").to_owned();
-    let (status, detail) = page(&alice, &migration_path).await;
+    let (status, detail) = alice.page(&migration_path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(detail.contains(r#"<span class="kw">CREATE</span>"#), "highlighted SQL: {detail}");
     assert_eq!(detail.matches(r#"<span class="line">"#).count(), 4 + 1, "one numbered line per SQL line");
     assert!(detail.contains("<ol class=\"statements\">"), "{detail}");
 
     // Request the run with a bad concurrency first: the form keeps the choices.
-    let (_, form) = page(&alice, &format!("/runs/new?migration_id={migration_id}")).await;
+    let (_, form) = alice.page(&format!("/runs/new?migration_id={migration_id}")).await;
     let key = between(&form, r#"name="idempotency_key" value=""#, "\"").to_owned();
     let env_id_s = env_id.as_str();
     let set_id = set["id"].as_str().unwrap();
@@ -165,22 +137,22 @@ async fn the_request_and_approval_story_through_the_pages() {
         ("concurrency_limit", "0"),
         ("comment", "ship it"),
     ];
-    let response = post_form(&alice, "/runs/new", &run_fields).await;
+    let response = alice.post_form("/runs/new", &run_fields).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let form = response.text().await.unwrap();
     assert!(form.contains(r#"id="concurrency_limit-error""#), "{form}");
     assert!(form.contains(&format!(r#"<option value="{set_id}" selected>"#)), "{form}");
     assert!(form.contains(">ship it</textarea>"), "{form}");
     run_fields[7] = ("concurrency_limit", "2");
-    let response = post_form(&alice, "/runs/new", &run_fields).await;
+    let response = alice.post_form("/runs/new", &run_fields).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let run_path = location(&response);
     // The same form posted again (a double click) is the same run.
-    let again = post_form(&alice, "/runs/new", &run_fields).await;
+    let again = alice.post_form("/runs/new", &run_fields).await;
     assert_eq!(location(&again), run_path);
 
     // The requester sees approve disabled, with the reason.
-    let (_, run_page) = page(&alice, &run_path).await;
+    let (_, run_page) = alice.page(&run_path).await;
     let approve = between(&run_page, r#"<button type="submit" disabled"#, "</button>");
     assert!(approve.ends_with(">Approve"), "{approve}");
     assert!(run_page.contains("The requester of a run cannot approve it or deny it."), "{run_page}");
@@ -191,7 +163,7 @@ async fn the_request_and_approval_story_through_the_pages() {
     assert!(run_page.contains(&format!(r#"name="content_checksum" value="{content}""#)), "{run_page}");
     // Posting anyway is refused by the use case, shown on the page, and audited.
     let response =
-        post_form(&alice, &format!("{run_path}/approve"), &[("comment", "me"), ("content_checksum", &content)]).await;
+        alice.post_form(&format!("{run_path}/approve"), &[("comment", "me"), ("content_checksum", &content)]).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let refused = response.text().await.unwrap();
     assert!(refused.contains("class=\"problems\""), "{refused}");
@@ -199,28 +171,28 @@ async fn the_request_and_approval_story_through_the_pages() {
 
     // The manager sees it on the dashboard, approves and executes.
     let bob = signed_in(&hub, &provider, "bob@example.com").await;
-    let (_, dashboard) = page(&bob, "/").await;
+    let (_, dashboard) = bob.page("/").await;
     assert!(between(&dashboard, "Awaiting your approval", "</section>").contains(&run_path), "{dashboard}");
-    let (_, run_page) = page(&bob, &run_path).await;
+    let (_, run_page) = bob.page(&run_path).await;
     assert!(!run_page.contains(r#"<button type="submit" disabled aria-describedby="decision-reason">Approve"#));
     // A checksum other than the pinned one is refused: the approver reviewed other content.
-    let response =
-        post_form(&bob, &format!("{run_path}/approve"), &[("comment", "stale"), ("content_checksum", &"0".repeat(64))])
-            .await;
+    let response = bob
+        .post_form(&format!("{run_path}/approve"), &[("comment", "stale"), ("content_checksum", &"0".repeat(64))])
+        .await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let response =
-        post_form(&bob, &format!("{run_path}/approve"), &[("comment", "looks right"), ("content_checksum", &content)])
-            .await;
+    let response = bob
+        .post_form(&format!("{run_path}/approve"), &[("comment", "looks right"), ("content_checksum", &content)])
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
-    let response = post_form(&bob, &format!("{run_path}/execute"), &[]).await;
+    let response = bob.post_form(&format!("{run_path}/execute"), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // Back on the run page, at the grid, with a confirmation beside it.
     let to = location(&response);
     assert_eq!(to, format!("{run_path}?executed=1#executed"));
-    let (_, executed) = page(&bob, to.trim_end_matches("#executed")).await;
+    let (_, executed) = bob.page(to.trim_end_matches("#executed")).await;
     let notice = between(&executed, r#"<p class="success" id="executed" role="status">"#, "</p>");
     assert!(notice.starts_with("Executed: the run is queued"), "{notice}");
-    let (_, live) = page(&bob, &format!("{run_path}/live")).await;
+    let (_, live) = bob.page(&format!("{run_path}/live")).await;
     assert!(live.contains(r#"<table id="items">"#), "{live}");
     assert!(live.contains("pg-one"), "{live}");
     let actions = hub.audit_actions().await;
@@ -229,12 +201,12 @@ async fn the_request_and_approval_story_through_the_pages() {
     }
 
     // The runs list shows a one-migration release as that migration and its version.
-    let (_, list) = page(&bob, "/runs").await;
+    let (_, list) = bob.page("/runs").await;
     assert!(list.contains("<code>20261121_0001</code></a> create orders <span class=\"muted\">v1</span>"), "{list}");
 
     // Lists and the version pages render.
     for path in ["/runs", "/runs?status=queued&mine=1", "/migrations", &format!("{migration_path}/versions/new")] {
-        let (status, body) = page(&bob, path).await;
+        let (status, body) = bob.page(path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
 }
@@ -256,10 +228,10 @@ async fn a_browser_gets_html_error_pages_with_the_request_id() {
     assert!(id.len() >= 8, "a request id: {id:?}");
 
     // A run that does not exist, and a page above the viewer's role.
-    let (status, body) = page(&carol, "/runs/0190f0a0-0000-7000-8000-000000000000").await;
+    let (status, body) = carol.page("/runs/0190f0a0-0000-7000-8000-000000000000").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("Run not found.") || body.contains("run not found"), "{body}");
-    let (status, body) = page(&carol, "/audit").await;
+    let (status, body) = carol.page("/audit").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("<h1>Not allowed</h1>") && body.contains("request-id"), "{body}");
 
@@ -343,7 +315,7 @@ impl Shop {
 
     /// The release form's fields, with the form's own idempotency key.
     async fn release_form(&self, browser: &Browser, direction: &str, to: &str) -> Vec<(String, String)> {
-        let (status, form) = page(browser, &format!("/runs/new?project_id={}", self.project_id)).await;
+        let (status, form) = browser.page(&format!("/runs/new?project_id={}", self.project_id)).await;
         assert_eq!(status, StatusCode::OK, "{form}");
         let key = between(&form, r#"name="idempotency_key" value=""#, "\"").to_owned();
         let (up_to, down_to) = if direction == "down" { ("", to) } else { (to, "") };
@@ -374,7 +346,7 @@ impl Shop {
 async fn submit(browser: &Browser, fields: &[(String, String)], action: &str) -> Response {
     let mut body: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     body.push(("action", action));
-    post_form(browser, "/runs/new", &body).await
+    browser.post_form("/runs/new", &body).await
 }
 
 fn set_field(fields: &mut [(String, String)], name: &str, value: &str) {
@@ -397,7 +369,7 @@ async fn the_release_form_previews_what_it_pins_and_requests_one_run_of_the_rele
     let alice = &shop.alice;
 
     // The project's migrations page links to the release form; up to the newest by default.
-    let (_, list) = page(alice, &format!("/migrations?project_id={}", shop.project_id)).await;
+    let (_, list) = alice.page(&format!("/migrations?project_id={}", shop.project_id)).await;
     assert!(
         list.contains(&format!(
             r#"href="/runs/new?project_id={}">Request a release of this project<"#,
@@ -405,7 +377,7 @@ async fn the_release_form_previews_what_it_pins_and_requests_one_run_of_the_rele
         )),
         "{list}"
     );
-    let (_, form) = page(alice, &format!("/runs/new?project_id={}", shop.project_id)).await;
+    let (_, form) = alice.page(&format!("/runs/new?project_id={}", shop.project_id)).await;
     assert!(form.contains("<h1>Request a release of shop</h1>"), "{form}");
     assert!(form.contains(r#"<option value="003" selected>003 tenant view</option>"#), "{form}");
     assert!(form.contains(r#"<label for="down_to">"#), "{form}");
@@ -476,7 +448,7 @@ async fn the_release_form_previews_what_it_pins_and_requests_one_run_of_the_rele
     let keys: Vec<&str> =
         run["migrations"].as_array().unwrap().iter().map(|m| m["version_key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["001", "002"], "{run}");
-    let (_, run_page) = page(alice, &run_path).await;
+    let (_, run_page) = alice.page(&run_path).await;
     assert!(run_page.contains("up release of shop: 2 migrations in prod"), "{run_page}");
     assert!(run_page.contains("Migrations (2, in apply order)"), "{run_page}");
     assert!(
@@ -486,12 +458,12 @@ async fn the_release_form_previews_what_it_pins_and_requests_one_run_of_the_rele
     );
 
     // Lists show the release as project, first → last and how many.
-    let (_, list) = page(alice, "/runs").await;
+    let (_, list) = alice.page("/runs").await;
     assert!(
         list.contains("shop</a>: <code>001</code> → <code>002</code> <span class=\"muted\">(2 migrations)</span>"),
         "{list}"
     );
-    let (_, dashboard) = page(&shop.bob, "/").await;
+    let (_, dashboard) = shop.bob.page("/").await;
     assert!(between(&dashboard, "Awaiting your approval", "</section>").contains("(2 migrations)"), "{dashboard}");
 }
 
@@ -504,52 +476,52 @@ async fn an_edit_makes_a_release_stale_until_it_is_refreshed_and_approved_again(
     let response = submit(alice, &shop.release_form(alice, "up", "002").await, "request").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let run_path = location(&response);
-    let (_, run_page) = page(bob, &run_path).await;
+    let (_, run_page) = bob.page(&run_path).await;
     assert!(!run_page.contains(r#"id="stale""#), "{run_page}");
     let content = between(&run_page, r#"<code id="content-checksum">"#, "<").to_owned();
-    let response = post_form(bob, &format!("{run_path}/approve"), &[("content_checksum", &content)]).await;
+    let response = bob.post_form(&format!("{run_path}/approve"), &[("content_checksum", &content)]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
 
     // An edit of 001: the run is stale; execute is refused with the reason, the refresh button is there.
-    let response = post_form(
-        alice,
-        &format!("/migrations/{first}/versions/new"),
-        &[("up_sql", "CREATE TABLE customers (id bigint PRIMARY KEY);"), ("transaction_mode", "transaction")],
-    )
-    .await;
+    let response = alice
+        .post_form(
+            &format!("/migrations/{first}/versions/new"),
+            &[("up_sql", "CREATE TABLE customers (id bigint PRIMARY KEY);"), ("transaction_mode", "transaction")],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     // The migration's page lists its versions, with each one's review risk and the comparison, above the
     // long content of the version shown.
-    let (_, versions) = page(bob, &format!("/migrations/{first}")).await;
+    let (_, versions) = bob.page(&format!("/migrations/{first}")).await;
     let list = versions.find("<h2>Versions</h2>").unwrap();
     let shown = versions.find("<h2>Version 2</h2>").unwrap();
     let compare = versions.find(r#"<h3 id="diff">Compare versions</h3>"#).unwrap();
     assert!(list < compare && compare < shown, "{versions}");
     assert!(versions.contains(r#"<th scope="col">SQL review risk</th>"#), "{versions}");
-    let (_, run_page) = page(bob, &run_path).await;
+    let (_, run_page) = bob.page(&run_path).await;
     let stale = between(&run_page, r#"<div class="notice" id="stale">"#, "</form>");
     assert!(stale.contains(&format!(r#"action="{run_path}/refresh""#)), "{stale}");
     assert!(stale.contains(">Update to the newest versions</button>"), "{stale}");
     assert!(run_page.contains("(now 2: see what changed)"), "{run_page}");
     let execute = between(&run_page, &format!(r#"action="{run_path}/execute""#), "</form>");
     assert!(execute.contains("disabled"), "{execute}");
-    let response = post_form(bob, &format!("{run_path}/execute"), &[]).await;
+    let response = bob.post_form(&format!("{run_path}/execute"), &[]).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
 
     // The requester refreshes: a new revision awaiting approval again, the earlier decision kept but not
     // counting, and the manager is asked again on the dashboard.
-    let response = post_form(alice, &format!("{run_path}/refresh"), &[]).await;
+    let response = alice.post_form(&format!("{run_path}/refresh"), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
-    let (_, run_page) = page(bob, &run_path).await;
+    let (_, run_page) = bob.page(&run_path).await;
     assert!(!run_page.contains(r#"id="stale""#), "{run_page}");
     assert!(run_page.contains(r#"id="run-status" class="status status-awaiting_approval""#), "{run_page}");
     assert!(run_page.contains("<dt>Revision</dt><dd>2</dd>"), "{run_page}");
     assert!(run_page.contains("they no longer count"), "{run_page}");
     let refreshed = between(&run_page, r#"<code id="content-checksum">"#, "<").to_owned();
     assert_ne!(refreshed, content);
-    let (_, dashboard) = page(bob, "/").await;
+    let (_, dashboard) = bob.page("/").await;
     assert!(between(&dashboard, "Awaiting your approval", "</section>").contains(&run_path), "{dashboard}");
-    let response = post_form(bob, &format!("{run_path}/approve"), &[("content_checksum", &refreshed)]).await;
+    let response = bob.post_form(&format!("{run_path}/approve"), &[("content_checksum", &refreshed)]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     assert!(hub_actions(&shop).await.contains(&"run.refresh".to_owned()));
 }
@@ -601,12 +573,12 @@ async fn a_failed_release_is_retried_from_its_page_as_a_new_run() {
     let response = submit(bob, &shop.release_form(bob, "up", "002").await, "request").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let run_path = location(&response);
-    let response = post_form(bob, &format!("{run_path}/execute"), &[]).await;
+    let response = bob.post_form(&format!("{run_path}/execute"), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let _worker = start_worker(&shop.hub.db.pool).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let run_page = loop {
-        let (_, run_page) = page(bob, &run_path).await;
+        let (_, run_page) = bob.page(&run_path).await;
         if run_page.contains(r#"id="run-status" class="status status-failed""#) {
             break run_page;
         }
@@ -616,7 +588,7 @@ async fn a_failed_release_is_retried_from_its_page_as_a_new_run() {
 
     // The item's log names the migration of each line, statements numbered from 1.
     let item = between(&run_page, &format!(r#"href="{run_path}/items/"#), "\"").to_owned();
-    let (_, log) = page(bob, &format!("{run_path}/items/{item}")).await;
+    let (_, log) = bob.page(&format!("{run_path}/items/{item}")).await;
     let lines = between(&log, r#"<table id="log">"#, "</table>");
     assert!(lines.contains("<td><code>001</code></td><td class=\"num\">1</td>"), "{lines}");
     assert!(lines.contains("<code>002</code>"), "{lines}");
@@ -624,15 +596,15 @@ async fn a_failed_release_is_retried_from_its_page_as_a_new_run() {
     // Retry: a new run of the same content for the unfinished target.
     let retry = between(&run_page, &format!(r#"action="{run_path}/retry""#), "</form>");
     assert!(retry.contains(">Retry unfinished targets</button>") && !retry.contains("disabled"), "{retry}");
-    let response = post_form(bob, &format!("{run_path}/retry"), &[]).await;
+    let response = bob.post_form(&format!("{run_path}/retry"), &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
     let retry_path = location(&response);
     assert_ne!(retry_path, run_path);
-    let (_, retry_page) = page(bob, &retry_path).await;
+    let (_, retry_page) = bob.page(&retry_path).await;
     assert!(retry_page.contains(&format!(r#"Retries run <a href="{run_path}">"#)), "{retry_page}");
     let original = between(&run_page, r#"<code id="content-checksum">"#, "<").to_owned();
     assert!(retry_page.contains(&format!(r#"<code id="content-checksum">{original}</code>"#)), "{retry_page}");
-    let (_, run_page) = page(bob, &run_path).await;
+    let (_, run_page) = bob.page(&run_path).await;
     assert!(run_page.contains(&format!(r#"Retried by <a href="{retry_path}">"#)), "{run_page}");
     assert_eq!(shop.runs().await.len(), 2);
 }

@@ -275,12 +275,11 @@ async fn check_csrf_token(req: &mut ServiceRequest, expected: Option<&str>) -> R
     if let Some(given) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
         return if constant_time_eq(given.as_bytes(), expected.as_bytes()) { Ok(()) } else { Err(refuse()) };
     }
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    if content_type.starts_with("multipart/form-data") {
+        return check_multipart_csrf(req, &content_type, expected).await.map_err(|e| e.unwrap_or_else(refuse));
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return Err(refuse());
     }
     // Read the form, find the token, and put the body back for the handler.
@@ -299,6 +298,74 @@ async fn check_csrf_token(req: &mut ServiceRequest, expected: Option<&str>) -> R
     }
 }
 
+/// Most bytes of a multipart form (a directory upload) read to find its CSRF token.
+pub(crate) const UPLOAD_LIMIT: usize = 16 << 20;
+
+/// A multipart form's CSRF token is its `csrf_token` field: the body is read (at most [`UPLOAD_LIMIT`]
+/// bytes), the field found, and the body put back for the handler. `Err(None)`: no or a wrong token.
+async fn check_multipart_csrf(
+    req: &mut ServiceRequest,
+    content_type: &str,
+    expected: &str,
+) -> Result<(), Option<ApiError>> {
+    let boundary = multipart_boundary(content_type).ok_or(None)?;
+    let (http_req, payload) = req.parts_mut();
+    let too_large = || {
+        Some(ApiError::bad_request(
+            ErrorCode::BodyTooLarge,
+            format!("the upload is larger than {} MiB", UPLOAD_LIMIT >> 20),
+        ))
+    };
+    let body = web::Payload::from_request(http_req, payload)
+        .await
+        .map_err(|_| too_large())?
+        .to_bytes_limited(UPLOAD_LIMIT)
+        .await
+        .map_err(|_| too_large())?
+        .map_err(|_| Some(ApiError::bad_request(ErrorCode::InvalidForm, "the upload was cut off")))?;
+    let given = multipart_field(&body, &boundary, "csrf_token");
+    req.set_payload(bytes_payload(body));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(None),
+    }
+}
+
+/// The `boundary` parameter of a `multipart/form-data` content type (quoted or not).
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        let value = value.trim().trim_matches('"');
+        (key.trim().eq_ignore_ascii_case("boundary") && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// The value of the plain field `name` in a multipart/form-data body (RFC 7578) as browsers write it: a
+/// part whose only header is `Content-Disposition: form-data; name="<name>"`. Files and other fields are
+/// skipped over, never interpreted.
+fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
+    let delimiter = format!("\r\n--{boundary}");
+    let wanted = format!("content-disposition: form-data; name=\"{name}\"");
+    // The first delimiter has no CRLF before it: read the body as if it had.
+    let mut rest = body.strip_prefix(&delimiter.as_bytes()[2..])?;
+    loop {
+        let part = rest.strip_prefix(b"\r\n")?;
+        let end = find(part, delimiter.as_bytes()).unwrap_or(part.len());
+        let (content, next) = part.split_at(end);
+        if let Some(blank) = find(content, b"\r\n\r\n")
+            && std::str::from_utf8(&content[..blank]).is_ok_and(|h| h.trim().eq_ignore_ascii_case(&wanted))
+        {
+            return String::from_utf8(content[blank + 4..].to_vec()).ok();
+        }
+        rest = next.get(delimiter.len()..)?;
+    }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 fn bytes_payload(body: web::Bytes) -> Payload {
     let (_, mut payload) = actix_http::h1::Payload::create(true);
     payload.unread_data(body);
@@ -308,4 +375,26 @@ fn bytes_payload(body: web::Bytes) -> Payload {
 /// Equality whose time depends only on the lengths.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = "------b\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\ntok-123\r\n\
+        ------b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"m/001.sql\"\r\nContent-Type: \
+        application/sql\r\n\r\nSELECT 1; -- name=\"csrf_token\"\r\n------b--\r\n";
+
+    #[test]
+    fn a_multipart_form_gives_its_csrf_field_and_nothing_else() {
+        assert_eq!(multipart_boundary("multipart/form-data; boundary=----b").as_deref(), Some("----b"));
+        assert_eq!(multipart_boundary("multipart/form-data; boundary=\"----b\"").as_deref(), Some("----b"));
+        assert_eq!(multipart_boundary("multipart/form-data"), None);
+        assert_eq!(multipart_field(BODY.as_bytes(), "----b", "csrf_token").as_deref(), Some("tok-123"));
+        // A file whose content mentions the field is not the field; a missing field is none.
+        let only_file = BODY.replacen("name=\"csrf_token\"\r\n\r\ntok-123", "name=\"other\"\r\n\r\nx", 1);
+        assert_eq!(multipart_field(only_file.as_bytes(), "----b", "csrf_token"), None);
+        assert_eq!(multipart_field(BODY.as_bytes(), "----other", "csrf_token"), None);
+        assert_eq!(multipart_field(b"", "----b", "csrf_token"), None);
+    }
 }

@@ -112,6 +112,8 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/", SignedIn, pages::dashboard);
     r.add(M::GET, "/projects", SignedIn, pages::projects);
     r.add(M::POST, "/projects", AtLeast(Role::Manager), pages::create_project);
+    r.add(M::GET, "/projects/{id}/import", SignedIn, pages::import_page);
+    r.add(M::POST, "/projects/{id}/import", SignedIn, pages::import_upload);
     r.add(M::GET, "/projects/{id}", SignedIn, pages::project);
     r.add(M::POST, "/projects/{id}", AtLeast(Role::Manager), pages::update_project);
     r.add(M::GET, "/migrations", SignedIn, pages::migrations);

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use domain::enums::TransactionMode;
+use domain::enums::{Role, TransactionMode};
 use domain::ids::{MigrationId, ProjectId};
-use domain::model::{Migration, MigrationVersion, Project, Severity};
+use domain::model::{Migration, MigrationVersion, Project, Severity, TargetOfMigration};
 use domain::values::{Name, VersionKey};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -16,7 +16,8 @@ use serde::Deserialize;
 use crate::startup::AppState;
 use crate::web::forms::{self, Form, Input, Problems, csrf};
 use crate::web::{
-    Page, PageError, Section, Viewer, layout, next_link, respond, see_other, short_hex, sql, status, when,
+    Page, PageError, Section, Viewer, layout, left_as, next_link, respond, see_other, short, short_hex, sql, status,
+    when,
 };
 
 /// The projects, by name (at most one page of 500: more would not fit a select either).
@@ -275,20 +276,29 @@ pub(crate) async fn migration(
         _ => None,
     };
     let newest = versions.iter().map(|v| v.version_no).max().unwrap_or(version.version_no);
-    let body = detail(&viewer, &migration, &project, &versions, &version, compare.as_ref(), newest);
+    let targets = app::migrations::status_per_target(&state.hub, migration.id).await.map_err(viewer.fail())?;
+    let shown = Shown { migration: &migration, project: &project, versions: &versions, version: &version, newest };
+    let body = detail(&viewer, &shown, compare.as_ref(), &targets);
     Ok(respond(StatusCode::OK, layout(&viewer, Section::Migrations, migration.name.as_str(), body)))
+}
+
+/// What a migration's page is about: the migration, its project, its versions and the one shown.
+struct Shown<'a> {
+    migration: &'a Migration,
+    project: &'a Project,
+    versions: &'a [MigrationVersion],
+    version: &'a MigrationVersion,
+    newest: u32,
 }
 
 fn detail(
     viewer: &Viewer,
-    migration: &Migration,
-    project: &Project,
-    versions: &[MigrationVersion],
-    version: &MigrationVersion,
+    shown: &Shown<'_>,
     compare: Option<&MigrationVersion>,
-    newest: u32,
+    targets: &[TargetOfMigration],
 ) -> Markup {
-    let _ = viewer;
+    let Shown { migration, project, versions, version, newest } = *shown;
+    let admin = viewer.role() >= Role::Admin;
     let options: Vec<(String, String)> =
         versions.iter().map(|v| (v.version_no.to_string(), format!("version {}", v.version_no))).collect();
     let default_compare = version.version_no.saturating_sub(1).max(1).to_string();
@@ -336,6 +346,35 @@ fn detail(
                     (sql::diff(&old.up_sql, &version.up_sql))
                     h4 { "Down SQL: version " (old.version_no) " → version " (version.version_no) }
                     (sql::diff(old.down_sql.as_deref().unwrap_or_default(), version.down_sql.as_deref().unwrap_or_default()))
+                }
+            }
+        }
+        section.card {
+            h2 id="targets" { "On targets" }
+            p { "Where the hub's runs left this migration, per target: the newest run that ended it there." }
+            @if targets.is_empty() {
+                p.muted { "No run has reached a target with it yet." }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Environment" } th scope="col" { "Target" } th scope="col" { "State" }
+                        th scope="col" { "Version" } th scope="col" { "When" } th scope="col" { "Run" }
+                    } }
+                    tbody {
+                        @for t in targets {
+                            tr {
+                                td { (t.environment_name.as_str()) }
+                                td {
+                                    @if admin { a href={ "/admin/targets/" (t.target_id) } { (t.target_name.as_str()) } }
+                                    @else { (t.target_name.as_str()) }
+                                }
+                                td { span class={ "state state-" (t.state.as_str()) } { (left_as(t.state)) } }
+                                td.num { (t.version_no) }
+                                td { (when(t.finished_at)) }
+                                td { a href={ "/runs/" (t.run_id) } title=(t.run_id) { code { (short(&t.run_id)) } } }
+                            }
+                        }
+                    }
                 }
             }
         }

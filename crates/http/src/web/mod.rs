@@ -14,6 +14,7 @@ mod assets;
 mod audit;
 mod dashboard;
 pub(crate) mod forms;
+mod imports;
 mod inventory;
 mod migrations;
 mod projects;
@@ -39,6 +40,7 @@ pub(crate) use account::{
 pub(crate) use assets::{script, stylesheet};
 pub(crate) use audit::audit;
 pub(crate) use dashboard::dashboard;
+pub(crate) use imports::{import as import_upload, import_page};
 pub(crate) use inventory::{
     change_members, clear_secret, create_db_set, create_environment, create_target, db_set, db_sets, delete_target,
     environment, environments_list, read_history, request_action, set_secret, target, targets, test_connection,
@@ -298,6 +300,19 @@ pub(crate) fn short(id: &impl ToString) -> String {
     let id = id.to_string();
     let chars: Vec<char> = id.chars().collect();
     chars[chars.len().saturating_sub(8)..].iter().collect()
+}
+
+/// What a migration's state on a target (as the hub's runs left it) means, for people.
+pub(crate) fn left_as(state: domain::run::LeftAs) -> &'static str {
+    use domain::run::LeftAs;
+    match state {
+        LeftAs::Applied => "applied",
+        LeftAs::Reverted => "reverted",
+        LeftAs::Failed => "failed",
+        LeftAs::Recorded => "recorded as applied (baseline)",
+        LeftAs::Adopted => "recorded as applied (adopted)",
+        LeftAs::RolledBack => "marked rolled back",
+    }
 }
 
 /// The first 8 characters of a checksum, as tools show a hash.

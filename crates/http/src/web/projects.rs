@@ -156,6 +156,7 @@ fn project_page(viewer: &Viewer, project: &Project, form: &Form, problems: &Prob
         }
         div.actions {
             a.button.secondary href={ "/migrations?project_id=" (project.id) } { "Migrations" }
+            a.button.secondary href={ "/projects/" (project.id) "/import" } { "Import a directory" }
             a.button.secondary href={ "/runs/new?project_id=" (project.id) } { "Request a release" }
         }
         section.card {
