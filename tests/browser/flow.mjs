@@ -16,7 +16,8 @@
 //   FLOW_SLOW_MO    milliseconds between browser actions, for watching a headed run (optional)
 //   FLOW_HEADED=1   show the browser window (optional)
 
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -65,7 +66,7 @@ for (const name of readdirSync(SCREENSHOT_DIR)) {
 }
 
 /** What the flow learned along the way (ids of what it created). */
-const state = { migrationId: null, runId: null, runUrl: null };
+const state = { migrationId: null, runId: null, runUrl: null, projectId: null, releaseUrl: null };
 
 /** Problems seen by the page listeners; any of them fails the step that is running. */
 const problems = [];
@@ -417,6 +418,88 @@ async function targetLogs(page) {
   await capture(page, '09-logs');
 }
 
+/** The project the manager makes through the pages, and the folder of migrations uploaded into it. */
+const WAREHOUSE = 'warehouse';
+const WAREHOUSE_FILES = {
+  '001_items.up.sql': 'CREATE TABLE browser_flow_items (id bigint PRIMARY KEY, sku text NOT NULL);',
+  '001_items.down.sql': 'DROP TABLE browser_flow_items;',
+  '002_stock.up.sql': 'CREATE TABLE browser_flow_stock (item_id bigint NOT NULL, count integer NOT NULL DEFAULT 0);',
+  '002_stock.down.sql': 'DROP TABLE browser_flow_stock;',
+};
+
+async function managerCreatesProjectAndUploads(page) {
+  await goto(page, '/projects');
+  await expectHeading(page, /projects/i);
+  await (await control(page, 'name')).fill(WAREHOUSE);
+  await (await control(page, 'description')).fill('Stock of the shop (browser test)');
+  await submit(page, () => clickButton(page, 'Create project'));
+  const link = page.locator('main a').filter({ hasText: WAREHOUSE });
+  const href = (await link.evaluateAll((as) => as.map((a) => a.getAttribute('href')))).find((h) => /^\/projects\/[0-9a-zA-Z-]+$/.test(h));
+  if (!href) fail(`the projects page does not link to the new project ${WAREHOUSE}`);
+  state.projectId = href.split('/').pop();
+  await goto(page, href);
+  await capture(page, '22-project');
+  const importLink = page.getByRole('link', { name: 'Import a directory', exact: true });
+  if ((await importLink.count()) !== 1) fail('the project page has no "Import a directory" link');
+  await submit(page, () => importLink.click());
+  expectPath(page, /^\/projects\/[0-9a-zA-Z-]+\/import$/, 'the import page');
+  // A folder as a person picks it: the input is a directory picker, the files keep their paths in it.
+  const folder = join(mkdtempSync(join(tmpdir(), 'migrate-hub-flow-')), WAREHOUSE);
+  mkdirSync(folder);
+  for (const [name, sql] of Object.entries(WAREHOUSE_FILES)) writeFileSync(join(folder, name), sql);
+  const input = page.locator('input[name="files"]');
+  await page.waitForFunction(() => document.querySelector('input[name="files"]').hasAttribute('webkitdirectory'));
+  await input.setInputFiles(folder);
+  await submit(page, () => clickButton(page, 'Import'));
+  const result = await text(page, '#imported');
+  if (!result.includes('2 created')) fail(`the import did not report 2 migrations created: "${result}"`);
+  await capture(page, '23-import');
+}
+
+async function managerRequestsRelease(page) {
+  await goto(page, `/runs/new?project_id=${state.projectId}`);
+  await expectHeading(page, /release/i);
+  await (await control(page, 'environment_id')).selectOption(ENVIRONMENT_ID);
+  await (await control(page, 'db_set_id')).selectOption(DB_SET_ID);
+  await (await control(page, 'concurrency_limit')).fill('1');
+  await (await control(page, 'comment')).fill('The warehouse tables (browser test).');
+  await Promise.all([
+    page.waitForURL(/\/runs\/(?!new$)[0-9a-zA-Z-]+$/, { timeout: 10_000 }),
+    clickButton(page, 'Request run'),
+  ]);
+  const [, id] = expectPath(page, /^\/runs\/([0-9a-zA-Z-]+)$/, 'the new release');
+  state.releaseUrl = `/runs/${id}`;
+  const body = await page.locator('main').innerText();
+  for (const key of ['001', '002']) {
+    if (!body.includes(key)) fail(`the release's page does not list migration ${key}`);
+  }
+  const status = await text(page, '#run-status');
+  if (status !== 'awaiting_approval' && !/awaiting approval/i.test(status)) fail(`the release is "${status}", expected awaiting_approval`);
+  await capture(page, '24-release-awaiting-approval');
+}
+
+async function secondPersonApprovesRelease(page) {
+  await signOut(page);
+  await signIn(page, 'admin');
+  await goto(page, state.releaseUrl);
+  const approve = page.getByRole('button', { name: 'Approve', exact: true });
+  if ((await approve.count()) !== 1 || (await approve.isDisabled())) fail('the second person has no enabled "Approve" button');
+  await submit(page, () => approve.click());
+  await submit(page, () => clickButton(page, 'Execute'));
+  const before = navigations;
+  const started = Date.now();
+  let last = '';
+  while (Date.now() - started < LIVE_UPDATE_TIMEOUT_MS) {
+    last = await text(page, '#run-status');
+    if (last === 'succeeded') break;
+    if (['failed', 'cancelled', 'denied'].includes(last)) fail(`the release ended ${last}`);
+    await page.waitForTimeout(250);
+  }
+  if (last !== 'succeeded') fail(`the release's #run-status did not reach succeeded (last seen: "${last}")`);
+  if (navigations !== before) fail('the release page navigated while waiting: the header must turn succeeded in place');
+  await capture(page, '25-release-succeeded');
+}
+
 async function auditAsAdmin(page) {
   await goto(page, '/');
   await signOut(page);
@@ -499,6 +582,9 @@ const STEPS = [
   ['sign in as the manager (bob), approve and execute', managerApprovesAndExecutes],
   ['the grid reaches succeeded, live', gridReachesSucceeded],
   ["open the target's logs", targetLogs],
+  ['the manager creates a project through its page and imports a folder of migrations by upload', managerCreatesProjectAndUploads],
+  ['the manager requests a release of the project', managerRequestsRelease],
+  ['a second person (admin) approves and executes it; the header turns succeeded in place', secondPersonApprovesRelease],
   ['sign in as admin (admin): the audit page lists the actions, the chain verified', auditAsAdmin],
   ['the other main pages', otherPages],
   ['a 404 page for browsers', notFoundPage],

@@ -837,7 +837,7 @@ async fn a_directory_is_imported_by_upload_as_a_folder_or_a_zip() {
     let page = manager.html(&format!("/projects/{project}")).await;
     assert!(page.contains(&format!(r#"href="/projects/{project}/import""#)), "{page}");
     let form = manager.html(&format!("/projects/{project}/import")).await;
-    assert!(form.contains(r#"enctype="multipart/form-data""#) && form.contains("webkitdirectory"), "{form}");
+    assert!(form.contains(r#"enctype="multipart/form-data""#) && form.contains("data-directory"), "{form}");
     let path = format!("/projects/{project}/import");
     let csrf = manager.csrf().await;
     let folder: [(&str, &str, &[u8]); 5] = [

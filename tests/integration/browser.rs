@@ -1,7 +1,10 @@
 //! The web UI end to end in a real browser: headless Chromium (the system's, driven by `playwright-core`)
 //! runs `tests/browser/flow.mjs` against a hub with the real OIDC provider and the real worker: a user signs
 //! in, writes a migration and requests a prod run, cannot approve it herself, a manager approves and
-//! executes, the grid goes live to succeeded, the target's logs and the audit page show what happened. Every
+//! executes, the grid goes live to succeeded, the target's logs show what ran; the manager then creates a
+//! project on its page, uploads a folder of migrations into it and requests a release of it, which a second
+//! person (the admin) approves and executes while the header turns succeeded in place; the audit page shows
+//! what happened. Every
 //! page must render without a console error or a failed request; the W3C Nu checker (vnu) must find no
 //! error in the HTML of the main pages; the target database must hold the migration's table. Screenshots of
 //! the main pages land in `docs/screenshots/` (`SCREENSHOT_DIR` overrides). See `tests/browser/README.md`.
@@ -183,5 +186,8 @@ async fn a_migration_is_written_requested_approved_and_applied_through_the_web_u
     let run = admin.get(&format!("/api/v1/runs/{}", result["run_id"].as_str().unwrap())).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(target_db.has_table(TABLE).await, "the target database has no table {TABLE}");
+    for table in ["browser_flow_items", "browser_flow_stock"] {
+        assert!(target_db.has_table(table).await, "the uploaded release did not create {table}");
+    }
     std::fs::remove_dir_all(&html_dir).unwrap();
 }

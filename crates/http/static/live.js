@@ -1,7 +1,9 @@
 // migrate-hub: live updates of a run's grid. An element with data-live-src is replaced by a fresh copy
 // from that URL every two seconds while its data-live attribute is "true" (the server sets it to "false"
 // once the run is finished); when the run ends, the rest of the page (its header: status, finished time,
-// buttons) is refreshed too. Also: a target form's port follows the engine until someone types one.
+// buttons) is refreshed too. Also: a target form's port follows the engine until someone types one, and a
+// file input marked data-directory becomes a folder picker (`webkitdirectory`, which is not in HTML itself:
+// without JavaScript it picks files).
 // Without JavaScript the pages still work; reload to see progress.
 (function () {
   'use strict';
@@ -62,6 +64,11 @@
       var isDefault = port.value === '' || Object.keys(DEFAULT_PORTS).some(function (k) { return DEFAULT_PORTS[k] === port.value; });
       if (!typed && isDefault && DEFAULT_PORTS[engine.value]) port.value = DEFAULT_PORTS[engine.value];
     });
+  });
+
+  // A folder picker: every file of the chosen folder, each sent with its path in the folder.
+  document.querySelectorAll('input[type="file"][data-directory]').forEach(function (input) {
+    input.setAttribute('webkitdirectory', '');
   });
 
   document.querySelectorAll('[data-live-src]').forEach(poll);

@@ -71,7 +71,8 @@ fn page(viewer: &Viewer, project: &Project, form: &Form, problems: &Problems, re
                 (csrf(viewer))
                 div.field {
                     label for="files" { "Folder" }
-                    input id="files" name="files" type="file" webkitdirectory multiple;
+                    p.hint id="files-hint" { "With JavaScript this picks a folder; without it, select every file of the folder." }
+                    input id="files" name="files" type="file" multiple data-directory aria-describedby="files-hint";
                 }
                 div.field {
                     label for="archive" { "Or a .zip" }
@@ -85,6 +86,10 @@ fn page(viewer: &Viewer, project: &Project, form: &Form, problems: &Problems, re
                 p { button type="submit" { "Import" } }
             }
         }
+    };
+    let body = html! {
+        (body)
+        script src=(*crate::web::assets::SCRIPT_PATH) defer {}
     };
     layout(viewer, Section::Migrations, &format!("Import into {}", project.name.as_str()), body)
 }
