@@ -24,8 +24,9 @@ async fn dev_database() -> anyhow::Result<(String, Option<Server>)> {
     Ok((server.database_url(DEV_DATABASE), Some(server)))
 }
 
+/// Builds the server and the worker, with cargo's progress on the console (the first build takes minutes).
 pub(crate) fn build_binaries() -> anyhow::Result<()> {
-    run_checked(cargo().args(["build", "--quiet", "-p", "migrate-hub-server", "-p", "migrate-hub-worker"]))
+    run_checked(cargo().args(["build", "-p", "migrate-hub-server", "-p", "migrate-hub-worker"]))
 }
 
 pub(crate) fn binary(name: &str) -> std::path::PathBuf {
@@ -59,7 +60,12 @@ pub async fn db_up(reset: bool) -> anyhow::Result<()> {
 /// `cargo xtask dev`.
 pub async fn run(bind: &str) -> anyhow::Result<()> {
     let (url, server) = dev_database().await?;
-    let result = serve(&url, bind).await;
+    let stops = match &server {
+        Some(server) if server.started_here() => format!("and {}, which this command started", server.origin),
+        Some(server) => format!("({} was already running and keeps running)", server.origin),
+        None => "(the tool database from DATABASE_URL is not touched)".to_owned(),
+    };
+    let result = serve(&url, bind, &stops).await;
     if let Some(server) = server {
         server.stop().await;
     }
@@ -182,7 +188,8 @@ fn dev_people(url: &str, bind: &str, secret: &std::path::Path, token: &str, pass
     Ok(())
 }
 
-async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
+/// Builds, migrates and runs the server and a worker until Ctrl-C; `stops` says what else Ctrl-C stops.
+async fn serve(url: &str, bind: &str, stops: &str) -> anyhow::Result<()> {
     eprintln!("xtask: building the server and the worker (the first build takes a few minutes on 2 cores)");
     build_binaries()?;
     eprintln!("xtask: applying the tool schema");
@@ -220,7 +227,7 @@ async fn serve(url: &str, bind: &str) -> anyhow::Result<()> {
             .spawn()
             .context("cannot start the worker")?,
     ));
-    eprintln!("\nmigrate-hub is running at http://{bind}  (Ctrl-C stops the server, the worker and the database)");
+    eprintln!("\nmigrate-hub is running at http://{bind}  (Ctrl-C stops the server and the worker {stops})");
     eprintln!("Sign in at http://{bind}/login with email and password as one of:");
     for (email, role) in DEV_PEOPLE {
         eprintln!("  {email:<22} {role:<8} password {password}");

@@ -38,6 +38,11 @@ impl Server {
         format!("{}/{}", self.base_url.trim_end_matches('/'), name)
     }
 
+    /// Whether this command started the server (a throwaway cluster or a container), so stops it after.
+    pub fn started_here(&self) -> bool {
+        !matches!(self.keeper, Keeper::Nothing)
+    }
+
     /// Stops what we started (nothing for a server we found).
     pub async fn stop(self) {
         match self.keeper {
