@@ -195,6 +195,26 @@ async fn a_pipeline_pushes_requests_and_watches_a_release_that_a_second_person_a
     let rows = stdout(&status).lines().filter(|l| l.starts_with("river") && l.contains("applied")).count();
     assert_eq!(rows, 7, "{}", text(&status));
 
+    // An edit makes the smaller release (001, 002) stale: `refresh` re-pins it and it waits for approval
+    // again; `cancel` ends it.
+    let waiting = admin.get("/api/v1/runs?status=awaiting_approval").await;
+    let small = id(&waiting["items"][0]);
+    let m001 = run["migrations"][0]["migration_id"].as_str().unwrap().to_owned();
+    let v1 = admin.get(&format!("/api/v1/migrations/{m001}/versions/1")).await;
+    let edited =
+        json!({"up_sql": format!("-- reviewed again\n{}", v1["up_sql"].as_str().unwrap()), "down_sql": v1["down_sql"]});
+    admin.ok(Method::POST, &format!("/api/v1/migrations/{m001}/versions"), edited, StatusCode::CREATED).await;
+    let stale = cli(home.path(), None, &["runs", "--status", "awaiting_approval", "--format", "json"], "").await;
+    assert_eq!(serde_json::from_slice::<Value>(&stale.stdout).unwrap()["items"][0]["id"], small.as_str());
+    let refresh = cli(home.path(), None, &["refresh", &small], "").await;
+    assert_eq!(refresh.status.code(), Some(3), "{}", text(&refresh));
+    assert!(stdout(&refresh).contains("refreshed run") && stdout(&refresh).contains("001 "), "{}", text(&refresh));
+    let refreshed = admin.get(&format!("/api/v1/runs/{small}")).await;
+    assert_eq!((refreshed["revision"].as_u64(), refreshed["migrations"][0]["version_no"].as_u64()), (Some(2), Some(2)));
+    let cancel = cli(home.path(), None, &["cancel", &small], "").await;
+    assert_eq!(cancel.status.code(), Some(0), "{}", text(&cancel));
+    assert!(stdout(&cancel).contains("cancelled"), "{}", text(&cancel));
+
     // The per-database view: the target's page lists per project what the runs left there, and a
     // migration's page shows it per target.
     let browser = hub.password_session(admin_user.id, "admin@example.com").await;

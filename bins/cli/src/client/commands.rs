@@ -192,6 +192,44 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
             }
             Ok(Exit::Succeeded)
         }
+        ClientCommand::Refresh { connection, run } => {
+            let api = connect(&connection)?;
+            let answer: Value = api.post(&format!("/api/v1/runs/{}/refresh", encode(&run)), &json!({})).await?;
+            let view: RunView = parse(&answer, "run")?;
+            if connection.format == Format::Json {
+                print_json(&answer)?;
+            } else {
+                say!("refreshed run {}: it now pins the newest versions", view.id);
+                print_release(&view);
+                say!("next: {}", next_step(&view));
+            }
+            Ok(waiting_or(&view, Exit::Succeeded))
+        }
+        ClientCommand::Retry { connection, run, watch: follow } => {
+            let api = connect(&connection)?;
+            let answer: Value = api.post(&format!("/api/v1/runs/{}/retry", encode(&run)), &json!({})).await?;
+            let view: RunView = parse(&answer, "run")?;
+            if follow {
+                return watch::follow(&api, connection.format, &view.id, std::time::Duration::from_secs(3600)).await;
+            }
+            if connection.format == Format::Json {
+                print_json(&answer)?;
+            } else {
+                say!("run {} retries {run} ({}): {}", view.id, view.status, next_step(&view));
+            }
+            Ok(waiting_or(&view, Exit::Succeeded))
+        }
+        ClientCommand::Cancel { connection, run } => {
+            let api = connect(&connection)?;
+            let answer: Value = api.post(&format!("/api/v1/runs/{}/cancel", encode(&run)), &json!({})).await?;
+            let view: RunView = parse(&answer, "run")?;
+            if connection.format == Format::Json {
+                print_json(&answer)?;
+            } else {
+                say!("run {} {}", view.id, view.status);
+            }
+            Ok(Exit::Succeeded)
+        }
         ClientCommand::Watch { connection, run, timeout } => {
             let api = connect(&connection)?;
             let format = connection.format;
@@ -274,9 +312,8 @@ fn waiting_or(run: &RunView, otherwise: Exit) -> Exit {
 fn next_step(run: &RunView) -> String {
     match (run.status.as_str(), run.approval.stale) {
         (_, true) => format!(
-            "a migration changed since the run was requested: refresh run {} (its page on the hub, or POST \
-             /api/v1/runs/{}/refresh) and have it approved again",
-            run.id, run.id
+            "a migration changed since the run was requested: `migrate-hub refresh {}`, then have it approved again",
+            run.id
         ),
         ("awaiting_approval", _) => format!(
             "waiting for approval ({} of {}): someone other than the requester runs `migrate-hub approve {}`",

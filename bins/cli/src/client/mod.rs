@@ -150,6 +150,29 @@ pub enum ClientCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Re-pin a run that has not started to the newest versions of its migrations (after an edit made it
+    /// stale); it needs approval again.
+    Refresh {
+        #[command(flatten)]
+        connection: Connection,
+        run: String,
+    },
+    /// A new run over the same content for the targets a failed or cancelled run did not finish; its
+    /// approvals carry over. Prints the new run.
+    Retry {
+        #[command(flatten)]
+        connection: Connection,
+        run: String,
+        /// Follow the new run until it ends, as `watch` does.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Cancel a run: nothing more starts; what is running finishes its statement.
+    Cancel {
+        #[command(flatten)]
+        connection: Connection,
+        run: String,
+    },
     /// Follow a run until it ends, with its progress per target: exits 0 when it succeeded, 1 when it
     /// failed, was cancelled or denied, 3 when it still waits for approval or execution after `--timeout`.
     Watch {
