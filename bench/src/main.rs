@@ -36,6 +36,8 @@ use storage::queue::Ending;
 
 use clap::{Parser, Subcommand};
 
+mod scale;
+
 #[derive(Debug, Parser)]
 #[command(name = "migrate-hub-bench", about = "migrate-hub performance figures")]
 struct Cli {
@@ -76,6 +78,15 @@ enum Which {
         /// ARCHITECTURE.md); a deployment keeps the hub's database on a server of its own.
         #[arg(long)]
         tool_server: Option<String>,
+    },
+    /// A db set of many targets: the release request that makes one item per target, the pages and API of
+    /// such a run and set (release server binary), and claim throughput (see `scale.rs`).
+    Scale {
+        #[arg(long, default_value_t = 10_000)]
+        targets: usize,
+        /// Connections claiming at once.
+        #[arg(long, default_value_t = 4)]
+        claimers: usize,
     },
     /// Fault injection (see `migrate_hub_tests::chaos`): `trials` SIGKILL trials per engine (Postgres
     /// and MariaDB), `stops` SIGSTOP-past-the-lease trials, `restarts` tool-database crash restarts.
@@ -122,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(fleet(shape, engine, tls, tool_server.as_deref()))
         }
         Which::Queue { items, workers } => runtime.block_on(queue(items, workers)),
+        Which::Scale { targets, claimers } => runtime.block_on(scale::scale(targets.max(1), claimers.max(1))),
         Which::Lint { rounds, squawk } => lint(rounds, squawk.as_deref()),
         Which::Chaos { trials, stops, restarts, seed } => runtime.block_on(chaos(trials, stops, restarts, seed)),
     }

@@ -7,7 +7,7 @@
 //! - `sqlx-prepare [--check]`: refresh (or check) the committed `.sqlx/` query data.
 //! - `tidy`: the project's own rules (module docs, no ignored tests, crate dependency rules).
 //! - `corpus [DIR…]`: the engine against the shared workload sets of real projects.
-//! - `bench fleet|queue`: performance figures against a peer, printed.
+//! - `bench fleet|queue|scale|lint`: performance figures (against a peer where there is one), printed.
 //! - `api-fuzz`: schemathesis against the server's OpenAPI document.
 
 mod api_fuzz;
@@ -67,8 +67,8 @@ enum Task {
         /// Workload set directories (river, hatchet, ory-kratos, apache-ranger).
         dirs: Vec<PathBuf>,
     },
-    /// Performance figures, printed (never asserted in tests): `fleet [--targets N --workers W --engine E]`
-    /// or `queue [--items N --workers W]` (see `bench/src/main.rs`).
+    /// Performance figures, printed (never asserted in tests): `fleet [--targets N --workers W --engine E]`,
+    /// `queue [--items N --workers W]` or `scale [--targets N --claimers C]` (see `bench/src/main.rs`).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -130,7 +130,9 @@ fn main() -> anyhow::Result<()> {
 /// Runs the bench program (figures and chaos trials) with optimized binaries, as deployed: the worker it
 /// starts, and itself.
 fn bench(first: &[&str], args: &[String]) -> anyhow::Result<()> {
-    run_checked(cargo().args(["build", "--quiet", "--release", "-p", "migrate-hub-worker"]))?;
+    // The worker for `fleet` and `chaos`, the server for `scale`'s pages: optimized, as deployed.
+    let binaries = ["-p", "migrate-hub-worker", "-p", "migrate-hub-server"];
+    run_checked(cargo().args(["build", "--quiet", "--release"]).args(binaries))?;
     run_checked(cargo().args(["run", "--quiet", "--release", "-p", "migrate-hub-bench", "--"]).args(first).args(args))
 }
 
