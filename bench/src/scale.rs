@@ -45,17 +45,22 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A plain HTTP/1.0 GET with a bearer token: the status and how long the whole answer took.
+/// A plain HTTP/1.0 GET, with a bearer token unless `token` is empty: the status, how long the whole answer
+/// took, and its size.
 fn get(bind: &str, path: &str, token: &str, accept: &str) -> anyhow::Result<(u16, Duration, usize)> {
     let started = Instant::now();
     let mut stream = std::net::TcpStream::connect(bind)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {bind}\r\nAuthorization: Bearer {token}\r\nAccept: {accept}\r\n\r\n")?;
+    let auth = if token.is_empty() { String::new() } else { format!("Authorization: Bearer {token}\r\n") };
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {bind}\r\n{auth}Accept: {accept}\r\n\r\n")?;
     let mut body = Vec::new();
     stream.read_to_end(&mut body)?;
     let took = started.elapsed();
     let head = String::from_utf8_lossy(&body[..body.len().min(64)]).into_owned();
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    if status != 200 && std::env::var_os("MIGRATE_HUB_BENCH_DEBUG").is_some() {
+        eprintln!("GET {path}: {}", String::from_utf8_lossy(&body));
+    }
     Ok((status, took, body.len()))
 }
 
@@ -95,13 +100,17 @@ fn start_server(url: &str) -> anyhow::Result<(Server, String)> {
         .env("DATABASE_URL", url)
         .env("MIGRATE_HUB_SERVER_SECRET", &secret)
         .env("MIGRATE_HUB_BIND", &bind)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "error")
         .spawn()?;
     let server = Server { child, bind };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&server.bind, "/readyz", "-", "application/json").map(|(s, _, _)| s).unwrap_or(0) != 200 {
+    loop {
+        let answer = get(&server.bind, "/readyz", "", "application/json");
+        if matches!(answer, Ok((200, _, _))) {
+            break;
+        }
         if Instant::now() > deadline {
-            bail!("the server did not become ready");
+            bail!("the server did not become ready (last answer: {answer:?})");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
