@@ -1,8 +1,8 @@
 //! `bench scale`: a db set of many targets (issue "Fleet operations", Scale). The targets are rows only: they
 //! point at a port nothing listens on and no worker connects to them, because what is measured here is the
 //! hub's own side, which does not depend on what the targets are: the release request that creates one item
-//! per target, the claims (batches of 32, each item ended at once, as the `queue` bench does), and the pages
-//! and API a person opens for such a run and set, served by the release server binary.
+//! per target, the claims (batches of 32, each item ended at once, as the `queue` bench does) with each item's
+//! pickup, and the pages and API a person opens for such a run and set, served by the release server binary.
 
 use std::io::{Read, Write};
 use std::process::{Child, Command};
@@ -172,21 +172,6 @@ async fn run(tool: &ToolDb, targets: usize, claimers: usize) -> anyhow::Result<(
     let execute_s = started.elapsed().as_secs_f64();
     let _ = version;
 
-    // The pages and API of the queued run and its set, through the release server.
-    let (server, token) = start_server(&tool.url)?;
-    let pages = [
-        ("run page", format!("/runs/{run}"), "text/html"),
-        ("set page", format!("/admin/db-sets/{}", fleet.set.id), "text/html"),
-        ("run items API (500)", format!("/api/v1/runs/{run}/items?limit=500"), "application/json"),
-        ("run API", format!("/api/v1/runs/{run}"), "application/json"),
-    ];
-    let mut rendered = Vec::new();
-    for (what, path, accept) in &pages {
-        let (p50, p99, bytes) = timed(&server.bind, path, &token, accept, 20)?;
-        rendered.push(format!("{what}: p50_ms={p50:.1} p99_ms={p99:.1} bytes={bytes}"));
-    }
-    drop(server);
-
     // Claims: `claimers` connections taking batches of 32 and ending each item at once.
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -228,6 +213,31 @@ async fn run(tool: &ToolDb, targets: usize, claimers: usize) -> anyhow::Result<(
     if claimed != targets {
         bail!("claimed {claimed} of {targets} items");
     }
+    // Pickup: from the run's queueing to each item's claim.
+    let (pickup_p50, pickup_p99): (f64, f64) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.99) WITHIN GROUP (ORDER BY d) \
+         FROM (SELECT extract(epoch FROM i.started_at - r.queued_at)::float8 * 1000 AS d \
+               FROM run_items i JOIN runs r ON r.id = i.run_id WHERE r.id = $1) p",
+    )
+    .bind(run.as_uuid())
+    .fetch_one(&tool.pool)
+    .await?;
+
+    // The pages and API of the (now finished) run and its set, through the release server.
+    let (server, token) = start_server(&tool.url)?;
+    let pages = [
+        ("run page", format!("/runs/{run}"), "text/html"),
+        ("set page", format!("/admin/db-sets/{}", fleet.set.id), "text/html"),
+        ("run items API (500)", format!("/api/v1/runs/{run}/items?limit=500"), "application/json"),
+        ("run API", format!("/api/v1/runs/{run}"), "application/json"),
+    ];
+    let mut rendered = Vec::new();
+    for (what, path, accept) in &pages {
+        let (p50, p99, bytes) = timed(&server.bind, path, &token, accept, 20)?;
+        rendered.push(format!("{what}: p50_ms={p50:.1} p99_ms={p99:.1} bytes={bytes}"));
+    }
+    drop(server);
+
     println!("scale: targets={targets} (rows only: nothing connects to them) claimers={claimers}");
     println!(
         "scale: request (pre-flight, run and {targets} items) s={request_s:.3}; execute (all items queued) s={execute_s:.3}"
@@ -235,6 +245,10 @@ async fn run(tool: &ToolDb, targets: usize, claimers: usize) -> anyhow::Result<(
     for line in rendered {
         println!("scale: {line}");
     }
+    println!(
+        "scale: item pickup (run queued to item claimed, {claimers} claimers draining the run) p50_ms={pickup_p50:.0} \
+         p99_ms={pickup_p99:.0}"
+    );
     println!(
         "scale: claim and end, batches of 32: items_per_s={:.0} (claims alone: items_per_s={:.0})",
         claimed as f64 / drained,
