@@ -945,6 +945,51 @@ fn proc_stat(dir: &Path) -> Option<ProcStat> {
     })
 }
 
+/// `claimers` connections, each registered as a worker, claiming batches of 32 items until none is left and
+/// ending each one at once as succeeded (ending the run after its last item): how many items were ended,
+/// and the time spent in the claims, summed over the connections.
+async fn drain_claims(pool: &PgPool, claimers: usize) -> anyhow::Result<(usize, Duration)> {
+    let mut tasks = Vec::new();
+    for _ in 0..claimers {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = WorkerId::new();
+            let mut conn = pool.acquire().await?;
+            storage::workers::register(&mut conn, worker, "bench", 1, "bench").await?;
+            let (mut done, mut claiming) = (0usize, Duration::ZERO);
+            loop {
+                let asked = Instant::now();
+                let claims = storage::queue::claim(&mut conn, worker, Duration::from_secs(600), 32).await?;
+                claiming += asked.elapsed();
+                if claims.is_empty() {
+                    break;
+                }
+                for claim in claims {
+                    let ending = Ending {
+                        status: RunItemStatus::Succeeded,
+                        duration: Duration::ZERO,
+                        error_code: None,
+                        error_message: None,
+                    };
+                    let ended = storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await?;
+                    if matches!(ended, storage::queue::Ended::Done { still_held: 0, .. }) {
+                        storage::queue::end_run(&mut conn, claim.run).await?;
+                    }
+                    done += 1;
+                }
+            }
+            Ok::<(usize, Duration), anyhow::Error>((done, claiming))
+        }));
+    }
+    let (mut done, mut claiming) = (0, Duration::ZERO);
+    for task in tasks {
+        let (n, t) = task.await??;
+        done += n;
+        claiming += t;
+    }
+    Ok((done, claiming))
+}
+
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
@@ -976,40 +1021,7 @@ async fn queue(items: usize, workers: usize) -> anyhow::Result<()> {
         let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
         let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 1000).await;
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..workers {
-            let pool = tool.pool.clone();
-            tasks.push(tokio::spawn(async move {
-                let worker = WorkerId::new();
-                let mut conn = pool.acquire().await?;
-                storage::workers::register(&mut conn, worker, "bench", 1, "bench").await?;
-                let mut done = 0usize;
-                loop {
-                    let claims = storage::queue::claim(&mut conn, worker, Duration::from_secs(60), 32).await?;
-                    if claims.is_empty() {
-                        break;
-                    }
-                    for claim in claims {
-                        let ending = Ending {
-                            status: RunItemStatus::Succeeded,
-                            duration: Duration::ZERO,
-                            error_code: None,
-                            error_message: None,
-                        };
-                        let ended = storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await?;
-                        if matches!(ended, storage::queue::Ended::Done { still_held: 0, .. }) {
-                            storage::queue::end_run(&mut conn, claim.run).await?;
-                        }
-                        done += 1;
-                    }
-                }
-                Ok::<usize, anyhow::Error>(done)
-            }));
-        }
-        let mut done = 0;
-        for task in tasks {
-            done += task.await??;
-        }
+        let (done, _) = drain_claims(&tool.pool, workers).await?;
         let elapsed = started.elapsed();
         if done != items {
             bail!("completed {done} of {items} items");

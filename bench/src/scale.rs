@@ -10,14 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use domain::enums::{ActorKind, Engine, TransactionMode};
-use domain::ids::WorkerId;
 use domain::model::{AuditActor, User};
 use domain::policy::{Actor, EnvironmentPolicy};
-use domain::run::RunItemStatus;
 use migrate_hub_tests::fleet::Fleet;
-use storage::queue::Ending;
 
-use crate::{ToolDb, percentile, target_dir};
+use crate::{ToolDb, drain_claims, percentile, target_dir};
 
 fn caller(user: &User) -> app::Caller {
     app::Caller {
@@ -174,41 +171,7 @@ async fn run(tool: &ToolDb, targets: usize, claimers: usize) -> anyhow::Result<(
 
     // Claims: `claimers` connections taking batches of 32 and ending each item at once.
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..claimers {
-        let pool = tool.pool.clone();
-        tasks.push(tokio::spawn(async move {
-            let worker = WorkerId::new();
-            let mut conn = pool.acquire().await?;
-            storage::workers::register(&mut conn, worker, "bench", 1, "bench").await?;
-            let (mut claimed, mut claim_time) = (0usize, Duration::ZERO);
-            loop {
-                let asked = Instant::now();
-                let claims = storage::queue::claim(&mut conn, worker, Duration::from_secs(600), 32).await?;
-                claim_time += asked.elapsed();
-                if claims.is_empty() {
-                    break;
-                }
-                for claim in claims {
-                    let ending = Ending {
-                        status: RunItemStatus::Succeeded,
-                        duration: Duration::ZERO,
-                        error_code: None,
-                        error_message: None,
-                    };
-                    storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await?;
-                    claimed += 1;
-                }
-            }
-            Ok::<(usize, Duration), anyhow::Error>((claimed, claim_time))
-        }));
-    }
-    let (mut claimed, mut claim_time) = (0, Duration::ZERO);
-    for task in tasks {
-        let (n, t) = task.await??;
-        claimed += n;
-        claim_time += t;
-    }
+    let (claimed, claim_time) = drain_claims(&tool.pool, claimers).await?;
     let drained = started.elapsed().as_secs_f64();
     if claimed != targets {
         bail!("claimed {claimed} of {targets} items");

@@ -115,7 +115,8 @@ pub(super) async fn follow(api: &Api, format: Format, run: &str, timeout: Durati
             }
             return Ok(if waiting { Exit::Waiting } else { Exit::Failed });
         }
-        tokio::time::sleep(POLL).await;
+        // A big run's items take a page per 500 targets: ask less often.
+        tokio::time::sleep(if items.len() > 500 { POLL * 4 } else { POLL }).await;
     }
 }
 
