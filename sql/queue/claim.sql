@@ -3,16 +3,20 @@
 -- The run's row is locked first (FOR UPDATE re-reads its newest version after any wait), so its
 -- running_items counter is current and the concurrency limit holds across workers; its items are then
 -- taken with SKIP LOCKED. Items whose lease expired (their worker died or stalled) are taken back first,
--- even from a cancelled run: the new owner finds out from the target's lock and history what happened.
+-- even from a cancelled or halted run: the new owner finds out from the target's lock and history what
+-- happened. Pending items are taken only from the run's current wave (ordinals below `wave_end`) and
+-- only while that wave is within its failure budget (a run without waves has no bound on either).
 WITH run AS (
-    SELECT r.id, r.status, r.concurrency_limit - r.running_items AS free
+    SELECT r.id, r.status, r.concurrency_limit - r.running_items AS free, r.wave_end,
+           r.wave_failed <= r.wave_failures_allowed AS within_budget
     FROM runs r
     WHERE (r.status IN ('queued', 'running')
            AND r.running_items < r.concurrency_limit
+           AND r.wave_failed <= r.wave_failures_allowed
            AND EXISTS (SELECT 1 FROM run_items p
-                       WHERE p.run_id = r.id AND p.status = 'pending'
+                       WHERE p.run_id = r.id AND p.status = 'pending' AND p.ordinal < r.wave_end
                          AND (p.not_before IS NULL OR p.not_before <= now())))
-       OR (r.status IN ('queued', 'running', 'cancelled')
+       OR (r.status IN ('queued', 'running', 'cancelled', 'halted')
            AND EXISTS (SELECT 1 FROM run_items e
                        WHERE e.run_id = r.id AND e.status = 'running' AND e.lease_expires_at <= now()))
     ORDER BY r.queued_at NULLS LAST, r.id
@@ -30,7 +34,8 @@ expired AS (
 pending AS (
     SELECT i.id
     FROM run_items i JOIN run ON i.run_id = run.id
-    WHERE run.status IN ('queued', 'running') AND i.status = 'pending'
+    WHERE run.status IN ('queued', 'running') AND run.within_budget AND i.status = 'pending'
+      AND i.ordinal < run.wave_end
       AND (i.not_before IS NULL OR i.not_before <= now())
     ORDER BY i.ordinal
     LIMIT (SELECT GREATEST(LEAST(run.free, $3 - (SELECT count(*) FROM expired)), 0) FROM run)

@@ -1,5 +1,6 @@
 -- Ends item $1 (token $2) with status $3, only while its lease is held, gives its slot back to the run and,
--- when the item failed under `stop_on_first_failure`, cancels the run's pending items: one statement, so
+-- when the item failed under `stop_on_first_failure` in a run without waves, cancels the run's pending
+-- items (a run with waves counts its current wave's open and failed items instead, and halts): one statement, so
 -- it commits on its own and holds the run's row lock only while it runs (claims lock that row first, so
 -- none can take an item this cancels). The item's last log lines and progress travel with it, as in
 -- log.sql: $7 migrations done, $8 migrations in total, $9 statements done, $10 statements in total (NULL:
@@ -7,7 +8,8 @@
 -- duration, $16 rows (possibly empty). Returns the run's id, how many of its items are still held, how
 -- many pending items were cancelled and whether any is still pending (an EXISTS, not a count: a count
 -- would read every pending item at every ending, quadratic in the run's size); no row: the lease was
--- taken over and nothing changed.
+-- taken over and nothing changed. For a run with waves also its current wave's open items and whether the
+-- wave is over its failure budget, so the caller knows when to move the waves on.
 WITH item AS (
     UPDATE run_items
     SET status = $3,
@@ -40,22 +42,27 @@ line AS (
 ),
 run AS (
     UPDATE runs r
-    SET running_items = r.running_items - 1, updated_at = now()
+    SET running_items = r.running_items - 1,
+        wave_open = CASE WHEN r.wave_count > 1 THEN r.wave_open - 1 ELSE r.wave_open END,
+        wave_failed = CASE WHEN r.wave_count > 1 AND $3 = 'failed' THEN r.wave_failed + 1 ELSE r.wave_failed END,
+        updated_at = now()
     FROM item
     WHERE r.id = item.run_id
-    RETURNING r.id, r.failure_policy, r.running_items
+    RETURNING r.id, r.failure_policy, r.running_items, r.wave_count, r.wave_open,
+              r.wave_failed > r.wave_failures_allowed AS over_budget
 ),
 cancelled AS (
     UPDATE run_items p
     SET status = 'cancelled', finished_at = now(), updated_at = now()
     FROM run
     WHERE p.run_id = run.id AND p.status = 'pending'
-      AND $3 = 'failed' AND run.failure_policy = 'stop_on_first_failure'
+      AND $3 = 'failed' AND run.failure_policy = 'stop_on_first_failure' AND run.wave_count = 1
     RETURNING p.id
 )
 SELECT run.id, run.running_items, (SELECT count(*) FROM cancelled) AS "cancelled!",
        -- Items still to run (as this statement's snapshot saw them, unless it cancelled them all): while
        -- there are some, one of their endings ends the run and this one need not try.
        (NOT EXISTS (SELECT 1 FROM cancelled)
-        AND EXISTS (SELECT 1 FROM run_items o WHERE o.run_id = run.id AND o.status = 'pending')) AS "pending_left!"
+        AND EXISTS (SELECT 1 FROM run_items o WHERE o.run_id = run.id AND o.status = 'pending')) AS "pending_left!",
+       run.wave_count > 1 AS "waved!", run.wave_open, run.over_budget AS "over_budget!"
 FROM run

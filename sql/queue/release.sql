@@ -1,6 +1,7 @@
 -- Gives item $1 (token $2) back to the queue, only while its lease is held: claimable again after $3
 -- seconds (a retry's backoff; 0 when a stopping worker hands it back, which also takes back the attempt:
--- $4 = 1). If its run is cancelled, or stopping after a failure, the item is cancelled instead.
+-- $4 = 1). If its run is cancelled, or stopping after a failure (a run without waves under
+-- `stop_on_first_failure`), the item is cancelled instead; in a halted run it waits, pending.
 WITH item AS (
     UPDATE run_items i
     SET status = CASE WHEN stopping.yes THEN 'cancelled' ELSE 'pending' END,
@@ -14,7 +15,7 @@ WITH item AS (
         updated_at = now()
     FROM (
         SELECT (r.status = 'cancelled'
-                OR (r.failure_policy = 'stop_on_first_failure'
+                OR (r.failure_policy = 'stop_on_first_failure' AND r.wave_count = 1
                     AND EXISTS (SELECT 1 FROM run_items f WHERE f.run_id = r.id AND f.status = 'failed'))) AS yes
         FROM run_items x JOIN runs r ON r.id = x.run_id
         WHERE x.id = $1

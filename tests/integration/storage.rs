@@ -371,6 +371,7 @@ async fn runs_items_approvals_and_logs() {
         idempotency_key: Some("req-1".into()),
         review: None,
         lint_override: None,
+        first_label: None,
     };
     let mut tx = db.pool.begin().await.unwrap();
     let (run, items) = storage::runs::create(&mut tx, &new_run).await.unwrap();
@@ -646,6 +647,7 @@ async fn releases_pin_refresh_and_retry() {
         idempotency_key: None,
         review: None,
         lint_override: None,
+        first_label: None,
     };
     let mut tx = db.pool.begin().await.unwrap();
     let (run, items) = storage::runs::create(&mut tx, &new_run).await.unwrap();

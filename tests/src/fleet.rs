@@ -241,6 +241,7 @@ impl Fleet {
                 idempotency_key: None,
                 review: None,
                 lint_override: None,
+                first_label: None,
             },
         )
         .await

@@ -25,6 +25,7 @@ mod run_actions;
 pub mod runs;
 pub mod sessions;
 pub mod tool_db;
+pub mod waves;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -27,11 +27,11 @@ use domain::enums::{ApprovalDecision, Direction, Engine, FailurePolicy, ForeignT
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId};
 use domain::model::{
     Approval, DbSet, Environment, LintOverride, NewApproval, NewRun, Project, ReleaseVersion, ReviewFinding, Run,
-    RunAction, RunItem, RunItemLog, RunReview, RunScope, Target,
+    RunAction, RunItem, RunItemLog, RunReview, RunScope, RunWaves, Target,
 };
 use domain::policy::{
     Actor, ApprovalFacts, ApprovalState, Denial, EnvironmentPolicy, approval_state, may_administer, may_approve,
-    may_cancel, may_deny, may_execute, may_refresh, may_request_run, may_retry,
+    may_cancel, may_continue, may_deny, may_execute, may_refresh, may_request_run, may_retry,
 };
 use domain::release::{self, PreflightTarget, PreflightVersion, Problem, SelectError};
 use domain::run::{RunItemStatus, RunStatus};
@@ -119,6 +119,17 @@ pub struct RunRequest {
     /// review found (audited, and shown on the run).
     #[serde(default)]
     pub lint_override: Option<String>,
+    /// Roll out over a db set in stages: each wave's cumulative reach (`{"targets": 1}`, `{"percent": 10}`,
+    /// the last `{"percent": 100}`) and `max_failures` (default 0). A wave starts when the one before ended
+    /// within its budget; over it, the run halts.
+    #[serde(default)]
+    pub waves: Option<Vec<domain::waves::WaveSpec>>,
+    /// With `waves`: `auto` (default), or `manual` (each next wave waits for Continue).
+    #[serde(default)]
+    pub advance: Option<domain::waves::Advance>,
+    /// With `waves`: targets carrying this label (`key=value`, e.g. `canary=true`) go first.
+    #[serde(default)]
+    pub first_label: Option<String>,
 }
 
 /// An approve or deny decision.
@@ -179,6 +190,8 @@ pub struct RunDetail {
     /// The SQL review findings pinned with the content (`None`: a run that runs no migration SQL, or one
     /// from before the review).
     pub review: Option<Vec<ReviewFinding>>,
+    /// The run's waves and where it stands in them (`None`: it has none).
+    pub waves: Option<RunWaves>,
 }
 
 /// What one person may do with a run right now, and if not, why: the same `domain::policy` decisions the
@@ -191,6 +204,8 @@ pub struct Allowed {
     pub cancel: Result<(), Denial>,
     pub refresh: Result<(), Denial>,
     pub retry: Result<(), Denial>,
+    /// Start the next wave, or resume after a halt.
+    pub proceed: Result<(), Denial>,
 }
 
 impl RunDetail {
@@ -212,6 +227,12 @@ impl RunDetail {
                 Err(Denial::WrongStatus { action: "refresh", status: self.run.status })
             }),
             retry: may_retry(actor, &run),
+            proceed: may_continue(
+                actor,
+                &run,
+                &self.environment.policy,
+                self.waves.as_ref().is_some_and(RunWaves::awaiting_continue),
+            ),
         }
     }
 
@@ -716,6 +737,7 @@ pub async fn request_run(
         let (scope, targets, name) = scope_of(&mut conn, &environment, input.db_set_id, input.target_id).await?;
         (environment, scope, targets, name)
     };
+    let waves = crate::waves::requested(&input, scope, targets.len())?;
     let (project, versions, action) = if kind == RunKind::Release {
         let mut conn = hub.pool.acquire().await.map_err(db)?;
         let (project, versions) = resolve(&mut conn, &input, direction).await?;
@@ -763,6 +785,7 @@ pub async fn request_run(
         idempotency_key: key.clone(),
         review: review.clone(),
         lint_override: lint_override.clone(),
+        first_label: waves.as_ref().and_then(|w| w.label.clone()),
     };
     let (run, items) = match storage::runs::create(&mut tx, &new).await {
         Ok(created) => created,
@@ -781,12 +804,19 @@ pub async fn request_run(
     if items == 0 {
         return Err(AppError::invalid("db_set_id", ErrorCode::EmptyDbSet, "the db set has no targets"));
     }
+    let planned = match &waves {
+        Some(waves) => Some(crate::waves::store(&mut tx, run.id, waves, items).await?),
+        None => None,
+    };
     let mut details = json!({
         "kind": kind.as_str(), "project": project.name.as_str(), "migrations": versions_json(&versions),
         "content_checksum": content.to_hex(), "direction": direction.as_str(),
         "environment": environment.name.as_str(), "scope": scope_name,
         "items": items, "status": run.status.as_str(),
     });
+    if let (Some(planned), Some(waves)) = (&planned, &waves) {
+        details["waves"] = crate::waves::details(planned, waves);
+    }
     if let Some(review) = &review {
         details["risk"] = json!(review.risk.as_str());
         details["findings"] = json!(review.findings.iter().filter(|f| !f.message.ignored).count());
@@ -843,7 +873,7 @@ async fn same_request(
         && existing.failure_policy == failure_policy
         && existing.concurrency_limit == concurrency_limit
         && existing.comment == comment;
-    if !same_options {
+    if !same_options || !crate::waves::same_plan(storage::runs::waves(conn, existing.id).await?.as_ref(), input) {
         return Err(reused());
     }
     if existing.action != RunAction::Release {
@@ -868,7 +898,7 @@ async fn same_request(
 
 /// Records a refused action in its own transaction (the action's was rolled back). A failure to record is
 /// logged, not returned: the caller still gets the refusal.
-async fn record_refusal(hub: &Hub, caller: &Caller, action: Action, run: RunId, error: &AppError) {
+pub(crate) async fn record_refusal(hub: &Hub, caller: &Caller, action: Action, run: RunId, error: &AppError) {
     if !matches!(error, AppError::Denied(_) | AppError::Conflict { .. } | AppError::Invalid { .. }) {
         return;
     }
@@ -1178,6 +1208,8 @@ async fn retry_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> {
         idempotency_key: None,
         review,
         lint_override: original.lint_override.clone(),
+        // A retry goes to the targets that did not finish, at once: its waves were the original's.
+        first_label: None,
     };
     let (mut run, items) = storage::runs::create(&mut tx, &new).await?;
     if items == 0 {
@@ -1307,8 +1339,10 @@ pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
     let items = storage::run_items::count_by_status(&mut conn, id).await?;
     let retries = storage::runs::retries_of(&mut conn, id).await?;
     let review = storage::runs::review(&mut conn, id).await?;
+    let waves = storage::runs::waves(&mut conn, id).await?;
     Ok(RunDetail {
         review,
+        waves,
         approval: ApprovalStatus { state, stale: newest != run.content },
         run,
         project,

@@ -64,6 +64,9 @@ actions! {
     RunRefresh = "run.refresh",
     RunRetry = "run.retry",
     RunCancel = "run.cancel",
+    /// A person continued a run's waves: started the next wave, or resumed a halted run (tolerating the
+    /// wave's failures so far).
+    RunContinue = "run.continue",
     /// A retry carried an approval of the run it retries.
     RunApprovalCarried = "run.approval_carried",
     RunApproveRefused = "run.approve_refused",
@@ -72,8 +75,13 @@ actions! {
     RunRefreshRefused = "run.refresh_refused",
     RunRetryRefused = "run.retry_refused",
     RunCancelRefused = "run.cancel_refused",
+    RunContinueRefused = "run.continue_refused",
     /// A worker started a queued run.
     RunRunning = "run.running",
+    /// A worker halted a run: a wave failed more targets than it allows.
+    RunHalted = "run.halted",
+    /// A worker started a run's next wave by itself (the previous one ended within its budget).
+    RunWaveStarted = "run.wave_started",
     RunSucceeded = "run.succeeded",
     RunFailed = "run.failed",
     RunCancelled = "run.cancelled",
@@ -92,7 +100,8 @@ impl Action {
             | RunStatus::Approved
             | RunStatus::Denied
             | RunStatus::Queued
-            | RunStatus::Running => None,
+            | RunStatus::Running
+            | RunStatus::Halted => None,
         }
     }
 }

@@ -44,6 +44,7 @@ const REGISTRY: &[(&str, &[&str])] = &[
     (WorkerStatus::KIND, WorkerStatus::NAMES),
     (ActorKind::KIND, ActorKind::NAMES),
     (RunStatus::KIND, RunStatus::NAMES),
+    (crate::waves::Advance::KIND, crate::waves::Advance::NAMES),
     (RunItemStatus::KIND, RunItemStatus::NAMES),
     (ChecksumAlgorithm::KIND, ChecksumAlgorithm::NAMES),
     (RunKind::KIND, RunKind::NAMES),

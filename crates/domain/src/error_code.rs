@@ -173,6 +173,9 @@ error_codes! {
     UnknownDbSet = "unknown_db_set",
     /// The db set has no targets.
     EmptyDbSet = "empty_db_set",
+    /// A run's wave plan cannot be used (too few or many waves, a reach that shrinks, a last wave short of
+    /// every target, a label that is not `key=value`).
+    InvalidWaves = "invalid_waves",
     /// No such version key in the project.
     UnknownVersion = "unknown_version",
     /// The release would select no migration.

@@ -32,6 +32,7 @@ pub mod secret_ref;
 pub mod source;
 pub mod split;
 pub mod values;
+pub mod waves;
 
 #[cfg(test)]
 mod test_support;

@@ -509,6 +509,75 @@ pub struct NewRun {
     /// The SQL review of the content (a release); `None` for a run that runs no migration SQL.
     pub review: Option<RunReview>,
     pub lint_override: Option<LintOverride>,
+    /// Members carrying this label get the first ordinals (a run with waves: its canaries).
+    pub first_label: Option<crate::waves::LabelMatch>,
+}
+
+/// A run's waves and where its queue stands in them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunWaves {
+    pub advance: crate::waves::Advance,
+    pub first_label: Option<crate::waves::LabelMatch>,
+    /// The wave claims take items from (0-based).
+    pub current: u32,
+    /// The current wave's items not yet ended.
+    pub open: u32,
+    /// The current wave's failed items, and how many it tolerates now.
+    pub failed: u32,
+    pub allowed: u32,
+    pub waves: Vec<RunWave>,
+}
+
+/// One wave of a run, with its items by status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunWave {
+    /// 0-based.
+    pub wave: u32,
+    /// Its items are those whose ordinal is in `first..end`.
+    pub first: u32,
+    pub end: u32,
+    pub spec: String,
+    pub max_failures: u32,
+    /// Failures a person accepted by continuing the run after this wave halted it.
+    pub tolerated_failures: u32,
+    /// When it started; `None` for the first wave (it starts with the run) and waves not started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Who continued the run into it; `None` when it started by itself.
+    pub started_by: Option<(UserId, String)>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub pending: u32,
+    pub running: u32,
+    pub succeeded: u32,
+    pub skipped: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+}
+
+impl RunWaves {
+    /// Where the run stands in its waves, given its status.
+    pub fn state(&self, status: RunStatus) -> crate::waves::WaveState {
+        use crate::waves::WaveState;
+        match status {
+            RunStatus::AwaitingApproval | RunStatus::Approved | RunStatus::Queued => WaveState::NotStarted,
+            RunStatus::Halted => WaveState::Halted,
+            RunStatus::Running if self.awaiting_continue() => WaveState::AwaitingContinue,
+            RunStatus::Running => WaveState::Running,
+            RunStatus::Denied | RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => WaveState::Ended,
+        }
+    }
+
+    /// The current wave ended within its budget and the next waits for a person.
+    pub fn awaiting_continue(&self) -> bool {
+        self.advance == crate::waves::Advance::Manual
+            && self.open == 0
+            && self.failed <= self.allowed
+            && (self.current as usize) + 1 < self.waves.len()
+    }
+
+    /// The wave holding the item at `ordinal`.
+    pub fn wave_of(&self, ordinal: u32) -> Option<&RunWave> {
+        self.waves.iter().find(|w| (w.first..w.end).contains(&ordinal))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

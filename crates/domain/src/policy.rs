@@ -701,10 +701,33 @@ pub fn may_cancel(actor: &Actor, run: &RunFacts) -> Result<(), Denial> {
         return Err(Denial::RoleTooLow { needed: "manager" });
     }
     match run.status {
-        RunStatus::AwaitingApproval | RunStatus::Approved | RunStatus::Queued | RunStatus::Running => Ok(()),
+        RunStatus::AwaitingApproval
+        | RunStatus::Approved
+        | RunStatus::Queued
+        | RunStatus::Running
+        | RunStatus::Halted => Ok(()),
         RunStatus::Denied | RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => {
             Err(Denial::WrongStatus { action: "cancel", status: run.status })
         }
+    }
+}
+
+/// Whether `actor` may continue `run`'s waves: start its next wave (`awaiting_continue`: the current one
+/// ended within its budget and the run's waves advance by hand) or resume it after a wave halted it
+/// (tolerating that wave's failures so far). The same people the environment lets execute runs.
+pub fn may_continue(
+    actor: &Actor,
+    run: &RunFacts,
+    policy: &EnvironmentPolicy,
+    awaiting_continue: bool,
+) -> Result<(), Denial> {
+    if !policy.execute_roles.contains(actor.role) {
+        return Err(Denial::RoleCannotExecute { role: actor.role });
+    }
+    match run.status {
+        RunStatus::Halted => Ok(()),
+        RunStatus::Running if awaiting_continue => Ok(()),
+        status => Err(Denial::WrongStatus { action: "continue", status }),
     }
 }
 
@@ -1677,6 +1700,30 @@ mod tests {
         assert_eq!(denial.to_string(), r#"cannot retry this run: its status is "succeeded""#);
     }
 
+    // --- may_continue ---
+
+    #[test]
+    fn continuing_needs_a_role_the_environment_lets_execute_and_a_halt_or_a_waiting_wave() {
+        let requester = actor(Role::User);
+        let mut policy = EnvironmentPolicy::production_default();
+        policy.execute_roles = RoleSet::empty().with(Role::Manager).with(Role::Admin);
+        let halted = run_by(&requester, RunStatus::Halted);
+        let running = run_by(&requester, RunStatus::Running);
+        let manager = actor(Role::Manager);
+        assert_eq!(may_continue(&manager, &halted, &policy, false), Ok(()));
+        assert_eq!(may_continue(&manager, &running, &policy, true), Ok(()));
+        assert_eq!(
+            may_continue(&manager, &running, &policy, false),
+            Err(Denial::WrongStatus { action: "continue", status: RunStatus::Running })
+        );
+        assert_eq!(may_continue(&requester, &halted, &policy, false), Err(Denial::RoleCannotExecute { role: Role::User }));
+        for &status in RunStatus::ALL {
+            let run = run_by(&requester, status);
+            let allowed = may_continue(&manager, &run, &policy, true).is_ok();
+            assert_eq!(allowed, matches!(status, RunStatus::Halted | RunStatus::Running), "{status}");
+        }
+    }
+
     // --- may_cancel ---
 
     #[test]
@@ -1692,7 +1739,8 @@ mod tests {
     #[test]
     fn cancelling_needs_an_unfinished_run() {
         let requester = actor(Role::User);
-        let cancellable = [RunStatus::AwaitingApproval, RunStatus::Approved, RunStatus::Queued, RunStatus::Running];
+        let cancellable =
+            [RunStatus::AwaitingApproval, RunStatus::Approved, RunStatus::Queued, RunStatus::Running, RunStatus::Halted];
         for &status in RunStatus::ALL {
             let run = run_by(&requester, status);
             let result = may_cancel(&requester, &run);

@@ -10,9 +10,10 @@ closed_enum! {
     ///
     /// ```text
     /// awaiting_approval ──> approved ──> queued ──> running ──> succeeded
-    ///        │                 │           │           ├──────> failed
-    ///        ├──> denied       │           │           │
-    ///        └─────────────────┴───────────┴───────────┴──────> cancelled
+    ///        │                 │           │        │  ├──────> failed
+    ///        ├──> denied       │           │        │  │
+    ///        │                 │           │  halted ⇄ │ (a wave over its failure budget; continued)
+    ///        └─────────────────┴───────────┴──────┴────┴──────> cancelled
     /// ```
     pub enum RunStatus as "run status" {
         /// Waiting for the approvals its environment requires.
@@ -25,6 +26,9 @@ closed_enum! {
         Queued = "queued",
         /// A worker is executing its items.
         Running = "running",
+        /// A wave failed more targets than it allows: nothing more is claimed until a person continues
+        /// the run (tolerating those failures) or cancels it. Items already running finish.
+        Halted = "halted",
         /// Every item succeeded or was already applied. Terminal.
         Succeeded = "succeeded",
         /// At least one item failed. Terminal.
@@ -97,8 +101,9 @@ impl RunStatus {
             (AwaitingApproval, Approved | Denied | Cancelled) => true,
             (Approved, Queued | Cancelled) => true,
             (Queued, Running | Cancelled) => true,
-            (Running, Succeeded | Failed | Cancelled) => true,
-            (AwaitingApproval | Approved | Queued | Running, _) => false,
+            (Running, Succeeded | Failed | Cancelled | Halted) => true,
+            (Halted, Running | Cancelled) => true,
+            (AwaitingApproval | Approved | Queued | Running | Halted, _) => false,
             (Denied | Succeeded | Failed | Cancelled, _) => false,
         }
     }
@@ -185,12 +190,13 @@ mod tests {
     const O: bool = false;
 
     /// Row and column order of `RUN_TABLE`, written out rather than taken from `ALL`.
-    const RUN_ORDER: [RunStatus; 8] = [
+    const RUN_ORDER: [RunStatus; 9] = [
         RunStatus::AwaitingApproval,
         RunStatus::Approved,
         RunStatus::Denied,
         RunStatus::Queued,
         RunStatus::Running,
+        RunStatus::Halted,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Cancelled,
@@ -198,16 +204,17 @@ mod tests {
 
     /// `RUN_TABLE[from][to]`: whether the transition is legal.
     #[rustfmt::skip]
-    const RUN_TABLE: [[bool; 8]; 8] = [
-        //                     to: AwAp Appr Deny Queu Runn Succ Fail Canc
-        /* awaiting_approval */   [O,   X,   X,   O,   O,   O,   O,   X],
-        /* approved          */   [O,   O,   O,   X,   O,   O,   O,   X],
-        /* denied            */   [O,   O,   O,   O,   O,   O,   O,   O],
-        /* queued            */   [O,   O,   O,   O,   X,   O,   O,   X],
-        /* running           */   [O,   O,   O,   O,   O,   X,   X,   X],
-        /* succeeded         */   [O,   O,   O,   O,   O,   O,   O,   O],
-        /* failed            */   [O,   O,   O,   O,   O,   O,   O,   O],
-        /* cancelled         */   [O,   O,   O,   O,   O,   O,   O,   O],
+    const RUN_TABLE: [[bool; 9]; 9] = [
+        //                     to: AwAp Appr Deny Queu Runn Halt Succ Fail Canc
+        /* awaiting_approval */   [O,   X,   X,   O,   O,   O,   O,   O,   X],
+        /* approved          */   [O,   O,   O,   X,   O,   O,   O,   O,   X],
+        /* denied            */   [O,   O,   O,   O,   O,   O,   O,   O,   O],
+        /* queued            */   [O,   O,   O,   O,   X,   O,   O,   O,   X],
+        /* running           */   [O,   O,   O,   O,   O,   X,   X,   X,   X],
+        /* halted            */   [O,   O,   O,   O,   X,   O,   O,   O,   X],
+        /* succeeded         */   [O,   O,   O,   O,   O,   O,   O,   O,   O],
+        /* failed            */   [O,   O,   O,   O,   O,   O,   O,   O,   O],
+        /* cancelled         */   [O,   O,   O,   O,   O,   O,   O,   O,   O],
     ];
 
     const ITEM_ORDER: [RunItemStatus; 6] = [
@@ -257,7 +264,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 10);
+        assert_eq!(legal, 13);
     }
 
     #[test]
@@ -331,6 +338,7 @@ mod tests {
             (RunStatus::Denied, "denied"),
             (RunStatus::Queued, "queued"),
             (RunStatus::Running, "running"),
+            (RunStatus::Halted, "halted"),
             (RunStatus::Succeeded, "succeeded"),
             (RunStatus::Failed, "failed"),
             (RunStatus::Cancelled, "cancelled"),
@@ -358,7 +366,7 @@ mod tests {
         assert_eq!(
             "done".parse::<RunStatus>().unwrap_err().to_string(),
             "unknown run status \"done\"; expected one of: awaiting_approval, approved, denied, \
-             queued, running, succeeded, failed, cancelled"
+             queued, running, halted, succeeded, failed, cancelled"
         );
     }
 

@@ -319,7 +319,8 @@ async fn beat(shared: &Shared) {
 }
 
 /// Ends runs left `running` with every item ended, because the worker that ended the last item died
-/// before ending the run. Waits a heartbeat's length first, so the normal path always comes first.
+/// before ending the run, and takes the wave steps such a worker left undone (a halt, or a wave that
+/// starts by itself). Waits a heartbeat's length first, so the normal path always comes first.
 async fn sweep(shared: &Shared) -> Result<(), StorageError> {
     let mut tx = shared.pool.begin().await?;
     let swept = storage::queue::sweep_runs(&mut tx, shared.settings.heartbeat.max(Duration::from_secs(1))).await?;
@@ -328,6 +329,15 @@ async fn sweep(shared: &Shared) -> Result<(), StorageError> {
         audit_run(shared, &mut tx, *run, *status).await?;
     }
     tx.commit().await?;
+    let idle = shared.settings.heartbeat.max(Duration::from_secs(1));
+    let stuck = {
+        let mut conn = shared.pool.acquire().await?;
+        storage::queue::sweep_waves(&mut conn, idle).await?
+    };
+    for run in stuck {
+        tracing::warn!(run.id = %run, "moving on the waves of a run its last worker left");
+        wave_step(shared, run).await?;
+    }
     Ok(())
 }
 
@@ -920,7 +930,7 @@ async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>, journal: &mut 
         Ended::Fenced => {
             tracing::warn!("the lease was taken over before the result could be recorded; discarded");
         }
-        Ended::Done { run, still_held, pending_left, cancelled_pending } => {
+        Ended::Done { run, still_held, pending_left, cancelled_pending, waves } => {
             if cancelled_pending > 0 {
                 tracing::info!(
                     cancelled = cancelled_pending,
@@ -931,6 +941,8 @@ async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>, journal: &mut 
             // (and the sweep ends a run whose last worker died before).
             if still_held == 0 && !pending_left {
                 end_run(shared, run).await?;
+            } else if waves.is_some_and(|w| w.needs_step()) {
+                wave_step(shared, run).await?;
             }
         }
     }
@@ -947,6 +959,61 @@ async fn end_run(shared: &Shared, run: RunId) -> Result<(), StorageError> {
         }
         None => tx.rollback().await?,
     }
+    Ok(())
+}
+
+/// Moves `run`'s waves on: halts it when its current wave failed more targets than it tolerates, else
+/// starts its next wave when that one starts by itself, each with its audit event. Exactly one caller
+/// changes the run (the statements re-check under its row lock); the others change nothing.
+async fn wave_step(shared: &Shared, run: RunId) -> Result<(), StorageError> {
+    let mut tx = shared.pool.begin().await?;
+    if let Some((wave, failed)) = storage::queue::halt(&mut tx, run).await? {
+        tracing::warn!(run.id = %run, wave = wave + 1, failed, "a wave failed more targets than it allows: run halted");
+        let details = serde_json::json!({ "wave": wave + 1, "failed": failed });
+        audit_worker(shared, &mut tx, audit::Action::RunHalted, run, details).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let mut started = None;
+    // A wave whose items were all gone (none pending) ends as it starts; the next one follows.
+    while let Some((wave, open)) = storage::queue::advance_wave(&mut tx, run, None).await? {
+        started = Some(wave);
+        let details = serde_json::json!({ "wave": wave + 1, "targets": open });
+        audit_worker(shared, &mut tx, audit::Action::RunWaveStarted, run, details).await?;
+        if open > 0 {
+            break;
+        }
+    }
+    match started {
+        Some(wave) => {
+            tracing::info!(run.id = %run, wave = wave + 1, "next wave started");
+            // Delivered at commit: idle workers wake for the new wave's items.
+            storage::queue::notify(&mut tx, run).await?;
+            tx.commit().await?;
+        }
+        None => tx.rollback().await?,
+    }
+    Ok(())
+}
+
+async fn audit_worker(
+    shared: &Shared,
+    tx: &mut storage::PgTransaction<'_>,
+    action: audit::Action,
+    run: RunId,
+    mut details: serde_json::Value,
+) -> Result<(), StorageError> {
+    details["worker"] = serde_json::json!(shared.worker.to_string());
+    let event = audit::Event {
+        actor: AuditActor { kind: ActorKind::Worker, user_id: None, label: shared.label.clone() },
+        action,
+        object_type: "run".into(),
+        object_id: Some(run.to_string()),
+        details,
+        ip: None,
+        user_agent: None,
+    };
+    audit::record(tx, shared.settings.audit_key.as_ref(), &event).await.map_err(|audit::AuditError::Storage(e)| e)?;
     Ok(())
 }
 
@@ -980,17 +1047,7 @@ async fn audit_run(
         tracing::error!(run.id = %run, status = %status, "a run ended in a status that is not an end; not audited");
         return Ok(());
     };
-    let event = audit::Event {
-        actor: AuditActor { kind: ActorKind::Worker, user_id: None, label: shared.label.clone() },
-        action,
-        object_type: "run".into(),
-        object_id: Some(run.to_string()),
-        details: serde_json::json!({ "status": status.as_str(), "worker": shared.worker.to_string() }),
-        ip: None,
-        user_agent: None,
-    };
-    audit::record(tx, shared.settings.audit_key.as_ref(), &event).await.map_err(|audit::AuditError::Storage(e)| e)?;
-    Ok(())
+    audit_worker(shared, tx, action, run, serde_json::json!({ "status": status.as_str() })).await
 }
 
 /// `queued` → `running` with its audit event, by whichever worker gets there first.
@@ -998,17 +1055,7 @@ async fn mark_running(shared: &Shared, run: RunId) -> Result<(), StorageError> {
     let mut tx = shared.pool.begin().await?;
     match storage::runs::set_status(&mut tx, run, RunStatus::Queued, RunStatus::Running, None).await {
         Ok(_) => {
-            let event = audit::Event {
-                actor: AuditActor { kind: ActorKind::Worker, user_id: None, label: shared.label.clone() },
-                action: audit::Action::RunRunning,
-                object_type: "run".into(),
-                object_id: Some(run.to_string()),
-                details: serde_json::json!({ "worker": shared.worker.to_string() }),
-                ip: None,
-                user_agent: None,
-            };
-            let key = shared.settings.audit_key.as_ref();
-            audit::record(&mut tx, key, &event).await.map_err(|audit::AuditError::Storage(e)| e)?;
+            audit_worker(shared, &mut tx, audit::Action::RunRunning, run, serde_json::json!({})).await?;
             tx.commit().await?;
         }
         // Another worker did it first, or the run was cancelled meanwhile (its items will see that).

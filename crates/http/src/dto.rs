@@ -15,11 +15,13 @@ use domain::ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId,
 };
 use domain::model::{
+    RunWaves,
     Approval, DbSet, Environment, Migration, MigrationVersion, Project, ReleaseVersion, Run, RunAction, RunItem,
     RunItemLog, SecretSource, Severity, Target, ValidationMessage,
 };
 use domain::policy::ApprovalState;
 use domain::run::{RunItemStatus, RunStatus};
+use domain::waves::{Advance, WaveState};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -759,6 +761,81 @@ pub(crate) struct RunDetailDto {
     /// The SQL review pinned with the content, for the run's direction and its targets' engines (`null`: a
     /// run that runs no migration SQL, or one from before the review).
     pub review: Option<Vec<ReviewFindingDto>>,
+    /// The run's waves and where it stands in them (`null`: it goes to every target at once).
+    pub waves: Option<RunWavesDto>,
+}
+
+/// A run's waves.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunWavesDto {
+    /// `running`, `awaiting_continue` (the next wave waits for `POST /runs/{id}/continue`), `halted` (a
+    /// wave failed more targets than it allows), `not_started` or `ended`.
+    pub state: WaveState,
+    pub advance: Advance,
+    /// Targets carrying this label went first (`key=value`).
+    pub first_label: Option<String>,
+    /// The wave claims take items from, numbered from 1.
+    pub current: u32,
+    pub waves: Vec<RunWaveDto>,
+}
+
+/// One wave: the items whose ordinal is in `[first_ordinal, end_ordinal)`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunWaveDto {
+    /// Numbered from 1.
+    pub wave: u32,
+    /// The request's words for it (`1 target`, `10%`).
+    pub spec: String,
+    pub first_ordinal: u32,
+    pub end_ordinal: u32,
+    pub targets: u32,
+    pub max_failures: u32,
+    /// Failures a person accepted by continuing the run after this wave halted it.
+    pub tolerated_failures: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Who continued the run into this wave (`null`: it started by itself, or with the run).
+    pub started_by: Option<UserId>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub items: Vec<ItemCountDto>,
+}
+
+impl RunWavesDto {
+    pub(crate) fn of(waves: &RunWaves, status: RunStatus) -> Self {
+        RunWavesDto {
+            state: waves.state(status),
+            advance: waves.advance,
+            first_label: waves.first_label.as_ref().map(ToString::to_string),
+            current: waves.current + 1,
+            waves: waves
+                .waves
+                .iter()
+                .map(|w| RunWaveDto {
+                    wave: w.wave + 1,
+                    spec: w.spec.clone(),
+                    first_ordinal: w.first,
+                    end_ordinal: w.end,
+                    targets: w.end - w.first,
+                    max_failures: w.max_failures,
+                    tolerated_failures: w.tolerated_failures,
+                    started_at: w.started_at,
+                    started_by: w.started_by.as_ref().map(|(id, _)| *id),
+                    ended_at: w.ended_at,
+                    items: [
+                        (RunItemStatus::Pending, w.pending),
+                        (RunItemStatus::Running, w.running),
+                        (RunItemStatus::Succeeded, w.succeeded),
+                        (RunItemStatus::Skipped, w.skipped),
+                        (RunItemStatus::Failed, w.failed),
+                        (RunItemStatus::Cancelled, w.cancelled),
+                    ]
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(status, n)| ItemCountDto { status, count: u64::from(n) })
+                    .collect(),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<&app::runs::RunDetail> for RunDetailDto {
@@ -806,6 +883,7 @@ impl From<&app::runs::RunDetail> for RunDetailDto {
                     .map(|f| ReviewFindingDto { version_key: f.version_key.clone(), finding: (&f.message).into() })
                     .collect()
             }),
+            waves: d.waves.as_ref().map(|w| RunWavesDto::of(w, d.run.status)),
         }
     }
 }

@@ -114,7 +114,7 @@ impl Modify for Security {
         rest::list_migrations, rest::create_migration, rest::get_migration,
         rest::list_versions, rest::create_version, rest::get_version,
         rest::list_runs, rest::request_run, rest::get_run, rest::approve, rest::deny, rest::execute,
-        rest::cancel, rest::refresh, rest::retry, rest::list_items, rest::item_logs,
+        rest::cancel, rest::refresh, rest::retry, rest::proceed, rest::list_items, rest::item_logs,
         rest::list_audit, rest::verify_audit, api::audit_head,
     ),
 )]

@@ -592,6 +592,16 @@ pub(crate) async fn refresh(state: web::Data<AppState>, req: HttpRequest, who: A
     run_reply(&state, &req, *id).await
 }
 
+/// Continues a run's waves: starts the next wave of a run whose waves advance by hand (`awaiting_continue`),
+/// or resumes a run a wave halted, tolerating that wave's failures so far. For the roles the environment
+/// lets execute runs; audited, refusals too.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/continue", tag = "runs", params(("id" = RunId, Path)),
+    responses((status = 200, body = RunDetailDto), Errors))]
+pub(crate) async fn proceed(state: web::Data<AppState>, req: HttpRequest, who: Authed, id: web::Path<RunId>) -> Reply {
+    app::waves::continue_run(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    run_reply(&state, &req, *id).await
+}
+
 /// A new run over the same content for the targets a failed or cancelled run did not finish; the
 /// original's approvals carry over.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs", params(("id" = RunId, Path)),

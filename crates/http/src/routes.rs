@@ -99,6 +99,7 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/api/v1/runs/{id}/cancel", SignedIn, rest::cancel);
     r.add(M::POST, "/api/v1/runs/{id}/refresh", SignedIn, rest::refresh);
     r.add(M::POST, "/api/v1/runs/{id}/retry", SignedIn, rest::retry);
+    r.add(M::POST, "/api/v1/runs/{id}/continue", SignedIn, rest::proceed);
     r.add(M::GET, "/api/v1/runs/{id}/items", SignedIn, rest::list_items);
     r.add(M::GET, "/api/v1/runs/{id}/items/{item_id}/logs", SignedIn, rest::item_logs);
 
@@ -133,6 +134,7 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/runs/{id}/cancel", SignedIn, pages::cancel);
     r.add(M::POST, "/runs/{id}/refresh", SignedIn, pages::refresh);
     r.add(M::POST, "/runs/{id}/retry", SignedIn, pages::retry);
+    r.add(M::POST, "/runs/{id}/continue", SignedIn, pages::proceed);
     r.add(M::GET, "/runs/{id}/items/{item_id}", SignedIn, pages::item_logs);
 
     // Web UI: inventory, users and the audit log for admins; everyone's own tokens.

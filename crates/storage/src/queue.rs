@@ -56,7 +56,23 @@ pub enum Ended {
     /// The item ended. `still_held`: the run's items other workers still hold; `pending_left`: some of its
     /// items are still to run (with none held and none left, the caller tries [`end_run`]);
     /// `cancelled_pending`: pending items cancelled because this failure stops the run.
-    Done { run: RunId, still_held: u32, pending_left: bool, cancelled_pending: u64 },
+    Done { run: RunId, still_held: u32, pending_left: bool, cancelled_pending: u64, waves: Option<WaveCounters> },
+}
+
+/// A run with waves, as an item's ending left its current wave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaveCounters {
+    /// The wave's items not yet ended.
+    pub open: i32,
+    /// The wave failed more targets than it tolerates: the run is to halt.
+    pub over_budget: bool,
+}
+
+impl WaveCounters {
+    /// Whether the waves need a step ([`halt`] or [`advance_wave`]) now.
+    pub fn needs_step(&self) -> bool {
+        self.over_budget || self.open <= 0
+    }
 }
 
 fn cut(message: &str) -> String {
@@ -223,6 +239,7 @@ pub async fn finish_logged(
         still_held: unsigned("runs.running_items", row.running_items)?,
         pending_left: row.pending_left,
         cancelled_pending: unsigned("cancelled", row.cancelled)?,
+        waves: row.waved.then_some(WaveCounters { open: row.wave_open, over_budget: row.over_budget }),
     })
 }
 
@@ -241,6 +258,39 @@ pub async fn end_run(conn: &mut PgConnection, run: RunId) -> StorageResult<Optio
 pub async fn sweep_runs(conn: &mut PgConnection, idle: Duration) -> StorageResult<Vec<(RunId, RunStatus)>> {
     let rows = sqlx::query_file!("../../sql/queue/sweep_runs.sql", idle.as_secs_f64()).fetch_all(conn).await?;
     rows.into_iter().map(|r| Ok((RunId::from_uuid(r.id), parse("runs.status", &r.status)?))).collect()
+}
+
+/// Halts `run` if its current wave failed more targets than it tolerates; the wave and its failures
+/// when this call halted it.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn halt(tx: &mut PgTransaction<'_>, run: RunId) -> StorageResult<Option<(u32, u32)>> {
+    let row = sqlx::query_file!("../../sql/queue/halt.sql", run.as_uuid()).fetch_optional(&mut **tx).await?;
+    row.map(|r| Ok((unsigned("runs.current_wave", r.current_wave)?, unsigned("runs.wave_failed", r.wave_failed)?)))
+        .transpose()
+}
+
+/// Starts `run`'s next wave if its current one has no item open, stayed within its budget and has a
+/// successor (`by`: the person who continued it; `None` when it starts by itself). The new wave and its
+/// open items; `None`: no change.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn advance_wave(
+    tx: &mut PgTransaction<'_>,
+    run: RunId,
+    by: Option<domain::ids::UserId>,
+) -> StorageResult<Option<(u32, u32)>> {
+    let row = sqlx::query_file!("../../sql/queue/advance_wave.sql", run.as_uuid(), by.map(|u| u.as_uuid()))
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| Ok((unsigned("runs.current_wave", r.current_wave)?, unsigned("runs.wave_open", r.wave_open.max(0))?)))
+        .transpose()
+}
+
+/// Runs with waves whose next step (halting, or starting a wave that starts by itself) was left undone
+/// for `idle` (the worker that should have taken it died).
+#[tracing::instrument(skip_all)]
+pub async fn sweep_waves(conn: &mut PgConnection, idle: Duration) -> StorageResult<Vec<RunId>> {
+    let rows = sqlx::query_file!("../../sql/queue/sweep_waves.sql", idle.as_secs_f64()).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| RunId::from_uuid(r.id)).collect())
 }
 
 /// Hands `item` back to the queue, claimable after `after` (a retry's backoff), only while the lease is

@@ -5,11 +5,14 @@ use chrono::{DateTime, Utc};
 use domain::checksum::{Checksum, ChecksumAlgorithm};
 use domain::enums::{Direction, RunKind};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, TargetId, UserId, VersionId};
-use domain::model::{LintOverride, NewRun, ReviewFinding, Run, RunAction, RunReview, RunScope, SeenRow};
+use domain::model::{
+    LintOverride, NewRun, ReviewFinding, Run, RunAction, RunReview, RunScope, RunWave, RunWaves, SeenRow,
+};
+use domain::waves::{Advance, LabelMatch, PlannedWave};
 use domain::run::RunStatus;
 use uuid::Uuid;
 
-use crate::convert::{checksum, parse, unsigned};
+use crate::convert::{checksum, parse, to_i32, unsigned};
 use crate::{Page, PageRequest, PgConnection, PgTransaction, StorageError, StorageResult};
 
 pub(crate) struct Row {
@@ -152,13 +155,13 @@ pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(
         adopt_table,
         resolution,
         seen.map(|s| s.status.as_str()),
-        seen.map(|s| crate::convert::to_i32(s.statements_done)),
-        seen.map(|s| crate::convert::to_i32(s.statements_total)),
+        seen.map(|s| to_i32(s.statements_done)),
+        seen.map(|s| to_i32(s.statements_total)),
         seen.map(|s| s.checksum.as_slice()),
         seen.and_then(|s| s.error.as_deref()),
         new.status.as_str(),
         new.failure_policy.as_str(),
-        crate::convert::to_i32(new.concurrency_limit),
+        to_i32(new.concurrency_limit),
         new.comment,
         new.requested_by.as_uuid(),
         new.idempotency_key.as_deref(),
@@ -172,10 +175,99 @@ pub async fn create(tx: &mut PgTransaction<'_>, new: &NewRun) -> StorageResult<(
     .try_into()?;
     insert_versions(tx, run.id, &new.versions).await?;
     let targets: Option<Vec<Uuid>> = new.targets.as_ref().map(|t| t.iter().map(|id| id.as_uuid()).collect());
-    let items = sqlx::query_file!("../../sql/runs/create_items.sql", run.id.as_uuid(), targets.as_deref())
-        .execute(&mut **tx)
-        .await?;
+    let (label_key, label_value) = match &new.first_label {
+        Some(label) => (Some(label.key.as_str()), Some(label.value.as_str())),
+        None => (None, None),
+    };
+    let items = sqlx::query_file!(
+        "../../sql/runs/create_items.sql",
+        run.id.as_uuid(),
+        targets.as_deref(),
+        label_key,
+        label_value
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok((run, items.rows_affected()))
+}
+
+/// Stores `run`'s wave plan (created with its items, whose ordinals the waves' ranges name) and readies the
+/// queue's counters for its first wave.
+#[tracing::instrument(skip_all, fields(run.id = %run, waves = waves.len()))]
+pub async fn create_waves(
+    tx: &mut PgTransaction<'_>,
+    run: RunId,
+    waves: &[PlannedWave],
+    advance: Advance,
+    label: Option<&LabelMatch>,
+) -> StorageResult<()> {
+    let first: Vec<i32> = waves.iter().map(|w| to_i32(w.first)).collect();
+    let end: Vec<i32> = waves.iter().map(|w| to_i32(w.end)).collect();
+    let spec: Vec<&str> = waves.iter().map(|w| w.spec.as_str()).collect();
+    let max: Vec<i32> = waves.iter().map(|w| to_i32(w.max_failures)).collect();
+    sqlx::query_file!(
+        "../../sql/runs/create_waves.sql",
+        run.as_uuid(),
+        &first,
+        &end,
+        &spec as &[&str],
+        &max,
+        advance.as_str(),
+        label.map(|l| l.key.as_str()),
+        label.map(|l| l.value.as_str()),
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `run`'s waves and where its queue stands; `None` when it has none.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn waves(conn: &mut PgConnection, run: RunId) -> StorageResult<Option<RunWaves>> {
+    let rows = sqlx::query_file!("../../sql/runs/waves.sql", run.as_uuid()).fetch_all(conn).await?;
+    let Some(head) = rows.first() else { return Ok(None) };
+    let first_label = match (&head.first_label_key, &head.first_label_value) {
+        (Some(key), Some(value)) => Some(LabelMatch { key: key.clone(), value: value.clone() }),
+        _ => None,
+    };
+    let count = |column: &'static str, n: i64| unsigned(column, i32::try_from(n).unwrap_or(i32::MAX));
+    let mut out = RunWaves {
+        advance: parse("runs.advance", &head.advance)?,
+        first_label,
+        current: unsigned("runs.current_wave", head.current_wave)?,
+        open: unsigned("runs.wave_open", head.wave_open.max(0))?,
+        failed: unsigned("runs.wave_failed", head.wave_failed)?,
+        allowed: unsigned("runs.wave_failures_allowed", head.wave_failures_allowed)?,
+        waves: Vec::with_capacity(rows.len()),
+    };
+    for r in rows {
+        out.waves.push(RunWave {
+            wave: unsigned("run_waves.wave", r.wave)?,
+            first: unsigned("run_waves.first_ordinal", r.first_ordinal)?,
+            end: unsigned("run_waves.end_ordinal", r.end_ordinal)?,
+            spec: r.spec,
+            max_failures: unsigned("run_waves.max_failures", r.max_failures)?,
+            tolerated_failures: unsigned("run_waves.tolerated_failures", r.tolerated_failures)?,
+            started_at: r.started_at,
+            started_by: r.started_by.map(|id| (UserId::from_uuid(id), r.started_by_email.unwrap_or_default())),
+            ended_at: r.ended_at,
+            pending: count("pending", r.pending)?,
+            running: count("running", r.running)?,
+            succeeded: count("succeeded", r.succeeded)?,
+            skipped: count("skipped", r.skipped)?,
+            failed: count("failed", r.failed)?,
+            cancelled: count("cancelled", r.cancelled)?,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// Continues halted `run` (which the caller holds locked): its current wave's failures so far are
+/// tolerated and claims take its items again. Returns the wave's open items; `None`: it was not halted.
+#[tracing::instrument(skip_all, fields(run.id = %run))]
+pub async fn tolerate(tx: &mut PgTransaction<'_>, run: RunId) -> StorageResult<Option<u32>> {
+    let row = sqlx::query_file!("../../sql/runs/tolerate.sql", run.as_uuid()).fetch_optional(&mut **tx).await?;
+    row.map(|r| unsigned("runs.wave_open", r.wave_open.max(0))).transpose()
 }
 
 async fn insert_versions(tx: &mut PgTransaction<'_>, run: RunId, versions: &[VersionId]) -> StorageResult<()> {

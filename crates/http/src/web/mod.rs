@@ -49,7 +49,7 @@ pub(crate) use inventory::{
 pub(crate) use migrations::{create_migration, create_version, migration, migrations, new_migration, new_version};
 pub(crate) use projects::{create_project, project, projects, update_project};
 pub(crate) use runs::{
-    approve, cancel, create_run, deny, execute, item_logs, new_run, refresh, retry, run, run_live, runs,
+    approve, cancel, create_run, deny, execute, item_logs, new_run, proceed, refresh, retry, run, run_live, runs,
 };
 
 /// What a page handler answers: the page, or an error page with the request id.

@@ -16,10 +16,13 @@ use app::runs::{Allowed, Preview, RunDetail, RunFilter};
 use domain::ErrorCode;
 use domain::enums::{Direction, FailurePolicy, Resolution, Risk, Role};
 use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, UserId};
-use domain::model::{Migration, ReleaseVersion, Run, RunAction, RunItem, Severity, ValidationMessage};
+use domain::model::{
+    Migration, ReleaseVersion, Run, RunAction, RunItem, RunWave, RunWaves, Severity, ValidationMessage,
+};
 use domain::policy::{ApprovalState, Denial};
 use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
+use domain::waves::{Advance, WaveState};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -206,6 +209,7 @@ const RUN_FIELDS: &[&str] = &[
     "concurrency_limit",
     "comment",
     "lint_override",
+    "waves",
 ];
 
 /// Every migration of a project, in version order (all pages).
@@ -334,6 +338,21 @@ async fn run_form(
                 kind: "number", min: Some(1), max: Some(app::runs::MAX_CONCURRENCY), required: true,
                 hint: Some("How many targets are migrated at once."), ..Input::default()
             }))
+            fieldset.waves {
+                legend { "Waves (optional)" }
+                (forms::input(form, problems, "waves", "Waves", Input {
+                    max_length: Some(200),
+                    hint: Some("Roll out in stages, each reaching this far in all: 1, 10%, 100% is one canary, then a tenth of the set, then the rest. Add :N to let a wave fail N targets (10%:2); over that the run halts. Empty: every target at once."),
+                    ..Input::default()
+                }))
+                (forms::select_with_hint(form, problems, "advance", "Next wave", &forms::names(Advance::NAMES), None,
+                    Some("auto: when the previous wave succeeded; manual: when someone allowed to execute presses Continue.")))
+                (forms::input(form, problems, "first_label", "Canaries first (label)", Input {
+                    max_length: Some(300),
+                    hint: Some("key=value: targets with this label go first, e.g. canary=true."),
+                    ..Input::default()
+                }))
+            }
             (forms::textarea(form, problems, "comment", "Comment (optional)", Some("Why, and anything the approver should know."), 3))
             @if viewer.role() == Role::Admin {
                 (forms::textarea(form, problems, "lint_override", "Override the SQL review (admins, optional)",
@@ -448,6 +467,15 @@ pub(crate) async fn create_run(
     let direction = form.optional::<Direction>("direction", "direction", &mut problems);
     let failure_policy = form.optional::<FailurePolicy>("failure_policy", "failure policy", &mut problems);
     let concurrency_limit = form.required::<u32>("concurrency_limit", "number of targets", &mut problems);
+    let advance = form.optional::<Advance>("advance", "wave advance", &mut problems);
+    let waves = match form.text("waves").map(|text| domain::waves::parse_list(&text)) {
+        None => None,
+        Some(Ok(specs)) => Some(specs),
+        Some(Err(e)) => {
+            problems.add("waves", e.to_string());
+            None
+        }
+    };
     let mut preview = None;
     if let (true, Some(environment_id), Some(db_set_id)) = (problems.is_empty(), environment_id, db_set_id) {
         let (migration_id, project_id) = match subject {
@@ -479,6 +507,10 @@ pub(crate) async fn create_run(
             // What the last preview showed: the request is refused if the release would pin other content.
             content_checksum: form.text("content_checksum").filter(|_| form.get("action") != "preview"),
             lint_override: form.text("lint_override"),
+            // The form always sends an advance; it counts only with waves.
+            advance: advance.filter(|_| waves.is_some()),
+            first_label: form.text("first_label").filter(|_| waves.is_some()),
+            waves,
         };
         if form.get("action") == "preview" {
             match app::runs::preview(&state.hub, &input).await {
@@ -902,6 +934,9 @@ async fn grid(state: &AppState, viewer: &Viewer, detail: &RunDetail, after: Opti
                     @if !counts.is_empty() { span.muted { " (" (counts) ")" } }
                 }
             }
+            @if let Some(waves) = &detail.waves {
+                (waves_panel(viewer, detail, waves))
+            }
             @if page.items.is_empty() {
                 p.empty { "No targets yet: items are made when the run is executed." }
             } @else {
@@ -912,7 +947,16 @@ async fn grid(state: &AppState, viewer: &Viewer, detail: &RunDetail, after: Opti
                         th.num scope="col" { "Duration" } th scope="col" { "Error" } th scope="col" { "Log" }
                     } }
                     tbody {
-                        @for item in &page.items {
+                        @for (i, item) in page.items.iter().enumerate() {
+                            @if let Some(wave) = detail.waves.as_ref().and_then(|w| w.wave_of(item.ordinal)) {
+                                @if i == 0 || item.ordinal == wave.first {
+                                    tr.wave-band data-wave=(wave.wave + 1) {
+                                        th colspan="9" scope="rowgroup" {
+                                            "Wave " (wave.wave + 1) " · " (wave.spec) " · " (plural((wave.end - wave.first) as usize, "target"))
+                                        }
+                                    }
+                                }
+                            }
                             (item_row(run.id, item, names.get(&item.target_id).map(String::as_str)))
                         }
                     }
@@ -922,6 +966,87 @@ async fn grid(state: &AppState, viewer: &Viewer, detail: &RunDetail, after: Opti
             script src=(*super::assets::SCRIPT_PATH) defer {}
         }
     })
+}
+
+/// Where the run stands in its waves, each wave's items by status, and Continue when a person is needed.
+fn waves_panel(viewer: &Viewer, detail: &RunDetail, waves: &RunWaves) -> Markup {
+    let run = &detail.run;
+    let state = waves.state(run.status);
+    let current = waves.current as usize + 1;
+    let total = waves.waves.len();
+    let allowed = detail.allowed(&viewer.caller.actor).proceed;
+    html! {
+        div id="waves" data-state=(serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) {
+            p {
+                @match state {
+                    WaveState::NotStarted => { "Rolls out in " (total) " waves" }
+                    WaveState::Running => { "Wave " (current) " of " (total) " is running" }
+                    WaveState::AwaitingContinue => {
+                        strong { "Wave " (current) " of " (total) " succeeded." }
+                        " The next wave starts when someone allowed to execute runs in this environment continues it."
+                    }
+                    WaveState::Halted => {
+                        strong { "Halted at wave " (current) " of " (total) ": " (plural(waves.failed as usize, "target")) " failed" }
+                        ", more than the " (waves.allowed) " it allows. Nothing more is claimed. Continue to go on despite these failures, or cancel the run."
+                    }
+                    WaveState::Ended => { "Rolled out in " (total) " waves" }
+                }
+                @if waves.advance == Advance::Manual && state != WaveState::Ended { " · each next wave waits for Continue" }
+                @if let Some(label) = &waves.first_label { " · targets labelled " code { (label.to_string()) } " first" }
+            }
+            table.waves {
+                thead { tr {
+                    th scope="col" { "Wave" } th scope="col" { "Reach" } th.num scope="col" { "Targets" }
+                    th scope="col" { "Items" } th.num scope="col" { "Failures allowed" } th scope="col" { "Started" }
+                } }
+                tbody {
+                    @for w in &waves.waves {
+                        tr data-wave=(w.wave + 1) aria-current=[(w.wave == waves.current && state != WaveState::Ended).then_some("step")] {
+                            td { (w.wave + 1) }
+                            td { (w.spec) }
+                            td.num { (w.end - w.first) }
+                            td { (wave_counts(w)) }
+                            td.num {
+                                (w.max_failures)
+                                @if w.tolerated_failures > 0 { " (+" (w.tolerated_failures) " tolerated)" }
+                            }
+                            td {
+                                @match (&w.started_at, &w.started_by) {
+                                    (Some(at), Some((_, who))) => { (when(*at)) " · continued by " (who) }
+                                    (Some(at), None) => { (when(*at)) }
+                                    (None, _) if w.wave == 0 => { (maybe_when(run.started_at)) }
+                                    (None, _) => { "–" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if matches!(state, WaveState::AwaitingContinue | WaveState::Halted) {
+                div.actions {
+                    (action(run.id, viewer, "continue",
+                        if state == WaveState::Halted { "Continue despite the failures" } else { "Continue to the next wave" },
+                        allowed, ""))
+                }
+            }
+        }
+    }
+}
+
+fn wave_counts(w: &RunWave) -> String {
+    let parts: Vec<String> = [
+        ("succeeded", w.succeeded),
+        ("skipped", w.skipped),
+        ("failed", w.failed),
+        ("running", w.running),
+        ("pending", w.pending),
+        ("cancelled", w.cancelled),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{n} {what}"))
+    .collect();
+    parts.join(", ")
 }
 
 fn item_row(run: RunId, item: &RunItem, name: Option<&str>) -> Markup {
@@ -1023,6 +1148,12 @@ pub(crate) async fn retry(state: web::Data<AppState>, viewer: Viewer, id: web::P
         Ok(run) => Ok(see_other(&format!("/runs/{}", run.id))),
         Err(e) => after_action(&state, &viewer, *id, Err(e)).await,
     }
+}
+
+/// `POST /runs/{id}/continue`: start the next wave, or resume a halted run.
+pub(crate) async fn proceed(state: web::Data<AppState>, viewer: Viewer, id: web::Path<RunId>) -> Page {
+    let result = app::waves::continue_run(&state.hub, &viewer.caller, *id).await;
+    after_action(&state, &viewer, *id, result).await
 }
 
 /// `POST /runs/{id}/execute`.

@@ -723,6 +723,9 @@ pub(crate) async fn request_action(
             comment: form.text("comment"),
             content_checksum: None,
             lint_override: None,
+            waves: None,
+            advance: None,
+            first_label: None,
         };
         match app::runs::request_run(&state.hub, &viewer.caller, state.keys.as_deref(), input, None).await {
             Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
