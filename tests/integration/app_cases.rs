@@ -109,3 +109,151 @@ async fn the_per_database_views_say_where_each_run_left_each_migration() {
     let of_001 = app::migrations::status_per_target(&hub, versions[0].migration_id).await.unwrap();
     assert!(of_001.iter().all(|t| t.state == LeftAs::Applied && t.run_id == up.id), "{of_001:?}");
 }
+
+async fn audit_actions(pool: &sqlx::PgPool, run: domain::ids::RunId) -> Vec<String> {
+    sqlx::query_scalar("SELECT action FROM audit_events WHERE object_id = $1 ORDER BY id")
+        .bind(run.to_string())
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn tables_of(db: &PgDatabase) -> Vec<String> {
+    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// Requests a release of the fleet's project over its set with `waves`, approved by the manager and
+/// executed by them.
+async fn waved_release(hub: &Hub, fleet: &Fleet, waves: serde_json::Value) -> domain::model::Run {
+    let mut body = serde_json::json!({
+        "project_id": fleet.project.id, "environment_id": fleet.environment.id, "db_set_id": fleet.set.id,
+        "failure_policy": "continue", "concurrency_limit": 4,
+    });
+    body.as_object_mut().unwrap().extend(waves.as_object().unwrap().clone());
+    let request: app::runs::RunRequest = serde_json::from_value(body).unwrap();
+    let requested = app::runs::request_run(hub, &caller(&fleet.requester), None, request, None).await.unwrap();
+    let no_comment = || -> app::runs::DecisionInput { serde_json::from_value(serde_json::json!({})).unwrap() };
+    app::runs::approve(hub, &caller(&fleet.manager), requested.run.id, no_comment()).await.unwrap();
+    app::runs::execute(hub, &caller(&fleet.manager), requested.run.id).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_canary_halts_a_three_wave_run_and_nothing_beyond_it_runs() {
+    let tool = PgDatabase::migrated().await;
+    let dbs = [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    for (name, db) in ["a", "b", "c", "d"].iter().zip(&dbs) {
+        fleet.add_target(name, &db.url, None).await;
+    }
+    // `d` is the canary (labelled, so it goes first although it sorts last), and its 001 fails.
+    sqlx::query("UPDATE db_targets SET labels = '{\"canary\": \"true\"}' WHERE name = 'd'")
+        .execute(&tool.pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE wave_a (id integer)").execute(&dbs[3].pool).await.unwrap();
+    fleet.migration("001", "CREATE TABLE wave_a (id integer);", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let hub = Hub::new(tool.pool.clone());
+    let worker = stepping_worker(&tool.pool).await;
+
+    // A plan that cannot reach every target is refused at request, naming what to change.
+    let bad: app::runs::RunRequest = serde_json::from_value(serde_json::json!({
+        "project_id": fleet.project.id, "environment_id": fleet.environment.id, "db_set_id": fleet.set.id,
+        "waves": [{"targets": 1}, {"percent": 50}],
+    }))
+    .unwrap();
+    let refused = app::runs::request_run(&hub, &caller(&fleet.requester), None, bad, None).await.unwrap_err();
+    assert_eq!(refused.code().as_str(), "invalid_waves", "{refused}");
+    assert!(refused.to_string().contains("must reach every target"), "{refused}");
+
+    let run = waved_release(
+        &hub,
+        &fleet,
+        serde_json::json!({"waves": [{"targets": 1}, {"percent": 50}, {"percent": 100}], "first_label": "canary=true"}),
+    )
+    .await;
+    let detail = app::runs::get_run(&hub, run.id).await.unwrap();
+    let waves = detail.waves.as_ref().expect("the run has waves");
+    let plan: Vec<(u32, u32, &str)> = waves.waves.iter().map(|w| (w.first, w.end, w.spec.as_str())).collect();
+    assert_eq!(plan, [(0, 1, "1 target"), (1, 2, "50%"), (2, 4, "100%")]);
+
+    // Only the canary is claimable; it fails, and the run halts with the others untouched.
+    assert_eq!(drain(&worker).await, ["failed"]);
+    let detail = app::runs::get_run(&hub, run.id).await.unwrap();
+    assert_eq!(detail.run.status, domain::run::RunStatus::Halted);
+    let waves = detail.waves.as_ref().unwrap();
+    assert_eq!((waves.current, waves.failed, waves.waves[0].failed), (0, 1, 1));
+    assert_eq!(waves.state(detail.run.status), domain::waves::WaveState::Halted);
+    assert_eq!(waves.waves[1].pending + waves.waves[2].pending, 3);
+    for db in &dbs[..3] {
+        assert!(tables_of(db).await.is_empty(), "a target beyond the canary was touched");
+    }
+    let items = app::runs::list_items(&hub, run.id, None, &app::page(None, Some(10))).await.unwrap().items;
+    let canary = items.iter().find(|i| i.ordinal == 0).unwrap();
+    assert_eq!(canary.target_id, fleet.targets[3], "the labelled target goes first");
+    assert!(audit_actions(&tool.pool, run.id).await.contains(&"run.halted".to_owned()));
+
+    // The requester (a user) is not among the roles this environment lets execute: refused, and audited.
+    let refused = app::waves::continue_run(&hub, &caller(&fleet.requester), run.id).await.unwrap_err();
+    assert!(matches!(refused, app::AppError::Denied(Denial::RoleCannotExecute { .. })), "{refused:?}");
+    assert!(audit_actions(&tool.pool, run.id).await.contains(&"run.continue_refused".to_owned()));
+    assert_eq!(drain(&worker).await, Vec::<&str>::new(), "a refused continue starts nothing");
+
+    // The manager continues despite the failure: the canary's wave tolerates it and the rest roll out.
+    let continued = app::waves::continue_run(&hub, &caller(&fleet.manager), run.id).await.unwrap();
+    assert_eq!(continued.status, domain::run::RunStatus::Running);
+    assert_eq!(drain(&worker).await, ["succeeded", "succeeded", "succeeded"]);
+    let detail = app::runs::get_run(&hub, run.id).await.unwrap();
+    assert_eq!(detail.run.status, domain::run::RunStatus::Failed, "a finished run with a failed target failed");
+    let waves = detail.waves.as_ref().unwrap();
+    assert_eq!(waves.waves[0].tolerated_failures, 1);
+    assert_eq!(waves.waves[1].started_by.as_ref().map(|(id, _)| *id), Some(fleet.manager.id));
+    assert_eq!(waves.waves[2].started_by, None, "the last wave started by itself");
+    let actions = audit_actions(&tool.pool, run.id).await;
+    for expected in ["run.continue", "run.wave_started", "run.failed"] {
+        assert!(actions.contains(&expected.to_owned()), "{expected} missing from {actions:?}");
+    }
+    for db in &dbs[..3] {
+        assert_eq!(tables_of(db).await, ["migrate_hub_history", "wave_a"]);
+    }
+}
+
+#[tokio::test]
+async fn waves_that_advance_by_hand_wait_for_continue_from_someone_allowed() {
+    let tool = PgDatabase::migrated().await;
+    let dbs = [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    for (name, db) in ["a", "b", "c"].iter().zip(&dbs) {
+        fleet.add_target(name, &db.url, None).await;
+    }
+    fleet.migration("001", "CREATE TABLE wave_a (id integer);", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let hub = Hub::new(tool.pool.clone());
+    let worker = stepping_worker(&tool.pool).await;
+    let run = waved_release(&hub, &fleet, serde_json::json!({"waves": [{"targets": 1}, {"percent": 100}], "advance": "manual"}))
+        .await;
+    assert_eq!(drain(&worker).await, ["succeeded"]);
+    let detail = app::runs::get_run(&hub, run.id).await.unwrap();
+    assert_eq!(detail.run.status, domain::run::RunStatus::Running);
+    let waves = detail.waves.as_ref().unwrap();
+    assert_eq!(waves.state(detail.run.status), domain::waves::WaveState::AwaitingContinue);
+    assert_eq!(detail.allowed(&caller(&fleet.requester).actor).proceed, Err(Denial::RoleCannotExecute {
+        role: fleet.requester.role
+    }));
+    assert_eq!(detail.allowed(&caller(&fleet.manager).actor).proceed, Ok(()));
+    assert_eq!(drain(&worker).await, Vec::<&str>::new(), "the next wave waits");
+
+    let refused = app::waves::continue_run(&hub, &caller(&fleet.requester), run.id).await.unwrap_err();
+    assert!(matches!(refused, app::AppError::Denied(Denial::RoleCannotExecute { .. })), "{refused:?}");
+    app::waves::continue_run(&hub, &caller(&fleet.manager), run.id).await.unwrap();
+    // Continuing twice is refused: the wave is running now.
+    let twice = app::waves::continue_run(&hub, &caller(&fleet.manager), run.id).await.unwrap_err();
+    assert!(matches!(twice, app::AppError::Denied(Denial::WrongStatus { action: "continue", .. })), "{twice:?}");
+    assert_eq!(drain(&worker).await, ["succeeded", "succeeded"]);
+    let detail = app::runs::get_run(&hub, run.id).await.unwrap();
+    assert_eq!(detail.run.status, domain::run::RunStatus::Succeeded);
+    let actions = audit_actions(&tool.pool, run.id).await;
+    let continued: Vec<&String> = actions.iter().filter(|a| a.starts_with("run.continue")).collect();
+    assert_eq!(continued, ["run.continue_refused", "run.continue", "run.continue_refused"]);
+}
