@@ -143,7 +143,8 @@ async fn waved_release(hub: &Hub, fleet: &Fleet, waves: serde_json::Value) -> do
 #[tokio::test]
 async fn a_failing_canary_halts_a_three_wave_run_and_nothing_beyond_it_runs() {
     let tool = PgDatabase::migrated().await;
-    let dbs = [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
+    let dbs =
+        [PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await, PgDatabase::fresh().await];
     let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
     for (name, db) in ["a", "b", "c", "d"].iter().zip(&dbs) {
         fleet.add_target(name, &db.url, None).await;
@@ -154,7 +155,9 @@ async fn a_failing_canary_halts_a_three_wave_run_and_nothing_beyond_it_runs() {
         .await
         .unwrap();
     sqlx::query("CREATE TABLE wave_a (id integer)").execute(&dbs[3].pool).await.unwrap();
-    fleet.migration("001", "CREATE TABLE wave_a (id integer);", None, TransactionMode::Transaction, Engine::Postgres).await;
+    fleet
+        .migration("001", "CREATE TABLE wave_a (id integer);", None, TransactionMode::Transaction, Engine::Postgres)
+        .await;
     let hub = Hub::new(tool.pool.clone());
     let worker = stepping_worker(&tool.pool).await;
 
@@ -228,19 +231,26 @@ async fn waves_that_advance_by_hand_wait_for_continue_from_someone_allowed() {
     for (name, db) in ["a", "b", "c"].iter().zip(&dbs) {
         fleet.add_target(name, &db.url, None).await;
     }
-    fleet.migration("001", "CREATE TABLE wave_a (id integer);", None, TransactionMode::Transaction, Engine::Postgres).await;
+    fleet
+        .migration("001", "CREATE TABLE wave_a (id integer);", None, TransactionMode::Transaction, Engine::Postgres)
+        .await;
     let hub = Hub::new(tool.pool.clone());
     let worker = stepping_worker(&tool.pool).await;
-    let run = waved_release(&hub, &fleet, serde_json::json!({"waves": [{"targets": 1}, {"percent": 100}], "advance": "manual"}))
-        .await;
+    let run = waved_release(
+        &hub,
+        &fleet,
+        serde_json::json!({"waves": [{"targets": 1}, {"percent": 100}], "advance": "manual"}),
+    )
+    .await;
     assert_eq!(drain(&worker).await, ["succeeded"]);
     let detail = app::runs::get_run(&hub, run.id).await.unwrap();
     assert_eq!(detail.run.status, domain::run::RunStatus::Running);
     let waves = detail.waves.as_ref().unwrap();
     assert_eq!(waves.state(detail.run.status), domain::waves::WaveState::AwaitingContinue);
-    assert_eq!(detail.allowed(&caller(&fleet.requester).actor).proceed, Err(Denial::RoleCannotExecute {
-        role: fleet.requester.role
-    }));
+    assert_eq!(
+        detail.allowed(&caller(&fleet.requester).actor).proceed,
+        Err(Denial::RoleCannotExecute { role: fleet.requester.role })
+    );
     assert_eq!(detail.allowed(&caller(&fleet.manager).actor).proceed, Ok(()));
     assert_eq!(drain(&worker).await, Vec::<&str>::new(), "the next wave waits");
 

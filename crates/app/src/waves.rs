@@ -58,8 +58,7 @@ pub(crate) async fn store(
     request: &WaveRequest,
     items: u64,
 ) -> AppResult<Vec<PlannedWave>> {
-    let planned =
-        waves::plan(&request.specs, u32::try_from(items).unwrap_or(u32::MAX)).map_err(|p| invalid(&p))?;
+    let planned = waves::plan(&request.specs, u32::try_from(items).unwrap_or(u32::MAX)).map_err(|p| invalid(&p))?;
     storage::runs::create_waves(tx, run, &planned, request.advance, request.label.as_ref()).await?;
     Ok(planned)
 }
@@ -87,7 +86,8 @@ pub(crate) fn same_plan(existing: Option<&RunWaves>, input: &RunRequest) -> bool
                 && stored.first_label == label
                 && planned.len() == stored.waves.len()
                 && planned.iter().zip(&stored.waves).all(|(p, s)| {
-                    (p.first, p.end, p.spec.as_str(), p.max_failures) == (s.first, s.end, s.spec.as_str(), s.max_failures)
+                    (p.first, p.end, p.spec.as_str(), p.max_failures)
+                        == (s.first, s.end, s.spec.as_str(), s.max_failures)
                 })
         }
         _ => false,

@@ -1716,7 +1716,10 @@ mod tests {
             may_continue(&manager, &running, &policy, false),
             Err(Denial::WrongStatus { action: "continue", status: RunStatus::Running })
         );
-        assert_eq!(may_continue(&requester, &halted, &policy, false), Err(Denial::RoleCannotExecute { role: Role::User }));
+        assert_eq!(
+            may_continue(&requester, &halted, &policy, false),
+            Err(Denial::RoleCannotExecute { role: Role::User })
+        );
         for &status in RunStatus::ALL {
             let run = run_by(&requester, status);
             let allowed = may_continue(&manager, &run, &policy, true).is_ok();
@@ -1739,8 +1742,13 @@ mod tests {
     #[test]
     fn cancelling_needs_an_unfinished_run() {
         let requester = actor(Role::User);
-        let cancellable =
-            [RunStatus::AwaitingApproval, RunStatus::Approved, RunStatus::Queued, RunStatus::Running, RunStatus::Halted];
+        let cancellable = [
+            RunStatus::AwaitingApproval,
+            RunStatus::Approved,
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Halted,
+        ];
         for &status in RunStatus::ALL {
             let run = run_by(&requester, status);
             let result = may_cancel(&requester, &run);

@@ -298,10 +298,7 @@ mod tests {
 
     #[test]
     fn labels_are_key_equals_value() {
-        assert_eq!(
-            LabelMatch::parse("canary=true"),
-            Ok(LabelMatch { key: "canary".into(), value: "true".into() })
-        );
+        assert_eq!(LabelMatch::parse("canary=true"), Ok(LabelMatch { key: "canary".into(), value: "true".into() }));
         assert!(LabelMatch::parse("canary").is_err());
         assert!(LabelMatch::parse("=true").is_err());
     }

@@ -15,9 +15,8 @@ use domain::ids::{
     ApprovalId, DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, RunItemId, TargetId, UserId, VersionId,
 };
 use domain::model::{
-    RunWaves,
     Approval, DbSet, Environment, Migration, MigrationVersion, Project, ReleaseVersion, Run, RunAction, RunItem,
-    RunItemLog, SecretSource, Severity, Target, ValidationMessage,
+    RunItemLog, RunWaves, SecretSource, Severity, Target, ValidationMessage,
 };
 use domain::policy::ApprovalState;
 use domain::run::{RunItemStatus, RunStatus};

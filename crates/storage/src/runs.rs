@@ -8,8 +8,8 @@ use domain::ids::{DbSetId, EnvironmentId, MigrationId, ProjectId, RunId, TargetI
 use domain::model::{
     LintOverride, NewRun, ReviewFinding, Run, RunAction, RunReview, RunScope, RunWave, RunWaves, SeenRow,
 };
-use domain::waves::{Advance, LabelMatch, PlannedWave};
 use domain::run::RunStatus;
+use domain::waves::{Advance, LabelMatch, PlannedWave};
 use uuid::Uuid;
 
 use crate::convert::{checksum, parse, to_i32, unsigned};

@@ -26,6 +26,39 @@ pub(super) struct RunView {
     pub risk: Option<String>,
     pub migrations: Vec<MigrationView>,
     pub approval: ApprovalView,
+    #[serde(default)]
+    pub waves: Option<WavesView>,
+}
+
+/// A run's waves, as `GET /api/v1/runs/{id}` shows them.
+#[derive(Debug, Deserialize)]
+pub(super) struct WavesView {
+    pub state: String,
+    pub current: u32,
+    pub waves: Vec<WaveView>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct WaveView {
+    pub spec: String,
+}
+
+impl WavesView {
+    /// `, wave 2 of 3 (10%)`, with what the run waits for.
+    pub(super) fn describe(&self) -> String {
+        let of = self.waves.len();
+        let spec = self.waves.get(self.current.saturating_sub(1) as usize).map_or("", |w| w.spec.as_str());
+        let wave = format!("wave {} of {of} ({spec})", self.current);
+        match self.state.as_str() {
+            "awaiting_continue" => format!(", {wave} done: the next wave waits for `migrate-hub continue`"),
+            "halted" => format!(
+                ", halted at {wave}: more targets failed than it allows; `migrate-hub continue` goes on, `cancel` stops"
+            ),
+            "not_started" => format!(", in {of} waves"),
+            "ended" => String::new(),
+            _ => format!(", {wave}"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,7 +155,14 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
             concurrency,
             comment,
             idempotency_key,
+            waves,
+            advance,
+            first_label,
         } => {
+            let waves = waves
+                .map(|text| domain::waves::parse_list(&text))
+                .transpose()
+                .map_err(|e| Failure::Usage(format!("--waves: {e}")))?;
             let api = connect(&connection)?;
             let format = connection.format;
             let project = find(&api, "/api/v1/projects", "project", &project).await?;
@@ -144,6 +184,15 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
             }
             if let Some(limit) = concurrency {
                 body["concurrency_limit"] = json!(limit);
+            }
+            if let Some(waves) = waves {
+                body["waves"] = json!(waves);
+            }
+            if let Some(advance) = advance {
+                body["advance"] = json!(advance);
+            }
+            if let Some(label) = first_label {
+                body["first_label"] = json!(label);
             }
             let answer: Value = api.post_keyed("/api/v1/runs", &body, idempotency_key.as_deref()).await?;
             let run: RunView = parse(&answer, "run")?;
@@ -218,6 +267,25 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
                 say!("run {} retries {run} ({}): {}", view.id, view.status, next_step(&view));
             }
             Ok(waiting_or(&view, Exit::Succeeded))
+        }
+        ClientCommand::Continue { connection, run, watch: follow } => {
+            let api = connect(&connection)?;
+            let answer: Value = api.post(&format!("/api/v1/runs/{}/continue", encode(&run)), &json!({})).await?;
+            let view: RunView = parse(&answer, "run")?;
+            if follow {
+                return watch::follow(&api, connection.format, &view.id, std::time::Duration::from_secs(3600)).await;
+            }
+            if connection.format == Format::Json {
+                print_json(&answer)?;
+            } else {
+                say!(
+                    "run {} {}{}",
+                    view.id,
+                    view.status,
+                    view.waves.as_ref().map(WavesView::describe).unwrap_or_default()
+                );
+            }
+            Ok(Exit::Succeeded)
         }
         ClientCommand::Cancel { connection, run } => {
             let api = connect(&connection)?;

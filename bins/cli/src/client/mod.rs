@@ -124,6 +124,17 @@ pub enum ClientCommand {
         /// that is retried).
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// Roll out in waves, each reaching this far in all: `1,10%,100%` is one canary, a tenth of the set,
+        /// then the rest; `10%:2` lets that wave fail 2 targets (default 0) before the run halts.
+        #[arg(long)]
+        waves: Option<String>,
+        /// With `--waves`: `auto` (the next wave starts when the previous succeeded) or `manual` (it waits
+        /// for `migrate-hub continue`).
+        #[arg(long, requires = "waves")]
+        advance: Option<String>,
+        /// With `--waves`: targets with this label (`key=value`, e.g. `canary=true`) go first.
+        #[arg(long, requires = "waves")]
+        first_label: Option<String>,
     },
     /// Approve a run, exactly the content it pins now.
     Approve {
@@ -167,14 +178,25 @@ pub enum ClientCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Continue a run's waves: start the next wave of a run that waits for it (`--advance manual`), or
+    /// resume a run a wave halted, going on despite that wave's failures.
+    Continue {
+        #[command(flatten)]
+        connection: Connection,
+        run: String,
+        /// Follow it until it ends, as `watch` does.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Cancel a run: nothing more starts; what is running finishes its statement.
     Cancel {
         #[command(flatten)]
         connection: Connection,
         run: String,
     },
-    /// Follow a run until it ends, with its progress per target: exits 0 when it succeeded, 1 when it
-    /// failed, was cancelled or denied, 3 when it still waits for approval or execution after `--timeout`.
+    /// Follow a run until it ends, with its progress per target (and its current wave): exits 0 when it
+    /// succeeded, 1 when it failed, was cancelled or denied or a wave halted it, 3 when its next wave waits
+    /// for `continue`, or it still waits for approval or execution after `--timeout`.
     Watch {
         #[command(flatten)]
         connection: Connection,

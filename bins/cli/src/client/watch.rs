@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::api::{Api, Failure, encode};
-use super::commands::{RunView, parse, print_table};
+use super::commands::{RunView, WavesView, parse, print_table};
 use super::{Exit, Format};
 
 /// How often the hub is asked.
@@ -87,7 +87,7 @@ pub(super) async fn follow(api: &Api, format: Format, run: &str, timeout: Durati
                 format!("waiting for approval ({} of {})", current.approval.have, current.approval.need)
             }
             "approved" => "approved, waiting for someone to execute it".to_owned(),
-            status => status.to_owned(),
+            status => format!("{status}{}", current.waves.as_ref().map(WavesView::describe).unwrap_or_default()),
         };
         if format == Format::Text {
             view.show(&current, &state, &items, &names, &mut said);
@@ -104,6 +104,19 @@ pub(super) async fn follow(api: &Api, format: Format, run: &str, timeout: Durati
                 final_table(&current, &items, &names);
             }
             return Ok(if current.status == "succeeded" { Exit::Succeeded } else { Exit::Failed });
+        }
+        // A run that waits for a person mid-rollout: say so now rather than at the timeout.
+        if let Some(waves) =
+            current.waves.as_ref().filter(|w| matches!(w.state.as_str(), "halted" | "awaiting_continue"))
+        {
+            view.clear();
+            if format == Format::Json {
+                say!("{}", serde_json::to_string_pretty(&detail).map_err(|e| Failure::Transport(e.to_string()))?);
+            } else {
+                final_table(&current, &items, &names);
+                say!("run {} {state}", current.id);
+            }
+            return Ok(if waves.state == "halted" { Exit::Failed } else { Exit::Waiting });
         }
         if Instant::now() >= deadline {
             view.clear();
