@@ -105,6 +105,8 @@ const FIXTURE: &[&str] = &[
     "UPDATE runs SET status = 'running', executed_by = '00000000-0000-0000-0001-000000000001', queued_at = now(), \
                      started_at = now() \
      WHERE id = '00000000-0000-0000-0009-000000000001'",
+    "INSERT INTO run_waves (run_id, wave, first_ordinal, end_ordinal, spec, max_failures, started_by) \
+     VALUES ('00000000-0000-0000-0009-000000000001', 0, 0, 1, '100%', 0, '00000000-0000-0000-0001-000000000001')",
     "INSERT INTO workers (id, hostname, pid, version, status) \
      VALUES ('00000000-0000-0000-000b-000000000001', 'worker-1', 4242, '0.1.0', 'running')",
     "INSERT INTO run_items (id, run_id, db_target_id, environment_id, ordinal, status, attempts, max_attempts, \
@@ -490,6 +492,24 @@ const CASES: &[Case] = &[
     fk("runs_executed_by_fkey", "UPDATE runs SET executed_by = '00000000-0000-0000-ffff-000000000000'"),
     check("runs_cancelled_by_when_cancelled", "UPDATE runs SET cancelled_by = '00000000-0000-0000-0001-000000000001'"),
     check("runs_running_items", "UPDATE runs SET running_items = -1"),
+    check("runs_advance_check", "UPDATE runs SET advance = 'sometimes'"),
+    check("runs_current_wave", "UPDATE runs SET current_wave = 1"),
+    check("runs_current_wave_check", "UPDATE runs SET current_wave = -1"),
+    check("runs_first_label_key_check", "UPDATE runs SET first_label_key = '', first_label_value = 'x'"),
+    check("runs_first_label_value_check", "UPDATE runs SET first_label_key = 'k', first_label_value = repeat('v', 201)"),
+    check("runs_label_pair", "UPDATE runs SET first_label_key = 'k'"),
+    check("runs_wave_count_check", "UPDATE runs SET wave_count = 21"),
+    check("runs_wave_end_check", "UPDATE runs SET wave_end = 0"),
+    check("runs_wave_failed_check", "UPDATE runs SET wave_failed = -1"),
+    check("runs_wave_failures_allowed_check", "UPDATE runs SET wave_failures_allowed = -1"),
+    check("run_waves_first_ordinal_check", "UPDATE run_waves SET first_ordinal = -1"),
+    check("run_waves_max_failures_check", "UPDATE run_waves SET max_failures = -1"),
+    check("run_waves_range", "UPDATE run_waves SET end_ordinal = 0"),
+    fk("run_waves_run_id_fkey", "UPDATE run_waves SET run_id = '00000000-0000-0000-ffff-000000000000'"),
+    check("run_waves_spec_check", "UPDATE run_waves SET spec = ''"),
+    fk("run_waves_started_by_fkey", "UPDATE run_waves SET started_by = '00000000-0000-0000-ffff-000000000000'"),
+    check("run_waves_tolerated_failures_check", "UPDATE run_waves SET tolerated_failures = -1"),
+    check("run_waves_wave_check", "UPDATE run_waves SET wave = -1"),
     fk(
         "runs_cancelled_by_fkey",
         "UPDATE runs SET status = 'cancelled', finished_at = now(), cancelled_by = '00000000-0000-0000-ffff-000000000000'",
