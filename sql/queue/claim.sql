@@ -1,4 +1,8 @@
--- Claims up to $3 items of one run for worker $1 with a lease of $2 seconds, in one statement.
+-- Claims up to $3 items of one run for worker $1 with a lease of $2 seconds, in one statement, at $4 (the
+-- worker's clock) as far as maintenance windows and a run's schedule are concerned: nothing of a run is
+-- claimed before its `not_before`, nor while its environment has windows and none is open (a cancelled
+-- run's expired items are taken back regardless, to be ended). Each claimed item carries when the open
+-- window closes (NULL: no window), so its worker stops after the migration that runs past it.
 --
 -- The run's row is locked first (FOR UPDATE re-reads its newest version after any wait), so its
 -- running_items counter is current and the concurrency limit holds across workers; its items are then
@@ -7,10 +11,12 @@
 -- happened. Pending items are taken only from the run's current wave (ordinals below `wave_end`) and
 -- only while that wave is within its failure budget (a run without waves has no bound on either).
 WITH run AS (
-    SELECT r.id, r.status, r.concurrency_limit - r.running_items AS free, r.wave_end,
+    SELECT r.id, r.status, r.environment_id, r.concurrency_limit - r.running_items AS free, r.wave_end,
            r.wave_failed <= r.wave_failures_allowed AS within_budget
     FROM runs r
-    WHERE (r.status IN ('queued', 'running')
+    WHERE (r.status = 'cancelled'
+           OR ((r.not_before IS NULL OR r.not_before <= $4) AND maintenance_window_open(r.environment_id, $4)))
+      AND ((r.status IN ('queued', 'running')
            AND r.running_items < r.concurrency_limit
            AND r.wave_failed <= r.wave_failures_allowed
            AND EXISTS (SELECT 1 FROM run_items p
@@ -18,7 +24,7 @@ WITH run AS (
                          AND (p.not_before IS NULL OR p.not_before <= now())))
        OR (r.status IN ('queued', 'running', 'cancelled', 'halted')
            AND EXISTS (SELECT 1 FROM run_items e
-                       WHERE e.run_id = r.id AND e.status = 'running' AND e.lease_expires_at <= now()))
+                       WHERE e.run_id = r.id AND e.status = 'running' AND e.lease_expires_at <= now())))
     ORDER BY r.queued_at NULLS LAST, r.id
     LIMIT 1
     FOR UPDATE OF r
@@ -62,6 +68,6 @@ claimed AS (
     RETURNING i.id, i.run_id, i.db_target_id, i.ordinal, i.attempts, i.max_attempts, i.fencing_token, i.statements_done
 )
 SELECT c.id, c.run_id, c.db_target_id, c.ordinal, c.attempts, c.max_attempts, c.fencing_token,
-       c.statements_done, run.status AS run_status
+       c.statements_done, run.status AS run_status, maintenance_window_end(run.environment_id, $4) AS window_closes_at
 FROM claimed c CROSS JOIN run
 ORDER BY c.ordinal

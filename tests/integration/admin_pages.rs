@@ -586,6 +586,7 @@ async fn a_targets_history_is_read_on_its_page_and_through_the_api_with_its_dirt
         run_id: Some("0190a0a0-0000-7000-8000-000000000001".into()),
         worker: "w1".into(),
         lock_retries: executor::apply::LockRetries::NONE,
+        stop_at: None,
     };
     let (v1, v2) =
         (domain::values::VersionKey::parse("0001").unwrap(), domain::values::VersionKey::parse("0002").unwrap());

@@ -267,3 +267,122 @@ async fn waves_that_advance_by_hand_wait_for_continue_from_someone_allowed() {
     let continued: Vec<&String> = actions.iter().filter(|a| a.starts_with("run.continue")).collect();
     assert_eq!(continued, ["run.continue_refused", "run.continue", "run.continue_refused"]);
 }
+
+/// A clock a test sets, which moves on by `step` seconds each time the worker reads it.
+#[derive(Clone, Default)]
+struct TestClock {
+    now: Arc<std::sync::atomic::AtomicI64>,
+    step: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl TestClock {
+    fn set(&self, at: &str, step_secs: i64) {
+        let at = chrono::DateTime::parse_from_rfc3339(at).unwrap().timestamp();
+        self.now.store(at, std::sync::atomic::Ordering::SeqCst);
+        self.step.store(step_secs, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn clock(&self) -> executor::apply::Clock {
+        let (now, step) = (self.now.clone(), self.step.clone());
+        executor::apply::Clock::new(move || {
+            let step = step.load(std::sync::atomic::Ordering::SeqCst);
+            let at = now.fetch_add(step, std::sync::atomic::Ordering::SeqCst);
+            chrono::DateTime::from_timestamp(at, 0).unwrap()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_closed_maintenance_window_holds_a_run_until_it_opens_and_a_closing_one_stops_between_migrations() {
+    let tool = PgDatabase::migrated().await;
+    let target = PgDatabase::fresh().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    fleet.add_target("pg", &target.url, None).await;
+    for (key, table) in [("001", "a"), ("002", "b"), ("003", "c")] {
+        let up = format!("CREATE TABLE win_{table} (id integer);");
+        fleet.migration(key, &up, None, TransactionMode::Transaction, Engine::Postgres).await;
+    }
+    let hub = Hub::new(tool.pool.clone());
+    let admin = {
+        let mut conn = tool.pool.acquire().await.unwrap();
+        let new = domain::model::NewUser {
+            email: domain::values::Email::parse("root@example.com").unwrap(),
+            display_name: domain::values::DisplayName::parse("Admin").unwrap(),
+            role: domain::enums::Role::Admin,
+            oidc_identity: None,
+            password_hash: None,
+        };
+        storage::users::create(&mut conn, &new).await.unwrap()
+    };
+    let env = fleet.environment.id;
+    let windows =
+        |lines: &[&str]| app::windows::WindowsInput { windows: lines.iter().map(|l| (*l).to_owned()).collect() };
+
+    // Only admins set windows; a line that cannot be read, or an unknown zone, is refused naming it.
+    let refused =
+        app::windows::set_windows(&hub, &caller(&fleet.manager), env, windows(&["Sat 02:00-05:00 UTC"])).await;
+    assert!(matches!(refused, Err(app::AppError::Denied(Denial::NotAdmin))), "{refused:?}");
+    let refused = app::windows::set_windows(&hub, &caller(&admin), env, windows(&["Sat 02:00-05:00 Mars/Olympus"]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().as_str(), "invalid_window");
+    assert!(refused.to_string().contains("Mars/Olympus"), "{refused}");
+    let refused =
+        app::windows::set_windows(&hub, &caller(&admin), env, windows(&["Sam 02:00-05:00 UTC"])).await.unwrap_err();
+    assert!(refused.to_string().contains("unknown day"), "{refused}");
+    // Saturdays 02:00-05:00 in Berlin (UTC+1 in December): 01:00-04:00 UTC. 2026-12-12 is a Saturday.
+    let set = app::windows::set_windows(&hub, &caller(&admin), env, windows(&["Sat 02:00-05:00 Europe/Berlin"]))
+        .await
+        .unwrap();
+    assert_eq!(set.windows, ["Sat 02:00-05:00 Europe/Berlin"]);
+    let friday = chrono::DateTime::parse_from_rfc3339("2026-12-11T12:00:00Z").unwrap().to_utc();
+    let state = app::windows::windows_of(&hub, env, friday).await.unwrap().state;
+    assert!(!state.open());
+    assert_eq!(state.next_opens_at.map(|t| t.to_rfc3339()), Some("2026-12-12T01:00:00+00:00".to_owned()));
+
+    let time = TestClock::default();
+    let worker = {
+        let id = WorkerId::new();
+        let mut conn = tool.pool.acquire().await.unwrap();
+        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
+        let settings = Settings { clock: time.clock(), ..Settings::default() };
+        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(NoMasterKey))
+    };
+    let request: app::runs::RunRequest = serde_json::from_value(serde_json::json!({
+        "project_id": fleet.project.id, "environment_id": env, "db_set_id": fleet.set.id,
+    }))
+    .unwrap();
+    let requested = app::runs::request_run(&hub, &caller(&fleet.requester), None, request, None).await.unwrap();
+    let no_comment = || -> app::runs::DecisionInput { serde_json::from_value(serde_json::json!({})).unwrap() };
+    app::runs::approve(&hub, &caller(&fleet.manager), requested.run.id, no_comment()).await.unwrap();
+    app::runs::execute(&hub, &caller(&fleet.manager), requested.run.id).await.unwrap();
+
+    // Friday noon: closed, nothing is claimed.
+    time.set("2026-12-11T12:00:00Z", 0);
+    assert_eq!(drain(&worker).await, Vec::<&str>::new());
+    let applied = "SELECT version FROM migrate_hub_history WHERE status = 'applied' ORDER BY version";
+    let tables: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+        .fetch_all(&target.pool)
+        .await
+        .unwrap();
+    assert!(tables.is_empty(), "{tables:?}");
+
+    // Saturday 01:30 UTC, open until 04:00 UTC. The clock moves an hour per read: claimed at 01:30, 001
+    // starts at 02:30, 002 at 03:30; at 04:30, before 003, the window has closed: 003 waits.
+    time.set("2026-12-12T01:30:00Z", 3600);
+    assert_eq!(drain(&worker).await, ["waiting"]);
+    let rows: Vec<String> = sqlx::query_scalar(applied).fetch_all(&target.pool).await.unwrap();
+    assert_eq!(rows, ["001", "002"]);
+    let items = app::runs::list_items(&hub, requested.run.id, None, &app::page(None, Some(10))).await.unwrap().items;
+    assert_eq!(items[0].status, domain::run::RunItemStatus::Pending);
+    assert_eq!(items[0].error_code.as_deref(), Some("window_closed"));
+    assert_eq!(items[0].attempts, 0, "waiting for a window is not a failed attempt");
+
+    // The next Saturday's window: the rest is applied.
+    time.set("2026-12-19T01:30:00Z", 0);
+    assert_eq!(drain(&worker).await, ["succeeded"]);
+    let rows: Vec<String> = sqlx::query_scalar(applied).fetch_all(&target.pool).await.unwrap();
+    assert_eq!(rows, ["001", "002", "003"]);
+    let actions = audit_actions(&tool.pool, requested.run.id).await;
+    assert!(actions.contains(&"run.succeeded".to_owned()), "{actions:?}");
+}

@@ -60,6 +60,7 @@ fn options() -> ApplyOptions {
         run_id: Some("run-1".into()),
         worker: "test-worker".into(),
         lock_retries: executor::apply::LockRetries::NONE,
+        stop_at: None,
     }
 }
 

@@ -105,6 +105,9 @@ const FIXTURE: &[&str] = &[
     "UPDATE runs SET status = 'running', executed_by = '00000000-0000-0000-0001-000000000001', queued_at = now(), \
                      started_at = now() \
      WHERE id = '00000000-0000-0000-0009-000000000001'",
+    "INSERT INTO maintenance_windows (environment_id, position, spec, weekday, starts, ends, timezone) \
+     VALUES ('00000000-0000-0000-0003-000000000001', 0, 'Sat 02:00-05:00 Europe/Berlin', 6, '02:00', '05:00', \
+             'Europe/Berlin')",
     "INSERT INTO run_waves (run_id, wave, first_ordinal, end_ordinal, spec, max_failures, started_by) \
      VALUES ('00000000-0000-0000-0009-000000000001', 0, 0, 1, '100%', 0, '00000000-0000-0000-0001-000000000001')",
     "INSERT INTO workers (id, hostname, pid, version, status) \
@@ -496,12 +499,24 @@ const CASES: &[Case] = &[
     check("runs_current_wave", "UPDATE runs SET current_wave = 1"),
     check("runs_current_wave_check", "UPDATE runs SET current_wave = -1"),
     check("runs_first_label_key_check", "UPDATE runs SET first_label_key = '', first_label_value = 'x'"),
-    check("runs_first_label_value_check", "UPDATE runs SET first_label_key = 'k', first_label_value = repeat('v', 201)"),
+    check(
+        "runs_first_label_value_check",
+        "UPDATE runs SET first_label_key = 'k', first_label_value = repeat('v', 201)",
+    ),
     check("runs_label_pair", "UPDATE runs SET first_label_key = 'k'"),
     check("runs_wave_count_check", "UPDATE runs SET wave_count = 21"),
     check("runs_wave_end_check", "UPDATE runs SET wave_end = 0"),
     check("runs_wave_failed_check", "UPDATE runs SET wave_failed = -1"),
     check("runs_wave_failures_allowed_check", "UPDATE runs SET wave_failures_allowed = -1"),
+    fk(
+        "maintenance_windows_environment_id_fkey",
+        "UPDATE maintenance_windows SET environment_id = '00000000-0000-0000-ffff-000000000000'",
+    ),
+    check("maintenance_windows_position_check", "UPDATE maintenance_windows SET position = -1"),
+    check("maintenance_windows_spec_check", "UPDATE maintenance_windows SET spec = ''"),
+    check("maintenance_windows_weekday_check", "UPDATE maintenance_windows SET weekday = 8"),
+    check("maintenance_windows_timezone_check", "UPDATE maintenance_windows SET timezone = ''"),
+    check("maintenance_windows_not_empty", "UPDATE maintenance_windows SET ends = '02:00'"),
     check("run_waves_first_ordinal_check", "UPDATE run_waves SET first_ordinal = -1"),
     check("run_waves_max_failures_check", "UPDATE run_waves SET max_failures = -1"),
     check("run_waves_range", "UPDATE run_waves SET end_ordinal = 0"),

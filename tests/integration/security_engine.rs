@@ -265,6 +265,7 @@ fn options(project: &str, earlier: &[&str]) -> ApplyOptions {
         run_id: None,
         worker: "test".into(),
         lock_retries: executor::apply::LockRetries::NONE,
+        stop_at: None,
     }
 }
 

@@ -26,6 +26,7 @@ pub mod runs;
 pub mod sessions;
 pub mod tool_db;
 pub mod waves;
+pub mod windows;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -130,6 +130,9 @@ pub struct RunRequest {
     /// With `waves`: targets carrying this label (`key=value`, e.g. `canary=true`) go first.
     #[serde(default)]
     pub first_label: Option<String>,
+    /// Nothing of the run is claimed before this instant (RFC 3339), once it is executed.
+    #[serde(default)]
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An approve or deny decision.
@@ -192,6 +195,10 @@ pub struct RunDetail {
     pub review: Option<Vec<ReviewFinding>>,
     /// The run's waves and where it stands in them (`None`: it has none).
     pub waves: Option<RunWaves>,
+    /// Nothing of the run is claimed before this.
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// The environment's maintenance windows now (`any: false`: it has none).
+    pub window: crate::windows::WindowState,
 }
 
 /// What one person may do with a run right now, and if not, why: the same `domain::policy` decisions the
@@ -808,12 +815,18 @@ pub async fn request_run(
         Some(waves) => Some(crate::waves::store(&mut tx, run.id, waves, items).await?),
         None => None,
     };
+    if let Some(at) = input.not_before {
+        storage::runs::schedule(&mut tx, run.id, at).await?;
+    }
     let mut details = json!({
         "kind": kind.as_str(), "project": project.name.as_str(), "migrations": versions_json(&versions),
         "content_checksum": content.to_hex(), "direction": direction.as_str(),
         "environment": environment.name.as_str(), "scope": scope_name,
         "items": items, "status": run.status.as_str(),
     });
+    if let Some(at) = input.not_before {
+        details["not_before"] = json!(at);
+    }
     if let (Some(planned), Some(waves)) = (&planned, &waves) {
         details["waves"] = crate::waves::details(planned, waves);
     }
@@ -873,7 +886,10 @@ async fn same_request(
         && existing.failure_policy == failure_policy
         && existing.concurrency_limit == concurrency_limit
         && existing.comment == comment;
-    if !same_options || !crate::waves::same_plan(storage::runs::waves(conn, existing.id).await?.as_ref(), input) {
+    if !same_options
+        || !crate::waves::same_plan(storage::runs::waves(conn, existing.id).await?.as_ref(), input)
+        || storage::runs::not_before(conn, existing.id).await? != input.not_before
+    {
         return Err(reused());
     }
     if existing.action != RunAction::Release {
@@ -1340,9 +1356,13 @@ pub async fn get_run(hub: &Hub, id: RunId) -> AppResult<RunDetail> {
     let retries = storage::runs::retries_of(&mut conn, id).await?;
     let review = storage::runs::review(&mut conn, id).await?;
     let waves = storage::runs::waves(&mut conn, id).await?;
+    let not_before = storage::runs::not_before(&mut conn, id).await?;
+    let window = storage::windows::state(&mut conn, run.environment_id, chrono::Utc::now()).await?;
     Ok(RunDetail {
         review,
         waves,
+        not_before,
+        window,
         approval: ApprovalStatus { state, stale: newest != run.content },
         run,
         project,

@@ -31,6 +31,8 @@ actions! {
     AuthLogout = "auth.logout",
     EnvironmentCreate = "environment.create",
     EnvironmentUpdate = "environment.update",
+    /// An admin replaced an environment's maintenance windows.
+    EnvironmentWindows = "environment.windows",
     TargetCreate = "target.create",
     TargetUpdate = "target.update",
     TargetSecretSet = "target.secret_set",

@@ -176,6 +176,8 @@ error_codes! {
     /// A run's wave plan cannot be used (too few or many waves, a reach that shrinks, a last wave short of
     /// every target, a label that is not `key=value`).
     InvalidWaves = "invalid_waves",
+    /// A maintenance window cannot be read (`DAYS HH:MM-HH:MM ZONE`) or names an unknown time zone.
+    InvalidWindow = "invalid_window",
     /// No such version key in the project.
     UnknownVersion = "unknown_version",
     /// The release would select no migration.

@@ -33,6 +33,7 @@ closed_enum! {
 }
 
 impl Default for Advance {
+    /// A run whose waves were approved rolls on by itself: a person is needed only when one halts it.
     fn default() -> Self {
         Self::Auto
     }

@@ -65,6 +65,48 @@ pub struct ApplyOptions {
     pub worker: String,
     /// How often a statement that gave up waiting for a lock is tried again (see [`LockRetries`]).
     pub lock_retries: LockRetries,
+    /// Start no migration of a release once this instant has passed (the environment's maintenance
+    /// window closes): the one running finishes, the rest waits for the next window.
+    pub stop_at: Option<StopAt>,
+}
+
+/// The clock a worker reads for maintenance windows and schedules (the system's, or one a test drives).
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>);
+
+impl Clock {
+    /// The system's clock.
+    pub fn system() -> Clock {
+        Clock(std::sync::Arc::new(chrono::Utc::now))
+    }
+
+    /// A clock that reads `now` (e.g. a test's).
+    pub fn new(now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static) -> Clock {
+        Clock(std::sync::Arc::new(now))
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// When a release stops starting migrations, read on which clock.
+#[derive(Debug, Clone)]
+pub struct StopAt {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub clock: Clock,
 }
 
 /// Tries again after a lock timeout (pgroll's answer to a blocked `ALTER` stalling the application behind
@@ -198,6 +240,9 @@ pub enum ApplyError {
     },
     #[error("stopped before statement {}: {reason}", index + 1)]
     Stopped { index: usize, reason: String },
+    /// The maintenance window closed before this migration started; nothing of it ran.
+    #[error("the maintenance window closed at {at}; the rest waits for the next window")]
+    WindowClosed { at: chrono::DateTime<chrono::Utc> },
     #[error(transparent)]
     Target(#[from] TargetError),
 }
@@ -292,12 +337,18 @@ async fn locked_release(
     let mut rows = own_rows(conn, rows, migrations, options).await.map_err(|e| (0, e.into()))?;
     // Consecutive migrations in a Postgres transaction go in one message when the lock check can travel
     // with them (see `atomically`).
-    let grouped = conn.checks_lock_inline();
+    // (Not while a maintenance window may close: then each migration is started on its own.)
+    let grouped = conn.checks_lock_inline() && options.stop_at.is_none();
     let engine = conn.engine();
     let mut position = 0;
     // Tries of the migration at `position` that gave up waiting for a lock in its transaction.
     let mut lock_tries = (0, 0u32);
     while let Some(migration) = migrations.get(position) {
+        if let Some(stop) = &options.stop_at
+            && stop.clock.now() >= stop.at
+        {
+            return Err((position, ApplyError::WindowClosed { at: stop.at }));
+        }
         let step = decide(engine, migration, options, &rows).map_err(|e| (position, e))?;
         let mut group = vec![migration];
         if step == Step::Atomic && grouped {

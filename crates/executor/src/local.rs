@@ -413,6 +413,7 @@ fn apply_options(options: &LocalOptions, earlier_versions: Vec<VersionKey>, allo
         run_id: None,
         worker: options.worker.clone(),
         lock_retries: options.lock_retries,
+        stop_at: None,
     }
 }
 

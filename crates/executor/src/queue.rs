@@ -32,7 +32,9 @@ use storage::{PageRequest, PgPool, StorageError};
 use tokio::task::JoinSet;
 
 use crate::adopt;
-use crate::apply::{self, ApplyError, ApplyOptions, LockRetries, Migration, Observer, Outcome, ReleaseFailed};
+use crate::apply::{
+    self, ApplyError, ApplyOptions, Clock, LockRetries, Migration, Observer, Outcome, ReleaseFailed, StopAt,
+};
 use crate::history::{HistoryStatus, HistoryTable};
 use crate::recovery::{self, Recovered, RecoveryError, SeenRow};
 pub use crate::secrets::{NoMasterKey, SecretOpener, resolve_password};
@@ -60,6 +62,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// The key of the audit chain the worker's run events extend (`None`: unkeyed, refused once it is keyed).
     pub audit_key: Option<audit::ChainKey>,
+    /// The clock maintenance windows and run schedules are read on (tests inject one).
+    pub clock: Clock,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             connect_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(10),
             audit_key: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -260,7 +265,8 @@ async fn claim(shared: &Shared, wanted: u32) -> (Instant, Vec<Claim>) {
     let started = Instant::now();
     let result = async {
         let mut conn = shared.pool.acquire().await?;
-        storage::queue::claim(&mut conn, shared.worker, shared.settings.lease, wanted).await
+        storage::queue::claim_at(&mut conn, shared.worker, shared.settings.lease, wanted, shared.settings.clock.now())
+            .await
     }
     .await;
     metrics::histogram!("migrate_hub_claim_seconds").record(started.elapsed().as_secs_f64());
@@ -355,6 +361,10 @@ enum Verdict {
     },
     /// Nothing was done and the worker is stopping: hand it back.
     HandBack,
+    /// The maintenance window closed between two migrations: hand the rest back for the next window.
+    Wait {
+        message: String,
+    },
     /// The lease is gone: record nothing.
     Lost,
 }
@@ -584,6 +594,7 @@ async fn execute(
         run_id: Some(claim.run.to_string()),
         worker: shared.label.chars().take(200).collect(),
         lock_retries: LockRetries { attempts: u32::from(policy.lock_retries), max_delay: policy.lock_retry_max_delay },
+        stop_at: claim.window_closes_at.map(|at| StopAt { at, clock: shared.settings.clock.clone() }),
     };
     let migrations: Vec<Migration<'_>> = context
         .versions
@@ -828,6 +839,7 @@ fn verdict(failed: ReleaseFailed, key: &str, mode: TransactionMode, engine: Engi
                 format!("{key}: {e} (still blocked after the environment's lock retries; see who holds the lock)"),
             )
         }
+        e @ ApplyError::WindowClosed { .. } => Verdict::Wait { message: format!("before {key}: {e}") },
         e if e.is_transient() => Verdict::Retry { code: error_code(&e), message: format!("{key}: {e}") },
         e => Verdict::failed(error_code(&e), format!("{key}: {e}")),
     }
@@ -857,6 +869,7 @@ fn error_code(e: &ApplyError) -> &'static str {
         ApplyError::Statement { source, .. } if source.is_transient() => "timeout",
         ApplyError::Statement { .. } => "sql_error",
         ApplyError::Stopped { .. } => "stopped",
+        ApplyError::WindowClosed { .. } => "window_closed",
         ApplyError::Target(_) => "target",
     }
 }
@@ -903,6 +916,11 @@ async fn record(
                 error_message: Some(&message),
             };
             ("failed", end(shared, claim, &ending, journal).await)
+        }
+        Verdict::Wait { message } => {
+            journal.line(LogLevel::Info, None, message.clone(), None);
+            journal.flush(shared, claim).await;
+            ("waiting", release(shared, claim, Duration::ZERO, true, Some(("window_closed", &message))).await)
         }
         Verdict::HandBack => {
             journal.line(LogLevel::Info, None, "worker stopping: handed back".into(), None);

@@ -762,6 +762,42 @@ pub(crate) struct RunDetailDto {
     pub review: Option<Vec<ReviewFindingDto>>,
     /// The run's waves and where it stands in them (`null`: it goes to every target at once).
     pub waves: Option<RunWavesDto>,
+    /// Nothing of the run is claimed before this (`null`: at once).
+    pub not_before: Option<DateTime<Utc>>,
+    /// The environment's maintenance windows now (`null`: it has none, workers claim any time).
+    pub window: Option<WindowStateDto>,
+}
+
+/// An environment's maintenance windows and where they stand now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WindowsDto {
+    /// One per line, as stored (`Sat 02:00-05:00 Europe/Berlin`); empty: workers claim any time.
+    pub windows: Vec<String>,
+    #[serde(flatten)]
+    pub state: WindowStateDto,
+}
+
+/// Whether workers may claim an environment's items now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WindowStateDto {
+    /// No windows, or one is open.
+    pub open: bool,
+    /// When the open window closes.
+    pub closes_at: Option<DateTime<Utc>>,
+    /// When the next window opens.
+    pub next_opens_at: Option<DateTime<Utc>>,
+}
+
+impl From<&app::windows::WindowState> for WindowStateDto {
+    fn from(s: &app::windows::WindowState) -> Self {
+        WindowStateDto { open: s.open(), closes_at: s.closes_at, next_opens_at: s.next_opens_at }
+    }
+}
+
+impl From<&app::windows::Windows> for WindowsDto {
+    fn from(w: &app::windows::Windows) -> Self {
+        WindowsDto { windows: w.windows.clone(), state: (&w.state).into() }
+    }
 }
 
 /// A run's waves.
@@ -883,6 +919,8 @@ impl From<&app::runs::RunDetail> for RunDetailDto {
                     .collect()
             }),
             waves: d.waves.as_ref().map(|w| RunWavesDto::of(w, d.run.status)),
+            not_before: d.not_before,
+            window: d.window.any.then(|| (&d.window).into()),
         }
     }
 }

@@ -105,6 +105,7 @@ impl Modify for Security {
         api::me, api::list_tokens, api::create_token, api::revoke_token,
         api::list_users, api::create_user, api::update_user,
         rest::list_environments, rest::create_environment, rest::get_environment, rest::update_environment,
+        rest::get_windows, rest::set_windows,
         rest::list_targets, rest::create_target, rest::get_target, rest::update_target, rest::delete_target,
         rest::target_history,
         rest::set_target_secret, rest::clear_target_secret,

@@ -111,6 +111,30 @@ pub(crate) async fn update_environment(
     Ok(HttpResponse::Ok().json(EnvironmentDto::from(&env)))
 }
 
+/// An environment's maintenance windows: workers claim its runs' items only inside one.
+#[utoipa::path(get, path = "/api/v1/environments/{id}/windows", tag = "inventory", params(("id" = EnvironmentId, Path)),
+    responses((status = 200, body = WindowsDto), Errors))]
+pub(crate) async fn get_windows(state: web::Data<AppState>, req: HttpRequest, id: web::Path<EnvironmentId>) -> Reply {
+    let windows = app::windows::windows_of(&state.hub, *id, chrono::Utc::now()).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(WindowsDto::from(&windows)))
+}
+
+/// Replaces an environment's maintenance windows (`DAYS HH:MM-HH:MM ZONE` each, e.g. `Sat 02:00-05:00
+/// Europe/Berlin`; an empty list removes them). Admins; audited.
+#[utoipa::path(put, path = "/api/v1/environments/{id}/windows", tag = "inventory", params(("id" = EnvironmentId, Path)),
+    request_body = app::windows::WindowsInput, responses((status = 200, body = WindowsDto), Errors))]
+pub(crate) async fn set_windows(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<EnvironmentId>,
+    body: web::Json<app::windows::WindowsInput>,
+) -> Reply {
+    let windows =
+        app::windows::set_windows(&state.hub, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(WindowsDto::from(&windows)))
+}
+
 // --- targets ---
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -61,6 +61,8 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/api/v1/environments", admin, rest::create_environment);
     r.add(M::GET, "/api/v1/environments/{id}", SignedIn, rest::get_environment);
     r.add(M::PATCH, "/api/v1/environments/{id}", admin, rest::update_environment);
+    r.add(M::GET, "/api/v1/environments/{id}/windows", SignedIn, rest::get_windows);
+    r.add(M::PUT, "/api/v1/environments/{id}/windows", admin, rest::set_windows);
     r.add(M::GET, "/api/v1/targets", SignedIn, rest::list_targets);
     r.add(M::POST, "/api/v1/targets", admin, rest::create_target);
     r.add(M::GET, "/api/v1/targets/{id}", SignedIn, rest::get_target);
@@ -142,6 +144,7 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/admin/environments", admin, pages::create_environment);
     r.add(M::GET, "/admin/environments/{id}", admin, pages::environment);
     r.add(M::POST, "/admin/environments/{id}", admin, pages::update_environment);
+    r.add(M::POST, "/admin/environments/{id}/windows", admin, pages::update_windows);
     r.add(M::GET, "/admin/targets", admin, pages::targets);
     r.add(M::POST, "/admin/targets", admin, pages::create_target);
     r.add(M::GET, "/admin/targets/{id}", admin, pages::target);

@@ -37,6 +37,8 @@ pub struct Claim {
     pub statements_done: u32,
     /// The run's status when claimed (`queued` until a worker marks it running).
     pub run_status: RunStatus,
+    /// When the environment's open maintenance window closes (`None`: it has no windows).
+    pub window_closes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How an item ended.
@@ -81,12 +83,28 @@ fn cut(message: &str) -> String {
 
 /// Claims up to `max` items of one run for `worker`, each with a lease of `lease` and a new fencing
 /// token, in one statement. Expired leases are taken back first. Empty when nothing is claimable.
-#[tracing::instrument(skip_all, fields(worker.id = %worker, max))]
 pub async fn claim(conn: &mut PgConnection, worker: WorkerId, lease: Duration, max: u32) -> StorageResult<Vec<Claim>> {
-    let rows =
-        sqlx::query_file!("../../sql/queue/claim.sql", worker.as_uuid(), lease.as_secs_f64(), i64::from(max.max(1)))
-            .fetch_all(conn)
-            .await?;
+    claim_at(conn, worker, lease, max, chrono::Utc::now()).await
+}
+
+/// [`claim`], with maintenance windows and run schedules read at `now` (the worker's clock).
+#[tracing::instrument(skip_all, fields(worker.id = %worker, max))]
+pub async fn claim_at(
+    conn: &mut PgConnection,
+    worker: WorkerId,
+    lease: Duration,
+    max: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StorageResult<Vec<Claim>> {
+    let rows = sqlx::query_file!(
+        "../../sql/queue/claim.sql",
+        worker.as_uuid(),
+        lease.as_secs_f64(),
+        i64::from(max.max(1)),
+        now
+    )
+    .fetch_all(conn)
+    .await?;
     rows.into_iter()
         .map(|r| {
             Ok(Claim {
@@ -99,6 +117,7 @@ pub async fn claim(conn: &mut PgConnection, worker: WorkerId, lease: Duration, m
                 token: r.fencing_token,
                 statements_done: unsigned("run_items.statements_done", r.statements_done)?,
                 run_status: parse("runs.status", &r.run_status)?,
+                window_closes_at: r.window_closes_at,
             })
         })
         .collect()

@@ -270,6 +270,18 @@ pub async fn tolerate(tx: &mut PgTransaction<'_>, run: RunId) -> StorageResult<O
     row.map(|r| unsigned("runs.wave_open", r.wave_open.max(0))).transpose()
 }
 
+/// Schedules `run`: nothing of it is claimed before `at`.
+pub async fn schedule(tx: &mut PgTransaction<'_>, run: RunId, at: DateTime<Utc>) -> StorageResult<()> {
+    sqlx::query_file!("../../sql/runs/schedule.sql", run.as_uuid(), at).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// `run`'s schedule (`None`: at once).
+pub async fn not_before(conn: &mut PgConnection, run: RunId) -> StorageResult<Option<DateTime<Utc>>> {
+    let row = sqlx::query_file!("../../sql/runs/not_before.sql", run.as_uuid()).fetch_one(conn).await?;
+    Ok(row.not_before)
+}
+
 async fn insert_versions(tx: &mut PgTransaction<'_>, run: RunId, versions: &[VersionId]) -> StorageResult<()> {
     let ids: Vec<Uuid> = versions.iter().map(|v| v.as_uuid()).collect();
     sqlx::query_file!("../../sql/runs/create_versions.sql", run.as_uuid(), &ids).execute(&mut **tx).await?;

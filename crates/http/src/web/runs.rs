@@ -511,6 +511,7 @@ pub(crate) async fn create_run(
             advance: advance.filter(|_| waves.is_some()),
             first_label: form.text("first_label").filter(|_| waves.is_some()),
             waves,
+            not_before: None,
         };
         if form.get("action") == "preview" {
             match app::runs::preview(&state.hub, &input).await {
@@ -694,6 +695,7 @@ async fn run_page(
         }
         (problems.summary())
         (action_notice(detail))
+        (schedule_notice(detail))
         @if detail.approval.stale {
             div.notice id="stale" {
                 p {
@@ -723,6 +725,7 @@ async fn run_page(
                     }
                     dt { "Failure policy" } dd { (run.failure_policy.as_str().replace('_', " ")) }
                     dt { "Concurrency" } dd { (run.concurrency_limit) " at a time" }
+                    @if let Some(at) = detail.not_before { dt { "Not before" } dd { (when(at)) } }
                     dt { "Queued" } dd { (maybe_when(run.queued_at)) }
                     dt { "Started" } dd { (maybe_when(run.started_at)) }
                     dt { "Finished" } dd id="run-finished" { (maybe_when(run.finished_at)) }
@@ -757,6 +760,34 @@ async fn run_page(
             }
         }
     })
+}
+
+/// When a run that is not finished will go on, if a schedule or the environment's maintenance windows hold
+/// it back now.
+fn schedule_notice(detail: &RunDetail) -> Markup {
+    let run = &detail.run;
+    if run.status.is_terminal() {
+        return html! {};
+    }
+    let now = chrono::Utc::now();
+    let scheduled = detail.not_before.filter(|at| *at > now);
+    let window = &detail.window;
+    html! {
+        @if let Some(at) = scheduled {
+            p.notice id="schedule" { "Scheduled: nothing of this run starts before " (when(at)) "." }
+        }
+        @if window.any {
+            @if let Some(closes) = window.closes_at {
+                p.muted id="window" { "The environment's maintenance window is open until " (when(closes)) "." }
+            } @else {
+                p.notice id="window" {
+                    "Outside the environment's maintenance windows: workers claim nothing of this run until the next opens"
+                    @if let Some(next) = window.next_opens_at { ", " (when(next)) }
+                    ". An item running when a window closes finishes its migration; the rest continues in the next window."
+                }
+            }
+        }
+    }
 }
 
 /// What a baseline, adoption or recovery will do, in words, with the row a recovery was requested on as the

@@ -209,7 +209,13 @@ pub(crate) async fn create_environment(
     Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, environments_page(&viewer, &envs, &form, &problems, None)))
 }
 
-fn environment_page(viewer: &Viewer, env: &Environment, form: &Form, problems: &Problems) -> Markup {
+fn environment_page(
+    viewer: &Viewer,
+    env: &Environment,
+    form: &Form,
+    problems: &Problems,
+    (windows, windows_form, windows_problems): (&app::windows::Windows, &Form, &Problems),
+) -> Markup {
     let body = html! {
         p.muted { a href="/admin/environments" { "Environments" } " / " (env.name.as_str()) }
         h1 { "Environment " (env.name.as_str()) }
@@ -228,6 +234,27 @@ fn environment_page(viewer: &Viewer, env: &Environment, form: &Form, problems: &
                 p { button type="submit" { "Save policy" } }
             }
         }
+        section.card id="windows" {
+            h2 { "Maintenance windows" }
+            p {
+                @if windows.windows.is_empty() {
+                    "None: workers apply this environment's runs at any time."
+                } @else if let Some(closes) = windows.state.closes_at {
+                    "A window is open now, until " (when(closes)) "."
+                } @else {
+                    "No window is open now"
+                    @if let Some(next) = windows.state.next_opens_at { "; the next opens " (when(next)) }
+                    ". Workers claim this environment's items only inside a window; an item running when it closes finishes its migration and the rest waits."
+                }
+            }
+            (windows_problems.summary())
+            form method="post" action={ "/admin/environments/" (env.id) "/windows" } {
+                (csrf(viewer))
+                (forms::textarea(windows_form, windows_problems, "windows", "Windows, one per line",
+                    Some("DAYS HH:MM-HH:MM ZONE, e.g. Sat 02:00-05:00 Europe/Berlin or Mon-Fri 22:00-02:00 UTC (past midnight into the next day). Empty: no windows."), 4))
+                p { button type="submit" { "Save windows" } }
+            }
+        }
     };
     layout(viewer, Section::Inventory, env.name.as_str(), body)
 }
@@ -235,7 +262,38 @@ fn environment_page(viewer: &Viewer, env: &Environment, form: &Form, problems: &
 /// `GET /admin/environments/{id}`.
 pub(crate) async fn environment(state: web::Data<AppState>, viewer: Viewer, id: web::Path<EnvironmentId>) -> Page {
     let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
-    Ok(respond(StatusCode::OK, environment_page(&viewer, &env, &env_values(&env), &Problems::default())))
+    let windows = windows_of(&state, &viewer, env.id).await?;
+    let lines = Form::with(&[("windows", windows.windows.join("\n").as_str())]);
+    let none = Problems::default();
+    Ok(respond(StatusCode::OK, environment_page(&viewer, &env, &env_values(&env), &none, (&windows, &lines, &none))))
+}
+
+async fn windows_of(
+    state: &AppState,
+    viewer: &Viewer,
+    env: EnvironmentId,
+) -> Result<app::windows::Windows, crate::web::PageError> {
+    app::windows::windows_of(&state.hub, env, chrono::Utc::now()).await.map_err(viewer.fail())
+}
+
+/// `POST /admin/environments/{id}/windows`: the windows, one per line (empty: none).
+pub(crate) async fn update_windows(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<EnvironmentId>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Page {
+    let form = Form::new(form);
+    let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
+    let input = app::windows::WindowsInput { windows: form.get("windows").lines().map(str::to_owned).collect() };
+    let problems = match app::windows::set_windows(&state.hub, &viewer.caller, env.id, input).await {
+        Ok(_) => return Ok(see_other(&format!("/admin/environments/{}#windows", env.id))),
+        Err(e) => Problems::from_app(&viewer, e, &["windows"])?,
+    };
+    let windows = windows_of(&state, &viewer, env.id).await?;
+    let none = Problems::default();
+    let page = environment_page(&viewer, &env, &env_values(&env), &none, (&windows, &form, &problems));
+    Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, page))
 }
 
 /// `POST /admin/environments/{id}`: blank numbers keep their value, except the statement timeout, which
@@ -277,5 +335,9 @@ pub(crate) async fn update_environment(
             Err(e) => problems = Problems::from_app(&viewer, e, ENV_FIELDS)?,
         }
     }
-    Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, environment_page(&viewer, &env, &form, &problems)))
+    let windows = windows_of(&state, &viewer, env.id).await?;
+    let lines = Form::with(&[("windows", windows.windows.join("\n").as_str())]);
+    let none = Problems::default();
+    let page = environment_page(&viewer, &env, &form, &problems, (&windows, &lines, &none));
+    Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, page))
 }

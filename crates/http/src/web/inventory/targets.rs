@@ -726,6 +726,7 @@ pub(crate) async fn request_action(
             waves: None,
             advance: None,
             first_label: None,
+            not_before: None,
         };
         match app::runs::request_run(&state.hub, &viewer.caller, state.keys.as_deref(), input, None).await {
             Ok(requested) => return Ok(see_other(&format!("/runs/{}", requested.run.id))),
