@@ -158,6 +158,7 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
             waves,
             advance,
             first_label,
+            not_before,
         } => {
             let waves = waves
                 .map(|text| domain::waves::parse_list(&text))
@@ -193,6 +194,9 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
             }
             if let Some(label) = first_label {
                 body["first_label"] = json!(label);
+            }
+            if let Some(at) = not_before {
+                body["not_before"] = json!(at);
             }
             let answer: Value = api.post_keyed("/api/v1/runs", &body, idempotency_key.as_deref()).await?;
             let run: RunView = parse(&answer, "run")?;

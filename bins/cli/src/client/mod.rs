@@ -135,6 +135,10 @@ pub enum ClientCommand {
         /// With `--waves`: targets with this label (`key=value`, e.g. `canary=true`) go first.
         #[arg(long, requires = "waves")]
         first_label: Option<String>,
+        /// Nothing of the run starts before this instant (RFC 3339, e.g. `2026-12-12T01:00:00Z`), once
+        /// executed; the environment's maintenance windows hold it too.
+        #[arg(long)]
+        not_before: Option<String>,
     },
     /// Approve a run, exactly the content it pins now.
     Approve {
