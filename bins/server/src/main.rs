@@ -264,7 +264,8 @@ async fn serve(
         .with_secret_refs(secret_refs)
         .with_keys(keys.key_ring()?)
         .with_limits(limits)
-        .with_trusted_proxies(proxies.clone());
+        .with_trusted_proxies(proxies.clone())
+        .with_bind_address(address);
     if !proxies.is_empty() {
         tracing::info!(%proxies, "X-Forwarded-For is believed from these proxies only");
     }

@@ -26,6 +26,7 @@ pub mod runs;
 pub mod sessions;
 pub mod tool_db;
 pub mod waves;
+pub mod webhooks;
 pub mod windows;
 
 use std::net::IpAddr;
@@ -51,13 +52,17 @@ pub struct Hub {
     pool: PgPool,
     audit_key: Option<audit::ChainKey>,
     secret_refs: Arc<SecretRefPolicy>,
+    /// The hub's public address (links in webhook events) and the socket it listens on: webhooks are
+    /// never sent to either.
+    public_url: Option<Arc<str>>,
+    bind: Option<std::net::SocketAddr>,
 }
 
 impl Hub {
     /// A hub on `pool` whose audit events are unkeyed (refused once the chain is keyed) and whose targets
     /// may name no secret reference; see [`Hub::with_audit_key`] and [`Hub::with_secret_refs`].
     pub fn new(pool: PgPool) -> Self {
-        Hub { pool, audit_key: None, secret_refs: Arc::new(SecretRefPolicy::none()) }
+        Hub { pool, audit_key: None, secret_refs: Arc::new(SecretRefPolicy::none()), public_url: None, bind: None }
     }
 
     /// Keys the audit events this hub writes, and lets it verify keyed ones (the key derived from the
@@ -72,6 +77,27 @@ impl Hub {
     pub fn with_secret_refs(mut self, policy: SecretRefPolicy) -> Self {
         self.secret_refs = Arc::new(policy);
         self
+    }
+
+    /// The hub's public address (`https://hub.example.com`) and the socket the server listens on.
+    pub fn with_addresses(mut self, public_url: Option<&str>, bind: Option<std::net::SocketAddr>) -> Self {
+        self.public_url = public_url.map(|u| Arc::from(u.trim_end_matches('/')));
+        self.bind = bind;
+        self
+    }
+
+    /// The socket the server listens on.
+    pub fn with_bind(mut self, bind: std::net::SocketAddr) -> Self {
+        self.bind = Some(bind);
+        self
+    }
+
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
+    pub(crate) fn bind(&self) -> Option<std::net::SocketAddr> {
+        self.bind
     }
 
     /// The tool database, for `tool_db`'s checks of it.

@@ -36,6 +36,7 @@ use domain::policy::{
 use domain::release::{self, PreflightTarget, PreflightVersion, Problem, SelectError};
 use domain::run::{RunItemStatus, RunStatus};
 use domain::values::{Name, VersionKey};
+use domain::webhooks::WebhookEvent;
 use serde::Deserialize;
 use serde_json::json;
 use storage::{Page, PageRequest, PgConnection, StorageError};
@@ -858,6 +859,9 @@ pub async fn request_run(
         }
     }
     record(&mut tx, hub, caller, Action::RunRequest, "run", run.id, details).await?;
+    if run.status == RunStatus::AwaitingApproval {
+        crate::webhooks::notify(&mut tx, hub, run.id, WebhookEvent::ApprovalRequested).await?;
+    }
     tx.commit().await.map_err(db)?;
     Ok(Requested { run, created: true })
 }
@@ -1172,6 +1176,9 @@ async fn refresh_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run> 
         }),
     )
     .await?;
+    if refreshed.status == RunStatus::AwaitingApproval {
+        crate::webhooks::notify(&mut tx, hub, id, WebhookEvent::ApprovalRequested).await?;
+    }
     tx.commit().await.map_err(db)?;
     Ok(refreshed)
 }

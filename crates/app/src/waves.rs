@@ -136,6 +136,12 @@ async fn continue_inner(hub: &Hub, caller: &Caller, id: RunId) -> AppResult<Run>
             None => {
                 if let Some(status) = storage::queue::end_run(&mut tx, id).await? {
                     details["ended"] = json!(status.as_str());
+                    let event = if status == RunStatus::Succeeded {
+                        domain::webhooks::WebhookEvent::RunSucceeded
+                    } else {
+                        domain::webhooks::WebhookEvent::RunFailed
+                    };
+                    crate::webhooks::notify(&mut tx, hub, id, event).await?;
                 }
             }
         }

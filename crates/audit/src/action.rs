@@ -33,6 +33,10 @@ actions! {
     EnvironmentUpdate = "environment.update",
     /// An admin replaced an environment's maintenance windows.
     EnvironmentWindows = "environment.windows",
+    WebhookCreate = "webhook.create",
+    WebhookDelete = "webhook.delete",
+    /// An admin queued a test delivery to a webhook.
+    WebhookTest = "webhook.test",
     TargetCreate = "target.create",
     TargetUpdate = "target.update",
     TargetSecretSet = "target.secret_set",

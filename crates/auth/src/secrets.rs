@@ -225,6 +225,44 @@ impl KeyRing {
         }
         Err(SealError::Tampered(sealed.key_id.clone()))
     }
+
+    /// Seals `secret` under the current key for one column of one row (e.g. `webhooks`, its id,
+    /// `secret`): it opens for that row and column only.
+    pub fn seal_row(&self, table: &str, row: &dyn fmt::Display, column: &str, secret: &SecretString) -> Result<SealedSecret, SealError> {
+        let key = self.current();
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
+        let mut buffer = secret.expose_secret().as_bytes().to_vec();
+        key.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(associated_data_row(table, row, column, &key.id)),
+                &mut buffer,
+            )
+            .map_err(|_| SealError::Random)?;
+        Ok(SealedSecret { key_id: key.id.clone(), nonce, ciphertext: buffer })
+    }
+
+    /// Opens what [`seal_row`](Self::seal_row) sealed for the same table, row and column.
+    pub fn open_row(&self, table: &str, row: &dyn fmt::Display, column: &str, sealed: &SealedSecret) -> Result<SecretString, SealError> {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == sealed.key_id)
+            .ok_or_else(|| SealError::UnknownKey(sealed.key_id.clone()))?;
+        let mut buffer = sealed.ciphertext.clone();
+        let aad = Aad::from(associated_data_row(table, row, column, &key.id));
+        let plain = key
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(sealed.nonce), aad, &mut buffer)
+            .map_err(|_| SealError::Tampered(sealed.key_id.clone()))?;
+        Ok(SecretString::from(std::str::from_utf8(plain).map_err(|_| SealError::NotText)?.to_owned()))
+    }
+}
+
+/// The associated data of a secret sealed for one column of one row of another table than `db_targets`.
+fn associated_data_row(table: &str, row: &dyn fmt::Display, column: &str, key_id: &str) -> Vec<u8> {
+    format!("migrate-hub:row:{table}:{row}:{column}:{key_id}").into_bytes()
 }
 
 /// The v1 associated data: format version, table, row, column and key id.

@@ -33,6 +33,7 @@ pub mod source;
 pub mod split;
 pub mod values;
 pub mod waves;
+pub mod webhooks;
 pub mod windows;
 
 #[cfg(test)]

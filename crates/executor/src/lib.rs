@@ -13,4 +13,5 @@ pub mod queue;
 pub mod recovery;
 pub mod secrets;
 pub mod target;
+pub mod webhooks;
 pub mod worker;

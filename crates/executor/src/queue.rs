@@ -32,6 +32,8 @@ use storage::{PageRequest, PgPool, StorageError};
 use tokio::task::JoinSet;
 
 use crate::adopt;
+use domain::webhooks::WebhookEvent;
+
 use crate::apply::{
     self, ApplyError, ApplyOptions, Clock, LockRetries, Migration, Observer, Outcome, ReleaseFailed, StopAt,
 };
@@ -62,8 +64,10 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// The key of the audit chain the worker's run events extend (`None`: unkeyed, refused once it is keyed).
     pub audit_key: Option<audit::ChainKey>,
-    /// The clock maintenance windows and run schedules are read on (tests inject one).
+    /// The clock maintenance windows, run schedules and webhook signatures are read on (tests inject one).
     pub clock: Clock,
+    /// The hub's address, for the links in webhook events (`None`: events carry no link).
+    pub hub_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -80,6 +84,7 @@ impl Default for Settings {
             heartbeat: Duration::from_secs(10),
             audit_key: None,
             clock: Clock::system(),
+            hub_url: None,
         }
     }
 }
@@ -177,6 +182,14 @@ impl QueueWorker {
         Some(process(self.shared.clone(), claim, sent, lost).await)
     }
 
+    /// Sends the webhook deliveries due now, once each, as the worker's delivery task does; what each
+    /// attempt came to. Tests drive deliveries with it.
+    pub async fn try_deliver_webhooks(&self) -> Result<Vec<crate::webhooks::Sent>, StorageError> {
+        let shared = &self.shared;
+        crate::webhooks::deliver_due(&shared.pool, shared.opener.as_ref(), &shared.settings.clock, &crate::webhooks::client())
+            .await
+    }
+
     /// Works until `shutdown` resolves, then stops claiming, hands back items that have not started and
     /// waits for the others to finish.
     #[tracing::instrument(skip_all, fields(worker.id = %self.shared.worker))]
@@ -191,6 +204,15 @@ impl QueueWorker {
         } else {
             None
         };
+        // Webhook deliveries go on beside the items, until the worker stops.
+        let stop_deliveries = Arc::new(AtomicBool::new(false));
+        let deliveries = tokio::spawn(crate::webhooks::run(
+            shared.pool.clone(),
+            shared.opener.clone(),
+            settings.clock.clone(),
+            settings.poll_interval,
+            stop_deliveries.clone(),
+        ));
         let mut tasks: JoinSet<ItemOutcome> = JoinSet::new();
         let mut renew = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(100)));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -243,6 +265,8 @@ impl QueueWorker {
                 _ = heartbeat.tick() => beat(&shared).await,
             }
         }
+        stop_deliveries.store(true, Ordering::SeqCst);
+        deliveries.abort();
         Ok(())
     }
 }
@@ -989,6 +1013,7 @@ async fn wave_step(shared: &Shared, run: RunId) -> Result<(), StorageError> {
         tracing::warn!(run.id = %run, wave = wave + 1, failed, "a wave failed more targets than it allows: run halted");
         let details = serde_json::json!({ "wave": wave + 1, "failed": failed });
         audit_worker(shared, &mut tx, audit::Action::RunHalted, run, details).await?;
+        notify_webhooks(shared, &mut tx, run, WebhookEvent::RunHalted).await?;
         tx.commit().await?;
         return Ok(());
     }
@@ -1065,7 +1090,27 @@ async fn audit_run(
         tracing::error!(run.id = %run, status = %status, "a run ended in a status that is not an end; not audited");
         return Ok(());
     };
-    audit_worker(shared, tx, action, run, serde_json::json!({ "status": status.as_str() })).await
+    audit_worker(shared, tx, action, run, serde_json::json!({ "status": status.as_str() })).await?;
+    let event = match status {
+        RunStatus::Succeeded => Some(WebhookEvent::RunSucceeded),
+        RunStatus::Failed => Some(WebhookEvent::RunFailed),
+        _ => None,
+    };
+    match event {
+        Some(event) => notify_webhooks(shared, tx, run, event).await,
+        None => Ok(()),
+    }
+}
+
+/// Queues `event` about `run` for the webhooks of its environment, in the transaction of the change.
+async fn notify_webhooks(
+    shared: &Shared,
+    tx: &mut storage::PgTransaction<'_>,
+    run: RunId,
+    event: WebhookEvent,
+) -> Result<(), StorageError> {
+    storage::webhooks::enqueue_run(tx, run, event, shared.settings.hub_url.as_deref()).await?;
+    Ok(())
 }
 
 /// `queued` → `running` with its audit event, by whichever worker gets there first.
@@ -1074,6 +1119,7 @@ async fn mark_running(shared: &Shared, run: RunId) -> Result<(), StorageError> {
     match storage::runs::set_status(&mut tx, run, RunStatus::Queued, RunStatus::Running, None).await {
         Ok(_) => {
             audit_worker(shared, &mut tx, audit::Action::RunRunning, run, serde_json::json!({})).await?;
+            notify_webhooks(shared, &mut tx, run, WebhookEvent::RunStarted).await?;
             tx.commit().await?;
         }
         // Another worker did it first, or the run was cancelled meanwhile (its items will see that).

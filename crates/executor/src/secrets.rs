@@ -38,6 +38,11 @@ static NO_REFERENCES: SecretRefPolicy = SecretRefPolicy::none();
 pub trait SecretOpener: Send + Sync + 'static {
     fn open(&self, target: &Target, sealed: &SealedSecret) -> Result<SecretString, String>;
 
+    /// Opens webhook `webhook`'s signing secret.
+    fn open_webhook(&self, _webhook: uuid::Uuid, _sealed: &SealedSecret) -> Result<SecretString, String> {
+        Err("the webhook's secret is sealed and this worker has no master key configured".into())
+    }
+
     /// The references this process may resolve: none unless configured.
     fn references(&self) -> &SecretRefPolicy {
         &NO_REFERENCES
@@ -64,6 +69,10 @@ impl SecretOpener for auth::secrets::KeyRing {
             other => other.to_string(),
         })
     }
+
+    fn open_webhook(&self, webhook: uuid::Uuid, sealed: &SealedSecret) -> Result<SecretString, String> {
+        self.open_row("webhooks", &webhook, "secret", sealed).map_err(|e| e.to_string())
+    }
 }
 
 /// A worker's secrets: its master keys (if any) and the references it may resolve.
@@ -84,6 +93,13 @@ impl SecretOpener for WorkerSecrets {
         match &self.keys {
             Some(ring) => SecretOpener::open(ring, target, sealed),
             None => NoMasterKey.open(target, sealed),
+        }
+    }
+
+    fn open_webhook(&self, webhook: uuid::Uuid, sealed: &SealedSecret) -> Result<SecretString, String> {
+        match &self.keys {
+            Some(ring) => SecretOpener::open_webhook(ring, webhook, sealed),
+            None => NoMasterKey.open_webhook(webhook, sealed),
         }
     }
 

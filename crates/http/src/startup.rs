@@ -43,8 +43,9 @@ impl AppState {
     /// Checks the settings and builds the state. The audit chain is unkeyed and no secret reference is allowed
     /// until [`AppState::with_audit_key`] and [`AppState::with_secret_refs`] say otherwise.
     pub fn new(pool: PgPool, auth: AuthSettings) -> Result<Self, SettingsError> {
+        let public_url = auth.public_url.clone();
         Ok(Self {
-            hub: Hub::new(pool),
+            hub: Hub::new(pool).with_addresses(Some(&public_url), None),
             auth: Auth::new(auth)?,
             keys: None,
             limits: app::migrations::Limits::default(),
@@ -62,6 +63,12 @@ impl AppState {
     /// The secret references targets may name (`MIGRATE_HUB_SECRET_REFS`).
     pub fn with_secret_refs(mut self, policy: SecretRefPolicy) -> Self {
         self.hub = self.hub.with_secret_refs(policy);
+        self
+    }
+
+    /// The socket the server listens on (webhooks are never sent to it).
+    pub fn with_bind_address(mut self, bind: std::net::SocketAddr) -> Self {
+        self.hub = self.hub.with_bind(bind);
         self
     }
 

@@ -31,6 +31,7 @@ pub mod targets;
 pub mod tokens;
 pub mod users;
 pub mod versions;
+pub mod webhooks;
 pub mod windows;
 pub mod workers;
 
