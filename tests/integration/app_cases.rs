@@ -386,3 +386,235 @@ async fn a_closed_maintenance_window_holds_a_run_until_it_opens_and_a_closing_on
     let actions = audit_actions(&tool.pool, requested.run.id).await;
     assert!(actions.contains(&"run.succeeded".to_owned()), "{actions:?}");
 }
+
+/// One request a [`Receiver`] got: its headers (lower-cased names) and body.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: std::collections::HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// A local HTTP receiver for webhooks: answers each request with the next status of `answers` (then 200)
+/// and keeps what it got.
+struct Receiver {
+    url: String,
+    got: Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(answers: Vec<u16>) -> Receiver {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/migrate-hub", listener.local_addr().unwrap());
+        let got: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+        let answers = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(answers)));
+        let kept = got.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head_end, length) = loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break (None, 0);
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                            .unwrap_or(0);
+                        break (Some(end + 4), length);
+                    }
+                };
+                let Some(start) = head_end else { continue };
+                while buffer.len() < start + length {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buffer[..start]).to_string();
+                let headers = head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+                    .collect();
+                kept.lock().unwrap().push(Received { headers, body: buffer[start..start + length].to_vec() });
+                let status = answers.lock().unwrap().pop_front().unwrap_or(200);
+                let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        Receiver { url, got }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url() {
+    use secrecy::ExposeSecret;
+    let tool = PgDatabase::migrated().await;
+    let target = PgDatabase::fresh().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    fleet.add_target("pg", &target.url, None).await;
+    fleet
+        .migration("001", "CREATE TABLE hook_a (id integer);", None, TransactionMode::Transaction, Engine::Postgres)
+        .await;
+    let bind: std::net::SocketAddr = "127.0.0.1:18080".parse().unwrap();
+    let hub = Hub::new(tool.pool.clone()).with_addresses(Some("https://hub.example.test"), Some(bind));
+    let admin = {
+        let mut conn = tool.pool.acquire().await.unwrap();
+        let new = domain::model::NewUser {
+            email: domain::values::Email::parse("root@example.com").unwrap(),
+            display_name: domain::values::DisplayName::parse("Admin").unwrap(),
+            role: domain::enums::Role::Admin,
+            oidc_identity: None,
+            password_hash: None,
+        };
+        storage::users::create(&mut conn, &new).await.unwrap()
+    };
+    let keys = auth::secrets::KeyRing::parse(&secrecy::SecretString::from(format!("k1:{}", "ab".repeat(32)))).unwrap();
+    let receiver = Receiver::start(vec![500]).await;
+    let env = fleet.environment.id;
+    let input = |url: &str, events: &[&str], format: &str| -> app::webhooks::WebhookInput {
+        serde_json::from_value(serde_json::json!({"url": url, "events": events, "format": format})).unwrap()
+    };
+
+    // Refused: not http(s), credentials, the hub's public address, its socket, a link-local address.
+    for url in [
+        "ftp://example.com/hook",
+        "http://user:pw@example.com/hook",
+        "https://hub.example.test/api/v1/runs",
+        "http://127.0.0.1:18080/hook",
+        "http://localhost:18080/hook",
+        "http://169.254.169.254/latest/meta-data",
+    ] {
+        let refused =
+            app::webhooks::create_webhook(&hub, &caller(&admin), Some(&keys), env, input(url, &["run.failed"], "json"))
+                .await
+                .unwrap_err();
+        assert_eq!(refused.code().as_str(), "refused_url", "{url}: {refused}");
+    }
+    let no_keys =
+        app::webhooks::create_webhook(&hub, &caller(&admin), None, env, input(&receiver.url, &["run.failed"], "json"))
+            .await
+            .unwrap_err();
+    assert_eq!(no_keys.code().as_str(), "no_master_keys");
+    let by_manager = app::webhooks::create_webhook(
+        &hub,
+        &caller(&fleet.manager),
+        Some(&keys),
+        env,
+        input(&receiver.url, &["run.failed"], "json"),
+    )
+    .await;
+    assert!(matches!(by_manager, Err(app::AppError::Denied(Denial::NotAdmin))), "{by_manager:?}");
+    let made = app::webhooks::create_webhook(
+        &hub,
+        &caller(&admin),
+        Some(&keys),
+        env,
+        input(&receiver.url, &["approval.requested", "run.started", "run.succeeded"], "json"),
+    )
+    .await
+    .unwrap();
+    let secret = made.secret.expose_secret().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_ciphertext FROM webhooks").fetch_one(&tool.pool).await.unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains(&secret), "the secret is sealed at rest");
+    let logged: Vec<String> =
+        sqlx::query_scalar("SELECT details::text FROM audit_events WHERE action LIKE 'webhook.%'")
+            .fetch_all(&tool.pool)
+            .await
+            .unwrap();
+    assert!(logged.iter().all(|d| !d.contains(&secret) && !d.contains("/hooks/migrate-hub")), "{logged:?}");
+
+    let time = TestClock::default();
+    time.set("2026-12-06T12:00:00Z", 0);
+    let worker = {
+        let id = WorkerId::new();
+        let mut conn = tool.pool.acquire().await.unwrap();
+        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
+        let settings =
+            Settings { clock: time.clock(), hub_url: Some("https://hub.example.test".into()), ..Settings::default() };
+        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(keys))
+    };
+    // Deliveries are due from the database's clock; the test's runs ahead of it so they all are.
+    time.set(&(chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339(), 0);
+
+    let request: app::runs::RunRequest = serde_json::from_value(serde_json::json!({
+        "project_id": fleet.project.id, "environment_id": env, "db_set_id": fleet.set.id,
+    }))
+    .unwrap();
+    let requested = app::runs::request_run(&hub, &caller(&fleet.requester), None, request, None).await.unwrap();
+    // The receiver answers 500 first: the delivery waits and is tried again.
+    let first = worker.try_deliver_webhooks().await.unwrap();
+    assert_eq!(
+        first.iter().map(|s| (s.event.as_str(), s.status, s.code)).collect::<Vec<_>>(),
+        [("approval.requested", "pending", Some(500))]
+    );
+    assert!(worker.try_deliver_webhooks().await.unwrap().is_empty(), "not before its backoff");
+    let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+    time.set(&later.to_rfc3339(), 0);
+    let second = worker.try_deliver_webhooks().await.unwrap();
+    assert_eq!(second.iter().map(|s| s.status).collect::<Vec<_>>(), ["delivered"]);
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    let delivered = &got[1];
+    let signature = &delivered.headers["x-migratehub-signature"];
+    assert!(
+        domain::webhooks::verify(secret.as_bytes(), signature, &delivered.body, later.timestamp(), 300),
+        "the signature verifies under the secret: {signature}"
+    );
+    assert!(!domain::webhooks::verify(b"whsec_other", signature, &delivered.body, later.timestamp(), 300));
+    assert_eq!(delivered.headers["x-migratehub-event"], "approval.requested");
+    let body: serde_json::Value = serde_json::from_slice(&delivered.body).unwrap();
+    assert_eq!(body["run_id"], requested.run.id.to_string());
+    assert_eq!(body["link"], format!("https://hub.example.test/runs/{}", requested.run.id));
+
+    // The run goes through: started and succeeded are sent too (queued with the changes themselves).
+    let no_comment = || -> app::runs::DecisionInput { serde_json::from_value(serde_json::json!({})).unwrap() };
+    app::runs::approve(&hub, &caller(&fleet.manager), requested.run.id, no_comment()).await.unwrap();
+    app::runs::execute(&hub, &caller(&fleet.manager), requested.run.id).await.unwrap();
+    assert_eq!(drain(&worker).await, ["succeeded"]);
+    let sent = worker.try_deliver_webhooks().await.unwrap();
+    let mut events: Vec<(&str, &str)> = sent.iter().map(|s| (s.event.as_str(), s.status)).collect();
+    events.sort_unstable();
+    assert_eq!(events, [("run.started", "delivered"), ("run.succeeded", "delivered")]);
+
+    // A Slack-compatible webhook's test delivery is one line of text.
+    let slack_receiver = Receiver::start(Vec::new()).await;
+    let slack = app::webhooks::create_webhook(
+        &hub,
+        &caller(&admin),
+        Some(&keys_again()),
+        env,
+        input(&slack_receiver.url, &["run.failed"], "slack"),
+    )
+    .await
+    .unwrap();
+    app::webhooks::test_webhook(&hub, &caller(&admin), slack.webhook.id).await.unwrap();
+    assert_eq!(
+        worker.try_deliver_webhooks().await.unwrap().iter().map(|s| s.status).collect::<Vec<_>>(),
+        ["delivered"]
+    );
+    let text: serde_json::Value = serde_json::from_slice(&slack_receiver.received()[0].body).unwrap();
+    assert!(text["text"].as_str().unwrap().starts_with("migrate-hub webhook for fleet test delivery"), "{text}");
+    let log = app::webhooks::deliveries(&hub, &caller(&admin), env, 50).await.unwrap();
+    assert_eq!(log.len(), 4);
+    assert!(log.iter().all(|d| d.status == "delivered"), "{log:?}");
+    assert_eq!(log.iter().find(|d| d.event == "approval.requested").unwrap().attempts, 2);
+}
+
+fn keys_again() -> auth::secrets::KeyRing {
+    auth::secrets::KeyRing::parse(&secrecy::SecretString::from(format!("k1:{}", "ab".repeat(32)))).unwrap()
+}

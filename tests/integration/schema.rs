@@ -22,6 +22,9 @@
 //! | approvals    | `…-000a-000000000001` |
 //! | workers      | `…-000b-000000000001` |
 //! | run_items    | `…-000c-000000000001` |
+//! | run_waves, maintenance_windows | (run `…-0009-000000000001`, wave 0); (prod, position 0, Saturday) |
+//! | webhooks     | `…-000d-000000000001` |
+//! | webhook_deliveries | `…-000e-000000000001` |
 //! | (no row)     | `00000000-0000-0000-ffff-000000000000` |
 
 use std::collections::BTreeSet;
@@ -105,6 +108,14 @@ const FIXTURE: &[&str] = &[
     "UPDATE runs SET status = 'running', executed_by = '00000000-0000-0000-0001-000000000001', queued_at = now(), \
                      started_at = now() \
      WHERE id = '00000000-0000-0000-0009-000000000001'",
+    "INSERT INTO webhooks (id, environment_id, url, events, format, secret_ciphertext, secret_nonce, secret_key_id, \
+                           created_by) \
+     VALUES ('00000000-0000-0000-000d-000000000001', '00000000-0000-0000-0003-000000000001', \
+             'https://hooks.example.com/migrate-hub', ARRAY['run.failed', 'run.halted'], 'json', '\\x00', \
+             '\\x000000000000000000000000', 'k1', '00000000-0000-0000-0001-000000000001')",
+    "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, last_status_code, last_error) \
+     VALUES ('00000000-0000-0000-000e-000000000001', '00000000-0000-0000-000d-000000000001', 'run.failed', \
+             '{\"event\": \"run.failed\"}', 'pending', 1, 500, 'answered 500')",
     "INSERT INTO maintenance_windows (environment_id, position, spec, weekday, starts, ends, timezone) \
      VALUES ('00000000-0000-0000-0003-000000000001', 0, 'Sat 02:00-05:00 Europe/Berlin', 6, '02:00', '05:00', \
              'Europe/Berlin')",
@@ -508,6 +519,25 @@ const CASES: &[Case] = &[
     check("runs_wave_end_check", "UPDATE runs SET wave_end = 0"),
     check("runs_wave_failed_check", "UPDATE runs SET wave_failed = -1"),
     check("runs_wave_failures_allowed_check", "UPDATE runs SET wave_failures_allowed = -1"),
+    fk("webhooks_created_by_fkey", "UPDATE webhooks SET created_by = '00000000-0000-0000-ffff-000000000000'"),
+    fk("webhooks_environment_id_fkey", "UPDATE webhooks SET environment_id = '00000000-0000-0000-ffff-000000000000'"),
+    check("webhooks_events_check", "UPDATE webhooks SET events = ARRAY['run.exploded']"),
+    check("webhooks_events_check", "UPDATE webhooks SET events = ARRAY[]::text[]"),
+    check("webhooks_format_check", "UPDATE webhooks SET format = 'xml'"),
+    check("webhooks_secret_key_id_check", "UPDATE webhooks SET secret_key_id = ''"),
+    check("webhooks_secret_nonce_check", "UPDATE webhooks SET secret_nonce = '\\x00'"),
+    check("webhooks_url_check", "UPDATE webhooks SET url = 'ftp://hooks.example.com/x'"),
+    check("webhook_deliveries_attempts_check", "UPDATE webhook_deliveries SET attempts = -1"),
+    check("webhook_deliveries_delivered_when", "UPDATE webhook_deliveries SET status = 'delivered'"),
+    check("webhook_deliveries_event_check", "UPDATE webhook_deliveries SET event = ''"),
+    check("webhook_deliveries_last_error_check", "UPDATE webhook_deliveries SET last_error = repeat('e', 2001)"),
+    check("webhook_deliveries_last_status_code_check", "UPDATE webhook_deliveries SET last_status_code = 99"),
+    check("webhook_deliveries_payload_check", "UPDATE webhook_deliveries SET payload = '[]'"),
+    check("webhook_deliveries_status_check", "UPDATE webhook_deliveries SET status = 'lost'"),
+    fk(
+        "webhook_deliveries_webhook_id_fkey",
+        "UPDATE webhook_deliveries SET webhook_id = '00000000-0000-0000-ffff-000000000000'",
+    ),
     fk(
         "maintenance_windows_environment_id_fkey",
         "UPDATE maintenance_windows SET environment_id = '00000000-0000-0000-ffff-000000000000'",

@@ -47,6 +47,9 @@ struct Cli {
     /// Address to serve Prometheus metrics on (`/metrics`), e.g. 127.0.0.1:9464. Off when unset.
     #[arg(long, env = "MIGRATE_HUB_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// The hub's public address (as the server's), for the links in the webhook events this worker sends.
+    #[arg(long, env = "MIGRATE_HUB_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Secret references this worker may resolve as target passwords: comma-separated patterns where `*`
     /// matches anything, e.g. `env:TARGET_*,file:/run/secrets/*`. None by default. The hub's own settings
     /// (`MIGRATE_HUB_*`, `DATABASE_URL`, `PGPASSWORD`) and anything under /proc, /sys or /dev never are.
@@ -161,6 +164,7 @@ async fn run() -> anyhow::Result<()> {
         retry_base: Duration::from_millis(cli.retry_base_ms),
         heartbeat: Duration::from_secs(cli.heartbeat_secs),
         audit_key,
+        hub_url: cli.public_url.as_deref().map(|u| u.trim_end_matches('/').to_owned()),
         ..executor::queue::Settings::default()
     };
     let queue = executor::queue::QueueWorker::new(pool, registration.worker().id, label, settings, opener);

@@ -133,8 +133,7 @@ pub async fn create_webhook(
     };
     let id = Uuid::now_v7();
     let secret = new_secret()?;
-    let sealed =
-        keys.seal_row("webhooks", &id, "secret", &secret).map_err(|e| AppError::Internal(Box::new(e)))?;
+    let sealed = keys.seal_row("webhooks", &id, "secret", &secret).map_err(|e| AppError::Internal(Box::new(e)))?;
     let format = input.format.unwrap_or(WebhookFormat::Json);
     let mut tx = hub.pool.begin().await.map_err(db)?;
     let env = storage::environments::get(&mut tx, environment).await?;
@@ -166,7 +165,12 @@ pub async fn list_webhooks(hub: &Hub, caller: &Caller, environment: EnvironmentI
 }
 
 /// The newest deliveries of the environment's webhooks (admins).
-pub async fn deliveries(hub: &Hub, caller: &Caller, environment: EnvironmentId, limit: u32) -> AppResult<Vec<Delivery>> {
+pub async fn deliveries(
+    hub: &Hub,
+    caller: &Caller,
+    environment: EnvironmentId,
+    limit: u32,
+) -> AppResult<Vec<Delivery>> {
     may_administer(&caller.actor)?;
     let mut conn = hub.pool.acquire().await.map_err(db)?;
     Ok(storage::webhooks::deliveries(&mut conn, environment, limit.clamp(1, 200)).await?)

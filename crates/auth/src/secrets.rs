@@ -228,7 +228,13 @@ impl KeyRing {
 
     /// Seals `secret` under the current key for one column of one row (e.g. `webhooks`, its id,
     /// `secret`): it opens for that row and column only.
-    pub fn seal_row(&self, table: &str, row: &dyn fmt::Display, column: &str, secret: &SecretString) -> Result<SealedSecret, SealError> {
+    pub fn seal_row(
+        &self,
+        table: &str,
+        row: &dyn fmt::Display,
+        column: &str,
+        secret: &SecretString,
+    ) -> Result<SealedSecret, SealError> {
         let key = self.current();
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
@@ -244,7 +250,13 @@ impl KeyRing {
     }
 
     /// Opens what [`seal_row`](Self::seal_row) sealed for the same table, row and column.
-    pub fn open_row(&self, table: &str, row: &dyn fmt::Display, column: &str, sealed: &SealedSecret) -> Result<SecretString, SealError> {
+    pub fn open_row(
+        &self,
+        table: &str,
+        row: &dyn fmt::Display,
+        column: &str,
+        sealed: &SealedSecret,
+    ) -> Result<SecretString, SealError> {
         let key = self
             .keys
             .iter()

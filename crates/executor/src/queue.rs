@@ -186,8 +186,13 @@ impl QueueWorker {
     /// attempt came to. Tests drive deliveries with it.
     pub async fn try_deliver_webhooks(&self) -> Result<Vec<crate::webhooks::Sent>, StorageError> {
         let shared = &self.shared;
-        crate::webhooks::deliver_due(&shared.pool, shared.opener.as_ref(), &shared.settings.clock, &crate::webhooks::client())
-            .await
+        crate::webhooks::deliver_due(
+            &shared.pool,
+            shared.opener.as_ref(),
+            &shared.settings.clock,
+            &crate::webhooks::client(),
+        )
+        .await
     }
 
     /// Works until `shutdown` resolves, then stops claiming, hands back items that have not started and

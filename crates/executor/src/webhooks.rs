@@ -76,10 +76,19 @@ pub async fn deliver_due(
 }
 
 /// Sends one delivery; the receiver's status and, unless it was a 2xx, what went wrong.
-async fn send(delivery: &Due, opener: &dyn SecretOpener, clock: &Clock, client: &reqwest::Client) -> (Option<u16>, Option<String>) {
+async fn send(
+    delivery: &Due,
+    opener: &dyn SecretOpener,
+    clock: &Clock,
+    client: &reqwest::Client,
+) -> (Option<u16>, Option<String>) {
     // Checked when saved; checked again here, so a row changed behind the hub's back sends nothing else.
     let url = match reqwest::Url::parse(&delivery.url) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.username().is_empty() && url.password().is_none() => url,
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https") && url.username().is_empty() && url.password().is_none() =>
+        {
+            url
+        }
         _ => return (None, Some("refused: only http(s) URLs without credentials are delivered to".into())),
     };
     let secret = match opener.open_webhook(delivery.webhook_id, &delivery.secret) {

@@ -768,6 +768,74 @@ pub(crate) struct RunDetailDto {
     pub window: Option<WindowStateDto>,
 }
 
+/// A webhook of an environment. Its URL shows as its origin only (a path may hold a token).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookDto {
+    pub id: uuid::Uuid,
+    pub environment_id: EnvironmentId,
+    /// `scheme://host[:port]/…`.
+    pub url: String,
+    pub events: Vec<domain::webhooks::WebhookEvent>,
+    pub format: domain::webhooks::WebhookFormat,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&domain::webhooks::Webhook> for WebhookDto {
+    fn from(w: &domain::webhooks::Webhook) -> Self {
+        WebhookDto {
+            id: w.id,
+            environment_id: w.environment_id,
+            url: app::webhooks::origin_of(&w.url),
+            events: w.events.clone(),
+            format: w.format,
+            created_by: w.created_by,
+            created_at: w.created_at,
+        }
+    }
+}
+
+/// A webhook just made, with its signing secret: shown this once, never again.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedWebhookDto {
+    pub webhook: WebhookDto,
+    /// Verify `X-MigrateHub-Signature: t=…,v1=…` as HMAC-SHA256 under this over `"<t>.<body>"`.
+    pub secret: String,
+}
+
+/// One delivery of an event to a webhook, and how it went.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeliveryDto {
+    pub id: uuid::Uuid,
+    pub webhook_id: uuid::Uuid,
+    pub event: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&domain::webhooks::Delivery> for DeliveryDto {
+    fn from(d: &domain::webhooks::Delivery) -> Self {
+        DeliveryDto {
+            id: d.id,
+            webhook_id: d.webhook_id,
+            event: d.event.clone(),
+            status: d.status.clone(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            delivered_at: d.delivered_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
 /// An environment's maintenance windows and where they stand now.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WindowsDto {

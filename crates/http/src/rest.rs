@@ -135,6 +135,79 @@ pub(crate) async fn set_windows(
     Ok(HttpResponse::Ok().json(WindowsDto::from(&windows)))
 }
 
+/// An environment's webhooks (admins).
+#[utoipa::path(get, path = "/api/v1/environments/{id}/webhooks", tag = "inventory", params(("id" = EnvironmentId, Path)),
+    responses((status = 200, body = [WebhookDto]), Errors))]
+pub(crate) async fn list_webhooks(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<EnvironmentId>,
+) -> Reply {
+    let hooks = app::webhooks::list_webhooks(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(hooks.iter().map(WebhookDto::from).collect::<Vec<_>>()))
+}
+
+/// Adds a webhook (admins; audited): its signing secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/environments/{id}/webhooks", tag = "inventory", params(("id" = EnvironmentId, Path)),
+    request_body = app::webhooks::WebhookInput, responses((status = 201, body = CreatedWebhookDto), Errors))]
+pub(crate) async fn create_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<EnvironmentId>,
+    body: web::Json<app::webhooks::WebhookInput>,
+) -> Reply {
+    let made =
+        app::webhooks::create_webhook(&state.hub, &who.0.caller(&req), state.keys.as_deref(), *id, body.into_inner())
+            .await
+            .map_err(fail(&req))?;
+    use secrecy::ExposeSecret;
+    Ok(created(CreatedWebhookDto {
+        webhook: WebhookDto::from(&made.webhook),
+        secret: made.secret.expose_secret().to_owned(),
+    }))
+}
+
+/// Deletes a webhook and its delivery log (admins; audited).
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "inventory", params(("id" = uuid::Uuid, Path)),
+    responses((status = 204), Errors))]
+pub(crate) async fn delete_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<uuid::Uuid>,
+) -> Reply {
+    app::webhooks::delete_webhook(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Queues a test delivery (`webhook.test`) to a webhook (admins; audited); a worker sends it.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "inventory", params(("id" = uuid::Uuid, Path)),
+    responses((status = 202, body = WebhookDto), Errors))]
+pub(crate) async fn test_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<uuid::Uuid>,
+) -> Reply {
+    let hook = app::webhooks::test_webhook(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Accepted().json(WebhookDto::from(&hook)))
+}
+
+/// The newest deliveries of an environment's webhooks (admins): the delivery log.
+#[utoipa::path(get, path = "/api/v1/environments/{id}/webhook-deliveries", tag = "inventory",
+    params(("id" = EnvironmentId, Path)), responses((status = 200, body = [DeliveryDto]), Errors))]
+pub(crate) async fn webhook_deliveries(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<EnvironmentId>,
+) -> Reply {
+    let log = app::webhooks::deliveries(&state.hub, &who.0.caller(&req), *id, 100).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(log.iter().map(DeliveryDto::from).collect::<Vec<_>>()))
+}
+
 // --- targets ---
 
 #[derive(Debug, Deserialize, IntoParams)]

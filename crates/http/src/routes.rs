@@ -63,6 +63,11 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::PATCH, "/api/v1/environments/{id}", admin, rest::update_environment);
     r.add(M::GET, "/api/v1/environments/{id}/windows", SignedIn, rest::get_windows);
     r.add(M::PUT, "/api/v1/environments/{id}/windows", admin, rest::set_windows);
+    r.add(M::GET, "/api/v1/environments/{id}/webhooks", admin, rest::list_webhooks);
+    r.add(M::POST, "/api/v1/environments/{id}/webhooks", admin, rest::create_webhook);
+    r.add(M::GET, "/api/v1/environments/{id}/webhook-deliveries", admin, rest::webhook_deliveries);
+    r.add(M::DELETE, "/api/v1/webhooks/{id}", admin, rest::delete_webhook);
+    r.add(M::POST, "/api/v1/webhooks/{id}/test", admin, rest::test_webhook);
     r.add(M::GET, "/api/v1/targets", SignedIn, rest::list_targets);
     r.add(M::POST, "/api/v1/targets", admin, rest::create_target);
     r.add(M::GET, "/api/v1/targets/{id}", SignedIn, rest::get_target);
@@ -145,6 +150,9 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/admin/environments/{id}", admin, pages::environment);
     r.add(M::POST, "/admin/environments/{id}", admin, pages::update_environment);
     r.add(M::POST, "/admin/environments/{id}/windows", admin, pages::update_windows);
+    r.add(M::POST, "/admin/environments/{id}/webhooks", admin, pages::create_webhook);
+    r.add(M::POST, "/admin/webhooks/{id}/test", admin, pages::test_webhook);
+    r.add(M::POST, "/admin/webhooks/{id}/delete", admin, pages::delete_webhook);
     r.add(M::GET, "/admin/targets", admin, pages::targets);
     r.add(M::POST, "/admin/targets", admin, pages::create_target);
     r.add(M::GET, "/admin/targets/{id}", admin, pages::target);

@@ -186,7 +186,11 @@ pub async fn record(conn: &mut PgConnection, delivery: Uuid, attempt: &Attempt<'
 }
 
 /// The newest `limit` deliveries of the environment's webhooks.
-pub async fn deliveries(conn: &mut PgConnection, environment: EnvironmentId, limit: u32) -> StorageResult<Vec<Delivery>> {
+pub async fn deliveries(
+    conn: &mut PgConnection,
+    environment: EnvironmentId,
+    limit: u32,
+) -> StorageResult<Vec<Delivery>> {
     let rows = sqlx::query_file!("../../sql/webhooks/deliveries.sql", environment.as_uuid(), i64::from(limit))
         .fetch_all(conn)
         .await?;

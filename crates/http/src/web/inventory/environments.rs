@@ -209,13 +209,8 @@ pub(crate) async fn create_environment(
     Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, environments_page(&viewer, &envs, &form, &problems, None)))
 }
 
-fn environment_page(
-    viewer: &Viewer,
-    env: &Environment,
-    form: &Form,
-    problems: &Problems,
-    (windows, windows_form, windows_problems): (&app::windows::Windows, &Form, &Problems),
-) -> Markup {
+fn environment_page(viewer: &Viewer, env: &Environment, form: &Form, problems: &Problems, extras: &Extras) -> Markup {
+    let (windows, windows_form, windows_problems) = (&extras.windows, &extras.windows_form, &extras.windows_problems);
     let body = html! {
         p.muted { a href="/admin/environments" { "Environments" } " / " (env.name.as_str()) }
         h1 { "Environment " (env.name.as_str()) }
@@ -255,6 +250,7 @@ fn environment_page(
                 p { button type="submit" { "Save windows" } }
             }
         }
+        (webhooks_section(viewer, env, extras))
     };
     layout(viewer, Section::Inventory, env.name.as_str(), body)
 }
@@ -262,10 +258,174 @@ fn environment_page(
 /// `GET /admin/environments/{id}`.
 pub(crate) async fn environment(state: web::Data<AppState>, viewer: Viewer, id: web::Path<EnvironmentId>) -> Page {
     let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
-    let windows = windows_of(&state, &viewer, env.id).await?;
-    let lines = Form::with(&[("windows", windows.windows.join("\n").as_str())]);
-    let none = Problems::default();
-    Ok(respond(StatusCode::OK, environment_page(&viewer, &env, &env_values(&env), &none, (&windows, &lines, &none))))
+    let extras = Extras::load(&state, &viewer, env.id).await?;
+    Ok(respond(StatusCode::OK, environment_page(&viewer, &env, &env_values(&env), &Problems::default(), &extras)))
+}
+
+/// The environment page's sections beside its policy: maintenance windows and webhooks, each with its form.
+pub(crate) struct Extras {
+    windows: app::windows::Windows,
+    windows_form: Form,
+    windows_problems: Problems,
+    hooks: Vec<domain::webhooks::Webhook>,
+    deliveries: Vec<domain::webhooks::Delivery>,
+    hook_form: Form,
+    hook_problems: Problems,
+    /// A webhook just made and its secret, shown this once.
+    created: Option<(String, String)>,
+}
+
+impl Extras {
+    async fn load(state: &AppState, viewer: &Viewer, env: EnvironmentId) -> Result<Extras, crate::web::PageError> {
+        let windows = windows_of(state, viewer, env).await?;
+        let windows_form = Form::with(&[("windows", windows.windows.join("\n").as_str())]);
+        let hooks = app::webhooks::list_webhooks(&state.hub, &viewer.caller, env).await.map_err(viewer.fail())?;
+        let deliveries = app::webhooks::deliveries(&state.hub, &viewer.caller, env, 20).await.map_err(viewer.fail())?;
+        Ok(Extras {
+            windows,
+            windows_form,
+            windows_problems: Problems::default(),
+            hooks,
+            deliveries,
+            hook_form: Form::with(&[("format", "json")]),
+            hook_problems: Problems::default(),
+            created: None,
+        })
+    }
+}
+
+fn webhooks_section(viewer: &Viewer, env: &Environment, extras: &Extras) -> Markup {
+    let events: Vec<(String, String)> =
+        domain::webhooks::WebhookEvent::NAMES.iter().map(|n| ((*n).to_owned(), (*n).to_owned())).collect();
+    let origin = |id: &uuid::Uuid| {
+        extras
+            .hooks
+            .iter()
+            .find(|h| h.id == *id)
+            .map_or_else(|| "(deleted)".to_owned(), |h| app::webhooks::origin_of(&h.url))
+    };
+    html! {
+        section.card id="webhooks" {
+            h2 { "Webhooks" }
+            p { "Events of this environment's runs are POSTed to these URLs by the workers, signed: "
+                code { "X-MigrateHub-Signature: t=…,v1=…" } " is HMAC-SHA256 under the webhook's secret over "
+                code { "<t>.<body>" } ". Failed deliveries are tried again with backoff; redirects are not followed." }
+            @if let Some((url, secret)) = &extras.created {
+                div.success id="webhook-secret" role="status" {
+                    p { "Webhook to " code { (url) } " added. Its signing secret, shown this once:" }
+                    p { code { (secret) } }
+                }
+            }
+            @if extras.hooks.is_empty() {
+                p.empty { "No webhooks." }
+            } @else {
+                table id="webhook-list" {
+                    thead { tr { th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Body" } th scope="col" { "Added" } th scope="col" { "" } } }
+                    tbody {
+                        @for hook in &extras.hooks {
+                            tr {
+                                td { code { (app::webhooks::origin_of(&hook.url)) } }
+                                td { (hook.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")) }
+                                td { (hook.format.as_str()) }
+                                td.nowrap { (when(hook.created_at)) }
+                                td {
+                                    div.actions {
+                                        form method="post" action={ "/admin/webhooks/" (hook.id) "/test" } {
+                                            (csrf(viewer)) button.secondary type="submit" { "Send test" }
+                                        }
+                                        form method="post" action={ "/admin/webhooks/" (hook.id) "/delete" } {
+                                            (csrf(viewer)) button.danger type="submit" { "Delete" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h3 { "Add a webhook" }
+            (extras.hook_problems.summary())
+            form method="post" action={ "/admin/environments/" (env.id) "/webhooks" } {
+                (csrf(viewer))
+                (forms::input(&extras.hook_form, &extras.hook_problems, "url", "URL", Input {
+                    kind: "url", required: true, max_length: Some(2000),
+                    hint: Some("http(s) only; never the hub's own address."), ..Input::default()
+                }))
+                (forms::checkboxes(&extras.hook_form, &extras.hook_problems, "events", "Events", &events))
+                (forms::select(&extras.hook_form, &extras.hook_problems, "format", "Body",
+                    &forms::names(domain::webhooks::WebhookFormat::NAMES), None))
+                p { button type="submit" { "Add webhook" } }
+            }
+            h3 { "Deliveries" }
+            @if extras.deliveries.is_empty() {
+                p.empty { "Nothing sent yet." }
+            } @else {
+                table id="webhook-deliveries" {
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Event" } th scope="col" { "To" } th scope="col" { "Status" } th.num scope="col" { "Attempts" } th scope="col" { "Last answer" } } }
+                    tbody {
+                        @for d in &extras.deliveries {
+                            tr data-status=(d.status) {
+                                td.nowrap { (when(d.created_at)) }
+                                td { (d.event) }
+                                td { code { (origin(&d.webhook_id)) } }
+                                td { (crate::web::status(&d.status)) @if d.status == "pending" && d.attempts > 0 { " · next " (when(d.next_attempt_at)) } }
+                                td.num { (d.attempts) }
+                                td {
+                                    @if let Some(code) = d.last_status_code { (code) " " }
+                                    @if let Some(e) = &d.last_error { (e) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /admin/environments/{id}/webhooks`: adds a webhook; the page shows its secret once.
+pub(crate) async fn create_webhook(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<EnvironmentId>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Page {
+    let form = Form::new(form);
+    let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
+    let mut problems = Problems::default();
+    let events = form.checked::<domain::webhooks::WebhookEvent>("events", "event", &mut problems);
+    let format = form.optional::<domain::webhooks::WebhookFormat>("format", "body", &mut problems);
+    let mut created = None;
+    if problems.is_empty() {
+        let input = app::webhooks::WebhookInput { url: form.get("url").to_owned(), events, format };
+        match app::webhooks::create_webhook(&state.hub, &viewer.caller, state.keys.as_deref(), env.id, input).await {
+            Ok(made) => {
+                use secrecy::ExposeSecret;
+                created = Some((app::webhooks::origin_of(&made.webhook.url), made.secret.expose_secret().to_owned()));
+            }
+            Err(e) => problems = Problems::from_app(&viewer, e, &["url", "events"])?,
+        }
+    }
+    let mut extras = Extras::load(&state, &viewer, env.id).await?;
+    let status = if created.is_some() { StatusCode::CREATED } else { StatusCode::UNPROCESSABLE_ENTITY };
+    if created.is_none() {
+        extras.hook_form = form;
+        extras.hook_problems = problems;
+    }
+    extras.created = created;
+    Ok(respond(status, environment_page(&viewer, &env, &env_values(&env), &Problems::default(), &extras)))
+}
+
+/// `POST /admin/webhooks/{id}/test`.
+pub(crate) async fn test_webhook(state: web::Data<AppState>, viewer: Viewer, id: web::Path<uuid::Uuid>) -> Page {
+    let hook = app::webhooks::test_webhook(&state.hub, &viewer.caller, *id).await.map_err(viewer.fail())?;
+    Ok(see_other(&format!("/admin/environments/{}#webhooks", hook.environment_id)))
+}
+
+/// `POST /admin/webhooks/{id}/delete`.
+pub(crate) async fn delete_webhook(state: web::Data<AppState>, viewer: Viewer, id: web::Path<uuid::Uuid>) -> Page {
+    let hook = app::webhooks::delete_webhook(&state.hub, &viewer.caller, *id).await.map_err(viewer.fail())?;
+    Ok(see_other(&format!("/admin/environments/{}#webhooks", hook.environment_id)))
 }
 
 async fn windows_of(
@@ -290,9 +450,10 @@ pub(crate) async fn update_windows(
         Ok(_) => return Ok(see_other(&format!("/admin/environments/{}#windows", env.id))),
         Err(e) => Problems::from_app(&viewer, e, &["windows"])?,
     };
-    let windows = windows_of(&state, &viewer, env.id).await?;
-    let none = Problems::default();
-    let page = environment_page(&viewer, &env, &env_values(&env), &none, (&windows, &form, &problems));
+    let mut extras = Extras::load(&state, &viewer, env.id).await?;
+    extras.windows_form = form;
+    extras.windows_problems = problems;
+    let page = environment_page(&viewer, &env, &env_values(&env), &Problems::default(), &extras);
     Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, page))
 }
 
@@ -335,9 +496,7 @@ pub(crate) async fn update_environment(
             Err(e) => problems = Problems::from_app(&viewer, e, ENV_FIELDS)?,
         }
     }
-    let windows = windows_of(&state, &viewer, env.id).await?;
-    let lines = Form::with(&[("windows", windows.windows.join("\n").as_str())]);
-    let none = Problems::default();
-    let page = environment_page(&viewer, &env, &form, &problems, (&windows, &lines, &none));
+    let extras = Extras::load(&state, &viewer, env.id).await?;
+    let page = environment_page(&viewer, &env, &form, &problems, &extras);
     Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, page))
 }

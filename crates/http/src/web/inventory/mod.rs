@@ -21,7 +21,10 @@ use crate::web::forms::Problems;
 use crate::web::{PageError, Viewer};
 
 pub(crate) use db_sets::{change_members, create_db_set, db_set, db_sets, update_db_set};
-pub(crate) use environments::{create_environment, environment, environments_list, update_environment, update_windows};
+pub(crate) use environments::{
+    create_environment, create_webhook, delete_webhook, environment, environments_list, test_webhook,
+    update_environment, update_windows,
+};
 pub(crate) use targets::{
     clear_secret, create_target, delete_target, read_history, request_action, set_secret, target, targets,
     test_connection, update_target,
