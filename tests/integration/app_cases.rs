@@ -618,3 +618,97 @@ async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url
 fn keys_again() -> auth::secrets::KeyRing {
     auth::secrets::KeyRing::parse(&secrecy::SecretString::from(format!("k1:{}", "ab".repeat(32)))).unwrap()
 }
+
+#[tokio::test]
+async fn drift_after_a_hand_made_alter_is_found_on_postgres_and_mariadb_and_cleared_by_accepting() {
+    let tool = PgDatabase::migrated().await;
+    let (pg, my) = (PgDatabase::fresh().await, migrate_hub_tests::MySqlDatabase::fresh().await);
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    let pg_target = fleet.add_target("pg", &pg.url, None).await;
+    let my_target = fleet.add_target("my", &my.url, None).await;
+    let up = "CREATE TABLE drift_a (id integer PRIMARY KEY, note varchar(20));\nCREATE INDEX drift_a_note ON drift_a (note);";
+    fleet.migration("001", up, None, TransactionMode::Transaction, Engine::Postgres).await;
+    let hub = Hub::new(tool.pool.clone());
+    let admin = {
+        let mut conn = tool.pool.acquire().await.unwrap();
+        let new = domain::model::NewUser {
+            email: domain::values::Email::parse("root@example.com").unwrap(),
+            display_name: domain::values::DisplayName::parse("Admin").unwrap(),
+            role: domain::enums::Role::Admin,
+            oidc_identity: None,
+            password_hash: None,
+        };
+        storage::users::create(&mut conn, &new).await.unwrap()
+    };
+    let env = fleet.environment.id;
+    let every = |minutes: Option<u32>| app::drift::DriftSchedule { check_every_minutes: minutes };
+    let refused = app::drift::set_schedule(&hub, &caller(&fleet.manager), env, every(Some(60))).await;
+    assert!(matches!(refused, Err(app::AppError::Denied(Denial::NotAdmin))), "{refused:?}");
+    app::drift::set_schedule(&hub, &caller(&admin), env, every(Some(60))).await.unwrap();
+
+    let time = TestClock::default();
+    time.set(&chrono::Utc::now().to_rfc3339(), 0);
+    let worker = {
+        let id = WorkerId::new();
+        let mut conn = tool.pool.acquire().await.unwrap();
+        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
+        let settings = Settings { clock: time.clock(), ..Settings::default() };
+        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(NoMasterKey))
+    };
+    let request: app::runs::RunRequest = serde_json::from_value(serde_json::json!({
+        "project_id": fleet.project.id, "environment_id": env, "db_set_id": fleet.set.id, "concurrency_limit": 2,
+    }))
+    .unwrap();
+    let requested = app::runs::request_run(&hub, &caller(&fleet.requester), None, request, None).await.unwrap();
+    let no_comment = || -> app::runs::DecisionInput { serde_json::from_value(serde_json::json!({})).unwrap() };
+    app::runs::approve(&hub, &caller(&fleet.manager), requested.run.id, no_comment()).await.unwrap();
+    app::runs::execute(&hub, &caller(&fleet.manager), requested.run.id).await.unwrap();
+    assert_eq!(drain(&worker).await, ["succeeded", "succeeded"]);
+
+    // The apply left each target's baseline; nothing is due before the hour.
+    for target in [pg_target, my_target] {
+        let state = app::drift::drift_of(&hub, target).await.unwrap().expect("a baseline after the apply");
+        assert_eq!((state.baseline_run, state.drifted_since), (Some(requested.run.id), None));
+    }
+    assert!(worker.try_check_drift().await.unwrap().is_empty());
+    // An hour on, nothing changed: checked, no drift.
+    time.set(&(chrono::Utc::now() + chrono::Duration::minutes(61)).to_rfc3339(), 0);
+    let checked = worker.try_check_drift().await.unwrap();
+    assert_eq!(checked.len(), 2);
+    assert!(checked.iter().all(|c| c.differences.is_empty() && !c.new), "{checked:?}");
+
+    // Someone alters both by hand.
+    sqlx::query("ALTER TABLE drift_a ADD COLUMN secret_flag boolean").execute(&pg.pool).await.unwrap();
+    sqlx::query("CREATE TABLE drift_b (id integer)").execute(&pg.pool).await.unwrap();
+    sqlx::query("ALTER TABLE drift_a DROP INDEX drift_a_note").execute(&my.pool).await.unwrap();
+    time.set(&(chrono::Utc::now() + chrono::Duration::minutes(122)).to_rfc3339(), 0);
+    let mut checked = worker.try_check_drift().await.unwrap();
+    checked.sort_by_key(|c| c.target != pg_target);
+    let named = |c: &executor::queue::DriftChecked| -> Vec<(String, &'static str)> {
+        c.differences.iter().map(|d| (d.object.clone(), d.change.as_str())).collect()
+    };
+    assert_eq!(named(&checked[0]), [("table:drift_a".to_owned(), "changed"), ("table:drift_b".to_owned(), "added")]);
+    assert_eq!(named(&checked[1]), [("index:drift_a.drift_a_note".to_owned(), "removed")]);
+    assert!(checked.iter().all(|c| c.new));
+    let audited: Vec<String> =
+        sqlx::query_scalar("SELECT details::text FROM audit_events WHERE action = 'target.drift_detected' ORDER BY id")
+            .fetch_all(&tool.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited.len(), 2);
+    assert!(audited.iter().all(|d| !d.contains("secret_flag")), "names of objects only, never columns: {audited:?}");
+    assert_eq!(app::drift::count_drifted(&hub).await.unwrap(), 2);
+
+    // Accepting makes the schema as checked the baseline: the next check finds nothing.
+    let refused = app::drift::accept(&hub, &caller(&fleet.manager), pg_target).await;
+    assert!(matches!(refused, Err(app::AppError::Denied(Denial::NotAdmin))), "{refused:?}");
+    for target in [pg_target, my_target] {
+        let state = app::drift::accept(&hub, &caller(&admin), target).await.unwrap();
+        assert_eq!((state.drifted_since, state.accepted_by), (None, Some(admin.id)));
+    }
+    assert_eq!(app::drift::count_drifted(&hub).await.unwrap(), 0);
+    time.set(&(chrono::Utc::now() + chrono::Duration::minutes(183)).to_rfc3339(), 0);
+    let checked = worker.try_check_drift().await.unwrap();
+    assert_eq!(checked.len(), 2);
+    assert!(checked.iter().all(|c| c.differences.is_empty()), "{checked:?}");
+}

@@ -14,6 +14,7 @@
 //! return or log a secret: target passwords are sealed here and forgotten.
 
 pub mod audit_log;
+pub mod drift;
 mod error;
 pub mod identity;
 pub mod inventory;

@@ -43,6 +43,10 @@ actions! {
     TargetSecretClear = "target.secret_clear",
     TargetDelete = "target.delete",
     TargetTestConnection = "target.test_connection",
+    /// A worker found a target's schema differing from what the hub's last apply left.
+    TargetDriftDetected = "target.drift_detected",
+    /// An admin accepted a target's schema as it is as its new baseline.
+    TargetDriftAccepted = "target.drift_accepted",
     /// An admin read a target's history tables (the outcome, never the rows or the password).
     TargetReadHistory = "target.read_history",
     DbSetCreate = "db_set.create",

@@ -45,6 +45,7 @@ const REGISTRY: &[(&str, &[&str])] = &[
     (ActorKind::KIND, ActorKind::NAMES),
     (RunStatus::KIND, RunStatus::NAMES),
     (crate::waves::Advance::KIND, crate::waves::Advance::NAMES),
+    (crate::drift::Change::KIND, crate::drift::Change::NAMES),
     (crate::webhooks::WebhookEvent::KIND, crate::webhooks::WebhookEvent::NAMES),
     (crate::webhooks::WebhookFormat::KIND, crate::webhooks::WebhookFormat::NAMES),
     (RunItemStatus::KIND, RunItemStatus::NAMES),

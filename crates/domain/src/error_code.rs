@@ -178,6 +178,8 @@ error_codes! {
     InvalidWaves = "invalid_waves",
     /// A maintenance window cannot be read (`DAYS HH:MM-HH:MM ZONE`) or names an unknown time zone.
     InvalidWindow = "invalid_window",
+    /// There is no checked schema to accept as a target's baseline.
+    NothingToAccept = "nothing_to_accept",
     /// A webhook URL is refused: not http(s), with credentials, the hub's own address or a link-local one.
     RefusedUrl = "refused_url",
     /// No such version key in the project.

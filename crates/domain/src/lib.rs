@@ -17,6 +17,7 @@
 mod macros;
 
 pub mod checksum;
+pub mod drift;
 pub mod enums;
 pub mod error_code;
 pub mod ids;

@@ -7,6 +7,7 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod drift;
 pub mod history;
 pub mod local;
 pub mod queue;

@@ -113,6 +113,8 @@ struct RunContext {
     project_versions: Vec<VersionKey>,
     /// `Err(reason)` when the stored SQL no longer matches the pinned content or its approvals.
     verified: Result<(), String>,
+    /// The environment's drift check interval (`None`: drift is not checked, and no baseline is taken).
+    drift_every: Option<u32>,
 }
 
 /// A lease this worker holds.
@@ -182,6 +184,12 @@ impl QueueWorker {
         Some(process(self.shared.clone(), claim, sent, lost).await)
     }
 
+    /// Runs the drift checks due now (the environments' schedules, on the worker's clock), as the worker's
+    /// background task does. Tests drive drift checks with it.
+    pub async fn try_check_drift(&self) -> Result<Vec<DriftChecked>, StorageError> {
+        check_drift(&self.shared).await
+    }
+
     /// Sends the webhook deliveries due now, once each, as the worker's delivery task does; what each
     /// attempt came to. Tests drive deliveries with it.
     pub async fn try_deliver_webhooks(&self) -> Result<Vec<crate::webhooks::Sent>, StorageError> {
@@ -209,15 +217,9 @@ impl QueueWorker {
         } else {
             None
         };
-        // Webhook deliveries go on beside the items, until the worker stops.
+        // Webhook deliveries and drift checks go on beside the items, until the worker stops.
         let stop_deliveries = Arc::new(AtomicBool::new(false));
-        let deliveries = tokio::spawn(crate::webhooks::run(
-            shared.pool.clone(),
-            shared.opener.clone(),
-            settings.clock.clone(),
-            settings.poll_interval,
-            stop_deliveries.clone(),
-        ));
+        let deliveries = tokio::spawn(background(shared.clone(), stop_deliveries.clone()));
         let mut tasks: JoinSet<ItemOutcome> = JoinSet::new();
         let mut renew = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(100)));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -653,6 +655,12 @@ async fn execute(
         RunAction::Release => Ok(apply::apply_release(&mut conn, &migrations, &options, &mut observer).await),
         action => Err(act(&mut conn, action, &migrations, &options, &mut observer).await),
     };
+    // Where the environment checks for drift, the schema a successful release leaves is the baseline.
+    if let (Ok(Ok(_)), Some(every)) = (&result, context.drift_every)
+        && !lost.load(Ordering::SeqCst)
+    {
+        take_baseline(shared, &mut conn, &target, claim.run, every).await;
+    }
     conn.close().await;
     timings.applied = Some(Instant::now());
     if lost.load(Ordering::SeqCst) {
@@ -1107,6 +1115,140 @@ async fn audit_run(
     }
 }
 
+/// Fingerprints the target's schema as this release left it and records it as the drift baseline. A
+/// failure is logged, never the item's: the apply itself succeeded.
+async fn take_baseline(shared: &Shared, conn: &mut TargetConnection, target: &Target, run: RunId, every: u32) {
+    let taken = async {
+        let exclude = {
+            let mut tool = shared.pool.acquire().await.map_err(|e| e.to_string())?;
+            storage::drift::history_tables(&mut tool).await.map_err(|e| e.to_string())?
+        };
+        let print = crate::drift::fingerprint(conn, target.schema.as_ref().map(|s| s.as_str()), &exclude)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tool = shared.pool.acquire().await.map_err(|e| e.to_string())?;
+        storage::drift::baseline(&mut tool, target.id, &print, run, shared.settings.clock.now(), Some(every))
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = taken {
+        tracing::warn!(target.id = %target.id, error = %e, "could not take the target's schema baseline");
+    }
+}
+
+/// What a scheduled drift check found on one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftChecked {
+    pub target: TargetId,
+    /// The objects that differ from the baseline (empty: none).
+    pub differences: Vec<domain::drift::Difference>,
+    /// The drift is new (it had not drifted at the check before).
+    pub new: bool,
+}
+
+/// Checks the targets whose drift check is due (their environment's schedule): fingerprints each, compares
+/// it with its baseline and records the result; a new drift is audited and sent to the environment's
+/// webhooks in the same transaction. A target that cannot be reached is checked at its next time.
+async fn check_drift(shared: &Shared) -> Result<Vec<DriftChecked>, StorageError> {
+    let (due, exclude) = {
+        let mut conn = shared.pool.acquire().await?;
+        let due = storage::drift::claim_due(&mut conn, 4, shared.settings.clock.now()).await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        (due, storage::drift::history_tables(&mut conn).await?)
+    };
+    let mut checked = Vec::with_capacity(due.len());
+    for check in due {
+        let target = {
+            let mut conn = shared.pool.acquire().await?;
+            storage::targets::get(&mut conn, check.target).await?
+        };
+        let print = match fingerprint_target(shared, &target, &exclude).await {
+            Ok(print) => print,
+            Err(e) => {
+                tracing::warn!(target.id = %target.id, error = %e, "drift check: cannot read the target's schema");
+                continue;
+            }
+        };
+        let differences = domain::drift::compare(&check.baseline, &print);
+        let now = shared.settings.clock.now();
+        let mut tx = shared.pool.begin().await?;
+        let (drifted, was) = storage::drift::record_check(&mut tx, target.id, now, &print, &differences).await?;
+        let new = drifted && !was;
+        if new {
+            let objects: Vec<serde_json::Value> = differences
+                .iter()
+                .map(|d| serde_json::json!({"object": d.object, "change": d.change.as_str()}))
+                .collect();
+            let details = serde_json::json!({ "objects": objects.len(), "differences": objects });
+            let event = audit::Event {
+                actor: AuditActor { kind: ActorKind::Worker, user_id: None, label: shared.label.clone() },
+                action: audit::Action::TargetDriftDetected,
+                object_type: "target".into(),
+                object_id: Some(target.id.to_string()),
+                details: details.clone(),
+                ip: None,
+                user_agent: None,
+            };
+            audit::record(&mut tx, shared.settings.audit_key.as_ref(), &event)
+                .await
+                .map_err(|audit::AuditError::Storage(e)| e)?;
+            let hub_url = shared.settings.hub_url.as_deref();
+            storage::webhooks::enqueue_target(&mut tx, target.id, WebhookEvent::DriftDetected, &details, hub_url)
+                .await?;
+            tracing::warn!(target.id = %target.id, objects = differences.len(), "schema drift detected");
+        }
+        tx.commit().await?;
+        checked.push(DriftChecked { target: target.id, differences, new });
+    }
+    Ok(checked)
+}
+
+/// Connects to `target` alone (no lock: a check reads the catalog only) and fingerprints its schema.
+async fn fingerprint_target(
+    shared: &Shared,
+    target: &Target,
+    exclude: &[String],
+) -> Result<domain::drift::Fingerprint, String> {
+    let password = password(shared, target).await?;
+    let settings = ConnectSettings::for_target(target, password, shared.settings.connect_timeout);
+    let mut conn = TargetConnection::connect_single(&settings).await.map_err(|e| e.to_string())?;
+    let tool = shared.tool_identity.get_or_try_init(|| crate::secrets::tool_identity(&shared.pool)).await;
+    let refused = match tool {
+        Ok(tool) => crate::secrets::is_database(tool, &mut conn).await,
+        Err(_) => true,
+    };
+    let result = if refused {
+        Err(crate::secrets::TOOL_DATABASE.to_owned())
+    } else {
+        crate::drift::fingerprint(&mut conn, target.schema.as_ref().map(|s| s.as_str()), exclude)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    conn.close().await;
+    result
+}
+
+/// Webhook deliveries and drift checks, beside the items, every `poll_interval` until `stop`.
+async fn background(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let client = crate::webhooks::client();
+    while !stop.load(Ordering::SeqCst) {
+        let delivered =
+            crate::webhooks::deliver_due(&shared.pool, shared.opener.as_ref(), &shared.settings.clock, &client).await;
+        if let Err(e) = &delivered {
+            tracing::warn!(error = %e, "webhook deliveries failed; trying again");
+        }
+        if let Err(e) = check_drift(&shared).await {
+            tracing::warn!(error = %e, "drift checks failed; trying again");
+        }
+        if !matches!(delivered, Ok(sent) if sent.len() >= crate::webhooks::BATCH as usize) {
+            tokio::time::sleep(shared.settings.poll_interval).await;
+        }
+    }
+}
+
 /// Queues `event` about `run` for the webhooks of its environment, in the transaction of the change.
 async fn notify_webhooks(
     shared: &Shared,
@@ -1155,7 +1297,8 @@ async fn run_context(shared: &Shared, run: RunId) -> Result<Arc<RunContext>, Sto
         }
     }
     let verified = verify(&run, &versions, &environment, &approvals);
-    let context = Arc::new(RunContext { run, versions, project, environment, project_versions, verified });
+    let drift_every = storage::drift::every(&mut conn, environment.id).await?;
+    let context = Arc::new(RunContext { run, versions, project, environment, project_versions, verified, drift_every });
     let mut runs = lock(&shared.runs);
     // Finished runs are not claimed again; keep the cache small on long-lived workers.
     if runs.len() > 1000 {

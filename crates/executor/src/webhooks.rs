@@ -20,7 +20,7 @@ const HOLD: Duration = Duration::from_secs(60);
 /// How long a receiver may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Most deliveries taken at once.
-const BATCH: u32 = 16;
+pub(crate) const BATCH: u32 = 16;
 
 /// How one attempt went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,25 +135,5 @@ async fn send(
             };
             (None, Some(kind.to_owned()))
         }
-    }
-}
-
-/// Delivers what is due until `stop` says so, every `every`.
-pub(crate) async fn run(
-    pool: PgPool,
-    opener: std::sync::Arc<dyn SecretOpener>,
-    clock: Clock,
-    every: Duration,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    let client = client();
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        match deliver_due(&pool, opener.as_ref(), &clock, &client).await {
-            // A full batch: more may be due.
-            Ok(sent) if sent.len() >= BATCH as usize => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "webhook deliveries failed; trying again"),
-        }
-        tokio::time::sleep(every).await;
     }
 }

@@ -14,6 +14,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod db_sets;
+pub mod drift;
 pub mod environments;
 mod error;
 pub mod logs;

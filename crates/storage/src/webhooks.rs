@@ -104,6 +104,22 @@ pub async fn enqueue_run(
     Ok(u64::try_from(row.queued).unwrap_or(0))
 }
 
+/// Queues `event` about `target` (with `details` merged into the payload) for the webhooks of its
+/// environment that take it. How many were queued.
+pub async fn enqueue_target(
+    conn: &mut PgConnection,
+    target: domain::ids::TargetId,
+    event: WebhookEvent,
+    details: &Value,
+    hub_url: Option<&str>,
+) -> StorageResult<u64> {
+    let row =
+        sqlx::query_file!("../../sql/webhooks/enqueue_target.sql", target.as_uuid(), event.as_str(), details, hub_url)
+            .fetch_one(conn)
+            .await?;
+    Ok(u64::try_from(row.queued).unwrap_or(0))
+}
+
 /// Queues a test delivery to `webhook`.
 pub async fn enqueue_test(tx: &mut PgTransaction<'_>, webhook: Uuid, hub_url: Option<&str>) -> StorageResult<Uuid> {
     let row = sqlx::query_file!("../../sql/webhooks/enqueue_test.sql", webhook, hub_url)
