@@ -23,6 +23,7 @@
 //! | workers      | `…-000b-000000000001` |
 //! | run_items    | `…-000c-000000000001` |
 //! | run_waves, maintenance_windows | (run `…-0009-000000000001`, wave 0); (prod, position 0, Saturday) |
+//! | target_schemas | (target `…-0004-000000000001`, drifted) |
 //! | webhooks     | `…-000d-000000000001` |
 //! | webhook_deliveries | `…-000e-000000000001` |
 //! | (no row)     | `00000000-0000-0000-ffff-000000000000` |
@@ -108,6 +109,11 @@ const FIXTURE: &[&str] = &[
     "UPDATE runs SET status = 'running', executed_by = '00000000-0000-0000-0001-000000000001', queued_at = now(), \
                      started_at = now() \
      WHERE id = '00000000-0000-0000-0009-000000000001'",
+    "INSERT INTO target_schemas (db_target_id, baseline, baseline_at, baseline_run, checked, checked_at, \
+                                 differences, drifted_since, next_check_at) \
+     VALUES ('00000000-0000-0000-0004-000000000001', '{\"table:orders\": \"ab\"}', now(), \
+             '00000000-0000-0000-0009-000000000001', '{}', now(), \
+             '[{\"object\": \"table:orders\", \"change\": \"removed\"}]', now(), now())",
     "INSERT INTO webhooks (id, environment_id, url, events, format, secret_ciphertext, secret_nonce, secret_key_id, \
                            created_by) \
      VALUES ('00000000-0000-0000-000d-000000000001', '00000000-0000-0000-0003-000000000001', \
@@ -519,6 +525,27 @@ const CASES: &[Case] = &[
     check("runs_wave_end_check", "UPDATE runs SET wave_end = 0"),
     check("runs_wave_failed_check", "UPDATE runs SET wave_failed = -1"),
     check("runs_wave_failures_allowed_check", "UPDATE runs SET wave_failures_allowed = -1"),
+    check("environments_drift_check_every_check", "UPDATE environments SET drift_check_every = 59"),
+    fk(
+        "target_schemas_accepted_by_fkey",
+        "UPDATE target_schemas SET baseline_run = NULL, accepted_by = '00000000-0000-0000-ffff-000000000000'",
+    ),
+    check("target_schemas_baseline_check", "UPDATE target_schemas SET baseline = '[]'"),
+    fk(
+        "target_schemas_baseline_run_fkey",
+        "UPDATE target_schemas SET baseline_run = '00000000-0000-0000-ffff-000000000000'",
+    ),
+    check(
+        "target_schemas_baseline_source",
+        "UPDATE target_schemas SET accepted_by = '00000000-0000-0000-0001-000000000001'",
+    ),
+    check("target_schemas_checked_check", "UPDATE target_schemas SET checked = '1'"),
+    fk(
+        "target_schemas_db_target_id_fkey",
+        "UPDATE target_schemas SET db_target_id = '00000000-0000-0000-ffff-000000000000'",
+    ),
+    check("target_schemas_differences_check", "UPDATE target_schemas SET differences = '{}'"),
+    check("target_schemas_drift_listed", "UPDATE target_schemas SET drifted_since = NULL"),
     fk("webhooks_created_by_fkey", "UPDATE webhooks SET created_by = '00000000-0000-0000-ffff-000000000000'"),
     fk("webhooks_environment_id_fkey", "UPDATE webhooks SET environment_id = '00000000-0000-0000-ffff-000000000000'"),
     check("webhooks_events_check", "UPDATE webhooks SET events = ARRAY['run.exploded']"),

@@ -836,6 +836,52 @@ impl From<&domain::webhooks::Delivery> for DeliveryDto {
     }
 }
 
+/// A target's schema drift: what differs from the schema the hub's last apply left (names only).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DriftDto {
+    pub target_id: TargetId,
+    /// `drifted`, `clean`, or `unknown` (never fingerprinted: its environment does not check, or no release
+    /// ran since it began to).
+    pub state: &'static str,
+    pub drifted_since: Option<DateTime<Utc>>,
+    pub differences: Vec<domain::drift::Difference>,
+    pub baseline_at: Option<DateTime<Utc>>,
+    /// The run whose apply left the baseline (`null`: an admin accepted it).
+    pub baseline_run: Option<RunId>,
+    pub accepted_by: Option<UserId>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
+impl DriftDto {
+    pub(crate) fn of(target: TargetId, state: Option<&app::drift::DriftState>) -> Self {
+        match state {
+            None => DriftDto {
+                target_id: target,
+                state: "unknown",
+                drifted_since: None,
+                differences: Vec::new(),
+                baseline_at: None,
+                baseline_run: None,
+                accepted_by: None,
+                checked_at: None,
+                next_check_at: None,
+            },
+            Some(d) => DriftDto {
+                target_id: target,
+                state: if d.drifted_since.is_some() { "drifted" } else { "clean" },
+                drifted_since: d.drifted_since,
+                differences: d.differences.clone(),
+                baseline_at: Some(d.baseline_at),
+                baseline_run: d.baseline_run,
+                accepted_by: d.accepted_by,
+                checked_at: d.checked_at,
+                next_check_at: d.next_check_at,
+            },
+        }
+    }
+}
+
 /// An environment's maintenance windows and where they stand now.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WindowsDto {

@@ -87,6 +87,8 @@ pub(crate) async fn serve(state: web::Data<AppState>, req: HttpRequest) -> Resul
         return Err(ApiError::Unavailable { request_id: request_id(&req) });
     };
     let counts = app::runs::count_by_status(&state.hub).await.map_err(|e| app_error(&request_id(&req), e))?;
+    let drifted = app::drift::count_drifted(&state.hub).await.map_err(|e| app_error(&request_id(&req), e))?;
+    metrics::gauge!("migrate_hub_drifted_targets").set(drifted as f64);
     for status in domain::run::RunStatus::ALL {
         let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
         metrics::gauge!("migrate_hub_runs", "status" => status.as_str()).set(n as f64);

@@ -106,7 +106,7 @@ impl Modify for Security {
         api::list_users, api::create_user, api::update_user,
         rest::list_environments, rest::create_environment, rest::get_environment, rest::update_environment,
         rest::get_windows, rest::set_windows, rest::list_webhooks, rest::create_webhook, rest::delete_webhook,
-        rest::test_webhook, rest::webhook_deliveries,
+        rest::test_webhook, rest::webhook_deliveries, rest::set_drift_schedule, rest::get_drift, rest::accept_drift,
         rest::list_targets, rest::create_target, rest::get_target, rest::update_target, rest::delete_target,
         rest::target_history,
         rest::set_target_secret, rest::clear_target_secret,

@@ -208,6 +208,41 @@ pub(crate) async fn webhook_deliveries(
     Ok(HttpResponse::Ok().json(log.iter().map(DeliveryDto::from).collect::<Vec<_>>()))
 }
 
+/// Sets how often an environment's targets are checked for schema drift (admins; audited).
+#[utoipa::path(put, path = "/api/v1/environments/{id}/drift", tag = "inventory", params(("id" = EnvironmentId, Path)),
+    request_body = app::drift::DriftSchedule, responses((status = 204), Errors))]
+pub(crate) async fn set_drift_schedule(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<EnvironmentId>,
+    body: web::Json<app::drift::DriftSchedule>,
+) -> Reply {
+    app::drift::set_schedule(&state.hub, &who.0.caller(&req), *id, body.into_inner()).await.map_err(fail(&req))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A target's schema drift: the objects that differ from what the hub's last apply left.
+#[utoipa::path(get, path = "/api/v1/targets/{id}/drift", tag = "inventory", params(("id" = TargetId, Path)),
+    responses((status = 200, body = DriftDto), Errors))]
+pub(crate) async fn get_drift(state: web::Data<AppState>, req: HttpRequest, id: web::Path<TargetId>) -> Reply {
+    let drift = app::drift::drift_of(&state.hub, *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(DriftDto::of(*id, drift.as_ref())))
+}
+
+/// Accepts a drifted target's schema, as last checked, as its new baseline (admins; audited).
+#[utoipa::path(post, path = "/api/v1/targets/{id}/drift/accept", tag = "inventory", params(("id" = TargetId, Path)),
+    responses((status = 200, body = DriftDto), Errors))]
+pub(crate) async fn accept_drift(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: Authed,
+    id: web::Path<TargetId>,
+) -> Reply {
+    let drift = app::drift::accept(&state.hub, &who.0.caller(&req), *id).await.map_err(fail(&req))?;
+    Ok(HttpResponse::Ok().json(DriftDto::of(*id, Some(&drift))))
+}
+
 // --- targets ---
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -64,6 +64,9 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::GET, "/api/v1/environments/{id}/windows", SignedIn, rest::get_windows);
     r.add(M::PUT, "/api/v1/environments/{id}/windows", admin, rest::set_windows);
     r.add(M::GET, "/api/v1/environments/{id}/webhooks", admin, rest::list_webhooks);
+    r.add(M::PUT, "/api/v1/environments/{id}/drift", admin, rest::set_drift_schedule);
+    r.add(M::GET, "/api/v1/targets/{id}/drift", SignedIn, rest::get_drift);
+    r.add(M::POST, "/api/v1/targets/{id}/drift/accept", admin, rest::accept_drift);
     r.add(M::POST, "/api/v1/environments/{id}/webhooks", admin, rest::create_webhook);
     r.add(M::GET, "/api/v1/environments/{id}/webhook-deliveries", admin, rest::webhook_deliveries);
     r.add(M::DELETE, "/api/v1/webhooks/{id}", admin, rest::delete_webhook);
@@ -153,6 +156,8 @@ pub(crate) fn declare(r: &mut impl Register) {
     r.add(M::POST, "/admin/environments/{id}/webhooks", admin, pages::create_webhook);
     r.add(M::POST, "/admin/webhooks/{id}/test", admin, pages::test_webhook);
     r.add(M::POST, "/admin/webhooks/{id}/delete", admin, pages::delete_webhook);
+    r.add(M::POST, "/admin/targets/{id}/drift/accept", admin, pages::accept_drift);
+    r.add(M::POST, "/admin/environments/{id}/drift", admin, pages::update_drift);
     r.add(M::GET, "/admin/targets", admin, pages::targets);
     r.add(M::POST, "/admin/targets", admin, pages::create_target);
     r.add(M::GET, "/admin/targets/{id}", admin, pages::target);

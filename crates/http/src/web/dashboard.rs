@@ -146,6 +146,7 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, viewer: Viewer) -> Res
     let all: Vec<Run> = awaiting.iter().chain(&mine).chain(&running).chain(&failed).cloned().collect();
     let (labels, people) = decorate(&state, &viewer, &all).await?;
     let steps = first_steps(&state, &viewer).await?;
+    let drifted = app::drift::drifted(&state.hub, 20).await.map_err(viewer.fail())?;
     let body = html! {
         h1 { "Dashboard" }
         p.muted {
@@ -195,6 +196,20 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, viewer: Viewer) -> Res
         section.card {
             h2 { "Recent failures" }
             (run_table(&failed, &labels, &people, "No failed runs."))
+        }
+        @if !drifted.is_empty() {
+            section.card id="drifted" {
+                h2 { "Schema drift" }
+                p { "These targets' schemas differ from what the hub's last apply left." }
+                ul {
+                    @for d in &drifted {
+                        li {
+                            a href={ "/admin/targets/" (d.target) "#drift" } { (d.name) } " in " (d.environment)
+                            " · " (d.objects) " objects · since " (crate::web::when(d.since))
+                        }
+                    }
+                }
+            }
         }
     };
     Ok(respond(StatusCode::OK, layout(&viewer, Section::Dashboard, "Dashboard", body)))

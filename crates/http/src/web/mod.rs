@@ -42,9 +42,10 @@ pub(crate) use audit::audit;
 pub(crate) use dashboard::dashboard;
 pub(crate) use imports::{import as import_upload, import_page};
 pub(crate) use inventory::{
-    change_members, clear_secret, create_db_set, create_environment, create_target, create_webhook, db_set, db_sets,
-    delete_target, delete_webhook, environment, environments_list, read_history, request_action, set_secret, target,
-    targets, test_connection, test_webhook, update_db_set, update_environment, update_target, update_windows,
+    accept_drift, change_members, clear_secret, create_db_set, create_environment, create_target, create_webhook,
+    db_set, db_sets, delete_target, delete_webhook, environment, environments_list, read_history, request_action,
+    set_secret, target, targets, test_connection, test_webhook, update_db_set, update_drift, update_environment,
+    update_target, update_windows,
 };
 pub(crate) use migrations::{create_migration, create_version, migration, migrations, new_migration, new_version};
 pub(crate) use projects::{create_project, project, projects, update_project};

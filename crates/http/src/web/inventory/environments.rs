@@ -250,6 +250,24 @@ fn environment_page(viewer: &Viewer, env: &Environment, form: &Form, problems: &
                 p { button type="submit" { "Save windows" } }
             }
         }
+        section.card id="drift-schedule" {
+            h2 { "Drift detection" }
+            p {
+                @match extras.drift_every {
+                    Some(secs) => { "Targets are checked every " (secs / 60) " minutes for changes made outside the hub, against what the hub's last apply left." }
+                    None => { "Off: targets are not checked for changes made outside the hub." }
+                }
+            }
+            form method="post" action={ "/admin/environments/" (env.id) "/drift" } {
+                (csrf(viewer))
+                (forms::input(&extras.drift_form, &extras.drift_problems, "check_every_minutes", "Check every (minutes)", Input {
+                    kind: "number", min: Some(1), max: Some(10_080),
+                    hint: Some("Empty: off. The first baseline of a target is taken by the next release applied to it."),
+                    ..Input::default()
+                }))
+                p { button type="submit" { "Save" } }
+            }
+        }
         (webhooks_section(viewer, env, extras))
     };
     layout(viewer, Section::Inventory, env.name.as_str(), body)
@@ -273,6 +291,9 @@ pub(crate) struct Extras {
     hook_problems: Problems,
     /// A webhook just made and its secret, shown this once.
     created: Option<(String, String)>,
+    drift_every: Option<u32>,
+    drift_form: Form,
+    drift_problems: Problems,
 }
 
 impl Extras {
@@ -281,7 +302,12 @@ impl Extras {
         let windows_form = Form::with(&[("windows", windows.windows.join("\n").as_str())]);
         let hooks = app::webhooks::list_webhooks(&state.hub, &viewer.caller, env).await.map_err(viewer.fail())?;
         let deliveries = app::webhooks::deliveries(&state.hub, &viewer.caller, env, 20).await.map_err(viewer.fail())?;
+        let drift_every = app::drift::schedule_of(&state.hub, env).await.map_err(viewer.fail())?;
+        let minutes = drift_every.map(|s| (s / 60).to_string()).unwrap_or_default();
         Ok(Extras {
+            drift_every,
+            drift_form: Form::with(&[("check_every_minutes", minutes.as_str())]),
+            drift_problems: Problems::default(),
             windows,
             windows_form,
             windows_problems: Problems::default(),
@@ -414,6 +440,31 @@ pub(crate) async fn create_webhook(
     }
     extras.created = created;
     Ok(respond(status, environment_page(&viewer, &env, &env_values(&env), &Problems::default(), &extras)))
+}
+
+/// `POST /admin/environments/{id}/drift`: the drift check interval (empty: off).
+pub(crate) async fn update_drift(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<EnvironmentId>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Page {
+    let form = Form::new(form);
+    let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
+    let mut problems = Problems::default();
+    let minutes = form.optional::<u32>("check_every_minutes", "number of minutes", &mut problems);
+    if problems.is_empty() {
+        let input = app::drift::DriftSchedule { check_every_minutes: minutes };
+        match app::drift::set_schedule(&state.hub, &viewer.caller, env.id, input).await {
+            Ok(()) => return Ok(see_other(&format!("/admin/environments/{}#drift-schedule", env.id))),
+            Err(e) => problems = Problems::from_app(&viewer, e, &["check_every_minutes"])?,
+        }
+    }
+    let mut extras = Extras::load(&state, &viewer, env.id).await?;
+    extras.drift_form = form;
+    extras.drift_problems = problems;
+    let page = environment_page(&viewer, &env, &env_values(&env), &Problems::default(), &extras);
+    Ok(respond(StatusCode::UNPROCESSABLE_ENTITY, page))
 }
 
 /// `POST /admin/webhooks/{id}/test`.

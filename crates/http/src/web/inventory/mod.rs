@@ -22,12 +22,12 @@ use crate::web::{PageError, Viewer};
 
 pub(crate) use db_sets::{change_members, create_db_set, db_set, db_sets, update_db_set};
 pub(crate) use environments::{
-    create_environment, create_webhook, delete_webhook, environment, environments_list, test_webhook,
+    create_environment, create_webhook, delete_webhook, environment, environments_list, test_webhook, update_drift,
     update_environment, update_windows,
 };
 pub(crate) use targets::{
-    clear_secret, create_target, delete_target, read_history, request_action, set_secret, target, targets,
-    test_connection, update_target,
+    accept_drift, clear_secret, create_target, delete_target, read_history, request_action, set_secret, target,
+    targets, test_connection, update_target,
 };
 
 /// Rows per page of the target and member lists.

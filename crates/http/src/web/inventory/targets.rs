@@ -306,13 +306,13 @@ struct TargetView<'a> {
     notice: Option<&'a str>,
 }
 
-fn target_page(
-    viewer: &Viewer,
-    env: &Environment,
-    t: &Target,
-    applied: &[MigrationOnTarget],
-    view: TargetView<'_>,
-) -> Markup {
+/// What the hub knows of a target's contents: what its runs applied there, and its schema drift.
+pub(crate) struct OnTarget {
+    applied: Vec<MigrationOnTarget>,
+    drift: Option<app::drift::DriftState>,
+}
+
+fn target_page(viewer: &Viewer, env: &Environment, t: &Target, on: &OnTarget, view: TargetView<'_>) -> Markup {
     let form = view.form.unwrap_or_else(|| target_values(t));
     let none = Form::default();
     let body = html! {
@@ -348,7 +348,8 @@ fn target_page(
                 button.secondary type="submit" { "Test connection" }
             }
         }
-        (applied_here(applied))
+        (applied_here(&on.applied))
+        (drift_section(viewer, t, on.drift.as_ref()))
         section.card {
             h2 id="history" { "History on the target" }
             p { "Reads the history tables of the hub's projects on this target, as a worker connects (reads only). \
@@ -449,11 +450,61 @@ async fn target_and_env(
     state: &AppState,
     viewer: &Viewer,
     id: TargetId,
-) -> Result<(Target, Environment, Vec<MigrationOnTarget>), PageError> {
+) -> Result<(Target, Environment, OnTarget), PageError> {
     let t = app::inventory::get_target(&state.hub, id).await.map_err(viewer.fail())?;
     let env = app::inventory::get_environment(&state.hub, t.environment_id).await.map_err(viewer.fail())?;
     let applied = app::inventory::applied_on_target(&state.hub, t.id).await.map_err(viewer.fail())?;
-    Ok((t, env, applied))
+    let drift = app::drift::drift_of(&state.hub, t.id).await.map_err(viewer.fail())?;
+    Ok((t, env, OnTarget { applied, drift }))
+}
+
+/// The target's schema drift, with Accept for admins.
+fn drift_section(viewer: &Viewer, t: &Target, drift: Option<&app::drift::DriftState>) -> Markup {
+    html! {
+        section.card id="drift" {
+            h2 { "Schema drift" }
+            @match drift {
+                None => {
+                    p.muted { "Not fingerprinted: drift is checked where the environment sets a schedule, from the first release applied after that." }
+                }
+                Some(d) => {
+                    @if let Some(since) = d.drifted_since {
+                        p.notice id="drift-state" {
+                            strong { "Drifted" } " since " (when(since)) ": the schema differs from what the hub's last apply left ("
+                            (d.differences.len()) " objects)."
+                        }
+                        table id="drift-objects" {
+                            thead { tr { th scope="col" { "Object" } th scope="col" { "Change" } } }
+                            tbody {
+                                @for diff in &d.differences {
+                                    tr { td { code { (diff.object) } } td { (diff.change.as_str()) } }
+                                }
+                            }
+                        }
+                        form method="post" action={ "/admin/targets/" (t.id) "/drift/accept" } {
+                            (csrf(viewer))
+                            button type="submit" { "Accept the current schema as the baseline" }
+                        }
+                    } @else {
+                        p id="drift-state" { "No drift: the schema is what the hub's last apply left"
+                            @if let Some(at) = d.checked_at { " (checked " (when(at)) ")" } "." }
+                    }
+                    p.muted {
+                        "Baseline from " (when(d.baseline_at))
+                        @if d.accepted_by.is_some() { ", accepted by an admin" } @else { ", left by a release" }
+                        @if let Some(next) = d.next_check_at { " · next check " (when(next)) }
+                        "."
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /admin/targets/{id}/drift/accept`.
+pub(crate) async fn accept_drift(state: web::Data<AppState>, viewer: Viewer, id: web::Path<TargetId>) -> Page {
+    app::drift::accept(&state.hub, &viewer.caller, *id).await.map_err(viewer.fail())?;
+    Ok(see_other(&format!("/admin/targets/{id}#drift")))
 }
 
 /// `GET /admin/targets/{id}`.
