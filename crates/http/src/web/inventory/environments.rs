@@ -229,7 +229,7 @@ fn environment_page(viewer: &Viewer, env: &Environment, form: &Form, problems: &
                 p { button type="submit" { "Save policy" } }
             }
         }
-        section.card id="windows" {
+        section.card id="maintenance-windows" {
             h2 { "Maintenance windows" }
             p {
                 @if windows.windows.is_empty() {
@@ -498,7 +498,7 @@ pub(crate) async fn update_windows(
     let env = app::inventory::get_environment(&state.hub, *id).await.map_err(viewer.fail())?;
     let input = app::windows::WindowsInput { windows: form.get("windows").lines().map(str::to_owned).collect() };
     let problems = match app::windows::set_windows(&state.hub, &viewer.caller, env.id, input).await {
-        Ok(_) => return Ok(see_other(&format!("/admin/environments/{}#windows", env.id))),
+        Ok(_) => return Ok(see_other(&format!("/admin/environments/{}#maintenance-windows", env.id))),
         Err(e) => Problems::from_app(&viewer, e, &["windows"])?,
     };
     let mut extras = Extras::load(&state, &viewer, env.id).await?;
