@@ -795,3 +795,85 @@ async fn metrics_count_requests_by_route_and_runs_by_status() {
     assert!(text.contains("migrate_hub_runs{status=\"awaiting_approval\"}"), "{text}");
     assert!(text.contains("migrate_hub_approvals_pending"), "{text}");
 }
+
+#[tokio::test]
+async fn fleet_operations_over_http_waves_windows_webhooks_and_drift_are_admin_gated_and_shaped() {
+    let hub = Hub::start(HubOptions { master_keys: Some(MASTER_KEYS.into()), ..HubOptions::default() }).await;
+    let pg = PgDatabase::fresh().await;
+    let admin = api_for(&hub, "root@example.com", Role::Admin).await;
+    let user = api_for(&hub, "dev@example.com", Role::User).await;
+    let ids = dev_env(&hub, &admin, &pg).await;
+    let env = ids["environment_id"].as_str().unwrap().to_owned();
+
+    // Windows: admins set them, everyone reads; a bad zone is named.
+    let path = format!("/api/v1/environments/{env}/windows");
+    let (status, _) = user.call(Method::PUT, &path, Some(json!({"windows": ["Sat 02:00-05:00 UTC"]}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) =
+        admin.call(Method::PUT, &path, Some(json!({"windows": ["Sat 02:00-05:00 Nowhere/City"]}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_window")));
+    let set = admin.ok(Method::PUT, &path, json!({"windows": ["daily 00:00-24:00 UTC"]}), StatusCode::OK).await;
+    assert_eq!(
+        (set["windows"][0].as_str(), set["open"].as_bool()),
+        (Some("Mon,Tue,Wed,Thu,Fri,Sat,Sun 00:00-24:00 UTC"), Some(true))
+    );
+    assert_eq!(user.get(&path).await["open"], true);
+
+    // Waves: a plan of one wave is refused at request (nothing to stage).
+    let mut request = ids.clone();
+    request["waves"] = json!([{"percent": 100}]);
+    let (status, body) = user.call(Method::POST, "/api/v1/runs", Some(request.clone())).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_waves")));
+    request["waves"] = json!([{"targets": 1}, {"percent": 100}]);
+    request["not_before"] = json!("2030-01-01T00:00:00Z");
+    let run = user.ok(Method::POST, "/api/v1/runs", request, StatusCode::CREATED).await;
+    assert_eq!(run["waves"]["state"], "not_started");
+    assert_eq!(run["waves"]["waves"][0]["spec"], "1 target");
+    assert_eq!(run["not_before"], "2030-01-01T00:00:00Z");
+    assert_eq!(run["window"]["open"], true);
+    let (status, body) = user.call(Method::POST, &format!("/api/v1/runs/{}/continue", id(&run)), Some(json!({}))).await;
+    // Nothing to continue: the run has not started.
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_status")));
+
+    // Webhooks: admins only; the secret is in the creation answer only, the URL's path never.
+    let hooks = format!("/api/v1/environments/{env}/webhooks");
+    let (status, _) = user.call(Method::GET, &hooks, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let own = format!("{}/api/v1/runs", hub.url);
+    let (status, body) = admin.call(Method::POST, &hooks, Some(json!({"url": own, "events": ["run.failed"]}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("refused_url")));
+    let made = admin
+        .ok(
+            Method::POST,
+            &hooks,
+            json!({"url": "https://hooks.example.com/T000/secret-path", "events": ["run.failed"]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert!(made["secret"].as_str().unwrap().starts_with("whsec_"));
+    let listed = admin.get(&hooks).await;
+    assert_eq!(listed[0]["url"], "https://hooks.example.com/…");
+    assert!(!listed.to_string().contains("secret-path") && !listed.to_string().contains("whsec_"));
+    let hook = id(&made["webhook"]);
+    admin.ok(Method::POST, &format!("/api/v1/webhooks/{hook}/test"), json!({}), StatusCode::ACCEPTED).await;
+    let log = admin.get(&format!("/api/v1/environments/{env}/webhook-deliveries")).await;
+    assert_eq!((log[0]["event"].as_str(), log[0]["status"].as_str()), (Some("webhook.test"), Some("pending")));
+    let (status, _) = admin.call(Method::DELETE, &format!("/api/v1/webhooks/{hook}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Drift: off until scheduled; a target never fingerprinted is `unknown` and has nothing to accept.
+    let (status, _) = user
+        .call(Method::PUT, &format!("/api/v1/environments/{env}/drift"), Some(json!({"check_every_minutes": 60})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = admin
+        .call(Method::PUT, &format!("/api/v1/environments/{env}/drift"), Some(json!({"check_every_minutes": 60})))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let targets = admin.get(&format!("/api/v1/targets?environment_id={env}")).await;
+    let target = id(&targets["items"][0]);
+    assert_eq!(user.get(&format!("/api/v1/targets/{target}/drift")).await["state"], "unknown");
+    let (status, body) =
+        admin.call(Method::POST, &format!("/api/v1/targets/{target}/drift/accept"), Some(json!({}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("nothing_to_accept")));
+}
