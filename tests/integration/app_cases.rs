@@ -613,6 +613,37 @@ async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|d| d.status == "delivered"), "{log:?}");
     assert_eq!(log.iter().find(|d| d.event == "approval.requested").unwrap().attempts, 2);
+
+    // Rotating the master keys reseals webhook secrets too: a worker with only the new key still signs.
+    let both = format!("k1:{},k2:{}", "ab".repeat(32), "cd".repeat(32));
+    let both = auth::secrets::KeyRing::parse(&secrecy::SecretString::from(both)).unwrap();
+    let rotated = {
+        let mut conn = tool.pool.acquire().await.unwrap();
+        auth::secrets::rotate(&mut conn, &both).await.unwrap()
+    };
+    assert_eq!(rotated.resealed, 2);
+    let only_new =
+        auth::secrets::KeyRing::parse(&secrecy::SecretString::from(format!("k2:{}", "cd".repeat(32)))).unwrap();
+    let new_worker = {
+        let id = WorkerId::new();
+        let mut conn = tool.pool.acquire().await.unwrap();
+        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
+        let settings = Settings { clock: time.clock(), ..Settings::default() };
+        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(only_new))
+    };
+    app::webhooks::test_webhook(&hub, &caller(&admin), made.webhook.id).await.unwrap();
+    assert_eq!(
+        new_worker.try_deliver_webhooks().await.unwrap().iter().map(|s| s.status).collect::<Vec<_>>(),
+        ["delivered"]
+    );
+    let last = receiver.received().pop().unwrap();
+    assert!(domain::webhooks::verify(
+        secret.as_bytes(),
+        &last.headers["x-migratehub-signature"],
+        &last.body,
+        later.timestamp(),
+        300
+    ));
 }
 
 fn keys_again() -> auth::secrets::KeyRing {

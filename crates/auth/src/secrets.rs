@@ -311,9 +311,11 @@ pub enum RotateError {
     Storage(#[from] StorageError),
     #[error("target {target}: {source}")]
     Seal { target: TargetId, source: SealError },
+    #[error("webhook {webhook}: {source}")]
+    SealWebhook { webhook: String, source: SealError },
 }
 
-/// Reseals every target secret that is not yet sealed under the current key with the current (`v2`)
+/// Reseals every target secret (and webhook secret) that is not yet sealed under the current key with the current (`v2`)
 /// associated data, one compare-and-set per target: the stored value is replaced only if it is still the
 /// one opened, so a concurrent change is never overwritten, and at every moment each secret opens under a
 /// key of the ring. Run it before removing an old key, and once after upgrading to bind older seals to
@@ -345,9 +347,21 @@ pub async fn rotate(conn: &mut PgConnection, ring: &KeyRing) -> Result<Rotation,
         }
         match ids.next {
             Some(next) => page = PageRequest::after(next, 200),
-            None => return Ok(done),
+            None => break,
         }
     }
+    // Webhook signing secrets, sealed per row (`seal_row`): resealed the same way.
+    for (id, old) in storage::webhooks::sealed_not_under(conn, ring.current_id()).await? {
+        let seal_error = |source| RotateError::SealWebhook { webhook: id.to_string(), source };
+        let secret = ring.open_row("webhooks", &id, "secret", &old).map_err(seal_error)?;
+        let new = ring.seal_row("webhooks", &id, "secret", &secret).map_err(seal_error)?;
+        if storage::webhooks::reseal(conn, id, &old, &new).await? {
+            done.resealed += 1;
+        } else {
+            done.raced += 1;
+        }
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

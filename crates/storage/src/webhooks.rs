@@ -174,6 +174,41 @@ pub async fn claim(
         .collect()
 }
 
+/// Webhooks whose secret is sealed under another key than `key_id`, with the sealed secret.
+pub async fn sealed_not_under(conn: &mut PgConnection, key_id: &str) -> StorageResult<Vec<(Uuid, SealedSecret)>> {
+    let rows = sqlx::query_file!("../../sql/webhooks/sealed_not_under.sql", key_id).fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|r| {
+            let nonce: [u8; 12] = r
+                .secret_nonce
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::Corrupt("webhooks.secret_nonce: not 12 bytes".into()))?;
+            Ok((r.id, SealedSecret { key_id: r.secret_key_id, nonce, ciphertext: r.secret_ciphertext }))
+        })
+        .collect()
+}
+
+/// Replaces `webhook`'s sealed secret `old` with `new`; `false` when it changed meanwhile.
+pub async fn reseal(
+    conn: &mut PgConnection,
+    webhook: Uuid,
+    old: &SealedSecret,
+    new: &SealedSecret,
+) -> StorageResult<bool> {
+    let row = sqlx::query_file!(
+        "../../sql/webhooks/reseal.sql",
+        webhook,
+        &new.ciphertext,
+        &new.nonce[..],
+        new.key_id,
+        &old.ciphertext
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// How an attempt went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt<'a> {
