@@ -465,6 +465,28 @@ async fn the_release_form_previews_what_it_pins_and_requests_one_run_of_the_rele
     );
     let (_, dashboard) = shop.bob.page("/").await;
     assert!(between(&dashboard, "Awaiting your approval", "</section>").contains("(2 migrations)"), "{dashboard}");
+
+    // In waves, scheduled: a plan the form cannot read is refused next to its field, with what was typed.
+    let mut staged = shop.release_form(alice, "up", "002").await;
+    staged.push(("waves".into(), "1, ten%".into()));
+    staged.push(("advance".into(), "manual".into()));
+    staged.push(("not_before".into(), "2030-01-01T02:00".into()));
+    let response = submit(alice, &staged, "request").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = response.text().await.unwrap();
+    assert!(between(&refused, r#"id="waves-error">"#, "</p>").contains("ten%"), "{refused}");
+    set_field(&mut staged, "waves", "1, 100%");
+    let response = submit(alice, &staged, "request").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+    let staged_path = location(&response);
+    let run = shop.admin.get(&format!("/api/v1{staged_path}")).await;
+    assert_eq!(
+        (run["waves"]["advance"].as_str(), run["not_before"].as_str()),
+        (Some("manual"), Some("2030-01-01T02:00:00Z"))
+    );
+    let (_, page) = alice.page(&staged_path).await;
+    assert!(between(&page, r#"<div id="waves""#, "</table>").contains("Rolls out in 1 wave"), "{page}");
+    assert!(page.contains(r#"<p class="notice" id="schedule">Scheduled: nothing of this run starts before"#), "{page}");
 }
 
 #[tokio::test]

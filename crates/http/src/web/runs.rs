@@ -210,6 +210,7 @@ const RUN_FIELDS: &[&str] = &[
     "comment",
     "lint_override",
     "waves",
+    "not_before",
 ];
 
 /// Every migration of a project, in version order (all pages).
@@ -353,6 +354,11 @@ async fn run_form(
                     ..Input::default()
                 }))
             }
+            (forms::input(form, problems, "not_before", "Not before (UTC, optional)", Input {
+                kind: "datetime-local",
+                hint: Some("Nothing of the run starts before this, once executed; the environment's maintenance windows hold it too."),
+                ..Input::default()
+            }))
             (forms::textarea(form, problems, "comment", "Comment (optional)", Some("Why, and anything the approver should know."), 3))
             @if viewer.role() == Role::Admin {
                 (forms::textarea(form, problems, "lint_override", "Override the SQL review (admins, optional)",
@@ -476,6 +482,16 @@ pub(crate) async fn create_run(
             None
         }
     };
+    let not_before = match form.text("not_before") {
+        None => None,
+        Some(text) => match chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M") {
+            Ok(at) => Some(at.and_utc()),
+            Err(_) => {
+                problems.add("not_before", "write a date and time, e.g. 2026-12-12T02:00 (UTC)");
+                None
+            }
+        },
+    };
     let mut preview = None;
     if let (true, Some(environment_id), Some(db_set_id)) = (problems.is_empty(), environment_id, db_set_id) {
         let (migration_id, project_id) = match subject {
@@ -511,7 +527,7 @@ pub(crate) async fn create_run(
             advance: advance.filter(|_| waves.is_some()),
             first_label: form.text("first_label").filter(|_| waves.is_some()),
             waves,
-            not_before: None,
+            not_before,
         };
         if form.get("action") == "preview" {
             match app::runs::preview(&state.hub, &input).await {
@@ -1010,7 +1026,7 @@ fn waves_panel(viewer: &Viewer, detail: &RunDetail, waves: &RunWaves) -> Markup 
         div id="waves" data-state=(serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) {
             p {
                 @match state {
-                    WaveState::NotStarted => { "Rolls out in " (total) " waves" }
+                    WaveState::NotStarted => { "Rolls out in " (plural(total, "wave")) }
                     WaveState::Running => { "Wave " (current) " of " (total) " is running" }
                     WaveState::AwaitingContinue => {
                         strong { "Wave " (current) " of " (total) " succeeded." }
@@ -1020,7 +1036,7 @@ fn waves_panel(viewer: &Viewer, detail: &RunDetail, waves: &RunWaves) -> Markup 
                         strong { "Halted at wave " (current) " of " (total) ": " (plural(waves.failed as usize, "target")) " failed" }
                         ", more than the " (waves.allowed) " it allows. Nothing more is claimed. Continue to go on despite these failures, or cancel the run."
                     }
-                    WaveState::Ended => { "Rolled out in " (total) " waves" }
+                    WaveState::Ended => { "Rolled out in " (plural(total, "wave")) }
                 }
                 @if waves.advance == Advance::Manual && state != WaveState::Ended { " · each next wave waits for Continue" }
                 @if let Some(label) = &waves.first_label { " · targets labelled " code { (label.to_string()) } " first" }
