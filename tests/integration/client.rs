@@ -235,6 +235,38 @@ async fn a_pipeline_pushes_requests_and_watches_a_release_that_a_second_person_a
         assert!(on_targets.contains(&format!("/admin/targets/{target}\">{name}</a>")), "{on_targets}");
     }
 
+    // In waves: 001 was edited above, so the canary finds it applied with other content (drift) and fails;
+    // the wave's budget is 0, so the run halts and nothing beyond the canary runs. `watch` exits 1 at once,
+    // naming `continue` and `cancel`.
+    let staged = cli(
+        home.path(),
+        None,
+        &["request", "--project", "river", "--env", "prod", "--set", "fleet", "--waves", "1,100%", "--format", "json"],
+        "",
+    )
+    .await;
+    assert_eq!(staged.status.code(), Some(3), "{}", text(&staged));
+    let staged = id(&serde_json::from_slice::<Value>(&staged.stdout).unwrap());
+    let bad = cli(
+        home.path(),
+        None,
+        &["request", "--project", "river", "--env", "prod", "--set", "fleet", "--waves", "1,ten%"],
+        "",
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ten%"), "{}", text(&bad));
+    assert_eq!(cli(home.path(), Some(&boss_token), &["approve", &staged], "").await.status.code(), Some(0));
+    assert_eq!(cli(home.path(), Some(&boss_token), &["execute", &staged], "").await.status.code(), Some(0));
+    let halted = cli(home.path(), None, &["watch", &staged, "--timeout", "120"], "").await;
+    assert_eq!(halted.status.code(), Some(1), "{}", text(&halted));
+    let out = stdout(&halted);
+    assert!(out.contains("halted at wave 1 of 2 (1 target)") && out.contains("migrate-hub continue"), "{out}");
+    assert!(out.contains("t-02 waiting for a worker") && out.contains("t-03 waiting for a worker"), "{out}");
+    let refused = cli(home.path(), None, &["continue", &staged], "").await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert_eq!(cli(home.path(), None, &["cancel", &staged], "").await.status.code(), Some(0));
+
     // `logout` forgets the token.
     let logout = cli(home.path(), None, &["logout"], "").await;
     assert_eq!(logout.status.code(), Some(0), "{}", text(&logout));
