@@ -265,6 +265,13 @@ async fn a_pipeline_pushes_requests_and_watches_a_release_that_a_second_person_a
     assert!(out.contains("t-02 waiting for a worker") && out.contains("t-03 waiting for a worker"), "{out}");
     let refused = cli(home.path(), None, &["continue", &staged], "").await;
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    // The run page says so, with the wave bands and the Continue button for an admin.
+    let browser = hub.password_session(admin_user.id, "admin@example.com").await;
+    let page = browser.html(&format!("/runs/{staged}")).await;
+    let waves = &page[page.find(r#"<div id="waves" data-state="halted">"#).expect("a halted waves panel")..];
+    assert!(waves.contains("Halted at wave 1 of 2: 1 target failed"), "{waves}");
+    assert!(waves.contains("Continue despite the failures</button>"), "{waves}");
+    assert_eq!(page.matches(r#"class="wave-band""#).count(), 2, "{page}");
     assert_eq!(cli(home.path(), None, &["cancel", &staged], "").await.status.code(), Some(0));
 
     // `logout` forgets the token.
