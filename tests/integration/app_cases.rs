@@ -23,10 +23,32 @@ fn caller(user: &User) -> Caller {
 }
 
 async fn stepping_worker(pool: &sqlx::PgPool) -> QueueWorker {
+    worker_with(pool, Settings::default(), Arc::new(NoMasterKey)).await
+}
+
+/// A registered worker with `settings` (e.g. a test's clock) and `opener`, driven step by step.
+async fn worker_with(
+    pool: &sqlx::PgPool,
+    settings: Settings,
+    opener: Arc<dyn executor::queue::SecretOpener>,
+) -> QueueWorker {
     let id = WorkerId::new();
     let mut conn = pool.acquire().await.unwrap();
     storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
-    QueueWorker::new(pool.clone(), id, format!("test/{id}"), Settings::default(), Arc::new(NoMasterKey))
+    QueueWorker::new(pool.clone(), id, format!("test/{id}"), settings, opener)
+}
+
+/// An admin user (the fleet has a user and a manager).
+async fn admin(pool: &sqlx::PgPool) -> User {
+    let mut conn = pool.acquire().await.unwrap();
+    let new = domain::model::NewUser {
+        email: domain::values::Email::parse("root@example.com").unwrap(),
+        display_name: domain::values::DisplayName::parse("Admin").unwrap(),
+        role: domain::enums::Role::Admin,
+        oidc_identity: None,
+        password_hash: None,
+    };
+    storage::users::create(&mut conn, &new).await.unwrap()
 }
 
 /// Runs every claimable item, one at a time.
@@ -303,17 +325,7 @@ async fn a_closed_maintenance_window_holds_a_run_until_it_opens_and_a_closing_on
         fleet.migration(key, &up, None, TransactionMode::Transaction, Engine::Postgres).await;
     }
     let hub = Hub::new(tool.pool.clone());
-    let admin = {
-        let mut conn = tool.pool.acquire().await.unwrap();
-        let new = domain::model::NewUser {
-            email: domain::values::Email::parse("root@example.com").unwrap(),
-            display_name: domain::values::DisplayName::parse("Admin").unwrap(),
-            role: domain::enums::Role::Admin,
-            oidc_identity: None,
-            password_hash: None,
-        };
-        storage::users::create(&mut conn, &new).await.unwrap()
-    };
+    let admin = admin(&tool.pool).await;
     let env = fleet.environment.id;
     let windows =
         |lines: &[&str]| app::windows::WindowsInput { windows: lines.iter().map(|l| (*l).to_owned()).collect() };
@@ -341,13 +353,8 @@ async fn a_closed_maintenance_window_holds_a_run_until_it_opens_and_a_closing_on
     assert_eq!(state.next_opens_at.map(|t| t.to_rfc3339()), Some("2026-12-12T01:00:00+00:00".to_owned()));
 
     let time = TestClock::default();
-    let worker = {
-        let id = WorkerId::new();
-        let mut conn = tool.pool.acquire().await.unwrap();
-        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
-        let settings = Settings { clock: time.clock(), ..Settings::default() };
-        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(NoMasterKey))
-    };
+    let worker =
+        worker_with(&tool.pool, Settings { clock: time.clock(), ..Settings::default() }, Arc::new(NoMasterKey)).await;
     let request: app::runs::RunRequest = serde_json::from_value(serde_json::json!({
         "project_id": fleet.project.id, "environment_id": env, "db_set_id": fleet.set.id,
     }))
@@ -470,18 +477,8 @@ async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url
         .await;
     let bind: std::net::SocketAddr = "127.0.0.1:18080".parse().unwrap();
     let hub = Hub::new(tool.pool.clone()).with_addresses(Some("https://hub.example.test"), Some(bind));
-    let admin = {
-        let mut conn = tool.pool.acquire().await.unwrap();
-        let new = domain::model::NewUser {
-            email: domain::values::Email::parse("root@example.com").unwrap(),
-            display_name: domain::values::DisplayName::parse("Admin").unwrap(),
-            role: domain::enums::Role::Admin,
-            oidc_identity: None,
-            password_hash: None,
-        };
-        storage::users::create(&mut conn, &new).await.unwrap()
-    };
-    let keys = auth::secrets::KeyRing::parse(&secrecy::SecretString::from(format!("k1:{}", "ab".repeat(32)))).unwrap();
+    let admin = admin(&tool.pool).await;
+    let keys = test_keys();
     let receiver = Receiver::start(vec![500]).await;
     let env = fleet.environment.id;
     let input = |url: &str, events: &[&str], format: &str| -> app::webhooks::WebhookInput {
@@ -540,14 +537,9 @@ async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url
 
     let time = TestClock::default();
     time.set("2026-12-06T12:00:00Z", 0);
-    let worker = {
-        let id = WorkerId::new();
-        let mut conn = tool.pool.acquire().await.unwrap();
-        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
-        let settings =
-            Settings { clock: time.clock(), hub_url: Some("https://hub.example.test".into()), ..Settings::default() };
-        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(keys))
-    };
+    let settings =
+        Settings { clock: time.clock(), hub_url: Some("https://hub.example.test".into()), ..Settings::default() };
+    let worker = worker_with(&tool.pool, settings, Arc::new(keys)).await;
     // Deliveries are due from the database's clock; the test's runs ahead of it so they all are.
     time.set(&(chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339(), 0);
 
@@ -596,7 +588,7 @@ async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url
     let slack = app::webhooks::create_webhook(
         &hub,
         &caller(&admin),
-        Some(&keys_again()),
+        Some(&test_keys()),
         env,
         input(&slack_receiver.url, &["run.failed"], "slack"),
     )
@@ -624,13 +616,8 @@ async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url
     assert_eq!(rotated.resealed, 2);
     let only_new =
         auth::secrets::KeyRing::parse(&secrecy::SecretString::from(format!("k2:{}", "cd".repeat(32)))).unwrap();
-    let new_worker = {
-        let id = WorkerId::new();
-        let mut conn = tool.pool.acquire().await.unwrap();
-        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
-        let settings = Settings { clock: time.clock(), ..Settings::default() };
-        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(only_new))
-    };
+    let new_worker =
+        worker_with(&tool.pool, Settings { clock: time.clock(), ..Settings::default() }, Arc::new(only_new)).await;
     app::webhooks::test_webhook(&hub, &caller(&admin), made.webhook.id).await.unwrap();
     assert_eq!(
         new_worker.try_deliver_webhooks().await.unwrap().iter().map(|s| s.status).collect::<Vec<_>>(),
@@ -646,7 +633,8 @@ async fn webhooks_are_signed_retried_after_a_500_and_never_sent_to_a_refused_url
     ));
 }
 
-fn keys_again() -> auth::secrets::KeyRing {
+/// The master keys of the webhook test (one key, `k1`).
+fn test_keys() -> auth::secrets::KeyRing {
     auth::secrets::KeyRing::parse(&secrecy::SecretString::from(format!("k1:{}", "ab".repeat(32)))).unwrap()
 }
 
@@ -660,17 +648,7 @@ async fn drift_after_a_hand_made_alter_is_found_on_postgres_and_mariadb_and_clea
     let up = "CREATE TABLE drift_a (id integer PRIMARY KEY, note varchar(20));\nCREATE INDEX drift_a_note ON drift_a (note);";
     fleet.migration("001", up, None, TransactionMode::Transaction, Engine::Postgres).await;
     let hub = Hub::new(tool.pool.clone());
-    let admin = {
-        let mut conn = tool.pool.acquire().await.unwrap();
-        let new = domain::model::NewUser {
-            email: domain::values::Email::parse("root@example.com").unwrap(),
-            display_name: domain::values::DisplayName::parse("Admin").unwrap(),
-            role: domain::enums::Role::Admin,
-            oidc_identity: None,
-            password_hash: None,
-        };
-        storage::users::create(&mut conn, &new).await.unwrap()
-    };
+    let admin = admin(&tool.pool).await;
     let env = fleet.environment.id;
     let every = |minutes: Option<u32>| app::drift::DriftSchedule { check_every_minutes: minutes };
     let refused = app::drift::set_schedule(&hub, &caller(&fleet.manager), env, every(Some(60))).await;
@@ -679,13 +657,8 @@ async fn drift_after_a_hand_made_alter_is_found_on_postgres_and_mariadb_and_clea
 
     let time = TestClock::default();
     time.set(&chrono::Utc::now().to_rfc3339(), 0);
-    let worker = {
-        let id = WorkerId::new();
-        let mut conn = tool.pool.acquire().await.unwrap();
-        storage::workers::register(&mut conn, id, "test-host", 1, "test").await.unwrap();
-        let settings = Settings { clock: time.clock(), ..Settings::default() };
-        QueueWorker::new(tool.pool.clone(), id, format!("test/{id}"), settings, Arc::new(NoMasterKey))
-    };
+    let worker =
+        worker_with(&tool.pool, Settings { clock: time.clock(), ..Settings::default() }, Arc::new(NoMasterKey)).await;
     let request: app::runs::RunRequest = serde_json::from_value(serde_json::json!({
         "project_id": fleet.project.id, "environment_id": env, "db_set_id": fleet.set.id, "concurrency_limit": 2,
     }))

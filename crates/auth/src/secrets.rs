@@ -177,18 +177,24 @@ impl KeyRing {
 
     /// Seals `password` under the current key, bound to `binding`.
     pub fn seal(&self, binding: &Binding<'_>, password: &SecretString) -> Result<SealedSecret, SealError> {
+        self.seal_with(password, |key_id| associated_data_v2(binding, key_id))
+    }
+
+    /// Seals `secret` under the current key with the associated data `aad` makes from the key's id.
+    fn seal_with(&self, secret: &SecretString, aad: impl FnOnce(&str) -> Vec<u8>) -> Result<SealedSecret, SealError> {
         let key = self.current();
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let mut buffer = password.expose_secret().as_bytes().to_vec();
+        let mut buffer = secret.expose_secret().as_bytes().to_vec();
         key.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(associated_data_v2(binding, &key.id)),
-                &mut buffer,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad(&key.id)), &mut buffer)
             .map_err(|_| SealError::Random)?;
         Ok(SealedSecret { key_id: key.id.clone(), nonce, ciphertext: buffer })
+    }
+
+    /// The key `sealed` names.
+    fn key_of(&self, sealed: &SealedSecret) -> Result<&MasterKey, SealError> {
+        self.keys.iter().find(|k| k.id == sealed.key_id).ok_or_else(|| SealError::UnknownKey(sealed.key_id.clone()))
     }
 
     /// Opens what [`seal`](Self::seal) sealed for the same binding (or, for seals made before bindings
@@ -203,11 +209,7 @@ impl KeyRing {
         binding: &Binding<'_>,
         sealed: &SealedSecret,
     ) -> Result<(SecretString, AadVersion), SealError> {
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == sealed.key_id)
-            .ok_or_else(|| SealError::UnknownKey(sealed.key_id.clone()))?;
+        let key = self.key_of(sealed)?;
         // A v2 seal never opens under the v1 layout nor the reverse (the associated data differ), so
         // trying both in turn cannot make a seal open for a binding it was not made for.
         let attempts = [
@@ -235,18 +237,7 @@ impl KeyRing {
         column: &str,
         secret: &SecretString,
     ) -> Result<SealedSecret, SealError> {
-        let key = self.current();
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let mut buffer = secret.expose_secret().as_bytes().to_vec();
-        key.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(associated_data_row(table, row, column, &key.id)),
-                &mut buffer,
-            )
-            .map_err(|_| SealError::Random)?;
-        Ok(SealedSecret { key_id: key.id.clone(), nonce, ciphertext: buffer })
+        self.seal_with(secret, |key_id| associated_data_row(table, row, column, key_id))
     }
 
     /// Opens what [`seal_row`](Self::seal_row) sealed for the same table, row and column.
@@ -257,11 +248,7 @@ impl KeyRing {
         column: &str,
         sealed: &SealedSecret,
     ) -> Result<SecretString, SealError> {
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == sealed.key_id)
-            .ok_or_else(|| SealError::UnknownKey(sealed.key_id.clone()))?;
+        let key = self.key_of(sealed)?;
         let mut buffer = sealed.ciphertext.clone();
         let aad = Aad::from(associated_data_row(table, row, column, &key.id));
         let plain = key

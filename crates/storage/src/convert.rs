@@ -33,6 +33,18 @@ where
 }
 
 /// A non-negative count for a SQL parameter.
+/// A sealed secret from its stored columns; `table` names them in the error when the nonce is not 12 bytes.
+pub(crate) fn sealed(
+    table: &'static str,
+    key_id: String,
+    nonce: &[u8],
+    ciphertext: Vec<u8>,
+) -> Result<domain::model::SealedSecret, StorageError> {
+    let nonce = <[u8; 12]>::try_from(nonce)
+        .map_err(|_| StorageError::Corrupt(format!("{table}.secret_nonce: not 12 bytes")))?;
+    Ok(domain::model::SealedSecret { key_id, nonce, ciphertext })
+}
+
 pub(crate) fn to_i32(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }

@@ -224,9 +224,7 @@ pub async fn sealed_secret(conn: &mut PgConnection, id: TargetId) -> StorageResu
     else {
         return Ok(None);
     };
-    let nonce = <[u8; 12]>::try_from(row.nonce.as_slice())
-        .map_err(|_| StorageError::Corrupt("db_targets.secret_nonce: not 12 bytes".into()))?;
-    Ok(Some(SealedSecret { key_id: row.key_id, nonce, ciphertext: row.ciphertext }))
+    Ok(Some(crate::convert::sealed("db_targets", row.key_id, &row.nonce, row.ciphertext)?))
 }
 
 /// Ids of targets whose secret is sealed under a key other than `current_key`, in id order after `after`.

@@ -8,7 +8,7 @@ use domain::webhooks::{Delivery, Webhook, WebhookEvent, WebhookFormat};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::convert::{parse, unsigned};
+use crate::convert::{parse, sealed, unsigned};
 use crate::{PgConnection, PgTransaction, StorageError, StorageResult};
 
 struct Row {
@@ -155,11 +155,6 @@ pub async fn claim(
         .await?;
     rows.into_iter()
         .map(|r| {
-            let nonce: [u8; 12] = r
-                .secret_nonce
-                .as_slice()
-                .try_into()
-                .map_err(|_| StorageError::Corrupt("webhooks.secret_nonce: not 12 bytes".into()))?;
             Ok(Due {
                 id: r.id,
                 webhook_id: r.webhook_id,
@@ -168,7 +163,7 @@ pub async fn claim(
                 attempt: unsigned("webhook_deliveries.attempts", r.attempts)?,
                 url: r.url,
                 format: parse("webhooks.format", &r.format)?,
-                secret: SealedSecret { key_id: r.secret_key_id, nonce, ciphertext: r.secret_ciphertext },
+                secret: sealed("webhooks", r.secret_key_id, &r.secret_nonce, r.secret_ciphertext)?,
             })
         })
         .collect()
@@ -178,14 +173,7 @@ pub async fn claim(
 pub async fn sealed_not_under(conn: &mut PgConnection, key_id: &str) -> StorageResult<Vec<(Uuid, SealedSecret)>> {
     let rows = sqlx::query_file!("../../sql/webhooks/sealed_not_under.sql", key_id).fetch_all(conn).await?;
     rows.into_iter()
-        .map(|r| {
-            let nonce: [u8; 12] = r
-                .secret_nonce
-                .as_slice()
-                .try_into()
-                .map_err(|_| StorageError::Corrupt("webhooks.secret_nonce: not 12 bytes".into()))?;
-            Ok((r.id, SealedSecret { key_id: r.secret_key_id, nonce, ciphertext: r.secret_ciphertext }))
-        })
+        .map(|r| Ok((r.id, sealed("webhooks", r.secret_key_id, &r.secret_nonce, r.secret_ciphertext)?)))
         .collect()
 }
 

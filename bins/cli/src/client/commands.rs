@@ -259,37 +259,15 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
             Ok(waiting_or(&view, Exit::Succeeded))
         }
         ClientCommand::Retry { connection, run, watch: follow } => {
-            let api = connect(&connection)?;
-            let answer: Value = api.post(&format!("/api/v1/runs/{}/retry", encode(&run)), &json!({})).await?;
-            let view: RunView = parse(&answer, "run")?;
-            if follow {
-                return watch::follow(&api, connection.format, &view.id, std::time::Duration::from_secs(3600)).await;
-            }
-            if connection.format == Format::Json {
-                print_json(&answer)?;
-            } else {
-                say!("run {} retries {run} ({}): {}", view.id, view.status, next_step(&view));
-            }
-            Ok(waiting_or(&view, Exit::Succeeded))
+            let said = |view: &RunView| format!("run {} retries {run} ({}): {}", view.id, view.status, next_step(view));
+            act_and_follow(&connection, &run, "retry", follow, said).await
         }
         ClientCommand::Continue { connection, run, watch: follow } => {
-            let api = connect(&connection)?;
-            let answer: Value = api.post(&format!("/api/v1/runs/{}/continue", encode(&run)), &json!({})).await?;
-            let view: RunView = parse(&answer, "run")?;
-            if follow {
-                return watch::follow(&api, connection.format, &view.id, std::time::Duration::from_secs(3600)).await;
-            }
-            if connection.format == Format::Json {
-                print_json(&answer)?;
-            } else {
-                say!(
-                    "run {} {}{}",
-                    view.id,
-                    view.status,
-                    view.waves.as_ref().map(WavesView::describe).unwrap_or_default()
-                );
-            }
-            Ok(Exit::Succeeded)
+            let said = |view: &RunView| {
+                let waves = view.waves.as_ref().map(WavesView::describe).unwrap_or_default();
+                format!("run {} {}{waves}", view.id, view.status)
+            };
+            act_and_follow(&connection, &run, "continue", follow, said).await
         }
         ClientCommand::Cancel { connection, run } => {
             let api = connect(&connection)?;
@@ -327,6 +305,29 @@ pub(super) async fn run(command: ClientCommand) -> Result<Exit, Failure> {
             Ok(Exit::Succeeded)
         }
     }
+}
+
+/// `POST /api/v1/runs/{run}/{action}`, then follows the run it answers with (`--watch`), or prints it (the
+/// API's answer with `--format json`, else the line `said` makes).
+async fn act_and_follow(
+    connection: &Connection,
+    run: &str,
+    action: &str,
+    follow: bool,
+    said: impl Fn(&RunView) -> String,
+) -> Result<Exit, Failure> {
+    let api = connect(connection)?;
+    let answer: Value = api.post(&format!("/api/v1/runs/{}/{action}", encode(run)), &json!({})).await?;
+    let view: RunView = parse(&answer, "run")?;
+    if follow {
+        return watch::follow(&api, connection.format, &view.id, std::time::Duration::from_secs(3600)).await;
+    }
+    if connection.format == Format::Json {
+        print_json(&answer)?;
+    } else {
+        say!("{}", said(&view));
+    }
+    Ok(waiting_or(&view, Exit::Succeeded))
 }
 
 /// Reads a token from standard input, checks it with the hub (`GET /api/v1/me`) and stores it.
