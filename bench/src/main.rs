@@ -972,7 +972,7 @@ async fn drain_claims(pool: &PgPool, claimers: usize) -> anyhow::Result<(usize, 
                         error_message: None,
                     };
                     let ended = storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await?;
-                    if matches!(ended, storage::queue::Ended::Done { still_held: 0, .. }) {
+                    if matches!(ended, storage::queue::Ended::Done { pending_left: false, .. }) {
                         storage::queue::end_run(&mut conn, claim.run).await?;
                     }
                     done += 1;

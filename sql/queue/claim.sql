@@ -4,20 +4,27 @@
 -- run's expired items are taken back regardless, to be ended). Each claimed item carries when the open
 -- window closes (NULL: no window), so its worker stops after the migration that runs past it.
 --
--- The run's row is locked first (FOR UPDATE re-reads its newest version after any wait), so its
--- running_items counter is current and the concurrency limit holds across workers; its items are then
--- taken with SKIP LOCKED. Items whose lease expired (their worker died or stalled) are taken back first,
--- even from a cancelled or halted run: the new owner finds out from the target's lock and history what
--- happened. Pending items are taken only from the run's current wave (ordinals below `wave_end`) and
--- only while that wave is within its failure budget (a run without waves has no bound on either).
+-- The run's row is locked first, so claims of one run take turns and its concurrency limit holds across
+-- workers. Endings do not write that row (see migrations/20261209000001_slots_by_claims.sql): the run's
+-- items in flight are its running items as this statement's snapshot counts them, plus the items claims
+-- took since that snapshot, which is `claims_made` on the locked row (FOR UPDATE re-reads its newest
+-- version after any wait) less `claims_made` as the snapshot has it. Endings committed since the snapshot
+-- only make that count too high. The items are then taken with SKIP LOCKED. Items whose lease expired
+-- (their worker died or stalled) are taken back first, even from a cancelled or halted run: the new owner
+-- finds out from the target's lock and history what happened. Pending items are taken only from the run's
+-- current wave (ordinals below `wave_end`) and only while that wave is within its failure budget (a run
+-- without waves has no bound on either).
 WITH run AS (
-    SELECT r.id, r.status, r.environment_id, r.concurrency_limit - r.running_items AS free, r.wave_end,
-           r.wave_failed <= r.wave_failures_allowed AS within_budget
+    SELECT r.id, r.status, r.environment_id, r.wave_end, r.wave_failed <= r.wave_failures_allowed AS within_budget,
+           r.concurrency_limit
+               - (SELECT count(*) FROM run_items x WHERE x.run_id = r.id AND x.status = 'running')::integer
+               - (r.claims_made - (SELECT s.claims_made FROM runs s WHERE s.id = r.id))::integer AS free
     FROM runs r
     WHERE (r.status = 'cancelled'
            OR ((r.not_before IS NULL OR r.not_before <= $4) AND maintenance_window_open(r.environment_id, $4)))
       AND ((r.status IN ('queued', 'running')
-           AND r.running_items < r.concurrency_limit
+           AND (SELECT count(*) FROM run_items x WHERE x.run_id = r.id AND x.status = 'running')
+               + (r.claims_made - (SELECT s.claims_made FROM runs s WHERE s.id = r.id)) < r.concurrency_limit
            AND r.wave_failed <= r.wave_failures_allowed
            AND EXISTS (SELECT 1 FROM run_items p
                        WHERE p.run_id = r.id AND p.status = 'pending' AND p.ordinal < r.wave_end
@@ -49,7 +56,7 @@ pending AS (
 ),
 counted AS (
     UPDATE runs r
-    SET running_items = r.running_items + (SELECT count(*) FROM pending)::integer, updated_at = now()
+    SET claims_made = r.claims_made + (SELECT count(*) FROM pending), updated_at = now()
     FROM run
     WHERE r.id = run.id AND EXISTS (SELECT 1 FROM pending)
     RETURNING r.id

@@ -1,6 +1,7 @@
 -- Ends run $1 when nothing of it is pending or running any more: `failed` if an item failed, else
--- `succeeded`. Called after an item's ending committed (when it left no item held), in a statement of its
--- own whose snapshot sees every other item's ending; of several callers the row lock lets exactly one
+-- `succeeded`. Called after an item's ending committed (when it saw no item pending), in a statement of its
+-- own whose snapshot sees every ending committed before it: of concurrent last endings, the one that
+-- commits last sees all the others; of several callers the row lock lets exactly one
 -- change the row (the others re-check `status = 'running'` and match nothing). No row: the run goes on
 -- (or had already ended, e.g. cancelled).
 UPDATE runs r
@@ -10,6 +11,5 @@ SET status = CASE WHEN EXISTS (SELECT 1 FROM run_items f WHERE f.run_id = r.id A
     updated_at = now()
 WHERE r.id = $1
   AND r.status = 'running'
-  AND r.running_items = 0
   AND NOT EXISTS (SELECT 1 FROM run_items o WHERE o.run_id = r.id AND o.status IN ('pending', 'running'))
 RETURNING r.status

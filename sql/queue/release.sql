@@ -1,7 +1,8 @@
 -- Gives item $1 (token $2) back to the queue, only while its lease is held: claimable again after $3
 -- seconds (a retry's backoff; 0 when a stopping worker hands it back, which also takes back the attempt:
 -- $4 = 1). If its run is cancelled, or stopping after a failure (a run without waves under
--- `stop_on_first_failure`), the item is cancelled instead; in a halted run it waits, pending.
+-- `stop_on_first_failure`), the item is cancelled instead; in a halted run it waits, pending. Its slot goes
+-- back to the run by its leaving `running` (see claim.sql). No row: the lease was not held.
 WITH item AS (
     UPDATE run_items i
     SET status = CASE WHEN stopping.yes THEN 'cancelled' ELSE 'pending' END,
@@ -23,8 +24,5 @@ WITH item AS (
     WHERE i.id = $1 AND i.fencing_token = $2 AND i.status = 'running'
     RETURNING i.run_id, i.status
 )
-UPDATE runs r
-SET running_items = r.running_items - 1, updated_at = now()
+SELECT item.run_id AS id, item.status AS "item_status!"
 FROM item
-WHERE r.id = item.run_id
-RETURNING r.id, (SELECT status FROM item) AS "item_status!"

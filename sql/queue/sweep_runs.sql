@@ -1,5 +1,6 @@
--- Ends runs whose items have all ended but which are still `running` after $1 seconds without a change:
--- the worker that ended the last item died between that ending and the run's. Every item counted here
+-- Ends runs whose items have all ended but which are still `running` $1 seconds after the last of them
+-- ended (and after the run's own last change): the worker that ended the last item died between that
+-- ending and the run's. Every item counted here
 -- was already final in this statement's snapshot, and final items never change again, so a run is never
 -- ended early; the row lock (SKIP LOCKED) keeps two sweepers from ending the same run.
 UPDATE runs r
@@ -10,9 +11,10 @@ SET status = CASE WHEN EXISTS (SELECT 1 FROM run_items f WHERE f.run_id = r.id A
 WHERE r.id IN (
     SELECT s.id FROM runs s
     WHERE s.status = 'running'
-      AND s.running_items = 0
       AND s.updated_at < now() - make_interval(secs => $1)
       AND NOT EXISTS (SELECT 1 FROM run_items o WHERE o.run_id = s.id AND o.status IN ('pending', 'running'))
+      AND NOT EXISTS (SELECT 1 FROM run_items f
+                      WHERE f.run_id = s.id AND f.finished_at >= now() - make_interval(secs => $1))
     ORDER BY s.updated_at
     LIMIT 100
     FOR UPDATE SKIP LOCKED

@@ -511,7 +511,7 @@ const CASES: &[Case] = &[
     check("runs_finished_when_terminal", "UPDATE runs SET status = 'succeeded'"),
     fk("runs_executed_by_fkey", "UPDATE runs SET executed_by = '00000000-0000-0000-ffff-000000000000'"),
     check("runs_cancelled_by_when_cancelled", "UPDATE runs SET cancelled_by = '00000000-0000-0000-0001-000000000001'"),
-    check("runs_running_items", "UPDATE runs SET running_items = -1"),
+    check("runs_claims_made", "UPDATE runs SET claims_made = -1"),
     check("runs_advance_check", "UPDATE runs SET advance = 'sometimes'"),
     check("runs_current_wave", "UPDATE runs SET current_wave = 1"),
     check("runs_current_wave_check", "UPDATE runs SET current_wave = -1"),
@@ -1491,7 +1491,7 @@ async fn a_runs_content_is_frozen_once_it_has_started() {
     }
     // What a started run may still change: its status and progress, and the rest of its row.
     for sql in [
-        "UPDATE runs SET status = 'succeeded', finished_at = now(), running_items = 0",
+        "UPDATE runs SET status = 'succeeded', finished_at = now(), claims_made = 1",
         "UPDATE runs SET comment = 'applied', updated_at = now()",
         "UPDATE runs SET content_checksum = content_checksum, revision = revision, project_id = project_id",
     ] {

@@ -211,15 +211,88 @@ async fn claims_hold_the_concurrency_limit_across_concurrent_workers() {
         error_message: None,
     };
     let ended = storage::queue::finish(&mut conn, got[0].item, got[0].token, &ending).await.unwrap();
-    assert!(matches!(ended, Ended::Done { still_held: 1, cancelled_pending: 0, .. }), "{ended:?}");
+    assert!(matches!(ended, Ended::Done { pending_left: true, cancelled_pending: 0, .. }), "{ended:?}");
     let next = storage::queue::claim(&mut conn, workers[1], Duration::from_secs(30), 10).await.unwrap();
     assert_eq!(next.len(), 1);
-    let running: i32 = sqlx::query_scalar("SELECT running_items FROM runs WHERE id = $1")
+    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM run_items WHERE run_id = $1 AND status = 'running'")
         .bind(run.id.as_uuid())
         .fetch_one(&tool.pool)
         .await
         .unwrap();
     assert_eq!(running, 2);
+}
+
+/// A claim whose snapshot was taken before another claim of the same run committed cannot see that claim's
+/// items as running: it must count them from the run's row it locked (`claims_made`), or it takes more
+/// than the limit allows. Claim A holds the run's row in an open transaction while claim B starts and
+/// waits for it; A commits, and B gets only what is left.
+#[tokio::test]
+async fn a_claim_that_waited_for_another_counts_what_that_one_took() {
+    let tool = PgDatabase::migrated().await;
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    for i in 0..6 {
+        fleet.add_target(&format!("t-{i}"), "postgres://nobody@127.0.0.1:1/none", None).await;
+    }
+    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 3).await;
+    let mut conn = tool.pool.acquire().await.unwrap();
+    let a = storage::workers::register(&mut conn, WorkerId::new(), "a", 1, "t").await.unwrap().id;
+    let b = storage::workers::register(&mut conn, WorkerId::new(), "b", 1, "t").await.unwrap().id;
+    let lease = Duration::from_secs(30);
+
+    let mut first = tool.pool.begin().await.unwrap();
+    let taken = storage::queue::claim(&mut first, a, lease, 2).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let pool = tool.pool.clone();
+    let waiting = tokio::spawn(async move {
+        let mut conn = pool.acquire().await.unwrap();
+        storage::queue::claim(&mut conn, b, lease, 10).await.unwrap()
+    });
+    // B's statement has its snapshot and waits for the run's row.
+    let blocked = async {
+        loop {
+            let waits: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&tool.pool)
+            .await
+            .unwrap();
+            if waits > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), blocked).await.expect("the second claim never waited for the first");
+    first.commit().await.unwrap();
+    let second = waiting.await.unwrap();
+    assert_eq!(second.len(), 1, "a limit of 3 with 2 taken leaves 1: {second:?}");
+    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM run_items WHERE run_id = $1 AND status = 'running'")
+        .bind(run.id.as_uuid())
+        .fetch_one(&tool.pool)
+        .await
+        .unwrap();
+    assert_eq!(running, 3);
+    // An ending gives exactly one slot back, without touching the run's row.
+    let before: (i64, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("SELECT claims_made, updated_at FROM runs WHERE id = $1")
+            .bind(run.id.as_uuid())
+            .fetch_one(&tool.pool)
+            .await
+            .unwrap();
+    let ending =
+        Ending { status: RunItemStatus::Succeeded, duration: Duration::ZERO, error_code: None, error_message: None };
+    let ended = storage::queue::finish(&mut conn, taken[0].item, taken[0].token, &ending).await.unwrap();
+    assert!(matches!(ended, Ended::Done { pending_left: true, cancelled_pending: 0, waves: None, .. }), "{ended:?}");
+    let after: (i64, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("SELECT claims_made, updated_at FROM runs WHERE id = $1")
+            .bind(run.id.as_uuid())
+            .fetch_one(&tool.pool)
+            .await
+            .unwrap();
+    assert_eq!(before, after, "a plain ending leaves the run's row alone");
+    assert_eq!(storage::queue::claim(&mut conn, a, lease, 10).await.unwrap().len(), 1);
+    assert!(storage::queue::claim(&mut conn, b, lease, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -235,8 +308,8 @@ async fn concurrent_endings_end_the_run_once_and_an_abandoned_run_is_swept() {
     let ending =
         Ending { status: RunItemStatus::Succeeded, duration: Duration::ZERO, error_code: None, error_message: None };
 
-    // Eight items end at the same instant and each then tries to end the run: exactly one does, and only
-    // one ending saw nothing else held.
+    // Eight items end at the same instant and each, seeing nothing pending, then tries to end the run: exactly
+    // one does.
     let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 8).await;
     let claims = storage::queue::claim(&mut conn, worker, Duration::from_secs(30), 8).await.unwrap();
     assert_eq!(claims.len(), 8);
@@ -248,7 +321,7 @@ async fn concurrent_endings_end_the_run_once_and_an_abandoned_run_is_swept() {
             let mut conn = pool.acquire().await.unwrap();
             let ending = Ending { error_code: None, error_message: None, ..ending };
             let ended = storage::queue::finish(&mut conn, claim.item, claim.token, &ending).await.unwrap();
-            let last = matches!(ended, Ended::Done { still_held: 0, .. });
+            let last = matches!(ended, Ended::Done { pending_left: false, .. });
             (last, storage::queue::end_run(&mut conn, claim.run).await.unwrap())
         }));
     }
@@ -256,7 +329,7 @@ async fn concurrent_endings_end_the_run_once_and_an_abandoned_run_is_swept() {
     for r in racing {
         results.push(r.await.unwrap());
     }
-    assert_eq!(results.iter().filter(|(last, _)| *last).count(), 1, "{results:?}");
+    assert!(results.iter().all(|(last, _)| *last), "{results:?}");
     assert_eq!(results.iter().filter_map(|(_, ended)| *ended).collect::<Vec<_>>(), [RunStatus::Succeeded]);
 
     // The worker that ended the last item dies before ending the run: the sweeper ends it, once, and
@@ -353,7 +426,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
     storage::runs::set_status(&mut conn, run.id, RunStatus::Queued, RunStatus::Running, None).await.unwrap();
     let ok = Ending { status: RunItemStatus::Succeeded, ..ending };
     let ended = storage::queue::finish(&mut conn, new.item, new.token, &ok).await.unwrap();
-    assert!(matches!(ended, Ended::Done { still_held: 0, .. }), "{ended:?}");
+    assert!(matches!(ended, Ended::Done { pending_left: false, .. }), "{ended:?}");
     // The worker whose ending left nothing held ends the run, exactly once.
     assert_eq!(storage::queue::end_run(&mut conn, run.id).await.unwrap(), Some(RunStatus::Succeeded));
     assert_eq!(storage::queue::end_run(&mut conn, run.id).await.unwrap(), None);

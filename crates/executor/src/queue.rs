@@ -985,18 +985,19 @@ async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>, journal: &mut 
         Ended::Fenced => {
             tracing::warn!("the lease was taken over before the result could be recorded; discarded");
         }
-        Ended::Done { run, still_held, pending_left, cancelled_pending, waves } => {
+        Ended::Done { run, pending_left, cancelled_pending, waves } => {
             if cancelled_pending > 0 {
                 tracing::info!(
                     cancelled = cancelled_pending,
                     "run stops on its first failure: pending items cancelled"
                 );
             }
-            // While another item is held or pending the run cannot end here: that item's ending will try
-            // (and the sweep ends a run whose last worker died before).
-            if still_held == 0 && !pending_left {
-                end_run(shared, run).await?;
-            } else if waves.is_some_and(|w| w.needs_step()) {
+            // While an item is pending the run cannot end here: the last one's ending will try. Without
+            // one, this ending tries: `end_run` ends the run once no item is held either, and of endings
+            // that race, the last to commit sees the others (the sweep ends a run whose last worker died
+            // before).
+            let ended = !pending_left && end_run(shared, run).await?;
+            if !ended && waves.is_some_and(|w| w.needs_step()) {
                 wave_step(shared, run).await?;
             }
         }
@@ -1004,17 +1005,21 @@ async fn end(shared: &Shared, claim: &Claim, ending: &Ending<'_>, journal: &mut 
     Ok(())
 }
 
-/// Ends `run` if nothing of it is left, with its audit event; a no-op when another worker did.
-async fn end_run(shared: &Shared, run: RunId) -> Result<(), StorageError> {
+/// Ends `run` if nothing of it is left, with its audit event; whether this call ended it (`false` also when
+/// another worker did).
+async fn end_run(shared: &Shared, run: RunId) -> Result<bool, StorageError> {
     let mut tx = shared.pool.begin().await?;
     match storage::queue::end_run(&mut tx, run).await? {
         Some(status) => {
             audit_run(shared, &mut tx, run, status).await?;
             tx.commit().await?;
+            Ok(true)
         }
-        None => tx.rollback().await?,
+        None => {
+            tx.rollback().await?;
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 /// Moves `run`'s waves on: halts it when its current wave failed more targets than it tolerates, else

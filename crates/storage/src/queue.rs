@@ -2,11 +2,12 @@
 //! checking them before each statement, and every later write of an item fenced by its token, so a worker
 //! whose lease was taken over can change nothing.
 //!
-//! Claims lock the run's row and keep `runs.running_items` current, so a run's concurrency limit holds
-//! across any number of workers; items themselves are taken with `FOR UPDATE SKIP LOCKED`. Ending an item
-//! is one statement that commits on its own; the worker whose ending left no item held then tries to end
-//! the run ([`end_run`]), which exactly one caller manages. A run whose last worker died in between is
-//! ended by [`sweep_runs`], which every worker's heartbeat calls.
+//! Claims lock the run's row and count its running items, so a run's concurrency limit holds across any
+//! number of workers; items themselves are taken with `FOR UPDATE SKIP LOCKED`. Ending an item is one
+//! statement that commits on its own and locks the run's row only when it changes it (waves, or a failure
+//! that stops the run); a worker whose ending saw nothing pending then tries to end the run ([`end_run`]),
+//! which exactly one caller manages. A run whose last worker died in between is ended by [`sweep_runs`],
+//! which every worker's heartbeat calls.
 
 use std::time::Duration;
 
@@ -55,10 +56,10 @@ pub struct Ending<'a> {
 pub enum Ended {
     /// The lease had been taken over (or the item had already ended): nothing changed.
     Fenced,
-    /// The item ended. `still_held`: the run's items other workers still hold; `pending_left`: some of its
-    /// items are still to run (with none held and none left, the caller tries [`end_run`]);
-    /// `cancelled_pending`: pending items cancelled because this failure stops the run.
-    Done { run: RunId, still_held: u32, pending_left: bool, cancelled_pending: u64, waves: Option<WaveCounters> },
+    /// The item ended. `pending_left`: some of the run's items are still to run (with none left, the caller
+    /// tries [`end_run`], which ends the run once no other item is held either); `cancelled_pending`:
+    /// pending items cancelled because this failure stops the run.
+    Done { run: RunId, pending_left: bool, cancelled_pending: u64, waves: Option<WaveCounters> },
 }
 
 /// A run with waves, as an item's ending left its current wave.
@@ -255,7 +256,6 @@ pub async fn finish_logged(
     let Some(row) = row else { return Ok(Ended::Fenced) };
     Ok(Ended::Done {
         run: RunId::from_uuid(row.id),
-        still_held: unsigned("runs.running_items", row.running_items)?,
         pending_left: row.pending_left,
         cancelled_pending: unsigned("cancelled", row.cancelled)?,
         waves: row.waved.then_some(WaveCounters { open: row.wave_open, over_budget: row.over_budget }),
