@@ -14,6 +14,10 @@
 -- finds out from the target's lock and history what happened. Pending items are taken only from the run's
 -- current wave (ordinals below `wave_end`) and only while that wave is within its failure budget (a run
 -- without waves has no bound on either).
+--
+-- The window functions are SQL functions with subqueries, which the planner cannot inline: each call
+-- plans its body again. An environment without windows (most) is told by an index probe in this plan,
+-- and the functions are called only for one that has some (`OR` and `CASE` stop at the probe).
 WITH run AS (
     SELECT r.id, r.status, r.environment_id, r.wave_end, r.wave_failed <= r.wave_failures_allowed AS within_budget,
            r.concurrency_limit
@@ -21,7 +25,9 @@ WITH run AS (
                - (r.claims_made - (SELECT s.claims_made FROM runs s WHERE s.id = r.id))::integer AS free
     FROM runs r
     WHERE (r.status = 'cancelled'
-           OR ((r.not_before IS NULL OR r.not_before <= $4) AND maintenance_window_open(r.environment_id, $4)))
+           OR ((r.not_before IS NULL OR r.not_before <= $4)
+               AND (NOT EXISTS (SELECT 1 FROM maintenance_windows w WHERE w.environment_id = r.environment_id)
+                    OR maintenance_window_open(r.environment_id, $4))))
       AND ((r.status IN ('queued', 'running')
            AND (SELECT count(*) FROM run_items x WHERE x.run_id = r.id AND x.status = 'running')
                + (r.claims_made - (SELECT s.claims_made FROM runs s WHERE s.id = r.id)) < r.concurrency_limit
@@ -75,6 +81,8 @@ claimed AS (
     RETURNING i.id, i.run_id, i.db_target_id, i.ordinal, i.attempts, i.max_attempts, i.fencing_token, i.statements_done
 )
 SELECT c.id, c.run_id, c.db_target_id, c.ordinal, c.attempts, c.max_attempts, c.fencing_token,
-       c.statements_done, run.status AS run_status, maintenance_window_end(run.environment_id, $4) AS window_closes_at
+       c.statements_done, run.status AS run_status,
+       CASE WHEN EXISTS (SELECT 1 FROM maintenance_windows w WHERE w.environment_id = run.environment_id)
+            THEN maintenance_window_end(run.environment_id, $4) END AS window_closes_at
 FROM claimed c CROSS JOIN run
 ORDER BY c.ordinal
