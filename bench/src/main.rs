@@ -274,6 +274,8 @@ fn target_dir() -> PathBuf {
 /// A throwaway tool database with the hub's schema.
 struct ToolDb {
     url: String,
+    /// The database's name.
+    name: String,
     pool: PgPool,
 }
 
@@ -289,7 +291,7 @@ impl ToolDb {
         sqlx::Postgres::create_database(&url).await.with_context(|| format!("cannot create {name}"))?;
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(16).connect(&url).await?;
         Migrator::new(workspace_root().join("migrations")).await?.run(&pool).await?;
-        Ok(ToolDb { url, pool })
+        Ok(ToolDb { url, name: name.to_owned(), pool })
     }
 
     async fn drop(self) {
@@ -651,7 +653,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     settle_io(&tool.pool).await?;
                     // The whole set as one release run: one request, one approval, one execute.
                     let from = unix_now();
-                    let cpu = Cpu::read(Some(&worker_pids));
+                    let cpu = Cpu::read(Some(&worker_pids), &tool.name);
                     let started = Instant::now();
                     let limit = u32::try_from(concurrency).unwrap_or(1000).clamp(1, 1000);
                     let run = fleet
@@ -662,7 +664,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                         bail!("the release run ended {status}");
                     }
                     let took = started.elapsed();
-                    let cpu = cpu.zip(Cpu::read(Some(&worker_pids))).map(|(a, b)| a.since(b));
+                    let cpu = cpu.zip(Cpu::read(Some(&worker_pids), &tool.name)).map(|(a, b)| a.since(b));
                     // For profiles of a phase alone (e.g. `perf record -k CLOCK_REALTIME`, then `perf report --time`).
                     eprintln!(
                         "bench fleet: round {round} hub phase from {from:.6} to {:.6} (unix seconds)",
@@ -683,7 +685,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     let dbs = create_databases(engine, &par_prefix, targets).await?;
                     settle_io(&tool.pool).await?;
                     let from = unix_now();
-                    let cpu = Cpu::read(None);
+                    let cpu = Cpu::read(None, &tool.name);
                     let started = Instant::now();
                     // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
                     let queue =
@@ -705,7 +707,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                         lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
                     }
                     let took = started.elapsed();
-                    let cpu = cpu.zip(Cpu::read(None)).map(|(a, b)| a.since(b));
+                    let cpu = cpu.zip(Cpu::read(None, &tool.name)).map(|(a, b)| a.since(b));
                     eprintln!(
                         "bench fleet: round {round} 4-way sqlx phase from {from:.6} to {:.6} (unix seconds)",
                         unix_now()
@@ -763,10 +765,11 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         );
     }
     // CPU per target, whatever else ran on the machine: where the hub's time goes, against the peer.
-    let per_target = |cpu: Option<(f64, f64)>| match cpu {
-        Some((server, client)) => format!(
-            "server_ms={:.1} client_ms={:.1} total_ms={:.1}",
+    let per_target = |cpu: Option<PhaseCpu>| match cpu {
+        Some(PhaseCpu { server, tool, client }) => format!(
+            "server_ms={:.1} (of which tool_db_ms={:.1}) client_ms={:.1} total_ms={:.1}",
             server * 1000.0 / targets as f64,
+            tool * 1000.0 / targets as f64,
             client * 1000.0 / targets as f64,
             (server + client) * 1000.0 / targets as f64
         ),
@@ -783,7 +786,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
             per_target(par.1)
         );
     }
-    let median = |phases: &[(Duration, Option<(f64, f64)>)]| {
+    let median = |phases: &[(Duration, Option<PhaseCpu>)]| {
         let mut seconds: Vec<f64> = phases.iter().map(|p| p.0.as_secs_f64()).collect();
         percentile(&mut seconds, 0.5)
     };
@@ -870,22 +873,39 @@ async fn overhead_p50(pool: &PgPool) -> anyhow::Result<(f64, f64)> {
 }
 
 /// CPU time (user + system) used so far, in clock ticks, read from `/proc` (Linux): by the database
-/// server (every `postgres` process, plus the postmaster's reaped children: the backends that ended), and
-/// by the processes `pids` (with `None`, this process). Differences of two readings tell what a phase cost
-/// whatever else the machine was doing meanwhile; `None` where `/proc` is not readable.
+/// server (every `postgres` process, plus the postmaster's reaped children: the backends that ended), of
+/// that by the backends of the hub's own database (`tool_db`, told by the process title Postgres gives
+/// each backend: `postgres: … user database host …`; its pool connections live through a phase, so their
+/// own times cover it), and by the processes `pids` (with `None`, this process). Differences of two
+/// readings tell what a phase cost whatever else the machine was doing meanwhile; `None` where `/proc` is
+/// not readable.
 #[derive(Debug, Clone, Copy)]
 struct Cpu {
     server: u64,
+    tool: u64,
     client: u64,
 }
 
+/// What a phase cost, in CPU seconds (see [`Cpu`]).
+#[derive(Debug, Clone, Copy)]
+struct PhaseCpu {
+    server: f64,
+    /// Part of `server`: the tool database's backends.
+    tool: f64,
+    client: f64,
+}
+
 impl Cpu {
-    fn read(pids: Option<&[u32]>) -> Option<Cpu> {
-        let mut server = 0;
+    fn read(pids: Option<&[u32]>, tool_db: &str) -> Option<Cpu> {
+        let (mut server, mut tool) = (0, 0);
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
             let Some(stat) = proc_stat(&entry.path()) else { continue };
             if stat.comm == "postgres" {
                 server += stat.own;
+                let title = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&title).split_whitespace().any(|word| word == tool_db) {
+                    tool += stat.own;
+                }
                 // The postmaster: its parent is not a postgres process.
                 let parent = proc_stat(&PathBuf::from(format!("/proc/{}", stat.ppid)));
                 if parent.is_none_or(|p| p.comm != "postgres") {
@@ -899,11 +919,11 @@ impl Cpu {
             }
             None => proc_stat(Path::new("/proc/self"))?.own,
         };
-        Some(Cpu { server, client })
+        Some(Cpu { server, tool, client })
     }
 
-    /// Seconds of CPU between `self` (earlier) and `later`: (server, client).
-    fn since(self, later: Cpu) -> (f64, f64) {
+    /// CPU between `self` (earlier) and `later`.
+    fn since(self, later: Cpu) -> PhaseCpu {
         // Clock ticks per second (`getconf CLK_TCK`; 100 on Linux unless told otherwise).
         let ticks = Command::new("getconf")
             .arg("CLK_TCK")
@@ -912,10 +932,13 @@ impl Cpu {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
             .filter(|t| *t > 0.0)
             .unwrap_or(100.0);
-        (
-            later.server.saturating_sub(self.server) as f64 / ticks,
-            later.client.saturating_sub(self.client) as f64 / ticks,
-        )
+        PhaseCpu {
+            server: later.server.saturating_sub(self.server) as f64 / ticks,
+            // A tool backend that ended during the phase takes its ticks out of this sum (they move to
+            // the postmaster's children); the pool keeps its connections, so that is rare.
+            tool: later.tool.saturating_sub(self.tool) as f64 / ticks,
+            client: later.client.saturating_sub(self.client) as f64 / ticks,
+        }
     }
 }
 
