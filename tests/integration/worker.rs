@@ -168,11 +168,7 @@ async fn a_worker_applies_a_run_to_postgres_and_mariadb_targets_and_ends_it_once
 #[tokio::test]
 async fn claims_hold_the_concurrency_limit_across_concurrent_workers() {
     let tool = PgDatabase::migrated().await;
-    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
-    for i in 0..6 {
-        fleet.add_target(&format!("t-{i}"), "postgres://nobody@127.0.0.1:1/none", None).await;
-    }
-    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let (fleet, version) = unreachable_fleet(&tool, 6).await;
     let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 2).await;
     // Twelve workers claim at the same instant, each asking for everything.
     let mut claims = Vec::new();
@@ -229,11 +225,7 @@ async fn claims_hold_the_concurrency_limit_across_concurrent_workers() {
 #[tokio::test]
 async fn a_claim_that_waited_for_another_counts_what_that_one_took() {
     let tool = PgDatabase::migrated().await;
-    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
-    for i in 0..6 {
-        fleet.add_target(&format!("t-{i}"), "postgres://nobody@127.0.0.1:1/none", None).await;
-    }
-    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let (fleet, version) = unreachable_fleet(&tool, 6).await;
     let run = fleet.queue_run(&version, Direction::Up, FailurePolicy::Continue, 3).await;
     let mut conn = tool.pool.acquire().await.unwrap();
     let a = storage::workers::register(&mut conn, WorkerId::new(), "a", 1, "t").await.unwrap().id;
@@ -298,11 +290,7 @@ async fn a_claim_that_waited_for_another_counts_what_that_one_took() {
 #[tokio::test]
 async fn concurrent_endings_end_the_run_once_and_an_abandoned_run_is_swept() {
     let tool = PgDatabase::migrated().await;
-    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
-    for i in 0..8 {
-        fleet.add_target(&format!("t-{i}"), "postgres://nobody@127.0.0.1:1/none", None).await;
-    }
-    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    let (fleet, version) = unreachable_fleet(&tool, 8).await;
     let mut conn = tool.pool.acquire().await.unwrap();
     let worker = storage::workers::register(&mut conn, WorkerId::new(), "h", 1, "t").await.unwrap().id;
     let ending =
@@ -432,6 +420,16 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_out() {
     assert_eq!(storage::queue::end_run(&mut conn, run.id).await.unwrap(), None);
     let logs = storage::logs::list(&mut conn, new.item, &PageRequest::first(10)).await.unwrap().items;
     assert_eq!(logs.len(), 1, "only the owner's line was kept");
+}
+
+/// `count` targets nothing can reach (the queue's statements alone are under test) and one migration.
+async fn unreachable_fleet(tool: &PgDatabase, count: usize) -> (Fleet, domain::model::MigrationVersion) {
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::permissive_default()).await;
+    for i in 0..count {
+        fleet.add_target(&format!("t-{i}"), "postgres://nobody@127.0.0.1:1/none", None).await;
+    }
+    let version = fleet.migration("0001", "SELECT 1", None, TransactionMode::Transaction, Engine::Postgres).await;
+    (fleet, version)
 }
 
 /// Three targets (in name order); the middle one already has the table, so creating it fails there.
