@@ -2,7 +2,8 @@
 -- worker's clock) as far as maintenance windows and a run's schedule are concerned: nothing of a run is
 -- claimed before its `not_before`, nor while its environment has windows and none is open (a cancelled
 -- run's expired items are taken back regardless, to be ended). Each claimed item carries when the open
--- window closes (NULL: no window), so its worker stops after the migration that runs past it.
+-- window closes (NULL: no window), so its worker stops after the migration that runs past it, and its
+-- target's row as it is now (the worker connects with it: no read of its own).
 --
 -- The run's row is locked first, so claims of one run take turns and its concurrency limit holds across
 -- workers. Endings do not write that row (see migrations/20261209000001_slots_by_claims.sql): the run's
@@ -83,6 +84,11 @@ claimed AS (
 SELECT c.id, c.run_id, c.db_target_id, c.ordinal, c.attempts, c.max_attempts, c.fencing_token,
        c.statements_done, run.status AS run_status,
        CASE WHEN EXISTS (SELECT 1 FROM maintenance_windows w WHERE w.environment_id = run.environment_id)
-            THEN maintenance_window_end(run.environment_id, $4) END AS window_closes_at
-FROM claimed c CROSS JOIN run
+            THEN maintenance_window_end(run.environment_id, $4) END AS window_closes_at,
+       t.environment_id AS target_environment_id, t.name AS target_name, t.engine AS target_engine,
+       t.host AS target_host, t.port AS target_port, t.database_name AS target_database_name,
+       t.schema_name AS target_schema_name, t.username AS target_username, t.secret_key_id AS target_secret_key_id,
+       t.secret_ref AS target_secret_ref, t.tls_mode AS target_tls_mode, t.labels AS target_labels,
+       t.variables AS target_variables, t.created_at AS target_created_at, t.updated_at AS target_updated_at
+FROM claimed c CROSS JOIN run JOIN db_targets t ON t.id = c.db_target_id
 ORDER BY c.ordinal

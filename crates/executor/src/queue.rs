@@ -524,18 +524,9 @@ async fn execute(
     if let Err(reason) = &context.verified {
         return Verdict::failed("checksum_mismatch", reason.clone());
     }
-    let target = {
-        let mut conn = match shared.pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => return storage_failed(e.into()),
-        };
-        match storage::targets::get(&mut conn, claim.target).await {
-            Ok(target) => target,
-            Err(e) => return storage_failed(e),
-        }
-    };
+    let target = &claim.db_target;
     let direction = context.run.direction;
-    let statements = match (release_statements(&context, &target), &context.run.action) {
+    let statements = match (release_statements(&context, target), &context.run.action) {
         (Ok(statements), _) => statements,
         // Only the statement counts of a baseline or adoption are used (for the history rows), and a mark
         // runs nothing: a version this target cannot split or fill in is recorded with what it has.
@@ -580,11 +571,11 @@ async fn execute(
         None,
     );
     journal.progress.migrations_total = Some(u32::try_from(count).unwrap_or(u32::MAX));
-    let password = match password(shared, &target).await {
+    let password = match password(shared, target).await {
         Ok(password) => password,
         Err(message) => return Verdict::failed("secret", message),
     };
-    let settings = ConnectSettings::for_target(&target, password, shared.settings.connect_timeout);
+    let settings = ConnectSettings::for_target(target, password, shared.settings.connect_timeout);
     timings.prepared = Some(Instant::now());
     let (lock_session, releasing) = LockSession::for_statements(statements.iter().flatten().map(String::as_str));
     if let Some(what) = releasing {
@@ -659,9 +650,10 @@ async fn execute(
     if let (Ok(Ok(_)), Some(every)) = (&result, context.drift_every)
         && !lost.load(Ordering::SeqCst)
     {
-        take_baseline(shared, &mut conn, &target, claim.run, every).await;
+        take_baseline(shared, &mut conn, target, claim.run, every).await;
     }
-    conn.close().await;
+    // The lock is already let go of (or goes with the session): nothing here waits for the goodbye.
+    tokio::spawn(conn.close());
     timings.applied = Some(Instant::now());
     if lost.load(Ordering::SeqCst) {
         return Verdict::Lost;

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
-use domain::model::NewLogLine;
+use domain::model::{NewLogLine, Target};
 use domain::run::{RunItemStatus, RunStatus};
 use uuid::Uuid;
 
@@ -40,6 +40,8 @@ pub struct Claim {
     pub run_status: RunStatus,
     /// When the environment's open maintenance window closes (`None`: it has no windows).
     pub window_closes_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The target's row as the claim read it (`target` is its id), so the worker needs no read of its own.
+    pub db_target: Target,
 }
 
 /// How an item ended.
@@ -119,6 +121,24 @@ pub async fn claim_at(
                 statements_done: unsigned("run_items.statements_done", r.statements_done)?,
                 run_status: parse("runs.status", &r.run_status)?,
                 window_closes_at: r.window_closes_at,
+                db_target: Target::try_from(crate::targets::Row {
+                    id: r.db_target_id,
+                    environment_id: r.target_environment_id,
+                    name: r.target_name,
+                    engine: r.target_engine,
+                    host: r.target_host,
+                    port: r.target_port,
+                    database_name: r.target_database_name,
+                    schema_name: r.target_schema_name,
+                    username: r.target_username,
+                    secret_key_id: r.target_secret_key_id,
+                    secret_ref: r.target_secret_ref,
+                    tls_mode: r.target_tls_mode,
+                    labels: r.target_labels,
+                    variables: r.target_variables,
+                    created_at: r.target_created_at,
+                    updated_at: r.target_updated_at,
+                })?,
             })
         })
         .collect()
