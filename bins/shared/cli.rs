@@ -43,9 +43,10 @@ pub struct DatabaseArgs {
     /// URL of the tool database (postgres://user:password@host:port/database). Never logged.
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub url: SecretString,
-    /// Most connections this process opens to the tool database.
-    #[arg(long, env = "MIGRATE_HUB_DB_MAX_CONNECTIONS", default_value_t = 10)]
-    pub db_max_connections: u32,
+    /// Most connections this process opens to the tool database (default: 10 for the server; for a worker,
+    /// its slots and two more).
+    #[arg(long, env = "MIGRATE_HUB_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
 }
 
 impl DatabaseArgs {

@@ -154,9 +154,12 @@ async fn run() -> anyhow::Result<()> {
 }
 
 /// A pool on the tool database for this command, connected when first used.
+/// The tool-database pool when `MIGRATE_HUB_DB_MAX_CONNECTIONS` is not set.
+const DB_CONNECTIONS: u32 = 10;
+
 fn tool_db(db: &cli::DatabaseArgs, application_name: &str) -> anyhow::Result<app::PgPool> {
     let settings = app::tool_db::PoolSettings {
-        max_connections: db.db_max_connections,
+        max_connections: db.db_max_connections.unwrap_or(DB_CONNECTIONS),
         application_name: application_name.to_owned(),
         ..Default::default()
     };
@@ -194,7 +197,7 @@ async fn migrate(db: &cli::DatabaseArgs, create_database: bool) -> anyhow::Resul
         tracing::info!(database = options.get_database().unwrap_or_default(), "created the tool database");
     }
     let settings = app::tool_db::PoolSettings {
-        max_connections: db.db_max_connections,
+        max_connections: db.db_max_connections.unwrap_or(DB_CONNECTIONS),
         application_name: "migrate-hub-server migrate".into(),
         ..Default::default()
     };

@@ -112,14 +112,20 @@ async fn run() -> anyhow::Result<()> {
     let opener: std::sync::Arc<dyn executor::secrets::SecretOpener> =
         std::sync::Arc::new(executor::secrets::WorkerSecrets::new(ring, references));
     // The queue listener keeps one pool connection for good; the items and the heartbeat need at least one.
+    // By default one per slot and one for the loop's claims and heartbeats, no more: every idle connection
+    // is a backend that catches up on the cache invalidations of every database on its server, and on a
+    // server that also holds targets the releases' DDL then costs more too (`cargo xtask bench fleet`, 200
+    // River databases 4 at once on 2 cores, two runs of 3 rounds each: with 10 per worker the server used
+    // 39.2 to 47.4 ms of CPU per target and the hub's medians were 0.97 and 0.88 of the 4-way sqlx loop's
+    // speed; with 6, 37.5 to 42.0 ms and 1.05 and 0.98).
+    let db_connections = cli.db.db_max_connections.unwrap_or_else(|| u32::try_from(cli.slots + 2).unwrap_or(u32::MAX));
     anyhow::ensure!(
-        cli.db.db_max_connections >= 2,
-        "MIGRATE_HUB_DB_MAX_CONNECTIONS is {}: a worker needs at least 2 tool-database connections (one listens for \
-         new work)",
-        cli.db.db_max_connections
+        db_connections >= 2,
+        "MIGRATE_HUB_DB_MAX_CONNECTIONS is {db_connections}: a worker needs at least 2 tool-database connections (one \
+         listens for new work)"
     );
     let settings = storage::pool::PoolSettings {
-        max_connections: cli.db.db_max_connections,
+        max_connections: db_connections,
         application_name: "migrate-hub-worker".into(),
         generic_plans: true,
         ..Default::default()
