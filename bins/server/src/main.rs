@@ -153,10 +153,10 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-/// A pool on the tool database for this command, connected when first used.
 /// The tool-database pool when `MIGRATE_HUB_DB_MAX_CONNECTIONS` is not set.
 const DB_CONNECTIONS: u32 = 10;
 
+/// A pool on the tool database for this command, connected when first used.
 fn tool_db(db: &cli::DatabaseArgs, application_name: &str) -> anyhow::Result<app::PgPool> {
     let settings = app::tool_db::PoolSettings {
         max_connections: db.db_max_connections.unwrap_or(DB_CONNECTIONS),

@@ -434,7 +434,7 @@ pub struct ItemOutcome {
     pub result: &'static str,
 }
 
-#[tracing::instrument(skip_all, fields(run.id = %claim.run, item.id = %claim.item, target.id = %claim.target, attempt = claim.attempt))]
+#[tracing::instrument(skip_all, fields(run.id = %claim.run, item.id = %claim.item, target.id = %claim.target.id, attempt = claim.attempt))]
 async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<AtomicBool>) -> ItemOutcome {
     let started = Instant::now();
     let mut timings = Timings::default();
@@ -471,7 +471,7 @@ async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<
         // The lease will expire and another worker takes the item over; the target's history decides.
         tracing::error!(error = %e, "cannot record the item's result; its lease will expire and it will be retried");
     }
-    ItemOutcome { run: claim.run, item: claim.item, target: claim.target, result: label }
+    ItemOutcome { run: claim.run, item: claim.item, target: claim.target.id, result: label }
 }
 
 /// Milliseconds, rounded.
@@ -524,7 +524,7 @@ async fn execute(
     if let Err(reason) = &context.verified {
         return Verdict::failed("checksum_mismatch", reason.clone());
     }
-    let target = &claim.db_target;
+    let target = &claim.target;
     let direction = context.run.direction;
     let statements = match (release_statements(&context, target), &context.run.action) {
         (Ok(statements), _) => statements,

@@ -169,13 +169,13 @@ async fn resolve_reference(policy: &SecretRefPolicy, reference: &str) -> Result<
 pub(crate) const TOOL_DATABASE: &str =
     "this target is the hub's own tool database (same server and database); migrations never run there";
 
-/// The identity query, as `sql/targets/database_identity.sql` has it for the tool database (target SQL
-/// does not go through `storage`).
-/// The server's identity and the session's database (its OID, which a rename does not change), as the
-/// session's own activity row has it: on a fresh backend 0.75 ms of the server's time, where looking the
-/// database up in `pg_database` by `current_database()` took 1.0 ms (its plan loads the catalog's
-/// statistics and indexes). The worker runs this before every apply. Every backend has its activity row
-/// from its start, whatever `track_activities` says, and a session always sees its own.
+/// The identity query for a target (target SQL does not go through `storage`): what
+/// `sql/targets/database_identity.sql` reads for the tool database, the server's identity and the
+/// database's OID (which a rename does not change), here from the session's own activity row: 0.75 ms of
+/// the server's time on a fresh backend, where looking the database up in `pg_database` by
+/// `current_database()` took 1.0 ms (its plan loads the catalog's statistics and indexes). The worker runs
+/// this before every apply. Every backend has its activity row from its start, whatever
+/// `track_activities` says, and a session always sees its own.
 const IDENTITY_SQL: &str = "SELECT s.system_identifier, a.datid::bigint \
      FROM pg_catalog.pg_control_system() AS s, pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) AS a";
 

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use domain::ids::{RunId, RunItemId, TargetId, WorkerId};
+use domain::ids::{RunId, RunItemId, WorkerId};
 use domain::model::{NewLogLine, Target};
 use domain::run::{RunItemStatus, RunStatus};
 use uuid::Uuid;
@@ -28,7 +28,6 @@ pub const CHANNEL: &str = "migrate_hub_queue";
 pub struct Claim {
     pub item: RunItemId,
     pub run: RunId,
-    pub target: TargetId,
     pub ordinal: u32,
     /// This claim's attempt number (1 for the first).
     pub attempt: u32,
@@ -40,8 +39,8 @@ pub struct Claim {
     pub run_status: RunStatus,
     /// When the environment's open maintenance window closes (`None`: it has no windows).
     pub window_closes_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The target's row as the claim read it (`target` is its id), so the worker needs no read of its own.
-    pub db_target: Target,
+    /// The item's target, its row as the claim read it: the worker connects with it and reads none itself.
+    pub target: Target,
 }
 
 /// How an item ended.
@@ -113,7 +112,6 @@ pub async fn claim_at(
             Ok(Claim {
                 item: RunItemId::from_uuid(r.id),
                 run: RunId::from_uuid(r.run_id),
-                target: TargetId::from_uuid(r.db_target_id),
                 ordinal: unsigned("run_items.ordinal", r.ordinal)?,
                 attempt: unsigned("run_items.attempts", r.attempts)?,
                 max_attempts: unsigned("run_items.max_attempts", r.max_attempts)?,
@@ -121,7 +119,7 @@ pub async fn claim_at(
                 statements_done: unsigned("run_items.statements_done", r.statements_done)?,
                 run_status: parse("runs.status", &r.run_status)?,
                 window_closes_at: r.window_closes_at,
-                db_target: Target::try_from(crate::targets::Row {
+                target: Target::try_from(crate::targets::Row {
                     id: r.db_target_id,
                     environment_id: r.target_environment_id,
                     name: r.target_name,
