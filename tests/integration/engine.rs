@@ -7,7 +7,9 @@ use domain::enums::{Direction, Engine, TlsMode, TransactionMode};
 use domain::values::{Identifier, VersionKey};
 use executor::apply::{ApplyError, ApplyOptions, Migration, Observer, Outcome, Silent, apply, apply_release};
 use executor::history::{self, HistoryStatus, HistoryTable};
-use executor::target::{ConnectSettings, LockSession, Session, SessionLimits, TargetConnection};
+use executor::target::{
+    ConnectSettings, DatabaseId, LockSession, Session, SessionLimits, TargetConnection, TargetError,
+};
 use migrate_hub_tests::{MySqlDatabase, PgDatabase};
 use secrecy::SecretString;
 
@@ -816,4 +818,85 @@ async fn a_postgres_release_times_each_statement_and_commit_by_the_servers_clock
     assert_eq!(heard.commits[0].0, 0);
     assert!(heard.commits[0].1 < Duration::from_secs(5));
     assert_eq!(rows(&mut conn).await.len(), 2);
+}
+
+/// Advisory locks held on `db`, by any session.
+async fn advisory_locks(db: &PgDatabase) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND d.datname = current_database()",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_forbidden_database_is_refused_in_the_locking_message_and_a_release_unlocks_in_its_last() {
+    let db = PgDatabase::fresh().await;
+    let mut conn = pg(&db).await;
+    let here = conn.identity().await.unwrap().expect("Postgres tells its identity");
+    let v1 = key("0001");
+    let release = [migration(&v1, "1", &["CREATE TABLE a (id int)"], TransactionMode::Transaction)];
+
+    // On the forbidden database nothing after the check runs: no limits, no lock, no history table.
+    conn.forbid(here);
+    let failed = apply_release(&mut conn, &release, &options(), &mut Silent).await.unwrap_err();
+    assert!(matches!(failed.error, ApplyError::Target(TargetError::Forbidden)), "{}", failed.error);
+    assert!(failed.error.to_string().contains("tool database"), "{}", failed.error);
+    assert!(!db.has_table("migrate_hub_history").await && !db.has_table("a").await);
+    assert_eq!(advisory_locks(&db).await, 0);
+    let Session::Postgres(session) = conn.session_mut() else { unreachable!() };
+    let lock_timeout: String = sqlx::query_scalar("SHOW lock_timeout").fetch_one(&mut *session).await.unwrap();
+    assert_eq!(lock_timeout, "0", "the limits travelled after the check and did not run");
+
+    // Another database (same server, another OID) is no obstacle; the release's one message also let go
+    // of the lock, and nothing is left to release.
+    conn.forbid(DatabaseId { database_oid: here.database_oid + 1, ..here });
+    let outcomes = apply_release(&mut conn, &release, &options(), &mut Silent).await.unwrap();
+    assert_eq!(outcomes, [Outcome::Applied { statements: 1 }]);
+    assert!(db.has_table("a").await);
+    assert_eq!(advisory_locks(&db).await, 0, "the lock was released with the last migration");
+    // A release that fails halfway releases it too (on its own, after the rollback).
+    let v2 = key("0002");
+    let failing = [release[0].clone(), migration(&v2, "2", &["SELECT 1/0"], TransactionMode::Transaction)];
+    let failed = apply_release(&mut conn, &failing, &options(), &mut Silent).await.unwrap_err();
+    assert_eq!(failed.position, 1, "{}", failed.error);
+    assert_eq!(advisory_locks(&db).await, 0);
+    // And the session still takes it afterwards.
+    assert!(conn.lock("target-1", Duration::ZERO).await.unwrap());
+    assert_eq!(advisory_locks(&db).await, 1);
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_tell_its_identity_is_taken_as_another_server() {
+    let db = PgDatabase::fresh().await;
+    let role = format!("mh_noid_{}", &db.name[5..17]);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN; GRANT CREATE ON SCHEMA public TO {role}; \
+         REVOKE EXECUTE ON FUNCTION pg_catalog.pg_control_system() FROM PUBLIC"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let (prefix, rest) = db.url.split_once("://").unwrap();
+    let (_, location) = rest.rsplit_once('@').unwrap();
+    let url = format!("{prefix}://{role}@{location}");
+    let mut conn = TargetConnection::connect(&settings(Engine::Postgres, &url), LockSession::Work).await.unwrap();
+    assert_eq!(conn.identity().await.unwrap(), None, "the role may not read pg_control_system()");
+    // Even this database's own identity: the check cannot tell, so it is asked again on its own and the
+    // release goes ahead, as for a server without `pg_control_system()`.
+    let mut admin = pg(&db).await;
+    let here = admin.identity().await.unwrap().unwrap();
+    admin.close().await;
+    conn.forbid(here);
+    let v1 = key("0001");
+    let release = [migration(&v1, "1", &["CREATE TABLE a (id int)"], TransactionMode::Transaction)];
+    let outcomes = apply_release(&mut conn, &release, &options(), &mut Silent).await.unwrap();
+    assert_eq!(outcomes, [Outcome::Applied { statements: 1 }]);
+    conn.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP OWNED BY {role}; DROP ROLE {role}")))
+        .execute(&db.pool)
+        .await
+        .unwrap();
 }

@@ -364,10 +364,14 @@ async fn locked_release(
             }
         }
         let (outcomes, failure) = match step {
-            Step::Atomic => match atomically(conn, position, &group, options, observer).await {
-                Ok(outcomes) => (outcomes, None),
-                Err((outcomes, offset, error)) => (outcomes, Some((position + offset, error))),
-            },
+            Step::Atomic => {
+                match atomically(conn, position, &group, options, observer, position + group.len() == migrations.len())
+                    .await
+                {
+                    Ok(outcomes) => (outcomes, None),
+                    Err((outcomes, offset, error)) => (outcomes, Some((position + offset, error))),
+                }
+            }
             Step::Skip(reason) => {
                 observer.migration_started(position, migration.statements.len()).await;
                 let outcome = Outcome::Skipped { reason };
@@ -619,13 +623,15 @@ async fn run_prefixed(
 /// change and COMMIT. Nothing of a migration is visible before its COMMIT, and nothing after a failure
 /// runs, so the observer is asked once, before the message, and told about each migration and statement
 /// after it, with the times the server measured. On failure: the outcomes of the migrations that
-/// committed, the failing one's offset in the group, and why.
+/// committed, the failing one's offset in the group, and why. `last`: the group ends the release, so the
+/// target's lock is released in the same message (see [`TargetConnection::execute_batch`]).
 async fn atomically(
     conn: &mut TargetConnection,
     first: usize,
     group: &[&Migration<'_>],
     options: &ApplyOptions,
     observer: &mut impl Observer,
+    last: bool,
 ) -> Result<Vec<Outcome>, (Vec<Outcome>, usize, ApplyError)> {
     let records: Vec<String> = group
         .iter()
@@ -651,7 +657,7 @@ async fn atomically(
     let stopped = |error: ApplyError| (Vec::new(), 0, error);
     observer.before_statement(0).await.map_err(|reason| stopped(ApplyError::Stopped { index: 0, reason }))?;
     conn.check_lock(false).await.map_err(|e| stopped(e.into()))?;
-    let (committed, failed) = match conn.execute_batch("BEGIN;\n", &parts, &options.lock_name).await {
+    let (committed, failed) = match conn.execute_batch("BEGIN;\n", &parts, &options.lock_name, last).await {
         Ok(committed) => (committed, None),
         Err(BatchFailed { committed, ran, failure }) => (committed, Some((ran, failure))),
     };

@@ -40,7 +40,7 @@ use crate::apply::{
 use crate::history::{HistoryStatus, HistoryTable};
 use crate::recovery::{self, Recovered, RecoveryError, SeenRow};
 pub use crate::secrets::{NoMasterKey, SecretOpener, resolve_password};
-use crate::target::{ConnectSettings, LockSession, SessionLimits, TargetConnection};
+use crate::target::{ConnectSettings, LockSession, SessionLimits, TargetConnection, TargetError};
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -596,7 +596,11 @@ async fn execute(
         Err(refused) if refused.transient => return Verdict::Retry { code: "tool_db", message: refused.message },
         Err(refused) => return Verdict::failed("tool_database", refused.message),
     };
-    if crate::secrets::is_database(tool, &mut conn).await {
+    if context.run.action == RunAction::Release {
+        // Checked in the message that takes the target's lock, ahead of it: no round trip of its own.
+        conn.forbid(crate::secrets::database_id(tool));
+    } else if crate::secrets::is_database(tool, &mut conn).await {
+        // A baseline or adoption reads the target before it locks: refused before anything is read.
         return Verdict::failed("tool_database", crate::secrets::TOOL_DATABASE);
     }
     drop(settings);
@@ -846,6 +850,7 @@ fn verdict(failed: ReleaseFailed, key: &str, mode: TransactionMode, engine: Engi
     let atomic = mode == TransactionMode::Transaction && engine == Engine::Postgres;
     let e = failed.error;
     match e {
+        ApplyError::Target(TargetError::Forbidden) => Verdict::failed("tool_database", crate::secrets::TOOL_DATABASE),
         ApplyError::Stopped { index, reason } => match reason.as_str() {
             LEASE_LOST => Verdict::Lost,
             STOPPING if index == 0 && !ran_before => Verdict::HandBack,

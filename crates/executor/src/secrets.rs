@@ -25,7 +25,7 @@ use secrecy::SecretString;
 use storage::PgPool;
 use tokio::io::AsyncReadExt;
 
-use crate::target::{ConnectSettings, Session, SessionLimits, TargetConnection, TargetError};
+use crate::target::{ConnectSettings, DatabaseId, SessionLimits, TargetConnection, TargetError};
 
 /// The largest password file read; anything longer is not a password.
 const MAX_PASSWORD_FILE: u64 = 64 * 1024;
@@ -165,19 +165,7 @@ async fn resolve_reference(policy: &SecretRefPolicy, reference: &str) -> Result<
     }
 }
 
-/// Why an item is refused when its target is the tool database.
-pub(crate) const TOOL_DATABASE: &str =
-    "this target is the hub's own tool database (same server and database); migrations never run there";
-
-/// The identity query for a target (target SQL does not go through `storage`): what
-/// `sql/targets/database_identity.sql` reads for the tool database, the server's identity and the
-/// database's OID (which a rename does not change), here from the session's own activity row: 0.75 ms of
-/// the server's time on a fresh backend, where looking the database up in `pg_database` by
-/// `current_database()` took 1.0 ms (its plan loads the catalog's statistics and indexes). The worker runs
-/// this before every apply. Every backend has its activity row from its start, whatever
-/// `track_activities` says, and a session always sees its own.
-const IDENTITY_SQL: &str = "SELECT s.system_identifier, a.datid::bigint \
-     FROM pg_catalog.pg_control_system() AS s, pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) AS a";
+pub(crate) use crate::target::TOOL_DATABASE;
 
 /// Why the worker does not apply to a target (see [`refuse_tool_database`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,21 +201,19 @@ pub async fn tool_identity(pool: &PgPool) -> Result<storage::targets::DatabaseId
 
 /// Whether `conn` is a session on the database `tool` identifies (see [`is_tool_database`]).
 pub async fn is_database(tool: &storage::targets::DatabaseIdentity, conn: &mut TargetConnection) -> bool {
-    let Session::Postgres(session) = conn.session_mut() else { return false };
-    // Simple protocol: one round trip, nothing prepared.
-    let read = sqlx::raw_sql(IDENTITY_SQL).fetch_one(session).await.and_then(|row| {
-        use sqlx::Row;
-        Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?))
-    });
-    match read {
-        Ok((system_identifier, database_oid)) => {
-            system_identifier == tool.system_identifier && database_oid == tool.database_oid
-        }
+    match conn.identity().await {
+        Ok(Some(id)) => id == database_id(tool),
+        Ok(None) => false,
         Err(e) => {
-            tracing::warn!(error = %TargetError::from_sqlx(e), "the target does not report its server identity; taken as another server");
+            tracing::warn!(error = %e, "cannot read the target's server identity; taken as another server");
             false
         }
     }
+}
+
+/// The tool database's identity as a target session compares it.
+pub fn database_id(tool: &storage::targets::DatabaseIdentity) -> DatabaseId {
+    DatabaseId { system_identifier: tool.system_identifier, database_oid: tool.database_oid }
 }
 
 fn tool_identity_error(e: &dyn std::fmt::Display, transient: bool) -> Refused {

@@ -106,7 +106,14 @@ pub enum TargetError {
     /// A connection opened without its lock session was asked to lock (a programming error).
     #[error("this connection has no lock session; it can read but not apply")]
     NoLockSession,
+    /// The session is on the database [`TargetConnection::forbid`] named (the hub's own): nothing ran.
+    #[error("{}", TOOL_DATABASE)]
+    Forbidden,
 }
+
+/// Why nothing runs on a target that is the hub's own tool database.
+pub(crate) const TOOL_DATABASE: &str =
+    "this target is the hub's own tool database (same server and database); migrations never run there";
 
 impl TargetError {
     /// Whether trying again later may succeed (connection trouble, lock timeouts), as opposed to a SQL
@@ -116,7 +123,7 @@ impl TargetError {
         match self {
             TargetError::ConnectTimeout { .. } | TargetError::Connect { .. } | TargetError::Connection(_) => true,
             TargetError::Statement { timeout, .. } => *timeout,
-            TargetError::LockLost(_) | TargetError::NoLockSession => false,
+            TargetError::LockLost(_) | TargetError::NoLockSession | TargetError::Forbidden => false,
         }
     }
 
@@ -318,11 +325,7 @@ impl Session {
 
     async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
         let sql = match self {
-            // Both holds (see `try_lock`); a migration that released one makes the second a warning.
-            Session::Postgres(_) => {
-                let key = pg_lock_key(name);
-                format!("SELECT pg_catalog.pg_advisory_unlock({key}), pg_catalog.pg_advisory_unlock({key})")
-            }
+            Session::Postgres(_) => pg_unlock_sql(name),
             Session::Mysql { .. } => format!("SELECT RELEASE_LOCK({})", mysql_lock_literal(name)),
         };
         self.execute(&sql).await.map(|_| ())
@@ -349,6 +352,20 @@ impl Session {
 pub struct TargetConnection {
     session: Session,
     lock: Lock,
+    /// A database this session must not be on, checked in the work session's next message (see
+    /// [`forbid`](Self::forbid)).
+    forbidden: Option<DatabaseId>,
+    /// The lock the last batch released at its end (see [`execute_batch`](Self::execute_batch)).
+    unlocked: Option<String>,
+}
+
+/// A Postgres database as the server identifies it: the server's `system_identifier` (from
+/// `pg_control_system()`) and the database's OID, which a rename does not change and no host name, port or
+/// proxy can disguise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseId {
+    pub system_identifier: i64,
+    pub database_oid: i64,
 }
 
 /// Where a [`TargetConnection`] holds the target's lock.
@@ -398,12 +415,17 @@ impl TargetConnection {
         match lock {
             LockSession::Work => {
                 let session = timed(settings, Session::open(settings)).await?;
-                Ok(TargetConnection { session, lock: Lock::Work })
+                Ok(TargetConnection { session, lock: Lock::Work, forbidden: None, unlocked: None })
             }
             LockSession::Own => {
                 let both = async { tokio::try_join!(Session::open(settings), Session::open(settings)) };
                 let (session, guard) = timed(settings, both).await?;
-                Ok(TargetConnection { session, lock: Lock::Own(Guard { session: guard, confirmed: None }) })
+                Ok(TargetConnection {
+                    session,
+                    lock: Lock::Own(Guard { session: guard, confirmed: None }),
+                    forbidden: None,
+                    unlocked: None,
+                })
             }
         }
     }
@@ -412,7 +434,7 @@ impl TargetConnection {
     #[tracing::instrument(skip_all, fields(engine = %settings.engine, host = %settings.host, database = %settings.database))]
     pub async fn connect_single(settings: &ConnectSettings) -> Result<Self, TargetError> {
         let session = timed(settings, Session::open(settings)).await?;
-        Ok(TargetConnection { session, lock: Lock::None })
+        Ok(TargetConnection { session, lock: Lock::None, forbidden: None, unlocked: None })
     }
 
     /// Where this connection holds its lock; `None` for a read-only connection.
@@ -502,19 +524,73 @@ impl TargetConnection {
     }
 
     /// Sets the work session's `limits` and takes the lock as [`lock`](Self::lock) does. With the lock in
-    /// the work session, the limits travel with the first attempt: one round trip for both.
+    /// the work session, the limits travel with the first attempt: one round trip for both. A database
+    /// [`forbid`](Self::forbid)den travels in front of them, so nothing else runs if the session is on it
+    /// ([`TargetError::Forbidden`]).
     pub async fn limit_and_lock(
         &mut self,
         limits: SessionLimits,
         name: &str,
         wait: Duration,
     ) -> Result<bool, TargetError> {
+        let Some(forbidden) = self.forbidden.take() else {
+            return self.limit_and_lock_after("", limits, name, wait).await;
+        };
+        match self.limit_and_lock_after(&pg_identity_check(forbidden), limits, name, wait).await {
+            Err(e) if is_forbidden(&e) => Err(TargetError::Forbidden),
+            // Anything else failed in that message (the check runs first, so nothing after it ran): the check
+            // is asked on its own, where a server that cannot tell its identity is taken as another one.
+            Err(_) => {
+                if self.identity().await? == Some(forbidden) {
+                    return Err(TargetError::Forbidden);
+                }
+                self.limit_and_lock_after("", limits, name, wait).await
+            }
+            done => done,
+        }
+    }
+
+    async fn limit_and_lock_after(
+        &mut self,
+        first: &str,
+        limits: SessionLimits,
+        name: &str,
+        wait: Duration,
+    ) -> Result<bool, TargetError> {
+        let before = format!("{first}{}", self.limits_sql(limits));
         if matches!(self.lock, Lock::Work) {
-            let before = self.limits_sql(limits);
             self.lock_waiting(&before, name, wait).await
         } else {
-            self.set_limits(limits).await?;
+            self.execute(&before).await?;
             self.lock_waiting("", name, wait).await
+        }
+    }
+
+    /// Refuses to apply anything in this session if it is on `database` (the hub's own): the check travels
+    /// in the next [`limit_and_lock`](Self::limit_and_lock)'s message, ahead of everything, and costs no
+    /// round trip of its own. Postgres only (the hub's database is always Postgres).
+    pub fn forbid(&mut self, database: DatabaseId) {
+        if self.engine() == Engine::Postgres {
+            self.forbidden = Some(database);
+        }
+    }
+
+    /// The server and database this session is on (Postgres; `None` on MySQL, or when the server does not
+    /// tell: a server without `pg_control_system()`, or a role denied it, which is logged).
+    pub async fn identity(&mut self) -> Result<Option<DatabaseId>, TargetError> {
+        let Session::Postgres(session) = &mut self.session else { return Ok(None) };
+        // Simple protocol: one round trip, nothing prepared.
+        let read = sqlx::raw_sql(AssertSqlSafe(IDENTITY_SQL))
+            .fetch_one(session)
+            .await
+            .and_then(|row| Ok(DatabaseId { system_identifier: row.try_get(0)?, database_oid: row.try_get(1)? }));
+        match read.map_err(TargetError::from_sqlx) {
+            Ok(id) => Ok(Some(id)),
+            Err(e @ TargetError::Statement { .. }) => {
+                tracing::warn!(error = %e, "the target does not report its server identity; taken as another server");
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -589,11 +665,16 @@ impl TargetConnection {
     /// With the lock in a session of its own, the record follows in a second message after the lock session
     /// answered, so such a batch takes one part only. Returns, per part, each statement's time and the rows
     /// it affected, and the time of its commit.
+    ///
+    /// `then_unlock`: nothing more runs under the lock after this batch, so with the lock in the work
+    /// session its release travels at the message's end (it runs only if every part committed), and
+    /// [`unlock`](Self::unlock) then has nothing left to send: one round trip fewer.
     pub async fn execute_batch(
         &mut self,
         prefix: &str,
         parts: &[BatchPart<'_>],
         name: &str,
+        then_unlock: bool,
     ) -> Result<Vec<PartRan>, BatchFailed> {
         let inline = self.checks_lock_inline();
         let refuse = |message: &str| {
@@ -627,6 +708,10 @@ impl TargetConnection {
                 sql.push_str(&mark(Mark::Committed));
             }
         }
+        let unlocking = inline && then_unlock;
+        if unlocking {
+            sql.push_str(&pg_unlock_sql(name));
+        }
         let mut reader = BatchReader::default();
         let failure = {
             let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
@@ -656,6 +741,9 @@ impl TargetConnection {
         };
         if let Some(failure) = failure {
             return Err(BatchFailed { committed, ran, failure });
+        }
+        if unlocking {
+            self.unlocked = Some(name.to_owned());
         }
         if !inline && let Some(part) = parts.first() {
             // The lock lives in a session of its own: it answered, then the record and COMMIT.
@@ -725,6 +813,10 @@ impl TargetConnection {
 
     /// Releases the lock taken with [`lock`](Self::lock).
     pub async fn unlock(&mut self, name: &str) -> Result<(), TargetError> {
+        if self.unlocked.take().is_some_and(|released| released == name) {
+            // The last batch's message released it (`execute_batch`'s `then_unlock`).
+            return Ok(());
+        }
         self.lock_holder()?.unlock(name).await
     }
 
@@ -799,6 +891,40 @@ fn pg_lock_check(name: &str) -> String {
          AS {LOCK_CHECK_COLUMN}",
         pg_holds_lock(name)
     )
+}
+
+/// A session's server identity and database OID (see [`DatabaseId`]), here from the session's own activity
+/// row: 0.75 ms of the server's time on a fresh backend, where looking the database up in `pg_database` by
+/// `current_database()` took 1.0 ms (its plan loads the catalog's statistics and indexes). Every backend
+/// has its activity row from its start, whatever `track_activities` says, and a session always sees its
+/// own. `sql/targets/database_identity.sql` reads the same for the tool database.
+const IDENTITY_SQL: &str = "SELECT s.system_identifier, a.datid::bigint \
+     FROM pg_catalog.pg_control_system() AS s, pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) AS a";
+
+/// In the error [`pg_identity_check`] raises when the session is on the forbidden database.
+const FORBIDDEN: &str = "migrate-hub: this session is on a database no migration may run on";
+
+/// A statement that answers 1 unless this session is on `database`, and fails then (a cast of a text
+/// naming [`FORBIDDEN`], not constant, so the planner cannot raise it early), so that the server skips
+/// whatever follows it in the same message.
+fn pg_identity_check(database: DatabaseId) -> String {
+    let DatabaseId { system_identifier, database_oid } = database;
+    format!(
+        "SELECT CASE WHEN s.system_identifier = {system_identifier} AND a.datid::bigint = {database_oid} \
+         THEN ('{FORBIDDEN} (' || pg_catalog.pg_backend_pid() || ')')::int ELSE 1 END AS migrate_hub_allowed \
+         FROM pg_catalog.pg_control_system() AS s, pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) AS a;\n"
+    )
+}
+
+fn is_forbidden(e: &TargetError) -> bool {
+    matches!(e, TargetError::Statement { message, .. } if message.contains(FORBIDDEN))
+}
+
+/// Releases both holds of the advisory lock `name` (see [`Session::try_lock`]); a migration that released
+/// one makes the second a warning.
+fn pg_unlock_sql(name: &str) -> String {
+    let key = pg_lock_key(name);
+    format!("SELECT pg_catalog.pg_advisory_unlock({key}), pg_catalog.pg_advisory_unlock({key});\n")
 }
 
 fn lock_gone(e: &TargetError) -> bool {
