@@ -859,6 +859,9 @@ fn worker_overhead_p50(addr: &str) -> Option<f64> {
         .find(|l| l.starts_with("migrate_hub_item_overhead_seconds{") && l.contains("quantile=\"0.5\""))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
+        // The count is the worker's whole life, the quantile its last minute or so: a worker that ran items
+        // in an earlier round but none in this one answers NaN or 0, which is no figure either.
+        .filter(|seconds| *seconds > 0.0)
         .map(|seconds| seconds * 1000.0)
 }
 

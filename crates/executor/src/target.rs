@@ -538,8 +538,9 @@ impl TargetConnection {
         };
         match self.limit_and_lock_after(&pg_identity_check(forbidden), limits, name, wait).await {
             Err(e) if is_forbidden(&e) => Err(TargetError::Forbidden),
-            // Anything else failed in that message (the check runs first, so nothing after it ran): the check
-            // is asked on its own, where a server that cannot tell its identity is taken as another one.
+            // Something else failed in that message, perhaps the check itself (which runs first, and after
+            // whose failure nothing ran): it is asked on its own, where a server that cannot tell its identity
+            // is taken as another one, and the rest sent again.
             Err(_) => {
                 if self.identity().await? == Some(forbidden) {
                     return Err(TargetError::Forbidden);
