@@ -74,6 +74,11 @@ enum Which {
         /// to show what the handshake costs per target.
         #[arg(long)]
         no_tls: bool,
+        /// Connect with TLS `verify-ca`, hub and sqlx alike: the server's certificate is checked against the
+        /// system's trusted roots, as a production target's is (here the server's own certificate is one of
+        /// them), to show what loading and checking them costs per target.
+        #[arg(long, conflicts_with = "no_tls")]
+        verify_tls: bool,
         /// Rounds of the hub against the 4-way sqlx loop (each on fresh databases, in alternating order);
         /// their medians make the `fleet:` line.
         #[arg(long, default_value_t = 3)]
@@ -131,10 +136,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.which {
-        Which::Fleet { targets, workers, slots, engine, concurrency, no_tls, rounds, tool_server } => {
+        Which::Fleet { targets, workers, slots, engine, concurrency, no_tls, verify_tls, rounds, tool_server } => {
             let concurrency = concurrency.unwrap_or(PEER_LANES.min(workers * slots));
             let engine = engine.parse().map_err(|e| anyhow::anyhow!("--engine: {e}"))?;
-            let tls = if no_tls { TlsMode::Disable } else { TlsMode::Prefer };
+            let tls = match (no_tls, verify_tls) {
+                (true, _) => TlsMode::Disable,
+                (false, true) => TlsMode::VerifyCa,
+                (false, false) => TlsMode::Prefer,
+            };
             let shape = Shape { targets, workers, slots, concurrency, rounds: rounds.max(1) };
             runtime.block_on(fleet(shape, engine, tls, tool_server.as_deref()))
         }
@@ -598,6 +607,8 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
     let sqlx_url = |url: &str| match (tls, engine) {
         (TlsMode::Disable, Engine::Postgres) => format!("{url}?sslmode=disable"),
         (TlsMode::Disable, Engine::Mysql) => format!("{url}?ssl-mode=DISABLED"),
+        (TlsMode::VerifyCa, Engine::Postgres) => format!("{url}?sslmode=verify-ca"),
+        (TlsMode::VerifyCa, Engine::Mysql) => format!("{url}?ssl-mode=VERIFY_CA"),
         _ => url.to_owned(),
     };
     let result = async {

@@ -444,6 +444,25 @@ async fn postgres_tls_modes_do_what_they_say() {
             Err(e) => assert!(e.is_transient() && e.to_string().contains("cannot connect"), "{e}"),
             Ok(mut conn) => assert!(encrypted(&mut conn).await, "verify-full connected without TLS"),
         }
+        // The system's roots are read once a minute, not per connection (vendor/sqlx-core/PATCHED.md): the
+        // connections after the first check against the same roots, with the same verdict.
+        let verdicts = async |mode| {
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                seen.push(match TargetConnection::connect(&with(mode), LockSession::Work).await {
+                    Ok(mut conn) => encrypted(&mut conn).await,
+                    Err(e) => {
+                        assert!(e.to_string().contains("cannot connect"), "{e}");
+                        false
+                    }
+                });
+            }
+            seen
+        };
+        for mode in [TlsMode::VerifyCa, TlsMode::VerifyFull] {
+            let seen = verdicts(mode).await;
+            assert!(seen.iter().all(|v| *v == seen[0]), "{mode}: {seen:?}");
+        }
     } else {
         assert!(required.is_err(), "require connected to a server without TLS");
     }
