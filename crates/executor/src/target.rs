@@ -581,7 +581,7 @@ impl TargetConnection {
     pub async fn identity(&mut self) -> Result<Option<DatabaseId>, TargetError> {
         let Session::Postgres(session) = &mut self.session else { return Ok(None) };
         // Simple protocol: one round trip, nothing prepared.
-        let read = sqlx::raw_sql(AssertSqlSafe(IDENTITY_SQL))
+        let read = sqlx::raw_sql(IDENTITY_SQL)
             .fetch_one(session)
             .await
             .and_then(|row| Ok(DatabaseId { system_identifier: row.try_get(0)?, database_oid: row.try_get(1)? }));
