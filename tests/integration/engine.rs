@@ -919,3 +919,76 @@ async fn a_target_that_cannot_tell_its_identity_is_taken_as_another_server() {
         .await
         .unwrap();
 }
+
+/// The session's `lock_timeout` as the server shows it.
+async fn shown_lock_timeout(conn: &mut TargetConnection) -> String {
+    let Session::Postgres(session) = conn.session_mut() else { unreachable!() };
+    sqlx::query_scalar("SHOW lock_timeout").fetch_one(&mut *session).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_history_travels_with_the_lock_and_each_way_that_message_can_fail_ends_as_the_separate_steps_would() {
+    let db = PgDatabase::fresh().await;
+    let v1 = key("0001");
+    let v2 = key("0002");
+    let first = [migration(&v1, "1", &["CREATE TABLE a (id int)"], TransactionMode::Transaction)];
+
+    // Busy: the statement that takes the lock raises, so nothing after it ran and the limits it carried
+    // rolled back; the release then waits for the lock as before, with the limits sent again.
+    let mut holder = pg(&db).await;
+    assert!(holder.lock("target-1", Duration::ZERO).await.unwrap());
+    let mut conn = pg(&db).await;
+    let (defaults, mut silent) = (options(), Silent);
+    let (applied, ()) = tokio::join!(apply_release(&mut conn, &first, &defaults, &mut silent), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!db.has_table("migrate_hub_history").await, "the history waits for the lock");
+        holder.close().await;
+    });
+    assert_eq!(applied.unwrap(), [Outcome::Applied { statements: 1 }]);
+    assert_eq!(shown_lock_timeout(&mut conn).await, "5s");
+    assert_eq!(advisory_locks(&db).await, 0);
+    conn.close().await;
+
+    // After the lock: a history table from before projects fails the read in that message. The lock is
+    // held, the limits are set again, and the table is upgraded as on the separate path.
+    let db = PgDatabase::fresh().await;
+    sqlx::raw_sql(
+        "CREATE TABLE migrate_hub_history (version text PRIMARY KEY, name text NOT NULL, checksum bytea NOT NULL,
+            checksum_algorithm text NOT NULL, status text NOT NULL, statements_done integer NOT NULL DEFAULT 0,
+            statements_total integer NOT NULL, run_id text, worker text NOT NULL,
+            started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, duration_ms bigint, error text)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut conn = pg(&db).await;
+    let release = [
+        migration(&v1, "1", &["CREATE TABLE a (id int)"], TransactionMode::Transaction),
+        migration(&v2, "2", &["CREATE TABLE b (id int)"], TransactionMode::Transaction),
+    ];
+    let outcomes = apply_release(&mut conn, &release, &options(), &mut Silent).await.unwrap();
+    assert_eq!(outcomes, [Outcome::Applied { statements: 1 }, Outcome::Applied { statements: 1 }]);
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT project, version FROM migrate_hub_history ORDER BY version")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, [("project-1".into(), "0001".into()), ("project-1".into(), "0002".into())]);
+    assert_eq!(shown_lock_timeout(&mut conn).await, "5s");
+    assert_eq!(advisory_locks(&db).await, 0);
+
+    // Read with the lock on the next release: both are skipped, nothing runs twice.
+    let outcomes = apply_release(&mut conn, &release, &options(), &mut Silent).await.unwrap();
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Skipped { .. })), "{outcomes:?}");
+    assert_eq!(advisory_locks(&db).await, 0);
+
+    // A history that cannot be read (its name is taken by a sequence) fails the release before anything
+    // runs, and lets go of the lock.
+    let db = PgDatabase::fresh().await;
+    sqlx::raw_sql("CREATE SEQUENCE migrate_hub_history").execute(&db.pool).await.unwrap();
+    let mut conn = pg(&db).await;
+    let failed = apply_release(&mut conn, &release, &options(), &mut Silent).await.unwrap_err();
+    assert_eq!(failed.position, 0);
+    assert!(failed.completed.is_empty() && !db.has_table("a").await, "{}", failed.error);
+    assert_eq!(advisory_locks(&db).await, 0);
+}

@@ -305,16 +305,18 @@ pub async fn apply_release(
             }
         }
     }
-    match conn.limit_and_lock(options.limits, &options.lock_name, options.lock_wait).await {
-        Ok(true) => {}
-        Ok(false) => {
+    // The history's creation and read travel with the lock where they can: one round trip fewer.
+    let ensure = history::ensure_and_read_sql(&options.history);
+    let read = match conn.limit_lock_and(options.limits, &options.lock_name, options.lock_wait, &ensure).await {
+        Ok((true, read)) => read,
+        Ok((false, _)) => {
             let holder = conn.who_holds_lock(&options.lock_name).await;
             return Err(failed(0, Vec::new(), ApplyError::LockTimeout { waited: options.lock_wait, holder }));
         }
         Err(e) => return Err(failed(0, Vec::new(), e.into())),
-    }
+    };
     let mut completed = Vec::with_capacity(migrations.len());
-    let result = locked_release(conn, migrations, options, observer, &mut completed).await;
+    let result = locked_release(conn, read, migrations, options, observer, &mut completed).await;
     let unlocked = conn.unlock(&options.lock_name).await;
     if let Err((position, error)) = result {
         return Err(failed(position, completed, error));
@@ -326,14 +328,20 @@ pub async fn apply_release(
     Ok(completed)
 }
 
+/// `read`: the rows of [`history::ensure_and_read_sql`], when they travelled with the lock.
 async fn locked_release(
     conn: &mut TargetConnection,
+    read: Option<Vec<sqlx::postgres::PgRow>>,
     migrations: &[Migration<'_>],
     options: &ApplyOptions,
     observer: &mut impl Observer,
     completed: &mut Vec<Outcome>,
 ) -> Result<(), (usize, ApplyError)> {
-    let rows = history::ensure_and_read(conn, &options.history).await.map_err(|e| (0, e.into()))?;
+    let rows = match read {
+        Some(read) => history::read_ensured(&read),
+        None => history::ensure_and_read(conn, &options.history).await,
+    }
+    .map_err(|e| (0, e.into()))?;
     let mut rows = own_rows(conn, rows, migrations, options).await.map_err(|e| (0, e.into()))?;
     // Consecutive migrations in a Postgres transaction go in one message when the lock check can travel
     // with them (see `atomically`).

@@ -200,10 +200,7 @@ pub async fn ensure_and_read(
 ) -> Result<Vec<HistoryRow>, TargetError> {
     let engine = conn.engine();
     let read = match engine {
-        Engine::Postgres => {
-            let sql = format!("{};\n{}", create_sql(table, engine), select_sql(table, engine, true));
-            read_rows(conn, &sql, true, None).await
-        }
+        Engine::Postgres => read_rows(conn, &ensure_and_read_sql(table), true, None).await,
         Engine::Mysql => {
             conn.execute(&create_sql(table, engine)).await?;
             select(conn, table, true).await
@@ -216,6 +213,18 @@ pub async fn ensure_and_read(
         }
         other => other,
     }
+}
+
+/// [`ensure_and_read`]'s statements on Postgres, to travel with the lock (see
+/// [`TargetConnection::limit_lock_and`]); their rows are read by [`read_ensured`]. A table from before projects
+/// fails the read: then [`ensure_and_read`] is the way.
+pub fn ensure_and_read_sql(table: &HistoryTable) -> String {
+    format!("{};\n{}", create_sql(table, Engine::Postgres), select_sql(table, Engine::Postgres, true))
+}
+
+/// The rows of [`ensure_and_read_sql`].
+pub fn read_ensured(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<HistoryRow>, TargetError> {
+    rows.iter().map(|r| row_from(r, true)).collect::<Result<Vec<_>, _>>().map_err(TargetError::from_sqlx)
 }
 
 /// Hands the empty-key rows of `versions` (versions of this project) to this project, so that from now on

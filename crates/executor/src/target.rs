@@ -551,6 +551,71 @@ impl TargetConnection {
         }
     }
 
+    /// [`limit_and_lock`](Self::limit_and_lock), and then `then` (statements that need the lock, e.g. the
+    /// history's creation and read) in the same message, where the lock is in the work session on Postgres:
+    /// the statement that takes the lock raises when another session holds it, so the server skips `then`
+    /// unless the lock is this session's. Returns whether the lock was taken and, when `then` ran with it,
+    /// the rows of `then`. `None` rows: `then` did not run (another engine, a lock session of its own, the
+    /// lock was busy and waited for, or the message failed after the lock, when the limits are set again
+    /// and `then`'s error is left for the caller to meet in its usual place) and is the caller's to send.
+    pub async fn limit_lock_and(
+        &mut self,
+        limits: SessionLimits,
+        name: &str,
+        wait: Duration,
+        then: &str,
+    ) -> Result<(bool, Option<Vec<sqlx::postgres::PgRow>>), TargetError> {
+        if !self.checks_lock_inline() {
+            return Ok((self.limit_and_lock(limits, name, wait).await?, None));
+        }
+        let forbidden = self.forbidden.take();
+        let check = forbidden.map(pg_identity_check).unwrap_or_default();
+        let limits_sql = self.limits_sql(limits);
+        let sql = format!("{check}{limits_sql}{};\n{then}", pg_lock_or_raise(name));
+        let Session::Postgres(conn) = &mut self.session else { unreachable!("checks_lock_inline is Postgres") };
+        let mut locked = false;
+        let mut rows = Vec::new();
+        let failure = {
+            let mut results = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(conn);
+            loop {
+                match futures_util::TryStreamExt::try_next(&mut results).await {
+                    Ok(Some(sqlx::Either::Left(_))) => {}
+                    Ok(Some(sqlx::Either::Right(row))) if locked => rows.push(row),
+                    Ok(Some(sqlx::Either::Right(row))) => {
+                        if row.columns().first().is_some_and(|c| sqlx::Column::name(c) == LOCKED_COLUMN) {
+                            locked = row.try_get::<i64, _>(0).map_err(TargetError::from_sqlx)? == 1;
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(TargetError::from_sqlx(e)),
+                }
+            }
+        };
+        match failure {
+            None if locked => Ok((true, Some(rows))),
+            // Cannot happen (the lock is re-entrant): taken as not taken.
+            None => Ok((false, None)),
+            Some(e) if is_forbidden(&e) => Err(TargetError::Forbidden),
+            // The lock is held, and the message's transaction (with the limits) rolled back.
+            Some(_) if locked => {
+                self.execute(&limits_sql).await?;
+                Ok((true, None))
+            }
+            // Nothing is held and nothing stayed set: wait for the lock as `limit_and_lock` does.
+            Some(e) if lock_busy(&e) => Ok((self.limit_and_lock_after("", limits, name, wait).await?, None)),
+            Some(e) => match forbidden {
+                // Perhaps the identity check failed (see `limit_and_lock`).
+                Some(forbidden) => {
+                    if self.identity().await? == Some(forbidden) {
+                        return Err(TargetError::Forbidden);
+                    }
+                    Ok((self.limit_and_lock_after("", limits, name, wait).await?, None))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
     async fn limit_and_lock_after(
         &mut self,
         first: &str,
@@ -866,6 +931,27 @@ pub fn pg_lock_key(name: &str) -> i64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest.as_ref()[..8]);
     i64::from_be_bytes(bytes)
+}
+
+/// The column [`pg_lock_or_raise`] answers in.
+const LOCKED_COLUMN: &str = "migrate_hub_locked";
+/// In the error [`pg_lock_or_raise`] raises when another session holds the lock.
+const LOCK_BUSY: &str = "migrate-hub: the target lock is held by another session";
+
+/// A statement that takes the advisory lock `name` twice as [`Session::try_lock`] does and answers 1, or
+/// fails when another session holds it (a cast of a text naming [`LOCK_BUSY`], not constant, so the planner
+/// cannot raise it early), so that the server skips whatever follows it in the same message and rolls back
+/// what came before it in the message's transaction.
+fn pg_lock_or_raise(name: &str) -> String {
+    let key = pg_lock_key(name);
+    format!(
+        "SELECT (CASE WHEN pg_catalog.pg_try_advisory_lock({key}) THEN pg_catalog.pg_try_advisory_lock({key})::int \
+         ELSE ('{LOCK_BUSY} (' || pg_catalog.pg_backend_pid() || ')')::int END)::int8 AS {LOCKED_COLUMN}"
+    )
+}
+
+fn lock_busy(e: &TargetError) -> bool {
+    matches!(e, TargetError::Statement { message, .. } if message.contains(LOCK_BUSY))
 }
 
 /// The column [`pg_lock_check`] answers in.
