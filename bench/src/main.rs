@@ -692,8 +692,8 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     // would leave it empty.
                     measured.push(
                         (0..workers)
-                            .filter_map(|i| worker_overhead_p50(&format!("127.0.0.1:{metrics_port}{i}")))
-                            .collect::<Vec<f64>>(),
+                            .filter_map(|i| worker_measured(&format!("127.0.0.1:{metrics_port}{i}")))
+                            .collect::<Vec<Measured>>(),
                     );
                     if !keep {
                         drop_databases(engine, &dbs).await;
@@ -774,12 +774,28 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         );
     }
     for (round, measured) in measured.iter().enumerate() {
-        let measured: Vec<String> = measured.iter().map(|ms| format!("{ms:.2}")).collect();
+        let overheads: Vec<String> = measured.iter().map(|m| format!("{:.2}", m.overhead)).collect();
         println!(
             "fleet: round {round}: hub per-item overhead as each worker measured it (exact statement and commit \
              times) p50_ms={}",
-            if measured.is_empty() { "unavailable".to_owned() } else { measured.join(",") }
+            if overheads.is_empty() { "unavailable".to_owned() } else { overheads.join(",") }
         );
+        if measured.is_empty() {
+            continue;
+        }
+        // Each phase's own median: they need not add up to the whole's.
+        let phases: Vec<String> = PHASES
+            .iter()
+            .enumerate()
+            .map(|(i, phase)| {
+                let each: Vec<String> = measured
+                    .iter()
+                    .map(|m| m.phases[i].map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}")))
+                    .collect();
+                format!("{phase}_ms={}", each.join(","))
+            })
+            .collect();
+        println!("fleet: round {round}: its phases, p50 as each worker measured them: {}", phases.join(" "));
     }
     // CPU per target, whatever else ran on the machine: where the hub's time goes, against the peer.
     let per_target = |cpu: Option<PhaseCpu>| match cpu {
@@ -848,9 +864,19 @@ async fn sqlx_migrate(migrator: &Migrator, engine: Engine, url: &str) -> anyhow:
     Ok(())
 }
 
-/// The median per-item overhead a worker measured (`migrate_hub_item_overhead_seconds`, whose summary
-/// carries quantiles), in milliseconds, read from its metrics endpoint at `addr`.
-fn worker_overhead_p50(addr: &str) -> Option<f64> {
+/// The phases of an item's overhead a worker measures (`migrate_hub_item_phase_seconds{phase}`).
+const PHASES: [&str; 5] = ["prepare", "connect", "lock_and_history", "release_beyond_sql", "record"];
+
+/// A worker's figures for one round, in milliseconds: the median per-item overhead, and that of each of
+/// its [`PHASES`].
+struct Measured {
+    overhead: f64,
+    phases: Vec<Option<f64>>,
+}
+
+/// What a worker measured (see [`Measured`]), read from its metrics endpoint at `addr`; `None` for a
+/// worker that ran no item.
+fn worker_measured(addr: &str) -> Option<Measured> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -866,8 +892,16 @@ fn worker_overhead_p50(addr: &str) -> Option<f64> {
     if count == 0.0 {
         return None;
     }
+    let overhead = median_ms(&body, "migrate_hub_item_overhead_seconds{", "")?;
+    let phases =
+        PHASES.iter().map(|p| median_ms(&body, "migrate_hub_item_phase_seconds{", &format!("phase=\"{p}\""))).collect();
+    Some(Measured { overhead, phases })
+}
+
+/// The median of a summary's series (`prefix`, with `label` among its labels), in milliseconds.
+fn median_ms(body: &str, prefix: &str, label: &str) -> Option<f64> {
     body.lines()
-        .find(|l| l.starts_with("migrate_hub_item_overhead_seconds{") && l.contains("quantile=\"0.5\""))
+        .find(|l| l.starts_with(prefix) && l.contains(label) && l.contains("quantile=\"0.5\""))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         // The count is the worker's whole life, the quantile its last minute or so: a worker that ran items

@@ -424,6 +424,28 @@ struct Timings {
     journal: Duration,
 }
 
+impl Timings {
+    /// The item's phases outside its SQL, for an item that reached its target's statements: before
+    /// connecting (run context, statements, secret), opening the target's session (with the tool-database
+    /// check where it has a round trip of its own), from there to the first statement (lock, limits,
+    /// history), what the release's messages cost beyond its SQL (marks, history rows, round trips), and
+    /// the item's recording from the end of the release on.
+    fn phases(&self, started: Instant) -> Vec<(&'static str, Duration)> {
+        let (Some(prepared), Some(connected), Some(first), Some(applied)) =
+            (self.prepared, self.connected, self.first_statement, self.applied)
+        else {
+            return Vec::new();
+        };
+        vec![
+            ("prepare", prepared.saturating_duration_since(started)),
+            ("connect", connected.saturating_duration_since(prepared)),
+            ("lock_and_history", first.saturating_duration_since(connected)),
+            ("release_beyond_sql", applied.saturating_duration_since(first).saturating_sub(self.sql)),
+            ("record", applied.elapsed()),
+        ]
+    }
+}
+
 /// What became of one claimed item (see [`QueueWorker::try_execute_one`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemOutcome {
@@ -452,6 +474,10 @@ async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<
     }
     let overhead = started.elapsed().saturating_sub(timings.sql);
     metrics::histogram!("migrate_hub_item_overhead_seconds").record(overhead.as_secs_f64());
+    // Where that overhead goes, phase by phase (`bench fleet` prints their medians beside it).
+    for (phase, took) in timings.phases(started) {
+        metrics::histogram!("migrate_hub_item_phase_seconds", "phase" => phase).record(took.as_secs_f64());
+    }
     let since =
         |from: Instant, to: Option<Instant>| to.map(|t| t.saturating_duration_since(from).as_secs_f64() * 1000.0);
     tracing::debug!(
