@@ -86,26 +86,33 @@ pub(crate) fn target_body(env: &str, name: &str, engine: &str, url: &str, passwo
     body
 }
 
-pub(crate) struct Worker(Child);
+pub(crate) struct Worker {
+    child: Child,
+    /// Where it serves its Prometheus metrics (`host:port`).
+    pub(crate) metrics: String,
+}
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 pub(crate) fn start_worker(db: &PgDatabase) -> Worker {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("127.0.0.1:{port}");
     let child = Command::new(binary("migrate-hub-worker"))
         .env_remove("RUST_LOG")
         .env("DATABASE_URL", &db.url)
         .env("MIGRATE_HUB_MASTER_KEYS", MASTER_KEYS)
         .env("MIGRATE_HUB_HEARTBEAT_SECS", "1")
+        .env("MIGRATE_HUB_METRICS_ADDR", &metrics)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Worker(child)
+    Worker { child, metrics }
 }
 
 fn audit_verify(db: &PgDatabase) -> (bool, String) {
@@ -340,9 +347,19 @@ async fn the_approval_story_end_to_end_on_postgres_and_mariadb() {
     assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("role_cannot_execute")));
     let queued = boss.ok(Method::POST, &format!("/api/v1/runs/{run_id}/execute"), json!({}), StatusCode::OK).await;
     assert_eq!(queued["status"], "queued");
-    let _worker = start_worker(&hub.db);
+    let worker = start_worker(&hub.db);
     let done = wait_for_status(&dev, &run_id, "succeeded", Duration::from_secs(90)).await;
     assert_eq!(done["items"], json!([{"status": "succeeded", "count": 2}]), "{done}");
+    // The worker's metrics tell the items' overhead and each of its phases, for both items.
+    let metrics = reqwest::get(format!("http://{}/metrics", worker.metrics)).await.unwrap().text().await.unwrap();
+    let count = |series: &str| {
+        metrics.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).map(str::to_owned)
+    };
+    assert_eq!(count("migrate_hub_item_overhead_seconds_count").as_deref(), Some("2"), "{metrics}");
+    for phase in ["prepare", "connect", "lock_and_history", "release_beyond_sql", "record"] {
+        let series = format!("migrate_hub_item_phase_seconds_count{{phase=\"{phase}\"}}");
+        assert_eq!(count(&series).as_deref(), Some("2"), "{series} in {metrics}");
+    }
 
     // The targets hold the table, version 2's.
     assert!(pg.has_table("orders").await);
