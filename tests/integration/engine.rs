@@ -882,6 +882,14 @@ async fn a_forbidden_database_is_refused_in_the_locking_message_and_a_release_un
     let failed = apply_release(&mut conn, &failing, &options(), &mut Silent).await.unwrap_err();
     assert_eq!(failed.position, 1, "{}", failed.error);
     assert_eq!(advisory_locks(&db).await, 0);
+    // Another server (another system identifier, the same OID) is no obstacle either.
+    conn.forbid(DatabaseId { system_identifier: here.system_identifier + 1, ..here });
+    let v3 = key("0003");
+    let third = [release[0].clone(), migration(&v3, "3", &["CREATE TABLE c (id int)"], TransactionMode::Transaction)];
+    let outcomes = apply_release(&mut conn, &third, &options(), &mut Silent).await.unwrap();
+    assert!(matches!(outcomes[..], [Outcome::Skipped { .. }, Outcome::Applied { statements: 1 }]), "{outcomes:?}");
+    assert!(db.has_table("c").await);
+    assert_eq!(advisory_locks(&db).await, 0);
     // And the session still takes it afterwards.
     assert!(conn.lock("target-1", Duration::ZERO).await.unwrap());
     assert_eq!(advisory_locks(&db).await, 1);
