@@ -428,8 +428,8 @@ impl Timings {
     /// The item's phases outside its SQL, for an item that reached its target's statements: before
     /// connecting (run context, statements, secret), opening the target's session (with the tool-database
     /// check where it has a round trip of its own), from there to the first statement (lock, limits,
-    /// history), what the release's messages cost beyond its SQL (marks, history rows, round trips), and
-    /// the item's recording from the end of the release on.
+    /// history), what the release's messages cost beyond its SQL (marks, history rows, round trips; and the
+    /// drift baseline, where the environment takes one), and the item's recording from then on.
     fn phases(&self, started: Instant) -> Vec<(&'static str, Duration)> {
         let (Some(prepared), Some(connected), Some(first), Some(applied)) =
             (self.prepared, self.connected, self.first_statement, self.applied)

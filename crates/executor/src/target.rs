@@ -538,17 +538,25 @@ impl TargetConnection {
         };
         match self.limit_and_lock_after(&pg_identity_check(forbidden), limits, name, wait).await {
             Err(e) if is_forbidden(&e) => Err(TargetError::Forbidden),
-            // Something else failed in that message, perhaps the check itself (which runs first, and after
-            // whose failure nothing ran): it is asked on its own, where a server that cannot tell its identity
-            // is taken as another one, and the rest sent again.
-            Err(_) => {
-                if self.identity().await? == Some(forbidden) {
-                    return Err(TargetError::Forbidden);
-                }
-                self.limit_and_lock_after("", limits, name, wait).await
-            }
+            Err(_) => self.check_alone_then_lock(forbidden, limits, name, wait).await,
             done => done,
         }
+    }
+
+    /// After a message that began with the identity check failed for another reason, perhaps the check
+    /// itself (which runs first, and after whose failure nothing ran): it is asked on its own, where a server
+    /// that cannot tell its identity is taken as another one, and the limits and the lock are sent again.
+    async fn check_alone_then_lock(
+        &mut self,
+        forbidden: DatabaseId,
+        limits: SessionLimits,
+        name: &str,
+        wait: Duration,
+    ) -> Result<bool, TargetError> {
+        if self.identity().await? == Some(forbidden) {
+            return Err(TargetError::Forbidden);
+        }
+        self.limit_and_lock_after("", limits, name, wait).await
     }
 
     /// [`limit_and_lock`](Self::limit_and_lock), and then `then` (statements that need the lock, e.g. the
@@ -604,13 +612,7 @@ impl TargetConnection {
             // Nothing is held and nothing stayed set: wait for the lock as `limit_and_lock` does.
             Some(e) if lock_busy(&e) => Ok((self.limit_and_lock_after("", limits, name, wait).await?, None)),
             Some(e) => match forbidden {
-                // Perhaps the identity check failed (see `limit_and_lock`).
-                Some(forbidden) => {
-                    if self.identity().await? == Some(forbidden) {
-                        return Err(TargetError::Forbidden);
-                    }
-                    Ok((self.limit_and_lock_after("", limits, name, wait).await?, None))
-                }
+                Some(forbidden) => Ok((self.check_alone_then_lock(forbidden, limits, name, wait).await?, None)),
                 None => Err(e),
             },
         }
