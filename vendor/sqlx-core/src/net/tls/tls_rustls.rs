@@ -96,12 +96,12 @@ where
         not(feature = "_tls-rustls-ring-webpki"),
         not(feature = "_tls-rustls-ring-native-roots")
     ))]
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(secp256r1_first(rustls::crypto::aws_lc_rs::default_provider()));
     #[cfg(any(
         feature = "_tls-rustls-ring-webpki",
         feature = "_tls-rustls-ring-native-roots"
     ))]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(secp256r1_first(rustls::crypto::ring::default_provider()));
 
     // Unwrapping is safe here because we use a default provider.
     let config = ClientConfig::builder_with_provider(provider.clone())
@@ -192,6 +192,18 @@ where
     socket.complete_io().await?;
 
     Ok(socket)
+}
+
+/// The key share the first ClientHello carries is the provider's first group. PostgreSQL before 18
+/// accepts one group only, `ssl_ecdh_curve` (default `prime256v1`), so an X25519 share there costs a
+/// HelloRetryRequest and a second ClientHello on every connection. Every TLS 1.3 server must
+/// support secp256r1 (RFC 8446, 9.1), so offering it first costs no server a retry; X25519 stays
+/// offered next. (migrate-hub patch, see PATCHED.md.)
+fn secp256r1_first(mut provider: CryptoProvider) -> CryptoProvider {
+    provider
+        .kx_groups
+        .sort_by_key(|group| group.name() != rustls::NamedGroup::secp256r1);
+    provider
 }
 
 fn certs_from_pem(pem: Vec<u8>) -> Result<Vec<CertificateDer<'static>>, Error> {
