@@ -13,7 +13,7 @@ use migrate_hub_tests::{MySqlDatabase, PgDatabase};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::api::{Api, MASTER_KEYS, api_for, id, start_worker, target_body};
+use crate::api::{Api, MASTER_KEYS, api_for, counts, id, start_worker, target_body};
 use crate::hub::{Hub, HubOptions};
 
 const RIVER: &str = "river/riverdriver/riverpgxv5/migration/main";
@@ -242,7 +242,7 @@ async fn a_release_of_river_goes_to_three_postgres_targets_with_one_approval() {
         StatusCode::OK,
     )
     .await;
-    let _worker = start_worker(&hub.db);
+    let worker = start_worker(&hub.db);
     boss.ok(Method::POST, &format!("/api/v1/runs/{run_id}/execute"), json!({}), StatusCode::OK).await;
     let done = wait_until_finished(&dev, &run_id, Duration::from_secs(120)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -332,6 +332,14 @@ async fn a_release_of_river_goes_to_three_postgres_targets_with_one_approval() {
     }
     let down_items = dev.get(&format!("/api/v1/runs/{down_id}/items")).await;
     assert_eq!(logged_versions(&dev, &down_id, &id(&down_items["items"][0])).await, ["007", "006"]);
+    // The worker tells first releases (no history row of the project on the target) from later ones.
+    let metrics = worker.metrics().await;
+    for (first, count) in [("true", "3"), ("false", "3")] {
+        let label = format!("first_release=\"{first}\"");
+        assert_eq!(counts(&metrics, "migrate_hub_item_overhead_seconds_count", &[&label]), [count], "{metrics}");
+        let labels = ["phase=\"lock_and_history\"", label.as_str()];
+        assert_eq!(counts(&metrics, "migrate_hub_item_phase_seconds_count", &labels), [count], "{metrics}");
+    }
 
     // Up again to 007 while t-03's schema variable points nowhere: t-03 fails, the others succeed.
     let t03 = &fleet[2];

@@ -154,6 +154,10 @@ pub trait Observer {
         elapsed: Duration,
         rows: u64,
     ) -> impl Future<Output = ()> + Send;
+    /// Called once per release, under the lock, when the target's history has been read: `rows` of this
+    /// project's migrations it holds (none: the release is the project's first on this target, which is
+    /// where the history table is usually created).
+    fn history_read(&mut self, _rows: usize) {}
     /// Called when migration `position` of a release is about to be decided (and applied unless it is
     /// skipped), under the lock.
     fn migration_started(&mut self, _position: usize, _statements: usize) -> impl Future<Output = ()> + Send {
@@ -343,6 +347,7 @@ async fn locked_release(
     }
     .map_err(|e| (0, e.into()))?;
     let mut rows = own_rows(conn, rows, migrations, options).await.map_err(|e| (0, e.into()))?;
+    observer.history_read(rows.len());
     // Consecutive migrations in a Postgres transaction go in one message when the lock check can travel
     // with them (see `atomically`).
     // (Not while a maintenance window may close: then each migration is started on its own.)

@@ -422,9 +422,22 @@ struct Timings {
     applied: Option<Instant>,
     /// Time spent writing the journal before statements.
     journal: Duration,
+    /// Whether the release is the project's first on the target (no history row of it there when the
+    /// history was read under the lock); `None` when the history was not read.
+    first_release: Option<bool>,
 }
 
 impl Timings {
+    /// The `first_release` label of the item's overhead metrics: a first release usually creates the
+    /// history table, a catalog write later releases no longer pay.
+    fn first_release_label(&self) -> &'static str {
+        match self.first_release {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "unknown",
+        }
+    }
+
     /// The item's phases outside its SQL, for an item that reached its target's statements: before
     /// connecting (run context, statements, secret), opening the target's session (with the tool-database
     /// check where it has a round trip of its own), from there to the first statement (lock, limits,
@@ -473,10 +486,12 @@ async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<
         }
     }
     let overhead = started.elapsed().saturating_sub(timings.sql);
-    metrics::histogram!("migrate_hub_item_overhead_seconds").record(overhead.as_secs_f64());
+    let first = timings.first_release_label();
+    metrics::histogram!("migrate_hub_item_overhead_seconds", "first_release" => first).record(overhead.as_secs_f64());
     // Where that overhead goes, phase by phase (`bench fleet` prints their medians beside it).
     for (phase, took) in timings.phases(started) {
-        metrics::histogram!("migrate_hub_item_phase_seconds", "phase" => phase).record(took.as_secs_f64());
+        metrics::histogram!("migrate_hub_item_phase_seconds", "phase" => phase, "first_release" => first)
+            .record(took.as_secs_f64());
     }
     let since =
         |from: Instant, to: Option<Instant>| to.map(|t| t.saturating_duration_since(from).as_secs_f64() * 1000.0);
@@ -490,6 +505,7 @@ async fn process(shared: Arc<Shared>, claim: Claim, claimed: Instant, lost: Arc<
         apply_ms = timings.connected.and_then(|c| since(c, timings.applied)),
         journal_ms = timings.journal.as_secs_f64() * 1000.0,
         record_ms = timings.applied.map(|a| a.elapsed().as_secs_f64() * 1000.0),
+        first_release = first,
         result = label,
         "item timings"
     );
@@ -1522,6 +1538,10 @@ impl ItemObserver<'_> {
 }
 
 impl Observer for ItemObserver<'_> {
+    fn history_read(&mut self, rows: usize) {
+        self.timings.first_release = Some(rows == 0);
+    }
+
     async fn migration_started(&mut self, position: usize, statements: usize) {
         self.current = position;
         let count = self.context.versions.len();
