@@ -6,7 +6,8 @@
 //!   through the whole hub path (one release run queued in the tool database, W `migrate-hub-worker`
 //!   processes claiming, locking, journaling and logging), then N other fresh databases get the same set
 //!   from a sequential loop of sqlx's own `Migrator` (what `sqlx migrate run` does per database), and N
-//!   more from a 4-way parallel loop of it (what a team that scripts its fleet does).
+//!   more from a 4-way parallel loop of it (what a team that scripts its fleet does). Then day two: each
+//!   side's databases, the set applied, get one more migration from the same side, as later releases do.
 //!   Postgres uses River's migrations (`../shared/workloads`); MariaDB a small set written here.
 //! - `chaos [--trials N --stops S --restarts R --seed X]`: fault injection against real worker processes
 //!   (`migrate_hub_tests::chaos`); exits non-zero on any violation.
@@ -629,9 +630,17 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         for (key, _name, up, down, mode) in &set.migrations {
             versions.push(fleet.migration(key, up, down.as_deref(), *mode, engine).await);
         }
+        // Day two: the same targets, the set applied, get one more migration (see `day_two`).
+        let later = day_two(engine, &set);
+        let mut later_versions = versions.clone();
+        later_versions.push(fleet.migration(&later.0, &later.2, later.3.as_deref(), later.4, engine).await);
+        let later_set = Set { migrations: set.migrations.iter().cloned().chain([later]).collect() };
         let dir = target_dir().join(format!("bench/sqlx-{engine}"));
         write_sqlx_dir(&set, &dir)?;
         let migrator = std::sync::Arc::new(Migrator::new(dir.as_path()).await?);
+        let dir = target_dir().join(format!("bench/sqlx-{engine}-day-two"));
+        write_sqlx_dir(&later_set, &dir)?;
+        let later_migrator = std::sync::Arc::new(Migrator::new(dir.as_path()).await?);
 
         // The peer's sequential loop, once: the `ratio=` baseline.
         let seq_dbs = create_databases(engine, &seq_prefix, targets).await?;
@@ -641,6 +650,11 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
             sqlx_migrate(&migrator, engine, &sqlx_url(url)).await?;
         }
         let sequential = started.elapsed();
+        let started = Instant::now();
+        for url in &seq_dbs {
+            sqlx_migrate(&later_migrator, engine, &sqlx_url(url)).await?;
+        }
+        let sequential_later = started.elapsed();
         if !keep {
             drop_databases(engine, &seq_dbs).await;
         }
@@ -661,6 +675,11 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         let mut hub_rounds = Vec::new();
         let mut measured = Vec::new();
         let mut par_rounds = Vec::new();
+        // Day two, each round, after its first releases: (hub, 4-way sqlx) seconds, and what the workers
+        // measured of the day-two items.
+        let mut later_rounds: Vec<(Option<Duration>, Option<Duration>)> = vec![(None, None); rounds];
+        let mut later_measured = Vec::new();
+        let mut first_runs = Vec::new();
         for round in 0..rounds {
             // Alternating which goes first, so a drift of the machine's speed during the bench (seen here:
             // the same phase varies by a fifth between runs) weighs on both alike.
@@ -681,6 +700,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                         bail!("the release run ended {status}");
                     }
                     let took = started.elapsed();
+                    first_runs.push(run.id);
                     let cpu = cpu.zip(Cpu::read(Some(&worker_pids), &tool.name)).map(|(a, b)| a.since(b));
                     // For profiles of a phase alone (e.g. `perf record -k CLOCK_REALTIME`, then `perf report --time`).
                     eprintln!(
@@ -690,11 +710,23 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     hub_rounds.push((took, cpu));
                     // Read now: a worker's summary covers only its last minute or so, and the next phase
                     // would leave it empty.
-                    measured.push(
+                    let workers_measured = |first_release: &str| {
                         (0..workers)
-                            .filter_map(|i| worker_measured(&format!("127.0.0.1:{metrics_port}{i}")))
-                            .collect::<Vec<Measured>>(),
-                    );
+                            .filter_map(|i| worker_measured(&format!("127.0.0.1:{metrics_port}{i}"), first_release))
+                            .collect::<Vec<Measured>>()
+                    };
+                    measured.push(workers_measured("true"));
+                    // Day two: the whole project again (the set is skipped, one migration is new).
+                    let started = Instant::now();
+                    let run = fleet
+                        .queue_release(&later_versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None)
+                        .await;
+                    let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
+                    if status != RunStatus::Succeeded {
+                        bail!("the day-two release run ended {status}");
+                    }
+                    later_rounds[round].0 = Some(started.elapsed());
+                    later_measured.push(workers_measured("false"));
                     if !keep {
                         drop_databases(engine, &dbs).await;
                     }
@@ -703,26 +735,9 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     settle_io(&tool.pool).await?;
                     let from = unix_now();
                     let cpu = Cpu::read(None, &tool.name);
+                    let urls: Vec<String> = dbs.iter().map(|u| sqlx_url(u)).collect();
                     let started = Instant::now();
-                    // Four lanes on their own threads (as `xargs -P4 sqlx migrate run` would be four processes).
-                    let queue =
-                        std::sync::Arc::new(std::sync::Mutex::new(dbs.iter().map(|u| sqlx_url(u)).collect::<Vec<_>>()));
-                    let lanes: Vec<_> = (0..PEER_LANES)
-                        .map(|_| {
-                            let (queue, migrator) = (queue.clone(), migrator.clone());
-                            std::thread::spawn(move || -> anyhow::Result<()> {
-                                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                                loop {
-                                    let next = queue.lock().map_err(|_| anyhow::anyhow!("a lane panicked"))?.pop();
-                                    let Some(url) = next else { return Ok(()) };
-                                    runtime.block_on(sqlx_migrate(&migrator, engine, &url))?;
-                                }
-                            })
-                        })
-                        .collect();
-                    for lane in lanes {
-                        lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
-                    }
+                    sqlx_lanes(&urls, &migrator, engine)?;
                     let took = started.elapsed();
                     let cpu = cpu.zip(Cpu::read(None, &tool.name)).map(|(a, b)| a.since(b));
                     eprintln!(
@@ -730,6 +745,9 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                         unix_now()
                     );
                     par_rounds.push((took, cpu));
+                    let started = Instant::now();
+                    sqlx_lanes(&urls, &later_migrator, engine)?;
+                    later_rounds[round].1 = Some(started.elapsed());
                     if !keep {
                         drop_databases(engine, &dbs).await;
                     }
@@ -737,8 +755,9 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
             }
         }
         procs.stop();
-        let overhead = overhead_p50(&tool.pool).await?;
-        Ok::<_, anyhow::Error>((sequential, hub_rounds, par_rounds, overhead, measured))
+        let overhead = overhead_p50(&tool.pool, &first_runs).await?;
+        let later = Later { sequential: sequential_later, rounds: later_rounds, measured: later_measured };
+        Ok::<_, anyhow::Error>((sequential, hub_rounds, par_rounds, overhead, measured, later))
     }
     .await;
     // MIGRATE_HUB_BENCH_KEEP=1 keeps the databases, e.g. to read pg_stat_statements per database after.
@@ -751,7 +770,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
             let _ = drop_leftovers(engine, prefix, targets).await;
         }
     }
-    let (sequential, hub_rounds, par_rounds, (overhead, sql_ms), measured) = result?;
+    let (sequential, hub_rounds, par_rounds, (overhead, sql_ms), measured, later) = result?;
     println!(
         "fleet: engine={engine} migrations={} worker_slots={slots} concurrency={concurrency} tls={tls} rounds={rounds} \
          tool_db={} (one release run a round)",
@@ -774,28 +793,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         );
     }
     for (round, measured) in measured.iter().enumerate() {
-        let overheads: Vec<String> = measured.iter().map(|m| format!("{:.2}", m.overhead)).collect();
-        println!(
-            "fleet: round {round}: hub per-item overhead as each worker measured it (exact statement and commit \
-             times) p50_ms={}",
-            if overheads.is_empty() { "unavailable".to_owned() } else { overheads.join(",") }
-        );
-        if measured.is_empty() {
-            continue;
-        }
-        // Each phase's own median: they need not add up to the whole's.
-        let phases: Vec<String> = PHASES
-            .iter()
-            .enumerate()
-            .map(|(i, phase)| {
-                let each: Vec<String> = measured
-                    .iter()
-                    .map(|m| m.phases[i].map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}")))
-                    .collect();
-                format!("{phase}_ms={}", each.join(","))
-            })
-            .collect();
-        println!("fleet: round {round}: its phases, p50 as each worker measured them: {}", phases.join(" "));
+        print_measured(&format!("fleet: round {round}:"), measured);
     }
     // CPU per target, whatever else ran on the machine: where the hub's time goes, against the peer.
     let per_target = |cpu: Option<PhaseCpu>| match cpu {
@@ -823,6 +821,26 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         let mut seconds: Vec<f64> = phases.iter().map(|p| p.0.as_secs_f64()).collect();
         percentile(&mut seconds, 0.5)
     };
+    // Day two: what every later release of the project pays, the history there already.
+    let Later { sequential: sequential_later, rounds: later_rounds, measured: later_measured } = later;
+    let later_migration = day_two(engine, &set).2;
+    println!("fleet: day two: each round's targets, the set applied, get one more migration: {later_migration}");
+    if concurrency == 1 {
+        println!(
+            "fleet: day two: sqlx sequential per-target time (its SQL included) ms={:.2}",
+            sequential_later.as_secs_f64() * 1000.0 / targets as f64
+        );
+    }
+    for (round, ((hub, par), measured)) in later_rounds.iter().zip(&later_measured).enumerate() {
+        let (Some(hub), Some(par)) = (hub, par) else { continue };
+        println!(
+            "fleet: day two: round {round}: hub_s={:.2} sqlx4_s={:.2} ratio_sqlx4={:.2}",
+            hub.as_secs_f64(),
+            par.as_secs_f64(),
+            par.as_secs_f64() / hub.as_secs_f64()
+        );
+        print_measured(&format!("fleet: day two: round {round}:"), measured);
+    }
     let (hub, parallel, sequential) = (median(&hub_rounds), median(&par_rounds), sequential.as_secs_f64());
     println!(
         "fleet: targets={targets} workers={workers} hub_s={hub:.2} baseline_s={sequential:.2} sqlx4_s={parallel:.2} \
@@ -845,6 +863,79 @@ async fn settle_io(pool: &PgPool) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())
+}
+
+/// The day-two migration of a set: a nullable column added to a table the set made (instant on both
+/// engines), keyed after the set's last migration. A release of the project then finds the set applied
+/// and the history there: what every release after a project's first on a target looks like.
+fn day_two(engine: Engine, set: &Set) -> (String, String, String, Option<String>, TransactionMode) {
+    let last = set.migrations.last().map_or("0", |m| m.0.as_str());
+    let key = format!("{:0width$}", last.parse::<u64>().unwrap_or(0) + 1, width = last.len());
+    let (table, column) = match engine {
+        Engine::Postgres => ("river_job", "text"),
+        Engine::Mysql => ("accounts", "varchar(32) NULL"),
+    };
+    (
+        key,
+        "day_two".to_owned(),
+        format!("ALTER TABLE {table} ADD COLUMN bench_day_two {column};"),
+        Some(format!("ALTER TABLE {table} DROP COLUMN bench_day_two;")),
+        TransactionMode::Transaction,
+    )
+}
+
+/// Day two of a fleet bench (see [`day_two`]): the sequential sqlx loop's time, each round's (hub, 4-way
+/// sqlx) times, and what the workers measured of the day-two items, round by round.
+struct Later {
+    sequential: Duration,
+    rounds: Vec<(Option<Duration>, Option<Duration>)>,
+    measured: Vec<Vec<Measured>>,
+}
+
+/// `urls` migrated by sqlx's `Migrator` in [`PEER_LANES`] lanes on their own threads (as `xargs -P4 sqlx
+/// migrate run` would be four processes).
+fn sqlx_lanes(urls: &[String], migrator: &std::sync::Arc<Migrator>, engine: Engine) -> anyhow::Result<()> {
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(urls.to_vec()));
+    let lanes: Vec<_> = (0..PEER_LANES)
+        .map(|_| {
+            let (queue, migrator) = (queue.clone(), migrator.clone());
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                loop {
+                    let next = queue.lock().map_err(|_| anyhow::anyhow!("a lane panicked"))?.pop();
+                    let Some(url) = next else { return Ok(()) };
+                    runtime.block_on(sqlx_migrate(&migrator, engine, &url))?;
+                }
+            })
+        })
+        .collect();
+    for lane in lanes {
+        lane.join().map_err(|_| anyhow::anyhow!("a sqlx lane panicked"))??;
+    }
+    Ok(())
+}
+
+/// Prints, after `prefix`, each worker's median per-item overhead and the median of each of its phases.
+fn print_measured(prefix: &str, measured: &[Measured]) {
+    let overheads: Vec<String> = measured.iter().map(|m| format!("{:.2}", m.overhead)).collect();
+    println!(
+        "{prefix} hub per-item overhead as each worker measured it (exact statement and commit times) p50_ms={}",
+        if overheads.is_empty() { "unavailable".to_owned() } else { overheads.join(",") }
+    );
+    if measured.is_empty() {
+        return;
+    }
+    // Each phase's own median: they need not add up to the whole's.
+    let phases: Vec<String> = PHASES
+        .iter()
+        .enumerate()
+        .map(|(i, phase)| {
+            let each: Vec<String> =
+                measured.iter().map(|m| m.phases[i].map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}"))).collect();
+            format!("{phase}_ms={}", each.join(","))
+        })
+        .collect();
+    println!("{prefix} its phases, p50 as each worker measured them: {}", phases.join(" "));
 }
 
 /// One database migrated by sqlx's `Migrator`, as `sqlx migrate run` does.
@@ -874,34 +965,38 @@ struct Measured {
     phases: Vec<Option<f64>>,
 }
 
-/// What a worker measured (see [`Measured`]), read from its metrics endpoint at `addr`; `None` for a
-/// worker that ran no item.
-fn worker_measured(addr: &str) -> Option<Measured> {
+/// What a worker measured (see [`Measured`]) of the items whose `first_release` label is `first_release`,
+/// read from its metrics endpoint at `addr`; `None` for a worker that ran no such item.
+fn worker_measured(addr: &str, first_release: &str) -> Option<Measured> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n").ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
-    // A worker that ran no item (another took every slot the run allowed) has no figure, not a zero.
+    let first = format!("first_release=\"{first_release}\"");
+    // A worker that ran no such item (another took every slot the run allowed) has no figure, not a zero.
     let count = body
         .lines()
-        .find(|l| l.starts_with("migrate_hub_item_overhead_seconds_count"))
+        .find(|l| l.starts_with("migrate_hub_item_overhead_seconds_count{") && l.contains(&first))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())?;
     if count == 0.0 {
         return None;
     }
-    let overhead = median_ms(&body, "migrate_hub_item_overhead_seconds{", "")?;
-    let phases =
-        PHASES.iter().map(|p| median_ms(&body, "migrate_hub_item_phase_seconds{", &format!("phase=\"{p}\""))).collect();
+    let overhead = median_ms(&body, "migrate_hub_item_overhead_seconds{", &[&first])?;
+    let phases = PHASES
+        .iter()
+        .map(|p| median_ms(&body, "migrate_hub_item_phase_seconds{", &[&format!("phase=\"{p}\""), &first]))
+        .collect();
     Some(Measured { overhead, phases })
 }
 
-/// The median of a summary's series (`prefix`, with `label` among its labels), in milliseconds.
-fn median_ms(body: &str, prefix: &str, label: &str) -> Option<f64> {
+/// The median of a summary's series (`prefix`, with every one of `labels` among its labels), in
+/// milliseconds.
+fn median_ms(body: &str, prefix: &str, labels: &[&str]) -> Option<f64> {
     body.lines()
-        .find(|l| l.starts_with(prefix) && l.contains(label) && l.contains("quantile=\"0.5\""))
+        .find(|l| l.starts_with(prefix) && labels.iter().all(|label| l.contains(label)) && l.contains("quantile=\"0.5\""))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         // The count is the worker's whole life, the quantile its last minute or so: a worker that ran items
@@ -910,15 +1005,17 @@ fn median_ms(body: &str, prefix: &str, label: &str) -> Option<f64> {
         .map(|seconds| seconds * 1000.0)
 }
 
-/// The median, over all items, of the time a worker spent on an item outside its SQL, from the item's own
-/// timings (claim → end) and its timed log lines (statements, and the commits of migrations in a
-/// transaction); and the median of the SQL time itself.
-async fn overhead_p50(pool: &PgPool) -> anyhow::Result<(f64, f64)> {
+/// The median, over the items of `runs`, of the time a worker spent on an item outside its SQL, from the
+/// item's own timings (claim → end) and its timed log lines (statements, and the commits of migrations in
+/// a transaction); and the median of the SQL time itself.
+async fn overhead_p50(pool: &PgPool, runs: &[domain::ids::RunId]) -> anyhow::Result<(f64, f64)> {
+    let runs: Vec<sqlx::types::Uuid> = runs.iter().map(|r| r.as_uuid()).collect();
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT i.duration_ms, COALESCE(SUM(l.duration_ms), 0)::bigint \
          FROM run_items i LEFT JOIN run_item_logs l ON l.run_item_id = i.id AND l.duration_ms IS NOT NULL \
-         WHERE i.duration_ms IS NOT NULL GROUP BY i.id, i.duration_ms",
+         WHERE i.duration_ms IS NOT NULL AND i.run_id = ANY($1) GROUP BY i.id, i.duration_ms",
     )
+    .bind(runs)
     .fetch_all(pool)
     .await?;
     let mut overheads: Vec<f64> = rows.iter().map(|(total, sql)| (total - sql).max(0) as f64).collect();
