@@ -677,7 +677,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         let mut par_rounds = Vec::new();
         // Day two, each round, after its first releases: (hub, 4-way sqlx) seconds, and what the workers
         // measured of the day-two items.
-        let mut later_rounds: Vec<(Option<Duration>, Option<Duration>)> = vec![(None, None); rounds];
+        let mut later_rounds: Vec<(Option<Timed>, Option<Timed>)> = vec![(None, None); rounds];
         let mut later_measured = Vec::new();
         let mut first_runs = Vec::new();
         for round in 0..rounds {
@@ -717,7 +717,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     };
                     measured.push(workers_measured("true"));
                     // Day two: the whole project again (the set is skipped, one migration is new).
-                    let started = Instant::now();
+                    let (from, cpu, started) = (unix_now(), Cpu::read(Some(&worker_pids), &tool.name), Instant::now());
                     let run = fleet
                         .queue_release(&later_versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None)
                         .await;
@@ -725,7 +725,10 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     if status != RunStatus::Succeeded {
                         bail!("the day-two release run ended {status}");
                     }
-                    later_rounds[round].0 = Some(started.elapsed());
+                    let took = started.elapsed();
+                    let cpu = cpu.zip(Cpu::read(Some(&worker_pids), &tool.name)).map(|(a, b)| a.since(b));
+                    eprintln!("bench fleet: round {round} hub day two from {from:.6} to {:.6} (unix seconds)", unix_now());
+                    later_rounds[round].0 = Some((took, cpu));
                     later_measured.push(workers_measured("false"));
                     if !keep {
                         drop_databases(engine, &dbs).await;
@@ -745,9 +748,15 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                         unix_now()
                     );
                     par_rounds.push((took, cpu));
-                    let started = Instant::now();
+                    let (from, cpu, started) = (unix_now(), Cpu::read(None, &tool.name), Instant::now());
                     sqlx_lanes(&urls, &later_migrator, engine)?;
-                    later_rounds[round].1 = Some(started.elapsed());
+                    let took = started.elapsed();
+                    let cpu = cpu.zip(Cpu::read(None, &tool.name)).map(|(a, b)| a.since(b));
+                    eprintln!(
+                        "bench fleet: round {round} 4-way sqlx day two from {from:.6} to {:.6} (unix seconds)",
+                        unix_now()
+                    );
+                    later_rounds[round].1 = Some((took, cpu));
                     if !keep {
                         drop_databases(engine, &dbs).await;
                     }
@@ -834,10 +843,13 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
     for (round, ((hub, par), measured)) in later_rounds.iter().zip(&later_measured).enumerate() {
         let (Some(hub), Some(par)) = (hub, par) else { continue };
         println!(
-            "fleet: day two: round {round}: hub_s={:.2} sqlx4_s={:.2} ratio_sqlx4={:.2}",
-            hub.as_secs_f64(),
-            par.as_secs_f64(),
-            par.as_secs_f64() / hub.as_secs_f64()
+            "fleet: day two: round {round}: hub_s={:.2} sqlx4_s={:.2} ratio_sqlx4={:.2}; cpu per target, hub: {}; \
+             4-way sqlx: {}",
+            hub.0.as_secs_f64(),
+            par.0.as_secs_f64(),
+            par.0.as_secs_f64() / hub.0.as_secs_f64(),
+            per_target(hub.1),
+            per_target(par.1)
         );
         print_measured(&format!("fleet: day two: round {round}:"), measured);
     }
@@ -884,11 +896,14 @@ fn day_two(engine: Engine, set: &Set) -> (String, String, String, Option<String>
     )
 }
 
+/// A measured phase: how long it took, and the CPU it used (where `/proc` tells).
+type Timed = (Duration, Option<PhaseCpu>);
+
 /// Day two of a fleet bench (see [`day_two`]): the sequential sqlx loop's time, each round's (hub, 4-way
 /// sqlx) times, and what the workers measured of the day-two items, round by round.
 struct Later {
     sequential: Duration,
-    rounds: Vec<(Option<Duration>, Option<Duration>)>,
+    rounds: Vec<(Option<Timed>, Option<Timed>)>,
     measured: Vec<Vec<Measured>>,
 }
 

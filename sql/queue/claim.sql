@@ -16,6 +16,10 @@
 -- current wave (ordinals below `wave_end`) and only while that wave is within its failure budget (a run
 -- without waves has no bound on either).
 --
+-- The pending items are read in `run_items_claimable_idx` order from the run's first, and the read stops
+-- at the items it takes: the run is a value there (a join with it would read all its pending items and
+-- sort them, at every claim; `EXPLAIN ANALYZE`, 100 pending: 0.09 ms against 0.01 ms, growing with the run).
+--
 -- The window functions are SQL functions with subqueries, which the planner cannot inline: each call
 -- plans its body again. An environment without windows (most) is told by an index probe in this plan,
 -- and the functions are called only for one that has some (`OR` and `CASE` stop at the probe).
@@ -53,9 +57,10 @@ expired AS (
 ),
 pending AS (
     SELECT i.id
-    FROM run_items i JOIN run ON i.run_id = run.id
-    WHERE run.status IN ('queued', 'running') AND run.within_budget AND i.status = 'pending'
-      AND i.ordinal < run.wave_end
+    FROM run_items i
+    WHERE i.run_id = (SELECT run.id FROM run WHERE run.status IN ('queued', 'running') AND run.within_budget)
+      AND i.status = 'pending'
+      AND i.ordinal < (SELECT run.wave_end FROM run)
       AND (i.not_before IS NULL OR i.not_before <= now())
     ORDER BY i.ordinal
     LIMIT (SELECT GREATEST(LEAST(run.free, $3 - (SELECT count(*) FROM expired)), 0) FROM run)
