@@ -677,10 +677,11 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         let mut par_rounds = Vec::new();
         // Day two, each round, after its first releases: (hub, 4-way sqlx) seconds, and what the workers
         // measured of the day-two items.
-        let mut later_rounds: Vec<(Option<Timed>, Option<Timed>)> = vec![(None, None); rounds];
+        let mut later_rounds: Vec<(Option<Timed>, Option<Timed>)> = Vec::with_capacity(rounds);
         let mut later_measured = Vec::new();
         let mut first_runs = Vec::new();
         for round in 0..rounds {
+            let mut later_round: (Option<Timed>, Option<Timed>) = (None, None);
             // Alternating which goes first, so a drift of the machine's speed during the bench (seen here:
             // the same phase varies by a fifth between runs) weighs on both alike.
             for hub_now in if round % 2 == 0 { [true, false] } else { [false, true] } {
@@ -727,8 +728,11 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     }
                     let took = started.elapsed();
                     let cpu = cpu.zip(Cpu::read(Some(&worker_pids), &tool.name)).map(|(a, b)| a.since(b));
-                    eprintln!("bench fleet: round {round} hub day two from {from:.6} to {:.6} (unix seconds)", unix_now());
-                    later_rounds[round].0 = Some((took, cpu));
+                    eprintln!(
+                        "bench fleet: round {round} hub day two from {from:.6} to {:.6} (unix seconds)",
+                        unix_now()
+                    );
+                    later_round.0 = Some((took, cpu));
                     later_measured.push(workers_measured("false"));
                     if !keep {
                         drop_databases(engine, &dbs).await;
@@ -756,12 +760,13 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                         "bench fleet: round {round} 4-way sqlx day two from {from:.6} to {:.6} (unix seconds)",
                         unix_now()
                     );
-                    later_rounds[round].1 = Some((took, cpu));
+                    later_round.1 = Some((took, cpu));
                     if !keep {
                         drop_databases(engine, &dbs).await;
                     }
                 }
             }
+            later_rounds.push(later_round);
         }
         procs.stop();
         let overhead = overhead_p50(&tool.pool, &first_runs).await?;
@@ -1011,7 +1016,9 @@ fn worker_measured(addr: &str, first_release: &str) -> Option<Measured> {
 /// milliseconds.
 fn median_ms(body: &str, prefix: &str, labels: &[&str]) -> Option<f64> {
     body.lines()
-        .find(|l| l.starts_with(prefix) && labels.iter().all(|label| l.contains(label)) && l.contains("quantile=\"0.5\""))
+        .find(|l| {
+            l.starts_with(prefix) && labels.iter().all(|label| l.contains(label)) && l.contains("quantile=\"0.5\"")
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         // The count is the worker's whole life, the quantile its last minute or so: a worker that ran items
