@@ -675,7 +675,7 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         let mut hub_rounds = Vec::new();
         let mut measured = Vec::new();
         let mut par_rounds = Vec::new();
-        // Day two, each round, after its first releases: (hub, 4-way sqlx) seconds, and what the workers
+        // Day two, each round, after its first releases: (hub, 4-way sqlx) times and CPU, and what the workers
         // measured of the day-two items.
         let mut later_rounds: Vec<(Option<Timed>, Option<Timed>)> = Vec::with_capacity(rounds);
         let mut later_measured = Vec::new();
