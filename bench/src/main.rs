@@ -689,26 +689,11 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     let dbs = create_databases(engine, &hub_prefix, targets).await?;
                     settle_io(&tool.pool).await?;
                     // The whole set as one release run: one request, one approval, one execute.
-                    let from = unix_now();
-                    let cpu = Cpu::read(Some(&worker_pids), &tool.name);
-                    let started = Instant::now();
                     let limit = u32::try_from(concurrency).unwrap_or(1000).clamp(1, 1000);
-                    let run = fleet
-                        .queue_release(&versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None)
-                        .await;
-                    let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
-                    if status != RunStatus::Succeeded {
-                        bail!("the release run ended {status}");
-                    }
-                    let took = started.elapsed();
-                    first_runs.push(run.id);
-                    let cpu = cpu.zip(Cpu::read(Some(&worker_pids), &tool.name)).map(|(a, b)| a.since(b));
-                    // For profiles of a phase alone (e.g. `perf record -k CLOCK_REALTIME`, then `perf report --time`).
-                    eprintln!(
-                        "bench fleet: round {round} hub phase from {from:.6} to {:.6} (unix seconds)",
-                        unix_now()
-                    );
-                    hub_rounds.push((took, cpu));
+                    let release = |versions, what| hub_release(&fleet, &tool, versions, limit, &worker_pids, what);
+                    let (run, timed) = release(&versions, format!("round {round} hub phase")).await?;
+                    first_runs.push(run);
+                    hub_rounds.push(timed);
                     // Read now: a worker's summary covers only its last minute or so, and the next phase
                     // would leave it empty.
                     let workers_measured = |first_release: &str| {
@@ -718,21 +703,8 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                     };
                     measured.push(workers_measured("true"));
                     // Day two: the whole project again (the set is skipped, one migration is new).
-                    let (from, cpu, started) = (unix_now(), Cpu::read(Some(&worker_pids), &tool.name), Instant::now());
-                    let run = fleet
-                        .queue_release(&later_versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None)
-                        .await;
-                    let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
-                    if status != RunStatus::Succeeded {
-                        bail!("the day-two release run ended {status}");
-                    }
-                    let took = started.elapsed();
-                    let cpu = cpu.zip(Cpu::read(Some(&worker_pids), &tool.name)).map(|(a, b)| a.since(b));
-                    eprintln!(
-                        "bench fleet: round {round} hub day two from {from:.6} to {:.6} (unix seconds)",
-                        unix_now()
-                    );
-                    later_round.0 = Some((took, cpu));
+                    let (_, timed) = release(&later_versions, format!("round {round} hub day two")).await?;
+                    later_round.0 = Some(timed);
                     later_measured.push(workers_measured("false"));
                     if !keep {
                         drop_databases(engine, &dbs).await;
@@ -899,6 +871,29 @@ fn day_two(engine: Engine, set: &Set) -> (String, String, String, Option<String>
         Some(format!("ALTER TABLE {table} DROP COLUMN bench_day_two;")),
         TransactionMode::Transaction,
     )
+}
+
+/// One release run of `versions` over the fleet's set (concurrency `limit`) through the workers `pids`, to its
+/// success: its id, how long it took and the CPU it used. Its span is printed with `what` (for profiles of a
+/// phase alone, e.g. `perf record -k CLOCK_REALTIME`, then `perf report --time`).
+async fn hub_release(
+    fleet: &Fleet,
+    tool: &ToolDb,
+    versions: &[MigrationVersion],
+    limit: u32,
+    pids: &[u32],
+    what: String,
+) -> anyhow::Result<(domain::ids::RunId, Timed)> {
+    let (from, cpu, started) = (unix_now(), Cpu::read(Some(pids), &tool.name), Instant::now());
+    let run = fleet.queue_release(versions, Direction::Up, FailurePolicy::StopOnFirstFailure, limit, None).await;
+    let status = wait_for_end(&tool.pool, run.id, Duration::from_secs(1800)).await?;
+    if status != RunStatus::Succeeded {
+        bail!("the release run of {what} ended {status}");
+    }
+    let took = started.elapsed();
+    let cpu = cpu.zip(Cpu::read(Some(pids), &tool.name)).map(|(a, b)| a.since(b));
+    eprintln!("bench fleet: {what} from {from:.6} to {:.6} (unix seconds)", unix_now());
+    Ok((run.id, (took, cpu)))
 }
 
 /// A measured phase: how long it took, and the CPU it used (where `/proc` tells).
