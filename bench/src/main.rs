@@ -783,12 +783,13 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
     }
     // CPU per target, whatever else ran on the machine: where the hub's time goes, against the peer.
     let per_target = |cpu: Option<PhaseCpu>| match cpu {
-        Some(PhaseCpu { server, tool, client }) => format!(
-            "server_ms={:.1} (of which tool_db_ms={:.1}) client_ms={:.1} total_ms={:.1}",
+        Some(PhaseCpu { server, tool, client, machine }) => format!(
+            "server_ms={:.1} (of which tool_db_ms={:.1}) client_ms={:.1} total_ms={:.1} machine_ms={:.1}",
             server * 1000.0 / targets as f64,
             tool * 1000.0 / targets as f64,
             client * 1000.0 / targets as f64,
-            (server + client) * 1000.0 / targets as f64
+            (server + client) * 1000.0 / targets as f64,
+            machine * 1000.0 / targets as f64
         ),
         None => "unavailable (no /proc)".to_owned(),
     };
@@ -830,14 +831,53 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
         );
         print_measured(&format!("fleet: day two: round {round}:"), measured);
     }
+    let (later_hub, later_par): (Vec<Timed>, Vec<Timed>) =
+        later_rounds.iter().filter_map(|(hub, par)| hub.zip(*par)).unzip();
+    if let Some(sums) = sums("hub", &later_hub, "sqlx4", &later_par) {
+        println!("fleet: day two: all rounds: {sums}");
+    }
     let (hub, parallel, sequential) = (median(&hub_rounds), median(&par_rounds), sequential.as_secs_f64());
+    // Over all the rounds: this machine's speed drifts by a tenth or more between phases minutes apart (the
+    // same work, the same order), so a round's ratio is noisy; the sums weigh every round alike.
+    println!(
+        "fleet: all rounds: {}",
+        sums("hub", &hub_rounds, "sqlx4", &par_rounds).unwrap_or_else(|| "no rounds".to_owned())
+    );
+    // Each round's two phases ran minutes apart at most, in alternating order: their ratio is the paired
+    // measure, and its median the line's (the ratio of the two phases' own medians would pair a fast round's
+    // phase with a slow one's).
+    let mut paired: Vec<f64> =
+        hub_rounds.iter().zip(&par_rounds).map(|(h, p)| p.0.as_secs_f64() / h.0.as_secs_f64()).collect();
     println!(
         "fleet: targets={targets} workers={workers} hub_s={hub:.2} baseline_s={sequential:.2} sqlx4_s={parallel:.2} \
-         ratio={:.2} ratio_sqlx4={:.2} (hub and sqlx4: medians of the rounds)",
+         ratio={:.2} ratio_sqlx4={:.2} (hub_s, sqlx4_s: medians of the rounds; ratio_sqlx4: the median of the rounds' \
+         own ratios)",
         sequential / hub,
-        parallel / hub,
+        percentile(&mut paired, 0.5),
     );
     Ok(())
+}
+
+/// Two phases' times and machine CPU summed over the rounds, side by side, with the ratios of the sums
+/// (`peer` over `ours`: above 1, ours took less); `None` without rounds.
+fn sums(ours: &str, our_rounds: &[Timed], peer: &str, peer_rounds: &[Timed]) -> Option<String> {
+    let seconds = |rounds: &[Timed]| rounds.iter().map(|r| r.0.as_secs_f64()).sum::<f64>();
+    let machine = |rounds: &[Timed]| rounds.iter().map(|r| r.1.map(|c| c.machine)).sum::<Option<f64>>();
+    let (our_s, peer_s) = (seconds(our_rounds), seconds(peer_rounds));
+    if our_rounds.is_empty() || peer_rounds.is_empty() || our_s <= 0.0 {
+        return None;
+    }
+    let cpu = match (machine(our_rounds), machine(peer_rounds)) {
+        (Some(a), Some(b)) if a > 0.0 => {
+            format!(" machine_cpu_{ours}_s={a:.2} machine_cpu_{peer}_s={b:.2} cpu_ratio_{peer}={:.2}", b / a)
+        }
+        _ => String::new(),
+    };
+    Some(format!(
+        "rounds={} {ours}_s={our_s:.2} {peer}_s={peer_s:.2} ratio_{peer}_sum={:.2}{cpu}",
+        our_rounds.len().min(peer_rounds.len()),
+        peer_s / our_s
+    ))
 }
 
 fn unix_now() -> f64 {
@@ -1052,6 +1092,9 @@ struct Cpu {
     server: u64,
     tool: u64,
     client: u64,
+    /// The whole machine's busy time (`/proc/stat`: every CPU's time but idle and I/O wait), kernel threads
+    /// (file systems, the network) included: what a phase cost the machine, whichever process paid it.
+    machine: u64,
 }
 
 /// What a phase cost, in CPU seconds (see [`Cpu`]).
@@ -1061,6 +1104,7 @@ struct PhaseCpu {
     /// Part of `server`: the tool database's backends.
     tool: f64,
     client: f64,
+    machine: f64,
 }
 
 impl Cpu {
@@ -1087,7 +1131,12 @@ impl Cpu {
             }
             None => proc_stat(Path::new("/proc/self"))?.own,
         };
-        Some(Cpu { server, tool, client })
+        // `cpu  user nice system idle iowait irq softirq steal …`, in the same clock ticks.
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> =
+            stat.lines().next()?.split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
+        let machine = ticks.iter().sum::<u64>().saturating_sub(ticks.get(3)? + ticks.get(4)?);
+        Some(Cpu { server, tool, client, machine })
     }
 
     /// CPU between `self` (earlier) and `later`.
@@ -1106,6 +1155,7 @@ impl Cpu {
             // the postmaster's children); the pool keeps its connections, so that is rare.
             tool: later.tool.saturating_sub(self.tool) as f64 / ticks,
             client: later.client.saturating_sub(self.client) as f64 / ticks,
+            machine: later.machine.saturating_sub(self.machine) as f64 / ticks,
         }
     }
 }
