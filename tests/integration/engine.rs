@@ -337,6 +337,12 @@ async fn mysql_applies_statement_by_statement_and_marks_failures() {
     assert_eq!(apply(&mut conn, &ok, &options(), &mut Silent).await.unwrap(), Outcome::Applied { statements: 3 });
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&db.pool).await.unwrap();
     assert_eq!(count, 2);
+    // The last statement's progress travels with the row's end (and the lock's confirmation).
+    let history = rows(&mut conn).await;
+    assert_eq!(
+        (history[0].status, history[0].statements_done, history[0].error.as_deref()),
+        (HistoryStatus::Applied, 3, None)
+    );
     assert!(matches!(apply(&mut conn, &ok, &options(), &mut Silent).await.unwrap(), Outcome::Skipped { .. }));
 
     let v2 = key("0002");

@@ -515,6 +515,43 @@ pub async fn update(
     result.map_err(TargetError::from_sqlx)
 }
 
+/// Ends `version`'s row on MySQL in one statement, only while `condition` holds (the lock, see
+/// [`TargetConnection::mysql_lock_condition`]): `applied` with `statements_done` (`up`), or deleted (a down).
+/// Whether the row was ended; `false` also when the lock is gone (the caller asks which). Postgres: `false`,
+/// nothing sent.
+pub async fn end_if(
+    conn: &mut TargetConnection,
+    table: &HistoryTable,
+    version: &str,
+    up: bool,
+    statements_done: u32,
+    condition: &str,
+) -> Result<bool, TargetError> {
+    let name = table.name(conn.engine());
+    let Session::Mysql { conn: c, .. } = conn.session_mut() else { return Ok(false) };
+    let result = if up {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {name} SET status = 'applied', statements_done = ?, error = NULL, \
+             finished_at = CURRENT_TIMESTAMP(6), \
+             duration_ms = TIMESTAMPDIFF(MICROSECOND, started_at, CURRENT_TIMESTAMP(6)) DIV 1000 \
+             WHERE project = ? AND version = ? AND {condition}"
+        )))
+        .bind(count(statements_done))
+        .bind(&table.project)
+        .bind(version)
+        .execute(c)
+        .await
+    } else {
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {name} WHERE project = ? AND version = ? AND {condition}")))
+            .bind(&table.project)
+            .bind(version)
+            .execute(c)
+            .await
+    };
+    // The row was `running`, so ending it changes it: one row (MySQL counts changed rows).
+    result.map(|done| done.rows_affected() == 1).map_err(TargetError::from_sqlx)
+}
+
 pub async fn delete(conn: &mut TargetConnection, table: &HistoryTable, version: &str) -> Result<(), TargetError> {
     let name = table.name(conn.engine());
     let result = match conn.session_mut() {

@@ -832,6 +832,14 @@ impl TargetConnection {
         Ok(committed)
     }
 
+    /// On MySQL with the lock in the work session, the condition that this session still holds `name`, for
+    /// a history write to carry in its `WHERE` (so confirming the lock costs no round trip of its own);
+    /// `None` otherwise (Postgres checks it in the batch's message; a lock session of its own is asked there).
+    pub fn mysql_lock_condition(&self, name: &str) -> Option<String> {
+        (matches!(self.lock, Lock::Work) && matches!(self.session, Session::Mysql { .. }))
+            .then(|| format!("IS_USED_LOCK({}) = CONNECTION_ID()", mysql_lock_literal(name)))
+    }
+
     /// Whether the lock check can travel in the work session's messages (the lock is there, on Postgres).
     pub fn checks_lock_inline(&self) -> bool {
         matches!(self.lock, Lock::Work) && matches!(self.session, Session::Postgres(_))
