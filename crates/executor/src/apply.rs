@@ -821,7 +821,7 @@ pub(crate) async fn run_from(
     {
         return Ok(Outcome::Applied { statements: migration.statements.len().saturating_sub(from) });
     }
-    // Not ended there: the lock is gone (said below), else the row is, and the usual end changes nothing either.
+    // Otherwise (no fused end, or it changed nothing: the lock is gone, said below, or the row is), as before.
     if let Err(e) = conn.confirm_lock(&options.lock_name).await {
         let message = format!("{} ran every statement but {e}", migration.direction);
         let _ =
