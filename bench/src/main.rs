@@ -712,27 +712,12 @@ async fn fleet(shape: Shape, engine: Engine, tls: TlsMode, tool_server: Option<&
                 } else {
                     let dbs = create_databases(engine, &par_prefix, targets).await?;
                     settle_io(&tool.pool).await?;
-                    let from = unix_now();
-                    let cpu = Cpu::read(None, &tool.name);
                     let urls: Vec<String> = dbs.iter().map(|u| sqlx_url(u)).collect();
-                    let started = Instant::now();
-                    sqlx_lanes(&urls, &migrator, engine)?;
-                    let took = started.elapsed();
-                    let cpu = cpu.zip(Cpu::read(None, &tool.name)).map(|(a, b)| a.since(b));
-                    eprintln!(
-                        "bench fleet: round {round} 4-way sqlx phase from {from:.6} to {:.6} (unix seconds)",
-                        unix_now()
-                    );
-                    par_rounds.push((took, cpu));
-                    let (from, cpu, started) = (unix_now(), Cpu::read(None, &tool.name), Instant::now());
-                    sqlx_lanes(&urls, &later_migrator, engine)?;
-                    let took = started.elapsed();
-                    let cpu = cpu.zip(Cpu::read(None, &tool.name)).map(|(a, b)| a.since(b));
-                    eprintln!(
-                        "bench fleet: round {round} 4-way sqlx day two from {from:.6} to {:.6} (unix seconds)",
-                        unix_now()
-                    );
-                    later_round.1 = Some((took, cpu));
+                    let lanes = |migrator: &std::sync::Arc<Migrator>, what: &str| {
+                        sqlx_phase(&urls, migrator, engine, &tool.name, what)
+                    };
+                    par_rounds.push(lanes(&migrator, &format!("round {round} 4-way sqlx phase"))?);
+                    later_round.1 = Some(lanes(&later_migrator, &format!("round {round} 4-way sqlx day two"))?);
                     if !keep {
                         drop_databases(engine, &dbs).await;
                     }
@@ -945,6 +930,23 @@ struct Later {
     sequential: Duration,
     rounds: Vec<(Option<Timed>, Option<Timed>)>,
     measured: Vec<Vec<Measured>>,
+}
+
+/// One 4-way sqlx phase (see [`sqlx_lanes`]): how long it took and the CPU it used, its span printed with
+/// `what` as [`hub_release`] prints the hub's.
+fn sqlx_phase(
+    urls: &[String],
+    migrator: &std::sync::Arc<Migrator>,
+    engine: Engine,
+    tool_db: &str,
+    what: &str,
+) -> anyhow::Result<Timed> {
+    let (from, cpu, started) = (unix_now(), Cpu::read(None, tool_db), Instant::now());
+    sqlx_lanes(urls, migrator, engine)?;
+    let took = started.elapsed();
+    let cpu = cpu.zip(Cpu::read(None, tool_db)).map(|(a, b)| a.since(b));
+    eprintln!("bench fleet: {what} from {from:.6} to {:.6} (unix seconds)", unix_now());
+    Ok((took, cpu))
 }
 
 /// `urls` migrated by sqlx's `Migrator` in [`PEER_LANES`] lanes on their own threads (as `xargs -P4 sqlx
