@@ -682,6 +682,33 @@ async fn stepping_worker(pool: &sqlx::PgPool) -> QueueWorker {
     QueueWorker::new(pool.clone(), id, format!("test/{id}"), fast(), Arc::new(NoMasterKey))
 }
 
+/// A worker claims through one tool-database connection it keeps; when the server ends that connection,
+/// the next claim is sent again on another at once instead of finding nothing until the next wake-up.
+#[tokio::test]
+async fn a_claim_goes_through_when_its_kept_connection_was_ended() {
+    let tool = PgDatabase::migrated().await;
+    let (one, two) = (PgDatabase::fresh().await, PgDatabase::fresh().await);
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    fleet.add_target("one", &one.url, None).await;
+    fleet.add_target("two", &two.url, None).await;
+    let up = "CREATE TABLE kept (id integer);";
+    let version = fleet.migration("001", up, None, TransactionMode::Transaction, Engine::Postgres).await;
+    let worker = stepping_worker(&tool.pool).await;
+    let run = fleet.queue_release(&[version], Direction::Up, FailurePolicy::Continue, 1, None).await;
+    assert_eq!(worker.try_execute_one().await.map(|o| o.result), Some("succeeded"));
+    // The session whose last statement was the claim: the kept connection (waited for until it is gone).
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '-- Claims up to%'",
+    )
+    .fetch_all(&tool.pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "one session claims");
+    assert_eq!(worker.try_execute_one().await.map(|o| o.result), Some("succeeded"), "the second item is claimed");
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(5)).await, RunStatus::Succeeded);
+}
+
 #[tokio::test]
 async fn a_release_is_applied_per_target_in_one_session_step_by_step() {
     let tool = PgDatabase::migrated().await;

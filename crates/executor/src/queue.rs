@@ -135,6 +135,10 @@ struct Shared {
     draining: AtomicBool,
     /// The tool database's identity, read once: every target is compared with it before an apply.
     tool_identity: tokio::sync::OnceCell<storage::targets::DatabaseIdentity>,
+    /// The connection claims go through, kept out of the pool between them, with when it was last used:
+    /// the claim's generic plan takes milliseconds to build, and every pooled connection built its own
+    /// (see ARCHITECTURE.md, "claim connection").
+    claimer: tokio::sync::Mutex<Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, Instant)>>,
 }
 
 /// A worker executing the queue.
@@ -168,6 +172,7 @@ impl QueueWorker {
                 runs: Mutex::new(HashMap::new()),
                 draining: AtomicBool::new(false),
                 tool_identity: tokio::sync::OnceCell::new(),
+                claimer: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -274,6 +279,8 @@ impl QueueWorker {
         }
         stop_deliveries.store(true, Ordering::SeqCst);
         deliveries.abort();
+        // Back to the pool, which its owner may close next.
+        *shared.claimer.lock().await = None;
         Ok(())
     }
 }
@@ -294,12 +301,7 @@ async fn wait_for_notification(listener: &mut Option<sqlx::postgres::PgListener>
 /// confirmed, see [`Journal::new`]).
 async fn claim(shared: &Shared, wanted: u32) -> (Instant, Vec<Claim>) {
     let started = Instant::now();
-    let result = async {
-        let mut conn = shared.pool.acquire().await?;
-        storage::queue::claim_at(&mut conn, shared.worker, shared.settings.lease, wanted, shared.settings.clock.now())
-            .await
-    }
-    .await;
+    let result = claim_through(shared, &mut *shared.claimer.lock().await, wanted).await;
     metrics::histogram!("migrate_hub_claim_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(claims) => (started, claims),
@@ -308,6 +310,35 @@ async fn claim(shared: &Shared, wanted: u32) -> (Instant, Vec<Claim>) {
             (started, Vec::new())
         }
     }
+}
+
+/// Claims on the worker's claim connection (see `Shared::claimer`), kept between claims, pinged first
+/// when it sat idle for over a second as the pool's are. A claim that failed on it is sent once more on a
+/// connection from the pool, so that a connection the server ended since costs no wake-up; the items a
+/// claim may have taken before its connection broke are taken back when their leases expire, as after
+/// any failed claim.
+async fn claim_through(
+    shared: &Shared,
+    claimer: &mut Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, Instant)>,
+    wanted: u32,
+) -> Result<Vec<Claim>, StorageError> {
+    let (worker, lease) = (shared.worker, shared.settings.lease);
+    if let Some((mut conn, used)) = claimer.take() {
+        let alive = used.elapsed() <= Duration::from_secs(1) || sqlx::Connection::ping(&mut *conn).await.is_ok();
+        if alive {
+            match storage::queue::claim_at(&mut conn, worker, lease, wanted, shared.settings.clock.now()).await {
+                Ok(claims) => {
+                    *claimer = Some((conn, Instant::now()));
+                    return Ok(claims);
+                }
+                Err(e) => tracing::debug!(error = %e, "claiming on the kept connection failed; once more on another"),
+            }
+        }
+    }
+    let mut conn = shared.pool.acquire().await?;
+    let claims = storage::queue::claim_at(&mut conn, worker, lease, wanted, shared.settings.clock.now()).await?;
+    *claimer = Some((conn, Instant::now()));
+    Ok(claims)
 }
 
 async fn renew_leases(shared: &Shared) {
