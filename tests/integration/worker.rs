@@ -709,6 +709,32 @@ async fn a_claim_goes_through_when_its_kept_connection_was_ended() {
     assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(5)).await, RunStatus::Succeeded);
 }
 
+/// In a pool of two connections (the least a worker accepts), the listener holds one and the claims do not
+/// keep the other: the items still get a connection and the release is applied.
+#[tokio::test]
+async fn a_worker_with_two_tool_database_connections_still_applies() {
+    let tool = PgDatabase::migrated().await;
+    let (one, two) = (PgDatabase::fresh().await, PgDatabase::fresh().await);
+    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
+    fleet.add_target("one", &one.url, None).await;
+    fleet.add_target("two", &two.url, None).await;
+    let version = fleet
+        .migration("001", "CREATE TABLE small_pool (id integer);", None, TransactionMode::Transaction, Engine::Postgres)
+        .await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(&tool.url)
+        .await
+        .unwrap();
+    let (stop, handle) = start_worker(&pool, fast()).await;
+    let run = fleet.queue_release(&[version], Direction::Up, FailurePolicy::Continue, 2, None).await;
+    assert_eq!(wait_for_end(&tool.pool, run.id, Duration::from_secs(20)).await, RunStatus::Succeeded);
+    assert!(one.has_table("small_pool").await && two.has_table("small_pool").await);
+    drop(stop);
+    handle.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_release_is_applied_per_target_in_one_session_step_by_step() {
     let tool = PgDatabase::migrated().await;

@@ -111,8 +111,9 @@ async fn run() -> anyhow::Result<()> {
     }
     let opener: std::sync::Arc<dyn executor::secrets::SecretOpener> =
         std::sync::Arc::new(executor::secrets::WorkerSecrets::new(ring, references));
-    // The queue listener keeps one pool connection for good; the items and the heartbeat need at least one.
-    // By default one per slot and one for the loop's claims and heartbeats, no more: every idle connection
+    // The queue listener keeps one pool connection for good, and the loop's claims keep one more in a pool of
+    // three or more (see `executor::queue`); the items and the heartbeat need at least one. By default one
+    // per slot and one for the loop's claims, no more: every idle connection
     // is a backend that catches up on the cache invalidations of every database on its server, and on a
     // server that also holds targets the releases' DDL then costs more too (`cargo xtask bench fleet`, 200
     // River databases 4 at once on 2 cores, two runs of 3 rounds each: with 10 per worker the server used

@@ -316,7 +316,8 @@ async fn claim(shared: &Shared, wanted: u32) -> (Instant, Vec<Claim>) {
 /// when it sat idle for over a second as the pool's are. A claim that failed on it is sent once more on a
 /// connection from the pool, so that a connection the server ended since costs no wake-up; the items a
 /// claim may have taken before its connection broke are taken back when their leases expire, as after
-/// any failed claim.
+/// any failed claim. The connection is kept only in a pool of three or more (the listener holds one, and
+/// the items and heartbeats need one).
 async fn claim_through(
     shared: &Shared,
     claimer: &mut Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, Instant)>,
@@ -325,19 +326,27 @@ async fn claim_through(
     let (worker, lease) = (shared.worker, shared.settings.lease);
     if let Some((mut conn, used)) = claimer.take() {
         let alive = used.elapsed() <= Duration::from_secs(1) || sqlx::Connection::ping(&mut *conn).await.is_ok();
-        if alive {
-            match storage::queue::claim_at(&mut conn, worker, lease, wanted, shared.settings.clock.now()).await {
-                Ok(claims) => {
-                    *claimer = Some((conn, Instant::now()));
-                    return Ok(claims);
-                }
-                Err(e) => tracing::debug!(error = %e, "claiming on the kept connection failed; once more on another"),
+        let claimed = if alive {
+            Some(storage::queue::claim_at(&mut conn, worker, lease, wanted, shared.settings.clock.now()).await)
+        } else {
+            None
+        };
+        match claimed {
+            Some(Ok(claims)) => {
+                *claimer = Some((conn, Instant::now()));
+                return Ok(claims);
             }
+            Some(Err(e)) => tracing::debug!(error = %e, "claiming on the kept connection failed; once more on another"),
+            None => tracing::debug!("the kept claim connection does not answer; claiming on another"),
         }
+        // Not back into the pool: another would get it and fail in turn.
+        conn.close_on_drop();
     }
     let mut conn = shared.pool.acquire().await?;
     let claims = storage::queue::claim_at(&mut conn, worker, lease, wanted, shared.settings.clock.now()).await?;
-    *claimer = Some((conn, Instant::now()));
+    if shared.pool.options().get_max_connections() >= 3 {
+        *claimer = Some((conn, Instant::now()));
+    }
     Ok(claims)
 }
 
