@@ -682,17 +682,25 @@ async fn stepping_worker(pool: &sqlx::PgPool) -> QueueWorker {
     QueueWorker::new(pool.clone(), id, format!("test/{id}"), fast(), Arc::new(NoMasterKey))
 }
 
-/// A worker claims through one tool-database connection it keeps; when the server ends that connection,
-/// the next claim is sent again on another at once instead of finding nothing until the next wake-up.
-#[tokio::test]
-async fn a_claim_goes_through_when_its_kept_connection_was_ended() {
+/// A tool database with two Postgres targets and one migration that creates `table` on them.
+async fn two_targets_one_table(
+    table: &str,
+) -> (PgDatabase, Fleet, domain::model::MigrationVersion, (PgDatabase, PgDatabase)) {
     let tool = PgDatabase::migrated().await;
     let (one, two) = (PgDatabase::fresh().await, PgDatabase::fresh().await);
     let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
     fleet.add_target("one", &one.url, None).await;
     fleet.add_target("two", &two.url, None).await;
-    let up = "CREATE TABLE kept (id integer);";
-    let version = fleet.migration("001", up, None, TransactionMode::Transaction, Engine::Postgres).await;
+    let up = format!("CREATE TABLE {table} (id integer);");
+    let version = fleet.migration("001", &up, None, TransactionMode::Transaction, Engine::Postgres).await;
+    (tool, fleet, version, (one, two))
+}
+
+/// A worker claims through one tool-database connection it keeps; when the server ends that connection,
+/// the next claim is sent again on another at once instead of finding nothing until the next wake-up.
+#[tokio::test]
+async fn a_claim_goes_through_when_its_kept_connection_was_ended() {
+    let (tool, fleet, version, _targets) = two_targets_one_table("kept").await;
     let worker = stepping_worker(&tool.pool).await;
     let run = fleet.queue_release(&[version], Direction::Up, FailurePolicy::Continue, 1, None).await;
     assert_eq!(worker.try_execute_one().await.map(|o| o.result), Some("succeeded"));
@@ -713,14 +721,7 @@ async fn a_claim_goes_through_when_its_kept_connection_was_ended() {
 /// keep the other: the items still get a connection and the release is applied.
 #[tokio::test]
 async fn a_worker_with_two_tool_database_connections_still_applies() {
-    let tool = PgDatabase::migrated().await;
-    let (one, two) = (PgDatabase::fresh().await, PgDatabase::fresh().await);
-    let mut fleet = Fleet::new(&tool.pool, EnvironmentPolicy::production_default()).await;
-    fleet.add_target("one", &one.url, None).await;
-    fleet.add_target("two", &two.url, None).await;
-    let version = fleet
-        .migration("001", "CREATE TABLE small_pool (id integer);", None, TransactionMode::Transaction, Engine::Postgres)
-        .await;
+    let (tool, fleet, version, (one, two)) = two_targets_one_table("small_pool").await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(3))
